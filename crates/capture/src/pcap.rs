@@ -1,0 +1,296 @@
+//! Classic pcap: the four magics (µs/ns, both byte orders), the modified (Kuznetzov) variant,
+//! FCS bits in the link-type field. A hand-written slice walk over the map: see the crate docs
+//! of `reader` for why not `pcap-file`.
+
+use crate::bytes::{u16_at, u32_at};
+use crate::error::{Problem, ReadError, ReadErrorKind};
+use crate::source::prefetch;
+use crate::{LinkType, Record, Timestamp, pcapng};
+
+pub const HEADER_LEN: usize = 24;
+pub const RECORD_HEADER_LEN: usize = 16;
+pub const MODIFIED_RECORD_HEADER_LEN: usize = 24;
+
+/// Wireshark's limit for one record of an ordinary link type. A larger length field is taken
+/// for corruption unless the file's snap length says packets really are that large.
+pub const DEFAULT_MAX_RECORD: u32 = 262_144;
+/// The largest snap length we believe as a record limit (Wireshark's largest, for D-Bus).
+pub const MAX_SNAPLEN_LIMIT: u32 = 128 * 1024 * 1024;
+
+/// Bits of the link-type field that libpcap reserves (must be zero) and that carry the FCS length.
+const LT_RESERVED: u32 = 0x03FF_0000;
+const LT_FCS_PRESENT: u32 = 0x0400_0000;
+
+/// The 24-byte file header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub big_endian: bool,
+    pub nanos: bool,
+    /// Kuznetzov's modified format (magic a1b2cd34) with 24-byte record headers.
+    pub modified: bool,
+    pub version: (u16, u16),
+    pub thiszone: i32,
+    pub sigfigs: u32,
+    pub snaplen: u32,
+    pub link: LinkType,
+    /// Bytes of frame check sequence at the end of each packet, when the header says.
+    pub fcs_len: Option<u8>,
+}
+
+impl Header {
+    /// Parses and validates the file header; the error is a message for `OpenError::BadHeader`.
+    pub fn parse(
+        data: &[u8],
+        big_endian: bool,
+        nanos: bool,
+        modified: bool,
+    ) -> Result<Self, String> {
+        if data.len() < HEADER_LEN {
+            return Err(format!(
+                "file cut short: the pcap file header needs {HEADER_LEN} bytes, the file has {}",
+                data.len()
+            ));
+        }
+        let version = (u16_at(data, 4, big_endian), u16_at(data, 6, big_endian));
+        if version.0 != 2 {
+            return Err(format!(
+                "pcap version {}.{} is not supported (only 2.x exists)",
+                version.0, version.1
+            ));
+        }
+        let link_field = u32_at(data, 20, big_endian);
+        if link_field & LT_RESERVED != 0 {
+            return Err(format!(
+                "the reserved bits of the link-type field are not zero ({:#010x}): the header is corrupt",
+                link_field & LT_RESERVED
+            ));
+        }
+        let fcs_len = (link_field & LT_FCS_PRESENT != 0).then(|| ((link_field >> 28) * 2) as u8);
+        Ok(Header {
+            big_endian,
+            nanos,
+            modified,
+            version,
+            thiszone: u32_at(data, 8, big_endian) as i32,
+            sigfigs: u32_at(data, 12, big_endian),
+            snaplen: u32_at(data, 16, big_endian),
+            link: LinkType(link_field as u16),
+            fcs_len,
+        })
+    }
+
+    #[must_use]
+    pub fn record_header_len(&self) -> usize {
+        if self.modified {
+            MODIFIED_RECORD_HEADER_LEN
+        } else {
+            RECORD_HEADER_LEN
+        }
+    }
+
+    /// The largest record length we believe.
+    #[must_use]
+    pub fn max_record(&self) -> u32 {
+        DEFAULT_MAX_RECORD.max(self.snaplen.min(MAX_SNAPLEN_LIMIT))
+    }
+
+    /// The version-2.4 header written by libpcap for these settings.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let magic: u32 = match (self.nanos, self.modified) {
+            (_, true) => 0xa1b2_cd34,
+            (true, false) => 0xa1b2_3c4d,
+            (false, false) => 0xa1b2_c3d4,
+        };
+        let mut link = u32::from(self.link.0);
+        if let Some(fcs) = self.fcs_len {
+            link |= LT_FCS_PRESENT | ((u32::from(fcs) / 2) << 28);
+        }
+        let mut out = [0u8; HEADER_LEN];
+        let fields: [(usize, u32, usize); 7] = [
+            (0, magic, 4),
+            (4, u32::from(self.version.0), 2),
+            (6, u32::from(self.version.1), 2),
+            (8, self.thiszone as u32, 4),
+            (12, self.sigfigs, 4),
+            (16, self.snaplen, 4),
+            (20, link, 4),
+        ];
+        for (at, value, width) in fields {
+            let bytes = if self.big_endian {
+                value.to_be_bytes()
+            } else {
+                value.to_le_bytes()
+            };
+            let bytes = if width == 2 {
+                if self.big_endian {
+                    &bytes[2..]
+                } else {
+                    &bytes[..2]
+                }
+            } else {
+                &bytes[..]
+            };
+            out[at..at + width].copy_from_slice(bytes);
+        }
+        out
+    }
+}
+
+/// Walks the records of a classic pcap file.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    index: u64,
+    header: Header,
+    done: bool,
+    problems: Vec<Problem>,
+    problem_count: u64,
+}
+
+/// Problems kept in full; later ones are only counted, so a damaged file cannot fill memory.
+pub(crate) const MAX_KEPT_PROBLEMS: usize = 100;
+
+impl<'a> Reader<'a> {
+    #[must_use]
+    pub fn new(data: &'a [u8], header: Header) -> Self {
+        Reader {
+            data,
+            pos: HEADER_LEN,
+            index: 0,
+            header,
+            done: false,
+            problems: Vec::new(),
+            problem_count: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Non-fatal problems seen so far (the first hundred) and how many there were in all.
+    #[must_use]
+    pub fn problems(&self) -> (&[Problem], u64) {
+        (&self.problems, self.problem_count)
+    }
+
+    /// Byte offset of the next record.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.pos as u64
+    }
+
+    fn fail(&mut self, kind: ReadErrorKind) -> Result<Record<'a>, ReadError> {
+        self.done = true;
+        Err(ReadError {
+            record: self.index,
+            offset: self.pos as u64,
+            kind,
+        })
+    }
+
+    fn note(&mut self, message: String) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_KEPT_PROBLEMS {
+            self.problems.push(Problem {
+                record: self.index,
+                offset: self.pos as u64,
+                message,
+            });
+        }
+    }
+}
+
+impl<'a> Iterator for Reader<'a> {
+    type Item = Result<Record<'a>, ReadError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let data = self.data;
+        let rest = data.len() - self.pos;
+        if rest == 0 {
+            self.done = true;
+            return None;
+        }
+        let hlen = self.header.record_header_len();
+        if rest < hlen {
+            return Some(self.fail(ReadErrorKind::TruncatedHeader {
+                needed: hlen as u64,
+                available: rest as u64,
+            }));
+        }
+        prefetch(data, self.pos + 4096);
+        let be = self.header.big_endian;
+        let h = &data[self.pos..self.pos + hlen];
+        let secs = u32_at(h, 0, be);
+        let frac = u32_at(h, 4, be);
+        let mut caplen = u32_at(h, 8, be);
+        let mut orig_len = u32_at(h, 12, be);
+        // Before version 2.3, libpcap wrote the two lengths the other way round; for 2.3 itself
+        // files of both kinds exist, and only the captured length can be the smaller one.
+        let (major, minor) = self.header.version;
+        if major == 2 && (minor < 3 || (minor == 3 && caplen > orig_len)) {
+            std::mem::swap(&mut caplen, &mut orig_len);
+        }
+        let limit = self.header.max_record();
+        if caplen > limit {
+            return Some(self.fail(ReadErrorKind::OversizedRecord {
+                claimed: caplen.into(),
+                limit: limit.into(),
+            }));
+        }
+        let available = rest - hlen;
+        if caplen as usize > available {
+            return Some(self.fail(ReadErrorKind::TruncatedData {
+                claimed: caplen.into(),
+                available: available as u64,
+            }));
+        }
+        let (units, scale) = if self.header.nanos {
+            (1_000_000_000u32, 1)
+        } else {
+            (1_000_000u32, 1000)
+        };
+        if frac >= units {
+            self.note(format!(
+                "timestamp fraction {frac} is not below {units}; read as {} seconds",
+                f64::from(frac) / f64::from(units)
+            ));
+        }
+        let start = self.pos + hlen;
+        let record = Record {
+            index: self.index,
+            offset: self.pos as u64,
+            ts: Timestamp(i64::from(secs) * Timestamp::NANOS_PER_SEC + i64::from(frac) * scale),
+            raw_ts: u64::from(secs) * u64::from(units) + u64::from(frac),
+            interface: 0,
+            link: self.header.link,
+            orig_len,
+            data: &data[start..start + caplen as usize],
+            options: pcapng::Options::EMPTY,
+            has_ts: true,
+        };
+        self.pos = start + caplen as usize;
+        self.index += 1;
+        Some(Ok(record))
+    }
+}
+
+/// The fields the modified format adds to each record header (interface index, protocol,
+/// packet type); exposed for completeness, the reader itself does not need them.
+#[must_use]
+pub fn modified_fields(record_header: &[u8], big_endian: bool) -> Option<(u32, u16, u8)> {
+    (record_header.len() >= MODIFIED_RECORD_HEADER_LEN).then(|| {
+        (
+            u32_at(record_header, 16, big_endian),
+            u16_at(record_header, 20, big_endian),
+            record_header[22],
+        )
+    })
+}

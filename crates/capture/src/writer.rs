@@ -1,0 +1,320 @@
+//! Capture writers: classic pcap (µs or ns) and pcapng (SHB/IDB options kept, EPB options).
+//!
+//! Hand-written rather than `pcap-file`'s writers: those rejected packets larger than the header
+//! snap length, hold timestamps as `Duration` (binary resolutions drift on rewrite) and ran at
+//! ~1.5 GB/s against ~2.8 GB/s for copying record bytes straight from the map. Writers never
+//! lose precision silently: a timestamp that a resolution cannot hold exactly is an error.
+
+use std::io::{self, Write};
+
+use crate::pcapng::{OptionsBuilder, block, opt};
+use crate::{Interface, LinkType, Record, Timestamp, TsResolution, pcap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(
+        "timestamp {ts} needs finer resolution than the output's {resolution:?}; write nanoseconds instead"
+    )]
+    PrecisionLoss {
+        ts: Timestamp,
+        resolution: TsResolution,
+    },
+    #[error("timestamp {0} cannot be stored in this format (before 1970 or after 2106 for pcap)")]
+    TimestampOutOfRange(Timestamp),
+    #[error(
+        "packet of link type {got} cannot go into a pcap file of link type {expected}; write pcapng"
+    )]
+    LinkTypeMismatch { expected: LinkType, got: LinkType },
+    #[error("packet refers to interface {0}, which was not added to the writer")]
+    UnknownInterface(u32),
+    #[error("packet of {0} bytes is too large for a pcapng block")]
+    TooLarge(usize),
+}
+
+/// Timestamp resolution of a classic pcap file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Micro,
+    Nano,
+}
+
+/// Writes a little-endian, version 2.4 classic pcap file.
+#[derive(Debug)]
+pub struct PcapWriter<W: Write> {
+    out: W,
+    link: LinkType,
+    nanos: bool,
+    written: u64,
+}
+
+impl<W: Write> PcapWriter<W> {
+    pub fn new(mut out: W, link: LinkType, precision: Precision, snaplen: u32) -> io::Result<Self> {
+        let nanos = precision == Precision::Nano;
+        let header = pcap::Header {
+            big_endian: false,
+            nanos,
+            modified: false,
+            version: (2, 4),
+            thiszone: 0,
+            sigfigs: 0,
+            snaplen,
+            link,
+            fcs_len: None,
+        };
+        out.write_all(&header.to_bytes())?;
+        Ok(PcapWriter {
+            out,
+            link,
+            nanos,
+            written: 0,
+        })
+    }
+
+    /// Writes one packet; refuses a timestamp the file's resolution would round.
+    #[inline]
+    pub fn write(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> Result<(), WriteError> {
+        let secs = u32::try_from(ts.secs()).map_err(|_| WriteError::TimestampOutOfRange(ts))?;
+        let ns = ts.subsec_nanos();
+        let frac = if self.nanos {
+            ns
+        } else {
+            if !ns.is_multiple_of(1000) {
+                return Err(WriteError::PrecisionLoss {
+                    ts,
+                    resolution: TsResolution::MICRO,
+                });
+            }
+            ns / 1000
+        };
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&secs.to_le_bytes());
+        h[4..8].copy_from_slice(&frac.to_le_bytes());
+        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(data)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Writes a record read from any capture, checking its link type.
+    pub fn write_record(&mut self, record: &Record<'_>) -> Result<(), WriteError> {
+        if record.link != self.link {
+            return Err(WriteError::LinkTypeMismatch {
+                expected: self.link,
+                got: record.link,
+            });
+        }
+        self.write(record.ts, record.data, record.orig_len)
+    }
+
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// How a packet's time is given to the pcapng writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketTime {
+    /// Nanoseconds since the epoch; converted to the interface's resolution, exactly or not at all.
+    Nanos(Timestamp),
+    /// Already in the interface's units (copied from a reader with the same resolution/offset).
+    Raw(u64),
+}
+
+/// Writes a little-endian pcapng file with one section.
+#[derive(Debug)]
+pub struct PcapngWriter<W: Write> {
+    out: W,
+    /// Per interface: resolution and `if_tsoffset` in seconds.
+    clocks: Vec<(TsResolution, i64)>,
+    written: u64,
+}
+
+const PAD: [u8; 4] = [0; 4];
+
+impl<W: Write> PcapngWriter<W> {
+    /// Starts a section. `shb_options` is an option area from [`OptionsBuilder::finish`].
+    pub fn new(mut out: W, shb_options: &[u8]) -> io::Result<Self> {
+        let len = 28 + shb_options.len() as u32;
+        let mut head = Vec::with_capacity(len as usize);
+        head.extend_from_slice(&block::SECTION_HEADER.to_le_bytes());
+        head.extend_from_slice(&len.to_le_bytes());
+        head.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        head.extend_from_slice(&1u16.to_le_bytes());
+        head.extend_from_slice(&0u16.to_le_bytes());
+        head.extend_from_slice(&(-1i64).to_le_bytes()); // section length unknown
+        head.extend_from_slice(shb_options);
+        head.extend_from_slice(&len.to_le_bytes());
+        out.write_all(&head)?;
+        Ok(PcapngWriter {
+            out,
+            clocks: Vec::new(),
+            written: 0,
+        })
+    }
+
+    /// Adds an interface; `options` is a finished option area (it may hold `if_tsresol` and
+    /// `if_tsoffset`, which then govern [`PacketTime::Nanos`] conversion). Returns its number.
+    pub fn add_interface(
+        &mut self,
+        link: LinkType,
+        snaplen: u32,
+        options: &[u8],
+    ) -> io::Result<u32> {
+        let view = crate::pcapng::Options {
+            bytes: options,
+            big_endian: false,
+        };
+        let resolution = view
+            .get(opt::IF_TSRESOL)
+            .and_then(|v| v.first())
+            .map_or(TsResolution::MICRO, |&b| TsResolution::from_option(b));
+        let tsoffset = view.u64_value(opt::IF_TSOFFSET).map_or(0, |v| v as i64);
+        let mut fixed = [0u8; 8];
+        fixed[0..2].copy_from_slice(&link.0.to_le_bytes());
+        fixed[4..8].copy_from_slice(&snaplen.to_le_bytes());
+        self.block(block::INTERFACE_DESCRIPTION, &fixed, &[], options)?;
+        self.clocks.push((resolution, tsoffset));
+        Ok(self.clocks.len() as u32 - 1)
+    }
+
+    /// Adds an interface like one read from a capture, keeping all of its options (converted to
+    /// little endian), so names, descriptions, filters and resolution survive.
+    pub fn add_interface_like(&mut self, iface: &Interface) -> io::Result<u32> {
+        let options = OptionsBuilder::new()
+            .copy_from(iface.options.view(), crate::pcapng::idb_numeric)
+            .finish();
+        self.add_interface(iface.link, iface.snaplen, &options)
+    }
+
+    /// Writes an Enhanced Packet Block. `options` is a finished option area or empty.
+    #[inline]
+    pub fn write_packet(
+        &mut self,
+        interface: u32,
+        time: PacketTime,
+        data: &[u8],
+        orig_len: u32,
+        options: &[u8],
+    ) -> Result<(), WriteError> {
+        let &(resolution, tsoffset) = self
+            .clocks
+            .get(interface as usize)
+            .ok_or(WriteError::UnknownInterface(interface))?;
+        let units = match time {
+            PacketTime::Raw(units) => units,
+            PacketTime::Nanos(ts) => {
+                let ns =
+                    i128::from(ts.0) - i128::from(tsoffset) * i128::from(Timestamp::NANOS_PER_SEC);
+                let ns = u64::try_from(ns).map_err(|_| WriteError::TimestampOutOfRange(ts))?;
+                let (units, exact) = resolution.from_nanos(ns);
+                if !exact {
+                    return Err(WriteError::PrecisionLoss { ts, resolution });
+                }
+                units
+            }
+        };
+        if data.len() > (u32::MAX as usize) - 64 - options.len() {
+            return Err(WriteError::TooLarge(data.len()));
+        }
+        let mut fixed = [0u8; 20];
+        fixed[0..4].copy_from_slice(&interface.to_le_bytes());
+        fixed[4..8].copy_from_slice(&((units >> 32) as u32).to_le_bytes());
+        fixed[8..12].copy_from_slice(&(units as u32).to_le_bytes());
+        fixed[12..16].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        fixed[16..20].copy_from_slice(&orig_len.to_le_bytes());
+        self.block(block::ENHANCED_PACKET, &fixed, data, options)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Writes a record read from a capture on interface `interface` of this writer, keeping its
+    /// options (comments, flags, hashes…). Raw timestamps are copied when `same_clock` says the
+    /// writer's interface has the reader's resolution and offset.
+    pub fn write_record(
+        &mut self,
+        interface: u32,
+        record: &Record<'_>,
+        same_clock: bool,
+    ) -> Result<(), WriteError> {
+        let time = if same_clock && record.has_ts {
+            PacketTime::Raw(record.raw_ts)
+        } else {
+            PacketTime::Nanos(record.ts)
+        };
+        if record.options.bytes.is_empty() {
+            return self.write_packet(interface, time, record.data, record.orig_len, &[]);
+        }
+        if !record.options.big_endian {
+            // Same byte order: the option area can be copied as it is, end marker included.
+            return self.write_packet(
+                interface,
+                time,
+                record.data,
+                record.orig_len,
+                record.options.bytes,
+            );
+        }
+        let options = OptionsBuilder::new()
+            .copy_from(record.options, crate::pcapng::epb_numeric)
+            .finish();
+        self.write_packet(interface, time, record.data, record.orig_len, &options)
+    }
+
+    /// Writes any other block verbatim; `body` must already be little endian.
+    pub fn write_raw_block(&mut self, block_type: u32, body: &[u8]) -> io::Result<()> {
+        self.block(block_type, &[], body, &[])
+    }
+
+    fn block(
+        &mut self,
+        block_type: u32,
+        fixed: &[u8],
+        data: &[u8],
+        options: &[u8],
+    ) -> io::Result<()> {
+        let padded = crate::bytes::pad4(data.len());
+        let len = (12 + fixed.len() + padded + options.len()) as u32;
+        let mut head = [0u8; 8];
+        head[0..4].copy_from_slice(&block_type.to_le_bytes());
+        head[4..8].copy_from_slice(&len.to_le_bytes());
+        self.out.write_all(&head)?;
+        self.out.write_all(fixed)?;
+        self.out.write_all(data)?;
+        self.out.write_all(&PAD[..padded - data.len()])?;
+        self.out.write_all(options)?;
+        self.out.write_all(&len.to_le_bytes())
+    }
+
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Interface options for a new interface: a name and a resolution.
+#[must_use]
+pub fn interface_options(name: Option<&str>, resolution: TsResolution) -> Vec<u8> {
+    let mut b = OptionsBuilder::new();
+    if let Some(name) = name {
+        b.add(opt::IF_NAME, name.as_bytes());
+    }
+    if resolution != TsResolution::MICRO {
+        b.add(opt::IF_TSRESOL, &[resolution.to_option()]);
+    }
+    b.finish()
+}

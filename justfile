@@ -1,0 +1,36 @@
+# List the recipes.
+default:
+    @just --list
+
+# Build the release binaries.
+build:
+    cargo build --release
+
+# Run the tests (installs tshark when missing).
+test:
+    scripts/test
+
+# Format check and clippy, as CI does.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# What CI runs.
+ci:
+    .ci/run
+
+# Summarize the bundled demo captures.
+demo:
+    cargo run --release --quiet -- info testdata/
+
+# Benchmark against capinfos and cat on a generated multi-GB capture (SIZE_GB, default 2).
+bench size_gb="2":
+    bench/run.sh {{size_gb}}
+
+# Fuzz each target for SECONDS (needs cargo-fuzz; not part of CI).
+fuzz seconds="120":
+    scripts/fuzz {{seconds}}
+
+# Rebuild testdata/ from its generator script.
+testdata:
+    python3 testdata/make_testdata.py

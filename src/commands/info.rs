@@ -1,0 +1,534 @@
+//! `tracekit info`: what capinfos tells, for many files at once, with damage located.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::Serialize;
+use tracekit_capture::{Capture, Format, Timestamp, TsResolution};
+
+use crate::cli::InfoArgs;
+use crate::{Outcome, inputs, timefmt};
+
+/// The summary of one file; serialized as one JSON line.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub path: PathBuf,
+    /// "pcap" or "pcapng"; absent when the file could not be opened.
+    pub format: Option<&'static str>,
+    /// "gzip" or "zstd" when the file was compressed.
+    pub compression: Option<&'static str>,
+    pub file_size: u64,
+    /// "little-endian", "big-endian" or "mixed" (pcapng sections may differ).
+    pub byte_order: Option<&'static str>,
+    /// pcap header version or the first pcapng section's version, e.g. "2.4".
+    pub version: Option<String>,
+    /// pcap: "modified (Kuznetzov)" for magic a1b2cd34.
+    pub variant: Option<&'static str>,
+    pub timestamp_resolutions: Vec<String>,
+    pub link_types: Vec<u16>,
+    pub link_type_names: Vec<String>,
+    pub interfaces: Vec<InterfaceSummary>,
+    pub sections: u64,
+    pub packets: u64,
+    pub bytes_captured: u64,
+    pub bytes_original: u64,
+    /// Earliest and latest packet time (like capinfos), RFC 3339 with nanoseconds.
+    pub first_ts: Option<String>,
+    pub last_ts: Option<String>,
+    pub first_ts_epoch: Option<String>,
+    pub last_ts_epoch: Option<String>,
+    pub duration: Option<String>,
+    /// Every packet is at or after the one before it.
+    pub time_ordered: bool,
+    pub out_of_order_packets: u64,
+    pub packets_without_timestamp: u64,
+    /// Largest snap length of any interface (0: not set).
+    pub snaplen: u32,
+    pub truncated_packets: u64,
+    pub largest_packet: u64,
+    pub smallest_packet: Option<u64>,
+    pub average_packet_size: Option<f64>,
+    pub data_rate_bytes_per_sec: Option<f64>,
+    pub data_rate_bits_per_sec: Option<f64>,
+    pub packet_rate_per_sec: Option<f64>,
+    pub blocks: Option<BlockSummary>,
+    /// Problems found: damage that stopped the walk (`fatal`), or oddities read past.
+    pub errors: Vec<ErrorEntry>,
+    /// Problems beyond those listed (only the first hundred are kept).
+    pub errors_not_listed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InterfaceSummary {
+    pub id: u32,
+    pub section: u32,
+    pub link_type: u16,
+    pub link_type_name: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub os: Option<String>,
+    pub hardware: Option<String>,
+    pub snaplen: u32,
+    pub timestamp_resolution: String,
+    pub tsoffset: i64,
+    pub fcs_len: Option<u8>,
+    pub packets: u64,
+    pub received: Option<u64>,
+    pub dropped: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BlockSummary {
+    pub section_header: u64,
+    pub interface_description: u64,
+    pub enhanced_packet: u64,
+    pub simple_packet: u64,
+    pub obsolete_packet: u64,
+    pub name_resolution: u64,
+    pub interface_statistics: u64,
+    pub decryption_secrets: u64,
+    pub custom: u64,
+    pub other: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorEntry {
+    pub record: Option<u64>,
+    pub offset: Option<u64>,
+    pub fatal: bool,
+    pub message: String,
+}
+
+impl Summary {
+    fn failed(path: &Path, message: String) -> Summary {
+        let mut s = Summary::empty(path);
+        s.errors.push(ErrorEntry {
+            record: None,
+            offset: None,
+            fatal: true,
+            message,
+        });
+        s
+    }
+
+    fn empty(path: &Path) -> Summary {
+        Summary {
+            path: path.to_path_buf(),
+            format: None,
+            compression: None,
+            file_size: std::fs::metadata(path).map_or(0, |m| m.len()),
+            byte_order: None,
+            version: None,
+            variant: None,
+            timestamp_resolutions: Vec::new(),
+            link_types: Vec::new(),
+            link_type_names: Vec::new(),
+            interfaces: Vec::new(),
+            sections: 0,
+            packets: 0,
+            bytes_captured: 0,
+            bytes_original: 0,
+            first_ts: None,
+            last_ts: None,
+            first_ts_epoch: None,
+            last_ts_epoch: None,
+            duration: None,
+            time_ordered: true,
+            out_of_order_packets: 0,
+            packets_without_timestamp: 0,
+            snaplen: 0,
+            truncated_packets: 0,
+            largest_packet: 0,
+            smallest_packet: None,
+            average_packet_size: None,
+            data_rate_bytes_per_sec: None,
+            data_rate_bits_per_sec: None,
+            packet_rate_per_sec: None,
+            blocks: None,
+            errors: Vec::new(),
+            errors_not_listed: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Reads a whole capture and summarizes it. Never fails: problems go into `errors`.
+#[must_use]
+pub fn summarize(path: &Path) -> Summary {
+    let capture = match Capture::open(path) {
+        Ok(c) => c,
+        Err(e) => return Summary::failed(path, e.to_string()),
+    };
+    let mut s = Summary::empty(path);
+    s.file_size = capture.stored_len();
+    s.format = Some(capture.format().name());
+    s.compression = capture
+        .compression()
+        .map(tracekit_capture::Compression::name);
+
+    let mut records = capture.records();
+    let mut per_iface: Vec<u64> = Vec::new();
+    let (mut first, mut last, mut prev) = (i64::MAX, i64::MIN, i64::MIN);
+    let mut smallest = u64::MAX;
+    // The hot loop: header fields only, no allocation.
+    for item in records.by_ref() {
+        let r = match item {
+            Ok(r) => r,
+            Err(e) => {
+                s.errors.push(ErrorEntry {
+                    record: Some(e.record),
+                    offset: Some(e.offset),
+                    fatal: true,
+                    message: e.to_string(),
+                });
+                break;
+            }
+        };
+        let caplen = r.data.len() as u64;
+        s.packets += 1;
+        s.bytes_captured += caplen;
+        s.bytes_original += u64::from(r.orig_len);
+        s.largest_packet = s.largest_packet.max(caplen);
+        smallest = smallest.min(caplen);
+        s.truncated_packets += u64::from(caplen < u64::from(r.orig_len));
+        let i = r.interface as usize;
+        if i >= per_iface.len() {
+            per_iface.resize(i + 1, 0);
+        }
+        per_iface[i] += 1;
+        if !r.has_ts {
+            s.packets_without_timestamp += 1;
+            continue;
+        }
+        let ts = r.ts.0;
+        first = first.min(ts);
+        last = last.max(ts);
+        if ts < prev {
+            s.out_of_order_packets += 1;
+        }
+        prev = ts;
+    }
+    let (problems, total) = records.problems();
+    for p in problems {
+        s.errors.push(ErrorEntry {
+            record: Some(p.record),
+            offset: Some(p.offset),
+            fatal: false,
+            message: p.message.clone(),
+        });
+    }
+    s.errors_not_listed = total - problems.len() as u64;
+    s.errors.sort_by_key(|e| (e.offset, e.fatal));
+    s.time_ordered = s.out_of_order_packets == 0;
+    s.smallest_packet = (s.packets > 0).then_some(smallest);
+
+    describe_container(&capture, &records, &mut s, &per_iface);
+    if first <= last {
+        s.first_ts = Some(timefmt::rfc3339(Timestamp(first)));
+        s.last_ts = Some(timefmt::rfc3339(Timestamp(last)));
+        s.first_ts_epoch = Some(Timestamp(first).to_string());
+        s.last_ts_epoch = Some(Timestamp(last).to_string());
+        let duration = last.saturating_sub(first);
+        s.duration = Some(timefmt::seconds(duration));
+        if duration > 0 {
+            let secs = duration as f64 / 1e9;
+            s.data_rate_bytes_per_sec = Some(s.bytes_captured as f64 / secs);
+            s.data_rate_bits_per_sec = Some(s.bytes_captured as f64 * 8.0 / secs);
+            s.packet_rate_per_sec = Some(s.packets as f64 / secs);
+        }
+    }
+    if s.packets > 0 {
+        s.average_packet_size = Some(s.bytes_captured as f64 / s.packets as f64);
+    }
+    s
+}
+
+fn describe_container(
+    capture: &Capture,
+    records: &tracekit_capture::Records<'_>,
+    s: &mut Summary,
+    per_iface: &[u64],
+) {
+    match (capture.format(), records) {
+        (Format::Pcap(h), _) => {
+            s.byte_order = Some(if h.big_endian {
+                "big-endian"
+            } else {
+                "little-endian"
+            });
+            s.version = Some(format!("{}.{}", h.version.0, h.version.1));
+            s.variant = h.modified.then_some("modified (Kuznetzov)");
+            s.sections = 0;
+        }
+        (Format::Pcapng, tracekit_capture::Records::Pcapng(r)) => {
+            let sections = r.sections();
+            s.sections = sections.len() as u64;
+            let orders: BTreeSet<bool> = sections.iter().map(|x| x.big_endian).collect();
+            s.byte_order = match (orders.contains(&false), orders.contains(&true)) {
+                (true, true) => Some("mixed"),
+                (false, true) => Some("big-endian"),
+                (true, false) => Some("little-endian"),
+                (false, false) => None,
+            };
+            s.version = sections
+                .first()
+                .map(|x| format!("{}.{}", x.version.0, x.version.1));
+            let c = r.counts();
+            s.blocks = Some(BlockSummary {
+                section_header: c.section,
+                interface_description: c.interface,
+                enhanced_packet: c.enhanced_packet,
+                simple_packet: c.simple_packet,
+                obsolete_packet: c.obsolete_packet,
+                name_resolution: c.name_resolution,
+                interface_statistics: c.statistics,
+                decryption_secrets: c.decryption_secrets,
+                custom: c.custom,
+                other: c.other,
+            });
+        }
+        (Format::Pcapng, _) => {}
+    }
+    let mut links = BTreeSet::new();
+    let mut resolutions = Vec::new();
+    for (id, iface) in records.interfaces().iter().enumerate() {
+        links.insert(iface.link);
+        let res = resolution_name(iface.resolution);
+        if !resolutions.contains(&res) {
+            resolutions.push(res.clone());
+        }
+        s.snaplen = s.snaplen.max(iface.snaplen);
+        s.interfaces.push(InterfaceSummary {
+            id: id as u32,
+            section: iface.section,
+            link_type: iface.link.0,
+            link_type_name: iface.link.to_string(),
+            name: iface.name.clone(),
+            description: iface.description.clone(),
+            os: iface.os.clone(),
+            hardware: iface.hardware.clone(),
+            snaplen: iface.snaplen,
+            timestamp_resolution: res,
+            tsoffset: iface.tsoffset,
+            fcs_len: iface.fcs_len,
+            packets: per_iface.get(id).copied().unwrap_or(0),
+            received: iface.received,
+            dropped: iface.dropped,
+        });
+    }
+    s.link_types = links.iter().map(|l| l.0).collect();
+    s.link_type_names = links.iter().map(ToString::to_string).collect();
+    s.timestamp_resolutions = resolutions;
+}
+
+fn resolution_name(r: TsResolution) -> String {
+    match r {
+        TsResolution::Decimal(6) => "microseconds".into(),
+        TsResolution::Decimal(9) => "nanoseconds".into(),
+        TsResolution::Decimal(3) => "milliseconds".into(),
+        TsResolution::Decimal(0) => "seconds".into(),
+        TsResolution::Decimal(n) => format!("10^-{n} seconds"),
+        TsResolution::Binary(n) => format!("2^-{n} seconds"),
+    }
+}
+
+pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
+    let found = inputs::expand(&args.files);
+    let files = &found.files;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .context("starting worker threads")?;
+    let summaries: Vec<Summary> = pool.install(|| files.par_iter().map(|p| summarize(p)).collect());
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut outcome = Outcome::Success;
+    if !found.not_captures.is_empty() {
+        eprintln!(
+            "tracekit: passed over {} file(s) in the directories given that are not captures (first: {})",
+            found.not_captures.len(),
+            found.not_captures[0].display()
+        );
+    }
+    for (path, e) in &found.unreadable {
+        let s = Summary::failed(path, format!("{}: {e}", path.display()));
+        print_one(&mut out, &s, args.json)?;
+        outcome = Outcome::Partial;
+    }
+    for (n, s) in summaries.iter().enumerate() {
+        if n > 0 && !args.json {
+            writeln!(out)?;
+        }
+        print_one(&mut out, s, args.json)?;
+        if !s.ok() {
+            outcome = Outcome::Partial;
+        }
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
+fn print_one(out: &mut impl Write, s: &Summary, json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, s)?;
+        return writeln!(out);
+    }
+    print_text(out, s)
+}
+
+fn print_text(out: &mut impl Write, s: &Summary) -> io::Result<()> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "n/a".into());
+    writeln!(out, "File name:            {}", s.path.display())?;
+    let Some(format) = s.format else {
+        for e in &s.errors {
+            writeln!(out, "Error:                {}", e.message)?;
+        }
+        return Ok(());
+    };
+    let compressed = s
+        .compression
+        .map(|c| format!(" ({c} compressed)"))
+        .unwrap_or_default();
+    let variant = s.variant.map(|v| format!(", {v}")).unwrap_or_default();
+    writeln!(
+        out,
+        "File type:            {format}{compressed}, {}, version {}{variant}",
+        s.byte_order.unwrap_or("?"),
+        opt(&s.version)
+    )?;
+    writeln!(out, "File size:            {} bytes", s.file_size)?;
+    writeln!(
+        out,
+        "Link types:           {}",
+        s.link_type_names.join(", ")
+    )?;
+    writeln!(
+        out,
+        "Timestamp resolution: {}",
+        s.timestamp_resolutions.join(", ")
+    )?;
+    writeln!(
+        out,
+        "Snap length:          {}",
+        if s.snaplen == 0 {
+            "not set".into()
+        } else {
+            s.snaplen.to_string()
+        }
+    )?;
+    writeln!(out, "Packets:              {}", s.packets)?;
+    writeln!(out, "Captured bytes:       {}", s.bytes_captured)?;
+    writeln!(out, "Original bytes:       {}", s.bytes_original)?;
+    writeln!(
+        out,
+        "Truncated packets:    {} (cut by the snap length)",
+        s.truncated_packets
+    )?;
+    writeln!(out, "First packet time:    {}", opt(&s.first_ts))?;
+    writeln!(out, "Last packet time:     {}", opt(&s.last_ts))?;
+    writeln!(out, "Duration:             {} s", opt(&s.duration))?;
+    writeln!(
+        out,
+        "Time ordered:         {}",
+        if s.time_ordered {
+            "yes".to_string()
+        } else {
+            format!(
+                "no ({} packets earlier than the one before)",
+                s.out_of_order_packets
+            )
+        }
+    )?;
+    if s.packets_without_timestamp > 0 {
+        writeln!(
+            out,
+            "Without timestamp:    {} (simple packet blocks)",
+            s.packets_without_timestamp
+        )?;
+    }
+    let rate =
+        |v: Option<f64>, unit: &str| v.map_or_else(|| "n/a".into(), |v| format!("{v:.2} {unit}"));
+    writeln!(
+        out,
+        "Data rate:            {}, {}",
+        rate(s.data_rate_bytes_per_sec, "bytes/s"),
+        rate(s.data_rate_bits_per_sec, "bits/s")
+    )?;
+    writeln!(
+        out,
+        "Packet rate:          {}",
+        rate(s.packet_rate_per_sec, "packets/s")
+    )?;
+    writeln!(
+        out,
+        "Average packet size:  {}",
+        rate(s.average_packet_size, "bytes")
+    )?;
+    if let Some(b) = &s.blocks {
+        writeln!(
+            out,
+            "Blocks:               {} SHB, {} IDB, {} EPB, {} SPB, {} PB, {} NRB, {} ISB, {} DSB, {} custom, {} other",
+            b.section_header,
+            b.interface_description,
+            b.enhanced_packet,
+            b.simple_packet,
+            b.obsolete_packet,
+            b.name_resolution,
+            b.interface_statistics,
+            b.decryption_secrets,
+            b.custom,
+            b.other
+        )?;
+    }
+    writeln!(out, "Interfaces:           {}", s.interfaces.len())?;
+    for i in &s.interfaces {
+        let name = i
+            .name
+            .as_deref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default();
+        let descr = i
+            .description
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  #{:<3}{name}{descr} {}, snaplen {}, {}, {} packets{}",
+            i.id,
+            i.link_type_name,
+            i.snaplen,
+            i.timestamp_resolution,
+            i.packets,
+            i.dropped
+                .map(|d| format!(", {d} dropped"))
+                .unwrap_or_default()
+        )?;
+    }
+    if s.errors.is_empty() {
+        writeln!(out, "Problems:             none")?;
+    } else {
+        writeln!(
+            out,
+            "Problems:             {}",
+            s.errors.len() as u64 + s.errors_not_listed
+        )?;
+        for e in &s.errors {
+            let kind = if e.fatal {
+                "reading stopped"
+            } else {
+                "read past"
+            };
+            writeln!(out, "  {kind}: {}", e.message)?;
+        }
+    }
+    Ok(())
+}

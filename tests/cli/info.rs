@@ -1,0 +1,211 @@
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::{corpus, run, stderr, stdout, testdata, tracekit};
+
+fn json_lines(out: &std::process::Output) -> Vec<Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn json_has_the_documented_keys_and_values() {
+    let out = run(tracekit()
+        .args(["info", "--json"])
+        .arg(testdata("handshake.pcap")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let v = &lines[0];
+    assert_eq!(v["format"], "pcap");
+    assert_eq!(v["packets"], 7);
+    assert_eq!(v["bytes_captured"], 74 + 74 + 54 + 106 + 103 + 54 + 54);
+    assert_eq!(v["link_types"], serde_json::json!([1]));
+    assert_eq!(v["first_ts"], "2023-11-14T22:13:20.000000000Z");
+    assert_eq!(v["last_ts"], "2023-11-14T22:13:20.008500000Z");
+    assert_eq!(v["time_ordered"], true);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    assert!(v["path"].as_str().unwrap().ends_with("handshake.pcap"));
+}
+
+#[test]
+fn pcapng_interfaces_resolutions_and_truncation() {
+    let out = run(tracekit()
+        .args(["info", "--json"])
+        .arg(testdata("mixed.pcapng")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["format"], "pcapng");
+    assert_eq!(v["link_types"], serde_json::json!([1, 101]));
+    assert_eq!(v["interfaces"][0]["name"], "eth0");
+    assert_eq!(v["interfaces"][0]["description"], "client LAN");
+    assert_eq!(v["interfaces"][1]["name"], "tun0");
+    assert_eq!(v["interfaces"][1]["timestamp_resolution"], "nanoseconds");
+    assert_eq!(v["interfaces"][0]["packets"], 3);
+    assert_eq!(v["truncated_packets"], 1);
+    assert_eq!(v["last_ts"], "2023-11-14T22:13:22.500000123Z");
+    assert_eq!(v["blocks"]["name_resolution"], 1);
+    assert_eq!(v["blocks"]["interface_statistics"], 1);
+}
+
+#[test]
+fn compressed_and_stdin_inputs_read_like_the_plain_file() {
+    let plain = json_lines(&run(tracekit()
+        .args(["info", "--json"])
+        .arg(testdata("handshake.pcap"))))[0]
+        .clone();
+    let gz = run(tracekit()
+        .args(["info", "--json"])
+        .arg(testdata("handshake.pcap.gz")));
+    let gz = &json_lines(&gz)[0];
+    assert_eq!(gz["compression"], "gzip");
+    assert_eq!(gz["packets"], plain["packets"]);
+    assert_eq!(gz["last_ts"], plain["last_ts"]);
+
+    let mut child = tracekit()
+        .args(["info", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(testdata("handshake.pcap")).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["packets"], 7);
+    assert_eq!(v["path"], "-");
+}
+
+#[test]
+fn damaged_file_reports_offset_keeps_earlier_packets_and_exits_1() {
+    let out = run(tracekit()
+        .args(["info", "--json"])
+        .arg(corpus("dpkt_truncated_dns_2.pcap")));
+    assert_eq!(out.status.code(), Some(1));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["packets"], 1);
+    let e = &v["errors"][0];
+    assert_eq!(e["fatal"], true);
+    assert_eq!(e["offset"], 240);
+    assert!(e["message"].as_str().unwrap().contains("cut short"), "{e}");
+}
+
+#[test]
+fn other_files_are_still_reported_after_a_failing_one() {
+    let out = run(tracekit()
+        .args(["info", "--json"])
+        .arg(corpus("ppp_solaris.snoop"))
+        .arg(testdata("does-not-exist.pcap"))
+        .arg(testdata("handshake.pcap")));
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Solaris snoop")
+    );
+    assert!(
+        lines[1]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such file")
+    );
+    assert_eq!(lines[2]["packets"], 7);
+}
+
+#[test]
+fn directories_are_searched_recursively_in_name_order() {
+    let out = run(tracekit().args(["info", "--json"]).arg(testdata("")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("passed over 1 file"),
+        "make_testdata.py is not a capture"
+    );
+    let paths: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|v| v["path"].as_str().unwrap().to_string())
+        .collect();
+    let names: Vec<&str> = paths
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "handshake-ns.pcap",
+            "handshake.pcap",
+            "handshake.pcap.gz",
+            "mixed.pcapng"
+        ]
+    );
+}
+
+#[test]
+fn text_output_reads_like_capinfos() {
+    let out = run(tracekit().arg("info").arg(testdata("handshake-ns.pcap")));
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for line in [
+        "File type:            pcap, little-endian, version 2.4",
+        "Timestamp resolution: nanoseconds",
+        "Packets:              7",
+        "Last packet time:     2023-11-14T22:13:20.008500738Z",
+        "Problems:             none",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = run(tracekit().arg("info"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("FILE"));
+}
+
+#[test]
+fn standalone_binary_takes_the_same_arguments() {
+    let out = run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tracekit-info"))
+            .arg("--json")
+            .arg(testdata("handshake.pcap")),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_lines(&out)[0]["packets"], 7);
+}
+
+#[test]
+fn packet_counts_agree_with_capinfos_on_testdata() {
+    for name in [
+        "handshake.pcap",
+        "handshake-ns.pcap",
+        "handshake.pcap.gz",
+        "mixed.pcapng",
+    ] {
+        let out = std::process::Command::new("capinfos")
+            .args(["-c", "-M"])
+            .arg(testdata(name))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let theirs: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Number of packets:"))
+            .map(|n| n.trim().parse().unwrap())
+            .unwrap();
+        let ours = &json_lines(&run(tracekit()
+            .args(["info", "--json"])
+            .arg(testdata(name))))[0];
+        assert_eq!(ours["packets"], theirs, "{name}");
+    }
+}
