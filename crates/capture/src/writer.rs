@@ -246,7 +246,10 @@ impl<W: Write> PcapngWriter<W> {
         record: &Record<'_>,
         same_clock: bool,
     ) -> Result<(), WriteError> {
-        let time = if same_clock && record.has_ts {
+        // A simple packet block has no time; an enhanced one must have one: zero units.
+        let time = if !record.has_ts {
+            PacketTime::Raw(0)
+        } else if same_clock {
             PacketTime::Raw(record.raw_ts)
         } else {
             PacketTime::Nanos(record.ts)
