@@ -1,1 +1,334 @@
-fn main() {}
+//! Benchmark helper: a deterministic generator of realistic captures (Ethernet, IPv4/IPv6,
+//! TCP connections with handshakes, data and teardown, UDP request/response), and a
+//! dissection micro-benchmark against etherparse on the same packets.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tracekit_capture::writer::{PcapWriter, Precision};
+use tracekit_capture::{Capture, LinkType, Timestamp};
+use tracekit_wire::checksum;
+
+#[derive(Parser)]
+#[command(about = "tracekit benchmark helper")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a classic pcap (nanosecond) of about SIZE bytes with FLOWS concurrent flows.
+    Gen {
+        #[arg(long, default_value_t = 2_000_000_000)]
+        size: u64,
+        #[arg(long, default_value_t = 100_000)]
+        flows: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Time `tracekit_wire::dissect` and etherparse's lax slicing over every packet of FILE.
+    Dissect { file: PathBuf },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Gen {
+            size,
+            flows,
+            seed,
+            out,
+        } => generate(size, flows, seed, &out),
+        Command::Dissect { file } => dissect_bench(&file),
+    }
+}
+
+/// splitmix64: small, fast, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One conversation's state.
+struct Flow {
+    v6: bool,
+    udp: bool,
+    client: [u8; 16],
+    server: [u8; 16],
+    cport: u16,
+    sport: u16,
+    cseq: u32,
+    sseq: u32,
+    /// 0 SYN, 1 SYN-ACK, 2 ACK, 3.. data, then FIN, FIN, ACK; UDP: request/response pairs.
+    step: u32,
+    data_packets: u32,
+}
+
+impl Flow {
+    fn new(rng: &mut Rng, id: u32) -> Flow {
+        let v6 = rng.below(5) == 0;
+        let udp = rng.below(4) == 0;
+        let mut client = [0u8; 16];
+        let mut server = [0u8; 16];
+        if v6 {
+            client[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            server[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            client[8..16].copy_from_slice(&rng.next().to_be_bytes());
+            server[15] = (id % 200) as u8 + 1;
+        } else {
+            // Documentation ranges: clients in 192.0.2.0/24 and 198.51.100.0/24, servers in 203.0.113.0/24.
+            let net: [u8; 3] = if id.is_multiple_of(2) {
+                [192, 0, 2]
+            } else {
+                [198, 51, 100]
+            };
+            client[..4].copy_from_slice(&[net[0], net[1], net[2], (id % 250) as u8 + 1]);
+            server[..4].copy_from_slice(&[203, 0, 113, (rng.below(250) + 1) as u8]);
+        }
+        Flow {
+            v6,
+            udp,
+            client,
+            server,
+            cport: 1024 + (rng.below(60000) as u16),
+            sport: [443, 80, 53, 22, 8080, 5061][rng.below(6) as usize],
+            cseq: rng.next() as u32,
+            sseq: rng.next() as u32,
+            step: 0,
+            data_packets: 2 + rng.below(60) as u32,
+        }
+    }
+}
+
+fn generate(size: u64, flow_count: u32, seed: u64, out: &PathBuf) -> Result<()> {
+    let mut rng = Rng(seed);
+    let mut pool = vec![0u8; 1 << 16];
+    for chunk in pool.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next().to_le_bytes()[..chunk.len()]);
+    }
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = PcapWriter::new(
+        BufWriter::with_capacity(1 << 22, file),
+        LinkType::ETHERNET,
+        Precision::Nano,
+        262_144,
+    )?;
+    let mut flows: Vec<Flow> = (0..flow_count).map(|i| Flow::new(&mut rng, i)).collect();
+    let mut next_id = flow_count;
+    let mut ts: i64 = 1_700_000_000 * 1_000_000_000;
+    let mut written = 24u64;
+    let mut frame = Vec::with_capacity(2048);
+    let mut packets = 0u64;
+    let started = Instant::now();
+    while written < size {
+        let i = rng.below(u64::from(flow_count)) as usize;
+        let f = &mut flows[i];
+        frame.clear();
+        let done = build_packet(f, &mut rng, &pool, &mut frame);
+        ts += 1 + rng.below(20_000) as i64;
+        w.write(Timestamp(ts), &frame, frame.len() as u32)?;
+        written += 16 + frame.len() as u64;
+        packets += 1;
+        if done {
+            flows[i] = Flow::new(&mut rng, next_id);
+            next_id += 1;
+        }
+    }
+    w.into_inner()?.flush()?;
+    eprintln!(
+        "wrote {} ({written} bytes, {packets} packets, {next_id} flows) in {:.1} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+
+/// Appends the flow's next packet to `frame`; returns true when the flow is finished.
+#[allow(clippy::too_many_lines)] // one packet, layer by layer, reads best in one place
+fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], frame: &mut Vec<u8>) -> bool {
+    let step = f.step;
+    f.step += 1;
+    let from_client;
+    let mut payload_len = 0usize;
+    let mut flags = ACK;
+    let mut options: &[u8] = &[];
+    if f.udp {
+        from_client = step.is_multiple_of(2);
+        payload_len = if from_client {
+            30 + rng.below(60) as usize
+        } else {
+            60 + rng.below(400) as usize
+        };
+    } else {
+        let data_end = 3 + f.data_packets;
+        from_client = match step {
+            0 | 2 => true,
+            1 => false,
+            s if s < data_end => s % 3 == 0,
+            s => s == data_end + 1,
+        };
+        if step == 0 {
+            flags = SYN;
+            options = &[
+                2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+            ];
+        } else if step == 1 {
+            flags = SYN | ACK;
+            options = &[
+                2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1, 1, 3, 3, 7,
+            ];
+        } else if step < data_end && step > 2 {
+            flags = PSH | ACK;
+            payload_len = if from_client {
+                40 + rng.below(500) as usize
+            } else {
+                [1448, 1448, 1448, 600, 100][rng.below(5) as usize]
+            };
+        } else if step >= data_end && step < data_end + 2 {
+            flags = FIN | ACK;
+        }
+    }
+    let (src, dst, sport, dport) = if from_client {
+        (f.client, f.server, f.cport, f.sport)
+    } else {
+        (f.server, f.client, f.sport, f.cport)
+    };
+    let l4_len = if f.udp { 8 } else { 20 + options.len() } + payload_len;
+    // Ethernet
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, if from_client { 2 } else { 1 }]);
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, if from_client { 1 } else { 2 }]);
+    frame.extend_from_slice(if f.v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    let ip_at = frame.len();
+    let proto = if f.udp { 17 } else { 6 };
+    if f.v6 {
+        frame.extend_from_slice(&[0x60, 0, 0, 0]);
+        frame.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[proto, 64]);
+        frame.extend_from_slice(&src);
+        frame.extend_from_slice(&dst);
+    } else {
+        let id = rng.next() as u16;
+        frame.extend_from_slice(&[0x45, 0]);
+        frame.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.extend_from_slice(&[0x40, 0, if from_client { 64 } else { 57 }, proto, 0, 0]);
+        frame.extend_from_slice(&src[..4]);
+        frame.extend_from_slice(&dst[..4]);
+        let c = checksum::checksum(&frame[ip_at..ip_at + 20]);
+        frame[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    let l4_at = frame.len();
+    frame.extend_from_slice(&sport.to_be_bytes());
+    frame.extend_from_slice(&dport.to_be_bytes());
+    if f.udp {
+        frame.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+    } else {
+        let (seq, ack) = if from_client {
+            (f.cseq, f.sseq)
+        } else {
+            (f.sseq, f.cseq)
+        };
+        frame.extend_from_slice(&seq.to_be_bytes());
+        frame.extend_from_slice(&(if flags == SYN { 0 } else { ack }).to_be_bytes());
+        frame.push((((20 + options.len()) / 4) << 4) as u8);
+        frame.push(flags);
+        frame.extend_from_slice(&[0xfa, 0xf0, 0, 0, 0, 0]);
+        frame.extend_from_slice(options);
+        let advance = payload_len as u32 + u32::from(flags & (SYN | FIN) != 0);
+        if from_client {
+            f.cseq = f.cseq.wrapping_add(advance);
+        } else {
+            f.sseq = f.sseq.wrapping_add(advance);
+        }
+    }
+    let start = rng.below((pool.len() - payload_len) as u64) as usize;
+    frame.extend_from_slice(&pool[start..start + payload_len]);
+    let pseudo = if f.v6 {
+        checksum::pseudo_header_v6(&src, &dst, proto, l4_len as u32)
+    } else {
+        checksum::pseudo_header_v4(
+            src[..4].try_into().unwrap(),
+            dst[..4].try_into().unwrap(),
+            proto,
+            l4_len as u16,
+        )
+    };
+    let c = !checksum::fold(checksum::combine(&[pseudo, checksum::sum(&frame[l4_at..])]));
+    let at = l4_at + if f.udp { 6 } else { 16 };
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    if f.udp {
+        step >= 5
+    } else {
+        step >= 3 + f.data_packets + 2
+    }
+}
+
+fn dissect_bench(path: &PathBuf) -> Result<()> {
+    let capture = Capture::open(path)?;
+    let records: Vec<_> = capture.records().map_while(Result::ok).collect();
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    for round in 0..2 {
+        let t = Instant::now();
+        let mut ports = 0u64;
+        for r in &records {
+            let l = tracekit_wire::dissect(r.link.0, r.data);
+            if let Some((s, d)) = l.transport().and_then(|t| t.ports(r.data)) {
+                ports = ports.wrapping_add(u64::from(s ^ d));
+            }
+        }
+        let ours = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut ports2 = 0u64;
+        for r in &records {
+            if let Ok(p) = etherparse::LaxSlicedPacket::from_ethernet(r.data) {
+                let sd = match p.transport {
+                    Some(etherparse::TransportSlice::Tcp(t)) => {
+                        Some((t.source_port(), t.destination_port()))
+                    }
+                    Some(etherparse::TransportSlice::Udp(u)) => {
+                        Some((u.source_port(), u.destination_port()))
+                    }
+                    _ => None,
+                };
+                if let Some((s, d)) = sd {
+                    ports2 = ports2.wrapping_add(u64::from(s ^ d));
+                }
+            }
+        }
+        let theirs = t.elapsed().as_secs_f64();
+        if round == 1 {
+            println!(
+                "dissect: {} packets, {:.0} MB: tracekit-wire {:.1} ns/packet, etherparse {:.1} ns/packet, ratio {:.2}× (same ports: {})",
+                records.len(),
+                bytes as f64 / 1e6,
+                ours * 1e9 / records.len() as f64,
+                theirs * 1e9 / records.len() as f64,
+                theirs / ours,
+                ports == ports2
+            );
+        }
+    }
+    Ok(())
+}

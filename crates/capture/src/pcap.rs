@@ -4,7 +4,7 @@
 
 use crate::bytes::{u16_at, u32_at};
 use crate::error::{Problem, ReadError, ReadErrorKind};
-use crate::source::prefetch;
+use crate::source::{DropBehind, prefetch_window};
 use crate::{LinkType, Record, Timestamp, pcapng};
 
 pub const HEADER_LEN: usize = 24;
@@ -142,6 +142,9 @@ impl Header {
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Prefetched up to here.
+    ahead: usize,
+    drop_behind: DropBehind<'a>,
     index: u64,
     header: Header,
     done: bool,
@@ -158,12 +161,19 @@ impl<'a> Reader<'a> {
         Reader {
             data,
             pos: HEADER_LEN,
+            ahead: 0,
+            drop_behind: DropBehind::NONE,
             index: 0,
             header,
             done: false,
             problems: Vec::new(),
             problem_count: 0,
         }
+    }
+
+    pub(crate) fn with_drop_behind(mut self, drop_behind: DropBehind<'a>) -> Self {
+        self.drop_behind = drop_behind;
+        self
     }
 
     #[must_use]
@@ -225,7 +235,8 @@ impl<'a> Iterator for Reader<'a> {
                 available: rest as u64,
             }));
         }
-        prefetch(data, self.pos + 4096);
+        prefetch_window(data, self.pos, &mut self.ahead);
+        self.drop_behind.advance(self.pos);
         let be = self.header.big_endian;
         let h = &data[self.pos..self.pos + hlen];
         let secs = u32_at(h, 0, be);

@@ -8,7 +8,7 @@
 use crate::bytes::{pad4, u16_at, u32_at, u64_at};
 use crate::error::{Problem, ReadError, ReadErrorKind};
 use crate::pcap::MAX_KEPT_PROBLEMS;
-use crate::source::prefetch;
+use crate::source::{DropBehind, prefetch_window};
 use crate::{Interface, LinkType, Record, Timestamp, TsResolution};
 
 pub mod block {
@@ -287,6 +287,9 @@ pub struct BlockCounts {
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Prefetched up to here.
+    ahead: usize,
+    drop_behind: DropBehind<'a>,
     index: u64,
     done: bool,
     big_endian: bool,
@@ -305,6 +308,8 @@ impl<'a> Reader<'a> {
         Reader {
             data,
             pos: 0,
+            ahead: 0,
+            drop_behind: DropBehind::NONE,
             index: 0,
             done: false,
             big_endian: false,
@@ -315,6 +320,11 @@ impl<'a> Reader<'a> {
             problems: Vec::new(),
             problem_count: 0,
         }
+    }
+
+    pub(crate) fn with_drop_behind(mut self, drop_behind: DropBehind<'a>) -> Self {
+        self.drop_behind = drop_behind;
+        self
     }
 
     #[must_use]
@@ -386,7 +396,8 @@ impl<'a> Reader<'a> {
                 available: rest as u64,
             })));
         }
-        prefetch(data, self.pos + 4096);
+        prefetch_window(data, self.pos, &mut self.ahead);
+        self.drop_behind.advance(self.pos);
         let block_type = u32_at(data, self.pos, self.big_endian);
         if block_type == block::SECTION_HEADER {
             // The byte-order magic decides how to read this block's own length.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::error::OpenError;
 use crate::pcapng::{self, Options, OwnedOptions, opt};
 use crate::probe::{Compression, FileKind, probe};
-use crate::source::{Bytes, map_or_read};
+use crate::source::{Bytes, DropBehind, map_or_read};
 use crate::{LinkType, Problem, ReadError, Record, TsResolution, pcap};
 
 /// The container format of an opened capture.
@@ -261,12 +261,15 @@ impl Capture {
     /// A fresh walk over the records from the start.
     #[must_use]
     pub fn records(&self) -> Records<'_> {
+        let drop_behind = DropBehind::new(&self.bytes);
         match self.format {
             Format::Pcap(header) => Records::Pcap(
-                pcap::Reader::new(&self.bytes, header),
+                pcap::Reader::new(&self.bytes, header).with_drop_behind(drop_behind),
                 [Interface::from_pcap(&header)],
             ),
-            Format::Pcapng => Records::Pcapng(pcapng::Reader::new(&self.bytes)),
+            Format::Pcapng => {
+                Records::Pcapng(pcapng::Reader::new(&self.bytes).with_drop_behind(drop_behind))
+            }
         }
     }
 }

@@ -42,9 +42,83 @@ pub(crate) fn map_or_read(file: &mut File, len: u64) -> io::Result<Bytes> {
     Ok(Bytes::Owned(buf))
 }
 
-/// Hints the CPU to start loading the cache line at `slice[at]`. Walking record headers is
-/// bound by memory latency (each position is known only after the previous header is read);
-/// a prefetch some kilobytes ahead made that walk 3.5–4× faster on this machine kind.
+/// Gives the pages a walk has passed back to the page cache, so the resident size of a
+/// process reading a file of many GB stays bounded (the pages stay cached for other readers).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropBehind<'a> {
+    map: Option<&'a memmap2::Mmap>,
+    released: usize,
+}
+
+/// Release in steps this large, keeping the last `DROP_BEHIND_KEEP` bytes mapped.
+const DROP_BEHIND_STEP: usize = 16 << 20;
+const DROP_BEHIND_KEEP: usize = 1 << 20;
+
+impl<'a> DropBehind<'a> {
+    pub(crate) const NONE: DropBehind<'static> = DropBehind {
+        map: None,
+        released: 0,
+    };
+
+    pub(crate) fn new(bytes: &'a Bytes) -> Self {
+        match bytes {
+            Bytes::Mapped(map) => DropBehind {
+                map: Some(map),
+                released: 0,
+            },
+            Bytes::Owned(_) => DropBehind {
+                map: None,
+                released: 0,
+            },
+        }
+    }
+
+    /// Called with the walk's position; cheap unless a step has been passed.
+    #[inline]
+    pub(crate) fn advance(&mut self, pos: usize) {
+        if pos >= self.released + DROP_BEHIND_STEP + DROP_BEHIND_KEEP {
+            self.release(pos - DROP_BEHIND_KEEP);
+        }
+    }
+
+    #[cold]
+    fn release(&mut self, upto: usize) {
+        if let Some(map) = self.map {
+            // SAFETY: the map is read-only and private, and nothing ever writes through it, so
+            // MADV_DONTNEED only drops page-table entries: a later read of a record handed out
+            // earlier faults the same bytes in again from the file. The range is inside the map.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    upto - self.released,
+                )
+            };
+        }
+        self.released = upto;
+    }
+}
+
+/// How far ahead of the walk every cache line is requested.
+pub(crate) const PREFETCH_DISTANCE: usize = 8192;
+
+/// Requests every cache line from `*ahead` up to `pos + PREFETCH_DISTANCE`, and moves `ahead`.
+/// Walking record headers is bound by memory latency (each position is known only after the
+/// previous header is read) and the hardware prefetcher does not follow the jumps from header
+/// to header; prefetching the whole window keeps the walk at memory bandwidth.
+#[inline]
+pub(crate) fn prefetch_window(slice: &[u8], pos: usize, ahead: &mut usize) {
+    let target = (pos + PREFETCH_DISTANCE).min(slice.len());
+    if *ahead < pos {
+        *ahead = pos;
+    }
+    while *ahead < target {
+        prefetch(slice, *ahead);
+        *ahead += 64;
+    }
+}
+
+/// Hints the CPU to start loading the cache line at `slice[at]`.
 #[inline]
 pub(crate) fn prefetch(slice: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
