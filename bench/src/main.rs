@@ -35,6 +35,13 @@ enum Command {
     },
     /// Time `tracekit_wire::dissect` and etherparse's lax slicing over every packet of FILE.
     Dissect { file: PathBuf },
+    /// Write fuzzing seeds for the dissector: the first packets of every capture under the
+    /// given paths, each as its link type (2 bytes, little endian) followed by the packet.
+    Seeds {
+        #[arg(short, long)]
+        out: PathBuf,
+        paths: Vec<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -46,6 +53,7 @@ fn main() -> Result<()> {
             out,
         } => generate(size, flows, seed, &out),
         Command::Dissect { file } => dissect_bench(&file),
+        Command::Seeds { out, paths } => seeds(&out, &paths),
     }
 }
 
@@ -330,5 +338,38 @@ fn dissect_bench(path: &PathBuf) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn seeds(out: &std::path::Path, paths: &[PathBuf]) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                files.push(e?.path());
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files.sort();
+    let mut n = 0;
+    for f in files {
+        let Ok(capture) = Capture::open(&f) else {
+            continue;
+        };
+        for (i, r) in capture.records().map_while(Result::ok).take(8).enumerate() {
+            let mut seed = r.link.0.to_le_bytes().to_vec();
+            seed.extend_from_slice(r.data);
+            let name = format!(
+                "{}-{i}",
+                f.file_name().unwrap_or_default().to_string_lossy()
+            );
+            std::fs::write(out.join(name), seed)?;
+            n += 1;
+        }
+    }
+    eprintln!("wrote {n} seeds to {}", out.display());
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 mod info;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub fn tracekit() -> Command {
@@ -12,23 +12,11 @@ pub fn tracekit() -> Command {
 }
 
 pub fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
+    tracekit_testutil::testdata_dir().join(name)
 }
 
 pub fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var("TRACEKIT_CORPUS").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-        PathBuf::from,
-    );
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "corpus file {} missing; set TRACEKIT_CORPUS",
-        path.display()
-    );
-    path
+    tracekit_testutil::corpus_dir().join(name)
 }
 
 pub fn run(cmd: &mut Command) -> Output {

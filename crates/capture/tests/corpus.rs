@@ -2,10 +2,8 @@
 #![allow(clippy::case_sensitive_file_extension_comparisons)]
 //! file; a clear error where it does not; never a panic.
 
-mod common;
-
-use common::{corpus_dir, manifest};
 use tracekit_capture::Capture;
+use tracekit_testutil::{corpus_dir, manifest};
 
 /// Files where our count of packets before the damage differs from capinfos's, and why.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
@@ -140,8 +138,10 @@ fn timestamps_and_lengths_match_tshark_on_every_readable_file() {
         // Records we flagged (a µs field of 2^31: Wireshark's 32-bit multiply wraps to 0) are
         // read differently on purpose.
         let flagged: Vec<u64> = records.problems().0.iter().map(|p| p.record).collect();
-        let theirs =
-            common::tshark_fields(&path, &["frame.time_epoch", "frame.cap_len", "frame.len"]);
+        let theirs = tracekit_testutil::tshark_fields(
+            &path,
+            &["frame.time_epoch", "frame.cap_len", "frame.len"],
+        );
         assert_eq!(ours.len(), theirs.len(), "{}", e.file);
         for (n, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             // tshark prints times outside i64 nanoseconds in full; we saturate and report it.

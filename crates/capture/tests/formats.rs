@@ -6,12 +6,10 @@
     clippy::many_single_char_names
 )]
 
-mod common;
-
-use common::testdata_dir;
 use tracekit_capture::pcapng::{self, OptionsBuilder, opt};
 use tracekit_capture::writer::{PacketTime, PcapWriter, PcapngWriter, Precision};
 use tracekit_capture::{Capture, LinkType, OpenError, ReadErrorKind, Timestamp, TsResolution};
+use tracekit_testutil::testdata_dir;
 
 fn u16b(v: u16, be: bool) -> [u8; 2] {
     if be { v.to_be_bytes() } else { v.to_le_bytes() }

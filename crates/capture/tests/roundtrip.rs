@@ -3,15 +3,13 @@
 //! the same times and lengths in the output as in the input.
 #![allow(clippy::case_sensitive_file_extension_comparisons)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{corpus_dir, manifest, testdata_dir, tshark_fields};
 use tracekit_capture::output::AtomicFile;
 use tracekit_capture::pcapng::{self, Block, OptionsBuilder};
 use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
 use tracekit_capture::{Capture, Format, LinkType, TsResolution};
+use tracekit_testutil::{corpus_dir, manifest, testdata_dir, tshark_fields};
 
 #[derive(Debug, PartialEq)]
 struct Rec {

@@ -4,18 +4,12 @@
 #![allow(clippy::case_sensitive_file_extension_comparisons)]
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tracekit_capture::Capture;
+use tracekit_testutil::{corpus_dir, testdata_dir};
 use tracekit_wire::{IpLayer, TransportKind, dissect};
-
-fn corpus_dir() -> PathBuf {
-    std::env::var("TRACEKIT_CORPUS").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-        PathBuf::from,
-    )
-}
 
 const FIELDS: [&str; 8] = [
     "ip.src",
@@ -206,12 +200,7 @@ fn truncation_sweep_over_corpus_packets() {
 }
 
 fn testdata(name: &str) -> Capture {
-    Capture::open(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../testdata")
-            .join(name),
-    )
-    .unwrap()
+    Capture::open(testdata_dir().join(name)).unwrap()
 }
 
 #[test]

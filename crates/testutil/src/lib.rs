@@ -1,25 +1,35 @@
-//! Shared helpers for the capture crate's integration tests.
-#![allow(dead_code, clippy::must_use_candidate)]
+//! Test helpers shared by the tracekit crates' tests: where the third-party corpus and the
+//! project's testdata are, the corpus manifest, and tshark as an outside reader.
+#![allow(clippy::must_use_candidate, clippy::missing_panics_doc)]
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The third-party corpus (../shared/corpus beside the repo, or `TRACEKIT_CORPUS`).
+/// The third-party corpus: `TRACEKIT_CORPUS`, else `../shared/corpus` beside the repository,
+/// else `/work/shared/corpus` (where this workplace keeps it, whatever the clone's location).
 pub fn corpus_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("TRACEKIT_CORPUS") {
         return PathBuf::from(dir);
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    assert!(
-        dir.join("MANIFEST.tsv").exists(),
-        "corpus not found at {}; set TRACEKIT_CORPUS",
-        dir.display()
-    );
-    dir
+    let candidates = [
+        repo_dir().join("../shared/corpus"),
+        PathBuf::from("/work/shared/corpus"),
+    ];
+    for dir in &candidates {
+        if dir.join("MANIFEST.tsv").exists() {
+            return dir.clone();
+        }
+    }
+    panic!("corpus not found at {candidates:?}; set TRACEKIT_CORPUS");
+}
+
+/// The repository root.
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 pub fn testdata_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+    repo_dir().join("testdata")
 }
 
 /// One row of MANIFEST.tsv.
