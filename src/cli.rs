@@ -26,6 +26,9 @@ pub struct InfoArgs {
     /// Print one JSON object per input file, each on its own line.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Worker threads for summarizing several files (default: one per core).
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,

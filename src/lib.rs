@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 mod inputs;
+mod progress;
 mod timefmt;
 
 use std::io;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracekit_capture::{Capture, Format, Timestamp, TsResolution};
 
 use crate::cli::InfoArgs;
-use crate::{Outcome, inputs, timefmt};
+use crate::{Outcome, inputs, progress, timefmt};
 
 /// The summary of one file; serialized as one JSON line.
 #[derive(Debug, Serialize)]
@@ -346,7 +346,18 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
         .num_threads(args.threads.unwrap_or(0))
         .build()
         .context("starting worker threads")?;
-    let summaries: Vec<Summary> = pool.install(|| files.par_iter().map(|p| summarize(p)).collect());
+    let bar = progress::items(files.len() as u64, "files", args.quiet);
+    let summaries: Vec<Summary> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|p| {
+                let s = summarize(p);
+                bar.inc(1);
+                s
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
 
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

@@ -209,3 +209,31 @@ fn packet_counts_agree_with_capinfos_on_testdata() {
         assert_eq!(ours["packets"], theirs, "{name}");
     }
 }
+
+/// The text report, exit code and stderr, with the checkout's path taken out.
+fn snapshot_of(args: &[&str], files: &[&str]) -> String {
+    let mut cmd = tracekit();
+    cmd.args(args);
+    for f in files {
+        cmd.arg(testdata(f));
+    }
+    let out = run(&mut cmd);
+    let dir = testdata("").display().to_string();
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    )
+    .replace(&dir, "[testdata]/")
+}
+
+#[test]
+fn snapshot_text_report() {
+    insta::assert_snapshot!(snapshot_of(&["info"], &["handshake.pcap", "mixed.pcapng"]));
+}
+
+#[test]
+fn snapshot_json_report() {
+    insta::assert_snapshot!(snapshot_of(&["info", "--json"], &["mixed.pcapng"]));
+}
