@@ -72,4 +72,6 @@ print(f"  ratios: capinfos / tracekit info = {cap/info:.1f}x, capinfos -c / trac
 PY
 done
 echo
+./target/release/tracekit-bench read "$file"
+./target/release/tracekit-bench read "$ngfile"
 ./target/release/tracekit-bench dissect "$file"

@@ -35,6 +35,9 @@ enum Command {
     },
     /// Time `tracekit_wire::dissect` and etherparse's lax slicing over every packet of FILE.
     Dissect { file: PathBuf },
+    /// Time a full record walk over FILE (page cache warm): tracekit's reader against
+    /// pcap-file 3.0's slice parsers over the same bytes.
+    Read { file: PathBuf },
     /// Write fuzzing seeds for the dissector: the first packets of every capture under the
     /// given paths, each as its link type (2 bytes, little endian) followed by the packet.
     Seeds {
@@ -54,6 +57,7 @@ fn main() -> Result<()> {
         } => generate(size, flows, seed, &out),
         Command::Dissect { file } => dissect_bench(&file),
         Command::Seeds { out, paths } => seeds(&out, &paths),
+        Command::Read { file } => read_bench(&file),
     }
 }
 
@@ -371,5 +375,56 @@ fn seeds(out: &std::path::Path, paths: &[PathBuf]) -> Result<()> {
         }
     }
     eprintln!("wrote {n} seeds to {}", out.display());
+    Ok(())
+}
+
+/// Best of three runs of `f`, in seconds.
+fn best_of_3(mut f: impl FnMut() -> u64) -> (f64, u64) {
+    let mut best = f64::MAX;
+    let mut check = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        check = f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (best, check)
+}
+
+fn read_bench(path: &PathBuf) -> Result<()> {
+    let capture = Capture::open(path)?;
+    let data = capture.data();
+    let (ours, n1) = best_of_3(|| {
+        capture.records().map_while(Result::ok).fold(0u64, |acc, r| acc.wrapping_add(r.data.len() as u64 ^ r.ts.0 as u64))
+    });
+    let (theirs, n2) = best_of_3(|| {
+        let mut acc = 0u64;
+        if capture.format().name() == "pcap" {
+            let (mut rest, parser) = pcap_file::pcap::PcapParser::new(data).expect("pcap header");
+            while !rest.is_empty() {
+                let Ok((next, p)) = parser.next_packet(rest) else { break };
+                acc = acc.wrapping_add(p.data.len() as u64 ^ p.timestamp.as_nanos() as u64);
+                rest = next;
+            }
+        } else {
+            let (mut rest, mut parser) = pcap_file::pcapng::PcapNgParser::new(data).expect("pcapng header");
+            while !rest.is_empty() {
+                let Ok((next, block)) = parser.next_block(rest) else { break };
+                if let pcap_file::pcapng::Block::EnhancedPacket(p) = block {
+                    acc = acc.wrapping_add(p.data.len() as u64 ^ p.timestamp.as_nanos() as u64);
+                }
+                rest = next;
+            }
+        }
+        acc
+    });
+    let gb = data.len() as f64 / 1e9;
+    println!(
+        "read {}: tracekit-capture {ours:.3} s ({:.1} GB/s), pcap-file 3.0 {theirs:.3} s ({:.1} GB/s), ratio {:.1}x (same result: {})",
+        path.display(),
+        gb / ours,
+        gb / theirs,
+        theirs / ours,
+        n1 == n2
+    );
     Ok(())
 }
