@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Summarize captures: format, interfaces, packets, bytes, times, damage (like capinfos).
     Info(InfoArgs),
+    /// Split captures into one file per stream, host, host pair, port, or per count/size/time.
+    Split(SplitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,4 +38,46 @@ pub struct InfoArgs {
     /// recursively), or `-` for standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line switches
+pub struct SplitArgs {
+    /// What makes an output: stream (Wireshark's tcp.stream/udp.stream), host, host-pair,
+    /// port (server port), count=N, size=BYTES (K/M/G), time=DURATION (e.g. 30s, 5m).
+    #[arg(long = "by", value_name = "MODE", default_value = "stream")]
+    pub by: String,
+    /// Directory for the outputs (created when missing).
+    #[arg(short = 'o', long = "output", value_name = "OUTDIR")]
+    pub output: PathBuf,
+    /// Write a flow index: CSV or JSON, by the file's extension.
+    #[arg(long, value_name = "FILE")]
+    pub index: Option<PathBuf>,
+    /// Output format (default: the input's; pcapng when inputs differ).
+    #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
+    pub format: Option<String>,
+    /// Output file names: {id} {proto} {a} {aport} {b} {bport} {key} {n}; the extension is added.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub name: Option<String>,
+    /// ICMP errors go with the TCP/UDP stream of the packet they quote.
+    #[arg(long)]
+    pub icmp_with_flow: bool,
+    /// Key tunnelled packets (GRE, VXLAN, Geneve, IP-in-IP, Teredo, GTP-U) on the inner packet.
+    #[arg(long)]
+    pub inner: bool,
+    /// Include the VLAN ID in the key (Wireshark does not).
+    #[arg(long)]
+    pub vlan: bool,
+    /// Files kept open at once (outputs are reopened to append when needed).
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_open_files: usize,
+    /// Memory for buffered output data, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub buffer_mib: usize,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Capture files or directories (searched recursively), read as one capture in time order.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
 }

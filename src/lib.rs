@@ -35,6 +35,7 @@ impl Outcome {
 pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         cli::Command::Info(args) => commands::info::run(&args),
+        cli::Command::Split(args) => commands::split::run(&args),
     }
 }
 

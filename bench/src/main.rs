@@ -394,21 +394,31 @@ fn read_bench(path: &PathBuf) -> Result<()> {
     let capture = Capture::open(path)?;
     let data = capture.data();
     let (ours, n1) = best_of_3(|| {
-        capture.records().map_while(Result::ok).fold(0u64, |acc, r| acc.wrapping_add(r.data.len() as u64 ^ r.ts.0 as u64))
+        capture
+            .records()
+            .map_while(Result::ok)
+            .fold(0u64, |acc, r| {
+                acc.wrapping_add(r.data.len() as u64 ^ r.ts.0 as u64)
+            })
     });
     let (theirs, n2) = best_of_3(|| {
         let mut acc = 0u64;
         if capture.format().name() == "pcap" {
             let (mut rest, parser) = pcap_file::pcap::PcapParser::new(data).expect("pcap header");
             while !rest.is_empty() {
-                let Ok((next, p)) = parser.next_packet(rest) else { break };
+                let Ok((next, p)) = parser.next_packet(rest) else {
+                    break;
+                };
                 acc = acc.wrapping_add(p.data.len() as u64 ^ p.timestamp.as_nanos() as u64);
                 rest = next;
             }
         } else {
-            let (mut rest, mut parser) = pcap_file::pcapng::PcapNgParser::new(data).expect("pcapng header");
+            let (mut rest, mut parser) =
+                pcap_file::pcapng::PcapNgParser::new(data).expect("pcapng header");
             while !rest.is_empty() {
-                let Ok((next, block)) = parser.next_block(rest) else { break };
+                let Ok((next, block)) = parser.next_block(rest) else {
+                    break;
+                };
                 if let pcap_file::pcapng::Block::EnhancedPacket(p) = block {
                     acc = acc.wrapping_add(p.data.len() as u64 ^ p.timestamp.as_nanos() as u64);
                 }

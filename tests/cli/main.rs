@@ -1,8 +1,12 @@
 //! End-to-end tests of the `tracekit` binaries: one test binary, a module per command.
 
-#![allow(clippy::must_use_candidate)]
+#![allow(
+    clippy::must_use_candidate,
+    clippy::case_sensitive_file_extension_comparisons
+)]
 
 mod info;
+mod split;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

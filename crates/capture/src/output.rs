@@ -92,7 +92,9 @@ impl Write for AtomicFile {
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether two paths name the same file (device and inode; canonical paths elsewhere).
+#[must_use]
+pub fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

@@ -138,7 +138,7 @@ impl Header {
 }
 
 /// Walks the records of a classic pcap file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,

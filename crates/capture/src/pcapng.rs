@@ -283,7 +283,7 @@ pub struct BlockCounts {
 }
 
 /// Walks the blocks of a pcapng file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,

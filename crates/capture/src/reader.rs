@@ -109,8 +109,24 @@ impl Interface {
             fcs_len: header.fcs_len,
             received: None,
             dropped: None,
-            options: OwnedOptions::default(),
+            options: pcap_interface_options(header),
         }
+    }
+}
+
+/// The options a pcapng interface needs to describe a pcap file's packets exactly: its
+/// resolution (when not µs) and FCS length, so copying the interface keeps raw timestamps right.
+fn pcap_interface_options(header: &pcap::Header) -> OwnedOptions {
+    let mut b = pcapng::OptionsBuilder::new();
+    if header.nanos {
+        b.add(opt::IF_TSRESOL, &[TsResolution::NANO.to_option()]);
+    }
+    if let Some(fcs) = header.fcs_len {
+        b.add(opt::IF_FCSLEN, &[fcs]);
+    }
+    OwnedOptions {
+        bytes: b.finish(),
+        big_endian: false,
     }
 }
 
@@ -276,7 +292,7 @@ impl Capture {
 
 /// A walk over the packet records of either format. After an `Err` it ends: what follows
 /// the damage cannot be located.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Records<'a> {
     Pcap(pcap::Reader<'a>, [Interface; 1]),
     Pcapng(pcapng::Reader<'a>),

@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 
-use crate::pcapng::{OptionsBuilder, block, opt};
+use crate::pcapng::{OptionsBuilder, opt};
 use crate::{Interface, LinkType, Record, Timestamp, TsResolution, pcap};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,26 +75,7 @@ impl<W: Write> PcapWriter<W> {
     /// Writes one packet; refuses a timestamp the file's resolution would round.
     #[inline]
     pub fn write(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> Result<(), WriteError> {
-        let secs = u32::try_from(ts.secs()).map_err(|_| WriteError::TimestampOutOfRange(ts))?;
-        let ns = ts.subsec_nanos();
-        let frac = if self.nanos {
-            ns
-        } else {
-            if !ns.is_multiple_of(1000) {
-                return Err(WriteError::PrecisionLoss {
-                    ts,
-                    resolution: TsResolution::MICRO,
-                });
-            }
-            ns / 1000
-        };
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&secs.to_le_bytes());
-        h[4..8].copy_from_slice(&frac.to_le_bytes());
-        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&orig_len.to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(data)?;
+        encode::pcap_record(&mut self.out, self.nanos, ts, data, orig_len)?;
         self.written += 1;
         Ok(())
     }
@@ -144,17 +125,7 @@ const PAD: [u8; 4] = [0; 4];
 impl<W: Write> PcapngWriter<W> {
     /// Starts a section. `shb_options` is an option area from [`OptionsBuilder::finish`].
     pub fn new(mut out: W, shb_options: &[u8]) -> io::Result<Self> {
-        let len = 28 + shb_options.len() as u32;
-        let mut head = Vec::with_capacity(len as usize);
-        head.extend_from_slice(&block::SECTION_HEADER.to_le_bytes());
-        head.extend_from_slice(&len.to_le_bytes());
-        head.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
-        head.extend_from_slice(&1u16.to_le_bytes());
-        head.extend_from_slice(&0u16.to_le_bytes());
-        head.extend_from_slice(&(-1i64).to_le_bytes()); // section length unknown
-        head.extend_from_slice(shb_options);
-        head.extend_from_slice(&len.to_le_bytes());
-        out.write_all(&head)?;
+        encode::section_header(&mut out, shb_options)?;
         Ok(PcapngWriter {
             out,
             clocks: Vec::new(),
@@ -179,10 +150,7 @@ impl<W: Write> PcapngWriter<W> {
             .and_then(|v| v.first())
             .map_or(TsResolution::MICRO, |&b| TsResolution::from_option(b));
         let tsoffset = view.u64_value(opt::IF_TSOFFSET).map_or(0, |v| v as i64);
-        let mut fixed = [0u8; 8];
-        fixed[0..2].copy_from_slice(&link.0.to_le_bytes());
-        fixed[4..8].copy_from_slice(&snaplen.to_le_bytes());
-        self.block(block::INTERFACE_DESCRIPTION, &fixed, &[], options)?;
+        encode::interface_description(&mut self.out, link, snaplen, options)?;
         self.clocks.push((resolution, tsoffset));
         Ok(self.clocks.len() as u32 - 1)
     }
@@ -223,16 +191,7 @@ impl<W: Write> PcapngWriter<W> {
                 units
             }
         };
-        if data.len() > (u32::MAX as usize) - 64 - options.len() {
-            return Err(WriteError::TooLarge(data.len()));
-        }
-        let mut fixed = [0u8; 20];
-        fixed[0..4].copy_from_slice(&interface.to_le_bytes());
-        fixed[4..8].copy_from_slice(&((units >> 32) as u32).to_le_bytes());
-        fixed[8..12].copy_from_slice(&(units as u32).to_le_bytes());
-        fixed[12..16].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        fixed[16..20].copy_from_slice(&orig_len.to_le_bytes());
-        self.block(block::ENHANCED_PACKET, &fixed, data, options)?;
+        encode::enhanced_packet(&mut self.out, interface, units, data, orig_len, options)?;
         self.written += 1;
         Ok(())
     }
@@ -275,27 +234,7 @@ impl<W: Write> PcapngWriter<W> {
 
     /// Writes any other block verbatim; `body` must already be little endian.
     pub fn write_raw_block(&mut self, block_type: u32, body: &[u8]) -> io::Result<()> {
-        self.block(block_type, &[], body, &[])
-    }
-
-    fn block(
-        &mut self,
-        block_type: u32,
-        fixed: &[u8],
-        data: &[u8],
-        options: &[u8],
-    ) -> io::Result<()> {
-        let padded = crate::bytes::pad4(data.len());
-        let len = (12 + fixed.len() + padded + options.len()) as u32;
-        let mut head = [0u8; 8];
-        head[0..4].copy_from_slice(&block_type.to_le_bytes());
-        head[4..8].copy_from_slice(&len.to_le_bytes());
-        self.out.write_all(&head)?;
-        self.out.write_all(fixed)?;
-        self.out.write_all(data)?;
-        self.out.write_all(&PAD[..padded - data.len()])?;
-        self.out.write_all(options)?;
-        self.out.write_all(&len.to_le_bytes())
+        encode::block(&mut self.out, block_type, &[], body, &[])
     }
 
     #[must_use]
@@ -320,4 +259,125 @@ pub fn interface_options(name: Option<&str>, resolution: TsResolution) -> Vec<u8
         b.add(opt::IF_TSRESOL, &[resolution.to_option()]);
     }
     b.finish()
+}
+
+/// Stateless encoders of pcap records and pcapng blocks (little endian), for writers that keep
+/// their own buffers (split keeps one per output).
+pub mod encode {
+    use std::io::{self, Write};
+
+    use super::{PAD, WriteError};
+    use crate::pcapng::block;
+    use crate::{LinkType, Timestamp, TsResolution};
+
+    /// A classic pcap record header and data.
+    #[inline]
+    pub fn pcap_record<W: Write>(
+        out: &mut W,
+        nanos: bool,
+        ts: Timestamp,
+        data: &[u8],
+        orig_len: u32,
+    ) -> Result<(), WriteError> {
+        let secs = u32::try_from(ts.secs()).map_err(|_| WriteError::TimestampOutOfRange(ts))?;
+        let ns = ts.subsec_nanos();
+        let frac = if nanos {
+            ns
+        } else {
+            if !ns.is_multiple_of(1000) {
+                return Err(WriteError::PrecisionLoss {
+                    ts,
+                    resolution: TsResolution::MICRO,
+                });
+            }
+            ns / 1000
+        };
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&secs.to_le_bytes());
+        h[4..8].copy_from_slice(&frac.to_le_bytes());
+        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.to_le_bytes());
+        out.write_all(&h)?;
+        out.write_all(data)?;
+        Ok(())
+    }
+
+    /// Bytes a pcap record takes.
+    #[must_use]
+    pub fn pcap_record_len(data_len: usize) -> u64 {
+        16 + data_len as u64
+    }
+
+    /// A section header block (version 1.0, unknown section length).
+    pub fn section_header<W: Write>(out: &mut W, options: &[u8]) -> io::Result<()> {
+        let mut fixed = [0u8; 16];
+        fixed[0..4].copy_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        fixed[4..6].copy_from_slice(&1u16.to_le_bytes());
+        fixed[8..16].copy_from_slice(&(-1i64).to_le_bytes());
+        block(out, block::SECTION_HEADER, &fixed, &[], options)
+    }
+
+    /// An interface description block.
+    pub fn interface_description<W: Write>(
+        out: &mut W,
+        link: LinkType,
+        snaplen: u32,
+        options: &[u8],
+    ) -> io::Result<()> {
+        let mut fixed = [0u8; 8];
+        fixed[0..2].copy_from_slice(&link.0.to_le_bytes());
+        fixed[4..8].copy_from_slice(&snaplen.to_le_bytes());
+        block(out, block::INTERFACE_DESCRIPTION, &fixed, &[], options)
+    }
+
+    /// An enhanced packet block with a timestamp already in the interface's units.
+    #[inline]
+    pub fn enhanced_packet<W: Write>(
+        out: &mut W,
+        interface: u32,
+        units: u64,
+        data: &[u8],
+        orig_len: u32,
+        options: &[u8],
+    ) -> Result<(), WriteError> {
+        if data.len() > (u32::MAX as usize) - 64 - options.len() {
+            return Err(WriteError::TooLarge(data.len()));
+        }
+        let mut fixed = [0u8; 20];
+        fixed[0..4].copy_from_slice(&interface.to_le_bytes());
+        fixed[4..8].copy_from_slice(&((units >> 32) as u32).to_le_bytes());
+        fixed[8..12].copy_from_slice(&(units as u32).to_le_bytes());
+        fixed[12..16].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        fixed[16..20].copy_from_slice(&orig_len.to_le_bytes());
+        block(out, block::ENHANCED_PACKET, &fixed, data, options)?;
+        Ok(())
+    }
+
+    /// Bytes an enhanced packet block takes.
+    #[must_use]
+    pub fn enhanced_packet_len(data_len: usize, options_len: usize) -> u64 {
+        (32 + crate::bytes::pad4(data_len) + options_len) as u64
+    }
+
+    /// Any block: fixed fields, padded data, options, lengths around.
+    #[inline]
+    pub fn block<W: Write>(
+        out: &mut W,
+        block_type: u32,
+        fixed: &[u8],
+        data: &[u8],
+        options: &[u8],
+    ) -> io::Result<()> {
+        let padded = crate::bytes::pad4(data.len());
+        let len = (12 + fixed.len() + padded + options.len()) as u32;
+        let mut head = [0u8; 8];
+        head[0..4].copy_from_slice(&block_type.to_le_bytes());
+        head[4..8].copy_from_slice(&len.to_le_bytes());
+        out.write_all(&head)?;
+        out.write_all(fixed)?;
+        out.write_all(data)?;
+        out.write_all(&PAD[..padded - data.len()])?;
+        out.write_all(options)?;
+        out.write_all(&len.to_le_bytes())
+    }
 }
