@@ -72,7 +72,7 @@ pub struct SplitArgs {
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub max_open_files: usize,
     /// Memory for buffered output data, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub buffer_mib: usize,
     /// No progress bar.
     #[arg(short, long)]

@@ -82,6 +82,8 @@ struct Out {
     link: Option<LinkType>,
     /// pcapng: (global interface, interface number in this output).
     interfaces: Vec<(u32, u32)>,
+    /// When it was last written to, counted in writes to any output.
+    last_write: u64,
     stats: OutputStats,
 }
 
@@ -91,7 +93,12 @@ const OUTPUT_FLUSH: usize = 256 << 10;
 /// Writes many outputs into one directory.
 #[derive(Debug)]
 pub struct OutputSet {
+    /// Where the outputs are wanted.
     dir: PathBuf,
+    /// Where they are written: a hidden sibling directory renamed over `dir` at the end when
+    /// `dir` is new or empty (one rename for the whole set), else `dir` itself with hidden
+    /// temporary names renamed one by one.
+    staging: Option<PathBuf>,
     format: OutputFormat,
     outs: Vec<Out>,
     open: FxHashMap<u32, File>,
@@ -99,6 +106,7 @@ pub struct OutputSet {
     max_open: usize,
     pending: usize,
     budget: usize,
+    writes: u64,
     /// pcapng: the interface description block of every global interface, encoded once.
     idbs: Vec<Vec<u8>>,
     section: Vec<u8>,
@@ -112,10 +120,33 @@ impl OutputSet {
         max_open: usize,
         budget: usize,
     ) -> Result<Self, OutputError> {
-        std::fs::create_dir_all(dir).map_err(|source| OutputError::Io {
+        let io = |source| OutputError::Io {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        let fresh = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io(e)),
+        };
+        let staging = if fresh {
+            let name = dir
+                .file_name()
+                .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+            let parent = dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent).map_err(io)?;
+            let staging = parent.join(format!(".{name}.tracekit-split-{}", std::process::id()));
+            if staging.exists() {
+                std::fs::remove_dir_all(&staging).map_err(io)?;
+            }
+            std::fs::create_dir(&staging).map_err(io)?;
+            Some(staging)
+        } else {
+            None
+        };
         let mut section = Vec::new();
         let shb_options = OptionsBuilder::new()
             .add(
@@ -126,6 +157,7 @@ impl OutputSet {
         encode::section_header(&mut section, &shb_options).expect("writing to a Vec");
         Ok(OutputSet {
             dir: dir.to_path_buf(),
+            staging,
             format,
             outs: Vec::new(),
             open: FxHashMap::default(),
@@ -133,6 +165,7 @@ impl OutputSet {
             max_open: max_open.max(1),
             pending: 0,
             budget,
+            writes: 0,
             idbs: Vec::new(),
             section,
         })
@@ -279,8 +312,10 @@ impl OutputSet {
             s.last_ts = Some(s.last_ts.map_or(record.ts.0, |t| t.max(record.ts.0)));
         }
         self.pending += added;
+        o.last_write = self.writes;
+        self.writes += 1;
         if o.buf.len() >= OUTPUT_FLUSH {
-            self.flush(out)?;
+            self.flush(out, true)?;
         }
         if self.pending > self.budget {
             self.relieve()?;
@@ -288,31 +323,39 @@ impl OutputSet {
         Ok(())
     }
 
-    /// Writes out the fuller buffers until half the budget is free.
+    /// Writes out the buffers of the outputs written to least recently until half the budget
+    /// is free: streams that have ended are written once and closed, never reopened.
     fn relieve(&mut self) -> Result<(), OutputError> {
-        let mut sizes: Vec<(usize, u32)> = self
+        let mut idle: Vec<(u64, u32)> = self
             .outs
             .iter()
             .enumerate()
             .filter(|(_, o)| !o.buf.is_empty())
-            .map(|(i, o)| (o.buf.len(), i as u32))
+            .map(|(i, o)| (o.last_write, i as u32))
             .collect();
-        sizes.sort_unstable_by(|a, b| b.cmp(a));
-        for (_, out) in sizes {
+        idle.sort_unstable();
+        for (_, out) in idle {
             if self.pending <= self.budget / 2 {
                 break;
             }
-            self.flush(out)?;
+            self.flush(out, false)?;
         }
         Ok(())
     }
 
+    /// Where output `out` is written until [`OutputSet::finish`].
     fn temp_path(&self, out: u32) -> PathBuf {
-        self.dir
-            .join(format!(".{}.part", self.outs[out as usize].name))
+        let name = &self.outs[out as usize].name;
+        match &self.staging {
+            Some(staging) => staging.join(name),
+            None => self.dir.join(format!(".{name}.part")),
+        }
     }
 
-    fn flush(&mut self, out: u32) -> Result<(), OutputError> {
+    /// Writes out an output's buffer. `keep_open` keeps the file in the FIFO of open handles
+    /// (a busy stream that fills its buffer will be back soon); otherwise the file is closed
+    /// and the buffer's memory freed (an idle stream is probably finished).
+    fn flush(&mut self, out: u32, keep_open: bool) -> Result<(), OutputError> {
         if self.outs[out as usize].buf.is_empty() {
             return Ok(());
         }
@@ -321,83 +364,117 @@ impl OutputSet {
             path: path.clone(),
             source,
         };
-        if !self.open.contains_key(&out) {
-            let created = self.outs[out as usize].created;
-            let file = if created {
-                OpenOptions::new().append(true).open(&path)
-            } else {
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&path)
+        let mut file = match self.open.remove(&out) {
+            Some(f) => f,
+            None => {
+                let created = self.outs[out as usize].created;
+                let file = if created {
+                    OpenOptions::new().append(true).open(&path)
+                } else {
+                    OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)
+                }
+                .map_err(io)?;
+                self.outs[out as usize].created = true;
+                file
             }
-            .map_err(io)?;
-            self.outs[out as usize].created = true;
-            if self.open.len() >= self.max_open
-                && let Some(old) = self.open_order.pop_front()
-            {
-                self.open.remove(&old);
+        };
+        let o = &mut self.outs[out as usize];
+        file.write_all(&o.buf).map_err(io)?;
+        self.pending -= o.buf.len();
+        if keep_open {
+            o.buf.clear();
+            if self.open.len() >= self.max_open {
+                while let Some(old) = self.open_order.pop_front() {
+                    if self.open.remove(&old).is_some() {
+                        break;
+                    }
+                }
             }
             self.open.insert(out, file);
             self.open_order.push_back(out);
-        }
-        let o = &mut self.outs[out as usize];
-        let file = self.open.get_mut(&out).expect("opened above");
-        file.write_all(&o.buf).map_err(io)?;
-        self.pending -= o.buf.len();
-        o.buf.clear();
-        if o.buf.capacity() > OUTPUT_FLUSH * 2 {
-            o.buf.shrink_to(OUTPUT_FLUSH);
+        } else {
+            o.buf = Vec::new();
         }
         Ok(())
     }
 
-    /// Writes everything out and renames every output into place. `inputs` are never replaced.
+    /// Writes everything out and moves every output into place. `inputs` are never replaced.
     /// Returns (output number, file name, what it holds) for every output written.
     pub fn finish(
         mut self,
         inputs: &[PathBuf],
     ) -> Result<Vec<(u32, String, OutputStats)>, OutputError> {
         for out in 0..self.outs.len() as u32 {
-            self.flush(out)?;
-            // Close as we go: the FIFO would otherwise hold the last handles until the end.
-            if self.open.remove(&out).is_some() {
-                self.open_order.retain(|&o| o != out);
-            }
+            self.flush(out, false)?;
+            // Close as we go, so the handles do not pile up until the end.
+            self.open.remove(&out);
         }
         self.open.clear();
-        let mut done = Vec::with_capacity(self.outs.len());
-        for out in 0..self.outs.len() as u32 {
-            let o = &self.outs[out as usize];
-            if !o.created {
-                continue;
+        self.open_order.clear();
+        let done: Vec<(u32, String, OutputStats)> = self
+            .outs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.created)
+            .map(|(i, o)| (i as u32, o.name.clone(), o.stats.clone()))
+            .collect();
+        let io = |path: &Path, source| OutputError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(staging) = &self.staging {
+            // The target was new or empty: no input can be in it. One rename moves everything
+            // (rename replaces an empty directory).
+            match std::fs::rename(staging, &self.dir) {
+                Ok(()) => return Ok(done),
+                // Something appeared in the target meanwhile: move the files one by one.
+                Err(_) => std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?,
             }
-            let target = self.dir.join(&o.name);
-            if inputs
-                .iter()
-                .any(|i| tracekit_capture::output::same_file(i, &target))
-            {
+        }
+        let forbidden = input_names_in(&self.dir, inputs);
+        for (out, name, _) in &done {
+            let target = self.dir.join(name);
+            if forbidden.iter().any(|f| f == name) {
                 return Err(OutputError::WouldOverwriteInput { path: target });
             }
-            let tmp = self.temp_path(out);
-            std::fs::rename(&tmp, &target).map_err(|source| OutputError::Io {
-                path: target.clone(),
-                source,
-            })?;
-            done.push((out, o.name.clone(), o.stats.clone()));
+            let tmp = self.temp_path(*out);
+            std::fs::rename(&tmp, &target).map_err(|e| io(&target, e))?;
+        }
+        if let Some(staging) = &self.staging {
+            let _ = std::fs::remove_dir(staging);
         }
         Ok(done)
     }
 
     /// Removes every temporary file (after an error).
     pub fn abandon(self) {
+        if let Some(staging) = &self.staging {
+            let _ = std::fs::remove_dir_all(staging);
+            return;
+        }
         for out in 0..self.outs.len() as u32 {
             if self.outs[out as usize].created {
                 let _ = std::fs::remove_file(self.temp_path(out));
             }
         }
     }
+}
+
+/// Names of the inputs that live directly in `dir` (checked once, not per output).
+fn input_names_in(dir: &Path, inputs: &[PathBuf]) -> Vec<String> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    inputs
+        .iter()
+        .filter_map(|i| std::fs::canonicalize(i).ok())
+        .filter(|i| i.parent() == Some(dir.as_path()))
+        .filter_map(|i| i.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
 }
 
 /// File names from keys: no path separators or control characters.
