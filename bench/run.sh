@@ -71,6 +71,27 @@ print(f"  ratios: capinfos / tracekit info = {cap/info:.1f}x, capinfos -c / trac
       f"tracekit info / cat = {info/cat:.2f}x")
 PY
 done
+# split --by stream against cp to the same disk. File creation dominates: each run writes into
+# a fresh directory, and the previous run's outputs are deleted only after a sync and a pause
+# (ext4 finishes a large delete in the background, which slows the next run's creates).
+echo
+scratch=$(mktemp -d "$out/split.XXXXXX")
+sync; sleep 5
+t0=$(date +%s%N); cp "$file" "$scratch/copy.pcap"; sync; t1=$(date +%s%N)
+rm -f "$scratch/copy.pcap"; sync; sleep 5
+split_peak=$( { /usr/bin/time -f %M ./target/release/tracekit split -q -o "$scratch/streams" "$file" 2>&1 >/dev/null; sync; } | tail -1)
+t2=$(date +%s%N)
+t3=$(date +%s%N); ./target/release/tracekit split -q -o "$scratch/streams2" "$file" 2>/dev/null; sync; t4=$(date +%s%N)
+outputs=$(ls "$scratch/streams" | wc -l)
+python3 - "$t0" "$t1" "$t3" "$t4" "$outputs" "$split_peak" <<'PY'
+import sys
+t0, t1, t3, t4, outputs, peak = map(int, sys.argv[1:])
+cp, split = (t1 - t0) / 1e9, (t4 - t3) / 1e9
+print(f"split --by stream: {split:.2f} s for {outputs} outputs (peak RSS {peak // 1024} MB); cp: {cp:.2f} s; "
+      f"ratio split / cp = {split / cp:.1f}x")
+PY
+rm -rf "$scratch"
+
 echo
 ./target/release/tracekit-bench read "$file"
 ./target/release/tracekit-bench read "$ngfile"

@@ -79,6 +79,22 @@ impl Header {
         })
     }
 
+    /// The header libpcap writes today: little endian, version 2.4.
+    #[must_use]
+    pub fn new_le(link: LinkType, nanos: bool, snaplen: u32) -> Self {
+        Header {
+            big_endian: false,
+            nanos,
+            modified: false,
+            version: (2, 4),
+            thiszone: 0,
+            sigfigs: 0,
+            snaplen,
+            link,
+            fcs_len: None,
+        }
+    }
+
     #[must_use]
     pub fn record_header_len(&self) -> usize {
         if self.modified {

@@ -52,17 +52,7 @@ pub struct PcapWriter<W: Write> {
 impl<W: Write> PcapWriter<W> {
     pub fn new(mut out: W, link: LinkType, precision: Precision, snaplen: u32) -> io::Result<Self> {
         let nanos = precision == Precision::Nano;
-        let header = pcap::Header {
-            big_endian: false,
-            nanos,
-            modified: false,
-            version: (2, 4),
-            thiszone: 0,
-            sigfigs: 0,
-            snaplen,
-            link,
-            fcs_len: None,
-        };
+        let header = pcap::Header::new_le(link, nanos, snaplen);
         out.write_all(&header.to_bytes())?;
         Ok(PcapWriter {
             out,

@@ -227,17 +227,8 @@ impl OutputSet {
         match self.format {
             OutputFormat::Pcap { nanos } => {
                 if o.stats.file_bytes == 0 && before == 0 {
-                    let header = tracekit_capture::pcap::Header {
-                        big_endian: false,
-                        nanos,
-                        modified: false,
-                        version: (2, 4),
-                        thiszone: 0,
-                        sigfigs: 0,
-                        snaplen: 262_144,
-                        link: record.link,
-                        fcs_len: None,
-                    };
+                    let header =
+                        tracekit_capture::pcap::Header::new_le(record.link, nanos, 262_144);
                     o.buf.extend_from_slice(&header.to_bytes());
                     o.link = Some(record.link);
                 }
