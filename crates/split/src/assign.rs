@@ -127,6 +127,17 @@ enum Fragment {
     Orphan,
 }
 
+impl FragKey {
+    fn of(ip: &IpLayer, data: &[u8], ident: u32) -> FragKey {
+        FragKey {
+            src: ip.src(data),
+            dst: ip.dst(data),
+            protocol: ip.protocol.0,
+            ident,
+        }
+    }
+}
+
 /// How many following packets are searched for the first fragment of a datagram.
 const LOOKAHEAD_PACKETS: usize = 1024;
 
@@ -286,12 +297,7 @@ impl Assigner {
         let Some(frag) = ip.fragment.filter(|f| f.offset != 0) else {
             return;
         };
-        let key = FragKey {
-            src: ip.src(data),
-            dst: ip.dst(data),
-            protocol: ip.protocol.0,
-            ident: frag.ident,
-        };
+        let key = FragKey::of(ip, data, frag.ident);
         if self.frags.contains_key(&key) {
             return;
         }
@@ -390,12 +396,7 @@ impl Assigner {
         let Some(frag) = ip.fragment.filter(|f| f.offset != 0) else {
             return Fragment::WholeOrFirst;
         };
-        let key = FragKey {
-            src: ip.src(data),
-            dst: ip.dst(data),
-            protocol: ip.protocol.0,
-            ident: frag.ident,
-        };
+        let key = FragKey::of(ip, data, frag.ident);
         // Kept after the last fragment: duplicated and retransmitted fragments still follow
         // (entries expire with time, and a new first fragment with the same ID replaces them).
         match self.frags.get(&key) {
@@ -417,12 +418,7 @@ impl Assigner {
                 .retain(|_, (_, seen)| ts.saturating_sub(*seen) < FRAGMENT_TIMEOUT_NS);
             self.frag_purge_at = ts.saturating_add(FRAGMENT_TIMEOUT_NS / 4);
         }
-        let key = FragKey {
-            src: ip.src(data),
-            dst: ip.dst(data),
-            protocol: ip.protocol.0,
-            ident: frag.ident,
-        };
+        let key = FragKey::of(ip, data, frag.ident);
         self.frags.insert(key, (output, ts));
     }
 

@@ -265,28 +265,24 @@ impl OutputSet {
                     }
                 };
                 let units = if record.has_ts { record.raw_ts } else { 0 };
-                let result = if record.options.bytes.is_empty() || !record.options.big_endian {
-                    encode::enhanced_packet(
-                        &mut o.buf,
-                        local,
-                        units,
-                        record.data,
-                        record.orig_len,
-                        record.options.bytes,
-                    )
-                } else {
-                    let options = OptionsBuilder::new()
-                        .copy_from(record.options, epb_numeric)
-                        .finish();
-                    encode::enhanced_packet(
-                        &mut o.buf,
-                        local,
-                        units,
-                        record.data,
-                        record.orig_len,
-                        &options,
-                    )
-                };
+                // Options of a little-endian section are copied as they are; others re-encoded.
+                let options: std::borrow::Cow<'_, [u8]> =
+                    if record.options.bytes.is_empty() || !record.options.big_endian {
+                        record.options.bytes.into()
+                    } else {
+                        OptionsBuilder::new()
+                            .copy_from(record.options, epb_numeric)
+                            .finish()
+                            .into()
+                    };
+                let result = encode::enhanced_packet(
+                    &mut o.buf,
+                    local,
+                    units,
+                    record.data,
+                    record.orig_len,
+                    &options,
+                );
                 if let Err(e) = result {
                     o.buf.truncate(before);
                     return Err(e.into());
