@@ -158,6 +158,9 @@ pub struct Assigner {
     ports: FxHashMap<(u8, u16), u32>,
     protocols: FxHashMap<u8, u32>,
     frags: FxHashMap<FragKey, (u32, i64)>,
+    /// Datagrams whose first fragment the look-ahead did not find (so it is not repeated for
+    /// each of their fragments), with when that was.
+    orphans: FxHashMap<FragKey, i64>,
     frag_purge_at: i64,
     chunks: FxHashMap<i64, u32>,
     chunk: Option<(u32, u64)>,
@@ -185,6 +188,7 @@ impl Assigner {
             ports: FxHashMap::default(),
             protocols: FxHashMap::default(),
             frags: FxHashMap::default(),
+            orphans: FxHashMap::default(),
             frag_purge_at: i64::MIN,
             chunks: FxHashMap::default(),
             chunk: None,
@@ -255,7 +259,7 @@ impl Assigner {
             Mode::Stream | Mode::Host | Mode::HostPair | Mode::Port => {
                 let layers = dissect(link, data);
                 if matches!(self.mode, Mode::Stream | Mode::Port) {
-                    self.find_first_fragment(&layers, data, ahead);
+                    self.find_first_fragment(&layers, data, ts, ahead);
                 }
                 self.by_key(&layers, data, ts)
             }
@@ -287,7 +291,13 @@ impl Assigner {
     /// seen, looks for that first fragment among the next packets and assigns it now, so its
     /// flow is known (its conversation is numbered a few packets early; Wireshark numbers it
     /// at the first fragment, which only differs if another conversation starts in between).
-    fn find_first_fragment(&mut self, layers: &Layers, data: &[u8], ahead: &mut Ahead<'_>) {
+    fn find_first_fragment(
+        &mut self,
+        layers: &Layers,
+        data: &[u8],
+        now: i64,
+        ahead: &mut Ahead<'_>,
+    ) {
         let ip = if self.opts.inner {
             layers.inner_ip()
         } else {
@@ -298,7 +308,7 @@ impl Assigner {
             return;
         };
         let key = FragKey::of(ip, data, frag.ident);
-        if self.frags.contains_key(&key) {
+        if self.frags.contains_key(&key) || self.orphans.contains_key(&key) {
             return;
         }
         let inner = self.opts.inner;
@@ -320,9 +330,14 @@ impl Assigner {
             }
             looked >= LOOKAHEAD_PACKETS
         });
-        if let Some((link, bytes, ts)) = found {
-            let l = dissect(link, &bytes);
-            self.by_key(&l, &bytes, ts);
+        match found {
+            Some((link, bytes, ts)) => {
+                let l = dissect(link, &bytes);
+                self.by_key(&l, &bytes, ts);
+            }
+            None => {
+                self.orphans.insert(key, now);
+            }
         }
     }
 
@@ -416,6 +431,8 @@ impl Assigner {
             // Bounded memory: forget first fragments whose datagram never completed.
             self.frags
                 .retain(|_, (_, seen)| ts.saturating_sub(*seen) < FRAGMENT_TIMEOUT_NS);
+            self.orphans
+                .retain(|_, seen| ts.saturating_sub(*seen) < FRAGMENT_TIMEOUT_NS);
             self.frag_purge_at = ts.saturating_add(FRAGMENT_TIMEOUT_NS / 4);
         }
         let key = FragKey::of(ip, data, frag.ident);
@@ -886,5 +903,36 @@ mod tests {
             [0, 0, 1, 2, 3],
             "an earlier packet gets its own interval"
         );
+    }
+
+    #[test]
+    fn orphan_fragments_are_looked_ahead_for_once_per_datagram() {
+        let mut a = Assigner::new(
+            Mode::Stream,
+            KeyOptions {
+                icmp_with_flow: false,
+                inner: false,
+                vlan: false,
+            },
+        );
+        let frag = |ident: u16, offset8: u16| {
+            let mut p = vec![0x45, 0, 0, 28];
+            p.extend(ident.to_be_bytes());
+            p.extend((0x2000 | offset8).to_be_bytes());
+            p.extend([64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2]);
+            p.extend([0u8; 8]);
+            p
+        };
+        let mut searches = 0;
+        for offset in 1..=50 {
+            let p = frag(7, offset);
+            a.assign_with(RAW, &p, 0, 0, 0, &mut |_| searches += 1);
+        }
+        assert_eq!(
+            searches, 1,
+            "one look-ahead for the datagram, not one per fragment"
+        );
+        assert_eq!(a.unmatched_fragments, 50);
+        assert_eq!(a.outputs().len(), 1, "all in the address pair's output");
     }
 }
