@@ -73,24 +73,40 @@ PY
 done
 # split --by stream against cp to the same disk. File creation dominates: each run writes into
 # a fresh directory, and the previous run's outputs are deleted only after a sync and a pause
-# (ext4 finishes a large delete in the background, which slows the next run's creates).
+# (ext4 finishes a large delete in the background, which slows the next run's creates). The
+# same pair runs again on tmpfs (/dev/shm) when it has room, which leaves out the disk.
 echo
-scratch=$(mktemp -d "$out/split.XXXXXX")
-sync; sleep 5
-t0=$(date +%s%N); cp "$file" "$scratch/copy.pcap"; sync; t1=$(date +%s%N)
-rm -f "$scratch/copy.pcap"; sync; sleep 5
-split_peak=$( { /usr/bin/time -f %M ./target/release/tracekit split -q -o "$scratch/streams" "$file" 2>&1 >/dev/null; sync; } | tail -1)
-t2=$(date +%s%N)
-t3=$(date +%s%N); ./target/release/tracekit split -q -o "$scratch/streams2" "$file" 2>/dev/null; sync; t4=$(date +%s%N)
-outputs=$(ls "$scratch/streams" | wc -l)
-python3 - "$t0" "$t1" "$t3" "$t4" "$outputs" "$split_peak" <<'PY'
+split_vs_cp() {
+  local dir=$1 label=$2
+  local scratch
+  scratch=$(mktemp -d "$dir/tracekit-split-bench.XXXXXX")
+  sync; sleep 5
+  local t0 t1 t2 t3
+  t0=$(date +%s%N); cp "$file" "$scratch/copy.pcap"; sync; t1=$(date +%s%N)
+  rm -f "$scratch/copy.pcap"; sync; sleep 2
+  local peak
+  peak=$(python3 bench/peak.py ./target/release/tracekit split -q -o "$scratch/streams" "$file")
+  # Deleting 177k files keeps ext4 busy long after rm returns: keep them until the end.
+  sync; sleep 5
+  t2=$(date +%s%N); ./target/release/tracekit split -q -o "$scratch/streams2" "$file" 2>/dev/null; sync; t3=$(date +%s%N)
+  local outputs
+  outputs=$(find "$scratch/streams2" -type f | wc -l)
+  rm -rf "$scratch"; sync
+  python3 - "$label" "$t0" "$t1" "$t2" "$t3" "$outputs" $peak <<'PY'
 import sys
-t0, t1, t3, t4, outputs, peak = map(int, sys.argv[1:])
-cp, split = (t1 - t0) / 1e9, (t4 - t3) / 1e9
-print(f"split --by stream: {split:.2f} s for {outputs} outputs (peak RSS {peak // 1024} MB); cp: {cp:.2f} s; "
-      f"ratio split / cp = {split / cp:.1f}x")
+label = sys.argv[1]
+t0, t1, t2, t3, outputs, peak, anon = map(int, sys.argv[2:])
+cp, split = (t1 - t0) / 1e9, (t3 - t2) / 1e9
+print(f"{label}: split --by stream {split:.2f} s for {outputs} outputs; cp {cp:.2f} s; "
+      f"ratio split / cp = {split / cp:.1f}x; peak RSS {peak // 1024} MB "
+      f"(of which allocated {anon // 1024} MB, the rest mapped input pages)")
 PY
-rm -rf "$scratch"
+}
+split_vs_cp "$out" "$(df --output=fstype "$out" | tail -1) disk"
+size=$(stat -c %s "$file")
+if [ -d /dev/shm ] && [ "$(df --output=avail -B1 /dev/shm | tail -1)" -gt $(( size * 3 )) ]; then
+  split_vs_cp /dev/shm "tmpfs"
+fi
 
 echo
 ./target/release/tracekit-bench read "$file"

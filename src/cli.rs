@@ -68,12 +68,18 @@ pub struct SplitArgs {
     /// Include the VLAN ID in the key (Wireshark does not).
     #[arg(long)]
     pub vlan: bool,
-    /// Files kept open at once (outputs are reopened to append when needed).
+    /// Files open at once at most: each writer thread holds one (outputs are created once and
+    /// reopened to append when a stream outlasts the buffer).
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub max_open_files: usize,
-    /// Memory for buffered output data, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    pub buffer_mib: usize,
+    /// Input bytes whose records wait before the outputs are written (K/M/G suffixes). Records
+    /// are not copied: they stay in the mapped input, and each waiting record costs about 50
+    /// bytes of memory; a larger buffer means fewer appends to long streams.
+    #[arg(long, value_name = "BYTES", default_value = "1G")]
+    pub buffer: String,
+    /// Writer threads (default: one per core). The outputs are the same for any number.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use tracekit_capture::{Capture, Format};
 use tracekit_split::assign::{Assigner, KeyOptions, OutputKey};
-use tracekit_split::mode::Mode;
-use tracekit_split::outputs::{OutputFormat, OutputSet, OutputStats, RecordError};
+use tracekit_split::mode::{Mode, parse_size};
+use tracekit_split::outputs::{OutputFormat, OutputSet, OutputStats, Source};
 
 use crate::cli::SplitArgs;
 use crate::{Outcome, inputs, progress, timefmt};
@@ -23,6 +23,7 @@ pub struct SplitOptions {
     pub template: Option<String>,
     pub max_open: usize,
     pub budget: usize,
+    pub threads: usize,
 }
 
 impl TryFrom<&SplitArgs> for SplitOptions {
@@ -32,6 +33,9 @@ impl TryFrom<&SplitArgs> for SplitOptions {
         let mode: Mode = a.by.parse().map_err(|e| anyhow::anyhow!("--by: {e}"))?;
         if a.max_open_files == 0 {
             bail!("--max-open-files must be at least 1");
+        }
+        if a.threads == Some(0) {
+            bail!("--threads must be at least 1");
         }
         if let Some(t) = &a.name {
             if t.contains('/') {
@@ -64,7 +68,14 @@ impl TryFrom<&SplitArgs> for SplitOptions {
             format: a.format.clone(),
             template: a.name.clone(),
             max_open: a.max_open_files,
-            budget: a.buffer_mib.max(1) << 20,
+            budget: usize::try_from(
+                parse_size(&a.buffer).map_err(|e| anyhow::anyhow!("--buffer: {e}"))?,
+            )
+            .unwrap_or(usize::MAX)
+            .max(1),
+            threads: a
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         })
     }
 }
@@ -135,7 +146,12 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     let input_paths: Vec<PathBuf> = found.files.clone();
 
     let format = output_format(opts.format.as_deref(), &captures);
-    let mut outputs = OutputSet::new(&args.output, format, opts.max_open, opts.budget)?;
+    let mut outputs = OutputSet::new(
+        &args.output,
+        format,
+        opts.threads.min(opts.max_open),
+        opts.budget,
+    )?;
     let mut assigner = Assigner::new(opts.mode, opts.keys);
     let total: u64 = captures.iter().map(|(_, c)| c.data().len() as u64).sum();
     let bar = progress::bytes(total, args.quiet);
@@ -143,7 +159,13 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     let mut done_bytes = 0u64;
     let mut problems = 0u64;
 
-    for (_, capture) in &captures {
+    // The inputs stay mapped for the whole run: queued records point into them.
+    let sources: Vec<&[u8]> = captures.iter().map(|(_, c)| c.data()).collect();
+    for (index, (_, capture)) in captures.iter().enumerate() {
+        let source = Source {
+            index: index as u32,
+            bytes: capture.data(),
+        };
         let mut records = capture.records();
         // Interface numbers of this file → global numbers in the output set.
         let mut global: Vec<u32> = Vec::new();
@@ -179,11 +201,13 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
                     Some(t) => key.render(t, out),
                     None => key.stem(),
                 });
-                match outputs.write(out, &r, global[r.interface as usize]) {
-                    Ok(()) => {}
-                    Err(RecordError::Output(e)) => {
-                        outputs.abandon();
-                        return Err(e).context("writing the outputs");
+                match outputs.write(out, &r, global[r.interface as usize], source) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        if let Err(e) = outputs.flush(&sources) {
+                            outputs.abandon();
+                            return Err(e).context("writing the outputs");
+                        }
                     }
                     Err(e) => skipped.add(e.to_string(), || {
                         format!(
@@ -208,7 +232,7 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
 
     let keys = assigner.outputs().to_vec();
     let finished = outputs
-        .finish(&input_paths)
+        .finish(&sources, &input_paths)
         .context("finishing the outputs")?;
     let rows = index_rows(&keys, &finished);
     if let Some(index) = &args.index {

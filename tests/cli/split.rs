@@ -451,10 +451,61 @@ fn a_million_streams_do_not_need_a_million_open_files() {
         }
     }
     w.into_inner().unwrap();
-    let (out_dir, index, out) = split(&input, &["--max-open-files", "16", "--buffer-mib", "1"]);
+    let (out_dir, index, out) = split(&input, &["--max-open-files", "16", "--buffer", "16K"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(index["outputs"].as_array().unwrap().len(), 3000);
     assert_conserved(&input, &out_dir.path().join("out"), 1);
+}
+
+/// Every file of a directory: name → bytes.
+fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn outputs_are_identical_for_any_thread_count_and_buffer_size() {
+    // A small buffer makes many flushes, so outputs are created and then appended to.
+    for name in [
+        "ndpi_KakaoTalk_chat_portreuse.pcap",
+        "ppp_many_interfaces-1.pcapng",
+        "pcapng-gen_test202_mixed-endian-sections.pcapng",
+    ] {
+        let runs: Vec<BTreeMap<String, Vec<u8>>> = [
+            &["--threads", "1"][..],
+            &["--threads", "2", "--buffer", "16K"][..],
+            &["--threads", "5", "--buffer", "16K", "--max-open-files", "3"][..],
+        ]
+        .iter()
+        .map(|args| {
+            let (dir, _, out) = split(&corpus(name), args);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{name} {args:?}: {}",
+                stderr(&out)
+            );
+            files_of(&dir.path().join("out"))
+        })
+        .collect();
+        assert!(runs[0].len() > 1, "{name}");
+        assert!(
+            runs[1] == runs[0],
+            "{name}: --threads 2 differs from --threads 1"
+        );
+        assert!(
+            runs[2] == runs[0],
+            "{name}: --threads 5 differs from --threads 1"
+        );
+    }
 }
 
 #[test]

@@ -269,19 +269,7 @@ pub mod encode {
         data: &[u8],
         orig_len: u32,
     ) -> Result<(), WriteError> {
-        let secs = u32::try_from(ts.secs()).map_err(|_| WriteError::TimestampOutOfRange(ts))?;
-        let ns = ts.subsec_nanos();
-        let frac = if nanos {
-            ns
-        } else {
-            if !ns.is_multiple_of(1000) {
-                return Err(WriteError::PrecisionLoss {
-                    ts,
-                    resolution: TsResolution::MICRO,
-                });
-            }
-            ns / 1000
-        };
+        let (secs, frac) = pcap_time(nanos, ts)?;
         let mut h = [0u8; 16];
         h[0..4].copy_from_slice(&secs.to_le_bytes());
         h[4..8].copy_from_slice(&frac.to_le_bytes());
@@ -289,6 +277,30 @@ pub mod encode {
         h[12..16].copy_from_slice(&orig_len.to_le_bytes());
         out.write_all(&h)?;
         out.write_all(data)?;
+        Ok(())
+    }
+
+    /// The seconds and fraction a pcap record header stores for `ts`, or why it cannot.
+    pub fn pcap_time(nanos: bool, ts: Timestamp) -> Result<(u32, u32), WriteError> {
+        let secs = u32::try_from(ts.secs()).map_err(|_| WriteError::TimestampOutOfRange(ts))?;
+        let ns = ts.subsec_nanos();
+        if nanos {
+            return Ok((secs, ns));
+        }
+        if !ns.is_multiple_of(1000) {
+            return Err(WriteError::PrecisionLoss {
+                ts,
+                resolution: TsResolution::MICRO,
+            });
+        }
+        Ok((secs, ns / 1000))
+    }
+
+    /// Whether an enhanced packet block can hold `data_len` bytes with these options.
+    pub fn check_enhanced_packet(data_len: usize, options_len: usize) -> Result<(), WriteError> {
+        if data_len > (u32::MAX as usize) - 64 - options_len {
+            return Err(WriteError::TooLarge(data_len));
+        }
         Ok(())
     }
 
@@ -330,9 +342,7 @@ pub mod encode {
         orig_len: u32,
         options: &[u8],
     ) -> Result<(), WriteError> {
-        if data.len() > (u32::MAX as usize) - 64 - options.len() {
-            return Err(WriteError::TooLarge(data.len()));
-        }
+        check_enhanced_packet(data.len(), options.len())?;
         let mut fixed = [0u8; 20];
         fixed[0..4].copy_from_slice(&interface.to_le_bytes());
         fixed[4..8].copy_from_slice(&((units >> 32) as u32).to_le_bytes());

@@ -1,18 +1,21 @@
-//! Writing any number of outputs with a bounded number of open files.
+//! Writing any number of outputs with a bounded number of open files and bounded memory.
 //!
-//! Each output collects encoded records in its own buffer; a buffer is written out when it
-//! grows past a threshold, or, when all buffers together pass a memory budget, the largest
-//! ones are. Files are opened for one write and kept in a small FIFO of open handles, so a
-//! million outputs work under the default limit of 1024 open files. Every output is written
-//! under a hidden temporary name and renamed into place by [`OutputSet::finish`].
+//! Records are not copied when they are assigned: an output keeps a small entry per record
+//! pointing into the mapped input (the inputs stay mapped for the whole run). When the input
+//! bytes referenced this way pass a budget, and at the end, every output with pending records
+//! is written in one go: the outputs are shared out among the worker threads, each of which
+//! encodes one output at a time into a reused buffer, opens its file (created the first time,
+//! appended to later), writes and closes it. So a million outputs need a handful of open files,
+//! and each output's content (its records in input order) does not depend on the thread count.
+//! Every output is written under a hidden temporary name (or into a hidden staging directory)
+//! and moved into place by [`OutputSet::finish`].
 
-use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
-use tracekit_capture::pcapng::{OptionsBuilder, epb_numeric, idb_numeric};
+use rayon::prelude::*;
+use tracekit_capture::pcapng::{Options, OptionsBuilder, epb_numeric, idb_numeric};
 use tracekit_capture::writer::{WriteError, encode};
 use tracekit_capture::{Interface, LinkType, Record, Timestamp};
 
@@ -56,9 +59,6 @@ pub enum RecordError {
     LinkType { expected: LinkType, got: LinkType },
     #[error(transparent)]
     Write(#[from] WriteError),
-    /// Writing the output itself failed: fatal for the run.
-    #[error(transparent)]
-    Output(#[from] OutputError),
 }
 
 /// What was written to one output.
@@ -76,19 +76,50 @@ pub struct OutputStats {
 #[derive(Debug, Default)]
 struct Out {
     name: String,
-    buf: Vec<u8>,
     /// The file exists (created by a first write); later writes append.
     created: bool,
     link: Option<LinkType>,
     /// pcapng: (global interface, interface number in this output).
     interfaces: Vec<(u32, u32)>,
-    /// When it was last written to, counted in writes to any output.
-    last_write: u64,
     stats: OutputStats,
 }
 
-/// Bytes an output may hold in memory before it is written out.
-const OUTPUT_FLUSH: usize = 256 << 10;
+/// Where a pending record's bytes are: an input's mapped bytes, or [`OutputSet::spill`].
+const SPILL: u32 = u32::MAX;
+
+/// A record waiting to be written: where its bytes are, and what its header needs.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    out: u32,
+    source: u32,
+    data: u64,
+    data_len: u32,
+    orig_len: u32,
+    options: u64,
+    options_len: u32,
+    /// pcapng: the output's number for the record's interface.
+    local: u32,
+    /// pcapng: the global interface whose block goes before this record (`u32::MAX`: none).
+    new_interface: u32,
+    /// pcap: nanoseconds since the epoch; pcapng: the raw timestamp in interface units.
+    ts: u64,
+    options_big_endian: bool,
+}
+
+/// Bytes of memory a pending record costs besides its data.
+const PENDING_COST: usize = std::mem::size_of::<Pending>();
+
+/// A worker's encoded bytes are written out when they pass this size (one output can be large).
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// The input a record was read from, for [`OutputSet::write`].
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The input's number among the `sources` later given to [`OutputSet::flush`].
+    pub index: u32,
+    /// The input's whole mapped bytes (what [`tracekit_capture::Capture::data`] returns).
+    pub bytes: &'a [u8],
+}
 
 /// Writes many outputs into one directory.
 #[derive(Debug)]
@@ -101,23 +132,26 @@ pub struct OutputSet {
     staging: Option<PathBuf>,
     format: OutputFormat,
     outs: Vec<Out>,
-    open: FxHashMap<u32, File>,
-    open_order: VecDeque<u32>,
-    max_open: usize,
-    pending: usize,
+    pending: Vec<Pending>,
+    /// Record bytes that were not inside their input's map (kept by copy).
+    spill: Vec<u8>,
+    /// Memory and input bytes the pending records stand for.
+    held: usize,
     budget: usize,
-    writes: u64,
+    /// The worker threads of a flush.
+    pool: rayon::ThreadPool,
     /// pcapng: the interface description block of every global interface, encoded once.
     idbs: Vec<Vec<u8>>,
     section: Vec<u8>,
 }
 
 impl OutputSet {
-    /// `max_open` files at most are open at once; `budget` bytes at most wait in buffers.
+    /// `threads` worker threads write the outputs, each with one file open at a time; records
+    /// standing for `budget` bytes at most wait before the outputs are written.
     pub fn new(
         dir: &Path,
         format: OutputFormat,
-        max_open: usize,
+        threads: usize,
         budget: usize,
     ) -> Result<Self, OutputError> {
         let io = |source| OutputError::Io {
@@ -147,6 +181,11 @@ impl OutputSet {
         } else {
             None
         };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("split-writer-{i}"))
+            .build()
+            .map_err(|e| io(io::Error::other(e)))?;
         let mut section = Vec::new();
         let shb_options = OptionsBuilder::new()
             .add(
@@ -160,12 +199,11 @@ impl OutputSet {
             staging,
             format,
             outs: Vec::new(),
-            open: FxHashMap::default(),
-            open_order: VecDeque::new(),
-            max_open: max_open.max(1),
-            pending: 0,
+            pending: Vec::new(),
+            spill: Vec::new(),
+            held: 0,
             budget,
-            writes: 0,
+            pool,
             idbs: Vec::new(),
             section,
         })
@@ -213,26 +251,35 @@ impl OutputSet {
         }
     }
 
-    /// Appends one record to output `out`; `interface` is the global number from
+    /// Queues one record for output `out`; `interface` is the global number from
     /// [`OutputSet::add_interface`] of the interface the record was read on (its raw timestamp
-    /// is in that interface's units, which the copied interface block keeps).
+    /// is in that interface's units, which the copied interface block keeps). Returns whether
+    /// the queued records have reached the budget: then call [`OutputSet::flush`].
     pub fn write(
         &mut self,
         out: u32,
         record: &Record<'_>,
         interface: u32,
-    ) -> Result<(), RecordError> {
+        source: Source<'_>,
+    ) -> Result<bool, RecordError> {
         let o = &mut self.outs[out as usize];
-        let before = o.buf.len();
-        match self.format {
+        let mut entry = Pending {
+            out,
+            source: source.index,
+            data: 0,
+            data_len: record.data.len() as u32,
+            orig_len: record.orig_len,
+            options: 0,
+            options_len: 0,
+            local: 0,
+            new_interface: u32::MAX,
+            ts: 0,
+            options_big_endian: record.options.big_endian,
+        };
+        let mut header = 0;
+        let encoded = match self.format {
             OutputFormat::Pcap { nanos } => {
-                if o.stats.file_bytes == 0 && before == 0 {
-                    let header =
-                        tracekit_capture::pcap::Header::new_le(record.link, nanos, 262_144);
-                    o.buf.extend_from_slice(&header.to_bytes());
-                    o.link = Some(record.link);
-                }
-                let expected = o.link.unwrap_or(record.link);
+                let expected = *o.link.get_or_insert(record.link);
                 if expected != record.link {
                     return Err(RecordError::LinkType {
                         expected,
@@ -244,89 +291,119 @@ impl OutputSet {
                 } else {
                     Timestamp(0)
                 };
-                if let Err(e) =
-                    encode::pcap_record(&mut o.buf, nanos, ts, record.data, record.orig_len)
-                {
-                    o.buf.truncate(before);
-                    return Err(e.into());
+                encode::pcap_time(nanos, ts)?;
+                entry.ts = ts.0 as u64;
+                if o.stats.file_bytes == 0 {
+                    header = 24;
                 }
+                encode::pcap_record_len(record.data.len())
             }
             OutputFormat::Pcapng => {
-                if o.stats.file_bytes == 0 && before == 0 {
-                    o.buf.extend_from_slice(&self.section);
+                // Big-endian options are re-encoded little-endian at write time, same length.
+                let options_len = record.options.bytes.len();
+                encode::check_enhanced_packet(record.data.len(), options_len)?;
+                if o.stats.file_bytes == 0 {
+                    header = self.section.len() as u64;
                 }
-                let local = match o.interfaces.iter().find(|(g, _)| *g == interface) {
+                entry.local = match o.interfaces.iter().find(|(g, _)| *g == interface) {
                     Some(&(_, l)) => l,
                     None => {
                         let l = o.interfaces.len() as u32;
                         o.interfaces.push((interface, l));
-                        o.buf.extend_from_slice(&self.idbs[interface as usize]);
+                        entry.new_interface = interface;
+                        header += self.idbs[interface as usize].len() as u64;
                         l
                     }
                 };
-                let units = if record.has_ts { record.raw_ts } else { 0 };
-                // Options of a little-endian section are copied as they are; others re-encoded.
-                let options: std::borrow::Cow<'_, [u8]> =
-                    if record.options.bytes.is_empty() || !record.options.big_endian {
-                        record.options.bytes.into()
-                    } else {
-                        OptionsBuilder::new()
-                            .copy_from(record.options, epb_numeric)
-                            .finish()
-                            .into()
-                    };
-                let result = encode::enhanced_packet(
-                    &mut o.buf,
-                    local,
-                    units,
-                    record.data,
-                    record.orig_len,
-                    &options,
-                );
-                if let Err(e) = result {
-                    o.buf.truncate(before);
-                    return Err(e.into());
-                }
+                entry.ts = if record.has_ts { record.raw_ts } else { 0 };
+                encode::enhanced_packet_len(record.data.len(), options_len)
+            }
+        };
+        // The record's bytes stay in the mapped input; anything else is copied aside.
+        match (
+            offset_in(source.bytes, record.data),
+            offset_in(source.bytes, record.options.bytes),
+        ) {
+            (Some(data), Some(options)) => {
+                entry.data = data as u64;
+                entry.options = options as u64;
+            }
+            _ => {
+                entry.source = SPILL;
+                entry.data = self.spill.len() as u64;
+                self.spill.extend_from_slice(record.data);
+                entry.options = self.spill.len() as u64;
+                self.spill.extend_from_slice(record.options.bytes);
+                self.held += record.data.len() + record.options.bytes.len();
             }
         }
-        let added = o.buf.len() - before;
+        entry.options_len = record.options.bytes.len() as u32;
         let s = &mut o.stats;
         s.packets += 1;
         s.bytes += record.data.len() as u64;
-        s.file_bytes += added as u64;
+        s.file_bytes += header + encoded;
         if record.has_ts {
             s.first_ts = Some(s.first_ts.map_or(record.ts.0, |t| t.min(record.ts.0)));
             s.last_ts = Some(s.last_ts.map_or(record.ts.0, |t| t.max(record.ts.0)));
         }
-        self.pending += added;
-        o.last_write = self.writes;
-        self.writes += 1;
-        if o.buf.len() >= OUTPUT_FLUSH {
-            self.flush(out, true)?;
-        }
-        if self.pending > self.budget {
-            self.relieve()?;
-        }
-        Ok(())
+        self.pending.push(entry);
+        self.held += record.data.len() + PENDING_COST;
+        Ok(self.held >= self.budget)
     }
 
-    /// Writes out the buffers of the outputs written to least recently until half the budget
-    /// is free: streams that have ended are written once and closed, never reopened.
-    fn relieve(&mut self) -> Result<(), OutputError> {
-        let mut idle: Vec<(u64, u32)> = self
-            .outs
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| !o.buf.is_empty())
-            .map(|(i, o)| (o.last_write, i as u32))
-            .collect();
-        idle.sort_unstable();
-        for (_, out) in idle {
-            if self.pending <= self.budget / 2 {
-                break;
-            }
-            self.flush(out, false)?;
+    /// Writes every queued record into its output. `sources` are the inputs' mapped bytes,
+    /// indexed by [`Source::index`].
+    pub fn flush(&mut self, sources: &[&[u8]]) -> Result<(), OutputError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        // Group the queued records by output, keeping input order within each (a counting
+        // sort: no allocation per output).
+        let mut starts = vec![0u32; self.outs.len() + 1];
+        for p in &self.pending {
+            starts[p.out as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut fill = starts.clone();
+        let mut order = vec![0u32; self.pending.len()];
+        for (i, p) in self.pending.iter().enumerate() {
+            let slot = &mut fill[p.out as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        // One job per output with records; workers take runs of jobs in order.
+        let jobs: Vec<Job> = (0..self.outs.len())
+            .filter(|&o| starts[o + 1] > starts[o])
+            .map(|o| Job {
+                out: o as u32,
+                records: starts[o] as usize..starts[o + 1] as usize,
+                create: !self.outs[o].created,
+                link: self.outs[o].link,
+                path: self.temp_path(o as u32),
+            })
+            .collect();
+        let writer = Writer {
+            format: self.format,
+            pending: &self.pending,
+            order: &order,
+            sources,
+            spill: &self.spill,
+            idbs: &self.idbs,
+            section: &self.section,
+        };
+        self.pool.install(|| {
+            jobs.par_iter()
+                .with_min_len(16)
+                .try_for_each(|job| WRITE_BUFFER.with_borrow_mut(|buf| writer.write(job, buf)))
+        })?;
+        for job in &jobs {
+            self.outs[job.out as usize].created = true;
+        }
+        self.pending.clear();
+        self.spill.clear();
+        self.held = 0;
         Ok(())
     }
 
@@ -339,69 +416,17 @@ impl OutputSet {
         }
     }
 
-    /// Writes out an output's buffer. `keep_open` keeps the file in the FIFO of open handles
-    /// (a busy stream that fills its buffer will be back soon); otherwise the file is closed
-    /// and the buffer's memory freed (an idle stream is probably finished).
-    fn flush(&mut self, out: u32, keep_open: bool) -> Result<(), OutputError> {
-        if self.outs[out as usize].buf.is_empty() {
-            return Ok(());
-        }
-        let path = self.temp_path(out);
-        let io = |source| OutputError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut file = match self.open.remove(&out) {
-            Some(f) => f,
-            None => {
-                let created = self.outs[out as usize].created;
-                let file = if created {
-                    OpenOptions::new().append(true).open(&path)
-                } else {
-                    OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)
-                }
-                .map_err(io)?;
-                self.outs[out as usize].created = true;
-                file
-            }
-        };
-        let o = &mut self.outs[out as usize];
-        file.write_all(&o.buf).map_err(io)?;
-        self.pending -= o.buf.len();
-        if keep_open {
-            o.buf.clear();
-            if self.open.len() >= self.max_open {
-                while let Some(old) = self.open_order.pop_front() {
-                    if self.open.remove(&old).is_some() {
-                        break;
-                    }
-                }
-            }
-            self.open.insert(out, file);
-            self.open_order.push_back(out);
-        } else {
-            o.buf = Vec::new();
-        }
-        Ok(())
-    }
-
     /// Writes everything out and moves every output into place. `inputs` are never replaced.
     /// Returns (output number, file name, what it holds) for every output written.
     pub fn finish(
         mut self,
+        sources: &[&[u8]],
         inputs: &[PathBuf],
     ) -> Result<Vec<(u32, String, OutputStats)>, OutputError> {
-        for out in 0..self.outs.len() as u32 {
-            self.flush(out, false)?;
-            // Close as we go, so the handles do not pile up until the end.
-            self.open.remove(&out);
+        if let Err(e) = self.flush(sources) {
+            self.abandon();
+            return Err(e);
         }
-        self.open.clear();
-        self.open_order.clear();
         let done: Vec<(u32, String, OutputStats)> = self
             .outs
             .iter()
@@ -438,17 +463,126 @@ impl OutputSet {
     }
 
     /// Removes every temporary file (after an error).
-    pub fn abandon(self) {
+    pub fn abandon(&self) {
         if let Some(staging) = &self.staging {
             let _ = std::fs::remove_dir_all(staging);
             return;
         }
         for out in 0..self.outs.len() as u32 {
-            if self.outs[out as usize].created {
-                let _ = std::fs::remove_file(self.temp_path(out));
-            }
+            let _ = std::fs::remove_file(self.temp_path(out));
         }
     }
+}
+
+/// One output's share of a flush.
+#[derive(Debug)]
+struct Job {
+    out: u32,
+    /// Its records: a range of [`Writer::order`].
+    records: std::ops::Range<usize>,
+    /// The file does not exist yet: create it and start with the file header.
+    create: bool,
+    /// pcap: the link type of the file header.
+    link: Option<LinkType>,
+    path: PathBuf,
+}
+
+thread_local! {
+    /// A worker's encoding buffer, kept from output to output and from flush to flush.
+    static WRITE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What the worker threads share during a flush (all read-only).
+struct Writer<'a> {
+    format: OutputFormat,
+    pending: &'a [Pending],
+    order: &'a [u32],
+    sources: &'a [&'a [u8]],
+    spill: &'a [u8],
+    idbs: &'a [Vec<u8>],
+    section: &'a [u8],
+}
+
+impl Writer<'_> {
+    /// Encodes one output's records into `buf` and writes them to its file.
+    fn write(&self, job: &Job, buf: &mut Vec<u8>) -> Result<(), OutputError> {
+        let io = |source| OutputError::Io {
+            path: job.path.clone(),
+            source,
+        };
+        let mut file = if job.create {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&job.path)
+        } else {
+            OpenOptions::new().append(true).open(&job.path)
+        }
+        .map_err(io)?;
+        buf.clear();
+        if job.create {
+            match (self.format, job.link) {
+                (OutputFormat::Pcap { nanos }, Some(link)) => {
+                    let header = tracekit_capture::pcap::Header::new_le(link, nanos, 262_144);
+                    buf.extend_from_slice(&header.to_bytes());
+                }
+                _ => buf.extend_from_slice(self.section),
+            }
+        }
+        for &i in &self.order[job.records.clone()] {
+            let p = &self.pending[i as usize];
+            let bytes = if p.source == SPILL {
+                self.spill
+            } else {
+                self.sources[p.source as usize]
+            };
+            let data = &bytes[p.data as usize..][..p.data_len as usize];
+            let options = &bytes[p.options as usize..][..p.options_len as usize];
+            match self.format {
+                OutputFormat::Pcap { nanos } => {
+                    encode::pcap_record(buf, nanos, Timestamp(p.ts as i64), data, p.orig_len)
+                        .expect("checked when queued");
+                }
+                OutputFormat::Pcapng => {
+                    if p.new_interface != u32::MAX {
+                        buf.extend_from_slice(&self.idbs[p.new_interface as usize]);
+                    }
+                    let options: std::borrow::Cow<'_, [u8]> =
+                        if options.is_empty() || !p.options_big_endian {
+                            options.into()
+                        } else {
+                            OptionsBuilder::new()
+                                .copy_from(
+                                    Options {
+                                        bytes: options,
+                                        big_endian: true,
+                                    },
+                                    epb_numeric,
+                                )
+                                .finish()
+                                .into()
+                        };
+                    encode::enhanced_packet(buf, p.local, p.ts, data, p.orig_len, &options)
+                        .expect("checked when queued");
+                }
+            }
+            if buf.len() >= WRITE_CHUNK {
+                file.write_all(buf).map_err(io)?;
+                buf.clear();
+            }
+        }
+        file.write_all(buf).map_err(io)
+    }
+}
+
+/// Where `part` starts inside `whole`, if it lies inside it (an empty part always does).
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    if part.is_empty() {
+        return Some(0);
+    }
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start + part.len() <= whole.len()).then_some(start)
 }
 
 /// Names of the inputs that live directly in `dir` (checked once, not per output).
