@@ -21,6 +21,39 @@ pub enum Command {
     Info(InfoArgs),
     /// Split captures into one file per stream, host, host pair, port, or per count/size/time.
     Split(SplitArgs),
+    /// Merge captures in time order (like mergecap), optionally aligning the clocks of
+    /// captures taken at different points of the same traffic.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The merged capture.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Output format: pcapng (one interface per input and interface, named after the input
+    /// file) or pcap (all inputs must share one link type).
+    #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"], default_value = "pcapng")]
+    pub format: String,
+    /// auto: estimate every input's clock offset relative to the first input from the packets
+    /// both saw, and apply it. none: merge the timestamps as they are.
+    #[arg(long, value_name = "HOW", value_parser = ["auto", "none"], default_value = "none")]
+    pub align: String,
+    /// Shift one input's clock, e.g. server.pcap=-1.25s (by path or file name; may repeat).
+    #[arg(long, value_name = "FILE=DURATION")]
+    pub shift: Vec<String>,
+    /// Concatenate the inputs in the order given instead of merging by time.
+    #[arg(short = 'a', long)]
+    pub append: bool,
+    /// Drop exact duplicates (same bytes and length) seen within WINDOW of each other.
+    #[arg(long, value_name = "WINDOW", num_args = 0..=1, default_missing_value = "1ms", require_equals = true)]
+    pub dedup: Option<String>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Capture files or directories (searched recursively), in any number.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

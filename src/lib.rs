@@ -36,6 +36,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         cli::Command::Info(args) => commands::info::run(&args),
         cli::Command::Split(args) => commands::split::run(&args),
+        cli::Command::Merge(args) => commands::merge::run(&args),
     }
 }
 

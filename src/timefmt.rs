@@ -16,3 +16,80 @@ pub fn rfc3339(ts: Timestamp) -> String {
 pub fn seconds(ns: i64) -> String {
     Timestamp(ns).to_string()
 }
+
+/// A signed duration in seconds with nine decimals, e.g. `+1.250000000` or `-0.000381000`.
+pub fn signed_seconds(ns: i64) -> String {
+    let sign = if ns < 0 { '-' } else { '+' };
+    let a = ns.unsigned_abs();
+    format!("{sign}{}.{:09}", a / 1_000_000_000, a % 1_000_000_000)
+}
+
+/// Parses a signed duration exactly: `-1.25s`, `+250ms`, `3us`, `-0.5` (seconds when no unit),
+/// units ns, us/µs, ms, s, m, h.
+pub fn parse_signed_duration(v: &str) -> Result<i64, String> {
+    let t = v.trim();
+    let (negative, body) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (num, unit) = body.split_at(split);
+    let scale: i128 = match unit.trim() {
+        "" | "s" => 1_000_000_000,
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        u => return Err(format!("{v:?}: unknown unit {u:?} (use ns, us, ms, s, m or h)")),
+    };
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return Err(format!("{v:?}: expected a number and a unit, e.g. -1.25s"));
+    }
+    let whole: i128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| format!("{v:?}: number too large"))?
+    };
+    let mut ns = whole
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{v:?}: too large"))?;
+    // The fraction, digit by digit, so that 0.1s is exactly 100 ms.
+    let mut place = scale;
+    for d in frac.bytes() {
+        place /= 10;
+        if place == 0 {
+            if d != b'0' {
+                return Err(format!("{v:?}: finer than a nanosecond"));
+            }
+            continue;
+        }
+        ns += i128::from(d - b'0') * place;
+    }
+    let ns = if negative { -ns } else { ns };
+    i64::try_from(ns).map_err(|_| format!("{v:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_durations_parse_exactly() {
+        assert_eq!(parse_signed_duration("-1.25s"), Ok(-1_250_000_000));
+        assert_eq!(parse_signed_duration("+250ms"), Ok(250_000_000));
+        assert_eq!(parse_signed_duration("3us"), Ok(3_000));
+        assert_eq!(parse_signed_duration("0.1"), Ok(100_000_000));
+        assert_eq!(parse_signed_duration("1.000000001s"), Ok(1_000_000_001));
+        assert_eq!(parse_signed_duration("2m"), Ok(120_000_000_000));
+        assert!(parse_signed_duration("1.5ns").is_err());
+        assert!(parse_signed_duration("fast").is_err());
+        assert!(parse_signed_duration("1x").is_err());
+        assert!(parse_signed_duration("").is_err());
+        assert_eq!(signed_seconds(-381_000), "-0.000381000");
+        assert_eq!(signed_seconds(1_250_000_000), "+1.250000000");
+    }
+}

@@ -242,6 +242,7 @@ impl<'a> Iterator for Reader<'a> {
         let rest = data.len() - self.pos;
         if rest == 0 {
             self.done = true;
+            self.drop_behind.finish(data.len());
             return None;
         }
         let hlen = self.header.record_header_len();

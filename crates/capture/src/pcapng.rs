@@ -388,6 +388,7 @@ impl<'a> Reader<'a> {
         let rest = data.len() - self.pos;
         if rest == 0 {
             self.done = true;
+            self.drop_behind.finish(data.len());
             return None;
         }
         if rest < 12 {
@@ -723,7 +724,20 @@ impl OptionsBuilder {
     /// Re-encodes options read from a section of either byte order into little endian:
     /// numeric options are swapped, text and byte strings are copied.
     pub fn copy_from(&mut self, options: Options<'_>, numeric: fn(u16) -> Numeric) -> &mut Self {
+        self.copy_except(options, numeric, &[])
+    }
+
+    /// Like [`OptionsBuilder::copy_from`], leaving out the options with a code in `skip`.
+    pub fn copy_except(
+        &mut self,
+        options: Options<'_>,
+        numeric: fn(u16) -> Numeric,
+        skip: &[u16],
+    ) -> &mut Self {
         for (code, value) in options.iter().map_while(Result::ok) {
+            if skip.contains(&code) {
+                continue;
+            }
             let mut value = value.to_vec();
             if options.big_endian {
                 match numeric(code) {

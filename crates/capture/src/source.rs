@@ -81,6 +81,15 @@ impl<'a> DropBehind<'a> {
         }
     }
 
+    /// Called when the walk has reached the end: nothing behind it is needed any more (a merge
+    /// of thousands of small files then holds only the pages of the files still being read).
+    #[cold]
+    pub(crate) fn finish(&mut self, len: usize) {
+        if len > self.released {
+            self.release(len);
+        }
+    }
+
     #[cold]
     fn release(&mut self, upto: usize) {
         if let Some(map) = self.map {

@@ -1,0 +1,18 @@
+//! `tracekit-merge`: the same as `tracekit merge`, for people used to single tools.
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "tracekit-merge",
+    version,
+    about = "Merge captures in time order, with clock alignment and duplicate removal"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: tracekit::cli::MergeArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracekit::finish(tracekit::commands::merge::run(&cli.args))
+}

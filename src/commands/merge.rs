@@ -1,0 +1,377 @@
+//! `tracekit merge`: inputs merged by time (or appended), with optional clock shifts, automatic
+//! clock alignment and duplicate removal.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+use tracekit_capture::output::AtomicFile;
+use tracekit_capture::pcapng::{OptionsBuilder, idb_numeric, opt};
+use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
+use tracekit_capture::{Capture, Format, Interface, LinkType, Record, Timestamp, TsResolution};
+use tracekit_merge::align::{self, Alignment, Trace};
+use tracekit_merge::dedup::Dedup;
+use tracekit_merge::{Input, Item, Merger};
+
+use crate::cli::MergeArgs;
+use crate::timefmt::{parse_signed_duration, signed_seconds};
+use crate::{Outcome, inputs, progress};
+
+/// Packets per input whose signatures are used to estimate a clock offset.
+const ALIGN_PACKETS: u64 = 2_000_000;
+
+/// The output, pcap or pcapng.
+enum Sink<'f> {
+    Pcap {
+        writer: PcapWriter<&'f mut AtomicFile>,
+        link: LinkType,
+    },
+    Pcapng {
+        writer: PcapngWriter<&'f mut AtomicFile>,
+        /// Per input, per interface of that input: the output interface.
+        interfaces: Vec<Vec<Option<u32>>>,
+    },
+}
+
+#[allow(clippy::too_many_lines)] // inputs, alignment, the record loop and the report in one place
+pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
+    let found = inputs::expand(&args.inputs);
+    let mut trouble: Vec<String> = Vec::new();
+    for (path, e) in &found.unreadable {
+        trouble.push(format!("{}: unreadable: {e}", path.display()));
+    }
+    let mut captures: Vec<Capture> = Vec::new();
+    for path in &found.files {
+        match Capture::open(path) {
+            Ok(c) => captures.push(c),
+            Err(e) => trouble.push(format!("{e} (input left out)")),
+        }
+    }
+    if captures.is_empty() {
+        bail!("no input could be opened: {}", trouble.join("; "));
+    }
+    let names: Vec<String> = captures
+        .iter()
+        .map(|c| {
+            c.path().file_name().map_or_else(
+                || c.path().display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+
+    // Clock shifts given by hand, then the estimated ones.
+    let mut shifts = vec![0i64; captures.len()];
+    for spec in &args.shift {
+        let (file, duration) = spec
+            .rsplit_once('=')
+            .with_context(|| format!("--shift {spec:?}: expected FILE=DURATION"))?;
+        let ns = parse_signed_duration(duration).map_err(|e| anyhow::anyhow!("--shift {e}"))?;
+        let mut hit = false;
+        for (i, c) in captures.iter().enumerate() {
+            if c.path() == Path::new(file) || names[i] == file {
+                shifts[i] += ns;
+                hit = true;
+            }
+        }
+        if !hit {
+            bail!("--shift {spec:?}: no input is {file:?}");
+        }
+    }
+    let dedup_window = match &args.dedup {
+        Some(w) => Some(parse_signed_duration(w).map_err(|e| anyhow::anyhow!("--dedup {e}"))?),
+        None => None,
+    };
+    if dedup_window.is_some_and(|w| w < 0) {
+        bail!("--dedup: the window cannot be negative");
+    }
+
+    let mut notes: Vec<String> = Vec::new();
+    let mut unaligned = false;
+    if args.align == "auto" && captures.len() > 1 {
+        let traces: Vec<Trace> = captures
+            .par_iter()
+            .zip(&shifts)
+            .map(|(c, &shift)| trace_of(c, shift))
+            .collect();
+        for i in 1..captures.len() {
+            match align::estimate(&traces[0], &traces[i]) {
+                Some(a) => {
+                    notes.push(describe(&a, &names[i], &names[0]));
+                    shifts[i] += a.offset;
+                }
+                None => {
+                    unaligned = true;
+                    notes.push(format!(
+                        "{}: no packet was seen in both it and {}; merged unaligned",
+                        names[i], names[0]
+                    ));
+                }
+            }
+        }
+    }
+    for (i, &s) in shifts.iter().enumerate() {
+        if s != 0 {
+            notes.push(format!(
+                "clock of {} shifted by {} s",
+                names[i],
+                signed_seconds(s)
+            ));
+        }
+    }
+
+    let input_paths: Vec<&Path> = captures.iter().map(Capture::path).collect();
+    let mut file = AtomicFile::create(&args.output, &input_paths)?;
+    let mut sink = if args.format == "pcap" {
+        let link = captures
+            .iter()
+            .find_map(|c| c.records().interfaces().first().map(|i| i.link))
+            .unwrap_or(LinkType::ETHERNET);
+        // Nanoseconds when any input has them or a shift is finer than a microsecond.
+        let nanos = captures.iter().any(|c| match c.format() {
+            Format::Pcap(h) => h.nanos,
+            Format::Pcapng => c
+                .records()
+                .interfaces()
+                .iter()
+                .any(|i| i.resolution != TsResolution::MICRO),
+        }) || shifts.iter().any(|s| s % 1000 != 0);
+        let precision = if nanos {
+            Precision::Nano
+        } else {
+            Precision::Micro
+        };
+        Sink::Pcap {
+            writer: PcapWriter::new(&mut file, link, precision, 262_144)?,
+            link,
+        }
+    } else {
+        let mut shb = OptionsBuilder::new();
+        shb.add(opt::SHB_USERAPPL, b"tracekit merge");
+        for note in &notes {
+            shb.add(opt::COMMENT, note.as_bytes());
+        }
+        Sink::Pcapng {
+            writer: PcapngWriter::new(&mut file, &shb.finish())?,
+            interfaces: vec![Vec::new(); captures.len()],
+        }
+    };
+
+    let total: u64 = captures.iter().map(|c| c.data().len() as u64).sum();
+    let bar = progress::bytes(total, args.quiet);
+    let inputs: Vec<Input<'_>> = captures
+        .iter()
+        .zip(&shifts)
+        .map(|(c, &shift)| Input {
+            records: c.records(),
+            shift,
+        })
+        .collect();
+    let mut merger = Merger::new(inputs, args.append);
+    let mut dedup = dedup_window.map(Dedup::new);
+    let mut written = 0u64;
+    let mut skipped: Vec<(String, u64, String)> = Vec::new();
+    while let Some(item) = merger.next() {
+        let (input, record, ts) = match item {
+            Item::Record { input, record, ts } => (input, record, ts),
+            Item::Damaged { input, error } => {
+                trouble.push(format!(
+                    "{}: {error}; its records before the damage were merged",
+                    captures[input].path().display()
+                ));
+                continue;
+            }
+        };
+        if let Some(d) = &mut dedup
+            && d.is_duplicate(ts, record.link.0, record.orig_len, record.data)
+        {
+            continue;
+        }
+        let result = match &mut sink {
+            Sink::Pcap { writer, link } => {
+                if record.link == *link {
+                    writer.write(Timestamp(ts), record.data, record.orig_len)
+                } else {
+                    Err(WriteError::LinkTypeMismatch {
+                        expected: *link,
+                        got: record.link,
+                    })
+                }
+            }
+            Sink::Pcapng { writer, interfaces } => {
+                let map = &mut interfaces[input];
+                let k = record.interface as usize;
+                if map.len() <= k {
+                    map.resize(k + 1, None);
+                }
+                let out = match map[k] {
+                    Some(o) => o,
+                    None => {
+                        let iface = &merger.records(input).interfaces()[k];
+                        let o = add_interface(writer, iface, &names[input], k, shifts[input])?;
+                        map[k] = Some(o);
+                        o
+                    }
+                };
+                let shifted = Record {
+                    ts: Timestamp(ts),
+                    ..record
+                };
+                writer.write_record(out, &shifted, shifts[input] == 0)
+            }
+        };
+        match result {
+            Ok(()) => written += 1,
+            Err(WriteError::Io(e)) => {
+                return Err(e).with_context(|| format!("writing {}", args.output.display()));
+            }
+            Err(WriteError::LinkTypeMismatch { expected, got }) => bail!(
+                "{}: link type {got} differs from the first input's {expected}; a pcap file holds one link type (merge to pcapng instead)",
+                captures[input].path().display()
+            ),
+            Err(e) => {
+                let reason = e.to_string();
+                match skipped.iter_mut().find(|(r, _, _)| *r == reason) {
+                    Some(s) => s.1 += 1,
+                    None => skipped.push((
+                        reason,
+                        1,
+                        format!(
+                            "{} record {} at byte offset {}",
+                            captures[input].path().display(),
+                            record.index,
+                            record.offset
+                        ),
+                    )),
+                }
+            }
+        }
+        if written.is_multiple_of(65_536) {
+            bar.set_position(
+                (0..captures.len())
+                    .map(|i| merger.records(i).position())
+                    .sum(),
+            );
+        }
+    }
+    bar.finish_and_clear();
+    match sink {
+        Sink::Pcap { writer, .. } => drop(writer.into_inner()?),
+        Sink::Pcapng { writer, .. } => drop(writer.into_inner()?),
+    }
+    file.commit(false)?;
+
+    let problems: u64 = (0..captures.len())
+        .map(|i| merger.records(i).problems().1)
+        .sum();
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "tracekit merge: {} input(s), {written} packets written to {}",
+        captures.len(),
+        args.output.display()
+    );
+    for note in &notes {
+        let _ = writeln!(e, "  {note}");
+    }
+    if let Some(d) = &dedup {
+        let _ = writeln!(e, "  {} exact duplicates dropped", d.dropped);
+    }
+    for (reason, n, first) in &skipped {
+        let _ = writeln!(e, "  skipped {n}: {reason} (first: {first})");
+    }
+    for t in &trouble {
+        let _ = writeln!(e, "  {t}");
+    }
+    if problems > 0 {
+        let _ = writeln!(
+            e,
+            "  {problems} oddities read past in the inputs (see tracekit info)"
+        );
+    }
+    Ok(if trouble.is_empty() && skipped.is_empty() && !unaligned {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// The alignment signatures of one input, its shift applied.
+fn trace_of(capture: &Capture, shift: i64) -> Trace {
+    let mut trace = Trace::new(ALIGN_PACKETS);
+    for (n, r) in capture.records().map_while(Result::ok).enumerate() {
+        if trace.is_full() {
+            break;
+        }
+        if r.has_ts {
+            trace.add(n as u64 + 1, r.ts.0 + shift, r.link.0, r.data);
+        }
+    }
+    trace
+}
+
+/// One line on an estimated offset.
+fn describe(a: &Alignment, name: &str, reference: &str) -> String {
+    let kinds: Vec<String> = a.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let interval = match (a.lo, a.hi) {
+        (Some(lo), Some(hi)) => format!(
+            "feasible interval [{}, {}] s",
+            signed_seconds(lo),
+            signed_seconds(hi)
+        ),
+        _ => "packets matched in one direction only: the offset includes the one-way delay"
+            .to_string(),
+    };
+    let outliers = if a.outliers > 0 {
+        format!(", {} contradicting matches left out", a.outliers)
+    } else {
+        String::new()
+    };
+    format!(
+        "{name}: clock offset to {reference} estimated {} s, {interval}, from {} matched packets ({}) in {} flow(s){outliers}",
+        signed_seconds(a.offset),
+        a.matches,
+        kinds.join(", "),
+        a.flows
+    )
+}
+
+/// Adds input interface `k` of the input named `name` to the output: named after the input
+/// file (`file`, or `file#k` for its later interfaces) so Wireshark can filter on
+/// `frame.interface_name`, the original name and description kept as the description, other
+/// options copied. A shifted input gets nanosecond resolution and no offset, since its
+/// timestamps are rewritten.
+fn add_interface<W: Write>(
+    writer: &mut PcapngWriter<W>,
+    iface: &Interface,
+    name: &str,
+    k: usize,
+    shift: i64,
+) -> anyhow::Result<u32> {
+    let mut skip = vec![opt::IF_NAME, opt::IF_DESCRIPTION];
+    if shift != 0 {
+        skip.extend([opt::IF_TSRESOL, opt::IF_TSOFFSET]);
+    }
+    let mut b = OptionsBuilder::new();
+    let out_name = if k == 0 {
+        name.to_string()
+    } else {
+        format!("{name}#{k}")
+    };
+    b.add(opt::IF_NAME, out_name.as_bytes());
+    let description = match (&iface.name, &iface.description) {
+        (Some(n), Some(d)) => Some(format!("{n} ({d})")),
+        (Some(n), None) => Some(n.clone()),
+        (None, Some(d)) => Some(d.clone()),
+        (None, None) => None,
+    };
+    if let Some(d) = description {
+        b.add(opt::IF_DESCRIPTION, d.as_bytes());
+    }
+    if shift != 0 {
+        b.add(opt::IF_TSRESOL, &[TsResolution::NANO.to_option()]);
+    }
+    b.copy_except(iface.options.view(), idb_numeric, &skip);
+    Ok(writer.add_interface(iface.link, iface.snaplen, &b.finish())?)
+}
