@@ -6,6 +6,7 @@
 )]
 
 mod info;
+mod merge;
 mod split;
 
 use std::path::PathBuf;

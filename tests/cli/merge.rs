@@ -1,0 +1,378 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tracekit_capture::writer::{PcapWriter, Precision};
+use tracekit_capture::{Capture, LinkType, Timestamp};
+use tracekit_testutil::tshark_fields;
+
+use crate::{corpus, run, stderr, testdata, tracekit};
+
+/// Runs `tracekit merge ARGS -o DIR/OUT INPUTS`; returns the output path and the process output.
+fn merge(
+    dir: &Path,
+    out: &str,
+    args: &[&str],
+    inputs: &[PathBuf],
+) -> (PathBuf, std::process::Output) {
+    let path = dir.join(out);
+    let o = run(tracekit()
+        .arg("merge")
+        .arg("-q")
+        .args(args)
+        .arg("-o")
+        .arg(&path)
+        .args(inputs));
+    (path, o)
+}
+
+/// (time, bytes) of every record, in file order.
+fn records_of(path: &Path) -> Vec<(i64, Vec<u8>)> {
+    let c = Capture::open(path).unwrap();
+    c.records()
+        .map_while(Result::ok)
+        .map(|r| (r.ts.0, r.data.to_vec()))
+        .collect()
+}
+
+fn multiset(records: Vec<(i64, Vec<u8>)>) -> BTreeMap<(i64, Vec<u8>), usize> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        *m.entry(r).or_insert(0) += 1;
+    }
+    m
+}
+
+/// A pcap of Ethernet frames whose last byte is `tag`, at the given times (ns).
+fn tagged(path: &Path, tag: u8, times: &[i64]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut w = PcapWriter::new(&mut f, LinkType::ETHERNET, Precision::Nano, 65535).unwrap();
+    for (i, &t) in times.iter().enumerate() {
+        let mut frame = vec![0xffu8; 12];
+        frame.extend([0x88, 0xb5]); // local experimental EtherType
+        frame.extend([i as u8, tag]);
+        w.write(Timestamp(t), &frame, frame.len() as u32).unwrap();
+    }
+}
+
+#[test]
+fn merging_split_outputs_gives_back_the_original_records() {
+    for name in [
+        "ndpi_KakaoTalk_chat_portreuse.pcap",
+        "ppp_many_interfaces-1.pcapng",
+        "pcapng-gen_test202_mixed-endian-sections.pcapng",
+        "zeek_vxlan-encapsulated-http.pcap",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = dir.path().join("parts");
+        let o = run(tracekit()
+            .args(["split", "-q", "-o"])
+            .arg(&parts)
+            .arg(corpus(name)));
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let (out, o) = merge(dir.path(), "merged.pcapng", &[], &[parts]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let original = records_of(&corpus(name));
+        let merged = records_of(&out);
+        let sorted = |r: &[(i64, Vec<u8>)]| r.windows(2).all(|w| w[0].0 <= w[1].0);
+        // (A file whose clock steps back keeps its order within each part.)
+        if sorted(&original) {
+            assert!(sorted(&merged), "{name}: merged output is not in time order");
+        }
+        assert_eq!(merged.len(), original.len(), "{name}");
+        assert_eq!(multiset(merged), multiset(original.clone()), "{name}");
+        // tshark reads every packet of it.
+        assert_eq!(tshark_fields(&out, &["frame.number"]).len(), original.len());
+    }
+}
+
+#[test]
+fn ties_go_in_input_order_and_append_concatenates() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.pcap");
+    let b = dir.path().join("b.pcap");
+    tagged(&a, 0xa, &[100, 200, 200, 300]);
+    tagged(&b, 0xb, &[200, 250, 300]);
+    let tags = |p: &Path| -> Vec<(i64, u8)> {
+        records_of(p)
+            .into_iter()
+            .map(|(t, d)| (t, *d.last().unwrap()))
+            .collect()
+    };
+    let (ab, o) = merge(dir.path(), "ab.pcapng", &[], &[a.clone(), b.clone()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        tags(&ab),
+        [
+            (100, 0xa),
+            (200, 0xa),
+            (200, 0xa),
+            (200, 0xb),
+            (250, 0xb),
+            (300, 0xa),
+            (300, 0xb)
+        ]
+    );
+    let (ba, _) = merge(dir.path(), "ba.pcapng", &[], &[b.clone(), a.clone()]);
+    assert_eq!(
+        tags(&ba),
+        [
+            (100, 0xa),
+            (200, 0xb),
+            (200, 0xa),
+            (200, 0xa),
+            (250, 0xb),
+            (300, 0xb),
+            (300, 0xa)
+        ]
+    );
+    let (cat, _) = merge(dir.path(), "cat.pcap", &["--append", "--format", "pcap"], &[b, a]);
+    assert_eq!(
+        tags(&cat),
+        [
+            (200, 0xb),
+            (250, 0xb),
+            (300, 0xb),
+            (100, 0xa),
+            (200, 0xa),
+            (200, 0xa),
+            (300, 0xa)
+        ]
+    );
+}
+
+#[test]
+fn mixed_link_types_and_resolutions_go_into_pcapng_that_tshark_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = [
+        testdata("handshake.pcap"),                 // Ethernet, µs
+        testdata("handshake-ns.pcap"),              // Ethernet, ns
+        corpus("ppp_many_interfaces-1.pcapng"),     // Ethernet and loopback interfaces
+        corpus("zeek_vxlan-encapsulated-http.pcap"), // another file, µs
+    ];
+    let (out, o) = merge(dir.path(), "mixed.pcapng", &[], &inputs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for input in &inputs {
+        let name = input.file_name().unwrap().to_string_lossy().into_owned();
+        for line in tshark_fields(input, &["frame.time_epoch", "frame.len"]) {
+            expected.push((name.clone(), line));
+        }
+    }
+    expected.sort();
+    let mut got: Vec<(String, String)> = tshark_fields(
+        &out,
+        &["frame.interface_name", "frame.time_epoch", "frame.len"],
+    )
+    .into_iter()
+    .map(|l| {
+        let (iface, rest) = l.split_once('\t').unwrap();
+        // Later interfaces of a file are named file#N.
+        let file = iface.split('#').next().unwrap().to_string();
+        (file, rest.to_string())
+    })
+    .collect();
+    got.sort();
+    assert_eq!(got, expected, "same packets, same times to the ns, per input");
+    let encaps = tshark_fields(&out, &["frame.encap_type"]);
+    assert!(encaps.iter().any(|e| e == "1") && encaps.iter().any(|e| e == "15"));
+    // pcap output needs one link type.
+    let (bad, o) = merge(dir.path(), "mixed.pcap", &["--format", "pcap"], &inputs);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("link type"), "{}", stderr(&o));
+    assert!(!bad.exists(), "no partial output");
+}
+
+#[test]
+fn shift_moves_one_input_exactly_and_pcap_keeps_nanoseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("handshake.pcap");
+    let (out, o) = merge(
+        dir.path(),
+        "shifted.pcap",
+        &["--format", "pcap", "--shift", "handshake.pcap=-1.250000001s"],
+        std::slice::from_ref(&input),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = records_of(&input);
+    let after = records_of(&out);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.0, b.0 - 1_250_000_001);
+        assert_eq!(a.1, b.1);
+    }
+    let o = run(tracekit()
+        .args(["merge", "-q", "--shift", "nosuch.pcap=1s", "-o"])
+        .arg(dir.path().join("x.pcapng"))
+        .arg(&input));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no input is"), "{}", stderr(&o));
+}
+
+#[test]
+fn dedup_drops_exact_copies_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("handshake.pcap");
+    let twice = [input.clone(), input.clone()];
+    let (all, _) = merge(dir.path(), "all.pcapng", &[], &twice);
+    let n = records_of(&input).len();
+    assert_eq!(records_of(&all).len(), 2 * n);
+    let (once, o) = merge(dir.path(), "once.pcapng", &["--dedup"], &twice);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(records_of(&once), records_of(&input));
+    assert!(
+        stderr(&o).contains(&format!("{n} exact duplicates dropped")),
+        "{}",
+        stderr(&o)
+    );
+    // A copy 2 s later is outside a 1 s window.
+    let (later, o) = merge(
+        dir.path(),
+        "later.pcapng",
+        &["--dedup=1s", "--shift", &format!("{}=2s", input.display())],
+        &[input.clone(), testdata("handshake.pcap.gz")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(records_of(&later).len(), 2 * n);
+}
+
+#[test]
+fn a_damaged_input_is_reported_and_the_rest_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = corpus("suri_tls_DER-incomplete-header.pcap");
+    let good = testdata("handshake.pcap");
+    let (out, o) = merge(dir.path(), "m.pcapng", &[], &[damaged.clone(), good.clone()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("byte offset 5035"), "{}", stderr(&o));
+    assert_eq!(
+        records_of(&out).len(),
+        records_of(&damaged).len() + records_of(&good).len()
+    );
+    // Never over an input.
+    let before = std::fs::read(&good).unwrap();
+    let o = run(tracekit().args(["merge", "-q", "-o"]).arg(&good).arg(&good));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("overwrite"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&good).unwrap(), before);
+}
+
+/// The estimate line for `name`: (estimate, lo, hi) in ns.
+fn estimate_of(err: &str, name: &str) -> (i64, i64, i64) {
+    let line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}: clock offset")))
+        .unwrap_or_else(|| panic!("no estimate for {name}: {err}"));
+    let ns = |s: &str| -> i64 {
+        let s = s.trim().trim_end_matches(" s").trim();
+        let (sign, rest) = s.split_at(1);
+        let (whole, frac) = rest.split_once('.').unwrap();
+        let v = whole.parse::<i64>().unwrap() * 1_000_000_000 + frac.parse::<i64>().unwrap();
+        if sign == "-" { -v } else { v }
+    };
+    let est = line.split("estimated ").nth(1).unwrap();
+    let est = est.split(',').next().unwrap();
+    let interval = line.split('[').nth(1).unwrap().split(']').next().unwrap();
+    let (lo, hi) = interval.split_once(',').unwrap();
+    (ns(est), ns(lo), ns(hi))
+}
+
+#[test]
+fn automatic_alignment_recovers_a_known_offset_across_a_router() {
+    // Recorded by testdata/lab/record_router_pair.sh: both captures share one clock, so the
+    // true offset is the shift we add.
+    let client = testdata("router-client.pcapng");
+    let server = testdata("router-server.pcapng");
+    let dir = tempfile::tempdir().unwrap();
+    for shift in ["+3.7s", "-1.25s", "+0.000381s"] {
+        let shift_ns = crate::merge::parse_ns(shift);
+        let (out, o) = merge(
+            dir.path(),
+            "aligned.pcapng",
+            &[
+                "--align",
+                "auto",
+                "--shift",
+                &format!("router-server.pcapng={shift}"),
+            ],
+            &[client.clone(), server.clone()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let (est, lo, hi) = estimate_of(&stderr(&o), "router-server.pcapng");
+        assert!(
+            lo <= -shift_ns && -shift_ns <= hi,
+            "{shift}: true offset {} outside [{lo}, {hi}]",
+            -shift_ns
+        );
+        assert!(lo <= est && est <= hi);
+        assert!(hi - lo < 1_000_000, "the interval is narrow: {}", hi - lo);
+        // The comment in the section header says so too.
+        let info = run(std::process::Command::new("capinfos").arg(&out));
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(text.contains("clock offset"), "{text}");
+        // After alignment the client's request is sent before the server receives it, and the
+        // server's response sent before the client receives it.
+        let lines = tshark_fields(
+            &out,
+            &["frame.interface_name", "tcp.len", "ip.src", "frame.time_epoch"],
+        );
+        let payloads: Vec<Vec<&str>> = lines
+            .iter()
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .filter(|f| f[1].parse::<u32>().is_ok_and(|n| n > 0))
+            .collect();
+        assert!(payloads.len() >= 20, "{lines:?}");
+        for seg in payloads.chunks(2) {
+            // Each data segment appears twice in a row: at the sender's point, then the other.
+            assert_eq!(seg[0][1], seg[1][1], "{seg:?}");
+            let first_at_sender = if seg[0][2] == "192.0.2.10" {
+                seg[0][0] == "router-client.pcapng"
+            } else {
+                seg[0][0] == "router-server.pcapng"
+            };
+            assert!(first_at_sender, "{seg:?}");
+        }
+    }
+    // Two captures with nothing in common: merged unaligned, exit code 1.
+    let (_, o) = merge(
+        dir.path(),
+        "unrelated.pcapng",
+        &["--align", "auto"],
+        &[client, testdata("handshake.pcap")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("merged unaligned"), "{}", stderr(&o));
+}
+
+/// "+3.7s" → ns (the test's own small parser, independent of the binary's).
+pub fn parse_ns(s: &str) -> i64 {
+    let (sign, rest) = s.split_at(1);
+    let rest = rest.trim_end_matches('s');
+    let (whole, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    let frac = format!("{frac:0<9}");
+    let v = whole.parse::<i64>().unwrap() * 1_000_000_000 + frac.parse::<i64>().unwrap();
+    if sign == "-" { -v } else { v }
+}
+
+#[test]
+fn the_whole_corpus_merges_into_one_pcapng_that_tshark_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = tracekit_testutil::manifest();
+    let inputs: Vec<PathBuf> = entries.iter().map(|e| corpus(&e.file)).collect();
+    let (out, o) = merge(dir.path(), "corpus.pcapng", &[], &inputs);
+    // Files capinfos rejects are reported and left out; damaged ones merged up to the damage.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let mut expected = 0;
+    for e in &entries {
+        if let Ok(c) = Capture::open(corpus(&e.file)) {
+            expected += c.records().map_while(Result::ok).count();
+        } else {
+            assert!(
+                stderr(&o).contains(&e.file),
+                "{} is not mentioned: {}",
+                e.file,
+                stderr(&o)
+            );
+        }
+    }
+    assert_eq!(records_of(&out).len(), expected);
+    assert_eq!(tshark_fields(&out, &["frame.number"]).len(), expected);
+}
