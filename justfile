@@ -26,6 +26,7 @@ demo:
 # Benchmark against capinfos and cat on a generated multi-GB capture (SIZE_GB, default 2).
 bench size_gb="2":
     bench/run.sh {{size_gb}}
+    bench/merge.sh
 
 # Fuzz each target for SECONDS (needs cargo-fuzz; not part of CI).
 fuzz seconds="120":

@@ -43,7 +43,11 @@ pub fn parse_signed_duration(v: &str) -> Result<i64, String> {
         "ms" => 1_000_000,
         "m" | "min" => 60_000_000_000,
         "h" => 3_600_000_000_000,
-        u => return Err(format!("{v:?}: unknown unit {u:?} (use ns, us, ms, s, m or h)")),
+        u => {
+            return Err(format!(
+                "{v:?}: unknown unit {u:?} (use ns, us, ms, s, m or h)"
+            ));
+        }
     };
     let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
     if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
@@ -52,7 +56,9 @@ pub fn parse_signed_duration(v: &str) -> Result<i64, String> {
     let whole: i128 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| format!("{v:?}: number too large"))?
+        whole
+            .parse()
+            .map_err(|_| format!("{v:?}: number too large"))?
     };
     let mut ns = whole
         .checked_mul(scale)

@@ -1,3 +1,3 @@
 pub mod info;
-pub mod split;
 pub mod merge;
+pub mod split;

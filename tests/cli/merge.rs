@@ -76,7 +76,10 @@ fn merging_split_outputs_gives_back_the_original_records() {
         let sorted = |r: &[(i64, Vec<u8>)]| r.windows(2).all(|w| w[0].0 <= w[1].0);
         // (A file whose clock steps back keeps its order within each part.)
         if sorted(&original) {
-            assert!(sorted(&merged), "{name}: merged output is not in time order");
+            assert!(
+                sorted(&merged),
+                "{name}: merged output is not in time order"
+            );
         }
         assert_eq!(merged.len(), original.len(), "{name}");
         assert_eq!(multiset(merged), multiset(original.clone()), "{name}");
@@ -125,7 +128,12 @@ fn ties_go_in_input_order_and_append_concatenates() {
             (300, 0xa)
         ]
     );
-    let (cat, _) = merge(dir.path(), "cat.pcap", &["--append", "--format", "pcap"], &[b, a]);
+    let (cat, _) = merge(
+        dir.path(),
+        "cat.pcap",
+        &["--append", "--format", "pcap"],
+        &[b, a],
+    );
     assert_eq!(
         tags(&cat),
         [
@@ -144,9 +152,9 @@ fn ties_go_in_input_order_and_append_concatenates() {
 fn mixed_link_types_and_resolutions_go_into_pcapng_that_tshark_reads() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = [
-        testdata("handshake.pcap"),                 // Ethernet, µs
-        testdata("handshake-ns.pcap"),              // Ethernet, ns
-        corpus("ppp_many_interfaces-1.pcapng"),     // Ethernet and loopback interfaces
+        testdata("handshake.pcap"),                  // Ethernet, µs
+        testdata("handshake-ns.pcap"),               // Ethernet, ns
+        corpus("ppp_many_interfaces-1.pcapng"),      // Ethernet and loopback interfaces
         corpus("zeek_vxlan-encapsulated-http.pcap"), // another file, µs
     ];
     let (out, o) = merge(dir.path(), "mixed.pcapng", &[], &inputs);
@@ -172,7 +180,10 @@ fn mixed_link_types_and_resolutions_go_into_pcapng_that_tshark_reads() {
     })
     .collect();
     got.sort();
-    assert_eq!(got, expected, "same packets, same times to the ns, per input");
+    assert_eq!(
+        got, expected,
+        "same packets, same times to the ns, per input"
+    );
     let encaps = tshark_fields(&out, &["frame.encap_type"]);
     assert!(encaps.iter().any(|e| e == "1") && encaps.iter().any(|e| e == "15"));
     // pcap output needs one link type.
@@ -189,7 +200,12 @@ fn shift_moves_one_input_exactly_and_pcap_keeps_nanoseconds() {
     let (out, o) = merge(
         dir.path(),
         "shifted.pcap",
-        &["--format", "pcap", "--shift", "handshake.pcap=-1.250000001s"],
+        &[
+            "--format",
+            "pcap",
+            "--shift",
+            "handshake.pcap=-1.250000001s",
+        ],
         std::slice::from_ref(&input),
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -240,7 +256,12 @@ fn a_damaged_input_is_reported_and_the_rest_merged() {
     let dir = tempfile::tempdir().unwrap();
     let damaged = corpus("suri_tls_DER-incomplete-header.pcap");
     let good = testdata("handshake.pcap");
-    let (out, o) = merge(dir.path(), "m.pcapng", &[], &[damaged.clone(), good.clone()]);
+    let (out, o) = merge(
+        dir.path(),
+        "m.pcapng",
+        &[],
+        &[damaged.clone(), good.clone()],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("byte offset 5035"), "{}", stderr(&o));
     assert_eq!(
@@ -312,7 +333,12 @@ fn automatic_alignment_recovers_a_known_offset_across_a_router() {
         // server's response sent before the client receives it.
         let lines = tshark_fields(
             &out,
-            &["frame.interface_name", "tcp.len", "ip.src", "frame.time_epoch"],
+            &[
+                "frame.interface_name",
+                "tcp.len",
+                "ip.src",
+                "frame.time_epoch",
+            ],
         );
         let payloads: Vec<Vec<&str>> = lines
             .iter()

@@ -160,7 +160,9 @@ fn signatures(ip: &IpLayer, data: &[u8]) -> [Option<(Kind, u64)>; 3] {
         let header = &data[t.header.range()];
         if let Ok(tcp) = tracekit_wire::tcp::Tcp::new_checked(header) {
             let ts = tcp.options().find_map(|o| match o {
-                Ok(tracekit_wire::tcp::TcpOption::Timestamps { value, echo }) => Some((value, echo)),
+                Ok(tracekit_wire::tcp::TcpOption::Timestamps { value, echo }) => {
+                    Some((value, echo))
+                }
                 _ => None,
             });
             if let Some((value, echo)) = ts {
@@ -230,6 +232,31 @@ impl Alignment {
 /// Estimates the offset of `b`'s clock relative to `a`'s; `None` when nothing matches.
 #[must_use]
 pub fn estimate(a: &Trace, b: &Trace) -> Option<Alignment> {
+    let (pairs, flows) = matched(a, b)?;
+    let mut by_kind = BTreeMap::new();
+    for m in &pairs {
+        *by_kind.entry(m.kind.name()).or_insert(0) += 1;
+    }
+    let (offset, lo, hi, outliers) = bounds(&pairs);
+    Some(Alignment {
+        offset,
+        lo,
+        hi,
+        matches: pairs.len(),
+        by_kind,
+        outliers,
+        flows,
+        pairs,
+    })
+}
+
+fn median(v: &mut [i64]) -> i64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// The packets seen in both traces, directions told, in A's order; and the number of flow pairs.
+fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
     // Signatures seen once on each side.
     let mut raw: Vec<(Match, u64, bool, u64)> = Vec::new();
     for (sig, ea) in &a.entries {
@@ -284,10 +311,6 @@ pub fn estimate(a: &Trace, b: &Trace) -> Option<Alignment> {
     for (m, fa, fwd, _) in &raw {
         per_flow.entry(*fa).or_default()[usize::from(*fwd)].push(m.delta());
     }
-    let median = |v: &mut Vec<i64>| {
-        v.sort_unstable();
-        v[v.len() / 2]
-    };
     let mut forward_is_a_to_b: FxHashMap<u64, bool> = FxHashMap::default();
     for (flow, [back, fwd]) in &mut per_flow {
         if !back.is_empty() && !fwd.is_empty() {
@@ -302,11 +325,11 @@ pub fn estimate(a: &Trace, b: &Trace) -> Option<Alignment> {
         })
         .collect();
     pairs.sort_unstable_by_key(|m| m.a_frame);
-    let mut by_kind = BTreeMap::new();
-    for m in &pairs {
-        *by_kind.entry(m.kind.name()).or_insert(0) += 1;
-    }
+    Some((pairs, flows))
+}
 
+/// (estimate, feasible interval, matches left out as contradicting) from the matched packets.
+fn bounds(pairs: &[Match]) -> (i64, Option<i64>, Option<i64>, usize) {
     let mut down: Vec<i64> = pairs
         .iter()
         .filter(|m| m.a_to_b == Some(true))
@@ -343,14 +366,5 @@ pub fn estimate(a: &Trace, b: &Trace) -> Option<Alignment> {
         let hi = up[0];
         (lo + (hi - lo) / 2, Some(lo), Some(hi))
     };
-    Some(Alignment {
-        offset,
-        lo,
-        hi,
-        matches: pairs.len(),
-        by_kind,
-        outliers,
-        flows,
-        pairs,
-    })
+    (offset, lo, hi, outliers)
 }
