@@ -128,8 +128,9 @@ fn directories_are_searched_recursively_in_name_order() {
     let out = run(tracekit().args(["info", "--json"]).arg(testdata("")));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("passed over 1 file"),
-        "make_testdata.py is not a capture"
+        stderr(&out).contains("passed over 5 file"),
+        "make_testdata.py, README.md and the lab scripts are not captures: {}",
+        stderr(&out)
     );
     let paths: Vec<String> = json_lines(&out)
         .iter()
@@ -145,7 +146,9 @@ fn directories_are_searched_recursively_in_name_order() {
             "handshake-ns.pcap",
             "handshake.pcap",
             "handshake.pcap.gz",
-            "mixed.pcapng"
+            "mixed.pcapng",
+            "router-client.pcapng",
+            "router-server.pcapng"
         ]
     );
 }
