@@ -124,18 +124,22 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let input_paths: Vec<&Path> = captures.iter().map(Capture::path).collect();
     let mut file = AtomicFile::create(&args.output, &input_paths)?;
     let mut sink = if args.format == "pcap" {
+        // The first packet's link type (pcapng interfaces are known once a packet is read).
         let link = captures
             .iter()
-            .find_map(|c| c.records().interfaces().first().map(|i| i.link))
+            .find_map(|c| c.records().map_while(Result::ok).next().map(|r| r.link))
             .unwrap_or(LinkType::ETHERNET);
         // Nanoseconds when any input has them or a shift is finer than a microsecond.
         let nanos = captures.iter().any(|c| match c.format() {
             Format::Pcap(h) => h.nanos,
-            Format::Pcapng => c
-                .records()
-                .interfaces()
-                .iter()
-                .any(|i| i.resolution != TsResolution::MICRO),
+            Format::Pcapng => {
+                let mut records = c.records();
+                let _ = records.next();
+                records
+                    .interfaces()
+                    .iter()
+                    .any(|i| i.resolution != TsResolution::MICRO)
+            }
         }) || shifts.iter().any(|s| s % 1000 != 0);
         let precision = if nanos {
             Precision::Nano

@@ -216,6 +216,16 @@ fn shift_moves_one_input_exactly_and_pcap_keeps_nanoseconds() {
         assert_eq!(a.0, b.0 - 1_250_000_001);
         assert_eq!(a.1, b.1);
     }
+    // A nanosecond pcapng (the lab capture) into pcap: nanoseconds kept, nothing skipped.
+    let ng = testdata("router-server.pcapng");
+    let (out, o) = merge(
+        dir.path(),
+        "from-ng.pcap",
+        &["--format", "pcap"],
+        std::slice::from_ref(&ng),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(records_of(&out), records_of(&ng));
     let o = run(tracekit()
         .args(["merge", "-q", "--shift", "nosuch.pcap=1s", "-o"])
         .arg(dir.path().join("x.pcapng"))
