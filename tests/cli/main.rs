@@ -35,3 +35,12 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
 }
+
+/// (time, bytes) of every record of a capture, in file order.
+pub fn records_of(path: &std::path::Path) -> Vec<(i64, Vec<u8>)> {
+    let c = tracekit_capture::Capture::open(path).unwrap();
+    c.records()
+        .map_while(Result::ok)
+        .map(|r| (r.ts.0, r.data.to_vec()))
+        .collect()
+}

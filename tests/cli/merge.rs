@@ -5,7 +5,7 @@ use tracekit_capture::writer::{PcapWriter, Precision};
 use tracekit_capture::{Capture, LinkType, Timestamp};
 use tracekit_testutil::tshark_fields;
 
-use crate::{corpus, run, stderr, testdata, tracekit};
+use crate::{corpus, records_of, run, stderr, testdata, tracekit};
 
 /// Runs `tracekit merge ARGS -o DIR/OUT INPUTS`; returns the output path and the process output.
 fn merge(
@@ -23,15 +23,6 @@ fn merge(
         .arg(&path)
         .args(inputs));
     (path, o)
-}
-
-/// (time, bytes) of every record, in file order.
-fn records_of(path: &Path) -> Vec<(i64, Vec<u8>)> {
-    let c = Capture::open(path).unwrap();
-    c.records()
-        .map_while(Result::ok)
-        .map(|r| (r.ts.0, r.data.to_vec()))
-        .collect()
 }
 
 fn multiset(records: Vec<(i64, Vec<u8>)>) -> BTreeMap<(i64, Vec<u8>), usize> {

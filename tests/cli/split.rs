@@ -4,7 +4,7 @@ use std::path::Path;
 use serde_json::Value;
 use tracekit_capture::Capture;
 
-use crate::{corpus, run, stderr, testdata, tracekit};
+use crate::{corpus, records_of, run, stderr, testdata, tracekit};
 
 /// Runs `tracekit split` with `args` into a fresh directory; returns the directory and index.
 fn split(input: &Path, args: &[&str]) -> (tempfile::TempDir, Value, std::process::Output) {
@@ -223,14 +223,6 @@ fn stream_numbers_and_counts_equal_wiresharks() {
 }
 
 /// Every record of `input`, as (timestamp, bytes), in order.
-fn records_of(path: &Path) -> Vec<(i64, Vec<u8>)> {
-    let c = Capture::open(path).unwrap();
-    c.records()
-        .map_while(Result::ok)
-        .map(|r| (r.ts.0, r.data.to_vec()))
-        .collect()
-}
-
 /// Checks that the outputs hold every input record `copies` times in all, byte-identical with
 /// the same timestamp, each output in input order; returns the number of output files.
 /// Identical records (same time and bytes) are told apart only by count.
