@@ -1,0 +1,55 @@
+"""Lab TLS client: runs a list of steps against one server, in order.
+
+Steps:
+  tls:PORT:SRCPORT[:SNI]  a TLS connection from a fixed source port (as in the story, where the
+                          failed connection's client port was known); on success it sends an HTTP
+                          request, reads the answer and closes; on failure it closes at once.
+  udp:PORT:TEXT           one UDP query and its answer (forwarded, not proxied: the clock
+                          alignment's reference in both directions).
+  sleep:SECONDS
+
+Usage: tls_client.py SERVER STEP...
+"""
+import socket
+import ssl
+import sys
+import time
+
+server = sys.argv[1]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+for step in sys.argv[2:]:
+    kind, *args = step.split(":")
+    if kind == "sleep":
+        time.sleep(float(args[0]))
+    elif kind == "udp":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(2)
+        u.sendto(args[1].encode(), (server, int(args[0])))
+        try:
+            u.recvfrom(2048)
+        except OSError as e:
+            print(f"udp {args[0]}: {e}", file=sys.stderr)
+        u.close()
+    elif kind == "tls":
+        port, sport = int(args[0]), int(args[1])
+        sni = args[2] if len(args) > 2 else "server.example"
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        raw.bind(("0.0.0.0", sport))
+        raw.settimeout(5)
+        try:
+            raw.connect((server, port))
+            with ctx.wrap_socket(raw, server_hostname=sni) as t:
+                t.sendall(b"GET / HTTP/1.0\r\nHost: " + sni.encode() + b"\r\n\r\n")
+                while t.recv(65536):
+                    pass
+            print(f"tls {port} from {sport}: ok", file=sys.stderr)
+        except (OSError, ssl.SSLError) as e:
+            print(f"tls {port} from {sport}: failed: {e}", file=sys.stderr)
+        finally:
+            raw.close()
+    else:
+        sys.exit(f"unknown step {step}")
