@@ -24,6 +24,44 @@ pub enum Command {
     /// Merge captures in time order (like mergecap), optionally aligning the clocks of
     /// captures taken at different points of the same traffic.
     Merge(MergeArgs),
+    /// Compare two captures of the same connections taken at different points: find what sits
+    /// between them (NAT, TCP proxy, MSS clamp, ECN bleaching, injected resets) and who closed
+    /// each connection, with the frames every claim rests on.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Print the analysis as JSON (documented in docs/analyze-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only connections with this TCP port on either end, in either trace.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Only connections with this endpoint: ADDR, ADDR:PORT or :PORT (either end, either trace).
+    #[arg(long, value_name = "FILTER")]
+    pub conn: Option<String>,
+    /// Show every connection in full (by default: the failed or odd ones, and the first).
+    #[arg(long)]
+    pub all: bool,
+    /// Pair the capture files of two directories (by name, else by overlapping time and shared
+    /// connections) and analyze every pair; needs -o.
+    #[arg(long, num_args = 2, value_names = ["DIR_A", "DIR_B"], conflicts_with = "traces")]
+    pub batch: Option<Vec<PathBuf>>,
+    /// Batch mode: the directory for one report per pair and the summary (CSV and JSON).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUTDIR",
+        requires = "batch"
+    )]
+    pub output: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The two captures, in either order.
+    #[arg(value_name = "TRACE", num_args = 2, required_unless_present = "batch")]
+    pub traces: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

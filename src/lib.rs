@@ -37,6 +37,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Info(args) => commands::info::run(&args),
         cli::Command::Split(args) => commands::split::run(&args),
         cli::Command::Merge(args) => commands::merge::run(&args),
+        cli::Command::Analyze(args) => commands::analyze::run(&args),
     }
 }
 

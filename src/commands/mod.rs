@@ -1,3 +1,4 @@
+pub mod analyze;
 pub mod info;
 pub mod merge;
 pub mod split;

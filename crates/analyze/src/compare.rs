@@ -1,0 +1,1268 @@
+//! Cross-trace comparison: pairs the connections of the two traces, decides which trace is
+//! nearer the client, and turns the differences into evidence, a middlebox verdict and who
+//! closed the connection.
+
+use std::fmt::Write;
+
+use rustc_hash::FxHashMap;
+use tracekit_merge::align::Alignment;
+use tracekit_wire::Endpoint;
+use tracekit_wire::tcp::flags;
+
+use crate::model::{
+    Analysis, Clock, Connection, Evidence, Hops, Middlebox, Rtt, TraceSummary, Traces, Unmatched,
+};
+use crate::sides::{mac_string, side_view, tls_view, vendor};
+use crate::trace::{Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
+
+/// One trace's connection table and its name.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub table: &'a ConnTable,
+}
+
+/// Side b's clock relative to side a's (`t_a = t_b + offset`), with its feasible interval.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Offset {
+    pub mid: i64,
+    pub lo: Option<i64>,
+    pub hi: Option<i64>,
+}
+
+impl Offset {
+    fn flipped(self) -> Offset {
+        Offset {
+            mid: -self.mid,
+            lo: self.hi.map(|h| -h),
+            hi: self.lo.map(|l| -l),
+        }
+    }
+}
+
+/// Compares two traces of the same traffic, `alignment` being b's clock offset relative to a's
+/// (from `tracekit_merge::align::estimate`).
+#[must_use]
+pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Analysis {
+    let mut offset = alignment.map(|al| Offset {
+        mid: al.offset,
+        lo: al.lo,
+        hi: al.hi,
+    });
+    let pairs = pair_connections(a.table, b.table, offset);
+    let swapped = b_is_client_side(a.table, b.table, &pairs);
+    let (ca, cb) = if swapped { (b, a) } else { (a, b) };
+    if swapped {
+        offset = offset.map(Offset::flipped);
+    }
+    // The time each capture covers (packets outside it cannot be missing from it).
+    let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
+    let windows = [span(ca.table), span(cb.table)];
+    let mut connections: Vec<(i64, Connection)> = pairs
+        .iter()
+        .map(|&(ia, ib, how)| {
+            let (ic, is) = if swapped { (ib, ia) } else { (ia, ib) };
+            let c = &ca.table.conns[ic];
+            let s = &cb.table.conns[is];
+            (
+                c.first_ts,
+                compare((c, ca.name), (s, cb.name), how, offset, windows),
+            )
+        })
+        .collect();
+    // Failed and odd connections first, then in time order.
+    connections.sort_by_key(|(ts, c)| {
+        let odd = c.middlebox.kind != ["none"];
+        (!c.failed, !odd, *ts)
+    });
+    let used_a: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
+    let used_b: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.1).collect();
+    let mut unmatched = Unmatched::default();
+    for (side, t, used) in [("a", a.table, &used_a), ("b", b.table, &used_b)] {
+        for (i, c) in t.conns.iter().enumerate() {
+            if used.contains(&i) {
+                continue;
+            }
+            if side == "a" {
+                unmatched.a += 1;
+            } else {
+                unmatched.b += 1;
+            }
+            if unmatched.examples.len() < 10 {
+                let name = if side == "a" { a.name } else { b.name };
+                unmatched
+                    .examples
+                    .push(format!("{name}: {} -> {}", c.client, c.server));
+            }
+        }
+    }
+    if swapped {
+        std::mem::swap(&mut unmatched.a, &mut unmatched.b);
+    }
+    let summary = |i: Input<'_>| TraceSummary {
+        name: i.name.to_string(),
+        packets: i.table.packets,
+        tcp_packets: i.table.tcp_packets,
+        connections: i.table.conns.len(),
+    };
+    Analysis {
+        traces: Traces {
+            a: summary(ca),
+            b: summary(cb),
+        },
+        swapped,
+        clock: alignment.zip(offset).map(|(al, o)| Clock {
+            offset_ns: o.mid,
+            lo_ns: o.lo,
+            hi_ns: o.hi,
+            matches: al.matches,
+            by_kind: al.by_kind.clone(),
+        }),
+        connections: connections.into_iter().map(|(_, c)| c).collect(),
+        unmatched,
+    }
+}
+
+/// Pairs connections of a and b: (index in a, index in b, how).
+fn pair_connections(
+    a: &ConnTable,
+    b: &ConnTable,
+    offset: Option<Offset>,
+) -> Vec<(usize, usize, &'static str)> {
+    let shift = offset.map_or(0, |o| o.mid);
+    let mut by_tuple: FxHashMap<(Endpoint, Endpoint), Vec<usize>> = FxHashMap::default();
+    let mut by_random: FxHashMap<[u8; 32], usize> = FxHashMap::default();
+    let mut by_payload: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    for (i, c) in b.conns.iter().enumerate() {
+        by_tuple.entry((c.client, c.server)).or_default().push(i);
+        by_tuple.entry((c.server, c.client)).or_default().push(i);
+        if let Some(r) = c.client_random {
+            by_random.insert(r, i);
+        }
+        if c.first_client_payload != 0 {
+            by_payload
+                .entry(c.first_client_payload)
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut used = vec![false; b.conns.len()];
+    let mut pairs = Vec::new();
+    // Nearest unused candidate in time, on a's clock.
+    let nearest = |cands: &[usize], used: &[bool], ts: i64| -> Option<usize> {
+        cands
+            .iter()
+            .copied()
+            .filter(|&i| !used[i])
+            .min_by_key(|&i| (b.conns[i].first_ts + shift).abs_diff(ts))
+    };
+    for (ia, c) in a.conns.iter().enumerate() {
+        let found = by_tuple
+            .get(&(c.client, c.server))
+            .and_then(|v| nearest(v, &used, c.first_ts))
+            .map(|i| (i, "tuple"))
+            .or_else(|| {
+                c.client_random
+                    .and_then(|r| by_random.get(&r).copied())
+                    .filter(|&i| !used[i])
+                    .map(|i| (i, "tls-random"))
+            })
+            .or_else(|| {
+                (c.first_client_payload != 0)
+                    .then(|| by_payload.get(&c.first_client_payload))
+                    .flatten()
+                    .and_then(|v| nearest(v, &used, c.first_ts))
+                    .map(|i| (i, "payload"))
+            });
+        if let Some((ib, how)) = found {
+            used[ib] = true;
+            pairs.push((ia, ib, how));
+        }
+    }
+    // Timing: a connection left over on each side, same server port, handshakes within 1 s
+    // of each other once the clocks are aligned, and no other candidate.
+    if offset.is_some() {
+        let paired: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
+        for (ia, c) in a.conns.iter().enumerate() {
+            if paired.contains(&ia) {
+                continue;
+            }
+            let cands: Vec<usize> = (0..b.conns.len())
+                .filter(|&i| {
+                    !used[i]
+                        && b.conns[i].server.port == c.server.port
+                        && (b.conns[i].first_ts + shift).abs_diff(c.first_ts) < 1_000_000_000
+                })
+                .collect();
+            if let [ib] = cands[..] {
+                used[ib] = true;
+                pairs.push((ia, ib, "timing"));
+            }
+        }
+    }
+    pairs
+}
+
+/// Whether b is nearer the client: at the client's point the SYN/ACK is answered at once
+/// (SYN/ACK → ACK is a small part of the handshake), at the server's point the SYN is.
+fn b_is_client_side(a: &ConnTable, b: &ConnTable, pairs: &[(usize, usize, &str)]) -> bool {
+    let mut votes = 0i64;
+    for &(ia, ib, _) in pairs {
+        let (ca, cb) = (&a.conns[ia], &b.conns[ib]);
+        let share = |c: &Conn| Some(c.towards_client()? as f64 / c.rtt()?.max(1) as f64);
+        if let (Some(sa), Some(sb)) = (share(ca), share(cb)) {
+            votes += if sb < sa {
+                1
+            } else if sa < sb {
+                -1
+            } else {
+                0
+            };
+        } else if let (Some(ha), Some(hb)) = (ca.syn, cb.syn) {
+            // No complete handshake: the client's SYN crossed fewer routers at its own point.
+            votes +=
+                i64::from(hops(hb.ttl) < hops(ha.ttl)) - i64::from(hops(ha.ttl) < hops(hb.ttl));
+        }
+    }
+    votes > 0
+}
+
+fn ms(ns: i64) -> f64 {
+    (ns as f64 / 1e4).round() / 100.0
+}
+
+fn ms_text(ns: i64) -> String {
+    let v = ns as f64 / 1e6;
+    if v.abs() < 1.0 {
+        format!("{v:.3} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// A display filter selecting these frames.
+fn frame_filter(frames: &[u64]) -> Option<String> {
+    if frames.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = frames.iter().map(u64::to_string).collect();
+    Some(if frames.len() == 1 {
+        format!("frame.number == {}", list[0])
+    } else {
+        format!("frame.number in {{{}}}", list.join(" "))
+    })
+}
+
+fn evidence(
+    signal: &'static str,
+    detail: String,
+    frames_a: Vec<u64>,
+    frames_b: Vec<u64>,
+) -> Evidence {
+    Evidence {
+        signal,
+        detail,
+        filter_a: frame_filter(&frames_a),
+        filter_b: frame_filter(&frames_b),
+        frames_a,
+        frames_b,
+        middlebox_evidence: true,
+    }
+}
+
+fn opt_frames(x: Option<u64>) -> Vec<u64> {
+    x.into_iter().collect()
+}
+
+/// The other side's packet carrying the same bytes (or the same control flag at the same
+/// relative sequence number), if kept.
+struct SeqSpace<'a> {
+    conn: &'a Conn,
+    isn: [Option<u32>; 2],
+}
+
+impl SeqSpace<'_> {
+    fn rel(&self, p: &Pkt) -> Option<u32> {
+        Some(p.seq.wrapping_sub(self.isn[p.dir()]?))
+    }
+    /// Whether any kept packet of `dir` carries a byte of [start, end).
+    fn covers(&self, dir: usize, start: u32, end: u32) -> bool {
+        self.conn.pkts.iter().any(|p| {
+            p.dir() == dir
+                && p.len > 0
+                && self
+                    .rel(p)
+                    .is_some_and(|r| r < end && r.wrapping_add(p.len) > start)
+        })
+    }
+    /// Whether a FIN/RST of `dir` was kept with this relative sequence number.
+    fn has_control(&self, dir: usize, flag: u16, rel: u32) -> bool {
+        self.conn
+            .pkts
+            .iter()
+            .any(|p| p.dir() == dir && p.flags & flag != 0 && self.rel(p) == Some(rel))
+    }
+    /// The highest relative sequence number kept per direction (comparison stops there).
+    fn kept_until(&self, dir: usize) -> Option<u32> {
+        self.conn
+            .pkts
+            .iter()
+            .filter(|p| p.dir() == dir)
+            .filter_map(|p| Some(self.rel(p)?.wrapping_add(p.len)))
+            .max()
+    }
+}
+
+struct PathDiff {
+    /// (frame at the sending side, description)
+    dropped: Vec<(usize, u64, String)>,
+    /// (side index 0 = a / 1 = b, frame, description)
+    injected: Vec<(usize, u64, String, u16, u8)>,
+}
+
+fn describe_pkt(p: &Pkt) -> String {
+    let who = if p.from_client { "client" } else { "server" };
+    if let Some(t) = p.tls {
+        format!("the {who}'s {} ({} bytes)", t.describe(), p.len)
+    } else if p.flags & flags::RST != 0 {
+        format!("a RST in the {who}'s name")
+    } else if p.flags & flags::FIN != 0 {
+        format!("a FIN in the {who}'s name")
+    } else {
+        format!("{} bytes of the {who}'s data", p.len)
+    }
+}
+
+/// Packets one point saw and the other did not: data by relative sequence range, FIN/RST by
+/// flag and relative sequence number. Only over the time both captures cover.
+fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) -> PathDiff {
+    let mut out = PathDiff {
+        dropped: Vec::new(),
+        injected: Vec::new(),
+    };
+    let (Some(off), true) = (
+        off,
+        c.syn.is_some() && s.syn.is_some() && c.syn_ack.is_some() && s.syn_ack.is_some(),
+    ) else {
+        return out;
+    };
+    let views = [
+        SeqSpace {
+            conn: c,
+            isn: [c.isn(FROM_CLIENT), c.isn(FROM_SERVER)],
+        },
+        SeqSpace {
+            conn: s,
+            isn: [s.isn(FROM_CLIENT), s.isn(FROM_SERVER)],
+        },
+    ];
+    // Times on a's clock; each side's window of observation.
+    let on_a = |side: usize, ts: i64| if side == 0 { ts } else { ts + off.mid };
+    let window = [windows[0], (windows[1].0 + off.mid, windows[1].1 + off.mid)];
+    for (sender_side, dir) in [(0usize, FROM_CLIENT), (1usize, FROM_SERVER)] {
+        let receiver_side = 1 - sender_side;
+        let (snd, rcv) = (&views[sender_side], &views[receiver_side]);
+        let limit = [snd.kept_until(dir), rcv.kept_until(dir)];
+        let folded = snd.conn.folded > 0 || rcv.conn.folded > 0;
+        // Sent at the sender's point, never at the receiver's.
+        for p in snd.conn.pkts.iter().filter(|p| p.dir() == dir) {
+            let t = on_a(sender_side, p.ts);
+            if t > window[receiver_side].1 {
+                continue;
+            }
+            let Some(r) = snd.rel(p) else { continue };
+            if folded && limit[1].is_none_or(|l| r >= l) {
+                continue;
+            }
+            let missing = if p.len > 0 {
+                !rcv.covers(dir, r, r.wrapping_add(p.len))
+            } else if p.flags & (flags::FIN | flags::RST) != 0 {
+                let flag = p.flags & (flags::FIN | flags::RST);
+                // A RST may carry the sequence number after the FIN's.
+                let seen = rcv.has_control(dir, flag, r)
+                    || (p.flags & flags::RST != 0
+                        && rcv.has_control(dir, flags::RST, r.wrapping_add(1)));
+                !seen
+            } else {
+                false
+            };
+            if missing {
+                out.dropped.push((sender_side, p.frame, describe_pkt(p)));
+            }
+        }
+        // Seen at the receiver's point in the sender's name, never sent at the sender's point.
+        for p in rcv.conn.pkts.iter().filter(|p| p.dir() == dir) {
+            let t = on_a(receiver_side, p.ts);
+            if t < window[sender_side].0 || t > window[sender_side].1 {
+                continue;
+            }
+            let Some(r) = rcv.rel(p) else { continue };
+            if folded && limit[0].is_none_or(|l| r >= l) {
+                continue;
+            }
+            let foreign = if p.len > 0 {
+                !snd.covers(dir, r, r.wrapping_add(p.len))
+            } else if p.flags & (flags::FIN | flags::RST) != 0 {
+                let flag = p.flags & (flags::FIN | flags::RST);
+                !snd.has_control(dir, flag, r)
+            } else {
+                false
+            };
+            if foreign {
+                out.injected
+                    .push((receiver_side, p.frame, describe_pkt(p), p.flags, p.ttl));
+            }
+        }
+    }
+    out
+}
+
+/// Packets kept at both points that carry the same payload, in the same direction:
+/// (client-side packet, server-side packet).
+fn same_packets<'a>(c: &'a Conn, s: &'a Conn) -> Vec<(&'a Pkt, &'a Pkt)> {
+    let mut by_payload: FxHashMap<(bool, u64), &Pkt> = FxHashMap::default();
+    for p in s.pkts.iter().filter(|p| p.payload != 0) {
+        by_payload.entry((p.from_client, p.payload)).or_insert(p);
+    }
+    c.pkts
+        .iter()
+        .filter(|p| p.payload != 0)
+        .filter_map(|p| Some((p, *by_payload.get(&(p.from_client, p.payload))?)))
+        .collect()
+}
+
+/// IP IDs of the packets seen at both points (handshake and same payload): how many agree,
+/// and up to four that differ as (frame a, frame b, id a, id b).
+fn ipid_pairs(c: &Conn, s: &Conn, same: &[(&Pkt, &Pkt)]) -> (u32, Vec<(u64, u64, u16, u16)>) {
+    let mut agree = 0;
+    let mut differ = Vec::new();
+    let mut check = |a: Option<(u64, Option<u16>)>, b: Option<(u64, Option<u16>)>| {
+        if let (Some((fa, Some(ia))), Some((fb, Some(ib)))) = (a, b) {
+            if ia == 0 && ib == 0 {
+                return;
+            }
+            if ia == ib {
+                agree += 1;
+            } else if differ.len() < 4 {
+                differ.push((fa, fb, ia, ib));
+            }
+        }
+    };
+    check(
+        c.syn.map(|h| (h.frame, h.ip_id)),
+        s.syn.map(|h| (h.frame, h.ip_id)),
+    );
+    check(
+        c.syn_ack.map(|h| (h.frame, h.ip_id)),
+        s.syn_ack.map(|h| (h.frame, h.ip_id)),
+    );
+    for (p, q) in same {
+        check(Some((p.frame, p.ip_id)), Some((q.frame, q.ip_id)));
+    }
+    (agree, differ)
+}
+
+fn ecn_names(f: u16) -> String {
+    tracekit_wire::tcp::flag_names(f & (flags::ECE | flags::CWR))
+}
+
+#[derive(Default)]
+struct Found {
+    evidence: Vec<Evidence>,
+    proxy_proof: bool,
+}
+
+impl Found {
+    fn has(&self, signal: &str) -> bool {
+        self.evidence.iter().any(|e| e.signal == signal)
+    }
+    fn push(&mut self, e: Evidence) {
+        self.evidence.push(e);
+    }
+}
+
+#[allow(clippy::too_many_lines, clippy::many_single_char_names)]
+fn compare(
+    (c, a_name): (&Conn, &str),
+    (s, b_name): (&Conn, &str),
+    how: &'static str,
+    off: Option<Offset>,
+    windows: [(i64, i64); 2],
+) -> Connection {
+    let mut f = Found::default();
+    let mut caveats = Vec::new();
+    let syn_frames = |x: &Conn| opt_frames(x.syn.map(|h| h.frame));
+    let synack_frames = |x: &Conn| opt_frames(x.syn_ack.map(|h| h.frame));
+
+    // Addresses and ports.
+    if c.client.addr != s.client.addr || c.server.addr != s.server.addr {
+        let mut parts = Vec::new();
+        if c.client.addr != s.client.addr {
+            parts.push(format!(
+                "the client {} appears at the server side as {}",
+                c.client.addr, s.client.addr
+            ));
+        }
+        if c.server.addr != s.server.addr {
+            parts.push(format!(
+                "the server {} appears at the client side as {}",
+                s.server.addr, c.server.addr
+            ));
+        }
+        f.push(evidence(
+            "addresses-translated",
+            parts.join("; "),
+            syn_frames(c),
+            syn_frames(s),
+        ));
+    }
+    if c.client.port != s.client.port || c.server.port != s.server.port {
+        f.push(evidence(
+            "ports-translated",
+            format!(
+                "ports {} → {} at the client side are {} → {} at the server side",
+                c.client.port, c.server.port, s.client.port, s.server.port
+            ),
+            syn_frames(c),
+            syn_frames(s),
+        ));
+    }
+    // Sequence numbers.
+    let mut isn_parts = Vec::new();
+    for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+        if let (Some(x), Some(y)) = (c.isn(dir), s.isn(dir))
+            && x != y
+        {
+            isn_parts.push(format!(
+                "the {who}'s initial sequence number is {x} at the client side and {y} at the server side (difference {})",
+                y.wrapping_sub(x)
+            ));
+        }
+    }
+    if !isn_parts.is_empty() {
+        let mut fa = syn_frames(c);
+        fa.extend(synack_frames(c));
+        let mut fb = syn_frames(s);
+        fb.extend(synack_frames(s));
+        f.push(evidence("isn-rewritten", isn_parts.join("; "), fa, fb));
+    }
+    // IP IDs of packets seen at both points.
+    let same = same_packets(c, s);
+    let (same_ids, differing_ids) = ipid_pairs(c, s, &same);
+    if !differing_ids.is_empty() && same_ids == 0 {
+        let (_, _, ia, ib) = differing_ids[0];
+        f.push(evidence(
+            "ipid-rewritten",
+            format!(
+                "the same packets carry other IP IDs at the two points (e.g. 0x{ia:04x} at the client side, 0x{ib:04x} at the server side); a router leaves the IP ID alone",
+            ),
+            differing_ids.iter().map(|d| d.0).collect(),
+            differing_ids.iter().map(|d| d.1).collect(),
+        ));
+    }
+    // ECN.
+    let mut ecn_parts = Vec::new();
+    let (mut ecn_a, mut ecn_b) = (Vec::new(), Vec::new());
+    if let (Some(x), Some(y)) = (c.syn, s.syn)
+        && x.ecn_flags & !y.ecn_flags != 0
+    {
+        ecn_parts.push(format!(
+            "the client's SYN asks for ECN ({}) at the client side, but not at the server side",
+            ecn_names(x.ecn_flags)
+        ));
+        ecn_a.push(x.frame);
+        ecn_b.push(y.frame);
+    }
+    if let (Some(x), Some(y)) = (c.syn_ack, s.syn_ack)
+        && y.ecn_flags & !x.ecn_flags & flags::ECE != 0
+    {
+        ecn_parts.push(
+            "the server's SYN/ACK accepts ECN (ECE) at the server side, but not at the client side"
+                .to_string(),
+        );
+        ecn_a.push(x.frame);
+        ecn_b.push(y.frame);
+    }
+    // ECT codepoints on packets seen at both points (a dropped packet says nothing of ECN).
+    for (from_client, who) in [(true, "client"), (false, "server")] {
+        let bleached: Vec<&(&Pkt, &Pkt)> = same
+            .iter()
+            .filter(|(p, q)| {
+                p.from_client == from_client && {
+                    let (sent, got) = if from_client { (p, q) } else { (q, p) };
+                    sent.ecn != 0 && got.ecn == 0
+                }
+            })
+            .collect();
+        if let Some((p, q)) = bleached.first() {
+            ecn_parts.push(format!(
+                "{} packet(s) the {who} sent ECN-capable (ECT) arrive not ECN-capable",
+                bleached.len()
+            ));
+            ecn_a.push(p.frame);
+            ecn_b.push(q.frame);
+        }
+    }
+    if !ecn_parts.is_empty() {
+        f.push(evidence("ecn-stripped", ecn_parts.join("; "), ecn_a, ecn_b));
+    }
+    // Handshake options.
+    for (name, get) in [
+        (
+            "wscale-rewritten",
+            (|h: &crate::trace::Handshake| h.options.window_scale.map(u32::from))
+                as fn(&crate::trace::Handshake) -> Option<u32>,
+        ),
+        ("mss-rewritten", |h| h.options.mss.map(u32::from)),
+    ] {
+        let mut parts = Vec::new();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        for (who, x, y) in [
+            ("client's SYN", c.syn, s.syn),
+            ("server's SYN/ACK", c.syn_ack, s.syn_ack),
+        ] {
+            if let (Some(x), Some(y)) = (x, y)
+                && get(&x) != get(&y)
+            {
+                let show = |v: Option<u32>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+                let what = if name == "mss-rewritten" {
+                    "MSS"
+                } else {
+                    "window scale"
+                };
+                parts.push(format!(
+                    "the {who} has {what} {} at the client side and {} at the server side",
+                    show(get(&x)),
+                    show(get(&y))
+                ));
+                fa.push(x.frame);
+                fb.push(y.frame);
+            }
+        }
+        if !parts.is_empty() {
+            f.push(evidence(name, parts.join("; "), fa, fb));
+        }
+    }
+    {
+        let mut parts = Vec::new();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        for (who, x, y) in [
+            ("client's SYN", c.syn, s.syn),
+            ("server's SYN/ACK", c.syn_ack, s.syn_ack),
+        ] {
+            if let (Some(x), Some(y)) = (x, y) {
+                let (lx, ly) = (x.options.layout_string(), y.options.layout_string());
+                if lx != ly {
+                    parts.push(format!(
+                        "the {who} has options {lx} at the client side and {ly} at the server side"
+                    ));
+                    fa.push(x.frame);
+                    fb.push(y.frame);
+                }
+            }
+        }
+        if !parts.is_empty() {
+            f.push(evidence("options-rewritten", parts.join("; "), fa, fb));
+        }
+    }
+    // TTL: who built the packet.
+    let client_init = c
+        .syn
+        .map(|h| initial_ttl(h.ttl))
+        .or_else(|| c.ttls[FROM_CLIENT].first().map(|t| initial_ttl(t.ttl)));
+    let server_init = s
+        .syn_ack
+        .map(|h| initial_ttl(h.ttl))
+        .or_else(|| s.ttls[FROM_SERVER].first().map(|t| initial_ttl(t.ttl)));
+    let mut ttl_parts = Vec::new();
+    let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
+    let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    if let Some(init) = client_init {
+        for t in s.ttls[FROM_CLIENT]
+            .iter()
+            .filter(|t| initial_ttl(t.ttl) != init)
+        {
+            ttl_parts.push(format!(
+                "{} packet(s) in the client's name reach the server side with TTL {} (sent with {}, {} hop(s) away), while the client sends with {}",
+                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
+            ));
+            ttl_b.push(t.first_frame);
+            foreign_ttl[FROM_CLIENT].push(t.ttl);
+        }
+    }
+    if let Some(init) = server_init {
+        for t in c.ttls[FROM_SERVER]
+            .iter()
+            .filter(|t| initial_ttl(t.ttl) != init)
+        {
+            ttl_parts.push(format!(
+                "{} packet(s) in the server's name reach the client side with TTL {} (sent with {}, {} hop(s) away), while the server sends with {}",
+                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
+            ));
+            ttl_a.push(t.first_frame);
+            foreign_ttl[FROM_SERVER].push(t.ttl);
+        }
+    }
+    if !ttl_parts.is_empty() {
+        f.push(evidence(
+            "ttl-origin-mismatch",
+            ttl_parts.join("; "),
+            ttl_a,
+            ttl_b,
+        ));
+    }
+    // Split handshake.
+    let mut split_parts = Vec::new();
+    if let (Some(rc), Some(rs)) = (c.rtt(), s.rtt()) {
+        let (lo, hi) = (rc.min(rs), rc.max(rs));
+        if hi > 3 * lo.max(1) && hi - lo > 200_000 {
+            split_parts.push(format!(
+                "the handshake takes {} at the client side and {} at the server side",
+                ms_text(rc),
+                ms_text(rs)
+            ));
+        }
+    }
+    if let (Some(o), Some(ack), Some(ssyn)) = (off, c.ack3, s.syn) {
+        // The SYN reached the server side after the client's handshake was complete: over the
+        // whole feasible interval when known, else at the estimate.
+        let lo = o.lo.unwrap_or(o.mid);
+        if ssyn.ts + lo > ack.1 {
+            split_parts.push(format!(
+                "the SYN reaches the server side {} after the client completed its handshake{}",
+                ms_text(ssyn.ts + lo - ack.1),
+                if o.lo.is_some() {
+                    " (at the earliest clock offset that fits the matched packets)"
+                } else {
+                    " (at the estimated clock offset)"
+                }
+            ));
+        }
+    }
+    if !split_parts.is_empty() {
+        let mut fa = syn_frames(c);
+        fa.extend(c.ack3.map(|x| x.0));
+        f.push(evidence(
+            "split-handshake",
+            split_parts.join("; "),
+            fa,
+            syn_frames(s),
+        ));
+        f.proxy_proof = true;
+    }
+    // FIN/RST faster than the far end could answer.
+    let mut fast_close = None;
+    for (here, there, dir, near_rtt, who, far) in [
+        (s, c, FROM_CLIENT, c.towards_server(), "client", "server"),
+        (c, s, FROM_SERVER, s.towards_client(), "server", "client"),
+    ] {
+        let (Some(close), Some(rtt)) = (here.first_close(dir), near_rtt) else {
+            continue;
+        };
+        let Some(prev) = here
+            .pkts
+            .iter()
+            .rev()
+            .find(|p| p.dir() != dir && p.frame < close.frame)
+        else {
+            continue;
+        };
+        let dt = close.ts - prev.ts;
+        // An answer takes a full round trip; half of one leaves room for jitter.
+        if dt >= rtt / 2 {
+            continue;
+        }
+        let mut detail = format!(
+            "at the {far} side, the {} in the {who}'s name comes {} after {}; the {who} is {} away (its handshake round trip), so it cannot have answered",
+            if close.rst { "RST" } else { "FIN" },
+            ms_text(dt),
+            describe_pkt(prev),
+            ms_text(rtt)
+        );
+        let own = there.first_close(dir);
+        if let Some(o) = off {
+            let to_a = |ts: i64| {
+                if std::ptr::eq(here, s) {
+                    ts + o.hi.unwrap_or(o.mid)
+                } else {
+                    ts
+                }
+            };
+            match own {
+                None => {
+                    let _ = write!(
+                        detail,
+                        "; the {who}'s own capture shows no FIN or RST from it at all"
+                    );
+                }
+                Some(own_close) => {
+                    let own_a = if std::ptr::eq(there, c) {
+                        own_close.ts
+                    } else {
+                        own_close.ts + o.lo.unwrap_or(o.mid)
+                    };
+                    if own_a > to_a(close.ts) {
+                        let _ = write!(
+                            detail,
+                            "; the {who}'s own {} (its frame {}) left only {} later{}",
+                            if own_close.rst { "RST" } else { "FIN" },
+                            own_close.frame,
+                            ms_text(own_a - to_a(close.ts)),
+                            if o.lo.is_some() {
+                                ", over the whole feasible clock-offset interval"
+                            } else {
+                                ", at the estimated clock offset"
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        let (fa, fb) = if std::ptr::eq(here, c) {
+            (
+                vec![prev.frame, close.frame],
+                opt_frames(own.map(|x| x.frame)),
+            )
+        } else {
+            (
+                opt_frames(own.map(|x| x.frame)),
+                vec![prev.frame, close.frame],
+            )
+        };
+        f.push(evidence("fin-faster-than-rtt", detail, fa, fb));
+        fast_close = Some((
+            dir,
+            close,
+            prev.tls.map(|t| t.describe()),
+            dt,
+            std::ptr::eq(here, s),
+        ));
+        f.proxy_proof = true;
+    }
+    // Packets seen at one point only.
+    let diff = path_diff(c, s, off, windows);
+    if !diff.dropped.is_empty() {
+        let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
+        let text: Vec<String> = diff
+            .dropped
+            .iter()
+            .take(4)
+            .map(|d| {
+                format!(
+                    "{} (frame {} at the {} side) never reached the other point",
+                    d.2,
+                    d.1,
+                    if d.0 == 0 { "client" } else { "server" }
+                )
+            })
+            .collect();
+        f.push(evidence(
+            "dropped-in-path",
+            text.join("; "),
+            fa.iter().map(|d| d.1).take(8).collect(),
+            fb.iter().map(|d| d.1).take(8).collect(),
+        ));
+    }
+    if !diff.injected.is_empty() {
+        let (fa, fb): (Vec<_>, Vec<_>) = diff.injected.iter().partition(|d| d.0 == 0);
+        let text: Vec<String> = diff
+            .injected
+            .iter()
+            .take(4)
+            .map(|d| {
+                let sender = if d.0 == 0 { "server" } else { "client" };
+                format!(
+                    "{} arrives at the {} side (frame {}, TTL {}) but the {sender} never sent it",
+                    d.2,
+                    if d.0 == 0 { "client" } else { "server" },
+                    d.1,
+                    d.4
+                )
+            })
+            .collect();
+        f.push(evidence(
+            "injected-in-path",
+            text.join("; "),
+            fa.iter().map(|d| d.1).take(8).collect(),
+            fb.iter().map(|d| d.1).take(8).collect(),
+        ));
+    }
+    // Offload artefacts, not middlebox evidence.
+    for (x, side, is_a) in [(c, "client", true), (s, "server", false)] {
+        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+            let o = &x.over_mss[dir];
+            if o.count == 0 {
+                continue;
+            }
+            let own_host = x.ttls[dir].first().is_some_and(|t| hops(t.ttl) == 0);
+            let what = if own_host {
+                "send offload (TSO/GSO) on the capturing host: the NIC cuts them after the capture point"
+            } else {
+                "receive offload (GRO/LRO) on the capturing host: segments were merged before the capture point"
+            };
+            let mss = x.mss_for(dir).unwrap_or(0);
+            let mut e = evidence(
+                "tso-oversize",
+                format!(
+                    "{} segment(s) from the {who} at the {side} side are larger than the MSS of {mss} (largest {} bytes): {what}",
+                    o.count, x.largest_segment[dir]
+                ),
+                if is_a { o.first.clone() } else { Vec::new() },
+                if is_a { Vec::new() } else { o.first.clone() },
+            );
+            e.middlebox_evidence = false;
+            f.push(e);
+        }
+    }
+
+    // Verdict.
+    let injected_close: Vec<&(usize, u64, String, u16, u8)> = diff
+        .injected
+        .iter()
+        .filter(|d| d.3 & (flags::FIN | flags::RST) != 0)
+        .collect();
+    let proxy = f.has("split-handshake")
+        || (f.has("isn-rewritten")
+            && (f.has("ttl-origin-mismatch") || f.has("ipid-rewritten"))
+            && f.has("ipid-rewritten"))
+        || (f.has("isn-rewritten")
+            && f.has("ttl-origin-mismatch")
+            && (f.has("wscale-rewritten") || f.has("options-rewritten")));
+    let mut kinds: Vec<&'static str> = Vec::new();
+    if proxy {
+        kinds.push("tcp-proxy");
+        if let (Some(x), Some(y)) = (c.client_random, s.client_random)
+            && x != y
+        {
+            kinds.push("tls-interceptor");
+        } else if let (Some(x), Some(y)) = (c.server_random, s.server_random)
+            && x != y
+        {
+            kinds.push("tls-interceptor");
+        }
+    } else {
+        if f.has("addresses-translated") || f.has("ports-translated") {
+            kinds.push("nat");
+        }
+        if f.has("isn-rewritten") {
+            kinds.push("seq-randomizer");
+        }
+        if f.has("mss-rewritten") {
+            kinds.push("mss-clamp");
+        }
+        if f.has("ecn-stripped") {
+            kinds.push("ecn-bleach");
+        }
+        if f.has("options-rewritten") || f.has("wscale-rewritten") {
+            kinds.push("option-stripper");
+        }
+        if !injected_close.is_empty() && (f.has("ttl-origin-mismatch") || f.proxy_proof) {
+            kinds.push("rst-injector");
+        }
+    }
+    if kinds.is_empty() {
+        kinds.push("none");
+    }
+    let middlebox_present = kinds != ["none"];
+
+    // Hops.
+    let path = match (c.syn, s.syn) {
+        (Some(x), Some(y)) if !proxy && initial_ttl(x.ttl) == initial_ttl(y.ttl) => {
+            Some(hops(y.ttl).saturating_sub(hops(x.ttl)))
+        }
+        _ => None,
+    };
+    let (client_side, server_side) = if proxy {
+        (
+            c.syn_ack
+                .map(|h| hops(h.ttl))
+                .or_else(|| foreign_ttl[FROM_SERVER].first().map(|&t| hops(t))),
+            s.syn
+                .map(|h| hops(h.ttl))
+                .or_else(|| foreign_ttl[FROM_CLIENT].first().map(|&t| hops(t))),
+        )
+    } else if kinds.contains(&"rst-injector") {
+        let near = injected_close.iter().find(|d| d.0 == 0).map(|d| hops(d.4));
+        (near, near.zip(path).map(|(n, p)| p.saturating_sub(n + 1)))
+    } else {
+        (None, None)
+    };
+
+    // Middlebox MAC: the source MAC of what it sends to an adjacent capture point.
+    let (mac, vendor_name) = if !middlebox_present {
+        (None, None)
+    } else if server_side == Some(0) {
+        (
+            s.src_mac[FROM_CLIENT],
+            s.src_mac[FROM_CLIENT].and_then(|m| vendor(&m)),
+        )
+    } else if client_side == Some(0) {
+        (
+            c.src_mac[FROM_SERVER],
+            c.src_mac[FROM_SERVER].and_then(|m| vendor(&m)),
+        )
+    } else {
+        (None, None)
+    };
+
+    // Who closed it.
+    let client_close = c.first_close(FROM_CLIENT);
+    let server_close = s.first_close(FROM_SERVER);
+    let shift = off.map_or(0, |o| o.mid);
+    let injected_first = injected_close
+        .iter()
+        .map(|d| {
+            let conn = if d.0 == 0 { c } else { s };
+            let ts = conn
+                .pkts
+                .iter()
+                .find(|p| p.frame == d.1)
+                .map_or(i64::MAX, |p| p.ts);
+            (if d.0 == 0 { ts } else { ts + shift }, *d)
+        })
+        .min_by_key(|x| x.0);
+    let genuine: Vec<(i64, &'static str, u64, bool)> = [
+        client_close.map(|x| (x.ts, "client", x.frame, x.rst)),
+        server_close.map(|x| (x.ts + shift, "server", x.frame, x.rst)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let first_genuine = genuine.iter().min_by_key(|x| x.0).copied();
+    let (closed_by, close_proof) = match (injected_first, first_genuine) {
+        (Some((ti, d)), g) if g.is_none_or(|g| ti <= g.0) || f.proxy_proof => {
+            let side = if d.0 == 0 { "client" } else { "server" };
+            let mut proof = format!(
+                "{} (frame {} at the {side} side) was not sent by the endpoint whose name it carries",
+                d.2, d.1
+            );
+            if let Some((_, close, answered, dt, _)) = fast_close {
+                let _ = write!(
+                    proof,
+                    "; the {} came {} after {}, faster than the far end's round trip",
+                    if close.rst { "RST" } else { "FIN" },
+                    ms_text(dt),
+                    answered.map_or("the packet before it".to_string(), |m| format!("the {m}"))
+                );
+            }
+            ("middlebox", proof)
+        }
+        (_, Some((_, who, frame, rst))) => (
+            who,
+            format!(
+                "the {who} sent the first {} (frame {frame} in its own capture){}",
+                if rst { "RST" } else { "FIN" },
+                if genuine.len() > 1 {
+                    ", before the other end"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (_, None) => ("none", "no FIN or RST was seen from either end".to_string()),
+    };
+
+    // Caveats.
+    if off.is_none() {
+        caveats.push("no packet could be matched between the traces: times across them are not comparable, and time-based proofs were skipped".to_string());
+    } else if off.is_some_and(|o| o.lo.is_none()) {
+        caveats.push("the clock offset rests on packets matched in one direction only; time-based statements use the estimate, not a proven interval".to_string());
+    }
+    for (x, side) in [(c, "client"), (s, "server")] {
+        if x.syn.is_none() || x.syn_ack.is_none() {
+            caveats.push(format!("the handshake is not complete in the {side}-side capture; facts drawn from it are missing"));
+        }
+        if x.folded > 0 {
+            caveats.push(format!(
+                "{} later packets at the {side} side were counted but not compared one by one",
+                x.folded
+            ));
+        }
+    }
+    for (x, side) in [(c, "client"), (s, "server")] {
+        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+            let ids = &x.ip_ids[dir];
+            if ids.len() > 2 && ids.iter().skip(1).all(|&i| i == ids[1]) {
+                caveats.push(format!("the {who}'s IP IDs are constant at the {side} side: IP ID comparisons there say little"));
+            }
+        }
+    }
+    if f.evidence.iter().any(|e| e.signal == "tso-oversize") {
+        caveats.push("segments larger than the MSS come from offload on the capturing host; they were not dropped for their size if they were acknowledged".to_string());
+    }
+
+    let strong = f.evidence.iter().filter(|e| e.middlebox_evidence).count();
+    let confidence = if f.proxy_proof
+        || strong >= 3
+        || (middlebox_present && off.is_some_and(|o| o.lo.is_some()) && strong >= 2)
+    {
+        "high"
+    } else if strong >= 1 || (!middlebox_present && c.syn.is_some() && s.syn.is_some()) {
+        "medium"
+    } else {
+        "low"
+    };
+    let transparent = middlebox_present.then_some(c.client.addr == s.client.addr);
+    let failed = c.failed() || s.failed();
+    let verdict = verdict_sentence(&VerdictInput {
+        kinds: &kinds,
+        transparent,
+        vendor: vendor_name.as_deref(),
+        client_side,
+        server_side,
+        closed_by,
+        fast_close: fast_close.map(|x| (x.2, x.3)),
+        c,
+        s,
+        failed,
+    });
+    let (tls, client_random_same, server_random_same) = tls_view(c, s);
+    let mut tls = tls;
+    tls.client_random_same = client_random_same;
+    tls.server_random_same = server_random_same;
+    Connection {
+        client: c.client.to_string(),
+        server: c.server.to_string(),
+        client_port: c.client.port,
+        server_port: c.server.port,
+        matched_by: how,
+        failed,
+        verdict,
+        middlebox: Middlebox {
+            kind: kinds,
+            transparent,
+            vendor: vendor_name,
+            mac: mac.map(|m| mac_string(&m)),
+        },
+        hops: Hops {
+            client_side,
+            server_side,
+            path,
+        },
+        closed_by,
+        close_proof,
+        confidence,
+        evidence: f.evidence,
+        caveats,
+        tls,
+        rtt_ms: Rtt {
+            a: c.rtt().map(ms),
+            b: s.rtt().map(ms),
+        },
+        sides: crate::model::Sides {
+            a: side_view(c, a_name),
+            b: side_view(s, b_name),
+        },
+    }
+}
+
+struct VerdictInput<'a> {
+    kinds: &'a [&'static str],
+    transparent: Option<bool>,
+    vendor: Option<&'a str>,
+    client_side: Option<u8>,
+    server_side: Option<u8>,
+    closed_by: &'static str,
+    fast_close: Option<(Option<&'static str>, i64)>,
+    c: &'a Conn,
+    s: &'a Conn,
+    failed: bool,
+}
+
+fn plural(n: u8, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn verdict_sentence(v: &VerdictInput<'_>) -> String {
+    let who = match v.vendor {
+        Some(name) => format!("A {name} device"),
+        None => "A device".to_string(),
+    };
+    let place = match (v.client_side, v.server_side) {
+        (Some(a), Some(b)) => format!(
+            " {} from the client and {} from the server",
+            plural(a, "hop"),
+            plural(b, "hop")
+        ),
+        (Some(a), None) => format!(" {} from the client", plural(a, "hop")),
+        _ => String::new(),
+    };
+    let outcome = match v.closed_by {
+        "client" => "the client closed the connection".to_string(),
+        "server" => "the server closed the connection".to_string(),
+        "none" => "nobody closed the connection within the captures".to_string(),
+        _ => "the middlebox closed it".to_string(),
+    };
+    if v.kinds.contains(&"tcp-proxy") {
+        let kind = if v.kinds.contains(&"tls-interceptor") {
+            "intercepted TLS and terminated TCP"
+        } else {
+            "terminated TCP"
+        };
+        let transparent = if v.transparent == Some(true) {
+            " transparently (the server still sees the client's address)"
+        } else {
+            ""
+        };
+        if v.closed_by == "middlebox" {
+            let when = match v.fast_close {
+                Some((Some(msg), dt)) => format!(" {} after the server's {msg}", ms_text(dt)),
+                Some((None, dt)) => format!(" {} after the last packet it answered", ms_text(dt)),
+                None => String::new(),
+            };
+            return format!("{who}{place} {kind}{transparent} and closed both sides{when}.");
+        }
+        return format!("{who}{place} {kind}{transparent}; {outcome}.");
+    }
+    if v.kinds.contains(&"rst-injector") {
+        return format!(
+            "{who}{place} injected a TCP reset in the server's name and kept the client's data from the server{}.",
+            if v.c.client_hello.is_some() {
+                " (its Client Hello)"
+            } else {
+                ""
+            }
+        );
+    }
+    if v.kinds == ["none"] {
+        return format!(
+            "Nothing between the two capture points changed this connection{}; {outcome}.",
+            if v.failed { ", yet it failed" } else { "" }
+        );
+    }
+    let mut what = Vec::new();
+    for k in v.kinds {
+        what.push(match *k {
+            "nat" => format!("translated {} to {}", v.c.client, v.s.client),
+            "seq-randomizer" => "rewrote the sequence numbers".to_string(),
+            "mss-clamp" => format!(
+                "clamped the MSS from {} to {}",
+                v.c.syn
+                    .and_then(|h| h.options.mss)
+                    .map_or("?".into(), |m| m.to_string()),
+                v.s.syn
+                    .and_then(|h| h.options.mss)
+                    .map_or("?".into(), |m| m.to_string())
+            ),
+            "ecn-bleach" => "removed the ECN setup flags".to_string(),
+            "option-stripper" => "rewrote the TCP options".to_string(),
+            _ => (*k).to_string(),
+        });
+    }
+    let list = match what.len() {
+        1 => what[0].clone(),
+        n => format!("{} and {}", what[..n - 1].join(", "), what[n - 1]),
+    };
+    format!(
+        "A router on the path {list} without terminating TCP; {}{outcome}.",
+        if v.failed {
+            "the connection failed and "
+        } else {
+            ""
+        }
+    )
+}

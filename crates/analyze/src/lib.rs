@@ -1,0 +1,19 @@
+//! `tracekit analyze`: what sits between two captures of the same connections.
+//!
+//! Each trace is read once into a [`ConnTable`] (per-connection facts: handshake fields, TTLs,
+//! IP IDs, ECN, TLS progress, close events, oversize segments, the first packets). The two
+//! tables are then compared ([`analyze`]): connections are paired (by tuple, TLS random,
+//! payload or timing), the trace nearer the client is found, and every difference becomes
+//! [`Evidence`] naming the frames it rests on, with a middlebox verdict and who closed the
+//! connection. The clock offset between the traces comes from `tracekit_merge::align`, the
+//! same estimate `tracekit merge --align auto` uses.
+
+mod compare;
+pub mod model;
+mod sides;
+pub mod trace;
+
+pub use compare::{Input, analyze};
+pub use model::{Analysis, Connection, Evidence};
+pub use sides::{ip_id_behaviour, mac_string, vendor};
+pub use trace::{ConnTable, PortFilter};

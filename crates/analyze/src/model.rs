@@ -1,0 +1,234 @@
+//! The `Analysis` model: what `tracekit analyze` found, serialized as its JSON output and
+//! rendered as text and HTML by `tracekit-report`. Documented field by field in
+//! docs/analyze-json.md. Side `a` is always the trace nearer the client, `b` the one nearer
+//! the server, whatever order the traces were given in.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub traces: Traces,
+    /// The second trace given was found to be the client side.
+    pub swapped: bool,
+    /// Clock of side b relative to side a, when packets could be matched.
+    pub clock: Option<Clock>,
+    /// Connections seen in both traces, failed and odd ones first.
+    pub connections: Vec<Connection>,
+    /// Connections seen in one trace only.
+    pub unmatched: Unmatched,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Traces {
+    pub a: TraceSummary,
+    pub b: TraceSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceSummary {
+    pub name: String,
+    pub packets: u64,
+    pub tcp_packets: u64,
+    pub connections: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Clock {
+    /// Nanoseconds to add to side b's timestamps to put them on side a's clock.
+    pub offset_ns: i64,
+    /// The feasible interval for the offset (one-way delays are never negative); absent when
+    /// packets were matched in one direction only.
+    pub lo_ns: Option<i64>,
+    pub hi_ns: Option<i64>,
+    pub matches: usize,
+    pub by_kind: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Unmatched {
+    pub a: usize,
+    pub b: usize,
+    /// Up to ten of them, as `side client -> server`.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    /// Client and server as the client side saw them.
+    pub client: String,
+    pub server: String,
+    pub client_port: u16,
+    pub server_port: u16,
+    /// How the two views were paired: `tuple`, `tls-random`, `payload` or `timing`.
+    pub matched_by: &'static str,
+    /// No application data came back, or a reset ended it.
+    pub failed: bool,
+    /// One sentence.
+    pub verdict: String,
+    pub middlebox: Middlebox,
+    pub hops: Hops,
+    /// `client`, `server`, `middlebox` or `none`.
+    pub closed_by: &'static str,
+    pub close_proof: String,
+    /// `high`, `medium` or `low`.
+    pub confidence: &'static str,
+    pub evidence: Vec<Evidence>,
+    pub caveats: Vec<String>,
+    pub tls: Tls,
+    pub rtt_ms: Rtt,
+    pub sides: Sides,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Middlebox {
+    /// `none`, `nat`, `seq-randomizer`, `mss-clamp`, `ecn-bleach`, `option-stripper`,
+    /// `tcp-proxy`, `tls-interceptor`, `rst-injector`: every kind that holds.
+    pub kind: Vec<&'static str>,
+    /// Whether the server side still sees the client's own address (`None`: no middlebox).
+    pub transparent: Option<bool>,
+    /// Vendor of the middlebox's MAC address (IEEE registry), when it is adjacent to a capture.
+    pub vendor: Option<String>,
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hops {
+    /// Routers between the client and the middlebox.
+    pub client_side: Option<u8>,
+    /// Routers between the middlebox and the server.
+    pub server_side: Option<u8>,
+    /// Routers between the client and the server capture points (when nothing terminates TCP).
+    pub path: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    /// Signal name, e.g. `isn-rewritten`.
+    pub signal: &'static str,
+    /// Plain language, with the values on both sides.
+    pub detail: String,
+    pub frames_a: Vec<u64>,
+    pub frames_b: Vec<u64>,
+    /// Wireshark display filters that show the frames in each trace.
+    pub filter_a: Option<String>,
+    pub filter_b: Option<String>,
+    /// False for artefacts of the capturing host (offload), which say nothing of a middlebox.
+    pub middlebox_evidence: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tls {
+    pub client_hello: SideFrames,
+    pub server_hello: SideFrames,
+    pub application_data: SideFrames,
+    pub alerts: SideFrames,
+    /// Hex, as the client side saw them.
+    pub client_random: Option<String>,
+    pub server_random: Option<String>,
+    /// Whether both sides saw the same random values (`None`: not seen on both).
+    pub client_random_same: Option<bool>,
+    pub server_random_same: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SideFrames {
+    pub a: Vec<u64>,
+    pub b: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rtt {
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sides {
+    pub a: Side,
+    pub b: Side,
+}
+
+/// One connection as one capture point saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub trace: String,
+    pub client: String,
+    pub server: String,
+    pub packets: u64,
+    pub first_frame: Option<u64>,
+    pub syn: Option<HandshakeView>,
+    pub syn_ack: Option<HandshakeView>,
+    pub ack_frame: Option<u64>,
+    pub rtt_ms: Option<f64>,
+    /// SYN to SYN/ACK and SYN/ACK to ACK: which part of the round trip lies on which side.
+    pub towards_server_ms: Option<f64>,
+    pub towards_client_ms: Option<f64>,
+    pub isn_client: Option<u32>,
+    pub isn_server: Option<u32>,
+    /// IP ID behaviour per sender: `zero`, `constant`, `incremental`, `increasing`, `random`,
+    /// `ipv6` or `unknown`.
+    pub ip_id_client: &'static str,
+    pub ip_id_server: &'static str,
+    /// The first FIN or RST of each sender.
+    pub client_close: Option<CloseView>,
+    pub server_close: Option<CloseView>,
+    pub tls_progress: Vec<TlsStep>,
+    pub over_mss_sent_by_client: FrameCount,
+    pub over_mss_sent_by_server: FrameCount,
+    /// Source MACs of the packets of each sender, as they reached this point.
+    pub client_mac: Option<MacView>,
+    pub server_mac: Option<MacView>,
+    /// Packets of the connection not kept for packet-level comparison.
+    pub folded_packets: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HandshakeView {
+    pub frame: u64,
+    pub ttl: u8,
+    pub initial_ttl: u8,
+    pub hops: u8,
+    pub ip_id: Option<u16>,
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamps: bool,
+    /// ECE/CWR flags as Wireshark names them, empty when none.
+    pub ecn: String,
+    /// p0f-style option layout, e.g. `mss,sok,ts,nop,ws`.
+    pub options: String,
+    pub window: u16,
+    pub isn: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CloseView {
+    pub frame: u64,
+    /// `FIN` or `RST`.
+    pub kind: &'static str,
+    pub ttl: u8,
+    /// Milliseconds after this side's first packet of the connection.
+    pub at_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsStep {
+    pub frame: u64,
+    /// `client` or `server` (the claimed sender).
+    pub from: &'static str,
+    pub message: &'static str,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrameCount {
+    pub count: u64,
+    pub frames: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MacView {
+    pub mac: String,
+    pub vendor: Option<String>,
+}

@@ -1,0 +1,187 @@
+//! One connection as one point saw it, for the report: handshake fields, RTT, IP ID
+//! behaviour, close, TLS progress, offload, MAC addresses and their vendors.
+
+use std::fmt::Write;
+
+use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
+use crate::trace::{Close, Conn, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
+
+/// `00:1c:7f:3a:00:02`
+#[must_use]
+pub fn mac_string(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The organization the IEEE registry (MA-L, MA-M, MA-S) lists for a MAC address; locally
+/// administered and multicast addresses have none.
+#[must_use]
+pub fn vendor(m: &[u8; 6]) -> Option<String> {
+    if m[0] & 0x03 != 0 {
+        return None;
+    }
+    oui_data::lookup(&mac_string(m)).map(|r| r.organization().to_string())
+}
+
+fn ms(ns: i64) -> f64 {
+    (ns as f64 / 1e4).round() / 100.0
+}
+
+fn handshake_view(h: &Handshake) -> HandshakeView {
+    HandshakeView {
+        frame: h.frame,
+        ttl: h.ttl,
+        initial_ttl: initial_ttl(h.ttl),
+        hops: hops(h.ttl),
+        ip_id: h.ip_id,
+        mss: h.options.mss,
+        window_scale: h.options.window_scale,
+        sack_permitted: h.options.sack_permitted,
+        timestamps: h.options.timestamps.is_some(),
+        ecn: tracekit_wire::tcp::flag_names(h.ecn_flags),
+        options: h.options.layout_string(),
+        window: h.window,
+        isn: h.isn,
+    }
+}
+
+/// How a sender numbers its IP IDs, from the first packets of one direction.
+#[must_use]
+pub fn ip_id_behaviour(ids: &[u16], ipv6: bool) -> &'static str {
+    if ipv6 {
+        return "ipv6";
+    }
+    // The SYN/ACK of many stacks carries 0 with DF set; judge the rest.
+    let ids: Vec<u16> = ids.iter().copied().filter(|&i| i != 0).collect();
+    if ids.is_empty() {
+        return if ipv6 { "ipv6" } else { "zero" };
+    }
+    if ids.len() < 3 {
+        return "unknown";
+    }
+    if ids.windows(2).all(|w| w[0] == w[1]) {
+        return "constant";
+    }
+    let steps: Vec<u16> = ids.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    if steps.iter().all(|&s| s == 1) {
+        "incremental"
+    } else if steps.iter().all(|&s| s > 0 && s < 2048) {
+        "increasing"
+    } else {
+        "random"
+    }
+}
+
+fn close_view(c: &Conn, x: Option<Close>) -> Option<CloseView> {
+    x.map(|x| CloseView {
+        frame: x.frame,
+        kind: if x.rst { "RST" } else { "FIN" },
+        ttl: x.ttl,
+        at_ms: ms(x.ts - c.first_ts),
+    })
+}
+
+fn frames(f: &crate::trace::Frames) -> FrameCount {
+    FrameCount {
+        count: f.count,
+        frames: f.first.clone(),
+    }
+}
+
+#[must_use]
+pub fn side_view(c: &Conn, trace: &str) -> Side {
+    let ipv6 = c.client.addr.is_ipv6();
+    let tls_progress = c
+        .pkts
+        .iter()
+        .filter_map(|p| {
+            let t = p.tls?;
+            // Application data repeats; show the first of each direction only.
+            if t.content == tracekit_wire::tls::content::APPLICATION_DATA
+                && c.app_data[p.dir()] != Some(p.frame)
+            {
+                return None;
+            }
+            Some(TlsStep {
+                frame: p.frame,
+                from: if p.from_client { "client" } else { "server" },
+                message: t.describe(),
+            })
+        })
+        .take(32)
+        .collect();
+    let mac = |dir: usize| {
+        c.src_mac[dir].map(|m| MacView {
+            mac: mac_string(&m),
+            vendor: vendor(&m),
+        })
+    };
+    Side {
+        trace: trace.to_string(),
+        client: c.client.to_string(),
+        server: c.server.to_string(),
+        packets: c.packets[0] + c.packets[1],
+        first_frame: c.pkts.first().map(|p| p.frame),
+        syn: c.syn.as_ref().map(handshake_view),
+        syn_ack: c.syn_ack.as_ref().map(handshake_view),
+        ack_frame: c.ack3.map(|x| x.0),
+        rtt_ms: c.rtt().map(ms),
+        towards_server_ms: c.towards_server().map(ms),
+        towards_client_ms: c.towards_client().map(ms),
+        isn_client: c.isn(FROM_CLIENT),
+        isn_server: c.isn(FROM_SERVER),
+        ip_id_client: ip_id_behaviour(&c.ip_ids[FROM_CLIENT], ipv6),
+        ip_id_server: ip_id_behaviour(&c.ip_ids[FROM_SERVER], ipv6),
+        client_close: close_view(c, c.first_close(FROM_CLIENT)),
+        server_close: close_view(c, c.first_close(FROM_SERVER)),
+        tls_progress,
+        over_mss_sent_by_client: frames(&c.over_mss[FROM_CLIENT]),
+        over_mss_sent_by_server: frames(&c.over_mss[FROM_SERVER]),
+        client_mac: mac(FROM_CLIENT),
+        server_mac: mac(FROM_SERVER),
+        folded_packets: c.folded,
+    }
+}
+
+fn hex(r: &[u8; 32]) -> String {
+    r.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// TLS progress at both points, and whether the random values survived the path.
+#[must_use]
+pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
+    let alerts = |x: &Conn| x.alerts.iter().map(|a| a.0).collect::<Vec<_>>();
+    let app = |x: &Conn| x.app_data.iter().flatten().copied().collect::<Vec<_>>();
+    let same = |a: Option<[u8; 32]>, b: Option<[u8; 32]>| Some(a? == b?);
+    (
+        Tls {
+            client_hello: SideFrames {
+                a: c.client_hello.into_iter().collect(),
+                b: s.client_hello.into_iter().collect(),
+            },
+            server_hello: SideFrames {
+                a: c.server_hello.into_iter().collect(),
+                b: s.server_hello.into_iter().collect(),
+            },
+            application_data: SideFrames {
+                a: app(c),
+                b: app(s),
+            },
+            alerts: SideFrames {
+                a: alerts(c),
+                b: alerts(s),
+            },
+            client_random: c.client_random.or(s.client_random).as_ref().map(hex),
+            server_random: c.server_random.or(s.server_random).as_ref().map(hex),
+            client_random_same: None,
+            server_random_same: None,
+        },
+        same(c.client_random, s.client_random),
+        same(c.server_random, s.server_random),
+    )
+}

@@ -1,0 +1,375 @@
+//! Renders an [`Analysis`] for people: text for the terminal (verdict first, a few evidence
+//! bullets, the handshake side by side, caveats, a Wireshark filter for every claim) and JSON.
+//! No analysis happens here.
+
+use std::fmt::Write;
+
+use tracekit_analyze::Analysis;
+use tracekit_analyze::model::{Connection, HandshakeView, Side};
+
+/// The analysis as pretty JSON (the documented `--json` output).
+#[must_use]
+pub fn json(a: &Analysis) -> String {
+    serde_json::to_string_pretty(a).expect("the model serializes")
+}
+
+fn seconds(ns: i64) -> String {
+    let v = ns as f64 / 1e9;
+    if v.abs() < 1e-3 {
+        format!("{:.1} µs", v * 1e6)
+    } else if v.abs() < 1.0 {
+        format!("{:.3} ms", v * 1e3)
+    } else {
+        format!("{v:.6} s")
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| v.to_string())
+}
+
+/// The text report: a summary table when several connections were found, then each
+/// connection (all of them with `all`, else the failed or odd ones and the first one).
+#[must_use]
+pub fn text(a: &Analysis, all: bool) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(
+        w,
+        "client side: {} ({} packets)\nserver side: {} ({} packets){}",
+        a.traces.a.name,
+        a.traces.a.packets,
+        a.traces.b.name,
+        a.traces.b.packets,
+        if a.swapped {
+            "  [the second trace is the client side]"
+        } else {
+            ""
+        }
+    );
+    match &a.clock {
+        Some(c) => {
+            let interval = match (c.lo_ns, c.hi_ns) {
+                (Some(lo), Some(hi)) => format!(", feasible [{}, {}]", seconds(lo), seconds(hi)),
+                _ => " (matched one way only: no interval)".to_string(),
+            };
+            let kinds: Vec<String> = c.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            let _ = writeln!(
+                w,
+                "clock: server side {} relative to client side{interval}, from {} matched packets ({})",
+                seconds(c.offset_ns),
+                c.matches,
+                kinds.join(", ")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "clock: no packet matched between the traces; times are not aligned"
+            );
+        }
+    }
+    let failed = a.connections.iter().filter(|c| c.failed).count();
+    let _ = writeln!(
+        w,
+        "connections in both traces: {} ({failed} failed); in one trace only: {} client side, {} server side",
+        a.connections.len(),
+        a.unmatched.a,
+        a.unmatched.b
+    );
+    if a.connections.is_empty() {
+        let _ = writeln!(w, "\nNo connection was found in both traces.");
+        return out;
+    }
+    if a.connections.len() > 1 {
+        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "  #  {:<24} {:<24} {:<10} {:<7} {:<24} {:<10} confidence",
+            "client", "server", "matched", "result", "middlebox", "closed by"
+        );
+        for (i, c) in a.connections.iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "{:>3}  {:<24} {:<24} {:<10} {:<7} {:<24} {:<10} {}",
+                i + 1,
+                c.client,
+                c.server,
+                c.matched_by,
+                if c.failed { "failed" } else { "ok" },
+                c.middlebox.kind.join(","),
+                c.closed_by,
+                c.confidence
+            );
+        }
+    }
+    for (i, c) in a.connections.iter().enumerate() {
+        let notable = c.failed || c.middlebox.kind != ["none"];
+        if all || i == 0 || notable {
+            connection(w, i + 1, c);
+        }
+    }
+    out
+}
+
+fn connection(w: &mut String, n: usize, c: &Connection) {
+    let _ = writeln!(
+        w,
+        "\n── {n}. {} → {} ({}) ──",
+        c.client,
+        c.server,
+        if c.failed { "failed" } else { "ok" }
+    );
+    let _ = writeln!(w, "{}", c.verdict);
+    let _ = writeln!(
+        w,
+        "middlebox: {}{}{}; closed by: {}; confidence: {}; matched by {}",
+        c.middlebox.kind.join(", "),
+        match c.middlebox.transparent {
+            Some(true) => " (transparent)",
+            Some(false) => " (not transparent)",
+            None => "",
+        },
+        match (&c.middlebox.vendor, &c.middlebox.mac) {
+            (Some(vendor), Some(mac)) => format!(", MAC {mac} ({vendor})"),
+            (None, Some(mac)) => format!(", MAC {mac}"),
+            _ => String::new(),
+        },
+        c.closed_by,
+        c.confidence,
+        c.matched_by
+    );
+    let _ = writeln!(w, "why closed by {}: {}", c.closed_by, c.close_proof);
+    if !c.evidence.is_empty() {
+        let _ = writeln!(w, "\nEvidence:");
+        // Middlebox evidence first; offload artefacts after.
+        let mut ev: Vec<_> = c.evidence.iter().collect();
+        ev.sort_by_key(|e| !e.middlebox_evidence);
+        for e in ev {
+            let _ = writeln!(w, "  • [{}] {}", e.signal, e.detail);
+            let frames = |f: &[u64]| f.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+            if let Some(fa) = &e.filter_a {
+                let _ = writeln!(w, "      client side frames {}: {fa}", frames(&e.frames_a));
+            }
+            if let Some(fb) = &e.filter_b {
+                let _ = writeln!(w, "      server side frames {}: {fb}", frames(&e.frames_b));
+            }
+        }
+    }
+    let _ = writeln!(w, "\nAs each capture point saw it:");
+    table(w, &c.sides.a, &c.sides.b);
+    if !c.caveats.is_empty() {
+        let _ = writeln!(w, "\nCaveats:");
+        for k in &c.caveats {
+            let _ = writeln!(w, "  - {k}");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\nWireshark: client side `tcp.port == {}`{}",
+        c.client_port,
+        if c.sides.b.client == c.sides.a.client {
+            String::new()
+        } else {
+            format!(
+                ", server side `tcp.port == {}`",
+                c.sides.b.client.rsplit(':').next().unwrap_or("")
+            )
+        }
+    );
+}
+
+fn hs<F: Fn(&HandshakeView) -> String>(h: Option<&HandshakeView>, f: F) -> String {
+    h.map_or_else(|| "–".to_string(), f)
+}
+
+#[allow(clippy::too_many_lines)] // one row per line: a table, not logic
+fn table(w: &mut String, a: &Side, b: &Side) {
+    let rows: Vec<(&str, String, String)> = vec![
+        (
+            "connection",
+            format!("{} → {}", a.client, a.server),
+            format!("{} → {}", b.client, b.server),
+        ),
+        (
+            "SYN frame",
+            hs(a.syn.as_ref(), |h| h.frame.to_string()),
+            hs(b.syn.as_ref(), |h| h.frame.to_string()),
+        ),
+        (
+            "SYN TTL (initial, hops)",
+            hs(a.syn.as_ref(), ttl),
+            hs(b.syn.as_ref(), ttl),
+        ),
+        (
+            "SYN IP ID",
+            hs(a.syn.as_ref(), ipid),
+            hs(b.syn.as_ref(), ipid),
+        ),
+        (
+            "SYN ISN (raw)",
+            hs(a.syn.as_ref(), |h| h.isn.to_string()),
+            hs(b.syn.as_ref(), |h| h.isn.to_string()),
+        ),
+        (
+            "SYN MSS / wscale",
+            hs(a.syn.as_ref(), mss_ws),
+            hs(b.syn.as_ref(), mss_ws),
+        ),
+        (
+            "SYN SACK / TS",
+            hs(a.syn.as_ref(), sack_ts),
+            hs(b.syn.as_ref(), sack_ts),
+        ),
+        ("SYN ECN", hs(a.syn.as_ref(), ecn), hs(b.syn.as_ref(), ecn)),
+        (
+            "SYN options",
+            hs(a.syn.as_ref(), |h| h.options.clone()),
+            hs(b.syn.as_ref(), |h| h.options.clone()),
+        ),
+        (
+            "SYN/ACK frame",
+            hs(a.syn_ack.as_ref(), |h| h.frame.to_string()),
+            hs(b.syn_ack.as_ref(), |h| h.frame.to_string()),
+        ),
+        (
+            "SYN/ACK TTL (initial, hops)",
+            hs(a.syn_ack.as_ref(), ttl),
+            hs(b.syn_ack.as_ref(), ttl),
+        ),
+        (
+            "SYN/ACK ISN (raw)",
+            hs(a.syn_ack.as_ref(), |h| h.isn.to_string()),
+            hs(b.syn_ack.as_ref(), |h| h.isn.to_string()),
+        ),
+        (
+            "SYN/ACK MSS / wscale",
+            hs(a.syn_ack.as_ref(), mss_ws),
+            hs(b.syn_ack.as_ref(), mss_ws),
+        ),
+        (
+            "SYN/ACK ECN",
+            hs(a.syn_ack.as_ref(), ecn),
+            hs(b.syn_ack.as_ref(), ecn),
+        ),
+        ("handshake RTT", rtt(a), rtt(b)),
+        (
+            "IP ID client / server",
+            format!("{} / {}", a.ip_id_client, a.ip_id_server),
+            format!("{} / {}", b.ip_id_client, b.ip_id_server),
+        ),
+        (
+            "client's MAC",
+            mac(a.client_mac.as_ref()),
+            mac(b.client_mac.as_ref()),
+        ),
+        (
+            "server's MAC",
+            mac(a.server_mac.as_ref()),
+            mac(b.server_mac.as_ref()),
+        ),
+        (
+            "first close by client",
+            close(a.client_close.as_ref()),
+            close(b.client_close.as_ref()),
+        ),
+        (
+            "first close by server",
+            close(a.server_close.as_ref()),
+            close(b.server_close.as_ref()),
+        ),
+        ("TLS", tls(a), tls(b)),
+        (
+            "segments > MSS (client/server)",
+            format!(
+                "{} / {}",
+                a.over_mss_sent_by_client.count, a.over_mss_sent_by_server.count
+            ),
+            format!(
+                "{} / {}",
+                b.over_mss_sent_by_client.count, b.over_mss_sent_by_server.count
+            ),
+        ),
+    ];
+    let width = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let _ = writeln!(w, "  {:<30} {:<width$}  server side", "", "client side");
+    for (name, x, y) in rows {
+        let mark = if x != y && name != "connection" {
+            "≠"
+        } else {
+            " "
+        };
+        let _ = writeln!(w, "  {name:<30} {x:<width$} {mark} {y}");
+    }
+}
+
+fn ttl(h: &HandshakeView) -> String {
+    format!("{} ({}, {})", h.ttl, h.initial_ttl, h.hops)
+}
+fn ipid(h: &HandshakeView) -> String {
+    opt(h.ip_id.map(|i| format!("0x{i:04x}")))
+}
+fn mss_ws(h: &HandshakeView) -> String {
+    format!("{} / {}", opt(h.mss), opt(h.window_scale))
+}
+fn sack_ts(h: &HandshakeView) -> String {
+    format!(
+        "{} / {}",
+        if h.sack_permitted { "yes" } else { "no" },
+        if h.timestamps { "yes" } else { "no" }
+    )
+}
+fn ecn(h: &HandshakeView) -> String {
+    if h.ecn.is_empty() {
+        "none".to_string()
+    } else {
+        h.ecn.clone()
+    }
+}
+fn rtt(s: &Side) -> String {
+    match (s.rtt_ms, s.towards_server_ms, s.towards_client_ms) {
+        (Some(r), Some(a), Some(b)) => format!("{r:.3} ms ({a:.3} + {b:.3})"),
+        (r, _, _) => opt(r.map(|r| format!("{r:.3} ms"))),
+    }
+}
+fn mac(m: Option<&tracekit_analyze::model::MacView>) -> String {
+    m.map_or_else(
+        || "–".to_string(),
+        |m| match &m.vendor {
+            Some(v) => format!("{} ({})", m.mac, short(v)),
+            None => m.mac.clone(),
+        },
+    )
+}
+fn short(v: &str) -> String {
+    v.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+fn close(c: Option<&tracekit_analyze::model::CloseView>) -> String {
+    c.map_or_else(
+        || "–".to_string(),
+        |c| format!("{} frame {} TTL {}", c.kind, c.frame, c.ttl),
+    )
+}
+fn tls(s: &Side) -> String {
+    if s.tls_progress.is_empty() {
+        return "–".to_string();
+    }
+    let steps: Vec<String> = s
+        .tls_progress
+        .iter()
+        .take(4)
+        .map(|t| {
+            format!(
+                "{}{}",
+                if t.from == "client" { "C:" } else { "S:" },
+                t.message.replace(' ', "")
+            )
+        })
+        .collect();
+    steps.join(" ")
+}

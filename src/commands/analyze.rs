@@ -1,0 +1,333 @@
+//! `tracekit analyze`: two captures of the same connections, what sits between them, and who
+//! closed each connection. Also `--batch DIR_A DIR_B -o OUTDIR` over many pairs.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+use serde::Serialize;
+use tracekit_analyze::{Analysis, ConnTable, Input, PortFilter};
+use tracekit_capture::Capture;
+use tracekit_merge::align::{self, Trace};
+
+use crate::cli::AnalyzeArgs;
+use crate::{Outcome, inputs, progress};
+
+/// Packets per trace whose signatures feed the clock alignment (as in merge).
+const ALIGN_PACKETS: u64 = 2_000_000;
+
+/// One trace read once: its connections and its alignment signatures.
+struct Read {
+    name: String,
+    table: ConnTable,
+    align: Trace,
+    /// Damage read past or that stopped the walk: (count, first description).
+    problems: Vec<String>,
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow::Result<Read> {
+    let capture = Capture::open(path)?;
+    let mut table = ConnTable::new(port.map(PortFilter));
+    let mut align = Trace::new(ALIGN_PACKETS);
+    let mut problems = Vec::new();
+    let mut records = capture.records();
+    let mut last_pos = 0u64;
+    for (n, r) in records.by_ref().enumerate() {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!(
+                    "{}: {e}; the rest of the file was not read",
+                    path.display()
+                ));
+                break;
+            }
+        };
+        let frame = n as u64 + 1;
+        table.add(frame, r.ts.0, r.link.0, r.data);
+        if !align.is_full() {
+            align.add(frame, r.ts.0, r.link.0, r.data);
+        }
+        if frame.is_multiple_of(65_536) {
+            bar.inc(r.offset - last_pos);
+            last_pos = r.offset;
+        }
+    }
+    let (kept, count) = records.problems();
+    if count > 0 {
+        let first = kept
+            .first()
+            .map_or_else(String::new, |p| format!(", first: {p}"));
+        problems.push(format!(
+            "{}: {count} oddities read past{first}",
+            path.display()
+        ));
+    }
+    Ok(Read {
+        name: display_name(path),
+        table,
+        align,
+        problems,
+    })
+}
+
+/// Reads both traces (in parallel) and compares them.
+fn analyze_pair(
+    a: &Path,
+    b: &Path,
+    port: Option<u16>,
+    quiet: bool,
+) -> anyhow::Result<(Analysis, Vec<String>)> {
+    let total = [a, b]
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let bar = progress::bytes(total, quiet);
+    let (ra, rb) = rayon::join(|| read(a, port, &bar), || read(b, port, &bar));
+    bar.finish_and_clear();
+    let (ra, rb) = (ra?, rb?);
+    let alignment = align::estimate(&ra.align, &rb.align);
+    let analysis = tracekit_analyze::analyze(
+        Input {
+            name: &ra.name,
+            table: &ra.table,
+        },
+        Input {
+            name: &rb.name,
+            table: &rb.table,
+        },
+        alignment.as_ref(),
+    );
+    let mut problems = ra.problems;
+    problems.extend(rb.problems);
+    Ok((analysis, problems))
+}
+
+/// `--conn`: ADDR, ADDR:PORT, [V6]:PORT or :PORT.
+fn parse_conn_filter(s: &str) -> anyhow::Result<(Option<IpAddr>, Option<u16>)> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok((Some(ip), None));
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok((Some(sa.ip()), Some(sa.port())));
+    }
+    if let Some(port) = s.strip_prefix(':')
+        && let Ok(p) = port.parse::<u16>()
+    {
+        return Ok((None, Some(p)));
+    }
+    bail!("--conn {s}: expected ADDR, ADDR:PORT, [IPv6]:PORT or :PORT")
+}
+
+fn endpoint_matches(endpoint: &str, (ip, port): (Option<IpAddr>, Option<u16>)) -> bool {
+    let Ok(sa) = endpoint.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    ip.is_none_or(|ip| ip == sa.ip()) && port.is_none_or(|p| p == sa.port())
+}
+
+pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
+    if let Some(dirs) = &args.batch {
+        let Some(out) = &args.output else {
+            bail!("--batch needs -o OUTDIR");
+        };
+        return batch(&dirs[0], &dirs[1], out, args);
+    }
+    let filter = args.conn.as_deref().map(parse_conn_filter).transpose()?;
+    let (mut analysis, problems) =
+        analyze_pair(&args.traces[0], &args.traces[1], args.port, args.quiet)?;
+    if let Some(f) = filter {
+        analysis.connections.retain(|c| {
+            [
+                &c.sides.a.client,
+                &c.sides.a.server,
+                &c.sides.b.client,
+                &c.sides.b.server,
+            ]
+            .iter()
+            .any(|e| endpoint_matches(e, f))
+        });
+    }
+    let mut stdout = io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", tracekit_report::json(&analysis))?;
+    } else {
+        write!(stdout, "{}", tracekit_report::text(&analysis, args.all))?;
+    }
+    for p in &problems {
+        eprintln!("tracekit analyze: {p}");
+    }
+    if analysis.connections.is_empty() {
+        eprintln!("tracekit analyze: no connection was found in both traces");
+        return Ok(Outcome::Partial);
+    }
+    Ok(if problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// One row of the batch summary.
+#[derive(Debug, Serialize)]
+struct SummaryRow {
+    a: String,
+    b: String,
+    paired_by: &'static str,
+    report: String,
+    connections: usize,
+    failed: usize,
+    middlebox: String,
+    closed_by: String,
+    verdict: String,
+    error: String,
+}
+
+fn batch(dir_a: &Path, dir_b: &Path, out: &Path, args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
+    let list = |d: &Path| -> anyhow::Result<Vec<PathBuf>> {
+        if !d.is_dir() {
+            bail!("{}: not a directory", d.display());
+        }
+        Ok(inputs::expand(&[d.to_path_buf()]).files)
+    };
+    let (files_a, files_b) = (list(dir_a)?, list(dir_b)?);
+    let pairs = pair_files(dir_a, &files_a, dir_b, &files_b);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let bar = progress::items(pairs.len() as u64, "pairs", args.quiet);
+    let rows: Vec<SummaryRow> = pairs
+        .par_iter()
+        .map(|(a, b, how)| {
+            let row = batch_one(a, b, how, out, args.port);
+            bar.inc(1);
+            row
+        })
+        .collect();
+    bar.finish_and_clear();
+    let csv_path = out.join("summary.csv");
+    let mut w = csv::Writer::from_path(&csv_path)
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    for r in &rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    let json_path = out.join("summary.json");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&serde_json::json!({ "pairs": rows }))?,
+    )
+    .with_context(|| format!("writing {}", json_path.display()))?;
+    let failed_pairs = rows.iter().filter(|r| !r.error.is_empty()).count();
+    let unpaired = files_a.len() + files_b.len() - 2 * pairs.len();
+    println!(
+        "{} pair(s) analyzed, {} with failed connections, {failed_pairs} could not be read, {unpaired} file(s) without a partner; summary in {}",
+        rows.len(),
+        rows.iter().filter(|r| r.failed > 0).count(),
+        csv_path.display()
+    );
+    Ok(if failed_pairs > 0 || unpaired > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16>) -> SummaryRow {
+    let stem = format!("{}--{}", display_name(a), display_name(b));
+    let mut row = SummaryRow {
+        a: a.display().to_string(),
+        b: b.display().to_string(),
+        paired_by: how,
+        report: String::new(),
+        connections: 0,
+        failed: 0,
+        middlebox: String::new(),
+        closed_by: String::new(),
+        verdict: String::new(),
+        error: String::new(),
+    };
+    let result = analyze_pair(a, b, port, true).and_then(|(analysis, _)| {
+        let txt = out.join(format!("{stem}.txt"));
+        std::fs::write(&txt, tracekit_report::text(&analysis, false))?;
+        std::fs::write(
+            out.join(format!("{stem}.json")),
+            tracekit_report::json(&analysis),
+        )?;
+        Ok((analysis, txt))
+    });
+    match result {
+        Ok((analysis, txt)) => {
+            row.report = txt.display().to_string();
+            row.connections = analysis.connections.len();
+            row.failed = analysis.connections.iter().filter(|c| c.failed).count();
+            if let Some(c) = analysis.connections.first() {
+                row.middlebox = c.middlebox.kind.join(",");
+                row.closed_by = c.closed_by.to_string();
+                row.verdict.clone_from(&c.verdict);
+            }
+        }
+        Err(e) => row.error = format!("{e:#}"),
+    }
+    row
+}
+
+/// Pairs files by their path under each directory; the rest by overlapping time.
+fn pair_files(
+    dir_a: &Path,
+    a: &[PathBuf],
+    dir_b: &Path,
+    b: &[PathBuf],
+) -> Vec<(PathBuf, PathBuf, &'static str)> {
+    let rel = |d: &Path, p: &Path| {
+        p.strip_prefix(d)
+            .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
+    };
+    let mut used_b = vec![false; b.len()];
+    let mut pairs = Vec::new();
+    let mut left_a = Vec::new();
+    for pa in a {
+        let ra = rel(dir_a, pa);
+        match b.iter().position(|pb| rel(dir_b, pb) == ra) {
+            Some(i) if !used_b[i] => {
+                used_b[i] = true;
+                pairs.push((pa.clone(), b[i].clone(), "name"));
+            }
+            _ => left_a.push(pa.clone()),
+        }
+    }
+    let span = |p: &Path| -> Option<(i64, i64)> {
+        let c = Capture::open(p).ok()?;
+        let mut first = None;
+        let mut last = None;
+        for r in c.records().map_while(Result::ok) {
+            first = Some(first.map_or(r.ts.0, |f: i64| f.min(r.ts.0)));
+            last = Some(last.map_or(r.ts.0, |l: i64| l.max(r.ts.0)));
+        }
+        first.zip(last)
+    };
+    let spans_b: Vec<Option<(i64, i64)>> = b.par_iter().map(|p| span(p)).collect();
+    for pa in left_a {
+        let Some((fa, la)) = span(&pa) else { continue };
+        let best = (0..b.len())
+            .filter(|&i| !used_b[i])
+            .filter_map(|i| {
+                let (fb, lb) = spans_b[i]?;
+                let overlap = la.min(lb) - fa.max(fb);
+                (overlap > 0).then_some((overlap, i))
+            })
+            .max();
+        if let Some((_, i)) = best {
+            used_b[i] = true;
+            pairs.push((pa, b[i].clone(), "time"));
+        }
+    }
+    pairs
+}
