@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tracekit_analyze::{Analysis, ConnTable, Input, PortFilter};
 use tracekit_capture::Capture;
+use tracekit_capture::output::AtomicFile;
 use tracekit_merge::align::{self, Trace};
 
 use crate::cli::AnalyzeArgs;
@@ -213,18 +214,15 @@ fn batch(dir_a: &Path, dir_b: &Path, out: &Path, args: &AnalyzeArgs) -> anyhow::
         .collect();
     bar.finish_and_clear();
     let csv_path = out.join("summary.csv");
-    let mut w = csv::Writer::from_path(&csv_path)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in &rows {
         w.serialize(r)?;
     }
-    w.flush()?;
+    let csv_bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(&csv_path, &csv_bytes, &[])?;
     let json_path = out.join("summary.json");
-    std::fs::write(
-        &json_path,
-        serde_json::to_string_pretty(&serde_json::json!({ "pairs": rows }))?,
-    )
-    .with_context(|| format!("writing {}", json_path.display()))?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({ "pairs": rows }))?;
+    write_atomic(&json_path, json.as_bytes(), &[])?;
     let failed_pairs = rows.iter().filter(|r| !r.error.is_empty()).count();
     let unpaired = files_a.len() + files_b.len() - 2 * pairs.len();
     println!(
@@ -256,11 +254,13 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
     };
     let result = analyze_pair(a, b, port, true).and_then(|(analysis, _)| {
         let txt = out.join(format!("{stem}.txt"));
-        std::fs::write(&txt, tracekit_report::text(&analysis, false))?;
-        std::fs::write(
-            out.join(format!("{stem}.json")),
-            tracekit_report::json(&analysis),
+        write_atomic(
+            &txt,
+            tracekit_report::text(&analysis, false).as_bytes(),
+            &[a, b],
         )?;
+        let json = out.join(format!("{stem}.json"));
+        write_atomic(&json, tracekit_report::json(&analysis).as_bytes(), &[a, b])?;
         Ok((analysis, txt))
     });
     match result {
@@ -277,6 +277,15 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
         Err(e) => row.error = format!("{e:#}"),
     }
     row
+}
+
+/// Writes a whole file under a temporary name, then renames it into place.
+fn write_atomic(target: &Path, bytes: &[u8], inputs: &[&Path]) -> anyhow::Result<()> {
+    let mut f = AtomicFile::create(target, inputs)?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", target.display()))?;
+    f.commit(false)?;
+    Ok(())
 }
 
 /// Pairs files by their path under each directory; the rest by overlapping time.

@@ -5,6 +5,7 @@
     clippy::case_sensitive_file_extension_comparisons
 )]
 
+mod analyze;
 mod info;
 mod merge;
 mod split;

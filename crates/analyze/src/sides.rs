@@ -64,8 +64,13 @@ pub fn ip_id_behaviour(ids: &[u16], ipv6: bool) -> &'static str {
     if ids.windows(2).all(|w| w[0] == w[1]) {
         return "constant";
     }
+    // Zeros were left out (SYN/ACKs and resets often carry 0), so a counter crossing 0 steps by 2.
+    let step_one = |w: &[u16]| {
+        let step = w[1].wrapping_sub(w[0]);
+        step == 1 || (step == 2 && w[1] < w[0])
+    };
     let steps: Vec<u16> = ids.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    if steps.iter().all(|&s| s == 1) {
+    if ids.windows(2).all(step_one) {
         "incremental"
     } else if steps.iter().all(|&s| s > 0 && s < 2048) {
         "increasing"
@@ -184,4 +189,35 @@ pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
         same(c.client_random, s.client_random),
         same(c.server_random, s.server_random),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_id_behaviour_is_told_from_the_first_ids() {
+        assert_eq!(ip_id_behaviour(&[0, 0, 0], false), "zero");
+        assert_eq!(ip_id_behaviour(&[7, 7, 7, 7], false), "constant");
+        assert_eq!(
+            ip_id_behaviour(&[0, 0xfffe, 0xffff, 0, 1], false),
+            "incremental"
+        );
+        assert_eq!(ip_id_behaviour(&[10, 12, 19, 40], false), "increasing");
+        assert_eq!(ip_id_behaviour(&[10, 40000, 19, 33333], false), "random");
+        assert_eq!(ip_id_behaviour(&[5, 6], false), "unknown");
+        assert_eq!(ip_id_behaviour(&[], true), "ipv6");
+    }
+
+    #[test]
+    fn vendors_come_from_the_ieee_registry() {
+        assert!(
+            vendor(&[0x00, 0x1c, 0x7f, 1, 2, 3])
+                .unwrap()
+                .contains("Check Point")
+        );
+        // Locally administered (veth) and multicast addresses have no vendor.
+        assert_eq!(vendor(&[0xa6, 0x52, 0x9c, 0xaf, 0xa3, 0x86]), None);
+        assert_eq!(vendor(&[0x01, 0x00, 0x5e, 0, 0, 1]), None);
+    }
 }

@@ -591,3 +591,63 @@ pub fn initial_ttl(ttl: u8) -> u8 {
 pub fn hops(ttl: u8) -> u8 {
     initial_ttl(ttl) - ttl
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_ttl_is_the_nearest_common_value_at_or_above() {
+        for (ttl, init, h) in [
+            (1, 32, 31),
+            (32, 32, 0),
+            (33, 64, 31),
+            (61, 64, 3),
+            (64, 64, 0),
+            (125, 128, 3),
+            (128, 128, 0),
+            (129, 255, 126),
+            (247, 255, 8),
+            (255, 255, 0),
+        ] {
+            assert_eq!(initial_ttl(ttl), init, "{ttl}");
+            assert_eq!(hops(ttl), h, "{ttl}");
+        }
+    }
+
+    #[test]
+    fn a_new_syn_on_a_used_tuple_starts_a_new_connection_and_a_repeated_one_does_not() {
+        // Ethernet + IPv4 + TCP SYN from 192.0.2.10:40000 to 198.51.100.20:443.
+        fn syn(isn: u32, flags: u8) -> Vec<u8> {
+            let mut p = vec![0u8; 14 + 20 + 20];
+            p[12] = 0x08;
+            p[14] = 0x45;
+            p[16..18].copy_from_slice(&40u16.to_be_bytes());
+            p[22] = 64;
+            p[23] = 6;
+            p[26..30].copy_from_slice(&[192, 0, 2, 10]);
+            p[30..34].copy_from_slice(&[198, 51, 100, 20]);
+            p[34..36].copy_from_slice(&40000u16.to_be_bytes());
+            p[36..38].copy_from_slice(&443u16.to_be_bytes());
+            p[38..42].copy_from_slice(&isn.to_be_bytes());
+            p[46] = 0x50;
+            p[47] = flags;
+            p
+        }
+        let mut t = ConnTable::new(None);
+        t.add(1, 0, 1, &syn(1000, 0x02));
+        t.add(2, 1, 1, &syn(1000, 0x02)); // retransmitted SYN
+        t.add(3, 2, 1, &syn(5000, 0x02)); // port reuse
+        t.add(4, 3, 1, &syn(5000, 0x10)); // an ACK of the second
+        assert_eq!(t.conns.len(), 2);
+        assert_eq!(t.conns[0].packets[FROM_CLIENT], 2);
+        assert_eq!(t.conns[1].syn.unwrap().isn, 5000);
+        assert_eq!(t.conns[1].packets[FROM_CLIENT], 2);
+        // Truncated and garbage packets are counted, never a panic.
+        for n in 0..54 {
+            t.add(10 + n as u64, 4, 1, &syn(1, 0x02)[..n]);
+        }
+        t.add(100, 5, 1, &[0xff; 60]);
+        assert_eq!(t.packets, 4 + 54 + 1);
+    }
+}

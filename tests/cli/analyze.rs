@@ -1,0 +1,457 @@
+//! `tracekit analyze` on the lab pairs recorded by testdata/lab/record_pairs.sh (truth in its
+//! header) and testdata/lab/record_router_pair.sh: the verdicts, the proofs, the frames they
+//! cite (checked with tshark), either order, a shifted clock, filters, batch, damage, corpus.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tracekit_testutil::tshark_fields;
+
+use crate::{corpus, run, stderr, stdout, testdata, tracekit};
+
+fn analyze_json(a: &Path, b: &Path, extra: &[&str]) -> (Value, std::process::Output) {
+    let o = run(tracekit()
+        .arg("analyze")
+        .arg("--json")
+        .args(extra)
+        .arg(a)
+        .arg(b));
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("JSON output ({e}): {} {}", stdout(&o), stderr(&o)));
+    (v, o)
+}
+
+fn pair(name: &str) -> (PathBuf, PathBuf) {
+    (
+        testdata(&format!("{name}-client.pcapng")),
+        testdata(&format!("{name}-server.pcapng")),
+    )
+}
+
+fn conn(v: &Value, client_port: u64) -> &Value {
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_port"] == client_port)
+        .unwrap_or_else(|| panic!("no connection from port {client_port}: {v:#}"))
+}
+
+fn signals(c: &Value) -> Vec<&str> {
+    c["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["signal"].as_str().unwrap())
+        .collect()
+}
+
+fn evidence<'a>(c: &'a Value, signal: &str) -> &'a Value {
+    c["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["signal"] == signal)
+        .unwrap_or_else(|| panic!("no {signal} in {:#}", c["evidence"]))
+}
+
+fn frames(e: &Value, side: &str) -> Vec<u64> {
+    e[side]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_u64().unwrap())
+        .collect()
+}
+
+/// One field of one frame, as tshark reads it.
+fn tshark_field(path: &Path, frame: u64, field: &str) -> String {
+    let lines = tshark_fields(path, &["frame.number", field]);
+    lines
+        .iter()
+        .find_map(|l| {
+            let (n, v) = l.split_once('\t')?;
+            (n == frame.to_string()).then(|| v.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A flag field as tshark prints it (`1` or `True`, by version).
+fn is_set(v: &str) -> bool {
+    v == "1" || v == "True"
+}
+
+#[test]
+fn the_demo_firewall_terminated_tcp_and_closed_both_sides_after_the_server_hello() {
+    let (client, server) = pair("firewall");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!v["swapped"].as_bool().unwrap());
+    // The two failed connections on port 443 come first, the one that worked last.
+    let ports: Vec<u64> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [53695, 53712, 53700]);
+    for port in [53695, 53712] {
+        let c = conn(&v, port);
+        assert_eq!(c["failed"], true);
+        assert_eq!(c["matched_by"], "tuple");
+        assert_eq!(c["middlebox"]["kind"], serde_json::json!(["tcp-proxy"]));
+        assert_eq!(c["middlebox"]["transparent"], true);
+        assert_eq!(c["middlebox"]["mac"], "00:1c:7f:3a:00:02");
+        assert!(
+            c["middlebox"]["vendor"]
+                .as_str()
+                .unwrap()
+                .contains("Check Point"),
+            "{:#}",
+            c["middlebox"]
+        );
+        assert_eq!(c["hops"]["client_side"], 2);
+        assert_eq!(c["hops"]["server_side"], 0);
+        assert_eq!(c["closed_by"], "middlebox");
+        assert_eq!(c["confidence"], "high");
+        let s = signals(c);
+        for want in [
+            "isn-rewritten",
+            "ipid-rewritten",
+            "ecn-stripped",
+            "wscale-rewritten",
+            "ttl-origin-mismatch",
+            "split-handshake",
+            "fin-faster-than-rtt",
+            "dropped-in-path",
+            "injected-in-path",
+            "tso-oversize",
+        ] {
+            assert!(s.contains(&want), "{want} missing for {port}: {s:?}");
+        }
+        for absent in ["addresses-translated", "ports-translated", "mss-rewritten"] {
+            assert!(!s.contains(&absent), "{absent} for {port}: {s:?}");
+        }
+        assert!(
+            !evidence(c, "tso-oversize")["middlebox_evidence"]
+                .as_bool()
+                .unwrap()
+        );
+        assert!(
+            c["verdict"]
+                .as_str()
+                .unwrap()
+                .contains("after the server's Server Hello")
+        );
+        // TLS: the Client Hello reached the server, the Server Hello never reached the client.
+        assert_eq!(c["tls"]["client_random_same"], true);
+        assert_eq!(c["tls"]["server_hello"]["a"].as_array().unwrap().len(), 0);
+        assert_eq!(c["tls"]["server_hello"]["b"].as_array().unwrap().len(), 1);
+        // RTT on each side: the long way to the client, the firewall next to the server.
+        let (ra, rb) = (
+            c["rtt_ms"]["a"].as_f64().unwrap(),
+            c["rtt_ms"]["b"].as_f64().unwrap(),
+        );
+        assert!(ra > 3.0 && rb < 1.0, "{ra} {rb}");
+    }
+    // The frames the proof cites are what tshark says they are: at the server side, the
+    // Server Hello and then a FIN in the client's name with TTL 255.
+    let c = conn(&v, 53695);
+    let fin = frames(evidence(c, "fin-faster-than-rtt"), "frames_b");
+    assert_eq!(fin.len(), 2);
+    assert_eq!(tshark_field(&server, fin[0], "tls.handshake.type"), "2");
+    assert!(is_set(&tshark_field(&server, fin[1], "tcp.flags.fin")));
+    assert_eq!(tshark_field(&server, fin[1], "ip.src"), "192.0.2.10");
+    assert_eq!(tshark_field(&server, fin[1], "ip.ttl"), "255");
+    // The client's SYN at the client side asks for ECN; at the server side it does not.
+    let ecn = evidence(c, "ecn-stripped");
+    let fa = frames(ecn, "frames_a")[0];
+    let fb = frames(ecn, "frames_b")[0];
+    assert!(is_set(&tshark_field(&client, fa, "tcp.flags.ece")));
+    assert!(!is_set(&tshark_field(&server, fb, "tcp.flags.ece")));
+    // The connection that worked was proxied too, and closed by the client.
+    let ok = conn(&v, 53700);
+    assert_eq!(ok["failed"], false);
+    assert_eq!(ok["middlebox"]["kind"], serde_json::json!(["tcp-proxy"]));
+    assert_eq!(ok["closed_by"], "client");
+    assert!(!signals(ok).contains(&"fin-faster-than-rtt"));
+    // The clock offset is found (true offset 0), with an interval.
+    let clock = &v["clock"];
+    let (lo, hi) = (
+        clock["lo_ns"].as_i64().unwrap(),
+        clock["hi_ns"].as_i64().unwrap(),
+    );
+    assert!(lo <= 0 && 0 <= hi, "{clock:#}");
+}
+
+#[test]
+fn the_text_report_leads_with_the_verdict_and_gives_filters() {
+    let (client, server) = pair("firewall");
+    let o = run(tracekit().arg("analyze").arg(&client).arg(&server));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let first = text.find("── 1.").unwrap();
+    let verdict = text[first..].lines().nth(1).unwrap();
+    assert!(
+        verdict.starts_with("A Check Point") && verdict.contains("terminated TCP"),
+        "{verdict}"
+    );
+    assert!(text.contains("frame.number in {18 20}"), "{text}");
+    assert!(text.contains("SYN TTL (initial, hops)"));
+    assert!(text.contains("Caveats:"));
+}
+
+#[test]
+fn either_order_gives_the_same_answer() {
+    let (client, server) = pair("firewall");
+    let (v1, _) = analyze_json(&client, &server, &[]);
+    let (v2, o) = analyze_json(&server, &client, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(v2["swapped"].as_bool().unwrap());
+    assert_eq!(v1["traces"], v2["traces"]);
+    assert_eq!(v1["connections"], v2["connections"]);
+    let (o1, o2) = (
+        v1["clock"]["offset_ns"].as_i64().unwrap(),
+        v2["clock"]["offset_ns"].as_i64().unwrap(),
+    );
+    assert!((o1 - o2).abs() < 1_000, "{o1} {o2}");
+}
+
+#[test]
+fn a_shifted_server_clock_is_recovered_and_the_verdict_stands() {
+    let (client, server) = pair("firewall");
+    let dir = tempfile::tempdir().unwrap();
+    let shifted = dir.path().join("server-shifted.pcapng");
+    // editcap (Wireshark) as the outside reference for the shift: +2.5 s.
+    let o = run(std::process::Command::new("editcap")
+        .args(["-t", "2.5"])
+        .arg(&server)
+        .arg(&shifted));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (v, o) = analyze_json(&client, &shifted, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let clock = &v["clock"];
+    let (lo, hi) = (
+        clock["lo_ns"].as_i64().unwrap(),
+        clock["hi_ns"].as_i64().unwrap(),
+    );
+    assert!(lo <= -2_500_000_000 && -2_500_000_000 <= hi, "{clock:#}");
+    let c = conn(&v, 53695);
+    assert_eq!(c["closed_by"], "middlebox");
+    assert!(signals(c).contains(&"fin-faster-than-rtt"));
+    assert!(signals(c).contains(&"split-handshake"));
+}
+
+#[test]
+fn a_nat_is_matched_by_tls_random_and_told_apart_from_a_proxy() {
+    let (client, server) = pair("nat");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for port in [53695, 53700] {
+        let c = conn(&v, port);
+        assert_eq!(c["matched_by"], "tls-random");
+        assert_eq!(c["middlebox"]["kind"], serde_json::json!(["nat"]));
+        assert_eq!(c["middlebox"]["transparent"], false);
+        assert_eq!(c["closed_by"], "client");
+        assert_eq!(c["failed"], false);
+        let s = signals(c);
+        assert!(s.contains(&"addresses-translated") && s.contains(&"ports-translated"));
+        for absent in [
+            "isn-rewritten",
+            "ipid-rewritten",
+            "ttl-origin-mismatch",
+            "split-handshake",
+        ] {
+            assert!(!s.contains(&absent), "{absent}: {s:?}");
+        }
+        assert_eq!(
+            c["sides"]["b"]["client"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next(),
+            Some("198.51.100.1")
+        );
+    }
+}
+
+#[test]
+fn an_mss_clamp_and_ecn_bleaching_router() {
+    let (client, server) = pair("clamp");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = conn(&v, 53695);
+    assert_eq!(
+        c["middlebox"]["kind"],
+        serde_json::json!(["mss-clamp", "ecn-bleach"])
+    );
+    assert_eq!(c["middlebox"]["transparent"], true);
+    assert_eq!(c["closed_by"], "client");
+    assert_eq!(c["hops"]["path"], 3);
+    assert_eq!(c["sides"]["a"]["syn"]["mss"], 1460);
+    assert_eq!(c["sides"]["b"]["syn"]["mss"], 1200);
+    let mss = evidence(c, "mss-rewritten");
+    assert_eq!(
+        tshark_field(&server, frames(mss, "frames_b")[0], "tcp.options.mss_val"),
+        "1200"
+    );
+}
+
+#[test]
+fn an_injected_reset_is_found_and_blamed_on_the_middlebox() {
+    let (client, server) = pair("reset");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = conn(&v, 53695);
+    assert_eq!(c["failed"], true);
+    assert_eq!(c["middlebox"]["kind"], serde_json::json!(["rst-injector"]));
+    assert_eq!(c["closed_by"], "middlebox");
+    assert_eq!(c["hops"]["client_side"], 2);
+    let injected = evidence(c, "injected-in-path");
+    let rst = frames(injected, "frames_a")[0];
+    assert!(is_set(&tshark_field(&client, rst, "tcp.flags.reset")));
+    assert_eq!(tshark_field(&client, rst, "ip.ttl"), "253");
+    let dropped = evidence(c, "dropped-in-path");
+    assert_eq!(
+        tshark_field(
+            &client,
+            frames(dropped, "frames_a")[0],
+            "tls.handshake.type"
+        ),
+        "1"
+    );
+    // The other connection went through untouched.
+    let ok = conn(&v, 53700);
+    assert_eq!(ok["middlebox"]["kind"], serde_json::json!(["none"]));
+    assert_eq!(ok["closed_by"], "client");
+}
+
+#[test]
+fn a_plain_router_changes_nothing() {
+    let (client, server) = pair("router");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = &v["connections"][0];
+    assert_eq!(c["middlebox"]["kind"], serde_json::json!(["none"]));
+    assert_eq!(c["closed_by"], "client");
+    assert!(
+        signals(c).iter().all(|s| *s == "tso-oversize"),
+        "{:?}",
+        signals(c)
+    );
+    assert_eq!(c["hops"]["path"], 1);
+}
+
+#[test]
+fn port_and_conn_filters_pick_connections() {
+    let (client, server) = pair("firewall");
+    let (v, _) = analyze_json(&client, &server, &["--port", "4433"]);
+    assert_eq!(v["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(v["connections"][0]["client_port"], 53700);
+    let (v, _) = analyze_json(&client, &server, &["--conn", "192.0.2.10:53712"]);
+    assert_eq!(v["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(v["connections"][0]["client_port"], 53712);
+    let (v, o) = analyze_json(&client, &server, &["--conn", ":9"]);
+    assert_eq!(v["connections"].as_array().unwrap().len(), 0);
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(tracekit()
+        .args(["analyze", "--conn", "nonsense"])
+        .arg(&client)
+        .arg(&server));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--conn nonsense"), "{}", stderr(&o));
+}
+
+#[test]
+fn batch_pairs_directories_by_name_and_writes_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("out"),
+    );
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for s in ["firewall", "nat", "reset"] {
+        std::fs::copy(
+            testdata(&format!("{s}-client.pcapng")),
+            a.join(format!("{s}.pcapng")),
+        )
+        .unwrap();
+        std::fs::copy(
+            testdata(&format!("{s}-server.pcapng")),
+            b.join(format!("{s}.pcapng")),
+        )
+        .unwrap();
+    }
+    let o = run(tracekit()
+        .args(["analyze", "--batch"])
+        .arg(&a)
+        .arg(&b)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let rows = summary["pairs"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let by = |name: &str| {
+        rows.iter()
+            .find(|r| r["a"].as_str().unwrap().ends_with(name))
+            .unwrap()
+    };
+    assert_eq!(by("firewall.pcapng")["middlebox"], "tcp-proxy");
+    assert_eq!(by("nat.pcapng")["middlebox"], "nat");
+    assert_eq!(by("reset.pcapng")["middlebox"], "rst-injector");
+    assert!(rows.iter().all(|r| r["paired_by"] == "name"));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    for r in rows {
+        assert!(Path::new(r["report"].as_str().unwrap()).exists());
+    }
+}
+
+#[test]
+fn a_truncated_trace_is_reported_and_still_analyzed() {
+    let (client, server) = pair("firewall");
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcapng");
+    let bytes = std::fs::read(&server).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let (v, o) = analyze_json(&client, &cut, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cut.pcapng"), "{}", stderr(&o));
+    assert!(!v["connections"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn every_corpus_file_against_itself_finds_no_middlebox() {
+    for e in tracekit_testutil::manifest() {
+        let path = corpus(&e.file);
+        let o = run(tracekit()
+            .args(["analyze", "--json", "--quiet"])
+            .arg(&path)
+            .arg(&path));
+        let code = o.status.code();
+        assert!(
+            matches!(code, Some(0..=2)),
+            "{}: {code:?} {}",
+            e.file,
+            stderr(&o)
+        );
+        if code == Some(2) {
+            // Only files that cannot be opened at all, with a clear message naming them.
+            assert!(stderr(&o).contains(&e.file), "{}: {}", e.file, stderr(&o));
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        for c in v["connections"].as_array().unwrap() {
+            assert_eq!(
+                c["middlebox"]["kind"],
+                serde_json::json!(["none"]),
+                "{}: {c:#}",
+                e.file
+            );
+        }
+    }
+}
