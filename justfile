@@ -19,9 +19,9 @@ lint:
 ci:
     .ci/run
 
-# Summarize the bundled demo captures.
+# Analyze the bundled demo pair (the firewall that closes TLS after the Server Hello).
 demo:
-    cargo run --release --quiet -- info testdata/
+    cargo run --release --quiet -- analyze testdata/firewall-client.pcapng testdata/firewall-server.pcapng
 
 # Benchmark against capinfos and cat on a generated multi-GB capture (SIZE_GB, default 2).
 bench size_gb="2":

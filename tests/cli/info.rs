@@ -128,7 +128,7 @@ fn directories_are_searched_recursively_in_name_order() {
     let out = run(tracekit().args(["info", "--json"]).arg(testdata("")));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("passed over 5 file"),
+        stderr(&out).contains("passed over 8 file"),
         "make_testdata.py, README.md and the lab scripts are not captures: {}",
         stderr(&out)
     );
@@ -143,10 +143,18 @@ fn directories_are_searched_recursively_in_name_order() {
     assert_eq!(
         names,
         [
+            "clamp-client.pcapng",
+            "clamp-server.pcapng",
+            "firewall-client.pcapng",
+            "firewall-server.pcapng",
             "handshake-ns.pcap",
             "handshake.pcap",
             "handshake.pcap.gz",
             "mixed.pcapng",
+            "nat-client.pcapng",
+            "nat-server.pcapng",
+            "reset-client.pcapng",
+            "reset-server.pcapng",
             "router-client.pcapng",
             "router-server.pcapng"
         ]
