@@ -16,8 +16,10 @@ use tracekit_merge::align::{self, Trace};
 use crate::cli::AnalyzeArgs;
 use crate::{Outcome, inputs, progress};
 
-/// Packets per trace whose signatures feed the clock alignment (as in merge).
-const ALIGN_PACKETS: u64 = 2_000_000;
+/// Packets per trace whose signatures feed the clock alignment. The offset is one number for
+/// the whole trace, so the first packets suffice (merge takes more, for the same reason the
+/// traces may overlap late); more only costs time on traces of millions of packets.
+const ALIGN_PACKETS: u64 = 250_000;
 
 /// One trace read once: its connections and its alignment signatures.
 struct Read {
@@ -54,10 +56,10 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
             }
         };
         let frame = n as u64 + 1;
-        table.add(frame, r.ts.0, r.link.0, r.data);
-        if !align.is_full() {
-            align.add(frame, r.ts.0, r.link.0, r.data);
-        }
+        // One dissection feeds both.
+        let layers = tracekit_wire::dissect(r.link.0, r.data);
+        table.add_dissected(frame, r.ts.0, &layers, r.data);
+        align.add_dissected(frame, r.ts.0, &layers, r.data);
         if frame.is_multiple_of(65_536) {
             bar.inc(r.offset - last_pos);
             last_pos = r.offset;

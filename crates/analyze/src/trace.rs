@@ -8,6 +8,7 @@
 
 use std::hash::{Hash, Hasher};
 
+use arrayvec::ArrayVec;
 use rustc_hash::{FxHashMap, FxHasher};
 use tracekit_wire::tcp::{OptionSummary, Tcp, flags};
 use tracekit_wire::tls::{self, Records as TlsRecords};
@@ -17,8 +18,15 @@ use tracekit_wire::{Endpoint, FlowKey, IpLayer, Layers, TransportKind, dissect};
 pub const KEPT_PACKETS: usize = 400;
 /// Of which, ordinary data/ACK packets (the rest is reserved for control and TLS handshake).
 const KEPT_ORDINARY: usize = 256;
+/// Ordinary packets kept over the whole trace (about 56 bytes each): past it, only control and
+/// TLS handshake packets are kept, so memory follows the number of connections.
+const KEPT_ORDINARY_TOTAL: u64 = 8_000_000;
 /// First frames kept per noteworthy fact (oversize segments, odd TTLs).
 const KEPT_FRAMES: usize = 8;
+/// Distinct TTLs and first IP IDs kept per direction, inline: these are touched for every
+/// packet, and a heap vector each would cost a cache miss per packet on big traces.
+const KEPT_TTLS: usize = 4;
+const KEPT_IP_IDS: usize = 32;
 /// Payload bytes hashed to recognise a segment at the other point.
 const PAYLOAD_PREFIX: usize = 64;
 
@@ -133,8 +141,8 @@ impl Frames {
 #[derive(Debug, Clone, Copy)]
 pub struct TtlSeen {
     pub ttl: u8,
+    pub count: u32,
     pub first_frame: u64,
-    pub count: u64,
 }
 
 /// A TLS alert record: frame, sent by the client, level and description when readable.
@@ -169,10 +177,10 @@ pub struct Conn {
     /// Segments longer than the MSS the receiver announced, per sending direction.
     pub over_mss: [Frames; 2],
     pub largest_segment: [u32; 2],
-    pub ttls: [Vec<TtlSeen>; 2],
+    pub ttls: [ArrayVec<TtlSeen, KEPT_TTLS>; 2],
     pub src_mac: [Option<[u8; 6]>; 2],
     /// IP IDs of the first packets per direction (IPv4), for telling their behaviour.
-    pub ip_ids: [Vec<u16>; 2],
+    pub ip_ids: [ArrayVec<u16, KEPT_IP_IDS>; 2],
     /// ECN codepoints seen per direction: counts of not-ECT, ECT(1), ECT(0), CE.
     pub ecn_codepoints: [[u64; 4]; 2],
     /// Hash of the client's first payload (to recognise the connection at the other point).
@@ -205,9 +213,9 @@ impl Conn {
             first_rst: [None; 2],
             over_mss: [Frames::default(), Frames::default()],
             largest_segment: [0; 2],
-            ttls: [Vec::new(), Vec::new()],
+            ttls: [ArrayVec::new(), ArrayVec::new()],
             src_mac: [None; 2],
-            ip_ids: [Vec::new(), Vec::new()],
+            ip_ids: [ArrayVec::new(), ArrayVec::new()],
             ecn_codepoints: [[0; 4]; 2],
             first_client_payload: 0,
             ordinary_kept: 0,
@@ -278,8 +286,8 @@ pub struct ConnTable {
     pub tcp_packets: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
-    /// Connections left out by the filter.
-    pub filtered: u64,
+    /// Ordinary packets kept so far, over all connections.
+    kept_ordinary: u64,
     filter: Option<PortFilter>,
 }
 
@@ -298,10 +306,15 @@ impl ConnTable {
 
     /// Adds packet number `frame` (1-based) seen at `ts` nanoseconds.
     pub fn add(&mut self, frame: u64, ts: i64, link: u16, data: &[u8]) {
+        self.add_dissected(frame, ts, &dissect(link, data), data);
+    }
+
+    /// [`ConnTable::add`] for a packet the caller has dissected already (the same dissection
+    /// then feeds the clock alignment too).
+    pub fn add_dissected(&mut self, frame: u64, ts: i64, layers: &Layers, data: &[u8]) {
         self.packets += 1;
         self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-        let layers = dissect(link, data);
         // The innermost IP layer that carries TCP: tunnels may differ between the points.
         let Some(ip) = layers.ips().iter().rev().find(|ip| {
             ip.transport
@@ -358,7 +371,20 @@ impl ConnTable {
             }
         };
         let conn = &mut self.conns[slot];
-        record(conn, frame, ts, &layers, ip, data, &tcp, src == conn.client);
+        let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
+        if record(
+            conn,
+            frame,
+            ts,
+            layers,
+            ip,
+            data,
+            &tcp,
+            src == conn.client,
+            room,
+        ) {
+            self.kept_ordinary += 1;
+        }
     }
 
     fn open(
@@ -396,7 +422,8 @@ fn record(
     data: &[u8],
     tcp: &Tcp<&[u8]>,
     from_client: bool,
-) {
+    room: bool,
+) -> bool {
     let dir = if from_client {
         FROM_CLIENT
     } else {
@@ -441,8 +468,8 @@ fn record(
     conn.ecn_codepoints[dir][usize::from(ecn)] += 1;
     let ttls = &mut conn.ttls[dir];
     if let Some(s) = ttls.iter_mut().find(|s| s.ttl == ttl) {
-        s.count += 1;
-    } else if ttls.len() < KEPT_FRAMES {
+        s.count = s.count.saturating_add(1);
+    } else if !ttls.is_full() {
         ttls.push(TtlSeen {
             ttl,
             first_frame: frame,
@@ -450,7 +477,7 @@ fn record(
         });
     }
     if let Some(id) = ip_id
-        && conn.ip_ids[dir].len() < 64
+        && !conn.ip_ids[dir].is_full()
     {
         conn.ip_ids[dir].push(id);
     }
@@ -569,12 +596,18 @@ fn record(
     };
     let notable =
         pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
-    if conn.pkts.len() < KEPT_PACKETS && (notable || conn.ordinary_kept < KEPT_ORDINARY) {
-        conn.ordinary_kept += usize::from(!notable);
+    let ordinary = !notable && room && conn.ordinary_kept < KEPT_ORDINARY;
+    let keep = conn.pkts.len() < KEPT_PACKETS && (notable || ordinary);
+    if keep {
+        conn.ordinary_kept += usize::from(ordinary);
+        if conn.pkts.capacity() == 0 {
+            conn.pkts.reserve_exact(16);
+        }
         conn.pkts.push(pkt);
     } else {
         conn.folded += 1;
     }
+    keep && ordinary
 }
 
 /// Initial TTL guess: the nearest of 32, 64, 128, 255 at or above the observed value.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
-use tracekit_wire::{IpLayer, TransportKind, dissect};
+use tracekit_wire::{IpLayer, Layers, TransportKind, dissect};
 
 /// What a match rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -89,8 +89,15 @@ impl Trace {
         if self.is_full() {
             return;
         }
+        self.add_dissected(frame, ts, &dissect(link, data), data);
+    }
+
+    /// [`Trace::add`] for a packet the caller has dissected already.
+    pub fn add_dissected(&mut self, frame: u64, ts: i64, layers: &Layers, data: &[u8]) {
+        if self.is_full() {
+            return;
+        }
         self.packets += 1;
-        let layers = dissect(link, data);
         // The innermost IP layer with a transport header: tunnels may differ between points.
         let Some(ip) = layers
             .ips()
