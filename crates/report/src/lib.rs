@@ -141,18 +141,20 @@ fn connection(w: &mut String, n: usize, c: &Connection) {
     );
     let _ = writeln!(w, "why closed by {}: {}", c.closed_by, c.close_proof);
     if !c.evidence.is_empty() {
-        let _ = writeln!(w, "\nEvidence:");
-        // Middlebox evidence first; offload artefacts after.
+        // The most decisive evidence first, at most five bullets; the rest on one line each.
         let mut ev: Vec<_> = c.evidence.iter().collect();
-        ev.sort_by_key(|e| !e.middlebox_evidence);
-        for e in ev {
-            let _ = writeln!(w, "  • [{}] {}", e.signal, e.detail);
-            let frames = |f: &[u64]| f.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-            if let Some(fa) = &e.filter_a {
-                let _ = writeln!(w, "      client side frames {}: {fa}", frames(&e.frames_a));
-            }
-            if let Some(fb) = &e.filter_b {
-                let _ = writeln!(w, "      server side frames {}: {fb}", frames(&e.frames_b));
+        ev.sort_by_key(|e| (!e.middlebox_evidence, weight(e.signal)));
+        let (main, rest) = ev.split_at(ev.len().min(5));
+        let _ = writeln!(w, "\nEvidence:");
+        for e in main {
+            let _ = writeln!(w, "  • {}", sentence(&e.detail));
+            filters(w, e, "      ");
+        }
+        if !rest.is_empty() {
+            let _ = writeln!(w, "\nAlso:");
+            for e in rest {
+                let _ = writeln!(w, "  - [{}] {}", e.signal, sentence(&e.detail));
+                filters(w, e, "      ");
             }
         }
     }
@@ -177,6 +179,49 @@ fn connection(w: &mut String, n: usize, c: &Connection) {
             )
         }
     );
+}
+
+/// How decisive a signal is for the verdict, lowest first (presentation order only).
+fn weight(signal: &str) -> u8 {
+    match signal {
+        "fin-faster-than-rtt" => 0,
+        "split-handshake" => 1,
+        "injected-in-path" => 2,
+        "ttl-origin-mismatch" => 3,
+        "dropped-in-path" => 4,
+        "addresses-translated" | "ports-translated" => 5,
+        "isn-rewritten" => 6,
+        "ipid-rewritten" => 7,
+        "mss-rewritten" | "ecn-stripped" => 8,
+        _ => 9,
+    }
+}
+
+/// A detail as a sentence: capital first letter, full stop.
+fn sentence(detail: &str) -> String {
+    let mut chars = detail.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+fn filters(w: &mut String, e: &tracekit_analyze::Evidence, indent: &str) {
+    let frames = |f: &[u64]| f.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let noun = |f: &[u64]| if f.len() == 1 { "frame" } else { "frames" };
+    if let Some(fa) = &e.filter_a {
+        let (n, f) = (noun(&e.frames_a), frames(&e.frames_a));
+        let _ = writeln!(w, "{indent}client side {n} {f}: `{fa}`");
+    }
+    if let Some(fb) = &e.filter_b {
+        let (n, f) = (noun(&e.frames_b), frames(&e.frames_b));
+        let _ = writeln!(w, "{indent}server side {n} {f}: `{fb}`");
+    }
 }
 
 fn hs<F: Fn(&HandshakeView) -> String>(h: Option<&HandshakeView>, f: F) -> String {
