@@ -16,6 +16,9 @@
 #             from port 53695, TLS on 4433 that works, UDP, failed TLS from port 53712, UDP.
 #   nat       mb is a router doing source NAT with random ports (SNAT --random-fully).
 #   clamp     mb is a router that clamps the MSS to 1200 and removes ECN setup flags.
+#   intercept mb is haproxy as above (transparent, TTL 255), but it terminates TLS too: it
+#             answers the client's ClientHello with its own certificate and opens its own TLS
+#             session to the server (new random values on each side). Both connections work.
 #   reset     mb is a router (TTL 255) that answers a ClientHello naming blocked.example with a
 #             forged TCP reset and drops it; a second connection (port 4433, other name) works.
 # Documentation addresses only; everything is torn down on exit.
@@ -25,10 +28,10 @@
 #   (apt-get install iproute2 iptables ethtool haproxy openssl python3 tshark).
 # Writes OUTDIR/SCENARIO-client.pcapng and OUTDIR/SCENARIO-server.pcapng.
 set -euo pipefail
-out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|reset]...}")
+out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset]...}")
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp reset)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset)
 for tool in ip iptables ethtool haproxy openssl python3 dumpcap chrt; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
@@ -48,6 +51,9 @@ trap 'teardown; rm -rf "$work"' EXIT INT TERM
 
 openssl req -x509 -newkey rsa:3072 -nodes -days 2 -subj "/CN=server.example" \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=inspection.example" \
+  -keyout "$work/mb-key.pem" -out "$work/mb-cert.pem" 2>/dev/null
+cat "$work/mb-cert.pem" "$work/mb-key.pem" > "$work/mb.pem"
 
 # Background processes are started with `ip netns exec` itself (not through this function), so
 # that their pid is the process to signal.
@@ -97,7 +103,7 @@ services() {
   done
 }
 
-firewall() {
+tproxy() {
   x mb sysctl -qw net.ipv4.ip_default_ttl=255 net.ipv4.tcp_ecn=0
   x mb sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536"
   x mb iptables -t mangle -N DIVERT
@@ -110,6 +116,10 @@ firewall() {
     -j TPROXY --tproxy-mark 0x1/0x1 --on-port 8444
   x mb ip rule add fwmark 1 lookup 100
   x mb ip route add local 0.0.0.0/0 dev lo table 100
+}
+
+firewall() {
+  tproxy
   cat >"$work/haproxy.cfg" <<'EOF'
 global
   maxconn 100
@@ -138,6 +148,28 @@ EOF
          udp:4000:query-two.example sleep:0.3 tls:443:53712 udp:4000:query-three.example)
 }
 
+intercept() {
+  tproxy
+  cat >"$work/haproxy.cfg" <<EOF
+global
+  maxconn 100
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+frontend inspected
+  bind 0.0.0.0:8443 transparent ssl crt $work/mb.pem
+  default_backend tls_reencrypted
+backend tls_reencrypted
+  source 0.0.0.0 usesrc client
+  server srv 198.51.100.20:443 ssl verify none
+EOF
+  ip netns exec "$ns-mb" haproxy -db -f "$work/haproxy.cfg" >/dev/null 2>&1 & pids+=($!)
+  steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example sleep:0.3
+         tls:443:53700 udp:4000:query-three.example)
+}
+
 nat() {
   x mb iptables -t nat -A POSTROUTING -o mbb -p tcp -j SNAT --to-source 198.51.100.1 --random-fully
   x mb iptables -t nat -A POSTROUTING -o mbb -p udp -j SNAT --to-source 198.51.100.1 --random-fully
@@ -159,7 +191,7 @@ reset() {
 }
 
 for scenario in "${scenarios[@]}"; do
-  case $scenario in firewall|nat|clamp|reset) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
+  case $scenario in firewall|nat|clamp|intercept|reset) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
   topology
   "$scenario"
   services

@@ -298,6 +298,33 @@ fn an_mss_clamp_and_ecn_bleaching_router() {
 }
 
 #[test]
+fn a_tls_interceptor_is_told_from_a_plain_tcp_proxy_by_the_random_values() {
+    let (client, server) = pair("intercept");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for port in [53695, 53700] {
+        let c = conn(&v, port);
+        assert_eq!(c["matched_by"], "tuple");
+        assert_eq!(
+            c["middlebox"]["kind"],
+            serde_json::json!(["tcp-proxy", "tls-interceptor"])
+        );
+        assert_eq!(c["tls"]["client_random_same"], false);
+        assert_eq!(c["tls"]["server_random_same"], false);
+        assert_eq!(c["failed"], false);
+        // The two byte streams differ, so no packet is called dropped or injected.
+        let s = signals(c);
+        assert!(
+            !s.contains(&"dropped-in-path") && !s.contains(&"injected-in-path"),
+            "{s:?}"
+        );
+        assert!(s.contains(&"split-handshake") && s.contains(&"ttl-origin-mismatch"));
+        // The proxy closed the client's side first (relaying the server's TLS close).
+        assert_eq!(c["closed_by"], "middlebox");
+    }
+}
+
+#[test]
 fn an_injected_reset_is_found_and_blamed_on_the_middlebox() {
     let (client, server) = pair("reset");
     let (v, o) = analyze_json(&client, &server, &[]);

@@ -150,6 +150,8 @@ fn directories_are_searched_recursively_in_name_order() {
             "handshake-ns.pcap",
             "handshake.pcap",
             "handshake.pcap.gz",
+            "intercept-client.pcapng",
+            "intercept-server.pcapng",
             "mixed.pcapng",
             "nat-client.pcapng",
             "nat-server.pcapng",

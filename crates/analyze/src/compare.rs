@@ -768,8 +768,9 @@ fn compare(
             continue;
         };
         let dt = close.ts - prev.ts;
-        // An answer takes a full round trip; half of one leaves room for jitter.
-        if dt >= rtt / 2 {
+        // An answer takes a full round trip; half of one leaves room for jitter, and a far side
+        // under 0.5 ms away is too close to tell from timestamping noise.
+        if dt >= rtt / 2 || rtt < 500_000 {
             continue;
         }
         let mut detail = format!(
@@ -839,8 +840,20 @@ fn compare(
         ));
         f.proxy_proof = true;
     }
-    // Packets seen at one point only.
-    let diff = path_diff(c, s, off, windows);
+    // Packets seen at one point only. Only when the middlebox forwards the bytes as they are:
+    // a TLS interceptor (or anything that rewrites payloads) makes two different streams.
+    let rewritten_stream = c.first_client_payload != 0
+        && s.first_client_payload != 0
+        && c.first_client_payload != s.first_client_payload;
+    let diff = if rewritten_stream {
+        caveats.push("the client's first bytes differ at the two points (the middlebox rewrites the payload, e.g. terminates TLS): packets were not compared one by one".to_string());
+        PathDiff {
+            dropped: Vec::new(),
+            injected: Vec::new(),
+        }
+    } else {
+        path_diff(c, s, off, windows)
+    };
     if !diff.dropped.is_empty() {
         let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
         let text: Vec<String> = diff
@@ -1005,61 +1018,93 @@ fn compare(
         (None, None)
     };
 
-    // Who closed it.
-    let client_close = c.first_close(FROM_CLIENT);
-    let server_close = s.first_close(FROM_SERVER);
+    // Who closed it: the first FIN/RST on the aligned timeline, and who built it. A close in an
+    // end's name was built by the middlebox when its initial TTL is not that end's, or when
+    // the end never sent it.
     let shift = off.map_or(0, |o| o.mid);
-    let injected_first = injected_close
-        .iter()
-        .map(|d| {
-            let conn = if d.0 == 0 { c } else { s };
-            let ts = conn
-                .pkts
-                .iter()
-                .find(|p| p.frame == d.1)
-                .map_or(i64::MAX, |p| p.ts);
-            (if d.0 == 0 { ts } else { ts + shift }, *d)
-        })
-        .min_by_key(|x| x.0);
-    let genuine: Vec<(i64, &'static str, u64, bool)> = [
-        client_close.map(|x| (x.ts, "client", x.frame, x.rst)),
-        server_close.map(|x| (x.ts + shift, "server", x.frame, x.rst)),
+    let injected_at =
+        |side: usize, frame: u64| diff.injected.iter().any(|d| d.0 == side && d.1 == frame);
+    let foreign = |init: Option<u8>, ttl: u8| init.is_some_and(|i| initial_ttl(ttl) != i);
+    let events: Vec<CloseEvent> = [
+        c.first_close(FROM_CLIENT)
+            .map(|x| CloseEvent::new(x, x.ts, "client", "client", false)),
+        c.first_close(FROM_SERVER).map(|x| {
+            let mb = foreign(server_init, x.ttl) || injected_at(0, x.frame);
+            CloseEvent::new(x, x.ts, "server", "client", mb)
+        }),
+        s.first_close(FROM_CLIENT).map(|x| {
+            let mb = foreign(client_init, x.ttl) || injected_at(1, x.frame);
+            CloseEvent::new(x, x.ts + shift, "client", "server", mb)
+        }),
+        s.first_close(FROM_SERVER)
+            .map(|x| CloseEvent::new(x, x.ts + shift, "server", "server", false)),
     ]
     .into_iter()
     .flatten()
     .collect();
-    let first_genuine = genuine.iter().min_by_key(|x| x.0).copied();
-    let (closed_by, close_proof) = match (injected_first, first_genuine) {
-        (Some((ti, d)), g) if g.is_none_or(|g| ti <= g.0) || f.proxy_proof => {
-            let side = if d.0 == 0 { "client" } else { "server" };
+    let (closed_by, close_proof) = match events.iter().min_by_key(|e| (e.at, !e.by_middlebox)) {
+        None => ("none", "no FIN or RST was seen from either end".to_string()),
+        Some(e) if e.by_middlebox => {
             let mut proof = format!(
-                "{} (frame {} at the {side} side) was not sent by the endpoint whose name it carries",
-                d.2, d.1
+                "the first close is a {} in the {}'s name (frame {} at the {} side, TTL {}) that the {} did not send{}",
+                e.kind(),
+                e.named,
+                e.frame,
+                e.side,
+                e.ttl,
+                e.named,
+                if foreign(
+                    if e.named == "client" {
+                        client_init
+                    } else {
+                        server_init
+                    },
+                    e.ttl
+                ) {
+                    format!(
+                        ": it left a sender with initial TTL {}, the {} sends with {}",
+                        initial_ttl(e.ttl),
+                        e.named,
+                        if e.named == "client" {
+                            client_init
+                        } else {
+                            server_init
+                        }
+                        .unwrap_or(0)
+                    )
+                } else {
+                    ": the other capture shows no such packet from it".to_string()
+                }
             );
-            if let Some((_, close, answered, dt, _)) = fast_close {
+            if let Some((_, close, answered, dt, at_server_side)) = fast_close
+                && close.frame == e.frame
+                && at_server_side == (e.side == "server")
+            {
                 let _ = write!(
                     proof,
-                    "; the {} came {} after {}, faster than the far end's round trip",
-                    if close.rst { "RST" } else { "FIN" },
+                    "; it came {} after {}, faster than the {}'s round trip",
                     ms_text(dt),
-                    answered.map_or("the packet before it".to_string(), |m| format!("the {m}"))
+                    answered.map_or("the packet before it".to_string(), |m| format!("the {m}")),
+                    e.named
                 );
             }
             ("middlebox", proof)
         }
-        (_, Some((_, who, frame, rst))) => (
-            who,
+        Some(e) => (
+            e.named,
             format!(
-                "the {who} sent the first {} (frame {frame} in its own capture){}",
-                if rst { "RST" } else { "FIN" },
-                if genuine.len() > 1 {
-                    ", before the other end"
+                "the {} sent the first {} (frame {} in the {}-side capture){}",
+                e.named,
+                e.kind(),
+                e.frame,
+                e.side,
+                if off.is_some() {
+                    ", before any other FIN or RST on the aligned timeline"
                 } else {
                     ""
                 }
             ),
         ),
-        (_, None) => ("none", "no FIN or RST was seen from either end".to_string()),
     };
 
     // Caveats.
@@ -1153,6 +1198,41 @@ fn compare(
             a: side_view(c, a_name),
             b: side_view(s, b_name),
         },
+    }
+}
+
+/// A first FIN/RST in one end's name, at one capture point.
+struct CloseEvent {
+    /// Time on side a's clock.
+    at: i64,
+    named: &'static str,
+    side: &'static str,
+    frame: u64,
+    rst: bool,
+    ttl: u8,
+    by_middlebox: bool,
+}
+
+impl CloseEvent {
+    fn new(
+        x: crate::trace::Close,
+        at: i64,
+        named: &'static str,
+        side: &'static str,
+        by_middlebox: bool,
+    ) -> Self {
+        CloseEvent {
+            at,
+            named,
+            side,
+            frame: x.frame,
+            rst: x.rst,
+            ttl: x.ttl,
+            by_middlebox,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        if self.rst { "RST" } else { "FIN" }
     }
 }
 
