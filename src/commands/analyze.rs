@@ -290,7 +290,38 @@ fn write_atomic(target: &Path, bytes: &[u8], inputs: &[&Path]) -> anyhow::Result
     Ok(())
 }
 
-/// Pairs files by their path under each directory; the rest by overlapping time.
+/// What pairing by content needs of a file: its time span and the TCP connections it opens.
+#[derive(Debug)]
+struct Sketch {
+    first: i64,
+    last: i64,
+    /// (server port, client port) of the SYNs in the first packets.
+    conns: std::collections::BTreeSet<(u16, u16)>,
+}
+
+fn sketch(path: &Path) -> Option<Sketch> {
+    const SYNS_FROM: u64 = 200_000;
+    let c = Capture::open(path).ok()?;
+    let mut s = Sketch {
+        first: i64::MAX,
+        last: i64::MIN,
+        conns: std::collections::BTreeSet::new(),
+    };
+    for (n, r) in c.records().map_while(Result::ok).enumerate() {
+        s.first = s.first.min(r.ts.0);
+        s.last = s.last.max(r.ts.0);
+        if (n as u64) < SYNS_FROM
+            && let Some(tcp) = tracekit_wire::dissect(r.link.0, r.data).tcp(r.data)
+            && tcp.flags() & 0x12 == 0x02
+        {
+            s.conns.insert((tcp.dst_port(), tcp.src_port()));
+        }
+    }
+    (s.first <= s.last).then_some(s)
+}
+
+/// Pairs files by their path under each directory; the rest by shared connections and
+/// overlapping time.
 fn pair_files(
     dir_a: &Path,
     a: &[PathBuf],
@@ -314,30 +345,38 @@ fn pair_files(
             _ => left_a.push(pa.clone()),
         }
     }
-    let span = |p: &Path| -> Option<(i64, i64)> {
-        let c = Capture::open(p).ok()?;
-        let mut first = None;
-        let mut last = None;
-        for r in c.records().map_while(Result::ok) {
-            first = Some(first.map_or(r.ts.0, |f: i64| f.min(r.ts.0)));
-            last = Some(last.map_or(r.ts.0, |l: i64| l.max(r.ts.0)));
-        }
-        first.zip(last)
-    };
-    let spans_b: Vec<Option<(i64, i64)>> = b.par_iter().map(|p| span(p)).collect();
-    for pa in left_a {
-        let Some((fa, la)) = span(&pa) else { continue };
+    let spans_b: Vec<Option<Sketch>> = b.par_iter().map(|p| sketch(p)).collect();
+    let sketches_a: Vec<(PathBuf, Option<Sketch>)> = left_a
+        .into_par_iter()
+        .map(|p| {
+            let s = sketch(&p);
+            (p, s)
+        })
+        .collect();
+    for (pa, sa) in sketches_a {
+        let Some(sa) = sa else { continue };
+        // Most shared connections first (server port with client port: kept by routers,
+        // firewalls and transparent proxies), then the longest time overlap.
         let best = (0..b.len())
             .filter(|&i| !used_b[i])
             .filter_map(|i| {
-                let (fb, lb) = spans_b[i]?;
-                let overlap = la.min(lb) - fa.max(fb);
-                (overlap > 0).then_some((overlap, i))
+                let sb = spans_b[i].as_ref()?;
+                let overlap = sa.last.min(sb.last) - sa.first.max(sb.first);
+                let shared = sa.conns.intersection(&sb.conns).count();
+                (overlap > 0).then_some((shared, overlap, i))
             })
             .max();
-        if let Some((_, i)) = best {
+        if let Some((shared, _, i)) = best {
             used_b[i] = true;
-            pairs.push((pa, b[i].clone(), "time"));
+            pairs.push((
+                pa,
+                b[i].clone(),
+                if shared > 0 {
+                    "time+connections"
+                } else {
+                    "time"
+                },
+            ));
         }
     }
     pairs

@@ -439,6 +439,65 @@ fn batch_pairs_directories_by_name_and_writes_a_summary() {
 }
 
 #[test]
+fn batch_pairs_files_with_other_names_by_shared_connections_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("out"),
+    );
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for (i, s) in ["firewall", "clamp", "reset"].iter().enumerate() {
+        std::fs::copy(
+            testdata(&format!("{s}-client.pcapng")),
+            a.join(format!("host-a-{i}.pcapng")),
+        )
+        .unwrap();
+        // Other names, other order.
+        std::fs::copy(
+            testdata(&format!("{s}-server.pcapng")),
+            b.join(format!("{}-srv.pcapng", 9 - i)),
+        )
+        .unwrap();
+    }
+    let o = run(tracekit()
+        .args(["analyze", "--batch"])
+        .arg(&a)
+        .arg(&b)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let rows = summary["pairs"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (i, want) in ["tcp-proxy", "mss-clamp,ecn-bleach", "rst-injector"]
+        .iter()
+        .enumerate()
+    {
+        let r = rows
+            .iter()
+            .find(|r| {
+                r["a"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("host-a-{i}.pcapng"))
+            })
+            .unwrap();
+        assert!(
+            r["b"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{}-srv.pcapng", 9 - i)),
+            "{r:#}"
+        );
+        assert_eq!(r["paired_by"], "time+connections");
+        assert_eq!(r["middlebox"], *want);
+    }
+}
+
+#[test]
 fn a_truncated_trace_is_reported_and_still_analyzed() {
     let (client, server) = pair("firewall");
     let dir = tempfile::tempdir().unwrap();

@@ -222,6 +222,12 @@ impl Conn {
         }
     }
 
+    /// Whether a packet between these two ends belongs to this connection's tuple.
+    #[must_use]
+    pub fn has_ends(&self, a: Endpoint, b: Endpoint) -> bool {
+        (self.client == a && self.server == b) || (self.client == b && self.server == a)
+    }
+
     /// Handshake RTT as this point saw it: SYN to the third packet (Wireshark's iRTT).
     #[must_use]
     pub fn rtt(&self) -> Option<i64> {
@@ -281,7 +287,12 @@ impl Conn {
 #[derive(Debug, Default)]
 pub struct ConnTable {
     pub conns: Vec<Conn>,
-    index: FxHashMap<FlowKey, usize>,
+    /// Flow hash → the newest connection with that hash. The map holds no keys: the ends are
+    /// checked on the connection itself, which is read next anyway (one cache miss per packet
+    /// instead of two on big traces).
+    index: FxHashMap<u64, usize>,
+    /// Keys whose hash an other flow's key had taken first (rare).
+    collided: FxHashMap<FlowKey, usize>,
     pub packets: u64,
     pub tcp_packets: u64,
     pub first_ts: Option<i64>,
@@ -345,13 +356,19 @@ impl ConnTable {
         };
         let f = tcp.flags();
         let syn_only = f & (flags::SYN | flags::ACK) == flags::SYN;
-        let slot = match self.index.get(&key) {
-            Some(&i) => {
+        let hash = hash_of(&key);
+        let found = match self.index.get(&hash) {
+            Some(&i) if self.conns[i].has_ends(src, dst) => Some(i),
+            Some(_) => self.collided.get(&key).copied(),
+            None => None,
+        };
+        let slot = match found {
+            Some(i) => {
                 // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
                 // unless it repeats the SYN we have (a retransmission).
                 let repeated = self.conns[i].syn.is_some_and(|s| s.isn == tcp.seq());
                 if syn_only && !repeated {
-                    self.open(key, src, dst, true, ts)
+                    self.open(key, hash, src, dst, true, ts)
                 } else {
                     i
                 }
@@ -359,14 +376,14 @@ impl ConnTable {
             None => {
                 let synack = f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
                 if syn_only {
-                    self.open(key, src, dst, true, ts)
+                    self.open(key, hash, src, dst, true, ts)
                 } else if synack {
-                    self.open(key, dst, src, true, ts)
+                    self.open(key, hash, dst, src, true, ts)
                 } else if src.port < dst.port || (src.port == dst.port && src < dst) {
                     // Mid-connection: the lower port is most likely the server's.
-                    self.open(key, dst, src, false, ts)
+                    self.open(key, hash, dst, src, false, ts)
                 } else {
-                    self.open(key, src, dst, false, ts)
+                    self.open(key, hash, src, dst, false, ts)
                 }
             }
         };
@@ -390,6 +407,7 @@ impl ConnTable {
     fn open(
         &mut self,
         key: FlowKey,
+        hash: u64,
         client: Endpoint,
         server: Endpoint,
         known: bool,
@@ -397,7 +415,15 @@ impl ConnTable {
     ) -> usize {
         self.conns.push(Conn::new(client, server, known, ts));
         let i = self.conns.len() - 1;
-        self.index.insert(key, i);
+        match self.index.get(&hash) {
+            Some(&j) if !self.conns[j].has_ends(client, server) => {
+                self.collided.insert(key, i);
+            }
+            _ => {
+                self.index.insert(hash, i);
+                self.collided.remove(&key);
+            }
+        }
         i
     }
 }
