@@ -18,18 +18,8 @@ b="$out/analyze-b.pcap"
 [ -f "$b" ] || editcap -t 1.5 "$a" "$b"
 cat "$a" "$b" > /dev/null
 
-best() {
-  local best=""
-  for _ in $(seq "$runs"); do
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" >/dev/null 2>&1 || true
-    t1=$(date +%s%N)
-    local t=$(( t1 - t0 ))
-    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
-  done
-  python3 -c "print(f'{$best/1e9:.3f}')"
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 echo "machine: $(nproc) cores; $(tshark --version | head -1)"
 t_info=$(best ./target/release/tracekit info "$a" "$b")

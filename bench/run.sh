@@ -21,18 +21,8 @@ if [ ! -f "$ngfile" ]; then
 fi
 
 # Best of $runs wall-clock seconds for a command (output discarded).
-best() {
-  local best=""
-  for _ in $(seq "$runs"); do
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" >/dev/null 2>&1 || true
-    t1=$(date +%s%N)
-    local t=$(( t1 - t0 ))
-    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
-  done
-  python3 -c "print(f'{$best/1e9:.3f}')"
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 peak_kb() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 

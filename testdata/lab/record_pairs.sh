@@ -103,6 +103,11 @@ services() {
   done
 }
 
+haproxy_defaults() {
+  printf '%s\n' global '  maxconn 100' defaults '  mode tcp' '  timeout connect 2s' \
+    '  timeout client 5s' '  timeout server 5s'
+}
+
 tproxy() {
   x mb sysctl -qw net.ipv4.ip_default_ttl=255 net.ipv4.tcp_ecn=0
   x mb sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536"
@@ -120,14 +125,7 @@ tproxy() {
 
 firewall() {
   tproxy
-  cat >"$work/haproxy.cfg" <<'EOF'
-global
-  maxconn 100
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
+  { haproxy_defaults; cat <<'EOF'; } >"$work/haproxy.cfg"
 frontend inspected
   bind 0.0.0.0:8443 transparent
   default_backend tls_inspected
@@ -150,14 +148,7 @@ EOF
 
 intercept() {
   tproxy
-  cat >"$work/haproxy.cfg" <<EOF
-global
-  maxconn 100
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
+  { haproxy_defaults; cat <<EOF; } >"$work/haproxy.cfg"
 frontend inspected
   bind 0.0.0.0:8443 transparent ssl crt $work/mb.pem
   default_backend tls_reencrypted

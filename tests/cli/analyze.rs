@@ -389,8 +389,9 @@ fn port_and_conn_filters_pick_connections() {
     assert!(stderr(&o).contains("--conn nonsense"), "{}", stderr(&o));
 }
 
-#[test]
-fn batch_pairs_directories_by_name_and_writes_a_summary() {
+/// Copies lab pairs into two directories (client side as `a/NAME_A`, server side as
+/// `b/NAME_B`), runs `--batch` on them and returns the summary rows and the output directory.
+fn batch(files: &[(&str, String, String)]) -> (Vec<Value>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, out) = (
         dir.path().join("a"),
@@ -399,17 +400,10 @@ fn batch_pairs_directories_by_name_and_writes_a_summary() {
     );
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    for s in ["firewall", "nat", "reset"] {
-        std::fs::copy(
-            testdata(&format!("{s}-client.pcapng")),
-            a.join(format!("{s}.pcapng")),
-        )
-        .unwrap();
-        std::fs::copy(
-            testdata(&format!("{s}-server.pcapng")),
-            b.join(format!("{s}.pcapng")),
-        )
-        .unwrap();
+    for (scenario, name_a, name_b) in files {
+        let (client, server) = pair(scenario);
+        std::fs::copy(client, a.join(name_a)).unwrap();
+        std::fs::copy(server, b.join(name_b)).unwrap();
     }
     let o = run(tracekit()
         .args(["analyze", "--batch"])
@@ -418,73 +412,54 @@ fn batch_pairs_directories_by_name_and_writes_a_summary() {
         .arg("-o")
         .arg(&out));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), files.len() + 1, "{csv}");
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let rows = summary["pairs"].as_array().unwrap();
-    assert_eq!(rows.len(), 3);
-    let by = |name: &str| {
-        rows.iter()
-            .find(|r| r["a"].as_str().unwrap().ends_with(name))
-            .unwrap()
-    };
-    assert_eq!(by("firewall.pcapng")["middlebox"], "tcp-proxy");
-    assert_eq!(by("nat.pcapng")["middlebox"], "nat");
-    assert_eq!(by("reset.pcapng")["middlebox"], "rst-injector");
-    assert!(rows.iter().all(|r| r["paired_by"] == "name"));
-    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 4, "{csv}");
-    for r in rows {
+    let rows = summary["pairs"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), files.len());
+    for r in &rows {
         assert!(Path::new(r["report"].as_str().unwrap()).exists());
     }
+    (rows, dir)
+}
+
+fn row<'a>(rows: &'a [Value], a_name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["a"].as_str().unwrap().ends_with(a_name))
+        .unwrap_or_else(|| panic!("no row for {a_name}: {rows:#?}"))
+}
+
+#[test]
+fn batch_pairs_directories_by_name_and_writes_a_summary() {
+    let same = |s: &'static str| (s, format!("{s}.pcapng"), format!("{s}.pcapng"));
+    let (rows, _dir) = batch(&[same("firewall"), same("nat"), same("reset")]);
+    assert_eq!(row(&rows, "firewall.pcapng")["middlebox"], "tcp-proxy");
+    assert_eq!(row(&rows, "nat.pcapng")["middlebox"], "nat");
+    assert_eq!(row(&rows, "reset.pcapng")["middlebox"], "rst-injector");
+    assert!(rows.iter().all(|r| r["paired_by"] == "name"));
 }
 
 #[test]
 fn batch_pairs_files_with_other_names_by_shared_connections_and_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, out) = (
-        dir.path().join("a"),
-        dir.path().join("b"),
-        dir.path().join("out"),
-    );
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    for (i, s) in ["firewall", "clamp", "reset"].iter().enumerate() {
-        std::fs::copy(
-            testdata(&format!("{s}-client.pcapng")),
-            a.join(format!("host-a-{i}.pcapng")),
-        )
-        .unwrap();
-        // Other names, other order.
-        std::fs::copy(
-            testdata(&format!("{s}-server.pcapng")),
-            b.join(format!("{}-srv.pcapng", 9 - i)),
-        )
-        .unwrap();
-    }
-    let o = run(tracekit()
-        .args(["analyze", "--batch"])
-        .arg(&a)
-        .arg(&b)
-        .arg("-o")
-        .arg(&out));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let rows = summary["pairs"].as_array().unwrap();
-    assert_eq!(rows.len(), 3);
+    // Other names, other order on the server side.
+    let files: Vec<(&str, String, String)> = ["firewall", "clamp", "reset"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                *s,
+                format!("host-a-{i}.pcapng"),
+                format!("{}-srv.pcapng", 9 - i),
+            )
+        })
+        .collect();
+    let (rows, _dir) = batch(&files);
     for (i, want) in ["tcp-proxy", "mss-clamp,ecn-bleach", "rst-injector"]
         .iter()
         .enumerate()
     {
-        let r = rows
-            .iter()
-            .find(|r| {
-                r["a"]
-                    .as_str()
-                    .unwrap()
-                    .ends_with(&format!("host-a-{i}.pcapng"))
-            })
-            .unwrap();
+        let r = row(&rows, &format!("host-a-{i}.pcapng"));
         assert!(
             r["b"]
                 .as_str()
