@@ -28,6 +28,78 @@ pub enum Command {
     /// between them (NAT, TCP proxy, MSS clamp, ECN bleaching, injected resets) and who closed
     /// each connection, with the frames every claim rests on.
     Analyze(AnalyzeArgs),
+    /// Redact captures with a key: prefix-preserving Crypto-PAn addresses, keyed MACs (vendor
+    /// kept), payloads zeroed by default, pcapng metadata removed; timing, TTL, IP ID,
+    /// sequence numbers and TCP options kept, so analyze gives the same verdict.
+    Anonymize(AnonymizeArgs),
+    /// Write a new random key (64 hex characters: the Crypto-PAn AES key, then the pad
+    /// secret), readable by its owner only.
+    Keygen(KeygenArgs),
+    /// Search an anonymized capture for every address of the original (IPv4, IPv6, MAC).
+    Leakcheck(LeakcheckArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["key_file", "passphrase_file"])))]
+pub struct AnonymizeArgs {
+    /// The key: 64 hex characters (see `tracekit keygen`). Same key, same mapping, everywhere.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// A passphrase (first line of the file), turned into a key with blake3's key derivation.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// The output file; with several inputs, a directory (each file keeps its name).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Payloads: keep, zero (lengths kept), truncate (cut after the transport header, original
+    /// length kept), tls-headers (TLS record headers, handshake types, hello randoms and
+    /// alerts kept, the rest zeroed). Bodies of non-IP frames (LLDP, CDP…) go the same way.
+    #[arg(long, value_name = "POLICY", default_value = "zero", value_parser = ["keep", "zero", "truncate", "tls-headers"])]
+    pub payload: String,
+    /// MAC addresses: `oui` keeps the vendor half (a Check Point box stays recognisable),
+    /// `full` maps it too; group/local bits are kept either way.
+    #[arg(long, value_name = "MODE", default_value = "oui", value_parser = ["oui", "full"])]
+    pub mac: String,
+    /// Private addresses (10/8, 172.16/12, 192.168/16, fc00::/7): `keep-private` maps them
+    /// inside their block, `map` maps them like any other.
+    #[arg(long, value_name = "MODE", default_value = "keep-private", value_parser = ["keep-private", "map"])]
+    pub private: String,
+    /// Shift every timestamp of every input by this much (e.g. `-3600s`, `+1.5s`).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub shift: Option<String>,
+    /// Run the leak check on each output; exit 1 when an original address is found.
+    #[arg(long)]
+    pub verify: bool,
+    /// Also write the address mapping (original,anonymized) as CSV. It undoes the redaction:
+    /// keep it away from what you publish.
+    #[arg(long, value_name = "FILE")]
+    pub mapping_out: Option<PathBuf>,
+    /// Worker threads (default: one per core); the output is the same for any number.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Capture files or directories.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (created with mode 0600; an existing file is not replaced).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LeakcheckArgs {
+    /// The original capture.
+    #[arg(value_name = "ORIGINAL")]
+    pub original: PathBuf,
+    /// The anonymized capture.
+    #[arg(value_name = "ANONYMIZED")]
+    pub anonymized: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Split(args) => commands::split::run(&args),
         cli::Command::Merge(args) => commands::merge::run(&args),
         cli::Command::Analyze(args) => commands::analyze::run(&args),
+        cli::Command::Anonymize(args) => commands::anonymize::run(&args),
+        cli::Command::Keygen(args) => commands::anonymize::keygen(&args),
+        cli::Command::Leakcheck(args) => commands::anonymize::leakcheck(&args),
     }
 }
 

@@ -1,4 +1,5 @@
 pub mod analyze;
+pub mod anonymize;
 pub mod info;
 pub mod merge;
 pub mod split;

@@ -1,0 +1,646 @@
+//! Rewrites one packet in a scratch buffer: MAC addresses (outer and tunnelled Ethernet), ARP,
+//! the addresses of every IP header (tunnels included) and of the packet quoted by an ICMP
+//! error, IPv6 neighbour discovery targets and link-layer options, and the payload by policy.
+//!
+//! Every checksum that covers a changed byte is updated incrementally (RFC 1624), nested ones
+//! included (a quoted header's checksum inside an ICMP message; an inner TCP checksum inside a
+//! VXLAN UDP datagram), so a correct checksum stays correct and a wrong one stays wrong, also
+//! on packets cut by the snap length. Nothing else changes: TTL, IP ID, ports, sequence
+//! numbers, flags, window, options, ECN/DSCP and lengths stay as captured, so an analysis of the
+//! redacted traces gives the same answers.
+
+use std::ops::Range;
+
+use tracekit_wire::checksum;
+use tracekit_wire::icmp::{v4_quotes_packet, v6_quotes_packet};
+use tracekit_wire::tls::{self, Records as TlsRecords};
+use tracekit_wire::{IpLayer, Layers, Transport, TransportKind, dissect};
+
+use crate::map::Mapper;
+
+/// What happens to transport payloads (and to the bodies of frames that carry no IP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Payload {
+    /// As captured.
+    Keep,
+    /// Zeroed, lengths kept (the default).
+    #[default]
+    Zero,
+    /// Cut after the transport header; the original length is kept in the record.
+    Truncate,
+    /// TLS record headers, handshake types and lengths, hello versions and random values,
+    /// alert codes kept; the rest (SNI, certificates, data) zeroed.
+    TlsHeaders,
+}
+
+/// A checksum field and the bytes it covers.
+#[derive(Debug, Clone)]
+struct Cover {
+    field: usize,
+    /// Covered ranges, each aligned to 16-bit words from its start (the segment, and the
+    /// pseudo-header's addresses).
+    ranges: [Range<usize>; 3],
+    /// UDP: a computed 0 is sent as 0xffff.
+    udp: bool,
+}
+
+/// One packet being rewritten.
+struct Packet<'b> {
+    bytes: &'b mut [u8],
+    covers: Vec<Cover>,
+}
+
+impl Packet<'_> {
+    /// Replaces `range` with `new`, updating every checksum that covers it.
+    fn set(&mut self, range: Range<usize>, new: &[u8]) {
+        self.set_except(range, new, usize::MAX);
+    }
+
+    fn set_except(&mut self, range: Range<usize>, new: &[u8], skip_field: usize) {
+        if range.end > self.bytes.len()
+            || new.len() != range.len()
+            || self.bytes[range.clone()] == *new
+        {
+            return;
+        }
+        let mut updates: Vec<(usize, u16, bool)> = Vec::new();
+        for cover in &self.covers {
+            if cover.field == skip_field || cover.field + 2 > self.bytes.len() {
+                continue;
+            }
+            let Some(base) = cover
+                .ranges
+                .iter()
+                .find(|r| r.start <= range.start && range.end <= r.end)
+            else {
+                continue;
+            };
+            // Word-aligned window relative to the covered range's start; a byte beyond the
+            // capture counts as zero on both sides (its share of the sum does not change).
+            let start = range.start - (range.start - base.start) % 2;
+            let end = range.end + (range.end - base.start) % 2;
+            let window = |b: &[u8], replace: Option<&[u8]>| {
+                let mut w: Vec<u8> = (start..end)
+                    .map(|i| b.get(i).copied().unwrap_or(0))
+                    .collect();
+                if let Some(n) = replace {
+                    w[range.start - start..range.end - start].copy_from_slice(n);
+                }
+                w
+            };
+            let old = window(self.bytes, None);
+            let newer = window(self.bytes, Some(new));
+            let current =
+                u16::from_be_bytes([self.bytes[cover.field], self.bytes[cover.field + 1]]);
+            let mut updated = checksum::update(current, &old, &newer);
+            if cover.udp && updated == 0 {
+                updated = 0xffff;
+            }
+            updates.push((cover.field, updated, cover.udp));
+        }
+        self.bytes[range].copy_from_slice(new);
+        for (field, value, _) in updates {
+            self.set_except(field..field + 2, &value.to_be_bytes(), field);
+        }
+    }
+}
+
+/// Rewrites packets with one mapping and one payload policy.
+#[derive(Debug, Clone)]
+pub struct Rewriter {
+    pub mapper: Mapper,
+    pub payload: Payload,
+}
+
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+/// The address ranges of an IP header, when present in full.
+fn address_ranges(ip: &IpLayer, len: usize) -> Option<(Range<usize>, Range<usize>)> {
+    let h = ip.header.start as usize;
+    let (src, dst) = if ip.version == 4 {
+        (h + 12..h + 16, h + 16..h + 20)
+    } else {
+        (h + 8..h + 24, h + 24..h + 40)
+    };
+    (dst.end <= len).then_some((src, dst))
+}
+
+/// The checksum of a transport header, and whether addresses enter it (pseudo-header).
+fn transport_checksum(t: &Transport, d: &[u8]) -> Option<(usize, bool, bool)> {
+    let h = t.header.start as usize;
+    let (at, pseudo, udp) = match t.kind {
+        TransportKind::Tcp => (h + 16, true, false),
+        TransportKind::Udp => (h + 6, true, true),
+        TransportKind::Icmpv6 => (h + 2, true, false),
+        TransportKind::Icmp => (h + 2, false, false),
+        _ => return None,
+    };
+    if at + 2 > d.len() || (udp && be16(d, at) == 0) {
+        return None;
+    }
+    Some((at, pseudo, udp))
+}
+
+impl Rewriter {
+    #[must_use]
+    pub fn new(mapper: Mapper, payload: Payload) -> Self {
+        Rewriter { mapper, payload }
+    }
+
+    /// Rewrites `data` (of link type `link`) into `out`; returns how many bytes to keep (less
+    /// than `out.len()` when the payload policy truncates).
+    pub fn rewrite(&mut self, link: u16, data: &[u8], out: &mut Vec<u8>) -> usize {
+        out.clear();
+        out.extend_from_slice(data);
+        let layers = dissect(link, data);
+        let mut p = Packet {
+            bytes: out.as_mut_slice(),
+            covers: covers(&layers, data),
+        };
+        for eth in [layers.ethernet, layers.inner_ethernet]
+            .into_iter()
+            .flatten()
+        {
+            let s = eth.start as usize;
+            for at in [s, s + 6] {
+                if let Some(m) = data.get(at..at + 6) {
+                    let m: [u8; 6] = m.try_into().expect("six bytes");
+                    let x = self.mapper.mac(m);
+                    p.set(at..at + 6, &x);
+                }
+            }
+        }
+        if let Some(arp) = layers.arp {
+            self.arp(&mut p, data, arp.start as usize);
+        }
+        for ip in layers.ips().iter().chain(layers.quoted.iter()) {
+            self.addresses(&mut p, data, ip);
+        }
+        let keep = self.payload_policy(&mut p, data, &layers);
+        if let Some(ip) = layers.inner_ip()
+            && let Some(t) = ip.transport
+            && t.kind == TransportKind::Icmpv6
+            && t.complete
+        {
+            self.neighbour_discovery(&mut p, data, t);
+        }
+        keep.min(data.len())
+    }
+
+    fn arp(&mut self, p: &mut Packet<'_>, data: &[u8], at: usize) {
+        // Ethernet/IPv4 ARP only: hardware 1, protocol 0x0800, lengths 6 and 4.
+        if data.len() < at + 28
+            || be16(data, at) != 1
+            || be16(data, at + 2) != 0x0800
+            || data[at + 4] != 6
+            || data[at + 5] != 4
+        {
+            return;
+        }
+        for (mac_at, ip_at) in [(at + 8, at + 14), (at + 18, at + 24)] {
+            let mac: [u8; 6] = data[mac_at..mac_at + 6].try_into().expect("six bytes");
+            let mapped = self.mapper.mac(mac);
+            p.set(mac_at..mac_at + 6, &mapped);
+            let v4 = u32::from_be_bytes(data[ip_at..ip_at + 4].try_into().expect("four bytes"));
+            p.set(ip_at..ip_at + 4, &self.mapper.v4(v4).to_be_bytes());
+        }
+    }
+
+    fn address(&mut self, p: &mut Packet<'_>, data: &[u8], r: Range<usize>) {
+        if r.len() == 4 {
+            let v = u32::from_be_bytes(data[r.clone()].try_into().expect("four bytes"));
+            p.set(r, &self.mapper.v4(v).to_be_bytes());
+        } else {
+            let v = u128::from_be_bytes(data[r.clone()].try_into().expect("sixteen bytes"));
+            p.set(r, &self.mapper.v6(v).to_be_bytes());
+        }
+    }
+
+    fn addresses(&mut self, p: &mut Packet<'_>, data: &[u8], ip: &IpLayer) {
+        if let Some((src, dst)) = address_ranges(ip, data.len()) {
+            self.address(p, data, src);
+            self.address(p, data, dst);
+        }
+    }
+
+    /// IPv6 neighbour discovery: target (and redirect destination) addresses, link-layer
+    /// address options, prefix options.
+    fn neighbour_discovery(&mut self, p: &mut Packet<'_>, data: &[u8], icmp: Transport) {
+        let at = icmp.header.start as usize;
+        let Some(&kind) = data.get(at) else { return };
+        let (addresses, options_at): (&[usize], usize) = match kind {
+            133 => (&[], at + 8),
+            134 => (&[], at + 16),
+            135 | 136 => (&[at + 8], at + 24),
+            137 => (&[at + 8, at + 24], at + 40),
+            _ => return,
+        };
+        for &a in addresses {
+            if a + 16 <= data.len() {
+                self.address(p, data, a..a + 16);
+            }
+        }
+        let mut opt = options_at;
+        while opt + 2 <= data.len() {
+            let (kind, len) = (data[opt], usize::from(data[opt + 1]) * 8);
+            if len == 0 || opt + len > data.len() {
+                break;
+            }
+            match (kind, len) {
+                (1 | 2, 8) => {
+                    let m: [u8; 6] = data[opt + 2..opt + 8].try_into().expect("six bytes");
+                    let x = self.mapper.mac(m);
+                    p.set(opt + 2..opt + 8, &x);
+                }
+                (3, 32) => self.address(p, data, opt + 16..opt + 32),
+                _ => {}
+            }
+            opt += len;
+        }
+    }
+
+    /// Applies the payload policy; returns the number of bytes to keep.
+    fn payload_policy(&mut self, p: &mut Packet<'_>, data: &[u8], layers: &Layers) -> usize {
+        if self.payload == Payload::Keep {
+            return data.len();
+        }
+        let Some(ip) = layers.inner_ip() else {
+            // No IP: ARP is rewritten field by field; any other frame's body (LLDP, CDP,
+            // NetBIOS…) names hosts, so it goes like a payload.
+            if layers.arp.is_some() {
+                return data.len();
+            }
+            let Some(eth) = layers.ethernet else {
+                return data.len();
+            };
+            let body = eth.end as usize + 4 * usize::from(layers.vlan_count);
+            return self.clear(p, body..data.len());
+        };
+        let Some(t) = ip.transport.filter(|t| t.complete) else {
+            // Non-first fragments and unknown protocols: the bytes after the IP header.
+            let body = ip.header.end as usize;
+            return self.clear(p, body.min(data.len())..data.len());
+        };
+        let payload = t.payload.start as usize..(t.payload.end as usize).min(data.len());
+        match t.kind {
+            TransportKind::Icmp | TransportKind::Icmpv6 => {
+                let kind = data[t.header.start as usize];
+                let error = if t.kind == TransportKind::Icmp {
+                    v4_quotes_packet(kind)
+                } else {
+                    v6_quotes_packet(kind)
+                };
+                let nd = t.kind == TransportKind::Icmpv6 && (133..=137).contains(&kind);
+                if nd {
+                    return data.len();
+                }
+                if error {
+                    // The quoted headers were anonymized; what follows them is payload.
+                    let keep_to = layers
+                        .quoted
+                        .and_then(|q| q.transport)
+                        .map_or(payload.start, |qt| {
+                            (qt.header.start as usize + 8).min(data.len())
+                        });
+                    return self.clear(p, keep_to.max(payload.start)..payload.end);
+                }
+                self.clear(p, payload)
+            }
+            TransportKind::Tcp if self.payload == Payload::TlsHeaders => {
+                let keep = tls_kept(&data[payload.clone()]);
+                let mut from = payload.start;
+                for r in keep {
+                    let r = r.start + payload.start..r.end + payload.start;
+                    let zeros = vec![0; r.start - from];
+                    p.set(from..r.start, &zeros);
+                    from = r.end;
+                }
+                let zeros = vec![0; payload.end - from];
+                p.set(from..payload.end, &zeros);
+                data.len()
+            }
+            _ => self.clear(p, payload),
+        }
+    }
+
+    /// Zeroes (or, truncating, cuts) `range` through the end of the packet's payload.
+    fn clear(&self, p: &mut Packet<'_>, range: Range<usize>) -> usize {
+        if range.start >= range.end {
+            return p.bytes.len();
+        }
+        if self.payload == Payload::Truncate {
+            return range.start;
+        }
+        let zeros = vec![0; range.len()];
+        p.set(range, &zeros);
+        p.bytes.len()
+    }
+}
+
+/// The checksums of a packet and what each covers.
+fn covers(layers: &Layers, d: &[u8]) -> Vec<Cover> {
+    let mut out = Vec::new();
+    let empty = 0..0;
+    for ip in layers.ips().iter().chain(layers.quoted.iter()) {
+        let h = ip.header.start as usize;
+        if ip.version == 4 && ip.header.end as usize <= d.len() {
+            out.push(Cover {
+                field: h + 10,
+                ranges: [h..ip.header.end as usize, empty.clone(), empty.clone()],
+                udp: false,
+            });
+        }
+        let Some(t) = ip.transport.filter(|_| ip.is_first_fragment_or_whole()) else {
+            continue;
+        };
+        let Some((field, pseudo, udp)) = transport_checksum(&t, d) else {
+            continue;
+        };
+        // The segment as far as it goes (beyond the capture, bytes count as unchanged).
+        let segment = t.header.start as usize..(ip.payload.end as usize).max(t.header.end as usize);
+        let (src, dst) = match (pseudo, address_ranges(ip, d.len())) {
+            (true, Some((s, t))) => (s, t),
+            _ => (empty.clone(), empty.clone()),
+        };
+        out.push(Cover {
+            field,
+            ranges: [segment, src, dst],
+            udp,
+        });
+    }
+    out
+}
+
+/// The byte ranges of a TCP payload kept by the `tls-headers` policy.
+fn tls_kept(payload: &[u8]) -> Vec<Range<usize>> {
+    let mut keep = Vec::new();
+    for (at, rec) in TlsRecords::new(payload) {
+        keep.push(at..at + 5);
+        match (rec.content_type, rec.handshake_type) {
+            (tls::content::HANDSHAKE, Some(kind)) => {
+                // Handshake type and length; for hellos also the version and the random.
+                let end = if matches!(
+                    kind,
+                    tls::handshake::CLIENT_HELLO | tls::handshake::SERVER_HELLO
+                ) {
+                    at + 5 + 4 + 2 + 32
+                } else {
+                    at + 5 + 4
+                };
+                keep.push(at + 5..end.min(payload.len()));
+            }
+            (tls::content::ALERT | tls::content::CHANGE_CIPHER_SPEC, _) => {
+                keep.push(at + 5..(at + 5 + usize::from(rec.length)).min(payload.len()));
+            }
+            _ => {}
+        }
+    }
+    keep.retain(|r| r.start < r.end && r.end <= payload.len());
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::{Key, Policy};
+    use tracekit_wire::checksum::{
+        checksum as full, combine, fold, pseudo_header_v4, pseudo_header_v6, sum,
+    };
+
+    const ETH: u16 = 1;
+    const CLIENT: [u8; 4] = [192, 0, 2, 10];
+    const SERVER: [u8; 4] = [198, 51, 100, 20];
+
+    fn rewriter(payload: Payload) -> Rewriter {
+        Rewriter::new(Mapper::new(&Key([5; 32]), Policy::default()), payload)
+    }
+
+    fn ethernet(ethertype: u16) -> Vec<u8> {
+        let mut p = vec![
+            0x00, 0x1c, 0x7f, 1, 2, 3, 0x02, 0x42, 0xac, 0x11, 0x00, 0x02,
+        ];
+        p.extend_from_slice(&ethertype.to_be_bytes());
+        p
+    }
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, protocol, 0, 0];
+        h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&dst);
+        let c = full(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+
+    fn transport_checksum_ok(segment: &[u8], pseudo: u32) -> bool {
+        fold(combine(&[pseudo, sum(segment)])) == 0xffff
+    }
+
+    fn tcp(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut t = vec![
+            0xc3, 0x50, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0x20, 0, 0, 0, 0, 0,
+        ];
+        t.extend_from_slice(payload);
+        let p = pseudo_header_v4(&src, &dst, 6, t.len() as u16);
+        let c = !fold(combine(&[p, sum(&t)]));
+        t[16..18].copy_from_slice(&c.to_be_bytes());
+        t
+    }
+
+    fn mapped_v4(a: [u8; 4]) -> [u8; 4] {
+        Mapper::new(&Key([5; 32]), Policy::default())
+            .v4(u32::from_be_bytes(a))
+            .to_be_bytes()
+    }
+
+    #[test]
+    fn tcp_addresses_mapped_checksums_still_valid_payload_zeroed() {
+        let mut pkt = ethernet(0x0800);
+        pkt.extend(ipv4(
+            CLIENT,
+            SERVER,
+            6,
+            &tcp(
+                CLIENT,
+                SERVER,
+                b"GET / HTTP/1.1\r\nHost: secret.example\r\n\r\n!",
+            ),
+        ));
+        let mut out = Vec::new();
+        let keep = rewriter(Payload::Zero).rewrite(ETH, &pkt, &mut out);
+        assert_eq!(keep, pkt.len());
+        assert_eq!(&out[0..3], &pkt[0..3], "OUI kept");
+        assert_ne!(&out[0..6], &pkt[0..6]);
+        let ip = &out[14..34];
+        assert_eq!(full(ip), 0, "IPv4 header checksum valid");
+        let (src, dst): ([u8; 4], [u8; 4]) = (
+            ip[12..16].try_into().unwrap(),
+            ip[16..20].try_into().unwrap(),
+        );
+        assert_eq!((src, dst), (mapped_v4(CLIENT), mapped_v4(SERVER)));
+        let seg = &out[34..];
+        assert!(transport_checksum_ok(
+            seg,
+            pseudo_header_v4(&src, &dst, 6, seg.len() as u16)
+        ));
+        assert!(
+            seg[20..].iter().all(|&b| b == 0),
+            "payload zeroed, odd length included"
+        );
+        // TTL, IP ID, ports, sequence numbers, flags and window as they were.
+        assert_eq!(out[14 + 8], 64);
+        assert_eq!(&out[18..20], &pkt[18..20]);
+        assert_eq!(&out[34..50], &pkt[34..50]);
+        // A wrong checksum stays wrong; truncate keeps the headers only.
+        let mut bad = pkt.clone();
+        bad[34 + 17] ^= 0xff;
+        rewriter(Payload::Keep).rewrite(ETH, &bad, &mut out);
+        assert!(!transport_checksum_ok(
+            &out[34..],
+            pseudo_header_v4(&src, &dst, 6, (out.len() - 34) as u16)
+        ));
+        assert_eq!(
+            rewriter(Payload::Truncate).rewrite(ETH, &pkt, &mut out),
+            14 + 20 + 20
+        );
+    }
+
+    #[test]
+    fn an_icmp_error_quotes_the_same_mapped_addresses_with_valid_checksums() {
+        // Port unreachable from the server about a UDP datagram from the client.
+        let mut udp = vec![0x9c, 0x40, 0x00, 0x35, 0, 20, 0, 0];
+        udp.extend_from_slice(b"query-one.example");
+        let p = pseudo_header_v4(&CLIENT, &SERVER, 17, udp.len() as u16);
+        let c = !fold(combine(&[p, sum(&udp)]));
+        udp[6..8].copy_from_slice(&c.to_be_bytes());
+        let quoted = ipv4(CLIENT, SERVER, 17, &udp);
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&quoted[..28]);
+        let c = full(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut pkt = ethernet(0x0800);
+        pkt.extend(ipv4(SERVER, CLIENT, 1, &icmp));
+        let mut out = Vec::new();
+        rewriter(Payload::Zero).rewrite(ETH, &pkt, &mut out);
+        let icmp_out = &out[34..];
+        assert_eq!(full(icmp_out), 0, "ICMP checksum valid");
+        let q = &icmp_out[8..];
+        assert_eq!(full(&q[..20]), 0, "quoted IPv4 header checksum valid");
+        assert_eq!(&q[12..16], &mapped_v4(CLIENT));
+        assert_eq!(&q[16..20], &mapped_v4(SERVER));
+        assert_eq!(&out[14 + 12..14 + 16], &mapped_v4(SERVER));
+    }
+
+    #[test]
+    fn arp_and_neighbour_discovery_are_mapped_like_the_rest() {
+        let mut arp = ethernet(0x0806);
+        arp.extend([0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.extend([0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+        arp.extend(CLIENT);
+        arp.extend([0; 6]);
+        arp.extend(SERVER);
+        let mut out = Vec::new();
+        rewriter(Payload::Zero).rewrite(ETH, &arp, &mut out);
+        assert_eq!(&out[28..32], &mapped_v4(CLIENT));
+        assert_eq!(&out[38..42], &mapped_v4(SERVER));
+        assert_eq!(
+            &out[22..28],
+            &out[6..12],
+            "sender MAC mapped like the Ethernet source"
+        );
+
+        // Neighbour solicitation for 2001:db8::20 with a source link-layer option.
+        let (src, dst): ([u8; 16], [u8; 16]) = (
+            "2001:db8::10"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+            "ff02::1:ff00:20"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        let target = "2001:db8::20"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        ns.extend(target);
+        ns.extend([1, 1, 0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+        let c = !fold(combine(&[
+            pseudo_header_v6(&src, &dst, 58, ns.len() as u32),
+            sum(&ns),
+        ]));
+        ns[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut pkt = ethernet(0x86dd);
+        pkt.extend([0x60, 0, 0, 0]);
+        pkt.extend((ns.len() as u16).to_be_bytes());
+        pkt.extend([58, 255]);
+        pkt.extend(src);
+        pkt.extend(dst);
+        pkt.extend(&ns);
+        rewriter(Payload::Zero).rewrite(ETH, &pkt, &mut out);
+        let (s2, d2): ([u8; 16], [u8; 16]) = (
+            out[22..38].try_into().unwrap(),
+            out[38..54].try_into().unwrap(),
+        );
+        assert_ne!(s2, src);
+        assert_eq!(d2, dst, "multicast kept");
+        let icmp = &out[54..];
+        assert!(transport_checksum_ok(
+            icmp,
+            pseudo_header_v6(&s2, &d2, 58, icmp.len() as u32)
+        ));
+        assert_ne!(&icmp[8..24], &target);
+        assert_eq!(
+            &icmp[26..32],
+            &out[6..12],
+            "link-layer option mapped like the source MAC"
+        );
+    }
+
+    #[test]
+    fn tls_headers_keeps_the_hello_random_and_zeroes_the_rest() {
+        let mut hello = vec![22, 3, 1, 0, 60, 1, 0, 0, 56, 3, 3];
+        hello.extend([0xab; 32]);
+        hello.extend(b"\x00\x00\x02\x13\x01\x01\x00sni:secret.example");
+        let mut pkt = ethernet(0x0800);
+        pkt.extend(ipv4(CLIENT, SERVER, 6, &tcp(CLIENT, SERVER, &hello)));
+        let mut out = Vec::new();
+        rewriter(Payload::TlsHeaders).rewrite(ETH, &pkt, &mut out);
+        let payload = &out[54..];
+        assert_eq!(
+            &payload[..43],
+            &hello[..43],
+            "record header, handshake header, version, random"
+        );
+        assert!(payload[43..].iter().all(|&b| b == 0));
+        let ip = &out[14..34];
+        let seg = &out[34..];
+        let (s, d): ([u8; 4], [u8; 4]) = (
+            ip[12..16].try_into().unwrap(),
+            ip[16..20].try_into().unwrap(),
+        );
+        assert!(transport_checksum_ok(
+            seg,
+            pseudo_header_v4(&s, &d, 6, seg.len() as u16)
+        ));
+    }
+
+    #[test]
+    fn no_prefix_of_any_packet_panics() {
+        let mut pkt = ethernet(0x0800);
+        pkt.extend(ipv4(CLIENT, SERVER, 6, &tcp(CLIENT, SERVER, b"hello")));
+        let mut out = Vec::new();
+        let mut rw = rewriter(Payload::Zero);
+        for n in 0..pkt.len() {
+            let keep = rw.rewrite(ETH, &pkt[..n], &mut out);
+            assert!(keep <= n);
+        }
+        rw.rewrite(ETH, &[0xff; 80], &mut out);
+    }
+}

@@ -1,0 +1,447 @@
+//! `tracekit anonymize`, `tracekit keygen`, `tracekit leakcheck`.
+//!
+//! pcapng metadata: the section header keeps only `shb_userappl` ("tracekit anonymize");
+//! interface blocks keep link type, snap length, `if_tsresol`, `if_tsoffset` and `if_fcslen`
+//! (names, descriptions, addresses, MACs, filters, OS and hardware are removed); packets keep
+//! `epb_flags`, `epb_dropcount` and `epb_queue` (comments, hashes, packet IDs and verdicts are
+//! removed). Name-resolution, decryption-secrets, statistics, systemd-journal and custom
+//! blocks are not written. pcap stays pcap with the same link type, precision and snap length.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+use tracekit_anonymize::{Key, Mapper, Payload, Policy, Rewriter, Secrets};
+use tracekit_capture::output::AtomicFile;
+use tracekit_capture::pcapng::{OptionsBuilder, epb_numeric, idb_numeric, opt};
+use tracekit_capture::writer::{PacketTime, PcapWriter, PcapngWriter, Precision};
+use tracekit_capture::{Capture, Format, Interface, Record, Timestamp, TsResolution};
+
+use crate::cli::{AnonymizeArgs, KeygenArgs, LeakcheckArgs};
+use crate::timefmt::parse_signed_duration;
+use crate::{Outcome, inputs, progress};
+
+/// Records rewritten in parallel at a time.
+const BATCH: usize = 16_384;
+/// Leak-check hits listed per file.
+const HITS_SHOWN: usize = 10;
+
+fn read_key(args: &AnonymizeArgs) -> anyhow::Result<Key> {
+    if let Some(f) = &args.key_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        return Key::from_hex(&text).with_context(|| format!("{}", f.display()));
+    }
+    let f = args
+        .passphrase_file
+        .as_ref()
+        .expect("clap requires one of the two");
+    let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    Key::from_passphrase(line).with_context(|| format!("{}", f.display()))
+}
+
+pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
+    let key = read_key(args)?;
+    let payload = match args.payload.as_str() {
+        "keep" => Payload::Keep,
+        "truncate" => Payload::Truncate,
+        "tls-headers" => Payload::TlsHeaders,
+        _ => Payload::Zero,
+    };
+    let policy = Policy {
+        keep_private: args.private == "keep-private",
+        mac_full: args.mac == "full",
+    };
+    let shift = args
+        .shift
+        .as_deref()
+        .map(parse_signed_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--shift {e}"))?
+        .unwrap_or(0);
+    let found = inputs::expand(&args.inputs);
+    if found.files.is_empty() {
+        bail!("no capture among the inputs");
+    }
+    let many = found.files.len() > 1 || args.output.is_dir();
+    if many {
+        std::fs::create_dir_all(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()?;
+    let rewriter = Rewriter::new(Mapper::new(&key, policy), payload);
+    let mut outcome = Outcome::Success;
+    for (path, e) in &found.unreadable {
+        eprintln!("tracekit anonymize: {}: unreadable: {e}", path.display());
+        outcome = Outcome::Partial;
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for input in &found.files {
+        let target = if many {
+            let name = input
+                .file_name()
+                .map_or_else(|| "capture".into(), std::ffi::OsStr::to_os_string);
+            if !names.insert(name.clone()) {
+                eprintln!(
+                    "tracekit anonymize: {}: another input has the name {}; left out",
+                    input.display(),
+                    name.to_string_lossy()
+                );
+                outcome = Outcome::Partial;
+                continue;
+            }
+            args.output.join(name)
+        } else {
+            args.output.clone()
+        };
+        let result = pool.install(|| one(input, &target, &rewriter, shift, args.quiet));
+        match result {
+            Ok(report) => {
+                if !report.problems.is_empty() {
+                    outcome = Outcome::Partial;
+                }
+                for p in &report.problems {
+                    eprintln!("tracekit anonymize: {}: {p}", input.display());
+                }
+                if args.verify {
+                    let (hits, shown) = check(input, &target)?;
+                    if hits > 0 {
+                        outcome = Outcome::Partial;
+                        eprintln!(
+                            "tracekit anonymize: {}: LEAK: {hits} original address(es) found",
+                            target.display()
+                        );
+                        for h in shown {
+                            eprintln!("  offset {}: {}", h.offset, h.what);
+                        }
+                    } else {
+                        eprintln!("{}: leak check passed", target.display());
+                    }
+                }
+                eprintln!(
+                    "{} -> {}: {} packets anonymized",
+                    input.display(),
+                    target.display(),
+                    report.packets
+                );
+            }
+            Err(e) => {
+                eprintln!("tracekit anonymize: {}: {e:#}", input.display());
+                outcome = Outcome::Partial;
+            }
+        }
+    }
+    if let Some(out) = &args.mapping_out {
+        write_mapping(out, &found.files, &key, policy)?;
+        eprintln!(
+            "tracekit anonymize: warning: {} undoes the anonymization; do not publish it",
+            out.display()
+        );
+    }
+    Ok(outcome)
+}
+
+struct Report {
+    packets: u64,
+    problems: Vec<String>,
+}
+
+enum Sink<'f> {
+    Pcap(PcapWriter<&'f mut AtomicFile>),
+    Pcapng {
+        writer: PcapngWriter<&'f mut AtomicFile>,
+        interfaces: Vec<Option<u32>>,
+    },
+}
+
+/// Options of `opts` not in `keep`: what to skip when copying.
+fn all_but(opts: tracekit_capture::pcapng::Options<'_>, keep: &[u16]) -> Vec<u16> {
+    opts.iter()
+        .map_while(Result::ok)
+        .map(|(code, _)| code)
+        .filter(|c| !keep.contains(c))
+        .collect()
+}
+
+fn add_interface(
+    writer: &mut PcapngWriter<&mut AtomicFile>,
+    iface: &Interface,
+    shift: i64,
+) -> anyhow::Result<u32> {
+    let mut b = OptionsBuilder::new();
+    let keep: &[u16] = if shift == 0 {
+        &[opt::IF_TSRESOL, opt::IF_TSOFFSET, opt::IF_FCSLEN]
+    } else {
+        b.add(opt::IF_TSRESOL, &[TsResolution::NANO.to_option()]);
+        &[opt::IF_FCSLEN]
+    };
+    let view = iface.options.view();
+    b.copy_except(view, idb_numeric, &all_but(view, keep));
+    Ok(writer.add_interface(iface.link, iface.snaplen, &b.finish())?)
+}
+
+/// Writes one anonymized packet to a pcapng output, adding its interface on first use.
+fn write_pcapng(
+    writer: &mut PcapngWriter<&mut AtomicFile>,
+    interfaces: &mut Vec<Option<u32>>,
+    known: &[Interface],
+    r: &Record<'_>,
+    data: &[u8],
+    shift: i64,
+) -> anyhow::Result<Result<(), tracekit_capture::writer::WriteError>> {
+    let k = r.interface as usize;
+    if interfaces.len() <= k {
+        interfaces.resize(k + 1, None);
+    }
+    let out = match interfaces[k] {
+        Some(o) => o,
+        None => {
+            let o = add_interface(writer, &known[k], shift)?;
+            interfaces[k] = Some(o);
+            o
+        }
+    };
+    let view = r.options;
+    let options = if view.bytes.is_empty() {
+        Vec::new()
+    } else {
+        let keep = [opt::EPB_FLAGS, opt::EPB_DROPCOUNT, opt::EPB_QUEUE];
+        OptionsBuilder::new()
+            .copy_except(view, epb_numeric, &all_but(view, &keep))
+            .finish()
+    };
+    let time = if !r.has_ts {
+        PacketTime::Raw(0)
+    } else if shift == 0 {
+        PacketTime::Raw(r.raw_ts)
+    } else {
+        PacketTime::Nanos(Timestamp(r.ts.0 + shift))
+    };
+    Ok(writer.write_packet(out, time, data, r.orig_len, &options))
+}
+
+/// Anonymizes one file into `target`.
+fn one(
+    input: &Path,
+    target: &Path,
+    rewriter: &Rewriter,
+    shift: i64,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let capture = Capture::open(input)?;
+    let mut file = AtomicFile::create(target, &[input])?;
+    let mut sink = match capture.format() {
+        Format::Pcap(h) => {
+            let precision = if h.nanos || shift % 1000 != 0 {
+                Precision::Nano
+            } else {
+                Precision::Micro
+            };
+            Sink::Pcap(PcapWriter::new(
+                &mut file,
+                h.link,
+                precision,
+                h.snaplen.max(1),
+            )?)
+        }
+        Format::Pcapng => {
+            let mut shb = OptionsBuilder::new();
+            shb.add(opt::SHB_USERAPPL, b"tracekit anonymize");
+            Sink::Pcapng {
+                writer: PcapngWriter::new(&mut file, &shb.finish())?,
+                interfaces: Vec::new(),
+            }
+        }
+    };
+    let bar = progress::bytes(capture.data().len() as u64, quiet);
+    let mut records = capture.records();
+    let mut report = Report {
+        packets: 0,
+        problems: Vec::new(),
+    };
+    let mut batch: Vec<Record<'_>> = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        let mut damage = None;
+        for r in records.by_ref() {
+            match r {
+                Ok(r) => {
+                    batch.push(r);
+                    if batch.len() == BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    damage = Some(e);
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() && damage.is_none() {
+            break;
+        }
+        // Each thread has its own mapper cache; the mapping is a pure function of the key,
+        // so the output does not depend on how records fall on threads.
+        let rewritten: Vec<(Vec<u8>, usize)> = batch
+            .par_iter()
+            .map_init(
+                || rewriter.clone(),
+                |rw, r| {
+                    let mut out = Vec::with_capacity(r.data.len());
+                    let keep = rw.rewrite(r.link.0, r.data, &mut out);
+                    (out, keep)
+                },
+            )
+            .collect();
+        for (r, (bytes, keep)) in batch.iter().zip(&rewritten) {
+            let data = &bytes[..*keep];
+            let ts = Timestamp(r.ts.0 + shift);
+            let written = match &mut sink {
+                Sink::Pcap(w) => w.write(ts, data, r.orig_len),
+                Sink::Pcapng { writer, interfaces } => {
+                    write_pcapng(writer, interfaces, records.interfaces(), r, data, shift)?
+                }
+            };
+            match written {
+                Ok(()) => report.packets += 1,
+                Err(tracekit_capture::writer::WriteError::Io(e)) => {
+                    return Err(e).with_context(|| format!("writing {}", target.display()));
+                }
+                Err(e) => report.problems.push(format!(
+                    "packet {} (offset {}) left out: {e}",
+                    r.index + 1,
+                    r.offset
+                )),
+            }
+        }
+        if let Some(last) = batch.last() {
+            bar.set_position(last.offset);
+        }
+        if let Some(e) = damage {
+            report.problems.push(format!(
+                "{e}; the packets before the damage were anonymized"
+            ));
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    drop(sink);
+    file.commit(false)?;
+    Ok(report)
+}
+
+/// The leak check of `anonymized` against `original`: (hits, the first ones).
+fn check(
+    original: &Path,
+    anonymized: &Path,
+) -> anyhow::Result<(u64, Vec<tracekit_anonymize::Hit>)> {
+    let capture = Capture::open(original)?;
+    let mut secrets = Secrets::new();
+    for r in capture.records().map_while(Result::ok) {
+        secrets.add_packet(r.link.0, r.data);
+    }
+    let bytes =
+        std::fs::read(anonymized).with_context(|| format!("reading {}", anonymized.display()))?;
+    Ok(secrets.search(&bytes, HITS_SHOWN))
+}
+
+pub fn leakcheck(args: &LeakcheckArgs) -> anyhow::Result<Outcome> {
+    let (hits, shown) = check(&args.original, &args.anonymized)?;
+    if hits == 0 {
+        println!(
+            "{}: no address of {} found",
+            args.anonymized.display(),
+            args.original.display()
+        );
+        return Ok(Outcome::Success);
+    }
+    println!(
+        "{}: LEAK: {hits} occurrence(s) of addresses of {}",
+        args.anonymized.display(),
+        args.original.display()
+    );
+    for h in shown {
+        println!("  offset {}: {}", h.offset, h.what);
+    }
+    Ok(Outcome::Partial)
+}
+
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<Outcome> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = Key::generate()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&args.output)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing key is never replaced)",
+                args.output.display()
+            )
+        })?;
+    writeln!(f, "{}", key.to_hex())?;
+    f.sync_all()?;
+    eprintln!("{}: new key written (mode 0600)", args.output.display());
+    Ok(Outcome::Success)
+}
+
+/// `--mapping-out`: every address of the inputs with its image, as CSV.
+fn write_mapping(out: &Path, files: &[PathBuf], key: &Key, policy: Policy) -> anyhow::Result<()> {
+    let mut mapper = Mapper::new(key, policy);
+    let mut rows = std::collections::BTreeSet::new();
+    for f in files {
+        let Ok(c) = Capture::open(f) else { continue };
+        let mut secrets = Secrets::new();
+        for r in c.records().map_while(Result::ok) {
+            secrets.add_packet(r.link.0, r.data);
+        }
+        for bytes in secrets.addresses() {
+            rows.insert(mapping_row(&mut mapper, &bytes));
+        }
+    }
+    let mut text = String::from("original,anonymized\n");
+    for r in rows {
+        text.push_str(&r);
+        text.push('\n');
+    }
+    let mut file = AtomicFile::create(out, &[])?;
+    file.write_all(text.as_bytes())?;
+    file.commit(true)?;
+    Ok(())
+}
+
+fn mapping_row(mapper: &mut Mapper, b: &[u8]) -> String {
+    match b.len() {
+        4 => {
+            let v = u32::from_be_bytes(b.try_into().expect("four bytes"));
+            format!(
+                "{},{}",
+                std::net::Ipv4Addr::from(v),
+                std::net::Ipv4Addr::from(mapper.v4(v))
+            )
+        }
+        16 => {
+            let v = u128::from_be_bytes(b.try_into().expect("sixteen bytes"));
+            format!(
+                "{},{}",
+                std::net::Ipv6Addr::from(v),
+                std::net::Ipv6Addr::from(mapper.v6(v))
+            )
+        }
+        _ => {
+            let m: [u8; 6] = b.try_into().expect("six bytes");
+            let hex = |m: &[u8]| {
+                m.iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            };
+            format!("{},{}", hex(&m), hex(&mapper.mac(m)))
+        }
+    }
+}
