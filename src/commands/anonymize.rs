@@ -108,19 +108,11 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
                     eprintln!("tracekit anonymize: {}: {p}", input.display());
                 }
                 if args.verify {
-                    let (hits, shown) = check(input, &target)?;
-                    if hits > 0 {
+                    let c = check(input, &target)?;
+                    if c.leaks > 0 {
                         outcome = Outcome::Partial;
-                        eprintln!(
-                            "tracekit anonymize: {}: LEAK: {hits} original address(es) found",
-                            target.display()
-                        );
-                        for h in shown {
-                            eprintln!("  offset {}: {}", h.offset, h.what);
-                        }
-                    } else {
-                        eprintln!("{}: leak check passed", target.display());
                     }
+                    say_leaks(&target, &c, &mut std::io::stderr().lock())?;
                 }
                 eprintln!(
                     "{} -> {}: {} packets anonymized",
@@ -334,40 +326,62 @@ fn one(
     Ok(report)
 }
 
-/// The leak check of `anonymized` against `original`: (hits, the first ones).
-fn check(
-    original: &Path,
-    anonymized: &Path,
-) -> anyhow::Result<(u64, Vec<tracekit_anonymize::Hit>)> {
+/// The leak check of `anonymized` against `original`.
+fn check(original: &Path, anonymized: &Path) -> anyhow::Result<tracekit_anonymize::Check> {
     let capture = Capture::open(original)?;
+    let originals: Vec<Record<'_>> = capture.records().map_while(Result::ok).collect();
     let mut secrets = Secrets::new();
-    for r in capture.records().map_while(Result::ok) {
+    for r in &originals {
         secrets.add_packet(r.link.0, r.data);
     }
-    let bytes =
-        std::fs::read(anonymized).with_context(|| format!("reading {}", anonymized.display()))?;
-    Ok(secrets.search(&bytes, HITS_SHOWN))
+    let output = Capture::open(anonymized)?;
+    // Where each output packet lies in the file (they are written one per original, in order).
+    let base = output.data().as_ptr() as usize;
+    let packets: Vec<(std::ops::Range<usize>, &[u8])> = output
+        .records()
+        .map_while(Result::ok)
+        .zip(&originals)
+        .map(|(r, o)| {
+            let start = r.data.as_ptr() as usize - base;
+            (start..start + r.data.len(), o.data)
+        })
+        .collect();
+    Ok(secrets.check(output.data(), &packets, HITS_SHOWN))
+}
+
+fn say_leaks(
+    file: &Path,
+    c: &tracekit_anonymize::Check,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if c.leaks == 0 {
+        return writeln!(
+            out,
+            "{}: leak check passed ({} address-like byte run(s) made by the rewriting itself)",
+            file.display(),
+            c.coincidences
+        );
+    }
+    writeln!(
+        out,
+        "{}: LEAK: {} original address(es) found",
+        file.display(),
+        c.leaks
+    )?;
+    for h in &c.hits {
+        writeln!(out, "  offset {}: {}", h.offset, h.what)?;
+    }
+    Ok(())
 }
 
 pub fn leakcheck(args: &LeakcheckArgs) -> anyhow::Result<Outcome> {
-    let (hits, shown) = check(&args.original, &args.anonymized)?;
-    if hits == 0 {
-        println!(
-            "{}: no address of {} found",
-            args.anonymized.display(),
-            args.original.display()
-        );
-        return Ok(Outcome::Success);
-    }
-    println!(
-        "{}: LEAK: {hits} occurrence(s) of addresses of {}",
-        args.anonymized.display(),
-        args.original.display()
-    );
-    for h in shown {
-        println!("  offset {}: {}", h.offset, h.what);
-    }
-    Ok(Outcome::Partial)
+    let c = check(&args.original, &args.anonymized)?;
+    say_leaks(&args.anonymized, &c, &mut std::io::stdout().lock())?;
+    Ok(if c.leaks == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
 }
 
 pub fn keygen(args: &KeygenArgs) -> anyhow::Result<Outcome> {

@@ -6,6 +6,7 @@
 )]
 
 mod analyze;
+mod anonymize;
 mod info;
 mod merge;
 mod split;

@@ -9,6 +9,6 @@ pub mod leak;
 pub mod map;
 pub mod rewrite;
 
-pub use leak::{Hit, Secrets};
+pub use leak::{Check, Hit, Secrets};
 pub use map::{Key, KeyError, Mapper, Policy};
 pub use rewrite::{Payload, Rewriter};

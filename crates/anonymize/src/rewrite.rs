@@ -116,6 +116,21 @@ fn be16(d: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([d[at], d[at + 1]])
 }
 
+/// Where an IP packet ends by its length field.
+fn ip_end(ip: &IpLayer, d: &[u8]) -> Option<usize> {
+    let h = ip.header.start as usize;
+    let n = if ip.version == 4 {
+        usize::from(be16(d.get(h..h + 4)?, 2))
+    } else {
+        let plen = usize::from(be16(d.get(h..h + 6)?, 4));
+        if plen == 0 {
+            return None; // jumbogram
+        }
+        40 + plen
+    };
+    (n > 0).then_some(h + n)
+}
+
 /// The address ranges of an IP header, when present in full.
 fn address_ranges(ip: &IpLayer, len: usize) -> Option<(Range<usize>, Range<usize>)> {
     let h = ip.header.start as usize;
@@ -172,13 +187,27 @@ impl Rewriter {
                 }
             }
         }
-        if let Some(arp) = layers.arp {
-            self.arp(&mut p, data, arp.start as usize);
+        if let Some(at) = sll_address(link, data) {
+            let m: [u8; 6] = data[at..at + 6].try_into().expect("six bytes");
+            let x = self.mapper.mac(m);
+            p.set(at..at + 6, &x);
+        }
+        if let Some(arp) = arp_at(link, &layers) {
+            self.arp(&mut p, data, arp);
         }
         for ip in layers.ips().iter().chain(layers.quoted.iter()) {
             self.addresses(&mut p, data, ip);
         }
         let keep = self.payload_policy(&mut p, data, &layers);
+        // Bytes after the outer IP packet (Ethernet padding, trailers) may hold old buffer
+        // contents; they go like payload.
+        if self.payload != Payload::Keep
+            && let Some(end) = layers.outer_ip().and_then(|ip| ip_end(ip, data))
+            && end < keep.min(data.len())
+        {
+            let zeros = vec![0; keep.min(data.len()) - end];
+            p.set(end..keep.min(data.len()), &zeros);
+        }
         if let Some(ip) = layers.inner_ip()
             && let Some(t) = ip.transport
             && t.kind == TransportKind::Icmpv6
@@ -190,13 +219,9 @@ impl Rewriter {
     }
 
     fn arp(&mut self, p: &mut Packet<'_>, data: &[u8], at: usize) {
-        // Ethernet/IPv4 ARP only: hardware 1, protocol 0x0800, lengths 6 and 4.
-        if data.len() < at + 28
-            || be16(data, at) != 1
-            || be16(data, at + 2) != 0x0800
-            || data[at + 4] != 6
-            || data[at + 5] != 4
-        {
+        // 6-byte hardware and 4-byte protocol addresses, whatever the type fields say (a
+        // fuzzed or odd hardware type still carries the same addresses).
+        if data.len() < at + 28 || data[at + 4] != 6 || data[at + 5] != 4 {
             return;
         }
         for (mac_at, ip_at) in [(at + 8, at + 14), (at + 18, at + 24)] {
@@ -222,6 +247,24 @@ impl Rewriter {
         if let Some((src, dst)) = address_ranges(ip, data.len()) {
             self.address(p, data, src);
             self.address(p, data, dst);
+        }
+        if ip.version == 4 {
+            for r in ipv4_option_addresses(data, ip) {
+                self.address(p, data, r);
+            }
+        }
+        if ip.version == 6 {
+            let ext = ipv6_extension_addresses(data, ip);
+            for r in ext.addresses {
+                self.address(p, data, r);
+            }
+            // Options nobody here knows may carry anything (addresses included).
+            if self.payload != Payload::Keep {
+                for r in ext.opaque {
+                    let zeros = vec![0; r.len()];
+                    p.set(r, &zeros);
+                }
+            }
         }
     }
 
@@ -269,14 +312,13 @@ impl Rewriter {
         let Some(ip) = layers.inner_ip() else {
             // No IP: ARP is rewritten field by field; any other frame's body (LLDP, CDP,
             // NetBIOS…) names hosts, so it goes like a payload.
-            if layers.arp.is_some() {
+            if arp_at(layers.link, layers).is_some() {
                 return data.len();
             }
-            let Some(eth) = layers.ethernet else {
+            let Some(body) = link_body(layers.link, layers) else {
                 return data.len();
             };
-            let body = eth.end as usize + 4 * usize::from(layers.vlan_count);
-            return self.clear(p, body..data.len());
+            return self.clear(p, body.min(data.len())..data.len());
         };
         let Some(t) = ip.transport.filter(|t| t.complete) else {
             // Non-first fragments and unknown protocols: the bytes after the IP header.
@@ -339,6 +381,163 @@ impl Rewriter {
     }
 }
 
+/// Addresses in IPv4 options: record route (7), loose and strict source routes (131, 137),
+/// and timestamps with addresses (68, flags 1 and 3).
+pub(crate) fn ipv4_option_addresses(d: &[u8], ip: &IpLayer) -> Vec<Range<usize>> {
+    let (start, end) = (
+        ip.header.start as usize + 20,
+        (ip.header.end as usize).min(d.len()),
+    );
+    let mut out = Vec::new();
+    let mut o = start;
+    while o < end {
+        let kind = d[o];
+        if kind == 0 {
+            break;
+        }
+        if kind == 1 {
+            o += 1;
+            continue;
+        }
+        let Some(&len) = d.get(o + 1) else { break };
+        let len = usize::from(len);
+        if len < 2 || o + len > end {
+            break;
+        }
+        let (first, step) = match kind {
+            7 | 131 | 137 => (o + 3, 4),
+            68 if len >= 4 && matches!(d[o + 3] & 0x0f, 1 | 3) => (o + 4, 8),
+            _ => (o + len, 4),
+        };
+        let mut a = first;
+        while a + 4 <= o + len {
+            out.push(a..a + 4);
+            a += step;
+        }
+        o += len;
+    }
+    out
+}
+
+/// What IPv6 extension headers carry.
+#[derive(Debug, Default)]
+pub(crate) struct Ipv6Extensions {
+    /// Addresses: routing headers types 0, 2 and 4 (SRH), the home-address option.
+    pub addresses: Vec<Range<usize>>,
+    /// The destination the upper-layer checksum uses when a routing header still has segments
+    /// left (RFC 8200 8.1).
+    pub final_dst: Option<Range<usize>>,
+    /// The data of hop-by-hop and destination options of unknown types.
+    pub opaque: Vec<Range<usize>>,
+}
+
+#[allow(clippy::many_single_char_names)] // header walking: d(ata), h(eader), o(ption), t, l
+pub(crate) fn ipv6_extension_addresses(d: &[u8], ip: &IpLayer) -> Ipv6Extensions {
+    let h = ip.header.start as usize;
+    let mut x = Ipv6Extensions::default();
+    let (Some(&first), mut at) = (d.get(h + 6), h + 40) else {
+        return x;
+    };
+    let mut next = first;
+    for _ in 0..8 {
+        let Some(&[nh, len]) = d
+            .get(at..at + 2)
+            .map(|b| <&[u8; 2]>::try_from(b).expect("two"))
+        else {
+            break;
+        };
+        let size = if next == 44 {
+            8
+        } else {
+            (usize::from(len) + 1) * 8
+        };
+        let end = (at + size).min(d.len());
+        match next {
+            43 if end >= at + 8 => {
+                let (kind, left) = (d[at + 2], d[at + 3]);
+                let addrs: Vec<Range<usize>> = match kind {
+                    0 | 2 => (0..usize::from(len) / 2)
+                        .map(|i| at + 8 + 16 * i..at + 24 + 16 * i)
+                        .collect(),
+                    // SRH: last entry at +4; the segment list at +8, final destination first.
+                    4 => (0..=usize::from(d[at + 4]))
+                        .map(|i| at + 8 + 16 * i..at + 24 + 16 * i)
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let addrs: Vec<_> = addrs.into_iter().filter(|r| r.end <= end).collect();
+                if left > 0 {
+                    x.final_dst = if kind == 4 {
+                        addrs.first().cloned()
+                    } else {
+                        addrs.last().cloned()
+                    };
+                }
+                x.addresses.extend(addrs);
+            }
+            0 | 60 => {
+                // Options: the home address option (201, 16 bytes) is an address; padding,
+                // router alert (5), jumbo payload (0xc2) and tunnel limit (4) are harmless.
+                let mut o = at + 2;
+                while o + 2 <= end {
+                    let (t, l) = (d[o], usize::from(d[o + 1]));
+                    if t == 0 {
+                        o += 1;
+                        continue;
+                    }
+                    let data = o + 2..(o + 2 + l).min(end);
+                    match t {
+                        201 if l == 16 && data.end == o + 18 => x.addresses.push(data),
+                        1 | 4 | 5 | 0xc2 => {}
+                        _ => x.opaque.push(data),
+                    }
+                    o += 2 + l;
+                }
+            }
+            44 | 51 => {}
+            _ => break,
+        }
+        next = nh;
+        at += size;
+    }
+    x
+}
+
+/// Where the frame's body starts after the link header (Ethernet with its VLAN tags, Linux
+/// cooked captures), for frames that carry no IP.
+#[must_use]
+pub fn link_body(link: u16, layers: &Layers) -> Option<usize> {
+    match (layers.ethernet, link) {
+        (Some(eth), _) => Some(eth.end as usize + 4 * usize::from(layers.vlan_count)),
+        (None, 113) => Some(16),
+        (None, 276) => Some(20),
+        _ => None,
+    }
+}
+
+/// Where an ARP or RARP body starts.
+#[must_use]
+pub fn arp_at(link: u16, layers: &Layers) -> Option<usize> {
+    if let Some(arp) = layers.arp {
+        return Some(arp.start as usize);
+    }
+    // RARP (0x8035) has ARP's layout.
+    (layers.non_ip == Some(0x8035))
+        .then(|| link_body(link, layers))
+        .flatten()
+}
+
+/// Where a Linux cooked capture header (SLL, SLL2) holds a 6-byte link-layer address.
+#[must_use]
+pub fn sll_address(link: u16, data: &[u8]) -> Option<usize> {
+    let (len_at, at) = match link {
+        113 => (5, 6),
+        276 => (11, 12),
+        _ => return None,
+    };
+    (data.len() >= at + 6 && data[len_at] == 6 && (link != 113 || data[4] == 0)).then_some(at)
+}
+
 /// The checksums of a packet and what each covers.
 fn covers(layers: &Layers, d: &[u8]) -> Vec<Cover> {
     let mut out = Vec::new();
@@ -360,10 +559,16 @@ fn covers(layers: &Layers, d: &[u8]) -> Vec<Cover> {
         };
         // The segment as far as it goes (beyond the capture, bytes count as unchanged).
         let segment = t.header.start as usize..(ip.payload.end as usize).max(t.header.end as usize);
-        let (src, dst) = match (pseudo, address_ranges(ip, d.len())) {
+        let (src, mut dst) = match (pseudo, address_ranges(ip, d.len())) {
             (true, Some((s, t))) => (s, t),
             _ => (empty.clone(), empty.clone()),
         };
+        if pseudo
+            && ip.version == 6
+            && let Some(final_dst) = ipv6_extension_addresses(d, ip).final_dst
+        {
+            dst = final_dst;
+        }
         out.push(Cover {
             field,
             ranges: [segment, src, dst],

@@ -1,0 +1,425 @@
+//! `tracekit anonymize`, `keygen`, `leakcheck`: the published Crypto-PAn vectors through the
+//! CLI, analyze's verdict on redacted lab pairs, leak check on the whole corpus, checksums as
+//! tshark sees them, thread-count independence, metadata removal, payload policies.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tracekit_capture::output::AtomicFile;
+use tracekit_capture::writer::{PcapWriter, Precision};
+use tracekit_capture::{LinkType, Timestamp};
+use tracekit_testutil::tshark_fields;
+
+use crate::{corpus, run, stderr, stdout, testdata, tracekit};
+
+/// The key of the Crypto-PAn reference distribution's sample trace (bytes 21, 34, 23, 141, …,
+/// 132, 34, 2), as a key file holds it.
+const SAMPLE_KEY: &str = "1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
+
+fn key_file(dir: &Path) -> PathBuf {
+    let k = dir.join("key");
+    std::fs::write(&k, SAMPLE_KEY).unwrap();
+    k
+}
+
+fn anonymize(dir: &Path, extra: &[&str], inputs: &[&Path], out: &Path) -> std::process::Output {
+    run(tracekit()
+        .arg("anonymize")
+        .arg("--key-file")
+        .arg(key_file(dir))
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .args(inputs))
+}
+
+/// A pcap of UDP packets between the given IPv4 addresses.
+fn udp_pcap(path: &Path, pairs: &[([u8; 4], [u8; 4])]) {
+    let mut f = AtomicFile::create(path, &[]).unwrap();
+    {
+        let mut w = PcapWriter::new(&mut f, LinkType::ETHERNET, Precision::Micro, 65535).unwrap();
+        for (i, (src, dst)) in pairs.iter().enumerate() {
+            let mut p = vec![0x00, 0x1c, 0x7f, 1, 2, 3, 0x00, 0x1c, 0x7f, 4, 5, 6, 8, 0];
+            let mut ip = vec![0x45, 0, 0, 36, 0, 1, 0, 0, 64, 17, 0, 0];
+            ip.extend(src);
+            ip.extend(dst);
+            let c = tracekit_wire::checksum::checksum(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            p.extend(ip);
+            p.extend([0x30, 0x39, 0x00, 0x35, 0, 16, 0, 0]);
+            p.extend(b"datadata");
+            w.write(
+                Timestamp(1_700_000_000_000_000_000 + i as i64 * 1000),
+                &p,
+                p.len() as u32,
+            )
+            .unwrap();
+        }
+    }
+    f.commit(false).unwrap();
+}
+
+#[test]
+fn keygen_writes_a_private_key_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("k");
+    let o = run(tracekit().args(["keygen", "-o"]).arg(&k));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&k).unwrap();
+    assert_eq!(text.trim().len(), 64);
+    assert!(text.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = run(tracekit().args(["keygen", "-o"]).arg(&k));
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&k).unwrap(), text, "never replaced");
+}
+
+#[test]
+fn the_published_crypto_pan_vectors_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    let raw = [
+        ([128, 11, 68, 132], [129, 118, 74, 4]),
+        ([130, 132, 252, 244], [141, 223, 7, 43]),
+        ([24, 5, 0, 80], [4, 3, 88, 225]),
+    ];
+    udp_pcap(&input, &raw);
+    let out = dir.path().join("out.pcap");
+    let o = anonymize(dir.path(), &["--private", "map"], &[&input], &out);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got = tshark_fields(&out, &["ip.src", "ip.dst"]);
+    assert_eq!(
+        got,
+        [
+            "135.242.180.132\t134.136.186.123",
+            "133.68.164.234\t141.167.8.160",
+            "100.9.15.210\t124.60.155.63"
+        ]
+    );
+}
+
+fn analysis(client: &Path, server: &Path) -> Value {
+    let o = run(tracekit()
+        .args(["analyze", "--json"])
+        .arg(client)
+        .arg(server));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// What must not change: per connection (in report order) the verdict's parts.
+fn verdicts(v: &Value) -> Vec<Value> {
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let signals: Vec<&Value> = c["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["signal"])
+                .collect();
+            serde_json::json!({
+                "ports": [c["client_port"], c["server_port"]],
+                "failed": c["failed"],
+                "kind": c["middlebox"]["kind"],
+                "transparent": c["middlebox"]["transparent"],
+                "vendor": c["middlebox"]["vendor"],
+                "hops": c["hops"],
+                "closed_by": c["closed_by"],
+                "confidence": c["confidence"],
+                "signals": signals,
+                "matched_by": c["matched_by"],
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn analyze_gives_the_same_verdicts_after_both_sides_are_anonymized_with_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in ["firewall", "nat", "clamp", "reset", "intercept"] {
+        let client = testdata(&format!("{scenario}-client.pcapng"));
+        let server = testdata(&format!("{scenario}-server.pcapng"));
+        let before = verdicts(&analysis(&client, &server));
+        for policy in ["zero", "tls-headers"] {
+            // Each side on its own, as two teams would.
+            let (ac, as_) = (
+                dir.path().join(format!("{scenario}-{policy}-c.pcapng")),
+                dir.path().join(format!("{scenario}-{policy}-s.pcapng")),
+            );
+            for (input, out) in [(&client, &ac), (&server, &as_)] {
+                let o = anonymize(
+                    dir.path(),
+                    &["--payload", policy, "--verify"],
+                    &[input],
+                    out,
+                );
+                assert_eq!(o.status.code(), Some(0), "{scenario}: {}", stderr(&o));
+                assert!(stderr(&o).contains("leak check passed"));
+            }
+            let after = analysis(&ac, &as_);
+            let mut want = before.clone();
+            if policy == "zero" {
+                // Zeroed payloads carry no TLS random: a NAT'd connection is paired by its
+                // (zeroed) first payload instead, and a TLS interceptor can no longer be told
+                // from a TCP proxy (that takes --payload tls-headers, checked below).
+                if scenario == "intercept" {
+                    let got = verdicts(&after);
+                    for c in &got {
+                        assert_eq!(c["kind"], serde_json::json!(["tcp-proxy"]));
+                        assert_eq!(c["closed_by"], "middlebox");
+                    }
+                    continue;
+                }
+                for (w, got) in want.iter_mut().zip(verdicts(&after)) {
+                    w["matched_by"] = got["matched_by"].clone();
+                }
+            }
+            assert_eq!(verdicts(&after), want, "{scenario} with --payload {policy}");
+            if policy == "tls-headers" && scenario == "firewall" {
+                // The TLS story survives too: the Server Hello is still named.
+                let v = after["connections"][0]["verdict"].as_str().unwrap();
+                assert!(v.contains("after the server's Server Hello"), "{v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_corpus_file_anonymizes_without_a_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in tracekit_testutil::manifest() {
+        let input = corpus(&e.file);
+        let out = dir.path().join(format!("anon-{}", e.file));
+        let o = anonymize(dir.path(), &["--verify"], &[&input], &out);
+        let err = stderr(&o);
+        assert!(!err.contains("LEAK"), "{}: {err}", e.file);
+        match o.status.code() {
+            Some(0) => assert!(err.contains("leak check passed"), "{}: {err}", e.file),
+            // Damaged or unreadable files: said, with the file's name.
+            Some(1) => assert!(err.contains(&e.file), "{}: {err}", e.file),
+            other => panic!("{}: exit {other:?}: {err}", e.file),
+        }
+        if out.exists() {
+            // tshark reads every output.
+            let t = run(std::process::Command::new("tshark")
+                .arg("-r")
+                .arg(&out)
+                .arg("-c")
+                .arg("1"));
+            assert!(t.status.success(), "{}: {}", e.file, stderr(&t));
+        }
+    }
+}
+
+/// Per frame: the IP/TCP/UDP/ICMP checksum statuses tshark gives.
+fn checksum_statuses(path: &Path) -> Vec<String> {
+    let o = run(std::process::Command::new("tshark")
+        .args([
+            "-n",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+        ])
+        .args(["-o", "udp.check_checksum:TRUE", "-T", "fields"])
+        .args([
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "udp.checksum.status",
+        ])
+        .args(["-e", "icmp.checksum.status", "-r"])
+        .arg(path));
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn checksums_that_were_right_stay_right_and_wrong_ones_stay_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "firewall-client.pcapng",
+        "firewall-server.pcapng",
+        "handshake.pcap",
+        "mixed.pcapng",
+    ] {
+        let input = testdata(name);
+        let out = dir.path().join(name);
+        let o = anonymize(dir.path(), &[], &[&input], &out);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let (before, after) = (checksum_statuses(&input), checksum_statuses(&out));
+        assert_eq!(before, after, "{name}");
+        assert!(
+            before.iter().any(|l| l.contains('1')),
+            "{name} has verified checksums"
+        );
+    }
+}
+
+#[test]
+fn the_output_is_the_same_for_any_thread_count_and_files_share_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("nat-client.pcapng");
+    let (one, two) = (dir.path().join("1.pcapng"), dir.path().join("2.pcapng"));
+    assert!(
+        anonymize(dir.path(), &["--threads", "1"], &[&input], &one)
+            .status
+            .success()
+    );
+    assert!(
+        anonymize(dir.path(), &["--threads", "2"], &[&input], &two)
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+    // Two files in one run into a directory, and one of them alone: the client's address maps
+    // the same everywhere.
+    let outdir = dir.path().join("both");
+    let inputs = [
+        testdata("nat-client.pcapng"),
+        testdata("clamp-client.pcapng"),
+    ];
+    let o = anonymize(dir.path(), &[], &[&inputs[0], &inputs[1]], &outdir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let src = |p: &Path| {
+        tshark_fields(p, &["ip.src"])
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .unwrap()
+    };
+    let a = src(&outdir.join("nat-client.pcapng"));
+    assert_eq!(a, src(&outdir.join("clamp-client.pcapng")));
+    assert_eq!(a, src(&one));
+    assert_ne!(a, "192.0.2.10");
+}
+
+#[test]
+fn pcapng_metadata_is_removed_and_payload_policies_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("mixed.pcapng");
+    let out = dir.path().join("mixed.pcapng");
+    assert!(anonymize(dir.path(), &[], &[&input], &out).status.success());
+    let has = |p: &Path, field: &str| tshark_fields(p, &[field]).iter().any(|s| !s.is_empty());
+    assert!(has(&input, "frame.comment") || has(&input, "frame.interface_name"));
+    assert!(!has(&out, "frame.comment"));
+    // No interface names or descriptions left (tshark says "unknown" then).
+    for field in ["frame.interface_name", "frame.interface_description"] {
+        assert!(
+            tshark_fields(&out, &[field])
+                .iter()
+                .all(|s| s.is_empty() || s == "unknown"),
+            "{field}"
+        );
+    }
+    let info = stdout(&run(std::process::Command::new("capinfos").arg(&out)));
+    assert!(info.contains("tracekit anonymize"), "{info}");
+    // Times unchanged, lengths unchanged.
+    assert_eq!(
+        tshark_fields(
+            &input,
+            &[
+                "frame.time_epoch",
+                "frame.len",
+                "frame.cap_len",
+                "ip.ttl",
+                "ip.id"
+            ]
+        ),
+        tshark_fields(
+            &out,
+            &[
+                "frame.time_epoch",
+                "frame.len",
+                "frame.cap_len",
+                "ip.ttl",
+                "ip.id"
+            ]
+        )
+    );
+}
+
+#[test]
+fn payload_policies_zero_truncate_and_keep_tls_headers() {
+    // zero: payload bytes are zeros; truncate: cut after the headers, frame.len kept;
+    // tls-headers: the ClientHello random is kept, the SNI is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let client = testdata("firewall-client.pcapng");
+    let zero = dir.path().join("zero.pcapng");
+    assert!(
+        anonymize(dir.path(), &[], &[&client], &zero)
+            .status
+            .success()
+    );
+    for p in tshark_fields(&zero, &["tcp.payload"])
+        .iter()
+        .filter(|s| !s.is_empty())
+    {
+        assert!(p.chars().all(|c| c == '0' || c == ':'), "{p}");
+    }
+    let cut = dir.path().join("cut.pcapng");
+    assert!(
+        anonymize(dir.path(), &["--payload", "truncate"], &[&client], &cut)
+            .status
+            .success()
+    );
+    let lens = tshark_fields(&cut, &["frame.len", "frame.cap_len", "tcp.len"]);
+    assert!(lens.iter().any(|l| {
+        let v: Vec<&str> = l.split('\t').collect();
+        v[0] != v[1] && v.get(2).is_some_and(|t| !t.is_empty() && *t != "0")
+    }));
+    assert_eq!(
+        tshark_fields(&cut, &["frame.len"]),
+        tshark_fields(&client, &["frame.len"])
+    );
+    let tls = dir.path().join("tls.pcapng");
+    assert!(
+        anonymize(dir.path(), &["--payload", "tls-headers"], &[&client], &tls)
+            .status
+            .success()
+    );
+    let random = |p: &Path| {
+        tshark_fields(p, &["tls.handshake.random"])
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
+    assert!(!random(&client).is_empty());
+    assert_eq!(random(&client), random(&tls));
+    assert!(
+        tshark_fields(&client, &["tls.handshake.extensions_server_name"])
+            .iter()
+            .any(|s| s == "server.example")
+    );
+    assert!(
+        tshark_fields(&tls, &["tls.handshake.extensions_server_name"])
+            .iter()
+            .all(String::is_empty)
+    );
+}
+
+#[test]
+fn leakcheck_finds_addresses_in_an_output_that_kept_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("nat-client.pcapng");
+    // The original against itself: everything leaks.
+    let o = run(tracekit().arg("leakcheck").arg(&input).arg(&input));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("LEAK: "), "{}", stdout(&o));
+    assert!(stdout(&o).contains("offset "), "{}", stdout(&o));
+    let out = dir.path().join("a.pcapng");
+    assert!(anonymize(dir.path(), &[], &[&input], &out).status.success());
+    let o = run(tracekit().arg("leakcheck").arg(&input).arg(&out));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // An input is never overwritten.
+    let o = anonymize(dir.path(), &[], &[&out], &out);
+    assert_ne!(o.status.code(), Some(0));
+}
