@@ -28,6 +28,7 @@ bench size_gb="2":
     bench/run.sh {{size_gb}}
     bench/merge.sh
     bench/analyze.sh
+    bench/anonymize.sh
 
 # Fuzz each target for SECONDS (needs cargo-fuzz; not part of CI).
 fuzz seconds="120":

@@ -256,6 +256,7 @@ fn one(
         problems: Vec::new(),
     };
     let mut batch: Vec<Record<'_>> = Vec::with_capacity(BATCH);
+    let mut workers: Vec<Rewriter> = vec![rewriter.clone(); rayon::current_num_threads()];
     loop {
         batch.clear();
         let mut damage = None;
@@ -276,21 +277,29 @@ fn one(
         if batch.is_empty() && damage.is_none() {
             break;
         }
-        // Each thread has its own mapper cache; the mapping is a pure function of the key,
-        // so the output does not depend on how records fall on threads.
-        let rewritten: Vec<(Vec<u8>, usize)> = batch
-            .par_iter()
-            .map_init(
-                || rewriter.clone(),
-                |rw, r| {
-                    let mut out = Vec::with_capacity(r.data.len());
-                    let keep = rw.rewrite(r.link.0, r.data, &mut out);
-                    (out, keep)
-                },
-            )
+        // One rewriter (with its address caches) per worker, kept across batches; each takes
+        // a contiguous share of the batch and writes into one buffer. The mapping is a pure
+        // function of the key, so the output does not depend on the number of workers.
+        let share = batch.len().div_ceil(workers.len()).max(1);
+        let pieces: Vec<(Vec<u8>, Vec<(usize, usize)>)> = batch
+            .par_chunks(share)
+            .zip(workers.par_iter_mut())
+            .map(|(chunk, rw)| {
+                let mut buf = Vec::with_capacity(chunk.iter().map(|r| r.data.len()).sum());
+                let mut spans = Vec::with_capacity(chunk.len());
+                let mut scratch = Vec::new();
+                for r in chunk {
+                    let keep = rw.rewrite(r.link.0, r.data, &mut scratch);
+                    spans.push((buf.len(), keep));
+                    buf.extend_from_slice(&scratch[..keep]);
+                }
+                (buf, spans)
+            })
             .collect();
-        for (r, (bytes, keep)) in batch.iter().zip(&rewritten) {
-            let data = &bytes[..*keep];
+        let rewritten = pieces
+            .iter()
+            .flat_map(|(buf, spans)| spans.iter().map(move |&(at, n)| &buf[at..at + n]));
+        for (r, data) in batch.iter().zip(rewritten) {
             let ts = Timestamp(r.ts.0 + shift);
             let written = match &mut sink {
                 Sink::Pcap(w) => w.write(ts, data, r.orig_len),

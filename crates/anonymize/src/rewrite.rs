@@ -11,6 +11,8 @@
 
 use std::ops::Range;
 
+use arrayvec::ArrayVec;
+
 use tracekit_wire::checksum;
 use tracekit_wire::icmp::{v4_quotes_packet, v6_quotes_packet};
 use tracekit_wire::tls::{self, Records as TlsRecords};
@@ -47,7 +49,7 @@ struct Cover {
 /// One packet being rewritten.
 struct Packet<'b> {
     bytes: &'b mut [u8],
-    covers: Vec<Cover>,
+    covers: ArrayVec<Cover, MAX_COVERS>,
 }
 
 impl Packet<'_> {
@@ -63,7 +65,9 @@ impl Packet<'_> {
         {
             return;
         }
-        let mut updates: Vec<(usize, u16, bool)> = Vec::new();
+        // At most one update per checksum; no allocation (this runs for every field of every
+        // packet).
+        let mut updates: ArrayVec<(usize, u16), MAX_COVERS> = ArrayVec::new();
         for cover in &self.covers {
             if cover.field == skip_field || cover.field + 2 > self.bytes.len() {
                 continue;
@@ -75,34 +79,68 @@ impl Packet<'_> {
             else {
                 continue;
             };
-            // Word-aligned window relative to the covered range's start; a byte beyond the
-            // capture counts as zero on both sides (its share of the sum does not change).
-            let start = range.start - (range.start - base.start) % 2;
-            let end = range.end + (range.end - base.start) % 2;
-            let window = |b: &[u8], replace: Option<&[u8]>| {
-                let mut w: Vec<u8> = (start..end)
-                    .map(|i| b.get(i).copied().unwrap_or(0))
-                    .collect();
-                if let Some(n) = replace {
-                    w[range.start - start..range.end - start].copy_from_slice(n);
-                }
-                w
-            };
-            let old = window(self.bytes, None);
-            let newer = window(self.bytes, Some(new));
+            // Only the changed bytes enter the sums, each in its half of a 16-bit word
+            // counted from the covered range's start; the unchanged neighbours cancel out.
+            let high_first = (range.start - base.start).is_multiple_of(2);
+            let old = word_sum(&self.bytes[range.clone()], high_first);
+            let newer = word_sum(new, high_first);
             let current =
                 u16::from_be_bytes([self.bytes[cover.field], self.bytes[cover.field + 1]]);
-            let mut updated = checksum::update(current, &old, &newer);
+            // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m').
+            let s = u32::from(!current)
+                + u32::from(!checksum::fold(old))
+                + u32::from(checksum::fold(newer));
+            let mut updated = !checksum::fold(s);
             if cover.udp && updated == 0 {
                 updated = 0xffff;
             }
-            updates.push((cover.field, updated, cover.udp));
+            updates.push((cover.field, updated));
         }
         self.bytes[range].copy_from_slice(new);
-        for (field, value, _) in updates {
+        for (field, value) in updates {
             self.set_except(field..field + 2, &value.to_be_bytes(), field);
         }
     }
+
+    /// Zeroes a range (any length), like [`Packet::set`].
+    fn zero(&mut self, range: Range<usize>) {
+        let mut at = range.start;
+        while at < range.end {
+            let n = (range.end - at).min(ZEROS.len());
+            self.set(at..at + n, &ZEROS[..n]);
+            at += n;
+        }
+    }
+}
+
+/// Zero bytes to copy from.
+static ZEROS: [u8; 4096] = [0; 4096];
+/// Checksums one packet can have (IP headers, transports, a quoted packet).
+const MAX_COVERS: usize = 12;
+
+/// The one's-complement sum of `b` as 16-bit big-endian words, its first byte being the high
+/// half of a word when `high_first`.
+fn word_sum(b: &[u8], high_first: bool) -> u32 {
+    let mut s: u64 = 0;
+    let (lead, rest) = if high_first || b.is_empty() {
+        (&[][..], b)
+    } else {
+        b.split_at(1)
+    };
+    if let Some(&x) = lead.first() {
+        s += u64::from(x);
+    }
+    let mut chunks = rest.chunks_exact(2);
+    for w in &mut chunks {
+        s += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [x] = chunks.remainder() {
+        s += u64::from(*x) << 8;
+    }
+    while s > 0xffff_ffff {
+        s = (s & 0xffff_ffff) + (s >> 32);
+    }
+    s as u32
 }
 
 /// Rewrites packets with one mapping and one payload policy.
@@ -205,8 +243,7 @@ impl Rewriter {
             && let Some(end) = layers.outer_ip().and_then(|ip| ip_end(ip, data))
             && end < keep.min(data.len())
         {
-            let zeros = vec![0; keep.min(data.len()) - end];
-            p.set(end..keep.min(data.len()), &zeros);
+            p.zero(end..keep.min(data.len()));
         }
         if let Some(ip) = layers.inner_ip()
             && let Some(t) = ip.transport
@@ -261,8 +298,7 @@ impl Rewriter {
             // Options nobody here knows may carry anything (addresses included).
             if self.payload != Payload::Keep {
                 for r in ext.opaque {
-                    let zeros = vec![0; r.len()];
-                    p.set(r, &zeros);
+                    p.zero(r);
                 }
             }
         }
@@ -355,12 +391,10 @@ impl Rewriter {
                 let mut from = payload.start;
                 for r in keep {
                     let r = r.start + payload.start..r.end + payload.start;
-                    let zeros = vec![0; r.start - from];
-                    p.set(from..r.start, &zeros);
+                    p.zero(from..r.start);
                     from = r.end;
                 }
-                let zeros = vec![0; payload.end - from];
-                p.set(from..payload.end, &zeros);
+                p.zero(from..payload.end);
                 data.len()
             }
             _ => self.clear(p, payload),
@@ -375,8 +409,7 @@ impl Rewriter {
         if self.payload == Payload::Truncate {
             return range.start;
         }
-        let zeros = vec![0; range.len()];
-        p.set(range, &zeros);
+        p.zero(range);
         p.bytes.len()
     }
 }
@@ -539,12 +572,12 @@ pub fn sll_address(link: u16, data: &[u8]) -> Option<usize> {
 }
 
 /// The checksums of a packet and what each covers.
-fn covers(layers: &Layers, d: &[u8]) -> Vec<Cover> {
-    let mut out = Vec::new();
+fn covers(layers: &Layers, d: &[u8]) -> ArrayVec<Cover, MAX_COVERS> {
+    let mut out = ArrayVec::new();
     let empty = 0..0;
     for ip in layers.ips().iter().chain(layers.quoted.iter()) {
         let h = ip.header.start as usize;
-        if ip.version == 4 && ip.header.end as usize <= d.len() {
+        if ip.version == 4 && ip.header.end as usize <= d.len() && !out.is_full() {
             out.push(Cover {
                 field: h + 10,
                 ranges: [h..ip.header.end as usize, empty.clone(), empty.clone()],
@@ -569,11 +602,13 @@ fn covers(layers: &Layers, d: &[u8]) -> Vec<Cover> {
         {
             dst = final_dst;
         }
-        out.push(Cover {
-            field,
-            ranges: [segment, src, dst],
-            udp,
-        });
+        if !out.is_full() {
+            out.push(Cover {
+                field,
+                ranges: [segment, src, dst],
+                udp,
+            });
+        }
     }
     out
 }
