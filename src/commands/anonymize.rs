@@ -216,6 +216,43 @@ fn write_pcapng(
     Ok(writer.write_packet(out, time, data, r.orig_len, &options))
 }
 
+/// One worker's share of a batch: the rewritten packets one after another, and where each
+/// lies and how long it is.
+struct Share {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Share {
+    fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|&(at, n)| &self.bytes[at..at + n])
+    }
+}
+
+/// Rewrites a batch: one rewriter (with its address caches) per worker, kept across batches,
+/// each taking a contiguous share. The mapping is a pure function of the key, so the output
+/// does not depend on the number of workers.
+fn rewrite_batch(batch: &[Record<'_>], workers: &mut [Rewriter]) -> Vec<Share> {
+    let share = batch.len().div_ceil(workers.len()).max(1);
+    batch
+        .par_chunks(share)
+        .zip(workers.par_iter_mut())
+        .map(|(chunk, rw)| {
+            let mut out = Share {
+                bytes: Vec::with_capacity(chunk.iter().map(|r| r.data.len()).sum()),
+                spans: Vec::with_capacity(chunk.len()),
+            };
+            let mut scratch = Vec::new();
+            for r in chunk {
+                let keep = rw.rewrite(r.link.0, r.data, &mut scratch);
+                out.spans.push((out.bytes.len(), keep));
+                out.bytes.extend_from_slice(&scratch[..keep]);
+            }
+            out
+        })
+        .collect()
+}
+
 /// Anonymizes one file into `target`.
 fn one(
     input: &Path,
@@ -277,28 +314,8 @@ fn one(
         if batch.is_empty() && damage.is_none() {
             break;
         }
-        // One rewriter (with its address caches) per worker, kept across batches; each takes
-        // a contiguous share of the batch and writes into one buffer. The mapping is a pure
-        // function of the key, so the output does not depend on the number of workers.
-        let share = batch.len().div_ceil(workers.len()).max(1);
-        let pieces: Vec<(Vec<u8>, Vec<(usize, usize)>)> = batch
-            .par_chunks(share)
-            .zip(workers.par_iter_mut())
-            .map(|(chunk, rw)| {
-                let mut buf = Vec::with_capacity(chunk.iter().map(|r| r.data.len()).sum());
-                let mut spans = Vec::with_capacity(chunk.len());
-                let mut scratch = Vec::new();
-                for r in chunk {
-                    let keep = rw.rewrite(r.link.0, r.data, &mut scratch);
-                    spans.push((buf.len(), keep));
-                    buf.extend_from_slice(&scratch[..keep]);
-                }
-                (buf, spans)
-            })
-            .collect();
-        let rewritten = pieces
-            .iter()
-            .flat_map(|(buf, spans)| spans.iter().map(move |&(at, n)| &buf[at..at + n]));
+        let pieces = rewrite_batch(&batch, &mut workers);
+        let rewritten = pieces.iter().flat_map(Share::packets);
         for (r, data) in batch.iter().zip(rewritten) {
             let ts = Timestamp(r.ts.0 + shift);
             let written = match &mut sink {
