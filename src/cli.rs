@@ -41,6 +41,26 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("key").required(true).args(["key_file", "passphrase_file"])))]
+#[command(after_help = "\
+Kept as they are: timestamps (unless --shift), TTL/hop limit, IP ID, ports, TCP sequence and \
+acknowledgment numbers, flags, window, all TCP options, ECN/DSCP, lengths; loopback, multicast, \
+broadcast and unspecified addresses; group MAC addresses. Checksums are updated incrementally: \
+right ones stay right, wrong ones stay wrong.
+
+Mapped with the key: IPv4/IPv6 addresses everywhere they were found (IP headers, tunnels, \
+ICMP-quoted packets, ARP/RARP, IPv6 neighbour discovery, IPv4 route options, IPv6 routing \
+headers and home-address option, IPv4 embedded in IPv6, EUI-64 interface identifiers); MAC \
+addresses (Ethernet, inner Ethernet, Linux cooked headers, ARP, ND options).
+
+pcapng metadata: removed: section hardware/OS/comments, interface names, descriptions, \
+addresses, MACs, filters, OS and hardware, packet comments, hashes, packet IDs and verdicts, \
+name-resolution, decryption-secrets, interface-statistics, systemd-journal and custom blocks. \
+Kept: link types, snap lengths, if_tsresol, if_tsoffset, if_fcslen, epb_flags, epb_dropcount, \
+epb_queue; shb_userappl says \"tracekit anonymize\".
+
+Not yet rewritten field by field (zeroed with the payload unless --payload keep): DNS answers \
+and names, DHCP/BOOTP fields, application payloads; the leak check (--verify, tracekit \
+leakcheck) finds any original address left in the output.")]
 pub struct AnonymizeArgs {
     /// The key: 64 hex characters (see `tracekit keygen`). Same key, same mapping, everywhere.
     #[arg(long, value_name = "FILE")]

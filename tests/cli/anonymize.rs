@@ -423,3 +423,62 @@ fn leakcheck_finds_addresses_in_an_output_that_kept_them() {
     let o = anonymize(dir.path(), &[], &[&out], &out);
     assert_ne!(o.status.code(), Some(0));
 }
+
+#[test]
+fn shift_passphrase_and_mapping_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("nat-client.pcapng");
+    let shifted = dir.path().join("shifted.pcapng");
+    let o = anonymize(dir.path(), &["--shift", "-3600s"], &[&input], &shifted);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let times = |p: &Path| -> Vec<f64> {
+        tshark_fields(p, &["frame.time_epoch"])
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect()
+    };
+    for (a, b) in times(&input).iter().zip(times(&shifted)) {
+        assert!((a - 3600.0 - b).abs() < 1e-6, "{a} {b}");
+    }
+    // A passphrase gives a key of its own, the same every time.
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let with_pass = |out: &Path| {
+        run(tracekit()
+            .args(["anonymize", "--passphrase-file"])
+            .arg(&pass)
+            .arg("-o")
+            .arg(out)
+            .arg(&input))
+    };
+    let (p1, p2, k) = (
+        dir.path().join("p1.pcapng"),
+        dir.path().join("p2.pcapng"),
+        dir.path().join("k.pcapng"),
+    );
+    assert!(with_pass(&p1).status.success());
+    assert!(with_pass(&p2).status.success());
+    assert!(anonymize(dir.path(), &[], &[&input], &k).status.success());
+    assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+    assert_ne!(std::fs::read(&p1).unwrap(), std::fs::read(&k).unwrap());
+    // The mapping table, with a warning: it says where 192.0.2.10 went.
+    let table = dir.path().join("map.csv");
+    let out = dir.path().join("m.pcapng");
+    let o = run(tracekit()
+        .arg("anonymize")
+        .arg("--key-file")
+        .arg(key_file(dir.path()))
+        .arg("--mapping-out")
+        .arg(&table)
+        .arg("-o")
+        .arg(&out)
+        .arg(&input));
+    assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&table).unwrap();
+    let row = csv.lines().find(|l| l.starts_with("192.0.2.10,")).unwrap();
+    let mapped = row.split(',').nth(1).unwrap();
+    assert!(
+        tshark_fields(&out, &["ip.src"]).iter().any(|s| s == mapped),
+        "{row}"
+    );
+}
