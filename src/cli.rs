@@ -58,9 +58,12 @@ name-resolution, decryption-secrets, interface-statistics, systemd-journal and c
 Kept: link types, snap lengths, if_tsresol, if_tsoffset, if_fcslen, epb_flags, epb_dropcount, \
 epb_queue; shb_userappl says \"tracekit anonymize\".
 
-Not yet rewritten field by field (zeroed with the payload unless --payload keep): DNS answers \
-and names, DHCP/BOOTP fields, application payloads; the leak check (--verify, tracekit \
-leakcheck) finds any original address left in the output.")]
+With --payload keep, DNS/mDNS/LLMNR answers (A, AAAA) are mapped and names hashed label by \
+label (same length, top-level label kept), other record data zeroed; DHCP/BOOTP addresses, \
+client MAC and identifier mapped, host and domain names hashed, server/file names and unknown \
+options zeroed. Other application payloads are kept as they are: the leak check (--verify, \
+tracekit leakcheck) finds any original address left in the output. A keyed permutation has \
+fixed points (addresses that map to themselves); --verify knows them from the key.")]
 pub struct AnonymizeArgs {
     /// The key: 64 hex characters (see `tracekit keygen`). Same key, same mapping, everywhere.
     #[arg(long, value_name = "FILE")]

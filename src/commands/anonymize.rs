@@ -108,7 +108,8 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
                     eprintln!("tracekit anonymize: {}: {p}", input.display());
                 }
                 if args.verify {
-                    let c = check(input, &target)?;
+                    let mut mapper = rewriter.mapper.clone();
+                    let c = check(input, &target, Some(&mut mapper))?;
                     if c.leaks > 0 {
                         outcome = Outcome::Partial;
                     }
@@ -353,12 +354,19 @@ fn one(
 }
 
 /// The leak check of `anonymized` against `original`.
-fn check(original: &Path, anonymized: &Path) -> anyhow::Result<tracekit_anonymize::Check> {
+fn check(
+    original: &Path,
+    anonymized: &Path,
+    mapper: Option<&mut Mapper>,
+) -> anyhow::Result<tracekit_anonymize::Check> {
     let capture = Capture::open(original)?;
     let originals: Vec<Record<'_>> = capture.records().map_while(Result::ok).collect();
     let mut secrets = Secrets::new();
     for r in &originals {
         secrets.add_packet(r.link.0, r.data);
+    }
+    if let Some(m) = mapper {
+        secrets.forget_fixed_points(m);
     }
     let output = Capture::open(anonymized)?;
     // Where each output packet lies in the file (they are written one per original, in order).
@@ -401,7 +409,7 @@ fn say_leaks(
 }
 
 pub fn leakcheck(args: &LeakcheckArgs) -> anyhow::Result<Outcome> {
-    let c = check(&args.original, &args.anonymized)?;
+    let c = check(&args.original, &args.anonymized, None)?;
     say_leaks(&args.anonymized, &c, &mut std::io::stdout().lock())?;
     Ok(if c.leaks == 0 {
         Outcome::Success

@@ -482,3 +482,66 @@ fn shift_passphrase_and_mapping_out() {
         "{row}"
     );
 }
+
+#[test]
+fn kept_payloads_have_dns_and_dhcp_addresses_and_names_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = corpus("ppp_DnsPackets.pcap");
+    let out = dir.path().join("dns.pcap");
+    let o = anonymize(
+        dir.path(),
+        &["--payload", "keep", "--verify"],
+        &[&dns],
+        &out,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("leak check passed"), "{}", stderr(&o));
+    let fields = ["dns.qry.name", "dns.a"];
+    let (before, after) = (tshark_fields(&dns, &fields), tshark_fields(&out, &fields));
+    assert_eq!(before.len(), after.len());
+    let answered: Vec<(&String, &String)> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, _)| b.contains('\t') && !b.ends_with('\t'))
+        .collect();
+    assert!(!answered.is_empty());
+    for (b, a) in answered {
+        let (bn, ba) = b.split_once('\t').unwrap();
+        let (an, aa) = a.split_once('\t').unwrap();
+        assert_eq!(bn.len(), an.len(), "names keep their length: {bn} {an}");
+        assert_eq!(
+            bn.rsplit('.').next(),
+            an.rsplit('.').next(),
+            "the TLD stays"
+        );
+        if !bn.is_empty() && bn.contains('.') {
+            assert_ne!(bn, an);
+        }
+        assert_ne!(ba, aa, "answers mapped");
+    }
+    // Valid UDP checksums stay valid.
+    assert_eq!(checksum_statuses(&dns), checksum_statuses(&out));
+
+    let dhcp = corpus("zeek_dhcp.pcap");
+    let out = dir.path().join("dhcp.pcap");
+    let o = anonymize(
+        dir.path(),
+        &["--payload", "keep", "--verify"],
+        &[&dhcp],
+        &out,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let f = [
+        "dhcp.ip.your",
+        "dhcp.option.dhcp_server_id",
+        "dhcp.hw.mac_addr",
+        "dhcp.option.hostname",
+    ];
+    for (b, a) in tshark_fields(&dhcp, &f).iter().zip(tshark_fields(&out, &f)) {
+        for (x, y) in b.split('\t').zip(a.split('\t')) {
+            if !x.is_empty() && x != "0.0.0.0" {
+                assert_ne!(x, y, "{b} / {a}");
+            }
+        }
+    }
+}

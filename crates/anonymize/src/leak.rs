@@ -84,6 +84,28 @@ impl Secrets {
             self.mac(&b[18..24]);
             self.v4(&b[24..28]);
         }
+        if let Some(t) = layers.transport().filter(|t| t.complete)
+            && t.kind == tracekit_wire::TransportKind::Udp
+            && let Some((sport, dport)) = t.ports(data)
+        {
+            let payload = t.payload.start as usize..(t.payload.end as usize).min(data.len());
+            let msg = &data[payload.clone()];
+            let fields = if [sport, dport].iter().any(|p| matches!(p, 53 | 5353 | 5355)) {
+                crate::app::dns(msg, payload.start)
+            } else if [sport, dport].iter().any(|p| matches!(p, 67 | 68)) {
+                crate::app::dhcp(msg, payload.start)
+            } else {
+                Vec::new()
+            };
+            for f in fields {
+                match f {
+                    crate::app::Field::V4(r) => self.v4(&data[r]),
+                    crate::app::Field::V6(r) => self.v6(&data[r]),
+                    crate::app::Field::Mac(r) => self.mac(&data[r]),
+                    _ => {}
+                }
+            }
+        }
         for ip in layers.ips().iter().chain(layers.quoted.iter()) {
             let h = ip.header.start as usize;
             if ip.version == 4 {
@@ -126,6 +148,26 @@ impl Secrets {
         if !Mapper::keeps_v6(v) && !repeated(a) {
             self.found.insert(a.to_vec());
         }
+    }
+
+    /// Leaves out the addresses the mapping sends to themselves: a keyed permutation has fixed
+    /// points (one on average over a block), and finding one in the output says nothing the
+    /// key does not.
+    pub fn forget_fixed_points(&mut self, mapper: &mut Mapper) {
+        self.found.retain(|a| match a.len() {
+            4 => {
+                let v = u32::from_be_bytes(a[..].try_into().expect("four bytes"));
+                mapper.v4(v) != v
+            }
+            16 => {
+                let v = u128::from_be_bytes(a[..].try_into().expect("sixteen bytes"));
+                mapper.v6(v) != v
+            }
+            _ => {
+                let m: [u8; 6] = a[..].try_into().expect("six bytes");
+                mapper.mac(m) != m
+            }
+        });
     }
 
     #[must_use]

@@ -4,6 +4,7 @@
 //! addresses with what is kept, [`rewrite`] the packet rewriter with checksum repair, [`leak`]
 //! the search for original addresses in an output.
 
+pub mod app;
 pub mod cryptopan;
 pub mod leak;
 pub mod map;

@@ -343,6 +343,7 @@ impl Rewriter {
     /// Applies the payload policy; returns the number of bytes to keep.
     fn payload_policy(&mut self, p: &mut Packet<'_>, data: &[u8], layers: &Layers) -> usize {
         if self.payload == Payload::Keep {
+            self.application(p, data, layers);
             return data.len();
         }
         let Some(ip) = layers.inner_ip() else {
@@ -398,6 +399,43 @@ impl Rewriter {
                 data.len()
             }
             _ => self.clear(p, payload),
+        }
+    }
+
+    /// Kept payloads: the addresses and names DNS and DHCP carry.
+    fn application(&mut self, p: &mut Packet<'_>, data: &[u8], layers: &Layers) {
+        let Some(udp) = layers
+            .transport()
+            .filter(|t| t.complete && t.kind == TransportKind::Udp)
+        else {
+            return;
+        };
+        let Some((sport, dport)) = udp.ports(data) else {
+            return;
+        };
+        let payload = udp.payload.start as usize..(udp.payload.end as usize).min(data.len());
+        let msg = &data[payload.clone()];
+        let fields = if [sport, dport].iter().any(|p| matches!(p, 53 | 5353 | 5355)) {
+            crate::app::dns(msg, payload.start)
+        } else if [sport, dport].iter().any(|p| matches!(p, 67 | 68)) {
+            crate::app::dhcp(msg, payload.start)
+        } else {
+            return;
+        };
+        for f in fields {
+            match f {
+                crate::app::Field::V4(r) | crate::app::Field::V6(r) => self.address(p, data, r),
+                crate::app::Field::Mac(r) => {
+                    let mac: [u8; 6] = data[r.clone()].try_into().expect("six bytes");
+                    let mapped = self.mapper.mac(mac);
+                    p.set(r, &mapped);
+                }
+                crate::app::Field::Name(r) => {
+                    let mapped = self.mapper.name(&data[r.clone()]);
+                    p.set(r, &mapped);
+                }
+                crate::app::Field::Zero(r) => p.zero(r),
+            }
         }
     }
 

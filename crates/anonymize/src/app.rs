@@ -1,0 +1,200 @@
+//! Application fields that carry addresses and names, rewritten when payloads are kept: DNS
+//! (and mDNS, LLMNR) answers and names, DHCP/BOOTP addresses, client identifiers and names.
+//! Lengths never change, so compression pointers, option lengths and checksums stay coherent.
+
+use std::ops::Range;
+
+/// What the rewriter is asked to change: an address or a name at a place in the packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    V4(Range<usize>),
+    V6(Range<usize>),
+    Mac(Range<usize>),
+    /// Name characters (a DNS label's bytes, a host name option).
+    Name(Range<usize>),
+    /// Bytes that name something and carry no structure worth keeping.
+    Zero(Range<usize>),
+}
+
+fn be16(d: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
+}
+
+/// Labels of a DNS name at `at` in `msg` (pointers are followed for length only, not
+/// rewritten: the name they point to is rewritten where it stands). Returns where the name
+/// ends in place.
+fn dns_name(msg: &[u8], mut at: usize, base: usize, out: &mut Vec<Field>) -> Option<usize> {
+    for _ in 0..128 {
+        let len = *msg.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l if l & 0xc0 == 0 => {
+                let l = usize::from(l);
+                if at + 1 + l > msg.len() {
+                    return None;
+                }
+                // The last label before the root (the TLD, `arpa`) stays readable.
+                let next = msg.get(at + 1 + l).copied();
+                if next != Some(0) {
+                    out.push(Field::Name(base + at + 1..base + at + 1 + l));
+                }
+                at += 1 + l;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A DNS message (UDP payload) at `base` in the packet.
+#[must_use]
+pub fn dns(msg: &[u8], base: usize) -> Vec<Field> {
+    let mut out = Vec::new();
+    let (Some(qd), Some(an), Some(ns), Some(ar)) =
+        (be16(msg, 4), be16(msg, 6), be16(msg, 8), be16(msg, 10))
+    else {
+        return out;
+    };
+    let mut at = 12;
+    for _ in 0..qd.min(64) {
+        let Some(end) = dns_name(msg, at, base, &mut out) else {
+            return out;
+        };
+        at = end + 4;
+    }
+    for _ in 0..(u32::from(an) + u32::from(ns) + u32::from(ar)).min(256) {
+        let Some(end) = dns_name(msg, at, base, &mut out) else {
+            return out;
+        };
+        let (Some(kind), Some(rdlen)) = (be16(msg, end), be16(msg, end + 8)) else {
+            return out;
+        };
+        let rd = end + 10;
+        let rdlen = usize::from(rdlen);
+        if rd + rdlen > msg.len() {
+            return out;
+        }
+        match (kind, rdlen) {
+            (1, 4) => out.push(Field::V4(base + rd..base + rd + 4)),
+            (28, 16) => out.push(Field::V6(base + rd..base + rd + 16)),
+            // CNAME, NS, PTR, DNAME: a name; MX: preference then a name; SOA: two names.
+            (5 | 2 | 12 | 39, _) => {
+                let _ = dns_name(msg, rd, base, &mut out);
+            }
+            (15, _) => {
+                let _ = dns_name(msg, rd + 2, base, &mut out);
+            }
+            (6, _) => {
+                if let Some(e) = dns_name(msg, rd, base, &mut out) {
+                    let _ = dns_name(msg, e, base, &mut out);
+                }
+            }
+            // TXT, HINFO, EDNS options (client subnet, owner MAC, cookies) and anything else
+            // that is not an address or a name: data that may name hosts.
+            _ => out.push(Field::Zero(base + rd..base + rd + rdlen)),
+        }
+        at = rd + rdlen;
+    }
+    out
+}
+
+/// A DHCP/BOOTP message (UDP payload) at `base` in the packet.
+#[must_use]
+pub fn dhcp(msg: &[u8], base: usize) -> Vec<Field> {
+    let mut out = Vec::new();
+    if msg.len() < 240 {
+        return out;
+    }
+    for at in [12, 16, 20, 24] {
+        out.push(Field::V4(base + at..base + at + 4));
+    }
+    if msg[1] == 1 && msg[2] == 6 {
+        out.push(Field::Mac(base + 28..base + 34));
+    }
+    // Server name and boot file name.
+    out.push(Field::Zero(base + 44..base + 236));
+    if msg[236..240] != [99, 130, 83, 99] {
+        return out;
+    }
+    let mut at = 240;
+    while at < msg.len() {
+        let code = msg[at];
+        if code == 255 {
+            break;
+        }
+        if code == 0 {
+            at += 1;
+            continue;
+        }
+        let Some(&len) = msg.get(at + 1) else { break };
+        let (v, len) = (at + 2, usize::from(len));
+        if v + len > msg.len() {
+            break;
+        }
+        match code {
+            // Requested address, server identifier, and address lists (routers, DNS, NTP…).
+            50 | 54 | 3 | 4 | 5 | 6 | 7 | 9 | 28 | 42 | 44 | 69 | 70 | 118 if len % 4 == 0 => {
+                for i in (0..len).step_by(4) {
+                    out.push(Field::V4(base + v + i..base + v + i + 4));
+                }
+            }
+            // Client identifier: hardware type 1 and a MAC.
+            61 if len == 7 && msg[v] == 1 => out.push(Field::Mac(base + v + 1..base + v + 7)),
+            // Host name, domain name, client FQDN (after its flags and rcodes).
+            12 | 15 => out.push(Field::Name(base + v..base + v + len)),
+            81 if len > 3 => out.push(Field::Name(base + v + 3..base + v + len)),
+            // Vendor class and parameter lists say nothing of the host; others may.
+            55 | 53 | 51 | 58 | 59 | 57 | 60 | 1 => {}
+            _ => out.push(Field::Zero(base + v..base + v + len)),
+        }
+        at = v + len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_answers_and_names_are_found() {
+        // Response: www.example.com A 192.0.2.1, with a compressed answer name.
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend(b"\x03www\x07example\x03com\x00");
+        m.extend([0, 1, 0, 1]);
+        m.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        let f = dns(&m, 100);
+        assert!(f.contains(&Field::Name(113..116)));
+        assert!(f.contains(&Field::Name(117..124)));
+        assert!(!f.contains(&Field::Name(125..128)), "the TLD stays");
+        assert!(f.contains(&Field::V4(100 + m.len() - 4..100 + m.len())));
+        // Truncated messages give what they can, never a panic.
+        for n in 0..m.len() {
+            let _ = dns(&m[..n], 0);
+        }
+    }
+
+    #[test]
+    fn dhcp_addresses_mac_and_names() {
+        let mut m = vec![0u8; 240];
+        m[0] = 2;
+        m[1] = 1;
+        m[2] = 6;
+        m[16..20].copy_from_slice(&[192, 0, 2, 50]);
+        m[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        m.extend([
+            53, 1, 5, 54, 4, 192, 0, 2, 1, 12, 4, b'h', b'o', b's', b't', 61, 7, 1, 2, 3, 4, 5, 6,
+            7, 255,
+        ]);
+        let f = dhcp(&m, 0);
+        assert!(f.contains(&Field::V4(16..20)));
+        assert!(f.contains(&Field::Mac(28..34)));
+        assert!(f.contains(&Field::V4(245..249)));
+        assert!(f.contains(&Field::Name(251..255)));
+        assert!(f.contains(&Field::Mac(258..264)));
+        for n in 0..m.len() {
+            let _ = dhcp(&m[..n], 0);
+        }
+    }
+}
