@@ -243,15 +243,68 @@ fn rewrite_batch(batch: &[Record<'_>], workers: &mut [Rewriter]) -> Vec<Share> {
                 bytes: Vec::with_capacity(chunk.iter().map(|r| r.data.len()).sum()),
                 spans: Vec::with_capacity(chunk.len()),
             };
-            let mut scratch = Vec::new();
             for r in chunk {
-                let keep = rw.rewrite(r.link.0, r.data, &mut scratch);
-                out.spans.push((out.bytes.len(), keep));
-                out.bytes.extend_from_slice(&scratch[..keep]);
+                let at = out.bytes.len();
+                let keep = rw.rewrite_append(r.link.0, r.data, &mut out.bytes);
+                out.bytes.truncate(at + keep);
+                out.spans.push((at, keep));
             }
             out
         })
         .collect()
+}
+
+/// Up to [`BATCH`] records, and the damage that ended the file early, if any.
+fn read_batch<'a>(
+    records: &mut tracekit_capture::Records<'a>,
+) -> (Vec<Record<'a>>, Option<tracekit_capture::ReadError>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    for r in records.by_ref() {
+        match r {
+            Ok(r) => {
+                batch.push(r);
+                if batch.len() == BATCH {
+                    break;
+                }
+            }
+            Err(e) => return (batch, Some(e)),
+        }
+    }
+    (batch, None)
+}
+
+/// Writes a rewritten batch in input order.
+fn write_batch(
+    sink: &mut Sink<'_>,
+    records: &tracekit_capture::Records<'_>,
+    batch: &[Record<'_>],
+    shares: &[Share],
+    shift: i64,
+    target: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let rewritten = shares.iter().flat_map(Share::packets);
+    for (r, data) in batch.iter().zip(rewritten) {
+        let ts = Timestamp(r.ts.0 + shift);
+        let written = match sink {
+            Sink::Pcap(w) => w.write(ts, data, r.orig_len),
+            Sink::Pcapng { writer, interfaces } => {
+                write_pcapng(writer, interfaces, records.interfaces(), r, data, shift)?
+            }
+        };
+        match written {
+            Ok(()) => report.packets += 1,
+            Err(tracekit_capture::writer::WriteError::Io(e)) => {
+                return Err(e).with_context(|| format!("writing {}", target.display()));
+            }
+            Err(e) => report.problems.push(format!(
+                "packet {} (offset {}) left out: {e}",
+                r.index + 1,
+                r.offset
+            )),
+        }
+    }
+    Ok(())
 }
 
 /// Anonymizes one file into `target`.
@@ -293,59 +346,42 @@ fn one(
         packets: 0,
         problems: Vec::new(),
     };
-    let mut batch: Vec<Record<'_>> = Vec::with_capacity(BATCH);
     let mut workers: Vec<Rewriter> = vec![rewriter.clone(); rayon::current_num_threads()];
+    // A pipeline: batch N is written while batch N+1 is rewritten.
+    let mut pending: Option<(Vec<Record<'_>>, Vec<Share>)> = None;
     loop {
-        batch.clear();
-        let mut damage = None;
-        for r in records.by_ref() {
-            match r {
-                Ok(r) => {
-                    batch.push(r);
-                    if batch.len() == BATCH {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    damage = Some(e);
-                    break;
-                }
-            }
-        }
-        if batch.is_empty() && damage.is_none() {
-            break;
-        }
-        let pieces = rewrite_batch(&batch, &mut workers);
-        let rewritten = pieces.iter().flat_map(Share::packets);
-        for (r, data) in batch.iter().zip(rewritten) {
-            let ts = Timestamp(r.ts.0 + shift);
-            let written = match &mut sink {
-                Sink::Pcap(w) => w.write(ts, data, r.orig_len),
-                Sink::Pcapng { writer, interfaces } => {
-                    write_pcapng(writer, interfaces, records.interfaces(), r, data, shift)?
-                }
-            };
-            match written {
-                Ok(()) => report.packets += 1,
-                Err(tracekit_capture::writer::WriteError::Io(e)) => {
-                    return Err(e).with_context(|| format!("writing {}", target.display()));
-                }
-                Err(e) => report.problems.push(format!(
-                    "packet {} (offset {}) left out: {e}",
-                    r.index + 1,
-                    r.offset
-                )),
-            }
-        }
-        if let Some(last) = batch.last() {
-            bar.set_position(last.offset);
+        let (batch, damage) = read_batch(&mut records);
+        let last = batch.is_empty() || damage.is_some();
+        let previous = pending.take();
+        let (written, shares) = rayon::join(
+            || match &previous {
+                Some((b, s)) => write_batch(&mut sink, &records, b, s, shift, target, &mut report),
+                None => Ok(()),
+            },
+            || rewrite_batch(&batch, &mut workers),
+        );
+        written?;
+        if let Some(r) = batch.last() {
+            bar.set_position(r.offset);
         }
         if let Some(e) = damage {
             report.problems.push(format!(
                 "{e}; the packets before the damage were anonymized"
             ));
+        }
+        if last {
+            write_batch(
+                &mut sink,
+                &records,
+                &batch,
+                &shares,
+                shift,
+                target,
+                &mut report,
+            )?;
             break;
         }
+        pending = Some((batch, shares));
     }
     bar.finish_and_clear();
     drop(sink);

@@ -206,10 +206,17 @@ impl Rewriter {
     /// than `out.len()` when the payload policy truncates).
     pub fn rewrite(&mut self, link: u16, data: &[u8], out: &mut Vec<u8>) -> usize {
         out.clear();
+        self.rewrite_append(link, data, out)
+    }
+
+    /// [`Rewriter::rewrite`] appending to `out` (many packets into one buffer, no copy in
+    /// between); returns how many of the appended bytes to keep.
+    pub fn rewrite_append(&mut self, link: u16, data: &[u8], out: &mut Vec<u8>) -> usize {
+        let start = out.len();
         out.extend_from_slice(data);
         let layers = dissect(link, data);
         let mut p = Packet {
-            bytes: out.as_mut_slice(),
+            bytes: &mut out[start..],
             covers: covers(&layers, data),
         };
         for eth in [layers.ethernet, layers.inner_ethernet]
