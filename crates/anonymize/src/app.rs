@@ -99,6 +99,44 @@ pub fn dns(msg: &[u8], base: usize) -> Vec<Field> {
     out
 }
 
+/// The fields of a packet's UDP payload when it is DNS (53, mDNS 5353, LLMNR 5355) or
+/// DHCP/BOOTP (67, 68).
+#[must_use]
+pub fn udp_fields(layers: &tracekit_wire::Layers, data: &[u8]) -> Vec<Field> {
+    let Some(udp) = layers
+        .transport()
+        .filter(|t| t.complete && t.kind == tracekit_wire::TransportKind::Udp)
+    else {
+        return Vec::new();
+    };
+    let Some((sport, dport)) = udp.ports(data) else {
+        return Vec::new();
+    };
+    let payload = udp.payload.start as usize..(udp.payload.end as usize).min(data.len());
+    let msg = &data[payload.clone()];
+    if [sport, dport].iter().any(|p| matches!(p, 53 | 5353 | 5355)) {
+        dns(msg, payload.start)
+    } else if [sport, dport].iter().any(|p| matches!(p, 67 | 68)) {
+        dhcp(msg, payload.start)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Where the link layer holds MAC addresses: outer and tunnelled Ethernet, Linux cooked
+/// headers.
+#[must_use]
+pub fn link_macs(link: u16, layers: &tracekit_wire::Layers, data: &[u8]) -> Vec<usize> {
+    let mut at: Vec<usize> = [layers.ethernet, layers.inner_ethernet]
+        .into_iter()
+        .flatten()
+        .flat_map(|eth| [eth.start as usize, eth.start as usize + 6])
+        .filter(|&a| a + 6 <= data.len())
+        .collect();
+    at.extend(crate::rewrite::sll_address(link, data));
+    at
+}
+
 /// A DHCP/BOOTP message (UDP payload) at `base` in the packet.
 #[must_use]
 pub fn dhcp(msg: &[u8], base: usize) -> Vec<Field> {

@@ -60,18 +60,7 @@ impl Secrets {
     /// Collects the addresses of one original packet.
     pub fn add_packet(&mut self, link: u16, data: &[u8]) {
         let layers = dissect(link, data);
-        for eth in [layers.ethernet, layers.inner_ethernet]
-            .into_iter()
-            .flatten()
-        {
-            let s = eth.start as usize;
-            for at in [s, s + 6] {
-                if let Some(m) = data.get(at..at + 6) {
-                    self.mac(m);
-                }
-            }
-        }
-        if let Some(at) = crate::rewrite::sll_address(link, data) {
+        for at in crate::app::link_macs(link, &layers, data) {
             self.mac(&data[at..at + 6]);
         }
         if let Some(a) = crate::rewrite::arp_at(link, &layers)
@@ -84,26 +73,12 @@ impl Secrets {
             self.mac(&b[18..24]);
             self.v4(&b[24..28]);
         }
-        if let Some(t) = layers.transport().filter(|t| t.complete)
-            && t.kind == tracekit_wire::TransportKind::Udp
-            && let Some((sport, dport)) = t.ports(data)
-        {
-            let payload = t.payload.start as usize..(t.payload.end as usize).min(data.len());
-            let msg = &data[payload.clone()];
-            let fields = if [sport, dport].iter().any(|p| matches!(p, 53 | 5353 | 5355)) {
-                crate::app::dns(msg, payload.start)
-            } else if [sport, dport].iter().any(|p| matches!(p, 67 | 68)) {
-                crate::app::dhcp(msg, payload.start)
-            } else {
-                Vec::new()
-            };
-            for f in fields {
-                match f {
-                    crate::app::Field::V4(r) => self.v4(&data[r]),
-                    crate::app::Field::V6(r) => self.v6(&data[r]),
-                    crate::app::Field::Mac(r) => self.mac(&data[r]),
-                    _ => {}
-                }
+        for f in crate::app::udp_fields(&layers, data) {
+            match f {
+                crate::app::Field::V4(r) => self.v4(&data[r]),
+                crate::app::Field::V6(r) => self.v6(&data[r]),
+                crate::app::Field::Mac(r) => self.mac(&data[r]),
+                _ => {}
             }
         }
         for ip in layers.ips().iter().chain(layers.quoted.iter()) {

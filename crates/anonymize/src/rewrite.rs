@@ -219,20 +219,7 @@ impl Rewriter {
             bytes: &mut out[start..],
             covers: covers(&layers, data),
         };
-        for eth in [layers.ethernet, layers.inner_ethernet]
-            .into_iter()
-            .flatten()
-        {
-            let s = eth.start as usize;
-            for at in [s, s + 6] {
-                if let Some(m) = data.get(at..at + 6) {
-                    let m: [u8; 6] = m.try_into().expect("six bytes");
-                    let x = self.mapper.mac(m);
-                    p.set(at..at + 6, &x);
-                }
-            }
-        }
-        if let Some(at) = sll_address(link, data) {
+        for at in crate::app::link_macs(link, &layers, data) {
             let m: [u8; 6] = data[at..at + 6].try_into().expect("six bytes");
             let x = self.mapper.mac(m);
             p.set(at..at + 6, &x);
@@ -411,24 +398,7 @@ impl Rewriter {
 
     /// Kept payloads: the addresses and names DNS and DHCP carry.
     fn application(&mut self, p: &mut Packet<'_>, data: &[u8], layers: &Layers) {
-        let Some(udp) = layers
-            .transport()
-            .filter(|t| t.complete && t.kind == TransportKind::Udp)
-        else {
-            return;
-        };
-        let Some((sport, dport)) = udp.ports(data) else {
-            return;
-        };
-        let payload = udp.payload.start as usize..(udp.payload.end as usize).min(data.len());
-        let msg = &data[payload.clone()];
-        let fields = if [sport, dport].iter().any(|p| matches!(p, 53 | 5353 | 5355)) {
-            crate::app::dns(msg, payload.start)
-        } else if [sport, dport].iter().any(|p| matches!(p, 67 | 68)) {
-            crate::app::dhcp(msg, payload.start)
-        } else {
-            return;
-        };
+        let fields = crate::app::udp_fields(layers, data);
         for f in fields {
             match f {
                 crate::app::Field::V4(r) | crate::app::Field::V6(r) => self.address(p, data, r),
