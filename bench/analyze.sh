@@ -7,19 +7,15 @@
 # Usage: bench/analyze.sh   (RUNS=N best of N, default 3; tshark runs once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RUNS:-3}
-out=bench/out
-mkdir -p "$out"
-cargo build --release --quiet -p tracekit -p tracekit-bench
-command -v editcap >/dev/null || { echo "editcap missing: apt-get install wireshark-common" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+prepare editcap wireshark-common
 a="$out/merge-a.pcap"
 b="$out/analyze-b.pcap"
 [ -f "$a" ] || ./target/release/tracekit-bench gen --size 1000000000 --flows 50000 --seed 1 -o "$a"
 [ -f "$b" ] || editcap -t 1.5 "$a" "$b"
 cat "$a" "$b" > /dev/null
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 echo "machine: $(nproc) cores; $(tshark --version | head -1)"
 t_info=$(best ./target/release/tracekit info "$a" "$b")

@@ -6,17 +6,13 @@
 # Usage: bench/anonymize.sh   (RUNS=N best of N, default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RUNS:-3}
-out=bench/out
-mkdir -p "$out"
-cargo build --release --quiet -p tracekit -p tracekit-bench
-command -v tcprewrite >/dev/null || { echo "tcprewrite missing: apt-get install tcpreplay" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+prepare tcprewrite tcpreplay
 f="$out/bench.pcap"
 [ -f "$f" ] || ./target/release/tracekit-bench gen --size 2000000000 --seed 7 -o "$f"
 key="$out/bench.key"
 [ -f "$key" ] || ./target/release/tracekit keygen -o "$key"
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 # One table with input and output on this disk, one on tmpfs (CPU-bound: no disk in the way).
 table() {
   local f=$1 o=$2

@@ -1,4 +1,16 @@
-# Shared by the benchmark scripts (sourced): best of $runs wall-clock seconds of a command.
+# Shared by the benchmark scripts (sourced after `cd` to the repository).
+
+# Best-of count, output directory and release binaries; `prepare TOOL PACKAGE` also checks
+# that the peer tool is installed.
+prepare() {
+  runs=${RUNS:-3}
+  out=bench/out
+  mkdir -p "$out"
+  cargo build --release --quiet -p tracekit -p tracekit-bench
+  command -v "$1" >/dev/null || { echo "$1 missing: apt-get install $2" >&2; exit 2; }
+}
+
+# Best of $runs wall-clock seconds of a command.
 best() {
   local best=""
   for _ in $(seq "$runs"); do

@@ -5,11 +5,9 @@
 # Usage: bench/merge.sh   (RUNS=N best of N, default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RUNS:-3}
-out=bench/out
-mkdir -p "$out"
-cargo build --release --quiet -p tracekit -p tracekit-bench
-command -v mergecap >/dev/null || { echo "mergecap missing: apt-get install wireshark-common" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+prepare mergecap wireshark-common
 gen() { [ -f "$1" ] || ./target/release/tracekit-bench gen --size "$2" --flows "$3" --seed "$4" -o "$1"; }
 gen "$out/merge-a.pcap" 1000000000 50000 1
 gen "$out/merge-b.pcap" 1000000000 50000 2
