@@ -87,6 +87,10 @@ pub struct AnonymizeArgs {
     /// inside their block, `map` maps them like any other.
     #[arg(long, value_name = "MODE", default_value = "keep-private", value_parser = ["keep-private", "map"])]
     pub private: String,
+    /// With --payload keep: DNS and DHCP names are `hash`ed label by label (same length, the
+    /// top-level label kept) or kept as they are (`keep`).
+    #[arg(long, value_name = "MODE", default_value = "hash", value_parser = ["hash", "keep"])]
+    pub names: String,
     /// Shift every timestamp of every input by this much (e.g. `-3600s`, `+1.5s`).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub shift: Option<String>,

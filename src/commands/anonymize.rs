@@ -53,6 +53,7 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
     let policy = Policy {
         keep_private: args.private == "keep-private",
         mac_full: args.mac == "full",
+        keep_names: args.names == "keep",
     };
     let shift = args
         .shift

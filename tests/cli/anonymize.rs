@@ -521,6 +521,21 @@ fn kept_payloads_have_dns_and_dhcp_addresses_and_names_mapped() {
     }
     // Valid UDP checksums stay valid.
     assert_eq!(checksum_statuses(&dns), checksum_statuses(&out));
+    // --names keep: names as they were, answers still mapped.
+    let kept = dir.path().join("dns-names.pcap");
+    let o = anonymize(
+        dir.path(),
+        &["--payload", "keep", "--names", "keep"],
+        &[&dns],
+        &kept,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let names = |p: &Path| tshark_fields(p, &["dns.qry.name"]);
+    assert_eq!(names(&dns), names(&kept));
+    assert_eq!(
+        tshark_fields(&kept, &["dns.a"]),
+        tshark_fields(&out, &["dns.a"])
+    );
 
     let dhcp = corpus("zeek_dhcp.pcap");
     let out = dir.path().join("dhcp.pcap");

@@ -91,6 +91,8 @@ pub struct Policy {
     pub keep_private: bool,
     /// Map the OUI half of MAC addresses too (default: keep the vendor recognisable).
     pub mac_full: bool,
+    /// Keep DNS and DHCP names as they are (default: hashed, same length).
+    pub keep_names: bool,
 }
 
 impl Default for Policy {
@@ -98,6 +100,7 @@ impl Default for Policy {
         Policy {
             keep_private: true,
             mac_full: false,
+            keep_names: false,
         }
     }
 }
@@ -387,8 +390,8 @@ mod tests {
         let mut full = Mapper::new(
             &Key([7; 32]),
             Policy {
-                keep_private: true,
                 mac_full: true,
+                ..Policy::default()
             },
         );
         let f = full.mac([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]);

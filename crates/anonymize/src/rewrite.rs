@@ -408,8 +408,10 @@ impl Rewriter {
                     p.set(r, &mapped);
                 }
                 crate::app::Field::Name(r) => {
-                    let mapped = self.mapper.name(&data[r.clone()]);
-                    p.set(r, &mapped);
+                    if !self.mapper.policy().keep_names {
+                        let mapped = self.mapper.name(&data[r.clone()]);
+                        p.set(r, &mapped);
+                    }
                 }
                 crate::app::Field::Zero(r) => p.zero(r),
             }
@@ -884,6 +886,60 @@ mod tests {
             seg,
             pseudo_header_v4(&s, &d, 6, seg.len() as u16)
         ));
+    }
+
+    #[test]
+    fn a_vxlan_inner_packet_is_mapped_and_every_nested_checksum_stays_valid() {
+        // Inner: Ethernet + IPv4/TCP between the lab hosts.
+        let mut inner = ethernet(0x0800);
+        inner.extend(ipv4(CLIENT, SERVER, 6, &tcp(CLIENT, SERVER, b"inner data")));
+        // Outer: Ethernet + IPv4/UDP 4789 with a checksum over the whole datagram.
+        let (vtep_a, vtep_b) = ([203, 0, 113, 1], [203, 0, 113, 2]);
+        let mut udp = vec![0xc0, 0x00, 0x12, 0xb5, 0, 0, 0, 0];
+        udp.extend([0x08, 0, 0, 0, 0, 0, 0x2a, 0]);
+        udp.extend(&inner);
+        let ulen = udp.len() as u16;
+        udp[4..6].copy_from_slice(&ulen.to_be_bytes());
+        let c = !fold(combine(&[
+            pseudo_header_v4(&vtep_a, &vtep_b, 17, ulen),
+            sum(&udp),
+        ]));
+        udp[6..8].copy_from_slice(&c.to_be_bytes());
+        let mut pkt = ethernet(0x0800);
+        pkt.extend(ipv4(vtep_a, vtep_b, 17, &udp));
+        let mut out = Vec::new();
+        rewriter(Payload::Zero).rewrite(ETH, &pkt, &mut out);
+        let outer_ip = &out[14..34];
+        assert_eq!(full(outer_ip), 0);
+        let (oa, ob): ([u8; 4], [u8; 4]) = (
+            outer_ip[12..16].try_into().unwrap(),
+            outer_ip[16..20].try_into().unwrap(),
+        );
+        assert_eq!((oa, ob), (mapped_v4(vtep_a), mapped_v4(vtep_b)));
+        let outer_udp = &out[34..];
+        assert!(transport_checksum_ok(
+            outer_udp,
+            pseudo_header_v4(&oa, &ob, 17, outer_udp.len() as u16)
+        ));
+        let inner_out = &outer_udp[16..];
+        assert_eq!(&inner_out[0..3], &inner[0..3]);
+        assert_ne!(&inner_out[0..6], &inner[0..6], "inner MAC mapped");
+        let iip = &inner_out[14..34];
+        assert_eq!(full(iip), 0);
+        let (ia, ib): ([u8; 4], [u8; 4]) = (
+            iip[12..16].try_into().unwrap(),
+            iip[16..20].try_into().unwrap(),
+        );
+        assert_eq!((ia, ib), (mapped_v4(CLIENT), mapped_v4(SERVER)));
+        let itcp = &inner_out[34..];
+        assert!(transport_checksum_ok(
+            itcp,
+            pseudo_header_v4(&ia, &ib, 6, itcp.len() as u16)
+        ));
+        assert!(
+            itcp[20..].iter().all(|&b| b == 0),
+            "the inner payload is the payload"
+        );
     }
 
     #[test]
