@@ -143,6 +143,12 @@ pub struct AnalyzeArgs {
     /// Show every connection in full (by default: the failed or odd ones, and the first).
     #[arg(long)]
     pub all: bool,
+    /// Also write the report as one self-contained HTML page (ladder, topology, evidence).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the ladder of the first connection alone as SVG (for slides).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
     /// Pair the capture files of two directories (by name, else by overlapping time and shared
     /// connections) and analyze every pair; needs -o.
     #[arg(long, num_args = 2, value_names = ["DIR_A", "DIR_B"], conflicts_with = "traces")]

@@ -160,6 +160,17 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
             .any(|e| endpoint_matches(e, f))
         });
     }
+    let inputs = [args.traces[0].as_path(), args.traces[1].as_path()];
+    if let Some(f) = &args.html {
+        write_atomic(
+            f,
+            tracekit_report::html::page(&analysis).as_bytes(),
+            &inputs,
+        )?;
+    }
+    if let Some(f) = &args.svg {
+        write_atomic(f, tracekit_report::html::svg(&analysis).as_bytes(), &inputs)?;
+    }
     let mut stdout = io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", tracekit_report::json(&analysis))?;
@@ -225,6 +236,32 @@ fn batch(dir_a: &Path, dir_b: &Path, out: &Path, args: &AnalyzeArgs) -> anyhow::
     let json_path = out.join("summary.json");
     let json = serde_json::to_string_pretty(&serde_json::json!({ "pairs": rows }))?;
     write_atomic(&json_path, json.as_bytes(), &[])?;
+    let index: Vec<tracekit_report::html::IndexRow> = rows
+        .iter()
+        .map(|r| tracekit_report::html::IndexRow {
+            a: r.a.clone(),
+            b: r.b.clone(),
+            page: Path::new(&r.report)
+                .with_extension("html")
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            connections: r.connections,
+            failed: r.failed,
+            middlebox: r.middlebox.clone(),
+            closed_by: r.closed_by.clone(),
+            verdict: if r.error.is_empty() {
+                r.verdict.clone()
+            } else {
+                r.error.clone()
+            },
+        })
+        .collect();
+    write_atomic(
+        &out.join("index.html"),
+        tracekit_report::html::index(&index).as_bytes(),
+        &[],
+    )?;
     let failed_pairs = rows.iter().filter(|r| !r.error.is_empty()).count();
     let unpaired = files_a.len() + files_b.len() - 2 * pairs.len();
     println!(
@@ -263,6 +300,12 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
         )?;
         let json = out.join(format!("{stem}.json"));
         write_atomic(&json, tracekit_report::json(&analysis).as_bytes(), &[a, b])?;
+        let page = out.join(format!("{stem}.html"));
+        write_atomic(
+            &page,
+            tracekit_report::html::page(&analysis).as_bytes(),
+            &[a, b],
+        )?;
         Ok((analysis, txt))
     });
     match result {

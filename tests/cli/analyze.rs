@@ -419,8 +419,12 @@ fn batch(files: &[(&str, String, String)]) -> (Vec<Value>, tempfile::TempDir) {
     let rows = summary["pairs"].as_array().unwrap().clone();
     assert_eq!(rows.len(), files.len());
     for r in &rows {
-        assert!(Path::new(r["report"].as_str().unwrap()).exists());
+        let report = Path::new(r["report"].as_str().unwrap());
+        assert!(report.exists());
+        assert!(report.with_extension("html").exists(), "one page per pair");
     }
+    let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(index.matches("<a href=").count(), files.len(), "the index links every pair");
     (rows, dir)
 }
 

@@ -9,6 +9,7 @@ mod analyze;
 mod anonymize;
 mod info;
 mod merge;
+mod report;
 mod split;
 
 use std::path::PathBuf;

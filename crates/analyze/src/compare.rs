@@ -1198,6 +1198,17 @@ fn compare(
             a: side_view(c, a_name),
             b: side_view(s, b_name),
         },
+        ladder: crate::ladder::ladder(
+            c,
+            s,
+            off.map_or(0, |o| o.mid),
+            &diff
+                .dropped
+                .iter()
+                .map(|d| (d.0, d.1, "dropped"))
+                .chain(diff.injected.iter().map(|d| (d.0, d.1, "injected")))
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 

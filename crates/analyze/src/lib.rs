@@ -9,6 +9,7 @@
 //! same estimate `tracekit merge --align auto` uses.
 
 mod compare;
+pub mod ladder;
 pub mod model;
 mod sides;
 pub mod trace;

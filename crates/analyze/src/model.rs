@@ -79,6 +79,8 @@ pub struct Connection {
     pub tls: Tls,
     pub rtt_ms: Rtt,
     pub sides: Sides,
+    /// Both captures' packets of the connection on one time axis (see the ladder module).
+    pub ladder: Vec<crate::ladder::LadderRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]

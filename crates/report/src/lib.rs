@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+pub mod html;
+
 use tracekit_analyze::Analysis;
 use tracekit_analyze::model::{Connection, HandshakeView, Side};
 

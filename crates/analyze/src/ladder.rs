@@ -1,0 +1,183 @@
+//! The packets of one connection at both capture points on one time axis (side b shifted by
+//! the clock offset), each joined to the same packet at the other point when there is one,
+//! with what changed on the way and what exists at one point only: the data behind the
+//! ladder drawing of the HTML report. Long runs of plain data/ACK packets are folded into one
+//! row with a count, so a connection of 100,000 packets still draws a readable page.
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tracekit_wire::tcp::{flag_names, flags};
+
+use crate::trace::{Conn, FROM_CLIENT, Pkt};
+
+/// Ordinary rows (no flag but ACK/PSH, no TLS handshake, nothing odd) drawn per side at the
+/// start of a connection before folding begins.
+const ORDINARY_SHOWN: usize = 8;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LadderRow {
+    /// `a` (the client-side capture) or `b` (the server-side capture).
+    pub side: &'static str,
+    pub frame: u64,
+    /// Milliseconds since the connection's first packet, on side a's clock.
+    pub t_ms: f64,
+    pub from_client: bool,
+    /// TCP flags as Wireshark names them (`SYN, ACK`).
+    pub flags: String,
+    /// TLS message or payload size (`Server Hello`, `517 bytes`), empty for a bare segment.
+    pub what: String,
+    pub ttl: u8,
+    /// The frame of the same packet at the other capture point.
+    pub peer_frame: Option<u64>,
+    /// `dropped` (never reached the other point) or `injected` (the end it names never sent it).
+    pub only_here: Option<&'static str>,
+    /// What differs from the same packet at the other point (`TTL 128 → 255`).
+    pub changed: Vec<String>,
+    /// For a folded band: how many packets it stands for (the row's other fields describe the
+    /// first of them).
+    pub folded: u64,
+}
+
+fn describe(p: &Pkt) -> String {
+    match p.tls {
+        Some(t) => t.describe().to_string(),
+        None if p.len > 0 => format!("{} bytes", p.len),
+        None => String::new(),
+    }
+}
+
+/// Key of a packet that can be found at the other point.
+fn key(p: &Pkt, isn: [Option<u32>; 2]) -> Option<(bool, u16, u64)> {
+    let control = p.flags & (flags::SYN | flags::FIN | flags::RST);
+    if p.payload != 0 {
+        return Some((p.from_client, 0, p.payload));
+    }
+    if control == 0 {
+        return None;
+    }
+    // SYN and SYN/ACK match whatever their sequence numbers (they are what a proxy rewrites);
+    // FIN/RST by relative sequence number.
+    if control & flags::SYN != 0 {
+        return Some((p.from_client, control, 0));
+    }
+    let rel = p.seq.wrapping_sub(isn[p.dir()]?);
+    Some((p.from_client, control, u64::from(rel)))
+}
+
+/// The rows of one connection; `offset` puts side b on side a's clock, `dropped` and
+/// `injected` name (side index, frame) pairs found by the path comparison.
+#[must_use]
+pub fn ladder(
+    c: &Conn,
+    s: &Conn,
+    offset: i64,
+    only_here: &[(usize, u64, &'static str)],
+) -> Vec<LadderRow> {
+    let isn = |x: &Conn| [x.isn(FROM_CLIENT), x.isn(1)];
+    let t0 = c.first_ts.min(s.first_ts + offset);
+    let mut peers: FxHashMap<(bool, u16, u64), Vec<&Pkt>> = FxHashMap::default();
+    for p in &s.pkts {
+        if let Some(k) = key(p, isn(s)) {
+            peers.entry(k).or_default().push(p);
+        }
+    }
+    let mut taken: FxHashMap<u64, u64> = FxHashMap::default();
+    let mut rows: Vec<(i64, LadderRow)> = Vec::new();
+    let row = |side: &'static str, p: &Pkt, t: i64, peer: Option<&Pkt>| {
+        let frame = p.frame;
+        let tag = only_here
+            .iter()
+            .find(|(i, f, _)| (*i == 0) == (side == "a") && *f == frame)
+            .map(|x| x.2);
+        (
+            t,
+            LadderRow {
+                side,
+                frame,
+                t_ms: (t - t0) as f64 / 1e6,
+                from_client: p.from_client,
+                flags: flag_names(p.flags & 0x1ff),
+                what: describe(p),
+                ttl: p.ttl,
+                peer_frame: peer.map(|q| q.frame),
+                only_here: tag,
+                changed: Vec::new(),
+                folded: 0,
+            },
+        )
+    };
+    for p in &c.pkts {
+        let peer = key(p, isn(c)).and_then(|k| {
+            let q = peers
+                .get(&k)?
+                .iter()
+                .find(|q| !taken.contains_key(&q.frame))?;
+            taken.insert(q.frame, p.frame);
+            Some(*q)
+        });
+        rows.push(row("a", p, p.ts, peer));
+    }
+    let by_frame: FxHashMap<u64, &Pkt> = c.pkts.iter().map(|p| (p.frame, p)).collect();
+    for q in &s.pkts {
+        let peer = taken.get(&q.frame).and_then(|f| by_frame.get(f).copied());
+        let (t, mut r) = row("b", q, q.ts + offset, peer);
+        // Changes are told once, on the server side's row, from the client side's values.
+        if let Some(p) = peer {
+            // As sent, then as received: client side first for the client's packets.
+            if p.ttl != q.ttl {
+                let (sent, got) = if q.from_client {
+                    (p.ttl, q.ttl)
+                } else {
+                    (q.ttl, p.ttl)
+                };
+                r.changed.push(format!("TTL {sent} → {got}"));
+            }
+            if p.ip_id.is_some() && q.ip_id.is_some() && p.ip_id != q.ip_id {
+                r.changed.push("IP ID".to_string());
+            }
+            if p.seq != q.seq {
+                r.changed.push("sequence numbers".to_string());
+            }
+            if (p.flags ^ q.flags) & (flags::ECE | flags::CWR) != 0 || p.ecn != q.ecn {
+                r.changed.push("ECN".to_string());
+            }
+        }
+        rows.push((t, r));
+    }
+    rows.sort_by_key(|(t, r)| (*t, r.side, r.frame));
+    fold(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+fn ordinary(r: &LadderRow) -> bool {
+    r.only_here.is_none()
+        && r.changed.is_empty()
+        && !r.flags.contains("SYN")
+        && !r.flags.contains("FIN")
+        && !r.flags.contains("RST")
+        && (r.what.is_empty() || r.what.ends_with("bytes") || r.what == "Application Data")
+}
+
+/// Folds runs of ordinary rows after the first few of each side into counted bands.
+fn fold(rows: Vec<LadderRow>) -> Vec<LadderRow> {
+    let mut shown = [0usize; 2];
+    let mut out: Vec<LadderRow> = Vec::with_capacity(rows.len().min(256));
+    for r in rows {
+        let i = usize::from(r.side == "b");
+        if ordinary(&r) {
+            shown[i] += 1;
+            if shown[i] > ORDINARY_SHOWN {
+                match out.last_mut() {
+                    Some(band) if band.folded > 0 => band.folded += 1,
+                    _ => out.push(LadderRow {
+                        folded: 1,
+                        peer_frame: None,
+                        ..r
+                    }),
+                }
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    out
+}
