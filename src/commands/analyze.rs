@@ -173,7 +173,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
     }
     let mut stdout = io::stdout().lock();
     if args.json {
-        writeln!(stdout, "{}", tracekit_report::json(&analysis))?;
+        let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut stdout);
+        tracekit_report::write_json(&analysis, &mut buffered)?;
+        writeln!(buffered)?;
+        buffered.flush()?;
     } else {
         write!(stdout, "{}", tracekit_report::text(&analysis, args.all))?;
     }

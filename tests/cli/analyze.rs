@@ -424,7 +424,11 @@ fn batch(files: &[(&str, String, String)]) -> (Vec<Value>, tempfile::TempDir) {
         assert!(report.with_extension("html").exists(), "one page per pair");
     }
     let index = std::fs::read_to_string(out.join("index.html")).unwrap();
-    assert_eq!(index.matches("<a href=").count(), files.len(), "the index links every pair");
+    assert_eq!(
+        index.matches("<a href=").count(),
+        files.len(),
+        "the index links every pair"
+    );
     (rows, dir)
 }
 

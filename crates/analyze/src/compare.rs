@@ -15,6 +15,9 @@ use crate::model::{
 use crate::sides::{mac_string, side_view, tls_view, vendor};
 use crate::trace::{Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
+/// Connections (in report order) that keep their ladder.
+pub const LADDERS_KEPT: usize = 50;
+
 /// One trace's connection table and its name.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
@@ -75,6 +78,11 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
         let odd = c.middlebox.kind != ["none"];
         (!c.failed, !odd, *ts)
     });
+    // Ladders are for reading: the first connections in report order keep theirs, so a trace
+    // of 100,000 connections does not make a JSON of gigabytes.
+    for (_, c) in connections.iter_mut().skip(LADDERS_KEPT) {
+        c.ladder = Vec::new();
+    }
     let used_a: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
     let used_b: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.1).collect();
     let mut unmatched = Unmatched::default();

@@ -36,6 +36,9 @@ svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 @media print{button.copy{display:none}.banner{break-inside:avoid}svg{break-inside:avoid}}
 "#;
 
+/// Connections drawn in full on one page.
+const PAGES_DETAILED: usize = 20;
+
 const SCRIPT: &str = r"
 document.querySelectorAll('button.copy').forEach(function(b){b.addEventListener('click',function(){
 navigator.clipboard.writeText(b.dataset.filter).then(function(){b.textContent='copied';});});});
@@ -87,8 +90,11 @@ pub fn page(a: &Analysis) -> String {
                     @if a.connections.len() > 1 {
                         (summary(a))
                     }
-                    @for (i, c) in a.connections.iter().enumerate() {
+                    @for (i, c) in a.connections.iter().enumerate().take(PAGES_DETAILED) {
                         (connection(a, i, c))
+                    }
+                    @if a.connections.len() > PAGES_DETAILED {
+                        p.meta { "The first " (PAGES_DETAILED) " connections (failed and odd ones first) are shown in full; the table above lists all " (a.connections.len()) ", and --conn ADDR:PORT picks any one." }
                     }
                 }
                 script { (PreEscaped(SCRIPT)) }
@@ -105,7 +111,7 @@ fn summary(a: &Analysis) -> Markup {
             tr { th { "#" } th { "client" } th { "server" } th { "result" } th { "middlebox" } th { "closed by" } th { "confidence" } }
             @for (i, c) in a.connections.iter().enumerate() {
                 tr {
-                    td { a href=(format!("#conn{}", i + 1)) { (i + 1) } }
+                    td { @if i < PAGES_DETAILED { a href=(format!("#conn{}", i + 1)) { (i + 1) } } @else { (i + 1) } }
                     td { (c.client) } td { (c.server) }
                     td { @if c.failed { "failed" } @else { "ok" } }
                     td { (c.middlebox.kind.join(", ")) }

@@ -15,6 +15,11 @@ pub fn json(a: &Analysis) -> String {
     serde_json::to_string_pretty(a).expect("the model serializes")
 }
 
+/// [`json`] streamed to a writer (big analyses are not built in memory first).
+pub fn write_json<W: std::io::Write>(a: &Analysis, out: W) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(out, a).map_err(std::io::Error::from)
+}
+
 fn seconds(ns: i64) -> String {
     let v = ns as f64 / 1e9;
     if v.abs() < 1e-3 {
