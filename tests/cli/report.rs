@@ -71,6 +71,27 @@ fn the_demo_page_has_verdict_topology_ladder_evidence_and_drawing() {
     assert_eq!(count(&svg, "stroke=\"#b00020\""), count(&svg, "✗ "));
 }
 
+/// The structure of the demo ladder: one line per element, numbers and text as drawn. A change
+/// to the drawing shows here as a reviewable diff (`cargo insta review`).
+#[test]
+fn snapshot_of_the_demo_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (html, svg) = demo(dir.path());
+    insta::assert_snapshot!(svg.replace("><", ">\n<"));
+    // The page's outline: headings and sections in order.
+    let outline: Vec<&str> = html
+        .split('<')
+        .filter(|t| {
+            t.starts_with("h1")
+                || t.starts_with("h2")
+                || t.starts_with("h3")
+                || t.starts_with("section")
+        })
+        .map(|t| t.split_once('>').map_or(t, |(_, text)| text))
+        .collect();
+    insta::assert_snapshot!("demo_page_outline", outline.join("\n"));
+}
+
 #[test]
 fn headless_chromium_renders_the_demo_page() {
     let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
