@@ -62,7 +62,9 @@ fn the_demo_page_has_verdict_topology_ladder_evidence_and_drawing() {
         3,
         "SYN, SYN/ACK and Client Hello seen at both points"
     );
-    assert!(svg.contains("changed: TTL 128 → 255, IP ID, sequence numbers, ECN"));
+    assert!(
+        svg.contains("changed: TTL 128 → 255, IP ID, sequence numbers, ECN, window scale 10 → 7")
+    );
     assert!(html.contains(&svg), "the page embeds the same ladder");
     // Evidence with a filter and a copy button per side where frames exist.
     assert!(html.contains("<code>fin-faster-than-rtt</code>"));

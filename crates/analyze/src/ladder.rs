@@ -123,8 +123,9 @@ pub fn ladder(
         let (t, mut r) = row("b", q, q.ts + offset, peer);
         // Changes are told once, on the server side's row, from the client side's values.
         if let Some(p) = peer {
-            // As sent, then as received: client side first for the client's packets.
-            if p.ttl != q.ttl {
+            // As sent, then as received: client side first for the client's packets. Routers
+            // lower the TTL on the way; only a TTL from another initial value is a change.
+            if crate::trace::initial_ttl(p.ttl) != crate::trace::initial_ttl(q.ttl) {
                 let (sent, got) = if q.from_client {
                     (p.ttl, q.ttl)
                 } else {
@@ -140,6 +141,36 @@ pub fn ladder(
             }
             if (p.flags ^ q.flags) & (flags::ECE | flags::CWR) != 0 || p.ecn != q.ecn {
                 r.changed.push("ECN".to_string());
+            }
+            // The handshake options, for the SYN and the SYN/ACK.
+            let pair = if s.syn.is_some_and(|h| h.frame == q.frame) {
+                c.syn.zip(s.syn)
+            } else if s.syn_ack.is_some_and(|h| h.frame == q.frame) {
+                c.syn_ack.zip(s.syn_ack)
+            } else {
+                None
+            };
+            if let Some((x, y)) = pair {
+                let (sent, got) = if q.from_client { (x, y) } else { (y, x) };
+                let show = |v: Option<u16>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+                if sent.options.mss != got.options.mss {
+                    r.changed.push(format!(
+                        "MSS {} → {}",
+                        show(sent.options.mss),
+                        show(got.options.mss)
+                    ));
+                }
+                if sent.options.window_scale != got.options.window_scale {
+                    let ws = |v: Option<u8>| show(v.map(u16::from));
+                    r.changed.push(format!(
+                        "window scale {} → {}",
+                        ws(sent.options.window_scale),
+                        ws(got.options.window_scale)
+                    ));
+                }
+                if sent.options.layout_string() != got.options.layout_string() {
+                    r.changed.push("option layout".to_string());
+                }
             }
         }
         rows.push((t, r));
