@@ -119,24 +119,29 @@ static ZEROS: [u8; 4096] = [0; 4096];
 const MAX_COVERS: usize = 12;
 
 /// The one's-complement sum of `b` as 16-bit big-endian words, its first byte being the high
-/// half of a word when `high_first`.
+/// half of a word when `high_first`. Hand-written for speed (it runs over every zeroed
+/// payload): eight bytes at a time as two 32-bit words, which folds to the same 16-bit sum.
 fn word_sum(b: &[u8], high_first: bool) -> u32 {
     let mut s: u64 = 0;
-    let (lead, rest) = if high_first || b.is_empty() {
-        (&[][..], b)
+    let rest = if high_first || b.is_empty() {
+        b
     } else {
-        b.split_at(1)
+        s += u64::from(b[0]);
+        &b[1..]
     };
-    if let Some(&x) = lead.first() {
-        s += u64::from(x);
+    let mut chunks = rest.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_be_bytes(c.try_into().expect("eight bytes"));
+        s += (v >> 32) + (v & 0xffff_ffff);
     }
-    let mut chunks = rest.chunks_exact(2);
-    for w in &mut chunks {
+    let mut pairs = chunks.remainder().chunks_exact(2);
+    for w in &mut pairs {
         s += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    if let [x] = chunks.remainder() {
+    if let [x] = pairs.remainder() {
         s += u64::from(*x) << 8;
     }
+    // Fold 64 → 32 bits (end-around carry), keeping the one's-complement value.
     while s > 0xffff_ffff {
         s = (s & 0xffff_ffff) + (s >> 32);
     }
@@ -940,6 +945,33 @@ mod tests {
             itcp[20..].iter().all(|&b| b == 0),
             "the inner payload is the payload"
         );
+    }
+
+    #[test]
+    fn word_sum_folds_like_the_plain_sum() {
+        let data: Vec<u8> = (0..1501u32).map(|i| (i * 37 + 11) as u8).collect();
+        for start in 0..9 {
+            for high_first in [true, false] {
+                let b = &data[start..];
+                let mut plain = 0u64;
+                for (i, &x) in b.iter().enumerate() {
+                    let high = (i % 2 == 0) == high_first;
+                    plain += if high {
+                        u64::from(x) << 8
+                    } else {
+                        u64::from(x)
+                    };
+                }
+                assert_eq!(fold(word_sum(b, high_first)), fold(fold64(plain)));
+            }
+        }
+    }
+
+    fn fold64(mut s: u64) -> u32 {
+        while s > 0xffff_ffff {
+            s = (s & 0xffff_ffff) + (s >> 32);
+        }
+        s as u32
     }
 
     #[test]
