@@ -403,3 +403,26 @@ fn the_whole_corpus_merges_into_one_pcapng_that_tshark_reads() {
     assert_eq!(records_of(&out).len(), expected);
     assert_eq!(tshark_fields(&out, &["frame.number"]).len(), expected);
 }
+
+#[test]
+fn automatic_alignment_works_across_a_tcp_terminating_firewall() {
+    // Recorded by testdata/lab/record_pairs.sh (firewall): the proxy rewrites sequence
+    // numbers, IP IDs and TTLs of the TCP connections; the ClientHello bytes and the routed
+    // UDP queries still match. True offset: the shift.
+    let dir = tempfile::tempdir().unwrap();
+    let (out, o) = merge(
+        dir.path(),
+        "fw.pcapng",
+        &["--align", "auto", "--shift", "firewall-server.pcapng=+2.5s"],
+        &[
+            testdata("firewall-client.pcapng"),
+            testdata("firewall-server.pcapng"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (est, lo, hi) = estimate_of(&stderr(&o), "firewall-server.pcapng");
+    assert!(lo <= -2_500_000_000 && -2_500_000_000 <= hi, "[{lo}, {hi}]");
+    assert!(lo <= est && est <= hi);
+    assert!(stderr(&o).contains("payload"), "{}", stderr(&o));
+    assert_eq!(tshark_fields(&out, &["frame.number"]).len(), 66 + 54);
+}
