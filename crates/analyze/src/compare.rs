@@ -61,27 +61,30 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
     // The time each capture covers (packets outside it cannot be missing from it).
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
-    let mut connections: Vec<(i64, Connection)> = pairs
+    let mut connections: Vec<(i64, Connection, usize, usize, OnlyHere)> = pairs
         .iter()
         .map(|&(ia, ib, how)| {
             let (ic, is) = if swapped { (ib, ia) } else { (ia, ib) };
             let c = &ca.table.conns[ic];
             let s = &cb.table.conns[is];
-            (
-                c.first_ts,
-                compare((c, ca.name), (s, cb.name), how, offset, windows),
-            )
+            let (conn, only_here) = compare((c, ca.name), (s, cb.name), how, offset, windows);
+            (c.first_ts, conn, ic, is, only_here)
         })
         .collect();
     // Failed and odd connections first, then in time order.
-    connections.sort_by_key(|(ts, c)| {
+    connections.sort_by_key(|(ts, c, ..)| {
         let odd = c.middlebox.kind != ["none"];
         (!c.failed, !odd, *ts)
     });
-    // Ladders are for reading: the first connections in report order keep theirs, so a trace
-    // of 100,000 connections does not make a JSON of gigabytes.
-    for (_, c) in connections.iter_mut().skip(LADDERS_KEPT) {
-        c.ladder = Vec::new();
+    // Ladders are for reading: the first connections in report order get one, so a trace of
+    // 100,000 connections does not make a JSON of gigabytes (or the time to build it).
+    for (_, conn, ic, is, only_here) in connections.iter_mut().take(LADDERS_KEPT) {
+        conn.ladder = crate::ladder::ladder(
+            &ca.table.conns[*ic],
+            &cb.table.conns[*is],
+            offset.map_or(0, |o| o.mid),
+            only_here,
+        );
     }
     let used_a: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
     let used_b: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.1).collect();
@@ -126,7 +129,7 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
             matches: al.matches,
             by_kind: al.by_kind.clone(),
         }),
-        connections: connections.into_iter().map(|(_, c)| c).collect(),
+        connections: connections.into_iter().map(|(_, c, ..)| c).collect(),
         unmatched,
     }
 }
@@ -496,7 +499,7 @@ fn compare(
     how: &'static str,
     off: Option<Offset>,
     windows: [(i64, i64); 2],
-) -> Connection {
+) -> (Connection, OnlyHere) {
     let mut f = Found::default();
     let mut caveats = Vec::new();
     let syn_frames = |x: &Conn| opt_frames(x.syn.map(|h| h.frame));
@@ -1173,7 +1176,7 @@ fn compare(
     let mut tls = tls;
     tls.client_random_same = client_random_same;
     tls.server_random_same = server_random_same;
-    Connection {
+    let connection = Connection {
         client: c.client.to_string(),
         server: c.server.to_string(),
         client_port: c.client.port,
@@ -1206,19 +1209,20 @@ fn compare(
             a: side_view(c, a_name),
             b: side_view(s, b_name),
         },
-        ladder: crate::ladder::ladder(
-            c,
-            s,
-            off.map_or(0, |o| o.mid),
-            &diff
-                .dropped
-                .iter()
-                .map(|d| (d.0, d.1, "dropped"))
-                .chain(diff.injected.iter().map(|d| (d.0, d.1, "injected")))
-                .collect::<Vec<_>>(),
-        ),
-    }
+        // Filled in for the first connections in report order only (see `analyze`).
+        ladder: Vec::new(),
+    };
+    let only_here = diff
+        .dropped
+        .iter()
+        .map(|d| (d.0, d.1, "dropped"))
+        .chain(diff.injected.iter().map(|d| (d.0, d.1, "injected")))
+        .collect();
+    (connection, only_here)
 }
+
+/// Packets seen at one point only: (side index, frame, `dropped` or `injected`).
+type OnlyHere = Vec<(usize, u64, &'static str)>;
 
 /// A first FIN/RST in one end's name, at one capture point.
 struct CloseEvent {
