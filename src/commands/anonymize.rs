@@ -219,10 +219,13 @@ fn write_pcapng(
 }
 
 /// One worker's share of a batch: the rewritten packets one after another, and where each
-/// lies and how long it is.
+/// lies and how long it is. For a pcap output the share holds whole pcap records instead
+/// (header and data), ready to be written at once.
 struct Share {
     bytes: Vec<u8>,
     spans: Vec<(usize, usize)>,
+    /// pcap records encoded: how many, and the packets that could not be (why).
+    encoded: Option<(u64, Vec<String>)>,
 }
 
 impl Share {
@@ -234,21 +237,50 @@ impl Share {
 /// Rewrites a batch: one rewriter (with its address caches) per worker, kept across batches,
 /// each taking a contiguous share. The mapping is a pure function of the key, so the output
 /// does not depend on the number of workers.
-fn rewrite_batch(batch: &[Record<'_>], workers: &mut [Rewriter]) -> Vec<Share> {
+fn rewrite_batch(
+    batch: &[Record<'_>],
+    workers: &mut [Rewriter],
+    pcap: Option<(bool, i64)>,
+) -> Vec<Share> {
     let share = batch.len().div_ceil(workers.len()).max(1);
     batch
         .par_chunks(share)
         .zip(workers.par_iter_mut())
         .map(|(chunk, rw)| {
             let mut out = Share {
-                bytes: Vec::with_capacity(chunk.iter().map(|r| r.data.len()).sum()),
+                bytes: Vec::with_capacity(chunk.iter().map(|r| r.data.len() + 16).sum()),
                 spans: Vec::with_capacity(chunk.len()),
+                encoded: pcap.map(|_| (0, Vec::new())),
             };
             for r in chunk {
                 let at = out.bytes.len();
-                let keep = rw.rewrite_append(r.link.0, r.data, &mut out.bytes);
-                out.bytes.truncate(at + keep);
-                out.spans.push((at, keep));
+                let Some((nanos, shift)) = pcap else {
+                    let keep = rw.rewrite_append(r.link.0, r.data, &mut out.bytes);
+                    out.bytes.truncate(at + keep);
+                    out.spans.push((at, keep));
+                    continue;
+                };
+                // A pcap record: its header, then the rewritten packet.
+                let ts = Timestamp(r.ts.0 + shift);
+                let (done, problems) = out.encoded.as_mut().expect("pcap share");
+                match tracekit_capture::writer::encode::pcap_time(nanos, ts) {
+                    Ok((secs, frac)) => {
+                        out.bytes.extend_from_slice(&[0; 16]);
+                        let keep = rw.rewrite_append(r.link.0, r.data, &mut out.bytes);
+                        out.bytes.truncate(at + 16 + keep);
+                        let h = &mut out.bytes[at..at + 16];
+                        h[0..4].copy_from_slice(&secs.to_le_bytes());
+                        h[4..8].copy_from_slice(&frac.to_le_bytes());
+                        h[8..12].copy_from_slice(&(keep as u32).to_le_bytes());
+                        h[12..16].copy_from_slice(&r.orig_len.to_le_bytes());
+                        *done += 1;
+                    }
+                    Err(e) => problems.push(format!(
+                        "packet {} (offset {}) left out: {e}",
+                        r.index + 1,
+                        r.offset
+                    )),
+                }
             }
             out
         })
@@ -284,6 +316,18 @@ fn write_batch(
     target: &Path,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    if let Sink::Pcap(w) = sink
+        && shares.iter().all(|s| s.encoded.is_some())
+    {
+        for share in shares {
+            let (count, problems) = share.encoded.as_ref().expect("checked");
+            w.write_encoded(&share.bytes, *count)
+                .with_context(|| format!("writing {}", target.display()))?;
+            report.packets += count;
+            report.problems.extend(problems.iter().cloned());
+        }
+        return Ok(());
+    }
     let rewritten = shares.iter().flat_map(Share::packets);
     for (r, data) in batch.iter().zip(rewritten) {
         let ts = Timestamp(r.ts.0 + shift);
@@ -348,6 +392,11 @@ fn one(
         problems: Vec::new(),
     };
     let mut workers: Vec<Rewriter> = vec![rewriter.clone(); rayon::current_num_threads()];
+    // pcap outputs get whole records from the workers.
+    let pcap = match &sink {
+        Sink::Pcap(w) => Some((w.nanos(), shift)),
+        Sink::Pcapng { .. } => None,
+    };
     // A pipeline: batch N is written while batch N+1 is rewritten.
     let mut pending: Option<(Vec<Record<'_>>, Vec<Share>)> = None;
     loop {
@@ -359,7 +408,7 @@ fn one(
                 Some((b, s)) => write_batch(&mut sink, &records, b, s, shift, target, &mut report),
                 None => Ok(()),
             },
-            || rewrite_batch(&batch, &mut workers),
+            || rewrite_batch(&batch, &mut workers, pcap),
         );
         written?;
         if let Some(r) = batch.last() {

@@ -281,6 +281,24 @@ fn the_output_is_the_same_for_any_thread_count_and_files_share_the_mapping() {
             .success()
     );
     assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+    // pcap outputs are encoded by the workers: the same for any number of them too.
+    let pcap = corpus("ppp_many-protocols.pcap");
+    let (p1, p2) = (dir.path().join("1.pcap"), dir.path().join("2.pcap"));
+    assert!(
+        anonymize(dir.path(), &["--threads", "1"], &[&pcap], &p1)
+            .status
+            .success()
+    );
+    assert!(
+        anonymize(dir.path(), &["--threads", "2"], &[&pcap], &p2)
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+    assert_eq!(
+        tshark_fields(&p1, &["frame.len"]),
+        tshark_fields(&pcap, &["frame.len"])
+    );
     // Two files in one run into a directory, and one of them alone: the client's address maps
     // the same everywhere.
     let outdir = dir.path().join("both");

@@ -55,13 +55,13 @@ struct Packet<'b> {
 impl Packet<'_> {
     /// Replaces `range` with `new`, updating every checksum that covers it.
     fn set(&mut self, range: Range<usize>, new: &[u8]) {
-        self.set_except(range, new, usize::MAX);
+        self.set_except(range, new, usize::MAX, true);
     }
 
-    fn set_except(&mut self, range: Range<usize>, new: &[u8], skip_field: usize) {
+    fn set_except(&mut self, range: Range<usize>, new: &[u8], skip_field: usize, compare: bool) {
         if range.end > self.bytes.len()
             || new.len() != range.len()
-            || self.bytes[range.clone()] == *new
+            || (compare && self.bytes[range.clone()] == *new)
         {
             return;
         }
@@ -98,16 +98,17 @@ impl Packet<'_> {
         }
         self.bytes[range].copy_from_slice(new);
         for (field, value) in updates {
-            self.set_except(field..field + 2, &value.to_be_bytes(), field);
+            self.set_except(field..field + 2, &value.to_be_bytes(), field, true);
         }
     }
 
-    /// Zeroes a range (any length), like [`Packet::set`].
+    /// Zeroes a range (any length), like [`Packet::set`]. No comparison first: zeroing bytes
+    /// that are zero already changes no checksum (RFC 1624 adds a negative zero).
     fn zero(&mut self, range: Range<usize>) {
         let mut at = range.start;
         while at < range.end {
             let n = (range.end - at).min(ZEROS.len());
-            self.set(at..at + n, &ZEROS[..n]);
+            self.set_except(at..at + n, &ZEROS[..n], usize::MAX, false);
             at += n;
         }
     }

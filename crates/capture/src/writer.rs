@@ -70,6 +70,20 @@ impl<W: Write> PcapWriter<W> {
         Ok(())
     }
 
+    /// Writes `count` records already encoded with [`encode::pcap_record`] (for this file's
+    /// resolution), in one write: workers can encode in parallel and the writer copies once.
+    pub fn write_encoded(&mut self, records: &[u8], count: u64) -> io::Result<()> {
+        self.out.write_all(records)?;
+        self.written += count;
+        Ok(())
+    }
+
+    /// Whether the file stores nanoseconds.
+    #[must_use]
+    pub fn nanos(&self) -> bool {
+        self.nanos
+    }
+
     /// Writes a record read from any capture, checking its link type.
     pub fn write_record(&mut self, record: &Record<'_>) -> Result<(), WriteError> {
         if record.link != self.link {
