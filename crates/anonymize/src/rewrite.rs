@@ -102,6 +102,36 @@ impl Packet<'_> {
         }
     }
 
+    /// `range` is already zero in the output and held `old`: the checksums that cover it
+    /// learn the change.
+    fn zeroed_from(&mut self, range: Range<usize>, old: &[u8]) {
+        let mut updates: ArrayVec<(usize, u16), MAX_COVERS> = ArrayVec::new();
+        for cover in &self.covers {
+            if cover.field + 2 > self.bytes.len() || range.contains(&cover.field) {
+                continue;
+            }
+            let Some(base) = cover
+                .ranges
+                .iter()
+                .find(|r| r.start <= range.start && range.end <= r.end)
+            else {
+                continue;
+            };
+            let old_sum = word_sum(old, (range.start - base.start).is_multiple_of(2));
+            let current =
+                u16::from_be_bytes([self.bytes[cover.field], self.bytes[cover.field + 1]]);
+            let s = u32::from(!current) + u32::from(!checksum::fold(old_sum));
+            let mut updated = !checksum::fold(s);
+            if cover.udp && updated == 0 {
+                updated = 0xffff;
+            }
+            updates.push((cover.field, updated));
+        }
+        for (field, value) in updates {
+            self.set_except(field..field + 2, &value.to_be_bytes(), field, true);
+        }
+    }
+
     /// Zeroes a range (any length), like [`Packet::set`]. No comparison first: zeroing bytes
     /// that are zero already changes no checksum (RFC 1624 adds a negative zero).
     fn zero(&mut self, range: Range<usize>) {
@@ -219,12 +249,27 @@ impl Rewriter {
     /// between); returns how many of the appended bytes to keep.
     pub fn rewrite_append(&mut self, link: u16, data: &[u8], out: &mut Vec<u8>) -> usize {
         let start = out.len();
-        out.extend_from_slice(data);
         let layers = dissect(link, data);
+        // The payload to zero, when it is known at once: it is not copied, only summed for the
+        // checksums (the hot path of the default policy).
+        let zeroed = (self.payload == Payload::Zero)
+            .then(|| plain_payload(&layers, data))
+            .flatten();
+        match &zeroed {
+            Some(r) => {
+                out.extend_from_slice(&data[..r.start]);
+                out.resize(start + r.end, 0);
+                out.extend_from_slice(&data[r.end..]);
+            }
+            None => out.extend_from_slice(data),
+        }
         let mut p = Packet {
             bytes: &mut out[start..],
             covers: covers(&layers, data),
         };
+        if let Some(r) = &zeroed {
+            p.zeroed_from(r.clone(), &data[r.clone()]);
+        }
         for at in crate::app::link_macs(link, &layers, data) {
             let m: [u8; 6] = data[at..at + 6].try_into().expect("six bytes");
             let x = self.mapper.mac(m);
@@ -398,6 +443,8 @@ impl Rewriter {
                 p.zero(from..payload.end);
                 data.len()
             }
+            // Zeroed already, before the copy (see `plain_payload`).
+            _ if self.payload == Payload::Zero => data.len(),
             _ => self.clear(p, payload),
         }
     }
@@ -435,6 +482,17 @@ impl Rewriter {
         p.zero(range);
         p.bytes.len()
     }
+}
+
+/// The transport payload the default policy zeroes whole (TCP, UDP and other non-ICMP
+/// transports of the innermost IP layer), as far as it was captured.
+fn plain_payload(layers: &Layers, data: &[u8]) -> Option<Range<usize>> {
+    let t = layers.inner_ip()?.transport.filter(|t| t.complete)?;
+    if matches!(t.kind, TransportKind::Icmp | TransportKind::Icmpv6) {
+        return None;
+    }
+    let r = t.payload.start as usize..(t.payload.end as usize).min(data.len());
+    (r.start < r.end).then_some(r)
 }
 
 /// Addresses in IPv4 options: record route (7), loose and strict source routes (131, 137),
