@@ -65,11 +65,33 @@ impl Packet<'_> {
         {
             return;
         }
-        // At most one update per checksum; no allocation (this runs for every field of every
-        // packet).
-        let mut updates: ArrayVec<(usize, u16), MAX_COVERS> = ArrayVec::new();
+        let updates = self.updates(&range, &self.bytes[range.clone()], Some(new), |f| {
+            f == skip_field
+        });
+        self.bytes[range].copy_from_slice(new);
+        self.apply(updates);
+    }
+
+    /// `range` is already zero in the output and held `old`: the checksums that cover it
+    /// learn the change.
+    fn zeroed_from(&mut self, range: Range<usize>, old: &[u8]) {
+        let updates = self.updates(&range, old, None, |f| range.contains(&f));
+        self.apply(updates);
+    }
+
+    /// The new value of every checksum covering `range` when its bytes go from `old` to `new`
+    /// (zeros when `None`). At most one update per checksum; no allocation (this runs for every
+    /// field of every packet).
+    fn updates(
+        &self,
+        range: &Range<usize>,
+        old: &[u8],
+        new: Option<&[u8]>,
+        skip: impl Fn(usize) -> bool,
+    ) -> ArrayVec<(usize, u16), MAX_COVERS> {
+        let mut out = ArrayVec::new();
         for cover in &self.covers {
-            if cover.field == skip_field || cover.field + 2 > self.bytes.len() {
+            if skip(cover.field) || cover.field + 2 > self.bytes.len() {
                 continue;
             }
             let Some(base) = cover
@@ -82,8 +104,8 @@ impl Packet<'_> {
             // Only the changed bytes enter the sums, each in its half of a 16-bit word
             // counted from the covered range's start; the unchanged neighbours cancel out.
             let high_first = (range.start - base.start).is_multiple_of(2);
-            let old = word_sum(&self.bytes[range.clone()], high_first);
-            let newer = word_sum(new, high_first);
+            let old = word_sum(old, high_first);
+            let newer = new.map_or(0, |n| word_sum(n, high_first));
             let current =
                 u16::from_be_bytes([self.bytes[cover.field], self.bytes[cover.field + 1]]);
             // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m').
@@ -94,39 +116,13 @@ impl Packet<'_> {
             if cover.udp && updated == 0 {
                 updated = 0xffff;
             }
-            updates.push((cover.field, updated));
+            out.push((cover.field, updated));
         }
-        self.bytes[range].copy_from_slice(new);
-        for (field, value) in updates {
-            self.set_except(field..field + 2, &value.to_be_bytes(), field, true);
-        }
+        out
     }
 
-    /// `range` is already zero in the output and held `old`: the checksums that cover it
-    /// learn the change.
-    fn zeroed_from(&mut self, range: Range<usize>, old: &[u8]) {
-        let mut updates: ArrayVec<(usize, u16), MAX_COVERS> = ArrayVec::new();
-        for cover in &self.covers {
-            if cover.field + 2 > self.bytes.len() || range.contains(&cover.field) {
-                continue;
-            }
-            let Some(base) = cover
-                .ranges
-                .iter()
-                .find(|r| r.start <= range.start && range.end <= r.end)
-            else {
-                continue;
-            };
-            let old_sum = word_sum(old, (range.start - base.start).is_multiple_of(2));
-            let current =
-                u16::from_be_bytes([self.bytes[cover.field], self.bytes[cover.field + 1]]);
-            let s = u32::from(!current) + u32::from(!checksum::fold(old_sum));
-            let mut updated = !checksum::fold(s);
-            if cover.udp && updated == 0 {
-                updated = 0xffff;
-            }
-            updates.push((cover.field, updated));
-        }
+    /// Writes updated checksums (each a change the other checksums may cover).
+    fn apply(&mut self, updates: ArrayVec<(usize, u16), MAX_COVERS>) {
         for (field, value) in updates {
             self.set_except(field..field + 2, &value.to_be_bytes(), field, true);
         }
