@@ -12,7 +12,7 @@ use tracekit_wire::tcp::flags;
 use crate::model::{
     Analysis, Clock, Connection, Evidence, Hops, Middlebox, Rtt, TraceSummary, Traces, Unmatched,
 };
-use crate::sides::{mac_string, side_view, tls_view, vendor};
+use crate::sides::{mac_string, ms, side_view, tls_view, vendor};
 use crate::trace::{Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
 /// Connections (in report order) that keep their ladder.
@@ -236,10 +236,6 @@ fn b_is_client_side(a: &ConnTable, b: &ConnTable, pairs: &[(usize, usize, &str)]
         }
     }
     votes > 0
-}
-
-fn ms(ns: i64) -> f64 {
-    (ns as f64 / 1e4).round() / 100.0
 }
 
 fn ms_text(ns: i64) -> String {

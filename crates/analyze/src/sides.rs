@@ -25,7 +25,8 @@ pub fn vendor(m: &[u8; 6]) -> Option<String> {
     oui_data::lookup(&mac_string(m)).map(|r| r.organization().to_string())
 }
 
-fn ms(ns: i64) -> f64 {
+/// Nanoseconds as milliseconds rounded to 10 µs, as the model reports times.
+pub(crate) fn ms(ns: i64) -> f64 {
     (ns as f64 / 1e4).round() / 100.0
 }
 

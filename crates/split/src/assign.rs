@@ -65,8 +65,8 @@ impl Targets {
     }
 }
 
-/// Options that change the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Options that change the keys (all off by default, as in Wireshark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KeyOptions {
     /// ICMP errors go with the TCP/UDP stream of the packet they quote.
     pub icmp_with_flow: bool,
@@ -825,14 +825,7 @@ mod tests {
 
     #[test]
     fn tcp_streams_split_on_a_new_isn_like_wireshark() {
-        let mut a = Assigner::new(
-            Mode::Stream,
-            KeyOptions {
-                icmp_with_flow: false,
-                inner: false,
-                vlan: false,
-            },
-        );
+        let mut a = Assigner::new(Mode::Stream, KeyOptions::default());
         let (c, s) = ([192, 0, 2, 1], [198, 51, 100, 7]);
         let mut assign = |p: Vec<u8>| a.assign(RAW, &p, 0, 0, 0).first;
         let syn = assign(tcp_packet(c, s, 5000, 443, 100, 0x02));
@@ -857,26 +850,12 @@ mod tests {
 
     #[test]
     fn chunks_by_count_size_and_time() {
-        let mut a = Assigner::new(
-            Mode::Count(2),
-            KeyOptions {
-                icmp_with_flow: false,
-                inner: false,
-                vlan: false,
-            },
-        );
+        let mut a = Assigner::new(Mode::Count(2), KeyOptions::default());
         let got: Vec<u32> = (0..5)
             .map(|i| a.assign(RAW, &[], i, 10, 24).first)
             .collect();
         assert_eq!(got, [0, 0, 1, 1, 2]);
-        let mut a = Assigner::new(
-            Mode::Size(100),
-            KeyOptions {
-                icmp_with_flow: false,
-                inner: false,
-                vlan: false,
-            },
-        );
+        let mut a = Assigner::new(Mode::Size(100), KeyOptions::default());
         let got: Vec<u32> = [30u64, 30, 30, 80, 200, 10]
             .iter()
             .map(|&n| a.assign(RAW, &[], 0, n, 24).first)
@@ -886,14 +865,7 @@ mod tests {
             [0, 0, 1, 2, 3, 4],
             "24-byte header + 30 + 30 fits in 100, the third does not"
         );
-        let mut a = Assigner::new(
-            Mode::Time(10),
-            KeyOptions {
-                icmp_with_flow: false,
-                inner: false,
-                vlan: false,
-            },
-        );
+        let mut a = Assigner::new(Mode::Time(10), KeyOptions::default());
         let got: Vec<u32> = [100i64, 105, 110, 95, 131]
             .iter()
             .map(|&t| a.assign(RAW, &[], t, 0, 0).first)
@@ -907,14 +879,7 @@ mod tests {
 
     #[test]
     fn orphan_fragments_are_looked_ahead_for_once_per_datagram() {
-        let mut a = Assigner::new(
-            Mode::Stream,
-            KeyOptions {
-                icmp_with_flow: false,
-                inner: false,
-                vlan: false,
-            },
-        );
+        let mut a = Assigner::new(Mode::Stream, KeyOptions::default());
         let frag = |ident: u16, offset8: u16| {
             let mut p = vec![0x45, 0, 0, 28];
             p.extend(ident.to_be_bytes());
