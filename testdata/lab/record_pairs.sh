@@ -21,6 +21,10 @@
 #             session to the server (new random values on each side). Both connections work.
 #   reset     mb is a router (TTL 255) that answers a ClientHello naming blocked.example with a
 #             forged TCP reset and drops it; a second connection (port 4433, other name) works.
+#   scramble  mb is a plain router; the delay line is also a transparent TCP normalizer (no hop):
+#             it adds a constant to the client's sequence numbers (and takes it off the server's
+#             acknowledgements), gives every IPv4 packet a new IP ID, and overwrites the
+#             timestamps option of the client's SYN with NOPs. Two TLS connections that work.
 # Documentation addresses only; everything is torn down on exit.
 #
 # Usage (as root): testdata/lab/record_pairs.sh OUTDIR [SCENARIO...]
@@ -28,10 +32,10 @@
 #   (apt-get install iproute2 iptables ethtool haproxy openssl python3 tshark).
 # Writes OUTDIR/SCENARIO-client.pcapng and OUTDIR/SCENARIO-server.pcapng.
 set -euo pipefail
-out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset]...}")
+out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble]...}")
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble)
 for tool in ip iptables ethtool haproxy openssl python3 dumpcap chrt; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
@@ -92,7 +96,7 @@ topology() {
   x cli sysctl -qw net.ipv4.ip_default_ttl=128 net.ipv4.tcp_ecn=1
   x cli sysctl -qw net.ipv4.tcp_rmem="4096 131072 33554432"
   x srv sysctl -qw net.ipv4.tcp_rmem="4096 131072 16777216"
-  ip netns exec "$ns-dl" chrt -f 20 python3 "$here/delay_line.py" d0 d1 2 & pids+=($!)
+  ip netns exec "$ns-dl" chrt -f 20 python3 "$here/delay_line.py" d0 d1 2 "${dl_args[@]}" & pids+=($!)
 }
 
 services() {
@@ -173,6 +177,10 @@ clamp() {
   steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example)
 }
 
+scramble() {
+  steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:4433:53700)
+}
+
 reset() {
   x mb sysctl -qw net.ipv4.ip_default_ttl=255
   x mb iptables -A FORWARD -p tcp --dport 443 -m string --string blocked.example --algo bm \
@@ -182,7 +190,9 @@ reset() {
 }
 
 for scenario in "${scenarios[@]}"; do
-  case $scenario in firewall|nat|clamp|intercept|reset) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
+  case $scenario in firewall|nat|clamp|intercept|reset|scramble) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
+  dl_args=()
+  [ "$scenario" != scramble ] || dl_args=(--scramble)
   topology
   "$scenario"
   services

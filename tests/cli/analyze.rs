@@ -298,6 +298,67 @@ fn an_mss_clamp_and_ecn_bleaching_router() {
 }
 
 #[test]
+fn a_sequence_number_rewriter_is_told_from_a_proxy_by_segments_forwarded_one_to_one() {
+    // New sequence numbers and new IP IDs, as from a proxy, but every bare segment reappears
+    // with the same numbers once the offset is removed, in causal order.
+    let (client, server) = pair("scramble");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for port in [53695, 53700] {
+        let c = conn(&v, port);
+        assert_eq!(
+            c["middlebox"]["kind"],
+            serde_json::json!(["seq-randomizer", "option-stripper"])
+        );
+        assert_eq!(c["middlebox"]["transparent"], true);
+        assert_eq!(c["closed_by"], "client");
+        assert_eq!(c["failed"], false);
+        let s = signals(c);
+        for present in ["isn-rewritten", "ipid-rewritten", "options-rewritten"] {
+            assert!(s.contains(&present), "{present}: {s:?}");
+        }
+        for absent in ["split-handshake", "ttl-origin-mismatch", "dropped-in-path"] {
+            assert!(!s.contains(&absent), "{absent}: {s:?}");
+        }
+        // The lab's box adds 0x5EC0FF5E to the client's numbers and leaves the server's.
+        let isn = evidence(c, "isn-rewritten");
+        let detail = isn["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("difference {}", 0x5EC0_FF5E_u32)),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("forwarded with their numbers rewritten"),
+            "{detail}"
+        );
+        assert!(!detail.contains("server's initial"), "{detail}");
+        let (fa, fb) = (frames(isn, "frames_a"), frames(isn, "frames_b"));
+        assert!(fa.len() >= 5 && fa.len() == fb.len(), "{fa:?} {fb:?}");
+        for (a, b) in fa.iter().zip(&fb).skip(2) {
+            let seq_a: u32 = tshark_field(&client, *a, "tcp.seq_raw").parse().unwrap();
+            let seq_b: u32 = tshark_field(&server, *b, "tcp.seq_raw").parse().unwrap();
+            let ack = |p: &Path, f| tshark_field(p, f, "tcp.ack_raw");
+            if tshark_field(&client, *a, "ip.src") == "192.0.2.10" {
+                assert_eq!(seq_b.wrapping_sub(seq_a), 0x5EC0_FF5E);
+                assert_eq!(ack(&client, *a), ack(&server, *b));
+            } else {
+                assert_eq!(seq_a, seq_b);
+            }
+        }
+        let opts = evidence(c, "options-rewritten");
+        assert!(
+            opts["detail"]
+                .as_str()
+                .unwrap()
+                .contains("ts removed, overwritten with NOPs"),
+            "{opts}"
+        );
+        let verdict = c["verdict"].as_str().unwrap();
+        assert!(verdict.contains("without terminating TCP"), "{verdict}");
+    }
+}
+
+#[test]
 fn a_tls_interceptor_is_told_from_a_plain_tcp_proxy_by_the_random_values() {
     let (client, server) = pair("intercept");
     let (v, o) = analyze_json(&client, &server, &[]);

@@ -158,7 +158,9 @@ fn directories_are_searched_recursively_in_name_order() {
             "reset-client.pcapng",
             "reset-server.pcapng",
             "router-client.pcapng",
-            "router-server.pcapng"
+            "router-server.pcapng",
+            "scramble-client.pcapng",
+            "scramble-server.pcapng"
         ]
     );
 }

@@ -424,5 +424,117 @@ fn automatic_alignment_works_across_a_tcp_terminating_firewall() {
     assert!(lo <= -2_500_000_000 && -2_500_000_000 <= hi, "[{lo}, {hi}]");
     assert!(lo <= est && est <= hi);
     assert!(stderr(&o).contains("payload"), "{}", stderr(&o));
+    // Stream blocks match across the proxy's other segmentation; its own ACKs must not
+    // (they carry other windows, and would contradict the interval).
+    assert!(stderr(&o).contains(" stream"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("tcp-sequence"), "{}", stderr(&o));
     assert_eq!(tshark_fields(&out, &["frame.number"]).len(), 66 + 54);
+}
+
+/// The count of `kind` in the estimate line for `name`.
+fn matches_of(err: &str, name: &str, kind: &str) -> usize {
+    let line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}: clock offset")))
+        .unwrap_or_else(|| panic!("no estimate for {name}: {err}"));
+    let kinds = line
+        .split("packets (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    kinds
+        .split(", ")
+        .find_map(|k| k.strip_suffix(&format!(" {kind}"))?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn automatic_alignment_matches_bare_segments_across_a_sequence_number_rewriter() {
+    // Recorded by testdata/lab/record_pairs.sh (scramble): a transparent box adds a constant
+    // to the client's sequence numbers, gives new IP IDs and removes TCP timestamps, so a
+    // bare ACK matches only by its numbers once the offset is removed. True offset: the shift.
+    let dir = tempfile::tempdir().unwrap();
+    for shift in ["-0.75s", "+1.000003s"] {
+        let shift_ns = crate::merge::parse_ns(shift);
+        let (out, o) = merge(
+            dir.path(),
+            "scrambled.pcapng",
+            &[
+                "--align",
+                "auto",
+                "--shift",
+                &format!("scramble-server.pcapng={shift}"),
+            ],
+            &[
+                testdata("scramble-client.pcapng"),
+                testdata("scramble-server.pcapng"),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let err = stderr(&o);
+        let (est, lo, hi) = estimate_of(&err, "scramble-server.pcapng");
+        assert!(lo <= -shift_ns && -shift_ns <= hi, "{shift}: [{lo}, {hi}]");
+        assert!(lo <= est && est <= hi);
+        // The interval is the path's round trip between the points (2 ms each way), no wider.
+        assert!(hi - lo < 4_500_000, "{}", hi - lo);
+        assert!(
+            matches_of(&err, "scramble-server.pcapng", "tcp-sequence") >= 20,
+            "{err}"
+        );
+        // The server's TSO segments are cut differently at the client side: stream blocks.
+        assert!(
+            matches_of(&err, "scramble-server.pcapng", "stream") >= 5,
+            "{err}"
+        );
+        assert_eq!(
+            matches_of(&err, "scramble-server.pcapng", "ipv4-id"),
+            0,
+            "{err}"
+        );
+        // After alignment every pure ACK from the client is seen at the client side before
+        // the server side. The lab's box adds 0x5EC0FF5E to the client's sequence numbers.
+        let lines = tshark_fields(
+            &out,
+            &[
+                "frame.interface_name",
+                "ip.src",
+                "tcp.srcport",
+                "tcp.seq_raw",
+                "tcp.ack_raw",
+                "tcp.len",
+                "tcp.flags.syn",
+                "tcp.window_size_value",
+            ],
+        );
+        // Where each (port, seq, ack, window) first appears at each point, in merged order.
+        let mut first: BTreeMap<(String, Vec<String>), usize> = BTreeMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f[1] != "192.0.2.10" || f[5] != "0" || f[6] != "0" {
+                continue;
+            }
+            let mut seq: u32 = f[3].parse().unwrap();
+            if f[0] == "scramble-server.pcapng" {
+                seq = seq.wrapping_sub(0x5EC0_FF5E);
+            }
+            let key = vec![
+                f[2].to_string(),
+                seq.to_string(),
+                f[4].to_string(),
+                f[7].to_string(),
+            ];
+            first.entry((f[0].to_string(), key)).or_insert(i);
+        }
+        let mut checked = 0;
+        for ((point, key), &at_server) in &first {
+            if point == "scramble-server.pcapng" {
+                let at_client = first[&("scramble-client.pcapng".to_string(), key.clone())];
+                assert!(at_client < at_server, "{key:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "{checked}: {lines:?}");
+    }
 }

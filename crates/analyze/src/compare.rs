@@ -438,6 +438,55 @@ fn same_packets<'a>(c: &'a Conn, s: &'a Conn) -> Vec<(&'a Pkt, &'a Pkt)> {
         .collect()
 }
 
+/// Bare segments (no payload, no SYN/FIN/RST) kept at the client side and how many of them
+/// reappear at the server side with the same flags and window and the same sequence and
+/// acknowledgement numbers relative to each side's ISNs, in an order the clock allows (sent
+/// before received over the whole feasible offset interval): (reappearing, of, frames at the
+/// client side, frames at the server side). A box that forwards segments one to one while
+/// rewriting their numbers keeps nearly all of them; a proxy acknowledges on its own terms,
+/// and one of its ACKs that reappears out of causal order rules forwarding out.
+fn forwarded_bare(c: &Conn, s: &Conn, off: Option<Offset>) -> (usize, usize, Vec<u64>, Vec<u64>) {
+    let isns = |x: &Conn| Some([x.isn(FROM_CLIENT)?, x.isn(FROM_SERVER)?]);
+    let (Some(ic), Some(is)) = (isns(c), isns(s)) else {
+        return (0, 0, Vec::new(), Vec::new());
+    };
+    let bare = |p: &&Pkt| p.len == 0 && !p.is_control();
+    let key = |p: &Pkt, isn: [u32; 2]| {
+        let d = p.dir();
+        (
+            p.from_client,
+            p.flags,
+            p.window,
+            p.seq.wrapping_sub(isn[d]),
+            p.ack.wrapping_sub(isn[1 - d]),
+        )
+    };
+    let mut at_server: FxHashMap<(bool, u16, u16, u32, u32), &Pkt> = FxHashMap::default();
+    for q in s.pkts.iter().filter(bare) {
+        at_server.entry(key(q, is)).or_insert(q);
+    }
+    let (mut fa, mut fb) = (Vec::new(), Vec::new());
+    let mut total = 0;
+    for p in c.pkts.iter().filter(bare) {
+        total += 1;
+        let Some(q) = at_server.get(&key(p, ic)) else {
+            continue;
+        };
+        let causal = match off {
+            None => true,
+            // Client → server: seen at the client side first; server → client: the other way.
+            Some(o) if p.from_client => o.hi.is_none_or(|hi| p.ts <= q.ts + hi),
+            Some(o) => o.lo.is_none_or(|lo| q.ts + lo <= p.ts),
+        };
+        if !causal {
+            return (0, total, Vec::new(), Vec::new());
+        }
+        fa.push(p.frame);
+        fb.push(q.frame);
+    }
+    (fa.len(), total, fa, fb)
+}
+
 /// IP IDs of the packets seen at both points (handshake and same payload): how many agree,
 /// and up to four that differ as (frame a, frame b, id a, id b).
 fn ipid_pairs(c: &Conn, s: &Conn, same: &[(&Pkt, &Pkt)]) -> (u32, Vec<(u64, u64, u16, u16)>) {
@@ -546,11 +595,21 @@ fn compare(
             ));
         }
     }
+    // Forwarded one to one, numbers rewritten (not a proxy's own segments)?
+    let (kept, bare_total, kept_a, kept_b) = forwarded_bare(c, s, off);
+    let forwarded = kept >= 3 && 2 * kept >= bare_total;
     if !isn_parts.is_empty() {
         let mut fa = syn_frames(c);
         fa.extend(synack_frames(c));
         let mut fb = syn_frames(s);
         fb.extend(synack_frames(s));
+        if forwarded {
+            isn_parts.push(format!(
+                "{kept} of the client side's {bare_total} bare segments reappear at the server side with the same flags, window and relative numbers, in causal order: the packets were forwarded with their numbers rewritten, not re-sent by a proxy"
+            ));
+            fa.extend(kept_a.iter().take(4));
+            fb.extend(kept_b.iter().take(4));
+        }
         f.push(evidence("isn-rewritten", isn_parts.join("; "), fa, fb));
     }
     // IP IDs of packets seen at both points.
@@ -661,7 +720,8 @@ fn compare(
                 let (lx, ly) = (x.options.layout_string(), y.options.layout_string());
                 if lx != ly {
                     parts.push(format!(
-                        "the {who} has options {lx} at the client side and {ly} at the server side"
+                        "the {who} has options {lx} at the client side and {ly} at the server side{}",
+                        option_change(&lx, &ly).map_or(String::new(), |c| format!(" ({c})"))
                     ));
                     fa.push(x.frame);
                     fb.push(y.frame);
@@ -941,13 +1001,14 @@ fn compare(
         .iter()
         .filter(|d| d.3 & (flags::FIN | flags::RST) != 0)
         .collect();
+    // A proxy makes its own segments: new sequence numbers with new IP IDs, or with its own
+    // TTL and options; a box whose bare segments reappear one to one only rewrote them.
     let proxy = f.has("split-handshake")
-        || (f.has("isn-rewritten")
-            && (f.has("ttl-origin-mismatch") || f.has("ipid-rewritten"))
-            && f.has("ipid-rewritten"))
-        || (f.has("isn-rewritten")
-            && f.has("ttl-origin-mismatch")
-            && (f.has("wscale-rewritten") || f.has("options-rewritten")));
+        || (!forwarded
+            && f.has("isn-rewritten")
+            && (f.has("ipid-rewritten")
+                || (f.has("ttl-origin-mismatch")
+                    && (f.has("wscale-rewritten") || f.has("options-rewritten")))));
     let mut kinds: Vec<&'static str> = Vec::new();
     if proxy {
         kinds.push("tcp-proxy");
@@ -1276,6 +1337,45 @@ fn plural(n: u8, word: &str) -> String {
     }
 }
 
+/// What changed between two option layouts ("mss,sok,ts,nop,ws"), in words: the options
+/// that went or came, and whether the gap was filled with NOPs. `None` for a mere reordering.
+fn option_change(from: &str, to: &str) -> Option<String> {
+    let names = |l: &str| -> Vec<String> {
+        l.split(',')
+            .filter(|o| !o.is_empty() && *o != "nop" && *o != "eol")
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (names(from), names(to));
+    let removed: Vec<&str> = a
+        .iter()
+        .filter(|o| !b.contains(o))
+        .map(String::as_str)
+        .collect();
+    let added: Vec<&str> = b
+        .iter()
+        .filter(|o| !a.contains(o))
+        .map(String::as_str)
+        .collect();
+    let nops = |l: &str| l.split(',').filter(|o| *o == "nop").count();
+    let mut out = Vec::new();
+    if !removed.is_empty() {
+        out.push(format!(
+            "{} removed{}",
+            removed.join(", "),
+            if nops(to) > nops(from) {
+                ", overwritten with NOPs"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !added.is_empty() {
+        out.push(format!("{} added", added.join(", ")));
+    }
+    (!out.is_empty()).then(|| out.join("; "))
+}
+
 fn verdict_sentence(v: &VerdictInput<'_>) -> String {
     let who = match v.vendor {
         Some(name) => format!("A {name} device"),
@@ -1348,7 +1448,12 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
                     .map_or("?".into(), |m| m.to_string())
             ),
             "ecn-bleach" => "removed the ECN setup flags".to_string(),
-            "option-stripper" => "rewrote the TCP options".to_string(),
+            "option-stripper" => match v.c.syn.zip(v.s.syn).and_then(|(x, y)| {
+                option_change(&x.options.layout_string(), &y.options.layout_string())
+            }) {
+                Some(change) => format!("rewrote the TCP options of the SYN ({change})"),
+                None => "rewrote the TCP options".to_string(),
+            },
             _ => (*k).to_string(),
         });
     }
@@ -1357,7 +1462,7 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         n => format!("{} and {}", what[..n - 1].join(", "), what[n - 1]),
     };
     format!(
-        "A router on the path {list} without terminating TCP; {}{outcome}.",
+        "A device on the path {list} without terminating TCP; {}{outcome}.",
         if v.failed {
             "the connection failed and "
         } else {

@@ -2,32 +2,50 @@
 //!
 //! A packet seen at both points is found by what the path does not change: its transport
 //! payload (also across a proxy that terminates TCP, since the application bytes are the same),
-//! the TCP timestamp option of a bare segment, or the IPv4 identification with the protocol,
-//! length and flags — never TTL, checksums, addresses or ports, which routers, NATs and
-//! firewalls rewrite. Only signatures seen exactly once in each capture count, and a pair of
-//! flows must agree (most of an A flow's matches point at one B flow) for its matches to count.
+//! the bytes of a TCP stream however the path cut them into segments, the TCP timestamp option
+//! of a bare segment, the IPv4 identification with the protocol, length and flags, and — once
+//! two flows are paired — the sequence numbers of bare TCP segments after removing each
+//! direction's offset (what a sequence-number rewriting box adds). Never TTL, checksums,
+//! addresses or ports, which routers, NATs and firewalls rewrite. Only signatures seen exactly
+//! once in each capture count, and a pair of flows must agree (most of an A flow's matches
+//! point at one B flow) for its matches to count.
 //!
 //! One-way delay is never negative. With `d = t_A − t_B` for a matched packet, and `off` the
 //! offset to add to B's clock: a packet that went from A's point to B's has `t_A ≤ t_B + off`,
 //! so `off ≥ d`; one that went the other way has `off ≤ d`. In each flow the direction with the
 //! smaller `d` is the one from A to B. So every match bounds the offset, and the feasible
 //! interval is `[max d over A→B, min d over B→A]`; its midpoint is the estimate.
+//!
+//! A stream block is dated by the segment that completed it: on the far side it cannot be
+//! complete before its last byte passed the near side, so those bounds hold across a proxy
+//! too. A bare segment, on the other hand, is only the same packet when the box in between
+//! forwards segments one to one; a proxy makes its own acknowledgements, which can carry the
+//! same numbers. So a flow's sequence-number matches are used only when none of them
+//! contradicts the interval the other matches give.
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
+use tracekit_wire::tcp::{Tcp, TcpOption, flags};
 use tracekit_wire::{IpLayer, Layers, TransportKind, dissect};
 
-/// What a match rests on.
+/// What a match rests on (in order of strength: a packet pair matched twice counts as the
+/// first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// The transport payload (its first bytes and its length on the wire).
     Payload,
+    /// A block of a TCP stream (its bytes at the same offset from the ISN), dated by the
+    /// segment that completed it: also across a proxy that cuts the stream differently.
+    Stream,
     /// A TCP segment without payload: flags and the timestamp option's two values.
     TcpTimestamps,
+    /// A TCP segment without payload: flags, window, and sequence and acknowledgement numbers
+    /// once each direction's offset is removed (in flows paired by the other kinds).
+    TcpSequence,
     /// IPv4 identification, protocol, payload length and TCP flags.
     Ipv4Id,
 }
@@ -37,24 +55,33 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Payload => "payload",
+            Kind::Stream => "stream",
             Kind::TcpTimestamps => "tcp-timestamps",
+            Kind::TcpSequence => "tcp-sequence",
             Kind::Ipv4Id => "ipv4-id",
         }
     }
     /// Strong kinds are unlikely to collide by chance; a weak one alone does not pair flows.
     fn strong(self) -> bool {
-        !matches!(self, Kind::Ipv4Id)
+        !matches!(self, Kind::Ipv4Id | Kind::TcpSequence)
     }
 }
 
 /// Payload bytes hashed for a signature (with the length on the wire).
 const PAYLOAD_PREFIX: usize = 64;
+/// Stream blocks: their size, and how many per direction of a flow are hashed (the offset is
+/// found near the start; this bounds the bytes hashed).
+const BLOCK: u32 = 256;
+const BLOCKS_PER_DIRECTION: u32 = 64;
 
 /// One capture's signatures.
 #[derive(Debug, Default)]
 pub struct Trace {
     entries: FxHashMap<(Kind, u64), Entry>,
-    /// Flow hash and whether the packet goes lo → hi, per flow, for reporting.
+    /// Per TCP flow hash and direction (lo → hi or not).
+    halves: FxHashMap<(u64, bool), Half>,
+    /// TCP segments without payload, for matching by sequence numbers.
+    bare: Vec<Segment>,
     packets: u64,
     limit: u64,
 }
@@ -64,8 +91,118 @@ struct Entry {
     ts: i64,
     frame: u64,
     flow: u64,
+    /// The packet goes lo → hi in its flow.
     forward: bool,
     count: u32,
+    /// TCP sequence number, for a payload signature of a TCP segment.
+    seq: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    flow: u64,
+    ts: i64,
+    frame: u64,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    flags: u16,
+    forward: bool,
+}
+
+/// One direction of a TCP flow: its ISN and the stream block being hashed.
+#[derive(Debug, Default)]
+struct Half {
+    isn: Option<u32>,
+    /// Stream offset of the next byte expected (0 is the byte after the SYN).
+    next: u32,
+    /// The bytes since the current block's start have all been seen.
+    synced: bool,
+    hash: StreamHash,
+}
+
+impl Half {
+    /// Takes `bytes` at sequence number `seq`; `done(block index, hash)` for each block
+    /// completed. Only new bytes in stream order count: a retransmission adds nothing, and
+    /// after a gap hashing resumes at the next block boundary.
+    fn take(&mut self, seq: u32, bytes: &[u8], mut done: impl FnMut(u32, u64)) {
+        let Some(isn) = self.isn else { return };
+        let start = seq.wrapping_sub(isn).wrapping_sub(1);
+        let limit = BLOCK * BLOCKS_PER_DIRECTION;
+        // (Bytes before the ISN wrap to a huge offset and stop here too.)
+        if start >= limit {
+            return;
+        }
+        let end = start
+            .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX))
+            .min(limit);
+        if end <= self.next {
+            return;
+        }
+        if start > self.next {
+            self.synced = false;
+            self.hash = StreamHash::default();
+        }
+        let mut pos = start.max(self.next);
+        while pos < end {
+            let block_end = (pos / BLOCK + 1) * BLOCK;
+            let to = end.min(block_end);
+            if !self.synced && pos % BLOCK == 0 {
+                self.synced = true;
+            }
+            if self.synced {
+                self.hash
+                    .feed(&bytes[(pos - start) as usize..(to - start) as usize]);
+                if to == block_end {
+                    done(pos / BLOCK, self.hash.h);
+                    self.hash = StreamHash::default();
+                }
+            }
+            pos = to;
+        }
+        self.next = end;
+    }
+}
+
+/// A hash of stream bytes that does not depend on how they were cut: 8-byte words at
+/// stream-aligned positions, FxHash's mixing step (hand-written: a general hasher's result
+/// depends on the lengths of the slices it is given).
+#[derive(Debug, Default, Clone, Copy)]
+struct StreamHash {
+    h: u64,
+    word: u64,
+    n: u32,
+}
+
+impl StreamHash {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while self.n != 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.byte(b);
+            bytes = rest;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        for &b in words.remainder() {
+            self.byte(b);
+        }
+    }
+    fn byte(&mut self, b: u8) {
+        self.word |= u64::from(b) << (8 * self.n);
+        self.n += 1;
+        if self.n == 8 {
+            self.mix(self.word);
+            self.word = 0;
+            self.n = 0;
+        }
+    }
+    fn mix(&mut self, w: u64) {
+        self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
 }
 
 impl Trace {
@@ -107,19 +244,69 @@ impl Trace {
         else {
             return;
         };
+        let Some(t) = ip.transport else { return };
         let (key, forward) = ip.flow(data);
         let flow = hash_of(&key);
-        for sig in signatures(ip, data).into_iter().flatten() {
-            self.entries
+        let tcp = if t.kind == TransportKind::Tcp && t.complete {
+            Tcp::new_checked(&data[t.header.range()]).ok()
+        } else {
+            None
+        };
+        let wire_payload = wire_payload(ip, data);
+        let entry = Entry {
+            ts,
+            frame,
+            flow,
+            forward,
+            count: 1,
+            seq: tcp.map(|t| t.seq()),
+        };
+        let Trace {
+            entries,
+            halves,
+            bare,
+            ..
+        } = self;
+        let mut insert = |sig: (Kind, u64)| {
+            entries
                 .entry(sig)
                 .and_modify(|e| e.count += 1)
-                .or_insert(Entry {
-                    ts,
-                    frame,
-                    flow,
-                    forward,
-                    count: 1,
-                });
+                .or_insert(entry);
+        };
+        for sig in signatures(ip, data, tcp.as_ref(), wire_payload)
+            .into_iter()
+            .flatten()
+        {
+            insert(sig);
+        }
+        let Some(tcp) = tcp else { return };
+        let f = tcp.flags() & 0x0fff;
+        let half = halves.entry((flow, forward)).or_default();
+        if f & flags::SYN != 0 {
+            *half = Half {
+                isn: Some(tcp.seq()),
+                synced: true,
+                ..Half::default()
+            };
+        }
+        if wire_payload == 0 {
+            bare.push(Segment {
+                flow,
+                ts,
+                frame,
+                seq: tcp.seq(),
+                ack: tcp.ack(),
+                window: tcp.window(),
+                flags: f,
+                forward,
+            });
+        } else {
+            let captured = &data[t.payload.range()];
+            let bytes = &captured[..captured.len().min(wire_payload)];
+            let seq = tcp.seq().wrapping_add(u32::from(f & flags::SYN != 0));
+            half.take(seq, bytes, |block, h| {
+                insert((Kind::Stream, hash_of(&(block, h))));
+            });
         }
     }
 }
@@ -134,27 +321,31 @@ fn be16(d: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([d[at], d[at + 1]])
 }
 
-/// The signatures of one packet (up to one of each kind).
-fn signatures(ip: &IpLayer, data: &[u8]) -> [Option<(Kind, u64)>; 3] {
-    let mut out = [None; 3];
-    let Some(t) = ip.transport else {
-        return out;
-    };
+/// The transport payload length the IP header announces (not what was captured).
+fn wire_payload(ip: &IpLayer, data: &[u8]) -> usize {
     let h = ip.header.start as usize;
-    // Payload length the IP header announces (not what was captured).
     let announced = if ip.version == 4 {
         usize::from(be16(data, h + 2)).saturating_sub(ip.header.len())
     } else {
         (usize::from(be16(data, h + 4)) + 40).saturating_sub(ip.header.len())
     };
-    let transport_header = t.header.len();
-    let wire_payload = announced.saturating_sub(transport_header);
-    let captured = &data[t.payload.range()];
-    let tcp_flags = if t.kind == TransportKind::Tcp && t.complete {
-        be16(data, t.header.start as usize + 12) & 0x0fff
-    } else {
-        0
+    let transport_header = ip.transport.map_or(0, |t| t.header.len());
+    announced.saturating_sub(transport_header)
+}
+
+/// The signatures of one packet (up to one of each kind but the stream's).
+fn signatures(
+    ip: &IpLayer,
+    data: &[u8],
+    tcp: Option<&Tcp<&[u8]>>,
+    wire_payload: usize,
+) -> [Option<(Kind, u64)>; 3] {
+    let mut out = [None; 3];
+    let Some(t) = ip.transport else {
+        return out;
     };
+    let captured = &data[t.payload.range()];
+    let tcp_flags = tcp.map_or(0, |t| t.flags() & 0x0fff);
     if wire_payload > 0 && t.complete {
         let prefix = &captured[..captured.len().min(PAYLOAD_PREFIX)];
         if prefix.len() == wire_payload.min(PAYLOAD_PREFIX) {
@@ -163,22 +354,17 @@ fn signatures(ip: &IpLayer, data: &[u8]) -> [Option<(Kind, u64)>; 3] {
                 hash_of(&(t.kind as u8, wire_payload, prefix)),
             ));
         }
-    } else if t.kind == TransportKind::Tcp && t.complete {
-        let header = &data[t.header.range()];
-        if let Ok(tcp) = tracekit_wire::tcp::Tcp::new_checked(header) {
-            let ts = tcp.options().find_map(|o| match o {
-                Ok(tracekit_wire::tcp::TcpOption::Timestamps { value, echo }) => {
-                    Some((value, echo))
-                }
-                _ => None,
-            });
-            if let Some((value, echo)) = ts {
-                out[1] = Some((Kind::TcpTimestamps, hash_of(&(tcp_flags, value, echo))));
-            }
+    } else if let Some(tcp) = tcp {
+        let ts = tcp.options().find_map(|o| match o {
+            Ok(TcpOption::Timestamps { value, echo }) => Some((value, echo)),
+            _ => None,
+        });
+        if let Some((value, echo)) = ts {
+            out[1] = Some((Kind::TcpTimestamps, hash_of(&(tcp_flags, value, echo))));
         }
     }
     if ip.version == 4 {
-        let id = be16(data, h + 4);
+        let id = be16(data, ip.header.start as usize + 4);
         if id != 0 {
             out[2] = Some((
                 Kind::Ipv4Id,
@@ -262,10 +448,23 @@ fn median(v: &mut [i64]) -> i64 {
     v[v.len() / 2]
 }
 
+/// A match with the flows it belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    m: Match,
+    /// A's flow and direction, B's flow and direction.
+    fa: u64,
+    fwd_a: bool,
+    fb: u64,
+    fwd_b: bool,
+    /// TCP sequence numbers on both sides (payload matches of TCP segments).
+    seqs: Option<(u32, u32)>,
+}
+
 /// The packets seen in both traces, directions told, in A's order; and the number of flow pairs.
 fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
     // Signatures seen once on each side.
-    let mut raw: Vec<(Match, u64, bool, u64)> = Vec::new();
+    let mut raw: Vec<Raw> = Vec::new();
     for (sig, ea) in &a.entries {
         if ea.count != 1 {
             continue;
@@ -276,8 +475,8 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
         if eb.count != 1 {
             continue;
         }
-        raw.push((
-            Match {
+        raw.push(Raw {
+            m: Match {
                 kind: sig.0,
                 a_frame: ea.frame,
                 b_frame: eb.frame,
@@ -285,18 +484,24 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
                 b_ts: eb.ts,
                 a_to_b: None,
             },
-            ea.flow,
-            ea.forward,
-            eb.flow,
-        ));
+            fa: ea.flow,
+            fwd_a: ea.forward,
+            fb: eb.flow,
+            fwd_b: eb.forward,
+            seqs: if sig.0 == Kind::Payload {
+                ea.seq.zip(eb.seq)
+            } else {
+                None
+            },
+        });
     }
     // Flow pairs: an A flow's matches must mostly point at one B flow, and a pair must rest
     // on a strong signature or on at least three weak ones.
     let mut votes: FxHashMap<(u64, u64), (usize, bool)> = FxHashMap::default();
-    for (m, fa, _, fb) in &raw {
-        let v = votes.entry((*fa, *fb)).or_default();
+    for r in &raw {
+        let v = votes.entry((r.fa, r.fb)).or_default();
         v.0 += 1;
-        v.1 |= m.kind.strong();
+        v.1 |= r.m.kind.strong();
     }
     let mut best: FxHashMap<u64, (u64, usize)> = FxHashMap::default();
     for (&(fa, fb), &(n, strong)) in &votes {
@@ -308,31 +513,198 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
             *e = (fb, n);
         }
     }
-    raw.retain(|(_, fa, _, fb)| best.get(fa).is_some_and(|&(b, _)| b == *fb));
+    raw.retain(|r| best.get(&r.fa).is_some_and(|&(b, _)| b == r.fb));
     if raw.is_empty() {
         return None;
     }
     let flows = best.len();
-    // Direction: in each A flow, the side with the smaller median t_A − t_B goes A → B.
-    let mut per_flow: FxHashMap<u64, [Vec<i64>; 2]> = FxHashMap::default();
-    for (m, fa, fwd, _) in &raw {
-        per_flow.entry(*fa).or_default()[usize::from(*fwd)].push(m.delta());
-    }
-    let mut forward_is_a_to_b: FxHashMap<u64, bool> = FxHashMap::default();
-    for (flow, [back, fwd]) in &mut per_flow {
-        if !back.is_empty() && !fwd.is_empty() {
-            forward_is_a_to_b.insert(*flow, median(fwd) < median(back));
+    raw.extend(by_sequence(a, b, &raw));
+    // One match per packet pair, the strongest kind.
+    raw.sort_unstable_by_key(|r| (r.m.a_frame, r.m.b_frame, r.m.kind));
+    raw.dedup_by_key(|r| (r.m.a_frame, r.m.b_frame));
+    // Direction: in each A flow, the side with the smaller median t_A − t_B goes A → B; told
+    // from the other kinds when they go both ways (sequence-number matches are not trusted
+    // yet), else from all.
+    let mut per_flow: FxHashMap<u64, [[Vec<i64>; 2]; 2]> = FxHashMap::default();
+    for r in &raw {
+        let e = per_flow.entry(r.fa).or_default();
+        let d = usize::from(r.fwd_a);
+        e[1][d].push(r.m.delta());
+        if r.m.kind != Kind::TcpSequence {
+            e[0][d].push(r.m.delta());
         }
     }
-    let mut pairs: Vec<Match> = raw
+    let mut forward_is_a_to_b: FxHashMap<u64, bool> = FxHashMap::default();
+    for (flow, [other, all]) in &mut per_flow {
+        for [back, fwd] in [other, all] {
+            if !back.is_empty() && !fwd.is_empty() {
+                forward_is_a_to_b.insert(*flow, median(fwd) < median(back));
+                break;
+            }
+        }
+    }
+    for r in &mut raw {
+        r.m.a_to_b = forward_is_a_to_b.get(&r.fa).map(|&f| f == r.fwd_a);
+    }
+    // A flow's sequence-number matches count only if none contradicts the other matches.
+    let others: Vec<Match> = raw
+        .iter()
+        .filter(|r| r.m.kind != Kind::TcpSequence)
+        .map(|r| r.m)
+        .collect();
+    let (lo, hi) = limits(&others);
+    let contradicted: FxHashSet<u64> = raw
+        .iter()
+        .filter(|r| {
+            r.m.kind == Kind::TcpSequence
+                && match r.m.a_to_b {
+                    Some(true) => hi.is_some_and(|hi| r.m.delta() > hi),
+                    Some(false) => lo.is_some_and(|lo| r.m.delta() < lo),
+                    None => false,
+                }
+        })
+        .map(|r| r.fa)
+        .collect();
+    raw.retain(|r| r.m.kind != Kind::TcpSequence || !contradicted.contains(&r.fa));
+    let mut pairs: Vec<Match> = raw.into_iter().map(|r| r.m).collect();
+    pairs.sort_unstable_by_key(|m| (m.a_frame, m.b_frame));
+    Some((pairs, flows))
+}
+
+/// The bounds the matches give, each when they go that way (contradicting ones trimmed as
+/// in [`bounds`] when they go both ways).
+fn limits(pairs: &[Match]) -> (Option<i64>, Option<i64>) {
+    let down = pairs.iter().filter(|m| m.a_to_b == Some(true));
+    let up = pairs.iter().filter(|m| m.a_to_b == Some(false));
+    match (down.clone().next(), up.clone().next()) {
+        (Some(_), Some(_)) => {
+            let (_, lo, hi, _) = bounds(pairs);
+            (lo, hi)
+        }
+        _ => (down.map(Match::delta).max(), up.map(Match::delta).min()),
+    }
+}
+
+/// A bare segment in A's numbers: A flow, direction, flags, sequence and acknowledgement
+/// numbers, window.
+type SeqKey = (u64, bool, u16, u32, u32, u16);
+/// B flow → (A flow, directions agree); `None` when several A flows claim it.
+type BToA = FxHashMap<u64, Option<(u64, bool)>>;
+
+/// B's paired flows (to A's flow, and whether their directions agree), and each paired
+/// direction's sequence-number offset (B's minus A's, per A flow and direction): the most
+/// common difference among its payload matches and its SYNs.
+fn sequence_offsets(a: &Trace, b: &Trace, raw: &[Raw]) -> (BToA, FxHashMap<(u64, bool), u32>) {
+    // Per flow pair: do A's and B's directions agree (lo → hi on both), by majority.
+    let mut orient: FxHashMap<(u64, u64), i64> = FxHashMap::default();
+    for r in raw {
+        *orient.entry((r.fa, r.fb)).or_default() += if r.fwd_a == r.fwd_b { 1 } else { -1 };
+    }
+    let mut b_to_a = BToA::default();
+    for (&(fa, fb), &votes) in &orient {
+        if votes == 0 {
+            continue;
+        }
+        b_to_a
+            .entry(fb)
+            .and_modify(|e| *e = None)
+            .or_insert(Some((fa, votes > 0)));
+    }
+    // Offset candidates per (A flow, A direction): B's sequence number minus A's.
+    let mut candidates: FxHashMap<(u64, bool), Vec<u32>> = FxHashMap::default();
+    for r in raw {
+        if let Some((sa, sb)) = r.seqs {
+            candidates
+                .entry((r.fa, r.fwd_a))
+                .or_default()
+                .push(sb.wrapping_sub(sa));
+        }
+    }
+    for (&fb, &pair) in &b_to_a {
+        let Some((fa, same)) = pair else { continue };
+        for fwd_a in [false, true] {
+            let isn_a = a.halves.get(&(fa, fwd_a)).and_then(|h| h.isn);
+            let isn_b = b.halves.get(&(fb, fwd_a == same)).and_then(|h| h.isn);
+            if let (Some(x), Some(y)) = (isn_a, isn_b) {
+                candidates
+                    .entry((fa, fwd_a))
+                    .or_default()
+                    .push(y.wrapping_sub(x));
+            }
+        }
+    }
+    let offsets: FxHashMap<(u64, bool), u32> = candidates
         .into_iter()
-        .map(|(mut m, fa, fwd, _)| {
-            m.a_to_b = forward_is_a_to_b.get(&fa).map(|&f| f == fwd);
-            m
+        .map(|(k, mut v)| {
+            v.sort_unstable();
+            let mut best = (0, v[0]);
+            for run in v.chunk_by(|x, y| x == y) {
+                if run.len() > best.0 {
+                    best = (run.len(), run[0]);
+                }
+            }
+            (k, best.1)
         })
         .collect();
-    pairs.sort_unstable_by_key(|m| m.a_frame);
-    Some((pairs, flows))
+    (b_to_a, offsets)
+}
+
+/// Matches of bare TCP segments in the paired flows of `raw`: same flags and window, same
+/// sequence and acknowledgement numbers once each direction's offset is removed.
+fn by_sequence(a: &Trace, b: &Trace, raw: &[Raw]) -> Vec<Raw> {
+    let (b_to_a, offsets) = sequence_offsets(a, b, raw);
+    // A's bare segments of paired flows by their numbers; B's translated into A's numbers.
+    let key_a = |s: &Segment| -> SeqKey {
+        let ack = if s.flags & flags::ACK != 0 { s.ack } else { 0 };
+        (s.flow, s.forward, s.flags, s.seq, ack, s.window)
+    };
+    let key_b = |s: &Segment| -> Option<SeqKey> {
+        let (fa, same) = (*b_to_a.get(&s.flow)?)?;
+        let fwd_a = s.forward == same;
+        let seq = s.seq.wrapping_sub(*offsets.get(&(fa, fwd_a))?);
+        let ack = if s.flags & flags::ACK != 0 {
+            s.ack.wrapping_sub(*offsets.get(&(fa, !fwd_a))?)
+        } else {
+            0
+        };
+        Some((fa, fwd_a, s.flags, seq, ack, s.window))
+    };
+    let paired: FxHashSet<u64> = raw.iter().map(|r| r.fa).collect();
+    let mut in_a: FxHashMap<SeqKey, (u32, &Segment)> = FxHashMap::default();
+    for s in a.bare.iter().filter(|s| paired.contains(&s.flow)) {
+        in_a.entry(key_a(s)).or_insert((0, s)).0 += 1;
+    }
+    let mut in_b: FxHashMap<SeqKey, (u32, &Segment)> = FxHashMap::default();
+    for s in &b.bare {
+        if let Some(k) = key_b(s)
+            && in_a.contains_key(&k)
+        {
+            in_b.entry(k).or_insert((0, s)).0 += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (k, (n, sb)) in in_b {
+        let (m, sa) = in_a[&k];
+        if n != 1 || m != 1 {
+            continue;
+        }
+        out.push(Raw {
+            m: Match {
+                kind: Kind::TcpSequence,
+                a_frame: sa.frame,
+                b_frame: sb.frame,
+                a_ts: sa.ts,
+                b_ts: sb.ts,
+                a_to_b: None,
+            },
+            fa: sa.flow,
+            fwd_a: sa.forward,
+            fb: sb.flow,
+            fwd_b: sb.forward,
+            seqs: None,
+        });
+    }
+    out
 }
 
 /// (estimate, feasible interval, matches left out as contradicting) from the matched packets.
@@ -374,4 +746,68 @@ fn bounds(pairs: &[Match]) -> (i64, Option<i64>, Option<i64>, usize) {
         (lo + (hi - lo) / 2, Some(lo), Some(hi))
     };
     (offset, lo, hi, outliers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks_of(isn: u32, segments: &[(u32, &[u8])]) -> Vec<(u32, u64)> {
+        let mut half = Half {
+            isn: Some(isn),
+            synced: true,
+            ..Half::default()
+        };
+        let mut out = Vec::new();
+        for &(offset, bytes) in segments {
+            half.take(isn.wrapping_add(1).wrapping_add(offset), bytes, |i, h| {
+                out.push((i, h));
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn stream_blocks_do_not_depend_on_how_the_bytes_were_cut() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = blocks_of(7, &[(0, &data)]);
+        assert_eq!(
+            whole.iter().map(|b| b.0).collect::<Vec<_>>(),
+            [0, 1, 2],
+            "three complete 256-byte blocks in 1000 bytes"
+        );
+        // Other cuts, odd sizes, a retransmission and an overlap; another ISN near the wrap.
+        let cut = blocks_of(
+            u32::MAX - 3,
+            &[
+                (0, &data[..3]),
+                (3, &data[3..300]),
+                (3, &data[3..300]),
+                (250, &data[250..517]),
+                (517, &data[517..1000]),
+            ],
+        );
+        assert_eq!(whole, cut);
+        // Different bytes, different hash.
+        let mut other = data.clone();
+        other[100] ^= 1;
+        assert_ne!(blocks_of(7, &[(0, &other)])[0], whole[0]);
+        assert_eq!(blocks_of(7, &[(0, &other)])[1], whole[1]);
+    }
+
+    #[test]
+    fn after_a_gap_hashing_resumes_at_the_next_block() {
+        let data: Vec<u8> = (0..1024u32).map(|i| (i % 256) as u8).collect();
+        let whole = blocks_of(0, &[(0, &data)]);
+        // Bytes 100..110 never seen: block 0 is lost, blocks 1.. are the same.
+        let gap = blocks_of(0, &[(0, &data[..100]), (110, &data[110..])]);
+        assert_eq!(gap, whole[1..]);
+        // Bytes before the ISN or past the hashed part are ignored.
+        assert!(blocks_of(1000, &[(u32::MAX - 9, &data[..5])]).is_empty());
+        let far = BLOCK * BLOCKS_PER_DIRECTION;
+        assert!(blocks_of(0, &[(far, &data)]).is_empty());
+        // Without a SYN, no offset: nothing.
+        let mut half = Half::default();
+        half.take(1, &data, |_, _| panic!("no ISN, no block"));
+    }
 }

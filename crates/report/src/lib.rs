@@ -90,21 +90,27 @@ pub fn text(a: &Analysis, all: bool) -> String {
     }
     if a.connections.len() > 1 {
         let _ = writeln!(w);
+        // The middlebox column is as wide as its longest list of kinds.
+        let kinds: Vec<String> = a
+            .connections
+            .iter()
+            .map(|c| c.middlebox.kind.join(","))
+            .collect();
+        let width = kinds.iter().map(String::len).max().unwrap_or(0).max(24);
         let _ = writeln!(
             w,
-            "  #  {:<24} {:<24} {:<10} {:<7} {:<24} {:<10} confidence",
+            "  #  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} confidence",
             "client", "server", "matched", "result", "middlebox", "closed by"
         );
-        for (i, c) in a.connections.iter().enumerate() {
+        for (i, (c, kind)) in a.connections.iter().zip(&kinds).enumerate() {
             let _ = writeln!(
                 w,
-                "{:>3}  {:<24} {:<24} {:<10} {:<7} {:<24} {:<10} {}",
+                "{:>3}  {:<24} {:<24} {:<10} {:<7} {kind:<width$} {:<10} {}",
                 i + 1,
                 c.client,
                 c.server,
                 c.matched_by,
                 if c.failed { "failed" } else { "ok" },
-                c.middlebox.kind.join(","),
                 c.closed_by,
                 c.confidence
             );
