@@ -75,6 +75,7 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
             path.display()
         ));
     }
+    align.finish();
     Ok(Read {
         name: display_name(path),
         table,
@@ -97,8 +98,8 @@ fn analyze_pair(
     let bar = progress::bytes(total, quiet);
     let (ra, rb) = rayon::join(|| read(a, port, &bar), || read(b, port, &bar));
     bar.finish_and_clear();
-    let (ra, rb) = (ra?, rb?);
-    let alignment = align::estimate(&ra.align, &rb.align);
+    let (mut ra, mut rb) = (ra?, rb?);
+    let alignment = align::estimate(&mut ra.align, &mut rb.align);
     let analysis = tracekit_analyze::analyze(
         Input {
             name: &ra.name,

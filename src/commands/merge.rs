@@ -90,13 +90,14 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let mut notes: Vec<String> = Vec::new();
     let mut unaligned = false;
     if args.align == "auto" && captures.len() > 1 {
-        let traces: Vec<Trace> = captures
+        let mut traces: Vec<Trace> = captures
             .par_iter()
             .zip(&shifts)
             .map(|(c, &shift)| trace_of(c, shift))
             .collect();
         for i in 1..captures.len() {
-            match align::estimate(&traces[0], &traces[i]) {
+            let (first, rest) = traces.split_at_mut(1);
+            match align::estimate(&mut first[0], &mut rest[i - 1]) {
                 Some(a) => {
                     notes.push(describe(&a, &names[i], &names[0]));
                     shifts[i] += a.offset;
@@ -312,6 +313,7 @@ fn trace_of(capture: &Capture, shift: i64) -> Trace {
             trace.add(n as u64 + 1, r.ts.0 + shift, r.link.0, r.data);
         }
     }
+    trace.finish();
     trace
 }
 

@@ -72,12 +72,18 @@ const PAYLOAD_PREFIX: usize = 64;
 /// Stream blocks: their size, and how many per direction of a flow are hashed (the offset is
 /// found near the start; this bounds the bytes hashed).
 const BLOCK: u32 = 256;
-const BLOCKS_PER_DIRECTION: u32 = 64;
+const BLOCKS_PER_DIRECTION: u32 = 16;
+/// Bare segments kept per direction of a TCP flow, for the same reason.
+const BARE_PER_DIRECTION: u16 = 32;
 
 /// One capture's signatures.
 #[derive(Debug, Default)]
 pub struct Trace {
-    entries: FxHashMap<(Kind, u64), Entry>,
+    /// Appended in packet order, sorted by signature before matching (a sorted vector takes
+    /// half the memory of a hash map of millions of entries, and appending costs no cache
+    /// miss per packet).
+    entries: Vec<Entry>,
+    sorted: bool,
     /// Per TCP flow hash and direction (lo → hi or not).
     halves: FxHashMap<(u64, bool), Half>,
     /// TCP segments without payload, for matching by sequence numbers.
@@ -88,21 +94,30 @@ pub struct Trace {
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    kind: Kind,
+    sig: u64,
     ts: i64,
-    frame: u64,
     flow: u64,
+    /// (u32 keeps an entry at 40 bytes: a trace takes a few million packets at most.)
+    frame: u32,
+    /// TCP sequence number, for a payload signature of a TCP segment (see `tcp`).
+    seq: u32,
+    tcp: bool,
     /// The packet goes lo → hi in its flow.
     forward: bool,
-    count: u32,
-    /// TCP sequence number, for a payload signature of a TCP segment.
-    seq: Option<u32>,
+}
+
+impl Entry {
+    fn key(&self) -> (Kind, u64) {
+        (self.kind, self.sig)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Segment {
     flow: u64,
     ts: i64,
-    frame: u64,
+    frame: u32,
     seq: u32,
     ack: u32,
     window: u16,
@@ -119,6 +134,8 @@ struct Half {
     /// The bytes since the current block's start have all been seen.
     synced: bool,
     hash: StreamHash,
+    /// Bare segments kept so far.
+    bare: u16,
 }
 
 impl Half {
@@ -206,6 +223,29 @@ impl StreamHash {
 }
 
 impl Trace {
+    /// Sorts the signatures for matching, once. [`estimate`] does it when needed; calling it
+    /// where traces are built lets it run in parallel.
+    pub fn finish(&mut self) {
+        if !self.sorted {
+            // In place (a stable sort would allocate); the frame keeps the order of equal
+            // signatures deterministic.
+            self.entries
+                .sort_unstable_by_key(|e| (e.kind, e.sig, e.frame));
+            self.entries.shrink_to_fit();
+            self.bare.shrink_to_fit();
+            self.sorted = true;
+        }
+    }
+
+    /// The signatures seen exactly once, in signature order.
+    fn unique(&self) -> impl Iterator<Item = &Entry> {
+        debug_assert!(self.sorted);
+        self.entries
+            .chunk_by(|x, y| x.key() == y.key())
+            .filter(|run| run.len() == 1)
+            .map(|run| &run[0])
+    }
+
     /// Signatures of at most `limit` packets are kept (the offset is found near the start).
     #[must_use]
     pub fn new(limit: u64) -> Self {
@@ -234,6 +274,9 @@ impl Trace {
         if self.is_full() {
             return;
         }
+        let Ok(frame) = u32::try_from(frame) else {
+            return;
+        };
         self.packets += 1;
         // The innermost IP layer with a transport header: tunnels may differ between points.
         let Some(ip) = layers
@@ -253,26 +296,24 @@ impl Trace {
             None
         };
         let wire_payload = wire_payload(ip, data);
-        let entry = Entry {
+        let entry = |(kind, sig): (Kind, u64)| Entry {
+            kind,
+            sig,
             ts,
-            frame,
             flow,
+            frame,
+            seq: tcp.map_or(0, |t| t.seq()),
+            tcp: tcp.is_some(),
             forward,
-            count: 1,
-            seq: tcp.map(|t| t.seq()),
         };
+        self.sorted = false;
         let Trace {
             entries,
             halves,
             bare,
             ..
         } = self;
-        let mut insert = |sig: (Kind, u64)| {
-            entries
-                .entry(sig)
-                .and_modify(|e| e.count += 1)
-                .or_insert(entry);
-        };
+        let mut insert = |sig: (Kind, u64)| entries.push(entry(sig));
         for sig in signatures(ip, data, tcp.as_ref(), wire_payload)
             .into_iter()
             .flatten()
@@ -290,6 +331,10 @@ impl Trace {
             };
         }
         if wire_payload == 0 {
+            if half.bare >= BARE_PER_DIRECTION {
+                return;
+            }
+            half.bare += 1;
             bare.push(Segment {
                 flow,
                 ts,
@@ -423,14 +468,17 @@ impl Alignment {
 }
 
 /// Estimates the offset of `b`'s clock relative to `a`'s; `None` when nothing matches.
+/// (Mutable only to sort each trace's signatures, once.)
 #[must_use]
-pub fn estimate(a: &Trace, b: &Trace) -> Option<Alignment> {
+pub fn estimate(a: &mut Trace, b: &mut Trace) -> Option<Alignment> {
+    a.finish();
+    b.finish();
     let (pairs, flows) = matched(a, b)?;
     let mut by_kind = BTreeMap::new();
     for m in &pairs {
         *by_kind.entry(m.kind.name()).or_insert(0) += 1;
     }
-    let (offset, lo, hi, outliers) = bounds(&pairs);
+    let (offset, lo, hi, outliers) = bounds(pairs.iter());
     Some(Alignment {
         offset,
         lo,
@@ -463,23 +511,19 @@ struct Raw {
 
 /// The packets seen in both traces, directions told, in A's order; and the number of flow pairs.
 fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
-    // Signatures seen once on each side.
+    // Signatures seen once on each side (a merge of the two sorted lists).
     let mut raw: Vec<Raw> = Vec::new();
-    for (sig, ea) in &a.entries {
-        if ea.count != 1 {
-            continue;
-        }
-        let Some(eb) = b.entries.get(sig) else {
+    let mut bs = b.unique().peekable();
+    for ea in a.unique() {
+        while bs.next_if(|eb| eb.key() < ea.key()).is_some() {}
+        let Some(eb) = bs.next_if(|eb| eb.key() == ea.key()) else {
             continue;
         };
-        if eb.count != 1 {
-            continue;
-        }
         raw.push(Raw {
             m: Match {
-                kind: sig.0,
-                a_frame: ea.frame,
-                b_frame: eb.frame,
+                kind: ea.kind,
+                a_frame: ea.frame.into(),
+                b_frame: eb.frame.into(),
                 a_ts: ea.ts,
                 b_ts: eb.ts,
                 a_to_b: None,
@@ -488,11 +532,7 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
             fwd_a: ea.forward,
             fb: eb.flow,
             fwd_b: eb.forward,
-            seqs: if sig.0 == Kind::Payload {
-                ea.seq.zip(eb.seq)
-            } else {
-                None
-            },
+            seqs: (ea.kind == Kind::Payload && ea.tcp && eb.tcp).then_some((ea.seq, eb.seq)),
         });
     }
     // Flow pairs: an A flow's matches must mostly point at one B flow, and a pair must rest
@@ -547,12 +587,11 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
         r.m.a_to_b = forward_is_a_to_b.get(&r.fa).map(|&f| f == r.fwd_a);
     }
     // A flow's sequence-number matches count only if none contradicts the other matches.
-    let others: Vec<Match> = raw
-        .iter()
-        .filter(|r| r.m.kind != Kind::TcpSequence)
-        .map(|r| r.m)
-        .collect();
-    let (lo, hi) = limits(&others);
+    let (lo, hi) = limits(
+        raw.iter()
+            .filter(|r| r.m.kind != Kind::TcpSequence)
+            .map(|r| &r.m),
+    );
     let contradicted: FxHashSet<u64> = raw
         .iter()
         .filter(|r| {
@@ -573,9 +612,9 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
 
 /// The bounds the matches give, each when they go that way (contradicting ones trimmed as
 /// in [`bounds`] when they go both ways).
-fn limits(pairs: &[Match]) -> (Option<i64>, Option<i64>) {
-    let down = pairs.iter().filter(|m| m.a_to_b == Some(true));
-    let up = pairs.iter().filter(|m| m.a_to_b == Some(false));
+fn limits<'a>(pairs: impl Iterator<Item = &'a Match> + Clone) -> (Option<i64>, Option<i64>) {
+    let down = pairs.clone().filter(|m| m.a_to_b == Some(true));
+    let up = pairs.clone().filter(|m| m.a_to_b == Some(false));
     match (down.clone().next(), up.clone().next()) {
         (Some(_), Some(_)) => {
             let (_, lo, hi, _) = bounds(pairs);
@@ -691,8 +730,8 @@ fn by_sequence(a: &Trace, b: &Trace, raw: &[Raw]) -> Vec<Raw> {
         out.push(Raw {
             m: Match {
                 kind: Kind::TcpSequence,
-                a_frame: sa.frame,
-                b_frame: sb.frame,
+                a_frame: sa.frame.into(),
+                b_frame: sb.frame.into(),
                 a_ts: sa.ts,
                 b_ts: sb.ts,
                 a_to_b: None,
@@ -708,21 +747,23 @@ fn by_sequence(a: &Trace, b: &Trace, raw: &[Raw]) -> Vec<Raw> {
 }
 
 /// (estimate, feasible interval, matches left out as contradicting) from the matched packets.
-fn bounds(pairs: &[Match]) -> (i64, Option<i64>, Option<i64>, usize) {
+fn bounds<'a>(
+    pairs: impl Iterator<Item = &'a Match> + Clone,
+) -> (i64, Option<i64>, Option<i64>, usize) {
     let mut down: Vec<i64> = pairs
-        .iter()
+        .clone()
         .filter(|m| m.a_to_b == Some(true))
         .map(Match::delta)
         .collect();
     let mut up: Vec<i64> = pairs
-        .iter()
+        .clone()
         .filter(|m| m.a_to_b == Some(false))
         .map(Match::delta)
         .collect();
     let mut outliers = 0;
     let (offset, lo, hi) = if down.is_empty() || up.is_empty() {
         // One way only: the delay cannot be told from the offset; take the median.
-        let mut all: Vec<i64> = pairs.iter().map(Match::delta).collect();
+        let mut all: Vec<i64> = pairs.map(Match::delta).collect();
         (median(&mut all), None, None)
     } else {
         down.sort_unstable();
