@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: tracekit merge against mergecap in one run, printing ratios.
 #  1. two 1 GB captures with interleaved times, to pcap (mergecap -F pcap) and to pcapng;
-#  2. 10,000 small captures (a 200 MB capture cut by tracekit split --by count), to pcapng.
+#  2. 10,000 small captures (a 200 MB capture cut by tracekit split --by count), to pcapng;
+#  3. two 1 GB traces of the same traffic whose clocks differ by 1.5 s (the second is the first
+#     shifted by editcap, as in bench/analyze.sh): tracekit merge --align auto, which finds the
+#     offset, against the anchors' manual route when the offset is already known (editcap -t
+#     on one trace, then mergecap), and against tracekit merge --shift with the known offset.
 # Usage: bench/merge.sh   (RUNS=N best of N, default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +16,7 @@ gen() { [ -f "$1" ] || ./target/release/tracekit-bench gen --size "$2" --flows "
 gen "$out/merge-a.pcap" 1000000000 50000 1
 gen "$out/merge-b.pcap" 1000000000 50000 2
 gen "$out/small.pcap" 200000000 20000 3
+[ -f "$out/analyze-b.pcap" ] || editcap -t 1.5 "$out/merge-a.pcap" "$out/analyze-b.pcap"
 many="$out/merge-10k"
 if [ ! -d "$many" ]; then
   packets=$(./target/release/tracekit info --json "$out/small.pcap" | python3 -c "import json,sys; print(json.load(sys.stdin)['packets'])")
@@ -55,7 +60,14 @@ t_tk_many=$(best "$o" ./target/release/tracekit merge -q -o "$o" "$many")
 t_mc_many=$(best "$o" sh -c "exec mergecap -w $o $many/*")
 m_tk_many=$(peak "$o" ./target/release/tracekit merge -q -o "$o" "$many")
 m_mc_many=$(peak "$o" sh -c "exec mergecap -w $o $many/*")
-python3 - "$t_cat" "$t_tk_pcap" "$t_mc_pcap" "$t_tk_ng" "$t_mc_ng" "$m_tk" "$m_mc" "$t_tk_many" "$t_mc_many" "$m_tk_many" "$m_mc_many" "$nfiles" <<'PY'
+b="$out/analyze-b.pcap"
+cat "$out/merge-a.pcap" "$b" > /dev/null
+t_tk_auto=$(best "$o" ./target/release/tracekit merge -q --align auto --format pcap -o "$o" "$out/merge-a.pcap" "$b")
+t_tk_shift=$(best "$o" ./target/release/tracekit merge -q --shift "analyze-b.pcap=-1.5s" --format pcap -o "$o" "$out/merge-a.pcap" "$b")
+t_manual=$(best "$o" sh -c "editcap -t -1.5 $b $o.shifted && mergecap -F pcap -w $o $out/merge-a.pcap $o.shifted; rm -f $o.shifted")
+m_tk_auto=$(peak "$o" ./target/release/tracekit merge -q --align auto --format pcap -o "$o" "$out/merge-a.pcap" "$b")
+found=$(./target/release/tracekit merge -q --align auto --format pcap -o "$o" "$out/merge-a.pcap" "$b" 2>&1 | grep "clock offset" | sed 's/^ *//'); rm -f "$o"
+python3 - "$t_cat" "$t_tk_pcap" "$t_mc_pcap" "$t_tk_ng" "$t_mc_ng" "$m_tk" "$m_mc" "$t_tk_many" "$t_mc_many" "$m_tk_many" "$m_mc_many" "$nfiles" "$t_tk_auto" "$t_tk_shift" "$t_manual" "$m_tk_auto" "$found" <<'PY'
 import sys
 a = sys.argv[1:]
 cat, tkp, mcp, tkn, mcn = map(float, a[0:5])
@@ -75,4 +87,12 @@ print(f"\n{n} small inputs to pcapng")
 print(f"  tracekit merge                {tkm:8.3f} s   {mb(mtkm[0])} / {mb(mtkm[1])}")
 print(f"  mergecap                      {mcm:8.3f} s   {mb(mmcm[0])} / {mb(mmcm[1])}")
 print(f"  ratio: mergecap / tracekit = {mcm/tkm:.1f}x")
+auto, shift, manual = map(float, a[12:15])
+mauto = a[15].split()
+print("\ntwo 1 GB traces of the same traffic, clocks 1.5 s apart, to pcap")
+print(f"  tracekit merge --align auto   {auto:8.3f} s   {mb(mauto[0])} / {mb(mauto[1])}")
+print(f"  tracekit merge --shift (known){shift:8.3f} s")
+print(f"  editcap -t + mergecap (known) {manual:8.3f} s")
+print(f"  ratios: manual route / tracekit --align auto = {manual/auto:.1f}x; alignment costs {auto/shift:.2f}x a known shift")
+print(f"  {a[16]}")
 PY

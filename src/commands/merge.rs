@@ -1,13 +1,14 @@
 //! `tracekit merge`: inputs merged by time (or appended), with optional clock shifts, automatic
 //! clock alignment and duplicate removal.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use tracekit_capture::output::AtomicFile;
-use tracekit_capture::pcapng::{OptionsBuilder, idb_numeric, opt};
+use tracekit_capture::pcapng::{Block, OptionsBuilder, block, idb_numeric, opt};
 use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
 use tracekit_capture::{Capture, Format, Interface, LinkType, Record, Timestamp, TsResolution};
 use tracekit_merge::align::{self, Alignment, Trace};
@@ -177,9 +178,29 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let mut dedup = dedup_window.map(Dedup::new);
     let mut written = 0u64;
     let mut skipped: Vec<(String, u64, String)> = Vec::new();
+    let mut side = SideBlocks::default();
     while let Some(item) = merger.next() {
         let (input, record, ts) = match item {
             Item::Record { input, record, ts } => (input, record, ts),
+            Item::Side { input, block } => {
+                let kind = side_kind(&block);
+                let result = match &mut sink {
+                    Sink::Pcap { .. } => Err("a pcap file cannot hold them"),
+                    Sink::Pcapng { writer, interfaces } => carry_side_block(
+                        writer,
+                        &mut interfaces[input],
+                        merger.records(input).interfaces(),
+                        &block,
+                        (&names[input], shifts[input]),
+                    )
+                    .with_context(|| format!("writing {}", args.output.display()))?,
+                };
+                match result {
+                    Ok(()) => *side.carried.entry(kind).or_default() += 1,
+                    Err(why) => *side.left_out.entry((kind, why)).or_default() += 1,
+                }
+                continue;
+            }
             Item::Damaged { input, error } => {
                 trouble.push(format!(
                     "{}: {error}; its records before the damage were merged",
@@ -205,20 +226,13 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
                 }
             }
             Sink::Pcapng { writer, interfaces } => {
-                let map = &mut interfaces[input];
-                let k = record.interface as usize;
-                if map.len() <= k {
-                    map.resize(k + 1, None);
-                }
-                let out = match map[k] {
-                    Some(o) => o,
-                    None => {
-                        let iface = &merger.records(input).interfaces()[k];
-                        let o = add_interface(writer, iface, &names[input], k, shifts[input])?;
-                        map[k] = Some(o);
-                        o
-                    }
-                };
+                let out = output_interface(
+                    writer,
+                    &mut interfaces[input],
+                    merger.records(input).interfaces(),
+                    record.interface as usize,
+                    (&names[input], shifts[input]),
+                )?;
                 let shifted = Record {
                     ts: Timestamp(ts),
                     ..record
@@ -283,6 +297,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     if let Some(d) = &dedup {
         let _ = writeln!(e, "  {} exact duplicates dropped", d.dropped);
     }
+    side.report(&mut e);
     for (reason, n, first) in &skipped {
         let _ = writeln!(e, "  skipped {n}: {reason} (first: {first})");
     }
@@ -348,6 +363,125 @@ fn describe(a: &Alignment, name: &str, reference: &str) -> String {
 /// `frame.interface_name`, the original name and description kept as the description, other
 /// options copied. A shifted input gets nanosecond resolution and no offset, since its
 /// timestamps are rewritten.
+/// What became of the inputs' blocks other than packets, sections and interfaces.
+#[derive(Debug, Default)]
+struct SideBlocks {
+    carried: BTreeMap<&'static str, u64>,
+    left_out: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl SideBlocks {
+    fn report(&self, e: &mut impl Write) {
+        let list = |m: Vec<String>| m.join(", ");
+        if !self.carried.is_empty() {
+            let _ = writeln!(
+                e,
+                "  carried {} block(s) of the inputs: {}",
+                self.carried.values().sum::<u64>(),
+                list(
+                    self.carried
+                        .iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect()
+                )
+            );
+        }
+        if !self.left_out.is_empty() {
+            let _ = writeln!(
+                e,
+                "  left out {} block(s) of the inputs: {}",
+                self.left_out.values().sum::<u64>(),
+                list(
+                    self.left_out
+                        .iter()
+                        .map(|((k, why), n)| format!("{n} {k} ({why})"))
+                        .collect()
+                )
+            );
+        }
+    }
+}
+
+fn side_kind(b: &Block<'_>) -> &'static str {
+    match b {
+        Block::NameResolution { .. } => "name-resolution",
+        Block::DecryptionSecrets { .. } => "decryption-secrets",
+        Block::Statistics { .. } => "interface-statistics",
+        Block::Other {
+            block_type: block::CUSTOM | block::CUSTOM_NO_COPY,
+            ..
+        } => "custom",
+        _ => "other",
+    }
+}
+
+/// Writes one side block of an input into the pcapng output: name resolution, decryption
+/// secrets and copyable custom blocks as they are (re-encoded little endian); interface
+/// statistics with the output's interface number, when the input's byte order and clock
+/// are kept. `Err(why)` when it cannot be carried; the outer error is a write failure.
+fn carry_side_block<W: Write>(
+    writer: &mut PcapngWriter<W>,
+    map: &mut Vec<Option<u32>>,
+    ifaces: &[Interface],
+    b: &Block<'_>,
+    input: (&str, i64),
+) -> anyhow::Result<Result<(), &'static str>> {
+    if let Block::Statistics {
+        interface,
+        body,
+        big_endian,
+    } = *b
+    {
+        if big_endian || input.1 != 0 {
+            return Ok(Err("its times and counters would need re-encoding"));
+        }
+        if body.len() < 12 || interface as usize >= ifaces.len() {
+            return Ok(Err("it names an unknown interface"));
+        }
+        let out = output_interface(writer, map, ifaces, interface as usize, input)?;
+        let mut body = body.to_vec();
+        body[..4].copy_from_slice(&out.to_le_bytes());
+        writer.write_raw_block(block::INTERFACE_STATISTICS, &body)?;
+        return Ok(Ok(()));
+    }
+    match b.portable() {
+        Some((block_type, body)) => {
+            writer.write_raw_block(block_type, &body)?;
+            Ok(Ok(()))
+        }
+        None if matches!(
+            b,
+            Block::Other {
+                block_type: block::CUSTOM_NO_COPY,
+                ..
+            }
+        ) =>
+        {
+            Ok(Err("marked not to be copied"))
+        }
+        None => Ok(Err("not a block another file can carry")),
+    }
+}
+
+/// The output interface of input interface `k`, written when first needed.
+fn output_interface<W: Write>(
+    writer: &mut PcapngWriter<W>,
+    map: &mut Vec<Option<u32>>,
+    ifaces: &[Interface],
+    k: usize,
+    (name, shift): (&str, i64),
+) -> anyhow::Result<u32> {
+    if map.len() <= k {
+        map.resize(k + 1, None);
+    }
+    if let Some(o) = map[k] {
+        return Ok(o);
+    }
+    let o = add_interface(writer, &ifaces[k], name, k, shift)?;
+    map[k] = Some(o);
+    Ok(o)
+}
+
 fn add_interface<W: Write>(
     writer: &mut PcapngWriter<W>,
     iface: &Interface,

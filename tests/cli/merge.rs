@@ -538,3 +538,113 @@ fn automatic_alignment_matches_bare_segments_across_a_sequence_number_rewriter()
         assert!(checked >= 10, "{checked}: {lines:?}");
     }
 }
+
+/// The side blocks of a pcapng file, by type, re-encoded little endian (our reader).
+fn side_blocks(path: &Path) -> BTreeMap<u32, Vec<Vec<u8>>> {
+    let data = std::fs::read(path).unwrap();
+    let mut r = tracekit_capture::pcapng::Reader::new(&data);
+    let mut out: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    while let Some(Ok(b)) = r.next_block() {
+        if let Some((t, body)) = b.portable() {
+            out.entry(t).or_default().push(body);
+        }
+    }
+    out
+}
+
+/// `tshark -z hosts`: the names a file's name-resolution blocks give, sorted.
+fn hosts(path: &Path) -> Vec<String> {
+    let o = run(std::process::Command::new("tshark")
+        .args(["-q", "-z", "hosts", "-r"])
+        .arg(path));
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn name_resolution_decryption_secrets_and_custom_blocks_are_carried() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = testdata("handshake.pcap");
+    for (file, carried, left_out) in [
+        ("ndpi_dtls_dsb.pcapng", "1 decryption-secrets", None),
+        (
+            "pcapng-gen_le_test102_allblocks.pcapng",
+            "1 custom, 6 interface-statistics, 3 name-resolution",
+            Some("2 custom (marked not to be copied)"),
+        ),
+        // Big-endian sections: records and options re-encoded little endian.
+        (
+            "pcapng-gen_test202_mixed-endian-sections.pcapng",
+            "1 custom, 3 interface-statistics, 5 name-resolution",
+            Some("1 interface-statistics (its times and counters would need re-encoding)"),
+        ),
+        (
+            "zeek_ldap_gap-data-missing_126ifaces.pcapng",
+            "5 name-resolution",
+            None,
+        ),
+    ] {
+        let input = corpus(file);
+        let (out, o) = merge(
+            dir.path(),
+            "side.pcapng",
+            &[],
+            &[input.clone(), extra.clone()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("of the inputs: {carried}")),
+            "{file}: {err}"
+        );
+        if let Some(l) = left_out {
+            assert!(err.contains(l), "{file}: {err}");
+        }
+        // The same blocks, byte for byte once little endian; never a no-copy custom block.
+        let (a, b) = (side_blocks(&input), side_blocks(&out));
+        assert_eq!(a, b, "{file}");
+        assert!(
+            !std::fs::read(&out)
+                .unwrap()
+                .windows(4)
+                .any(|w| w == [0xAD, 0x0B, 0, 0x40])
+        );
+        // Wireshark gets the same names from them, and reads every packet.
+        let names = hosts(&input);
+        assert_eq!(hosts(&out), names, "{file}");
+        assert_eq!(
+            tshark_fields(&out, &["frame.number"]).len(),
+            records_of(&input).len() + records_of(&extra).len()
+        );
+        // mergecap carries decryption secrets too: the same bytes.
+        if file == "ndpi_dtls_dsb.pcapng" {
+            let mc = dir.path().join("mergecap.pcapng");
+            let o = run(std::process::Command::new("mergecap")
+                .arg("-w")
+                .arg(&mc)
+                .arg(&input)
+                .arg(&extra));
+            assert!(o.status.success());
+            assert_eq!(side_blocks(&mc)[&10], b[&10]);
+        }
+    }
+    // A pcap output cannot hold them: said, not silently dropped.
+    let (_, o) = merge(
+        dir.path(),
+        "side.pcap",
+        &["--format", "pcap"],
+        &[corpus("ndpi_dtls_dsb.pcapng")],
+    );
+    assert!(
+        stderr(&o).contains(
+            "left out 1 block(s) of the inputs: 1 decryption-secrets (a pcap file cannot hold them)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -267,6 +267,92 @@ pub enum Block<'a> {
     },
 }
 
+impl Block<'_> {
+    /// A block another file may carry — name resolution, decryption secrets, or a custom
+    /// block that allows copying — as (block type, body in little endian), ready for
+    /// [`crate::writer::PcapngWriter::write_raw_block`]. `None` for packets, section,
+    /// interface and statistics blocks (which refer to the file's own interfaces), custom
+    /// blocks marked not to be copied, other types, and bodies whose fields do not fit.
+    #[must_use]
+    pub fn portable(&self) -> Option<(u32, Vec<u8>)> {
+        match *self {
+            Block::NameResolution { body, big_endian } => {
+                if !big_endian {
+                    return Some((block::NAME_RESOLUTION, body.to_vec()));
+                }
+                // Records (type, length, value) up to the end record, then options.
+                let mut out = Vec::with_capacity(body.len());
+                let mut pos = 0;
+                loop {
+                    if pos + 4 > body.len() {
+                        return None;
+                    }
+                    let (kind, len) = (u16_at(body, pos, true), u16_at(body, pos + 2, true));
+                    let value = body.get(pos + 4..pos + 4 + pad4(usize::from(len)))?;
+                    out.extend_from_slice(&kind.to_le_bytes());
+                    out.extend_from_slice(&len.to_le_bytes());
+                    out.extend_from_slice(value);
+                    pos += 4 + value.len();
+                    if kind == 0 {
+                        break;
+                    }
+                }
+                let options = Options {
+                    bytes: &body[pos..],
+                    big_endian,
+                };
+                out.extend(
+                    OptionsBuilder::new()
+                        .copy_from(options, custom_or_bytes)
+                        .finish(),
+                );
+                Some((block::NAME_RESOLUTION, out))
+            }
+            Block::DecryptionSecrets { body, big_endian } => {
+                if !big_endian {
+                    return Some((block::DECRYPTION_SECRETS, body.to_vec()));
+                }
+                if body.len() < 8 {
+                    return None;
+                }
+                let (kind, len) = (u32_at(body, 0, true), u32_at(body, 4, true));
+                let data = body.get(8..8 + pad4(usize::try_from(len).ok()?))?;
+                let mut out = Vec::with_capacity(body.len());
+                out.extend_from_slice(&kind.to_le_bytes());
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(data);
+                let options = Options {
+                    bytes: &body[8 + data.len()..],
+                    big_endian,
+                };
+                out.extend(
+                    OptionsBuilder::new()
+                        .copy_from(options, custom_or_bytes)
+                        .finish(),
+                );
+                Some((block::DECRYPTION_SECRETS, out))
+            }
+            Block::Other {
+                block_type: block::CUSTOM,
+                body,
+                big_endian,
+            } => {
+                // The enterprise number is in the section's byte order; what follows is the
+                // vendor's own and is copied as it is.
+                if body.len() < 4 {
+                    return None;
+                }
+                let mut out = body.to_vec();
+                if big_endian {
+                    out[..4].reverse();
+                }
+                Some((block::CUSTOM, out))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// How many blocks of each kind the walk has met.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BlockCounts {

@@ -1,8 +1,9 @@
 //! The k-way merge: a binary heap of each input's next record, keyed by (time, input number).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
+use tracekit_capture::pcapng::Block;
 use tracekit_capture::{ReadError, Record, Records};
 
 /// One input of a merge: its records and the shift added to its clock.
@@ -25,6 +26,10 @@ pub enum Item<'a> {
     /// Input `input` is damaged here; its records before the damage have been yielded and it
     /// yields nothing more.
     Damaged { input: usize, error: ReadError },
+    /// A pcapng block of input `input` other than a packet, section or interface (name
+    /// resolution, decryption secrets, statistics, custom…), yielded after the input's records
+    /// before it and before the ones after it.
+    Side { input: usize, block: Block<'a> },
 }
 
 /// Merges inputs by time. Ties go in input order; within one input, records keep their file
@@ -36,8 +41,12 @@ pub struct Merger<'a> {
     heads: Vec<Option<(Record<'a>, i64)>>,
     /// (time, input) of every input's head record.
     heap: BinaryHeap<Reverse<(i64, usize)>>,
-    /// Damage met while filling a head, reported before anything else.
+    /// Damage met while filling a head, reported before anything but side blocks.
     pending: Vec<(usize, ReadError)>,
+    /// Side blocks met while filling a head, yielded first.
+    side: VecDeque<(usize, Block<'a>)>,
+    /// Inputs read to their end (or their damage).
+    done: Vec<bool>,
     /// Last time of each input: records without a timestamp (pcapng simple packet blocks)
     /// take their predecessor's.
     last: Vec<i64>,
@@ -54,6 +63,8 @@ impl<'a> Merger<'a> {
             heads: (0..n).map(|_| None).collect(),
             heap: BinaryHeap::with_capacity(n),
             pending: Vec::new(),
+            side: VecDeque::new(),
+            done: vec![false; n],
             last: vec![i64::MIN; n],
             append,
             current: 0,
@@ -72,9 +83,24 @@ impl<'a> Merger<'a> {
         &self.inputs[i].records
     }
 
+    /// Input `i`'s next record; the side blocks before it are queued.
+    fn next_record(&mut self, i: usize) -> Option<Result<Record<'a>, ReadError>> {
+        match &mut self.inputs[i].records {
+            Records::Pcapng(r) => loop {
+                match r.next_block()? {
+                    Ok(Block::Packet(record)) => return Some(Ok(record)),
+                    Ok(Block::Section(_) | Block::Interface(_)) => {}
+                    Ok(block) => self.side.push_back((i, block)),
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+            records @ Records::Pcap(..) => records.next(),
+        }
+    }
+
     /// Reads input `i`'s next record into its head slot.
     fn advance(&mut self, i: usize) {
-        match self.inputs[i].records.next() {
+        match self.next_record(i) {
             Some(Ok(r)) => {
                 let ts = if r.has_ts {
                     r.ts.0.saturating_add(self.inputs[i].shift)
@@ -89,9 +115,13 @@ impl<'a> Merger<'a> {
             }
             Some(Err(e)) => {
                 self.heads[i] = None;
+                self.done[i] = true;
                 self.pending.push((i, e));
             }
-            None => self.heads[i] = None,
+            None => {
+                self.heads[i] = None;
+                self.done[i] = true;
+            }
         }
     }
 }
@@ -100,32 +130,39 @@ impl<'a> Iterator for Merger<'a> {
     type Item = Item<'a>;
 
     fn next(&mut self) -> Option<Item<'a>> {
-        if let Some((input, error)) = self.pending.pop() {
-            return Some(Item::Damaged { input, error });
-        }
-        let input = if self.append {
-            loop {
-                if self.current >= self.inputs.len() {
+        loop {
+            if let Some((input, block)) = self.side.pop_front() {
+                return Some(Item::Side { input, block });
+            }
+            if let Some((input, error)) = self.pending.pop() {
+                return Some(Item::Damaged { input, error });
+            }
+            if self.append {
+                let i = self.current;
+                if i >= self.inputs.len() {
                     return None;
                 }
-                self.advance(self.current);
-                if let Some((input, error)) = self.pending.pop() {
-                    self.current += 1;
-                    return Some(Item::Damaged { input, error });
+                if self.heads[i].is_none() {
+                    // Read ahead; what it queues goes out before the record.
+                    if self.done[i] {
+                        self.current += 1;
+                    } else {
+                        self.advance(i);
+                    }
+                    continue;
                 }
-                if self.heads[self.current].is_some() {
-                    break self.current;
-                }
-                self.current += 1;
+                let (record, ts) = self.heads[i].take().expect("checked");
+                return Some(Item::Record {
+                    input: i,
+                    record,
+                    ts,
+                });
             }
-        } else {
-            let Reverse((_, i)) = self.heap.pop()?;
-            i
-        };
-        let (record, ts) = self.heads[input].take().expect("a queued input has a head");
-        if !self.append {
+            let Reverse((_, input)) = self.heap.pop()?;
+            let (record, ts) = self.heads[input].take().expect("a queued input has a head");
+            // Side blocks met now follow this record in its input: they go out next.
             self.advance(input);
+            return Some(Item::Record { input, record, ts });
         }
-        Some(Item::Record { input, record, ts })
     }
 }
