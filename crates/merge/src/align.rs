@@ -2,7 +2,8 @@
 //!
 //! A packet seen at both points is found by what the path does not change: its transport
 //! payload (also across a proxy that terminates TCP, since the application bytes are the same),
-//! the bytes of a TCP stream however the path cut them into segments, the TCP timestamp option
+//! the random value of a TLS hello, the bytes of a TCP stream however the path cut them into
+//! segments, the TCP timestamp option
 //! of a bare segment, the IPv4 identification with the protocol, length and flags, and — once
 //! two flows are paired — the sequence numbers of bare TCP segments after removing each
 //! direction's offset (what a sequence-number rewriting box adds). Never TTL, checksums,
@@ -29,6 +30,7 @@ use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
 use tracekit_wire::tcp::{Tcp, TcpOption, flags};
+use tracekit_wire::tls::TlsRecord;
 use tracekit_wire::{IpLayer, Layers, TransportKind, dissect};
 
 /// What a match rests on (in order of strength: a packet pair matched twice counts as the
@@ -38,6 +40,9 @@ use tracekit_wire::{IpLayer, Layers, TransportKind, dissect};
 pub enum Kind {
     /// The transport payload (its first bytes and its length on the wire).
     Payload,
+    /// The random value of a TLS ClientHello or ServerHello starting a TCP segment: also
+    /// across a box that rewrites the hello's other fields (extensions, cipher list).
+    TlsRandom,
     /// A block of a TCP stream (its bytes at the same offset from the ISN), dated by the
     /// segment that completed it: also across a proxy that cuts the stream differently.
     Stream,
@@ -55,6 +60,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Payload => "payload",
+            Kind::TlsRandom => "tls-random",
             Kind::Stream => "stream",
             Kind::TcpTimestamps => "tcp-timestamps",
             Kind::TcpSequence => "tcp-sequence",
@@ -384,8 +390,8 @@ fn signatures(
     data: &[u8],
     tcp: Option<&Tcp<&[u8]>>,
     wire_payload: usize,
-) -> [Option<(Kind, u64)>; 3] {
-    let mut out = [None; 3];
+) -> [Option<(Kind, u64)>; 4] {
+    let mut out = [None; 4];
     let Some(t) = ip.transport else {
         return out;
     };
@@ -398,6 +404,12 @@ fn signatures(
                 Kind::Payload,
                 hash_of(&(t.kind as u8, wire_payload, prefix)),
             ));
+        }
+        if tcp.is_some()
+            && let Some(rec) = TlsRecord::sniff(captured)
+            && let Some(random) = rec.random(captured)
+        {
+            out[3] = Some((Kind::TlsRandom, hash_of(&(rec.handshake_type, random))));
         }
     } else if let Some(tcp) = tcp {
         let ts = tcp.options().find_map(|o| match o {
