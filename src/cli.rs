@@ -175,11 +175,15 @@ pub struct MergeArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
     /// Output format: pcapng (one interface per input and interface, named after the input
-    /// file) or pcap (all inputs must share one link type).
+    /// file; name-resolution, decryption-secrets, copyable custom and interface-statistics
+    /// blocks carried) or pcap (all inputs must share one link type; those blocks are left
+    /// out and counted).
     #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"], default_value = "pcapng")]
     pub format: String,
     /// auto: estimate every input's clock offset relative to the first input from the packets
-    /// both saw, and apply it. none: merge the timestamps as they are.
+    /// both saw (same payload, TLS hello random, TCP stream bytes, TCP timestamps, IPv4 ID, or
+    /// sequence numbers once each direction's offset is removed), and apply it. none: merge
+    /// the timestamps as they are.
     #[arg(long, value_name = "HOW", value_parser = ["auto", "none"], default_value = "none")]
     pub align: String,
     /// Shift one input's clock, e.g. server.pcap=-1.25s (by path or file name; may repeat).
