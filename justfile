@@ -30,6 +30,10 @@ bench size_gb="2":
     bench/analyze.sh
     bench/anonymize.sh
 
+# Split about a million streams under the default open-file limit (scale, conservation).
+bench-scale:
+    bench/split-scale.sh
+
 # Fuzz each target for SECONDS (needs cargo-fuzz; not part of CI).
 fuzz seconds="120":
     scripts/fuzz {{seconds}}
