@@ -183,6 +183,19 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
         let (input, record, ts) = match item {
             Item::Record { input, record, ts } => (input, record, ts),
             Item::Side { input, block } => {
+                // Every interface of every input gets its output interface, used or not.
+                if let Block::Interface(k) = block {
+                    if let Sink::Pcapng { writer, interfaces } = &mut sink {
+                        output_interface(
+                            writer,
+                            &mut interfaces[input],
+                            merger.records(input).interfaces(),
+                            k as usize,
+                            (&names[input], shifts[input]),
+                        )?;
+                    }
+                    continue;
+                }
                 let kind = side_kind(&block);
                 let result = match &mut sink {
                     Sink::Pcap { .. } => Err("a pcap file cannot hold them"),

@@ -619,6 +619,18 @@ fn name_resolution_decryption_secrets_and_custom_blocks_are_carried() {
                 .windows(4)
                 .any(|w| w == [0xAD, 0x0B, 0, 0x40])
         );
+        // One output interface per input interface, used or not (capinfos counts them).
+        let interfaces = |p: &Path| -> usize {
+            let o = run(std::process::Command::new("capinfos").arg(p));
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("Number of interfaces in file:"))
+                .unwrap_or_else(|| panic!("capinfos on {}", p.display()))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(interfaces(&out), interfaces(&input) + 1, "{file}");
         // Wireshark gets the same names from them, and reads every packet.
         let names = hosts(&input);
         assert_eq!(hosts(&out), names, "{file}");

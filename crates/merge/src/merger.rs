@@ -26,9 +26,9 @@ pub enum Item<'a> {
     /// Input `input` is damaged here; its records before the damage have been yielded and it
     /// yields nothing more.
     Damaged { input: usize, error: ReadError },
-    /// A pcapng block of input `input` other than a packet, section or interface (name
-    /// resolution, decryption secrets, statistics, custom…), yielded after the input's records
-    /// before it and before the ones after it.
+    /// A pcapng block of input `input` other than a packet or section header (interface
+    /// description, name resolution, decryption secrets, statistics, custom…), yielded after
+    /// the input's records before it and before the ones after it.
     Side { input: usize, block: Block<'a> },
 }
 
@@ -89,7 +89,7 @@ impl<'a> Merger<'a> {
             Records::Pcapng(r) => loop {
                 match r.next_block()? {
                     Ok(Block::Packet(record)) => return Some(Ok(record)),
-                    Ok(Block::Section(_) | Block::Interface(_)) => {}
+                    Ok(Block::Section(_)) => {}
                     Ok(block) => self.side.push_back((i, block)),
                     Err(e) => return Some(Err(e)),
                 }
