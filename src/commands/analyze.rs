@@ -44,6 +44,9 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
     let mut problems = Vec::new();
     let mut records = capture.records();
     let mut last_pos = 0u64;
+    // Each packet is dissected one step before it is added: its connection record is
+    // prefetched meanwhile (see `ConnTable::prefetch`).
+    let mut ahead: Option<(u64, i64, tracekit_wire::Layers, &[u8])> = None;
     for (n, r) in records.by_ref().enumerate() {
         let r = match r {
             Ok(r) => r,
@@ -58,12 +61,20 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
         let frame = n as u64 + 1;
         // One dissection feeds both.
         let layers = tracekit_wire::dissect(r.link.0, r.data);
-        table.add_dissected(frame, r.ts.0, &layers, r.data);
-        align.add_dissected(frame, r.ts.0, &layers, r.data);
+        table.prefetch(&layers, r.data);
+        if let Some((f, ts, l, d)) = ahead.take() {
+            table.add_dissected(f, ts, &l, d);
+            align.add_dissected(f, ts, &l, d);
+        }
+        ahead = Some((frame, r.ts.0, layers, r.data));
         if frame.is_multiple_of(65_536) {
             bar.inc(r.offset - last_pos);
             last_pos = r.offset;
         }
+    }
+    if let Some((f, ts, l, d)) = ahead {
+        table.add_dissected(f, ts, &l, d);
+        align.add_dissected(f, ts, &l, d);
     }
     let (kept, count) = records.problems();
     if count > 0 {

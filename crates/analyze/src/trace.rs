@@ -148,6 +148,9 @@ pub struct TtlSeen {
 /// A TLS alert record: frame, sent by the client, level and description when readable.
 pub type AlertSeen = (u64, bool, Option<(u8, u8)>);
 
+/// Cache lines of a connection record loaded ahead (the fields a packet updates lie within).
+const PREFETCH_LINES: usize = 16;
+
 /// One TCP connection in one trace.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -322,6 +325,23 @@ impl ConnTable {
 
     /// [`ConnTable::add`] for a packet the caller has dissected already (the same dissection
     /// then feeds the clock alignment too).
+    /// Starts loading the connection record a packet will update, so that by the time
+    /// [`ConnTable::add_dissected`] runs (one packet later) it is in the cache: with tens of
+    /// thousands of interleaved connections each packet's record is otherwise a cache miss.
+    pub fn prefetch(&self, layers: &Layers, data: &[u8]) {
+        let Some(ip) = layers.ips().iter().rev().find(|ip| {
+            ip.transport
+                .is_some_and(|t| t.kind == TransportKind::Tcp && t.complete)
+                && ip.is_first_fragment_or_whole()
+        }) else {
+            return;
+        };
+        let (key, _) = ip.flow(data);
+        if let Some(&i) = self.index.get(&hash_of(&key)) {
+            tracekit_capture::prefetch_value(&self.conns[i], PREFETCH_LINES);
+        }
+    }
+
     pub fn add_dissected(&mut self, frame: u64, ts: i64, layers: &Layers, data: &[u8]) {
         self.packets += 1;
         self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));

@@ -127,6 +127,27 @@ pub(crate) fn prefetch_window(slice: &[u8], pos: usize, ahead: &mut usize) {
     }
 }
 
+/// Hints the CPU to start loading the first `lines` cache lines of `value`: for a caller that
+/// knows which record it will touch next (analyze's connection table, one packet ahead).
+#[inline]
+pub fn prefetch_value<T>(value: &T, lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = std::ptr::from_ref(value).cast::<u8>();
+        let len = std::mem::size_of::<T>().min(lines * 64);
+        for off in (0..len).step_by(64) {
+            // SAFETY: prefetch is a hint that never faults, and the address is inside `value`.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    start.add(off).cast::<i8>(),
+                );
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (value, lines);
+}
+
 /// Hints the CPU to start loading the cache line at `slice[at]`.
 #[inline]
 pub(crate) fn prefetch(slice: &[u8], at: usize) {
