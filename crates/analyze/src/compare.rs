@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use tracekit_merge::align::Alignment;
 use tracekit_wire::Endpoint;
@@ -61,8 +62,9 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
     // The time each capture covers (packets outside it cannot be missing from it).
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
+    // Each pair on its own, on every core (the order of `pairs` is kept).
     let mut connections: Vec<(i64, Connection, usize, usize, OnlyHere)> = pairs
-        .iter()
+        .par_iter()
         .map(|&(ia, ib, how)| {
             let (ic, is) = if swapped { (ib, ia) } else { (ia, ib) };
             let c = &ca.table.conns[ic];
