@@ -309,6 +309,16 @@ pub struct ConnTable {
 #[derive(Debug, Clone, Copy)]
 pub struct PortFilter(pub u16);
 
+/// The innermost IP layer that carries a whole TCP header: tunnels may differ between the
+/// points.
+fn tcp_layer(layers: &Layers) -> Option<&tracekit_wire::IpLayer> {
+    layers.ips().iter().rev().find(|ip| {
+        ip.transport
+            .is_some_and(|t| t.kind == TransportKind::Tcp && t.complete)
+            && ip.is_first_fragment_or_whole()
+    })
+}
+
 impl ConnTable {
     #[must_use]
     pub fn new(filter: Option<PortFilter>) -> Self {
@@ -323,17 +333,11 @@ impl ConnTable {
         self.add_dissected(frame, ts, &dissect(link, data), data);
     }
 
-    /// [`ConnTable::add`] for a packet the caller has dissected already (the same dissection
-    /// then feeds the clock alignment too).
     /// Starts loading the connection record a packet will update, so that by the time
     /// [`ConnTable::add_dissected`] runs (one packet later) it is in the cache: with tens of
     /// thousands of interleaved connections each packet's record is otherwise a cache miss.
     pub fn prefetch(&self, layers: &Layers, data: &[u8]) {
-        let Some(ip) = layers.ips().iter().rev().find(|ip| {
-            ip.transport
-                .is_some_and(|t| t.kind == TransportKind::Tcp && t.complete)
-                && ip.is_first_fragment_or_whole()
-        }) else {
+        let Some(ip) = tcp_layer(layers) else {
             return;
         };
         let (key, _) = ip.flow(data);
@@ -342,16 +346,13 @@ impl ConnTable {
         }
     }
 
+    /// [`ConnTable::add`] for a packet the caller has dissected already (the same dissection
+    /// then feeds the clock alignment too).
     pub fn add_dissected(&mut self, frame: u64, ts: i64, layers: &Layers, data: &[u8]) {
         self.packets += 1;
         self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-        // The innermost IP layer that carries TCP: tunnels may differ between the points.
-        let Some(ip) = layers.ips().iter().rev().find(|ip| {
-            ip.transport
-                .is_some_and(|t| t.kind == TransportKind::Tcp && t.complete)
-                && ip.is_first_fragment_or_whole()
-        }) else {
+        let Some(ip) = tcp_layer(layers) else {
             return;
         };
         let t = ip.transport.expect("checked above");
