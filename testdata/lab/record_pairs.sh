@@ -25,6 +25,9 @@
 #             it adds a constant to the client's sequence numbers (and takes it off the server's
 #             acknowledgements), gives every IPv4 packet a new IP ID, and overwrites the
 #             timestamps option of the client's SYN with NOPs. Two TLS connections that work.
+#   strip     mb is a router that strips the SACK-permitted and timestamps options from every TCP
+#             segment in both directions (iptables TCPOPTSTRIP, as some firewalls do). Two TLS
+#             connections that work.
 # Documentation addresses only; everything is torn down on exit.
 #
 # Usage (as root): testdata/lab/record_pairs.sh OUTDIR [SCENARIO...]
@@ -32,10 +35,10 @@
 #   (apt-get install iproute2 iptables ethtool haproxy openssl python3 tshark).
 # Writes OUTDIR/SCENARIO-client.pcapng and OUTDIR/SCENARIO-server.pcapng.
 set -euo pipefail
-out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble]...}")
+out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble|strip]...}")
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble strip)
 for tool in ip iptables ethtool haproxy openssl python3 dumpcap chrt; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
@@ -181,6 +184,11 @@ scramble() {
   steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:4433:53700)
 }
 
+strip() {
+  x mb iptables -t mangle -A FORWARD -p tcp -j TCPOPTSTRIP --strip-options sack-permitted,timestamp
+  steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:4433:53700)
+}
+
 reset() {
   x mb sysctl -qw net.ipv4.ip_default_ttl=255
   x mb iptables -A FORWARD -p tcp --dport 443 -m string --string blocked.example --algo bm \
@@ -190,7 +198,7 @@ reset() {
 }
 
 for scenario in "${scenarios[@]}"; do
-  case $scenario in firewall|nat|clamp|intercept|reset|scramble) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
+  case $scenario in firewall|nat|clamp|intercept|reset|scramble|strip) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
   dl_args=()
   [ "$scenario" != scramble ] || dl_args=(--scramble)
   topology

@@ -298,6 +298,61 @@ fn an_mss_clamp_and_ecn_bleaching_router() {
 }
 
 #[test]
+fn a_router_that_strips_tcp_options_is_an_option_stripper_and_nothing_else() {
+    // iptables TCPOPTSTRIP on the router removes SACK-permitted and timestamps from every
+    // segment: the server never sees them offered, so it offers neither.
+    let (client, server) = pair("strip");
+    let (v, o) = analyze_json(&client, &server, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for port in [53695, 53700] {
+        let c = conn(&v, port);
+        assert_eq!(
+            c["middlebox"]["kind"],
+            serde_json::json!(["option-stripper"])
+        );
+        assert_eq!(c["middlebox"]["transparent"], true);
+        assert_eq!(c["matched_by"], "tuple");
+        assert_eq!(c["closed_by"], "client");
+        assert_eq!(c["failed"], false);
+        assert_eq!(c["hops"]["path"], 3);
+        let s = signals(c);
+        for absent in [
+            "isn-rewritten",
+            "ipid-rewritten",
+            "mss-rewritten",
+            "wscale-rewritten",
+            "split-handshake",
+            "addresses-translated",
+        ] {
+            assert!(!s.contains(&absent), "{absent}: {s:?}");
+        }
+        let (a, b) = (&c["sides"]["a"]["syn"], &c["sides"]["b"]["syn"]);
+        assert_eq!(
+            (&a["sack_permitted"], &a["timestamps"]),
+            (&true.into(), &true.into())
+        );
+        assert_eq!(
+            (&b["sack_permitted"], &b["timestamps"]),
+            (&false.into(), &false.into())
+        );
+        let opts = evidence(c, "options-rewritten");
+        assert!(
+            opts["detail"].as_str().unwrap().contains("sok, ts removed"),
+            "{opts}"
+        );
+        // What the report cites is what tshark sees in those frames.
+        let (fa, fb) = (frames(opts, "frames_a")[0], frames(opts, "frames_b")[0]);
+        assert_eq!(tshark_field(&client, fa, "tcp.option_kind"), "2,4,8,1,3");
+        assert_eq!(
+            tshark_field(&server, fb, "tcp.option_kind"),
+            "2,1,1,1,1,1,1,1,1,1,1,1,1,1,3"
+        );
+        let verdict = c["verdict"].as_str().unwrap();
+        assert!(verdict.contains("without terminating TCP"), "{verdict}");
+    }
+}
+
+#[test]
 fn a_sequence_number_rewriter_is_told_from_a_proxy_by_segments_forwarded_one_to_one() {
     // New sequence numbers and new IP IDs, as from a proxy, but every bare segment reappears
     // with the same numbers once the offset is removed, in causal order.

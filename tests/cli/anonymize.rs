@@ -143,7 +143,15 @@ fn verdicts(v: &Value) -> Vec<Value> {
 #[test]
 fn analyze_gives_the_same_verdicts_after_both_sides_are_anonymized_with_one_key() {
     let dir = tempfile::tempdir().unwrap();
-    for scenario in ["firewall", "nat", "clamp", "reset", "intercept", "scramble"] {
+    for scenario in [
+        "firewall",
+        "nat",
+        "clamp",
+        "reset",
+        "intercept",
+        "scramble",
+        "strip",
+    ] {
         let client = testdata(&format!("{scenario}-client.pcapng"));
         let server = testdata(&format!("{scenario}-server.pcapng"));
         let before = verdicts(&analysis(&client, &server));

@@ -160,7 +160,9 @@ fn directories_are_searched_recursively_in_name_order() {
             "router-client.pcapng",
             "router-server.pcapng",
             "scramble-client.pcapng",
-            "scramble-server.pcapng"
+            "scramble-server.pcapng",
+            "strip-client.pcapng",
+            "strip-server.pcapng"
         ]
     );
 }
