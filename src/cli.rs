@@ -254,7 +254,8 @@ pub struct SplitArgs {
     pub max_open_files: usize,
     /// Input bytes whose records wait before the outputs are written (K/M/G suffixes). Records
     /// are not copied: they stay in the mapped input, and each waiting record costs about 50
-    /// bytes of memory; a larger buffer means fewer appends to long streams.
+    /// bytes of memory; a larger buffer means fewer appends to long streams. A full buffer is
+    /// written by the writer threads while the next one fills, so two can be held at once.
     #[arg(long, value_name = "BYTES", default_value = "1G")]
     pub buffer: String,
     /// Writer threads (default: one per core). The outputs are the same for any number.

@@ -44,6 +44,23 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// The error and its causes joined by `: `, leaving out a cause whose text the message before
+/// it already ends with (our errors name their path and include the I/O error they wrap).
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Prints the error chain and maps it to an exit code; a closed stdout (`| head`) is quiet.
 #[must_use]
 pub fn finish(result: anyhow::Result<Outcome>) -> std::process::ExitCode {
@@ -58,8 +75,42 @@ pub fn finish(result: anyhow::Result<Outcome>) -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tracekit: error: {e:#}");
+            eprintln!("tracekit: error: {}", chain_text(&e));
             std::process::ExitCode::from(Outcome::Fatal as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_text;
+    use std::io;
+
+    /// An error that names its path and includes its cause, as ours do.
+    #[derive(Debug)]
+    struct Named(io::Error);
+
+    impl std::fmt::Display for Named {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "out/x.pcap: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Named {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_its_message_is_printed_once() {
+        let named = Named(io::Error::other("No space left on device"));
+        let e = anyhow::Error::new(named).context("writing the outputs");
+        assert_eq!(
+            chain_text(&e),
+            "writing the outputs: out/x.pcap: No space left on device"
+        );
+        let plain = anyhow::Error::new(io::Error::other("disk on fire")).context("reading a.pcap");
+        assert_eq!(chain_text(&plain), "reading a.pcap: disk on fire");
     }
 }

@@ -161,72 +161,89 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
 
     // The inputs stay mapped for the whole run: queued records point into them.
     let sources: Vec<&[u8]> = captures.iter().map(|(_, c)| c.data()).collect();
-    for (index, (_, capture)) in captures.iter().enumerate() {
-        let source = Source {
-            index: index as u32,
-            bytes: capture.data(),
-        };
-        let mut records = capture.records();
-        // Interface numbers of this file → global numbers in the output set.
-        let mut global: Vec<u32> = Vec::new();
-        let mut n = 0u64;
-        while let Some(item) = records.next() {
-            let r = match item {
-                Ok(r) => r,
-                Err(e) => {
-                    skipped.add(
-                        "damaged input: the rest of the file cannot be read".into(),
-                        || format!("{}: {e}", capture.path().display()),
-                    );
-                    break;
-                }
+    let read = std::thread::scope(|scope| {
+        let mut flushing = None;
+        let mut failed = Ok(());
+        'inputs: for (index, (_, capture)) in captures.iter().enumerate() {
+            let source = Source {
+                index: index as u32,
+                bytes: capture.data(),
             };
-            input_packets += 1;
-            while global.len() <= r.interface as usize {
-                let iface = &records.interfaces()[global.len()];
-                global.push(outputs.add_interface(iface));
-            }
-            let (encoded, header) = outputs.sizes(&r);
-            let targets =
-                assigner.assign_with(r.link.0, r.data, r.ts.0, encoded, header, &mut |visit| {
-                    for next in records.clone().map_while(Result::ok) {
-                        if visit(next.link.0, next.data, next.ts.0) {
-                            break;
-                        }
+            let mut records = capture.records();
+            // Interface numbers of this file → global numbers in the output set.
+            let mut global: Vec<u32> = Vec::new();
+            let mut n = 0u64;
+            while let Some(item) = records.next() {
+                let r = match item {
+                    Ok(r) => r,
+                    Err(e) => {
+                        skipped.add(
+                            "damaged input: the rest of the file cannot be read".into(),
+                            || format!("{}: {e}", capture.path().display()),
+                        );
+                        break;
                     }
-                });
-            for out in std::iter::once(targets.first).chain(targets.second) {
-                let key = &assigner.outputs()[out as usize];
-                outputs.ensure(out, || match &opts.template {
-                    Some(t) => key.render(t, out),
-                    None => key.stem(),
-                });
-                match outputs.write(out, &r, global[r.interface as usize], source) {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        if let Err(e) = outputs.flush(&sources) {
-                            outputs.abandon();
-                            return Err(e).context("writing the outputs");
+                };
+                input_packets += 1;
+                while global.len() <= r.interface as usize {
+                    let iface = &records.interfaces()[global.len()];
+                    global.push(outputs.add_interface(iface));
+                }
+                let (encoded, header) = outputs.sizes(&r);
+                let targets =
+                    assigner.assign_with(r.link.0, r.data, r.ts.0, encoded, header, &mut |visit| {
+                        for next in records.clone().map_while(Result::ok) {
+                            if visit(next.link.0, next.data, next.ts.0) {
+                                break;
+                            }
                         }
+                    });
+                for out in std::iter::once(targets.first).chain(targets.second) {
+                    let key = &assigner.outputs()[out as usize];
+                    outputs.ensure(out, || match &opts.template {
+                        Some(t) => key.render(t, out),
+                        None => key.stem(),
+                    });
+                    match outputs.write(out, &r, global[r.interface as usize], source) {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            // The window is written on the worker threads while the next one
+                            // is read; the one before must be out first.
+                            if let Some(previous) = flushing.take()
+                                && let Err(e) = outputs.wait(previous)
+                            {
+                                failed = Err(e);
+                                break 'inputs;
+                            }
+                            flushing = outputs.flush_behind(scope, &sources);
+                        }
+                        Err(e) => skipped.add(e.to_string(), || {
+                            format!(
+                                "{} record {} at byte offset {}",
+                                capture.path().display(),
+                                r.index,
+                                r.offset
+                            )
+                        }),
                     }
-                    Err(e) => skipped.add(e.to_string(), || {
-                        format!(
-                            "{} record {} at byte offset {}",
-                            capture.path().display(),
-                            r.index,
-                            r.offset
-                        )
-                    }),
+                }
+                n += 1;
+                if n.is_multiple_of(65_536) {
+                    bar.set_position(done_bytes + records.position());
                 }
             }
-            n += 1;
-            if n.is_multiple_of(65_536) {
-                bar.set_position(done_bytes + records.position());
-            }
+            problems += records.problems().1;
+            done_bytes += capture.data().len() as u64;
+            bar.set_position(done_bytes);
         }
-        problems += records.problems().1;
-        done_bytes += capture.data().len() as u64;
-        bar.set_position(done_bytes);
+        // A flush in flight ends before anything else happens to the outputs, even after an
+        // error.
+        let last = flushing.map_or(Ok(()), |f| outputs.wait(f));
+        failed.and(last)
+    });
+    if let Err(e) = read {
+        outputs.abandon();
+        return Err(e).context("writing the outputs");
     }
     bar.finish_and_clear();
 

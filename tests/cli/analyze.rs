@@ -315,7 +315,7 @@ fn a_router_that_strips_tcp_options_is_an_option_stripper_and_nothing_else() {
         assert_eq!(c["closed_by"], "client");
         assert_eq!(c["failed"], false);
         assert_eq!(c["hops"]["path"], 3);
-        let s = signals(c);
+        let found = signals(c);
         for absent in [
             "isn-rewritten",
             "ipid-rewritten",
@@ -324,15 +324,15 @@ fn a_router_that_strips_tcp_options_is_an_option_stripper_and_nothing_else() {
             "split-handshake",
             "addresses-translated",
         ] {
-            assert!(!s.contains(&absent), "{absent}: {s:?}");
+            assert!(!found.contains(&absent), "{absent}: {found:?}");
         }
-        let (a, b) = (&c["sides"]["a"]["syn"], &c["sides"]["b"]["syn"]);
+        let (near, far) = (&c["sides"]["a"]["syn"], &c["sides"]["b"]["syn"]);
         assert_eq!(
-            (&a["sack_permitted"], &a["timestamps"]),
+            (&near["sack_permitted"], &near["timestamps"]),
             (&true.into(), &true.into())
         );
         assert_eq!(
-            (&b["sack_permitted"], &b["timestamps"]),
+            (&far["sack_permitted"], &far["timestamps"]),
             (&false.into(), &false.into())
         );
         let opts = evidence(c, "options-rewritten");

@@ -7,12 +7,15 @@
 //! encodes one output at a time into a reused buffer, opens its file (created the first time,
 //! appended to later), writes and closes it. So a million outputs need a handful of open files,
 //! and each output's content (its records in input order) does not depend on the thread count.
+//! With [`OutputSet::flush_behind`] a window is written while the reader queues the next one
+//! (one window in flight at most, so writes to an output stay in order).
 //! Every output is written under a hidden temporary name (or into a hidden staging directory)
 //! and moved into place by [`OutputSet::finish`].
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use tracekit_capture::pcapng::{Options, OptionsBuilder, epb_numeric, idb_numeric};
@@ -139,10 +142,30 @@ pub struct OutputSet {
     held: usize,
     budget: usize,
     /// The worker threads of a flush.
-    pool: rayon::ThreadPool,
-    /// pcapng: the interface description block of every global interface, encoded once.
-    idbs: Vec<Vec<u8>>,
-    section: Vec<u8>,
+    pool: Arc<rayon::ThreadPool>,
+    /// pcapng: the interface description block of every global interface, encoded once
+    /// (shared with a flush in flight; a new interface copies the list then).
+    idbs: Arc<Vec<Vec<u8>>>,
+    section: Arc<[u8]>,
+    /// The buffers of the last finished flush, for the next window.
+    recycled: Option<Batch>,
+}
+
+/// The records of one window, taken out of the set to be written (possibly on other threads
+/// while the next window is queued), and given back afterwards to reuse their memory.
+#[derive(Debug, Default)]
+struct Batch {
+    pending: Vec<Pending>,
+    spill: Vec<u8>,
+    order: Vec<u32>,
+}
+
+/// A flush running on the worker threads while the caller goes on reading and queueing: see
+/// [`OutputSet::flush_behind`]. Hand it to [`OutputSet::wait`].
+#[derive(Debug)]
+#[must_use = "a flush in flight must be waited for"]
+pub struct Flushing<'scope> {
+    handle: std::thread::ScopedJoinHandle<'scope, Result<Batch, OutputError>>,
 }
 
 impl OutputSet {
@@ -186,6 +209,7 @@ impl OutputSet {
             .thread_name(|i| format!("split-writer-{i}"))
             .build()
             .map_err(|e| io(io::Error::other(e)))?;
+        let pool = Arc::new(pool);
         let mut section = Vec::new();
         let shb_options = OptionsBuilder::new()
             .add(
@@ -204,8 +228,9 @@ impl OutputSet {
             held: 0,
             budget,
             pool,
-            idbs: Vec::new(),
-            section,
+            idbs: Arc::new(Vec::new()),
+            section: section.into(),
+            recycled: None,
         })
     }
 
@@ -217,7 +242,7 @@ impl OutputSet {
             .finish();
         encode::interface_description(&mut idb, iface.link, iface.snaplen, &options)
             .expect("writing to a Vec");
-        self.idbs.push(idb);
+        Arc::make_mut(&mut self.idbs).push(idb);
         (self.idbs.len() - 1) as u32
     }
 
@@ -354,26 +379,82 @@ impl OutputSet {
     /// Writes every queued record into its output. `sources` are the inputs' mapped bytes,
     /// indexed by [`Source::index`].
     pub fn flush(&mut self, sources: &[&[u8]]) -> Result<(), OutputError> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if let Some((batch, jobs)) = self.take_batch() {
+            let batch = write_batch(
+                &self.pool,
+                self.format,
+                sources,
+                &self.idbs,
+                &self.section,
+                batch,
+                &jobs,
+            )?;
+            self.recycled = Some(batch);
         }
+        Ok(())
+    }
+
+    /// Like [`OutputSet::flush`], but the writing runs on the worker threads inside `scope`
+    /// while the caller reads on and queues the next window (so reading and writing overlap).
+    /// The records queued meanwhile may stand for another `budget` bytes. At most one flush is
+    /// in flight: wait for the previous one first. Returns `None` when nothing was queued.
+    pub fn flush_behind<'scope, 'env>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        sources: &'env [&'env [u8]],
+    ) -> Option<Flushing<'scope>> {
+        let (batch, jobs) = self.take_batch()?;
+        let (pool, format) = (Arc::clone(&self.pool), self.format);
+        let (idbs, section) = (Arc::clone(&self.idbs), Arc::clone(&self.section));
+        let handle =
+            scope.spawn(move || write_batch(&pool, format, sources, &idbs, &section, batch, &jobs));
+        Some(Flushing { handle })
+    }
+
+    /// Waits for a flush started by [`OutputSet::flush_behind`]; its error, if any, is this
+    /// call's.
+    pub fn wait(&mut self, flushing: Flushing<'_>) -> Result<(), OutputError> {
+        let batch = flushing
+            .handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        self.recycled = Some(batch);
+        Ok(())
+    }
+
+    /// Takes the queued records out as a batch, grouped by output, with one job per output
+    /// that has records. Outputs count as created from here on: a later batch appends, and it
+    /// is only written after this one.
+    fn take_batch(&mut self) -> Option<(Batch, Vec<Job>)> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut next = self.recycled.take().unwrap_or_default();
+        next.pending.clear();
+        next.spill.clear();
+        let mut batch = Batch {
+            pending: std::mem::replace(&mut self.pending, next.pending),
+            spill: std::mem::replace(&mut self.spill, next.spill),
+            order: next.order,
+        };
+        self.held = 0;
         // Group the queued records by output, keeping input order within each (a counting
         // sort: no allocation per output).
         let mut starts = vec![0u32; self.outs.len() + 1];
-        for p in &self.pending {
+        for p in &batch.pending {
             starts[p.out as usize + 1] += 1;
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
         let mut fill = starts.clone();
-        let mut order = vec![0u32; self.pending.len()];
-        for (i, p) in self.pending.iter().enumerate() {
+        batch.order.clear();
+        batch.order.resize(batch.pending.len(), 0);
+        for (i, p) in batch.pending.iter().enumerate() {
             let slot = &mut fill[p.out as usize];
-            order[*slot as usize] = i as u32;
+            batch.order[*slot as usize] = i as u32;
             *slot += 1;
         }
-        // One job per output with records; workers take runs of jobs in order.
         let jobs: Vec<Job> = (0..self.outs.len())
             .filter(|&o| starts[o + 1] > starts[o])
             .map(|o| Job {
@@ -384,27 +465,10 @@ impl OutputSet {
                 path: self.temp_path(o as u32),
             })
             .collect();
-        let writer = Writer {
-            format: self.format,
-            pending: &self.pending,
-            order: &order,
-            sources,
-            spill: &self.spill,
-            idbs: &self.idbs,
-            section: &self.section,
-        };
-        self.pool.install(|| {
-            jobs.par_iter()
-                .with_min_len(16)
-                .try_for_each(|job| WRITE_BUFFER.with_borrow_mut(|buf| writer.write(job, buf)))
-        })?;
         for job in &jobs {
             self.outs[job.out as usize].created = true;
         }
-        self.pending.clear();
-        self.spill.clear();
-        self.held = 0;
-        Ok(())
+        Some((batch, jobs))
     }
 
     /// Where output `out` is written until [`OutputSet::finish`].
@@ -485,6 +549,34 @@ struct Job {
     /// pcap: the link type of the file header.
     link: Option<LinkType>,
     path: PathBuf,
+}
+
+/// Writes one batch: the outputs are shared out among the pool's threads, each taking runs of
+/// jobs in order. Returns the batch for its buffers to be reused.
+fn write_batch(
+    pool: &rayon::ThreadPool,
+    format: OutputFormat,
+    sources: &[&[u8]],
+    idbs: &[Vec<u8>],
+    section: &[u8],
+    batch: Batch,
+    jobs: &[Job],
+) -> Result<Batch, OutputError> {
+    let writer = Writer {
+        format,
+        pending: &batch.pending,
+        order: &batch.order,
+        sources,
+        spill: &batch.spill,
+        idbs,
+        section,
+    };
+    pool.install(|| {
+        jobs.par_iter()
+            .with_min_len(16)
+            .try_for_each(|job| WRITE_BUFFER.with_borrow_mut(|buf| writer.write(job, buf)))
+    })?;
+    Ok(batch)
 }
 
 thread_local! {
