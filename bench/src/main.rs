@@ -38,6 +38,17 @@ enum Command {
     /// Time a full record walk over FILE (page cache warm): tracekit's reader against
     /// pcap-file 3.0's slice parsers over the same bytes.
     Read { file: PathBuf },
+    /// The floor of one file per stream: create, in a fresh directory OUT, a file of the same
+    /// size for every file in LIKE (a split's output), from a buffer already in memory, on
+    /// THREADS threads, and time it. No reading, no dissection: what the kernel alone costs.
+    Files {
+        #[arg(long)]
+        like: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Write fuzzing seeds for the dissector: the first packets of every capture under the
     /// given paths, each as its link type (2 bytes, little endian) followed by the packet.
     Seeds {
@@ -58,6 +69,7 @@ fn main() -> Result<()> {
         Command::Dissect { file } => dissect_bench(&file),
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::Read { file } => read_bench(&file),
+        Command::Files { like, threads, out } => files_floor(&like, threads, &out),
     }
 }
 
@@ -342,6 +354,47 @@ fn dissect_bench(path: &PathBuf) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn files_floor(like: &std::path::Path, threads: usize, out: &std::path::Path) -> Result<()> {
+    let mut sizes = Vec::new();
+    for e in std::fs::read_dir(like).with_context(|| like.display().to_string())? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            sizes.push(usize::try_from(e.metadata()?.len())?);
+        }
+    }
+    sizes.sort_unstable();
+    let largest = sizes.last().copied().unwrap_or(0);
+    let buffer = vec![0xa5u8; largest];
+    std::fs::create_dir(out).with_context(|| out.display().to_string())?;
+    let threads = threads.max(1);
+    let start = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (sizes, buffer) = (&sizes, &buffer);
+                scope.spawn(move || -> Result<()> {
+                    for (i, &n) in sizes.iter().enumerate().skip(t).step_by(threads) {
+                        std::fs::write(out.join(format!("{i:07}")), &buffer[..n])?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("a writer thread panicked")?;
+        }
+        Ok(())
+    })?;
+    let took = start.elapsed().as_secs_f64();
+    let total: usize = sizes.iter().sum();
+    println!(
+        "{} files, {:.2} GB, {threads} threads: {took:.2} s",
+        sizes.len(),
+        total as f64 / 1e9
+    );
     Ok(())
 }
 

@@ -221,6 +221,7 @@ fn write_pcapng(
 /// One worker's share of a batch: the rewritten packets one after another, and where each
 /// lies and how long it is. For a pcap output the share holds whole pcap records instead
 /// (header and data), ready to be written at once.
+#[derive(Default)]
 struct Share {
     bytes: Vec<u8>,
     spans: Vec<(usize, usize)>,
@@ -236,22 +237,27 @@ impl Share {
 
 /// Rewrites a batch: one rewriter (with its address caches) per worker, kept across batches,
 /// each taking a contiguous share. The mapping is a pure function of the key, so the output
-/// does not depend on the number of workers.
+/// does not depend on the number of workers. The shares are written into `spare`'s buffers
+/// (those of a batch already written): fresh buffers every batch cost a page fault per 4 KiB.
 fn rewrite_batch(
     batch: &[Record<'_>],
     workers: &mut [Rewriter],
     pcap: Option<(bool, i64)>,
+    spare: Vec<Share>,
 ) -> Vec<Share> {
     let share = batch.len().div_ceil(workers.len()).max(1);
+    let mut shares = spare;
+    shares.resize_with(batch.len().div_ceil(share), Share::default);
     batch
         .par_chunks(share)
         .zip(workers.par_iter_mut())
-        .map(|(chunk, rw)| {
-            let mut out = Share {
-                bytes: Vec::with_capacity(chunk.iter().map(|r| r.data.len() + 16).sum()),
-                spans: Vec::with_capacity(chunk.len()),
-                encoded: pcap.map(|_| (0, Vec::new())),
-            };
+        .zip(shares.par_iter_mut())
+        .for_each(|((chunk, rw), out)| {
+            out.bytes.clear();
+            out.bytes
+                .reserve(chunk.iter().map(|r| r.data.len() + 16).sum());
+            out.spans.clear();
+            out.encoded = pcap.map(|_| (0, Vec::new()));
             for r in chunk {
                 let at = out.bytes.len();
                 let Some((nanos, shift)) = pcap else {
@@ -282,9 +288,8 @@ fn rewrite_batch(
                     )),
                 }
             }
-            out
-        })
-        .collect()
+        });
+    shares
 }
 
 /// Up to [`BATCH`] records, and the damage that ended the file early, if any.
@@ -399,6 +404,7 @@ fn one(
     };
     // A pipeline: batch N is written while batch N+1 is rewritten.
     let mut pending: Option<(Vec<Record<'_>>, Vec<Share>)> = None;
+    let mut spare: Vec<Share> = Vec::new();
     loop {
         let (batch, damage) = read_batch(&mut records);
         let last = batch.is_empty() || damage.is_some();
@@ -408,9 +414,12 @@ fn one(
                 Some((b, s)) => write_batch(&mut sink, &records, b, s, shift, target, &mut report),
                 None => Ok(()),
             },
-            || rewrite_batch(&batch, &mut workers, pcap),
+            || rewrite_batch(&batch, &mut workers, pcap, std::mem::take(&mut spare)),
         );
         written?;
+        if let Some((_, written)) = previous {
+            spare = written;
+        }
         if let Some(r) = batch.last() {
             bar.set_position(r.offset);
         }

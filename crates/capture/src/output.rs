@@ -1,10 +1,17 @@
 //! Output files created atomically: written under a temporary name in the target directory,
 //! renamed into place on [`AtomicFile::commit`], removed if dropped uncommitted. An output that
 //! would replace one of the inputs is refused.
+//!
+//! The bytes are written behind: full buffers go to a thread of the output's own that makes
+//! the `write` calls, so the kernel's copy into the page cache (most of the time of a merge)
+//! runs on the other core while the caller encodes the next buffer.
 
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -18,11 +25,161 @@ pub enum OutputError {
     },
 }
 
-/// An output being written. Implements `Write` with a large buffer.
+/// An output being written. Implements `Write` with a large buffer, written behind.
 #[derive(Debug)]
 pub struct AtomicFile {
     target: PathBuf,
-    out: BufWriter<tempfile::NamedTempFile>,
+    out: WriteBehind,
+}
+
+/// Bytes gathered before a buffer is handed to the writing thread.
+const CHUNK: usize = 4 << 20;
+
+/// A buffered writer whose `write` calls happen on a thread of its own. At most one full
+/// buffer waits while another is written, so memory stays at three buffers. Writes of a
+/// [`CHUNK`] or more are made from the caller's thread once the queue is empty (no copy).
+#[derive(Debug)]
+struct WriteBehind {
+    /// Shared with the writing thread; taken by [`WriteBehind::finish`].
+    file: Option<Arc<tempfile::NamedTempFile>>,
+    buf: Vec<u8>,
+    queue: Option<SyncSender<Vec<u8>>>,
+    /// Written buffers come back here, emptied, for reuse.
+    done: Receiver<Vec<u8>>,
+    /// Buffers sent and not yet back.
+    in_flight: usize,
+    writer: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl WriteBehind {
+    fn new(file: tempfile::NamedTempFile) -> io::Result<Self> {
+        let file = Arc::new(file);
+        let (queue, jobs) = sync_channel::<Vec<u8>>(1);
+        let (back, done) = sync_channel(3);
+        let target = Arc::clone(&file);
+        let writer = std::thread::Builder::new()
+            .name("output-writer".into())
+            .spawn(move || -> io::Result<()> {
+                for mut buf in jobs {
+                    target.as_file().write_all(&buf)?;
+                    buf.clear();
+                    // The owner may be gone (dropped after an error): then nobody wants it.
+                    let _ = back.send(buf);
+                }
+                Ok(())
+            })?;
+        Ok(WriteBehind {
+            file: Some(file),
+            buf: Vec::with_capacity(CHUNK),
+            queue: Some(queue),
+            done,
+            in_flight: 0,
+            writer: Some(writer),
+        })
+    }
+
+    /// Hands the current buffer to the writing thread and takes an empty one.
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = match self.done.try_recv() {
+            Ok(b) => {
+                self.in_flight -= 1;
+                b
+            }
+            Err(_) => Vec::with_capacity(CHUNK),
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        let sent = self.queue.as_ref().map(|q| q.send(full));
+        match sent {
+            Some(Ok(())) => {
+                self.in_flight += 1;
+                Ok(())
+            }
+            // The thread stopped: it failed, and says why.
+            _ => Err(self
+                .stop()
+                .err()
+                .unwrap_or_else(|| io::Error::other("output writer gone"))),
+        }
+    }
+
+    /// Waits until every buffer sent has been written.
+    fn drain(&mut self) -> io::Result<()> {
+        self.send()?;
+        while self.in_flight > 0 {
+            match self.done.recv() {
+                Ok(b) => {
+                    self.in_flight -= 1;
+                    if self.buf.capacity() < b.capacity() {
+                        self.buf = b;
+                    }
+                }
+                Err(_) => {
+                    return Err(self
+                        .stop()
+                        .err()
+                        .unwrap_or_else(|| io::Error::other("output writer gone")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the writing thread (after what was queued) and returns its first error.
+    fn stop(&mut self) -> io::Result<()> {
+        self.queue = None;
+        match self.writer.take() {
+            Some(w) => w
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything written; the file back.
+    fn finish(mut self) -> io::Result<tempfile::NamedTempFile> {
+        self.send()?;
+        self.stop()?;
+        self.file
+            .take()
+            .and_then(|f| Arc::try_unwrap(f).ok())
+            .ok_or_else(|| io::Error::other("output file still shared"))
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() >= CHUNK {
+            // Large writes (anonymize hands over whole batches) go straight to the file, in
+            // order after what is queued.
+            self.drain()?;
+            let file = self.file.as_ref().expect("taken only by finish");
+            return file.as_file().write_all(data);
+        }
+        if self.buf.len() + data.len() > CHUNK {
+            self.send()?;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        // The thread holds the file: let it end before the temporary file is removed.
+        let _ = self.stop();
+    }
 }
 
 impl AtomicFile {
@@ -51,8 +208,8 @@ impl AtomicFile {
             .tempfile_in(&dir)
             .map_err(io)?;
         Ok(AtomicFile {
+            out: WriteBehind::new(tmp).map_err(io)?,
             target,
-            out: BufWriter::with_capacity(1 << 20, tmp),
         })
     }
 
@@ -69,7 +226,7 @@ impl AtomicFile {
             target: target.clone(),
             source,
         };
-        let tmp = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        let tmp = self.out.finish().map_err(io)?;
         if sync {
             tmp.as_file().sync_all().map_err(io)?;
         }
@@ -132,6 +289,32 @@ mod tests {
             1,
             "temporary file removed"
         );
+    }
+
+    #[test]
+    fn bytes_written_behind_keep_their_order_across_small_and_large_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        let mut f = AtomicFile::create(&target, &[]).unwrap();
+        let mut want = Vec::new();
+        let mut byte = 0u8;
+        // Small writes filling several buffers, then writes of a buffer or more (written
+        // directly once the queue is empty), then small ones again.
+        for len in (0..3000).map(|i| 1 + i * 7 % 4093).chain([CHUNK, CHUNK * 2 + 5, 3, 17]) {
+            let part: Vec<u8> = (0..len)
+                .map(|_| {
+                    byte = byte.wrapping_add(13);
+                    byte
+                })
+                .collect();
+            f.write_all(&part).unwrap();
+            want.extend_from_slice(&part);
+        }
+        f.flush().unwrap();
+        f.write_all(b"tail").unwrap();
+        want.extend_from_slice(b"tail");
+        f.commit(false).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), want);
     }
 
     #[test]
