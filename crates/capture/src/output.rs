@@ -99,11 +99,7 @@ impl WriteBehind {
                 self.in_flight += 1;
                 Ok(())
             }
-            // The thread stopped: it failed, and says why.
-            _ => Err(self
-                .stop()
-                .err()
-                .unwrap_or_else(|| io::Error::other("output writer gone"))),
+            _ => Err(self.failure()),
         }
     }
 
@@ -118,15 +114,17 @@ impl WriteBehind {
                         self.buf = b;
                     }
                 }
-                Err(_) => {
-                    return Err(self
-                        .stop()
-                        .err()
-                        .unwrap_or_else(|| io::Error::other("output writer gone")));
-                }
+                Err(_) => return Err(self.failure()),
             }
         }
         Ok(())
+    }
+
+    /// Why the writing thread stopped early (its channel closed): its error.
+    fn failure(&mut self) -> io::Error {
+        self.stop()
+            .err()
+            .unwrap_or_else(|| io::Error::other("output writer gone"))
     }
 
     /// Ends the writing thread (after what was queued) and returns its first error.

@@ -379,19 +379,10 @@ impl OutputSet {
     /// Writes every queued record into its output. `sources` are the inputs' mapped bytes,
     /// indexed by [`Source::index`].
     pub fn flush(&mut self, sources: &[&[u8]]) -> Result<(), OutputError> {
-        if let Some((batch, jobs)) = self.take_batch() {
-            let batch = write_batch(
-                &self.pool,
-                self.format,
-                sources,
-                &self.idbs,
-                &self.section,
-                batch,
-                &jobs,
-            )?;
-            self.recycled = Some(batch);
-        }
-        Ok(())
+        std::thread::scope(|scope| match self.flush_behind(scope, sources) {
+            Some(flushing) => self.wait(flushing),
+            None => Ok(()),
+        })
     }
 
     /// Like [`OutputSet::flush`], but the writing runs on the worker threads inside `scope`
