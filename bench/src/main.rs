@@ -35,6 +35,9 @@ enum Command {
     },
     /// Time `tracekit_wire::dissect` and etherparse's lax slicing over every packet of FILE.
     Dissect { file: PathBuf },
+    /// Time analyze's reading of FILE in memory (page cache warm), step by step: dissection
+    /// alone, the connection table, its finish, the clock-alignment signatures (best of 3).
+    Table { file: PathBuf },
     /// Time a full record walk over FILE (page cache warm): tracekit's reader against
     /// pcap-file 3.0's slice parsers over the same bytes.
     Read { file: PathBuf },
@@ -69,6 +72,7 @@ fn main() -> Result<()> {
         Command::Dissect { file } => dissect_bench(&file),
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::Read { file } => read_bench(&file),
+        Command::Table { file } => table_bench(&file),
         Command::Files { like, threads, out } => files_floor(&like, threads, &out),
     }
 }
@@ -488,6 +492,70 @@ fn read_bench(path: &PathBuf) -> Result<()> {
         gb / theirs,
         theirs / ours,
         n1 == n2
+    );
+    Ok(())
+}
+
+fn table_bench(path: &PathBuf) -> Result<()> {
+    use tracekit_analyze::{BATCH, Packet, TableBuilder};
+    let capture = Capture::open(path)?;
+    let count = capture.records().map_while(Result::ok).count();
+    let best = |f: &mut dyn FnMut() -> f64| (0..3).map(|_| f()).fold(f64::MAX, f64::min);
+    // Each round walks the file as analyze does (the reader prefetches ahead of the walk),
+    // in batches of dissected packets.
+    let walk = |each: &mut dyn FnMut(&[Packet])| {
+        let mut batch = Vec::with_capacity(BATCH);
+        for (n, r) in capture.records().map_while(Result::ok).enumerate() {
+            batch.push(Packet {
+                frame: n as u64 + 1,
+                ts: r.ts.0,
+                layers: tracekit_wire::dissect(r.link.0, r.data),
+                data: r.data,
+            });
+            if batch.len() == BATCH {
+                each(&batch);
+                batch.clear();
+            }
+        }
+        each(&batch);
+    };
+    let dissect = best(&mut || {
+        let t = Instant::now();
+        let mut n = 0usize;
+        walk(&mut |b| n += b.len());
+        assert_eq!(n, count);
+        t.elapsed().as_secs_f64()
+    });
+    let mut finish = f64::MAX;
+    let mut conns = 0;
+    let build = best(&mut || {
+        let t = Instant::now();
+        let mut table = TableBuilder::new(None);
+        walk(&mut |b| table.add_batch(b));
+        let built = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let table = table.finish();
+        finish = finish.min(t.elapsed().as_secs_f64());
+        conns = table.conns.len();
+        built
+    });
+    let align = best(&mut || {
+        let t = Instant::now();
+        let mut trace = tracekit_merge::align::Trace::new(250_000);
+        walk(&mut |b| {
+            for p in b {
+                trace.add_dissected(p.frame, p.ts, &p.layers, p.data);
+            }
+        });
+        trace.finish();
+        t.elapsed().as_secs_f64()
+    });
+    let per = |s: f64| s * 1e9 / count as f64;
+    println!(
+        "table: {count} packets, {conns} connections; walk and dissect {dissect:.3} s ({:.0} ns/packet), table {build:.3} s (+{:.0} ns/packet), finish {finish:.3} s, align (250k packets) {align:.3} s (+{:.0} ns/packet)",
+        per(dissect),
+        per(build - dissect),
+        per(align - dissect),
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde::Serialize;
-use tracekit_analyze::{Analysis, ConnTable, Input, PortFilter};
+use tracekit_analyze::{Analysis, BATCH, ConnTable, Input, Packet, PortFilter, TableBuilder};
 use tracekit_capture::Capture;
 use tracekit_capture::output::AtomicFile;
 use tracekit_merge::align::{self, Trace};
@@ -39,14 +39,21 @@ fn display_name(path: &Path) -> String {
 
 fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow::Result<Read> {
     let capture = Capture::open(path)?;
-    let mut table = ConnTable::new(port.map(PortFilter));
+    let mut table = TableBuilder::new(port.map(PortFilter));
     let mut align = Trace::new(ALIGN_PACKETS);
     let mut problems = Vec::new();
     let mut records = capture.records();
     let mut last_pos = 0u64;
-    // Each packet is dissected one step before it is added: its connection record is
-    // prefetched meanwhile (see `ConnTable::prefetch`).
-    let mut ahead: Option<(u64, i64, tracekit_wire::Layers, &[u8])> = None;
+    // Packets go to the table in batches (see `TableBuilder::add_batch`); one dissection
+    // feeds both the table and the clock alignment.
+    let mut batch: Vec<Packet> = Vec::with_capacity(BATCH);
+    let mut feed = |batch: &mut Vec<Packet>| {
+        table.add_batch(batch);
+        for p in batch.iter() {
+            align.add_dissected(p.frame, p.ts, &p.layers, p.data);
+        }
+        batch.clear();
+    };
     for (n, r) in records.by_ref().enumerate() {
         let r = match r {
             Ok(r) => r,
@@ -59,23 +66,21 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
             }
         };
         let frame = n as u64 + 1;
-        // One dissection feeds both.
-        let layers = tracekit_wire::dissect(r.link.0, r.data);
-        table.prefetch(&layers, r.data);
-        if let Some((f, ts, l, d)) = ahead.take() {
-            table.add_dissected(f, ts, &l, d);
-            align.add_dissected(f, ts, &l, d);
+        batch.push(Packet {
+            frame,
+            ts: r.ts.0,
+            layers: tracekit_wire::dissect(r.link.0, r.data),
+            data: r.data,
+        });
+        if batch.len() == BATCH {
+            feed(&mut batch);
         }
-        ahead = Some((frame, r.ts.0, layers, r.data));
         if frame.is_multiple_of(65_536) {
             bar.inc(r.offset - last_pos);
             last_pos = r.offset;
         }
     }
-    if let Some((f, ts, l, d)) = ahead {
-        table.add_dissected(f, ts, &l, d);
-        align.add_dissected(f, ts, &l, d);
-    }
+    feed(&mut batch);
     let (kept, count) = records.problems();
     if count > 0 {
         let first = kept
@@ -89,7 +94,7 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
     align.finish();
     Ok(Read {
         name: display_name(path),
-        table,
+        table: table.finish(),
         align,
         problems,
     })

@@ -1,6 +1,6 @@
 //! `tracekit analyze`: what sits between two captures of the same connections.
 //!
-//! Each trace is read once into a [`ConnTable`] (per-connection facts: handshake fields, TTLs,
+//! Each trace is read once (by a [`TableBuilder`]) into a [`ConnTable`] (per-connection facts: handshake fields, TTLs,
 //! IP IDs, ECN, TLS progress, close events, oversize segments, the first packets). The two
 //! tables are then compared ([`analyze`]): connections are paired (by tuple, TLS random,
 //! payload or timing), the trace nearer the client is found, and every difference becomes
@@ -17,4 +17,4 @@ pub mod trace;
 pub use compare::{Input, LADDERS_KEPT, analyze};
 pub use model::{Analysis, Connection, Evidence};
 pub use sides::{ip_id_behaviour, mac_string, vendor};
-pub use trace::{ConnTable, PortFilter};
+pub use trace::{BATCH, ConnTable, Packet, PortFilter, TableBuilder};

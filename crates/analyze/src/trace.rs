@@ -5,11 +5,17 @@
 //! Memory grows with the number of connections, not with the trace: each connection keeps at
 //! most [`KEPT_PACKETS`] packet summaries (all SYN/FIN/RST and TLS handshake packets among
 //! them), and counts the rest.
+//!
+//! Speed: with tens of thousands of interleaved connections, every packet's connection is a
+//! cache miss. [`TableBuilder`] keeps what every packet updates in a small record apart from
+//! the connection (`Hot`), finds it through a flow index it can prefetch, and runs packets
+//! through as a pipeline so those misses overlap; kept packets are appended to one log and
+//! sorted into their connections at the end.
 
 use std::hash::{Hash, Hasher};
 
 use arrayvec::ArrayVec;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHasher;
 use tracekit_wire::tcp::{OptionSummary, Tcp, flags};
 use tracekit_wire::tls::{self, Records as TlsRecords};
 use tracekit_wire::{Endpoint, FlowKey, IpLayer, Layers, TransportKind, dissect};
@@ -148,9 +154,6 @@ pub struct TtlSeen {
 /// A TLS alert record: frame, sent by the client, level and description when readable.
 pub type AlertSeen = (u64, bool, Option<(u8, u8)>);
 
-/// Cache lines of a connection record loaded ahead (the fields a packet updates lie within).
-const PREFETCH_LINES: usize = 16;
-
 /// One TCP connection in one trace.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -188,7 +191,6 @@ pub struct Conn {
     pub ecn_codepoints: [[u64; 4]; 2],
     /// Hash of the client's first payload (to recognise the connection at the other point).
     pub first_client_payload: u64,
-    ordinary_kept: usize,
 }
 
 impl Conn {
@@ -221,7 +223,6 @@ impl Conn {
             ip_ids: [ArrayVec::new(), ArrayVec::new()],
             ecn_codepoints: [[0; 4]; 2],
             first_client_payload: 0,
-            ordinary_kept: 0,
         }
     }
 
@@ -286,23 +287,14 @@ impl Conn {
     }
 }
 
-/// The connections of one trace.
+/// The connections of one trace, read by a [`TableBuilder`].
 #[derive(Debug, Default)]
 pub struct ConnTable {
     pub conns: Vec<Conn>,
-    /// Flow hash → the newest connection with that hash. The map holds no keys: the ends are
-    /// checked on the connection itself, which is read next anyway (one cache miss per packet
-    /// instead of two on big traces).
-    index: FxHashMap<u64, usize>,
-    /// Keys whose hash an other flow's key had taken first (rare).
-    collided: FxHashMap<FlowKey, usize>,
     pub packets: u64,
     pub tcp_packets: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
-    /// Ordinary packets kept so far, over all connections.
-    kept_ordinary: u64,
-    filter: Option<PortFilter>,
 }
 
 /// Keep only connections with this port on either side.
@@ -319,133 +311,689 @@ fn tcp_layer(layers: &Layers) -> Option<&tracekit_wire::IpLayer> {
     })
 }
 
-impl ConnTable {
+/// One packet for [`TableBuilder::add_batch`], dissected once by the caller (the same
+/// dissection feeds the clock alignment).
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Packet number in the trace, 1-based.
+    pub frame: u64,
+    /// Nanoseconds.
+    pub ts: i64,
+    pub layers: Layers,
+    pub data: &'a [u8],
+}
+
+/// Packets a caller hands to [`TableBuilder::add_batch`] at once.
+pub const BATCH: usize = 256;
+/// How many packets ahead the flow slot and then the connection are prefetched: with tens of
+/// thousands of interleaved connections, each is a cache (and TLB) miss that must be in
+/// flight well before the packet is recorded.
+const SLOT_AHEAD: usize = 16;
+const CONN_AHEAD: usize = 8;
+
+/// The part of a connection every packet updates. [`Conn`] is a kilobyte and a trace of
+/// tens of thousands of interleaved connections does not fit in the cache, so each packet
+/// touched several missed lines of it; this record is three lines (the shared one and one per
+/// direction), the table of them stays in the cache, and `Conn` is touched only by packets
+/// with news (handshake, close, TLS, a new TTL, the first packets' IP IDs go through the log).
+/// Copied into `Conn` by [`TableBuilder::finish`].
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Hot {
+    key: FlowKey,
+    /// Packets kept (in the log), and of them ordinary ones.
+    kept: u16,
+    ordinary_kept: u16,
+    client_is_lo: bool,
+    first_payload_done: bool,
+    first_ts: i64,
+    last_ts: i64,
+    dirs: [HotDir; 2],
+}
+
+/// One direction's line of [`Hot`] (63 bytes: plain fields and a flag byte, since options
+/// would not fit).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct HotDir {
+    packets: u64,
+    bytes: u64,
+    /// The TTL of the latest packets, the frame that started their run and its length
+    /// (`Conn::ttls` is updated when the TTL changes, and by `finish`).
+    ttl_run_start: u64,
+    /// ECN codepoint counts, added to `Conn::ecn_codepoints` (also whenever one would wrap).
+    ecn: [u32; 4],
+    largest: u32,
+    ttl_run: u32,
+    /// Client direction only (with `WANT_ACK3`): the acknowledgement number of the third
+    /// handshake packet.
+    ack3: u32,
+    /// The receiver's MSS (with `HAS_MSS`).
+    mss: u16,
+    /// The first source MAC address (with `HAS_MAC`).
+    mac: [u8; 6],
+    ttl: u8,
+    /// IP IDs logged for `Conn::ip_ids`.
+    ip_ids: u8,
+    bits: u8,
+}
+
+const HAS_MAC: u8 = 1;
+const HAS_MSS: u8 = 2;
+const WANT_ACK3: u8 = 4;
+const APP_SEEN: u8 = 8;
+
+impl HotDir {
+    fn set_mss(&mut self, mss: Option<u16>) {
+        if let Some(m) = mss {
+            self.mss = m;
+            self.bits |= HAS_MSS;
+        }
+    }
+}
+
+impl Hot {
+    fn new(key: FlowKey, client_is_lo: bool, ts: i64) -> Self {
+        Hot {
+            key,
+            kept: 0,
+            ordinary_kept: 0,
+            client_is_lo,
+            first_payload_done: false,
+            first_ts: ts,
+            last_ts: ts,
+            dirs: [HotDir::default(); 2],
+        }
+    }
+}
+
+/// A slot of the flow index: the hash of a flow key (0: empty) and its newest connection.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    hash: u64,
+    conn: u32,
+}
+
+/// A kept packet, or one whose IP ID is one of the first of its direction, in trace order;
+/// sorted into the connections by [`TableBuilder::finish`]. (Appending costs no cache miss,
+/// pushing to each connection's own vector cost one per packet.)
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    pkt: Pkt,
+    conn: u32,
+    keep: bool,
+    ip_id: bool,
+}
+
+/// What [`TableBuilder::finish`] sorts the log into.
+struct Extra {
+    pkts: Vec<Pkt>,
+    ip_ids: [ArrayVec<u16, KEPT_IP_IDS>; 2],
+}
+
+/// Log entries ahead whose connection is prefetched while the log is sorted.
+const LOG_AHEAD: usize = 16;
+
+/// Log entries per chunk: chunks are freed as `finish` sorts them, so the log and the
+/// connections' packets do not both take their full size at once.
+const LOG_CHUNK: usize = 1 << 16;
+
+/// Reads one trace's packets into a [`ConnTable`].
+///
+/// The flow index is a hand-written open-addressing table rather than a `HashMap`: its slots
+/// can be prefetched by hash a batch ahead, which is where the time of a trace with many
+/// connections went (one dependent cache miss per packet).
+#[derive(Debug, Default)]
+pub struct TableBuilder {
+    conns: Vec<Conn>,
+    hot: Vec<Hot>,
+    /// Power-of-two length, at most half full.
+    slots: Vec<Slot>,
+    slot_shift: u32,
+    used_slots: usize,
+    log: Vec<Vec<Logged>>,
+    /// Ordinary packets kept so far, over all connections.
+    kept_ordinary: u64,
+    packets: u64,
+    tcp_packets: u64,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    filter: Option<PortFilter>,
+}
+
+/// A packet through the first step of a batch.
+struct Staged<'p, 'a> {
+    p: &'p Packet<'a>,
+    ip: &'p IpLayer,
+    tcp: Tcp<&'a [u8]>,
+    key: FlowKey,
+    forward: bool,
+    hash: u64,
+}
+
+impl Staged<'_, '_> {
+    /// Whether recording the packet will likely touch its `Conn` (not only its `Hot`): a SYN,
+    /// FIN or RST, or a payload that starts like a TLS record.
+    fn has_news(&self) -> bool {
+        let payload = self
+            .ip
+            .transport
+            .and_then(|t| self.p.data.get(t.payload.range()))
+            .unwrap_or_default();
+        self.tcp.flags() & (flags::SYN | flags::FIN | flags::RST) != 0
+            || matches!(payload, [20..=23, 3, ..])
+    }
+}
+
+impl TableBuilder {
     #[must_use]
     pub fn new(filter: Option<PortFilter>) -> Self {
-        ConnTable {
+        TableBuilder {
             filter,
-            ..ConnTable::default()
+            slots: vec![Slot::default(); 1024],
+            slot_shift: 64 - 10,
+            ..TableBuilder::default()
         }
     }
 
     /// Adds packet number `frame` (1-based) seen at `ts` nanoseconds.
     pub fn add(&mut self, frame: u64, ts: i64, link: u16, data: &[u8]) {
-        self.add_dissected(frame, ts, &dissect(link, data), data);
+        self.add_batch(&[Packet {
+            frame,
+            ts,
+            layers: dissect(link, data),
+            data,
+        }]);
     }
 
-    /// Starts loading the connection record a packet will update, so that by the time
-    /// [`ConnTable::add_dissected`] runs (one packet later) it is in the cache: with tens of
-    /// thousands of interleaved connections each packet's record is otherwise a cache miss.
-    pub fn prefetch(&self, layers: &Layers, data: &[u8]) {
-        let Some(ip) = tcp_layer(layers) else {
-            return;
-        };
-        let (key, _) = ip.flow(data);
-        if let Some(&i) = self.index.get(&hash_of(&key)) {
-            tracekit_capture::prefetch_value(&self.conns[i], PREFETCH_LINES);
+    /// Adds packets in trace order, as a pipeline: packet `k` is recorded while the
+    /// connection of packet `k + CONN_AHEAD` and the flow slot of packet `k + SLOT_AHEAD` are
+    /// being loaded.
+    pub fn add_batch(&mut self, packets: &[Packet<'_>]) {
+        for chunk in packets.chunks(BATCH) {
+            let mut staged = ArrayVec::<Option<Staged>, BATCH>::new();
+            for k in 0..chunk.len() + SLOT_AHEAD {
+                if let Some(p) = chunk.get(k) {
+                    let s = self.stage(p);
+                    if let Some(s) = &s {
+                        tracekit_capture::prefetch_value(&self.slots[self.slot_of(s.hash)], 1);
+                    }
+                    staged.push(s);
+                }
+                if let Some(j) = (k + CONN_AHEAD).checked_sub(SLOT_AHEAD)
+                    && let Some(Some(s)) = staged.get(j)
+                {
+                    // The first slot only: a hint, checked again when the packet is taken.
+                    let slot = self.slots[self.slot_of(s.hash)];
+                    if slot.hash == s.hash {
+                        tracekit_capture::prefetch_value(&self.hot[slot.conn as usize], 3);
+                        if s.has_news() {
+                            tracekit_capture::prefetch_value(&self.conns[slot.conn as usize], 16);
+                        }
+                    }
+                }
+                if let Some(j) = k.checked_sub(SLOT_AHEAD)
+                    && let Some(Some(s)) = staged.get(j)
+                {
+                    self.take(s);
+                }
+            }
         }
     }
 
-    /// [`ConnTable::add`] for a packet the caller has dissected already (the same dissection
-    /// then feeds the clock alignment too).
-    pub fn add_dissected(&mut self, frame: u64, ts: i64, layers: &Layers, data: &[u8]) {
+    /// Counts the packet; its TCP layer and flow when it has one (and passes the filter).
+    fn stage<'p, 'a>(&mut self, p: &'p Packet<'a>) -> Option<Staged<'p, 'a>> {
         self.packets += 1;
-        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
-        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
-        let Some(ip) = tcp_layer(layers) else {
-            return;
-        };
-        let t = ip.transport.expect("checked above");
-        let Ok(tcp) = Tcp::new_checked(&data[t.header.range()]) else {
-            return;
-        };
+        self.first_ts = Some(self.first_ts.map_or(p.ts, |t| t.min(p.ts)));
+        self.last_ts = Some(self.last_ts.map_or(p.ts, |t| t.max(p.ts)));
+        let ip = tcp_layer(&p.layers)?;
+        let t = ip.transport?;
+        let tcp = Tcp::new_checked(&p.data[t.header.range()]).ok()?;
         self.tcp_packets += 1;
-        let (key, _) = ip.flow(data);
-        if let Some(PortFilter(p)) = self.filter
-            && key.lo.port != p
-            && key.hi.port != p
+        let (key, forward) = ip.flow(p.data);
+        if let Some(PortFilter(port)) = self.filter
+            && key.lo.port != port
+            && key.hi.port != port
         {
-            return;
+            return None;
         }
+        Some(Staged {
+            p,
+            ip,
+            tcp,
+            key,
+            forward,
+            hash: hash_of(&key),
+        })
+    }
+
+    /// The first slot to probe for a hash (its high bits: FxHash's low bits are weak).
+    fn slot_of(&self, hash: u64) -> usize {
+        (hash >> self.slot_shift) as usize
+    }
+
+    /// The newest connection of a flow.
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut at = self.slot_of(hash);
+        loop {
+            let s = self.slots[at];
+            if s.hash == 0 {
+                return None;
+            }
+            if s.hash == hash && self.hot[s.conn as usize].key == *key {
+                return Some(s.conn as usize);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Points a flow's slot at connection `conn`, taking a free slot for a new flow.
+    fn index(&mut self, hash: u64, conn: u32) {
+        if (self.used_slots + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let key = self.hot[conn as usize].key;
+        let mut at = self.slot_of(hash);
+        loop {
+            let s = &mut self.slots[at];
+            if s.hash == 0 {
+                *s = Slot { hash, conn };
+                self.used_slots += 1;
+                return;
+            }
+            if s.hash == hash && self.hot[s.conn as usize].key == key {
+                s.conn = conn;
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![Slot::default(); self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        self.slot_shift -= 1;
+        let mask = self.slots.len() - 1;
+        for s in old.into_iter().filter(|s| s.hash != 0) {
+            let mut at = self.slot_of(s.hash);
+            while self.slots[at].hash != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = s;
+        }
+    }
+
+    /// Finds or opens the packet's connection and records the packet in it.
+    fn take(&mut self, s: &Staged) {
+        let tcp = &s.tcp;
+        let f = tcp.flags();
+        let syn_only = f & (flags::SYN | flags::ACK) == flags::SYN;
         let src = Endpoint {
-            addr: ip.src(data),
+            addr: s.ip.src(s.p.data),
             port: tcp.src_port(),
         };
         let dst = Endpoint {
-            addr: ip.dst(data),
+            addr: s.ip.dst(s.p.data),
             port: tcp.dst_port(),
         };
-        let f = tcp.flags();
-        let syn_only = f & (flags::SYN | flags::ACK) == flags::SYN;
-        let hash = hash_of(&key);
-        let found = match self.index.get(&hash) {
-            Some(&i) if self.conns[i].has_ends(src, dst) => Some(i),
-            Some(_) => self.collided.get(&key).copied(),
-            None => None,
-        };
-        let slot = match found {
-            Some(i) => {
-                // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
-                // unless it repeats the SYN we have (a retransmission).
-                let repeated = self.conns[i].syn.is_some_and(|s| s.isn == tcp.seq());
-                if syn_only && !repeated {
-                    self.open(key, hash, src, dst, true, ts)
-                } else {
-                    i
-                }
+        let conn = match self.find(s.hash, &s.key) {
+            // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
+            // unless it repeats the SYN we have (a retransmission).
+            Some(i) if syn_only && self.conns[i].syn.is_none_or(|h| h.isn != tcp.seq()) => {
+                self.open(s, src, dst, true)
             }
+            Some(i) => Some(i),
             None => {
                 let synack = f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
                 if syn_only {
-                    self.open(key, hash, src, dst, true, ts)
+                    self.open(s, src, dst, true)
                 } else if synack {
-                    self.open(key, hash, dst, src, true, ts)
+                    self.open(s, dst, src, true)
                 } else if src.port < dst.port || (src.port == dst.port && src < dst) {
                     // Mid-connection: the lower port is most likely the server's.
-                    self.open(key, hash, dst, src, false, ts)
+                    self.open(s, dst, src, false)
                 } else {
-                    self.open(key, hash, src, dst, false, ts)
+                    self.open(s, src, dst, false)
                 }
             }
         };
-        let conn = &mut self.conns[slot];
-        let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
-        if record(
-            conn,
-            frame,
-            ts,
-            layers,
-            ip,
-            data,
-            &tcp,
-            src == conn.client,
-            room,
-        ) {
-            self.kept_ordinary += 1;
+        if let Some(i) = conn {
+            let from_client = s.forward == self.hot[i].client_is_lo;
+            self.record(i, s, from_client);
         }
     }
 
+    /// A new connection; `None` past 4 billion of them (which would take terabytes first).
     fn open(
         &mut self,
-        key: FlowKey,
-        hash: u64,
+        s: &Staged,
         client: Endpoint,
         server: Endpoint,
         known: bool,
-        ts: i64,
-    ) -> usize {
-        self.conns.push(Conn::new(client, server, known, ts));
-        let i = self.conns.len() - 1;
-        match self.index.get(&hash) {
-            Some(&j) if !self.conns[j].has_ends(client, server) => {
-                self.collided.insert(key, i);
+    ) -> Option<usize> {
+        let i = u32::try_from(self.conns.len())
+            .ok()
+            .filter(|&i| i < u32::MAX)?;
+        self.conns.push(Conn::new(client, server, known, s.p.ts));
+        self.hot.push(Hot::new(s.key, client == s.key.lo, s.p.ts));
+        self.index(s.hash, i);
+        Some(i as usize)
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn record(&mut self, conn_index: usize, staged: &Staged, from_client: bool) {
+        let Packet {
+            frame,
+            ts,
+            ref layers,
+            data,
+        } = *staged.p;
+        let (ip, tcp) = (staged.ip, &staged.tcp);
+        let dir = if from_client {
+            FROM_CLIENT
+        } else {
+            FROM_SERVER
+        };
+        let at = ip.header.start as usize;
+        let t = ip.transport.expect("a TCP layer");
+        let (ip_id, ecn, df, announced) = if ip.version == 4 {
+            let total = usize::from(be16(data, at + 2));
+            (
+                Some(be16(data, at + 4)),
+                data[at + 1] & 3,
+                data[at + 6] & 0x40 != 0,
+                total.saturating_sub(ip.header.len()),
+            )
+        } else {
+            let plen = usize::from(be16(data, at + 4)) + 40;
+            (
+                None,
+                ((data[at] & 0x0f) << 4 | data[at + 1] >> 4) & 3,
+                false,
+                plen.saturating_sub(ip.header.len()),
+            )
+        };
+        let len = announced.saturating_sub(t.header.len()) as u32;
+        let payload = &data[t.payload.range()];
+        let ttl = ip.ttl(data);
+        let f = tcp.flags();
+
+        let hot = &mut self.hot[conn_index];
+        let conn = &mut self.conns[conn_index];
+        hot.last_ts = hot.last_ts.max(ts);
+        hot.first_ts = hot.first_ts.min(ts);
+        let d = &mut hot.dirs[dir];
+        d.packets += 1;
+        d.bytes += u64::from(len);
+        d.largest = d.largest.max(len);
+        let codepoint = usize::from(ecn);
+        if d.ecn[codepoint] == u32::MAX {
+            conn.ecn_codepoints[dir][codepoint] += u64::from(u32::MAX);
+            d.ecn[codepoint] = 0;
+        }
+        d.ecn[codepoint] += 1;
+        if d.bits & HAS_MAC == 0
+            && let Some(mac) = src_mac(layers, data)
+        {
+            d.mac = mac;
+            d.bits |= HAS_MAC;
+        }
+        if d.ttl_run > 0 && d.ttl == ttl {
+            d.ttl_run = d.ttl_run.saturating_add(1);
+        } else {
+            if d.ttl_run > 0 {
+                add_ttl_run(&mut conn.ttls[dir], d);
             }
-            _ => {
-                self.index.insert(hash, i);
-                self.collided.remove(&key);
+            d.ttl = ttl;
+            d.ttl_run = 1;
+            d.ttl_run_start = frame;
+        }
+        let log_ip_id = ip_id.is_some() && usize::from(d.ip_ids) < KEPT_IP_IDS;
+        d.ip_ids += u8::from(log_ip_id);
+
+        let handshake = || Handshake {
+            frame,
+            ts,
+            ttl,
+            ip_id,
+            dont_fragment: df,
+            ecn_flags: f & (flags::ECE | flags::CWR),
+            ecn_ip: ecn,
+            window: tcp.window(),
+            options: OptionSummary::of(tcp),
+            isn: tcp.seq(),
+            src_mac: src_mac(layers, data),
+        };
+        if f & flags::SYN != 0 {
+            if f & flags::ACK == 0 {
+                if from_client && conn.syn.is_none() {
+                    let hs = handshake();
+                    conn.syn = Some(hs);
+                    hot.dirs[FROM_SERVER].set_mss(hs.options.mss);
+                }
+            } else if !from_client && conn.syn_ack.is_none() {
+                let hs = handshake();
+                conn.syn_ack = Some(hs);
+                let c = &mut hot.dirs[FROM_CLIENT];
+                c.set_mss(hs.options.mss);
+                if conn.ack3.is_none() {
+                    c.ack3 = hs.isn.wrapping_add(1);
+                    c.bits |= WANT_ACK3;
+                }
+            }
+        } else if from_client
+            && f & flags::ACK != 0
+            && hot.dirs[FROM_CLIENT].bits & WANT_ACK3 != 0
+            && hot.dirs[FROM_CLIENT].ack3 == tcp.ack()
+        {
+            conn.ack3 = Some((frame, ts));
+            hot.dirs[FROM_CLIENT].bits &= !WANT_ACK3;
+        }
+        if f & (flags::FIN | flags::RST) != 0 {
+            let close = Close {
+                frame,
+                ts,
+                rst: f & flags::RST != 0,
+                ttl,
+                seq: tcp.seq(),
+            };
+            if f & flags::FIN != 0 && conn.first_fin[dir].is_none() {
+                conn.first_fin[dir] = Some(close);
+            }
+            if f & flags::RST != 0 && conn.first_rst[dir].is_none() {
+                conn.first_rst[dir] = Some(close);
             }
         }
-        i
+        let d = &mut hot.dirs[dir];
+        if d.bits & HAS_MSS != 0 && len > u32::from(d.mss) {
+            conn.over_mss[dir].push(frame);
+        }
+
+        let mut mark = None;
+        if len > 0 {
+            for (n, (_, rec)) in TlsRecords::new(payload).enumerate() {
+                let m = TlsMark {
+                    content: rec.content_type,
+                    handshake: rec.handshake_type,
+                    alert: rec.alert,
+                };
+                if n == 0 {
+                    mark = Some(m);
+                }
+                match (rec.content_type, rec.handshake_type) {
+                    (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
+                        if from_client && conn.client_hello.is_none() =>
+                    {
+                        conn.client_hello = Some(frame);
+                        conn.client_random = rec.random(payload).copied();
+                    }
+                    (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
+                        if !from_client && conn.server_hello.is_none() =>
+                    {
+                        conn.server_hello = Some(frame);
+                        conn.server_random = rec.random(payload).copied();
+                    }
+                    (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
+                        conn.app_data[dir] = Some(frame);
+                        d.bits |= APP_SEEN;
+                    }
+                    (tls::content::ALERT, _) if conn.alerts.len() < KEPT_FRAMES => {
+                        conn.alerts.push((frame, from_client, rec.alert));
+                    }
+                    _ => {}
+                }
+                // Records are followed within one segment only; across segments, reassembly
+                // would be needed (a ClientHello or ServerHello starts a segment in practice).
+                if n >= 8 {
+                    break;
+                }
+            }
+        }
+        let prefix = &payload[..payload.len().min(PAYLOAD_PREFIX)];
+        let payload_hash = if len > 0 && prefix.len() == (len as usize).min(PAYLOAD_PREFIX) {
+            hash_of(&(len, prefix))
+        } else {
+            0
+        };
+        if from_client && !hot.first_payload_done && payload_hash != 0 {
+            conn.first_client_payload = payload_hash;
+            hot.first_payload_done = true;
+        }
+        let pkt = Pkt {
+            frame,
+            ts,
+            from_client,
+            flags: f,
+            seq: tcp.seq(),
+            ack: tcp.ack(),
+            len,
+            ttl,
+            ip_id,
+            ecn,
+            window: tcp.window(),
+            tls: mark,
+            payload: payload_hash,
+        };
+        let notable =
+            pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
+        let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
+        let ordinary = !notable && room && usize::from(hot.ordinary_kept) < KEPT_ORDINARY;
+        let keep = usize::from(hot.kept) < KEPT_PACKETS && (notable || ordinary);
+        if keep {
+            hot.kept += 1;
+            if ordinary {
+                hot.ordinary_kept += 1;
+                self.kept_ordinary += 1;
+            }
+        }
+        if keep || log_ip_id {
+            if self.log.last().is_none_or(|c| c.len() == LOG_CHUNK) {
+                self.log.push(Vec::with_capacity(LOG_CHUNK));
+            }
+            self.log.last_mut().expect("pushed above").push(Logged {
+                pkt,
+                conn: conn_index as u32,
+                keep,
+                ip_id: log_ip_id,
+            });
+        }
+    }
+
+    /// The table: the per-packet counts moved into the connections, and the log sorted into
+    /// them.
+    #[must_use]
+    pub fn finish(self) -> ConnTable {
+        let TableBuilder {
+            mut conns,
+            hot,
+            log,
+            packets,
+            tcp_packets,
+            first_ts,
+            last_ts,
+            ..
+        } = self;
+        for (c, h) in conns.iter_mut().zip(&hot) {
+            c.first_ts = h.first_ts;
+            c.last_ts = h.last_ts;
+            for (dir, d) in h.dirs.iter().enumerate() {
+                c.packets[dir] = d.packets;
+                c.bytes[dir] = d.bytes;
+                c.largest_segment[dir] = d.largest;
+                for (sum, &n) in c.ecn_codepoints[dir].iter_mut().zip(&d.ecn) {
+                    *sum += u64::from(n);
+                }
+                if d.ttl_run > 0 {
+                    add_ttl_run(&mut c.ttls[dir], d);
+                }
+                if d.bits & HAS_MAC != 0 {
+                    c.src_mac[dir] = Some(d.mac);
+                }
+            }
+            c.folded = c.packets[0] + c.packets[1] - u64::from(h.kept);
+        }
+        // The log is sorted into a dense array first (a sixth of `Conn`'s size: its lines
+        // stay in the cache), with the next entries' records prefetched, then moved into the
+        // connections in order.
+        let mut extra: Vec<Extra> = hot
+            .iter()
+            .map(|h| Extra {
+                pkts: Vec::with_capacity(usize::from(h.kept)),
+                ip_ids: [ArrayVec::new(), ArrayVec::new()],
+            })
+            .collect();
+        drop(hot);
+        for chunk in log {
+            for (k, e) in chunk.iter().enumerate() {
+                if let Some(ahead) = chunk.get(k + LOG_AHEAD) {
+                    tracekit_capture::prefetch_value(&extra[ahead.conn as usize], 3);
+                }
+                let x = &mut extra[e.conn as usize];
+                if e.ip_id
+                    && let Some(id) = e.pkt.ip_id
+                {
+                    // (At most KEPT_IP_IDS are logged per direction.)
+                    let _ = x.ip_ids[e.pkt.dir()].try_push(id);
+                }
+                if e.keep {
+                    x.pkts.push(e.pkt);
+                }
+            }
+        }
+        for (c, x) in conns.iter_mut().zip(extra) {
+            c.pkts = x.pkts;
+            c.ip_ids = x.ip_ids;
+        }
+        ConnTable {
+            conns,
+            packets,
+            tcp_packets,
+            first_ts,
+            last_ts,
+        }
+    }
+}
+
+fn src_mac(layers: &Layers, data: &[u8]) -> Option<[u8; 6]> {
+    layers
+        .ethernet
+        .and_then(|e| data[e.range()].get(6..12)?.try_into().ok())
+}
+
+/// Adds a direction's current run of one TTL to its count, or as a new TTL with the run's
+/// first frame (runs come in trace order, so TTLs are listed in order of first appearance;
+/// one that finds no room is not counted).
+fn add_ttl_run(ttls: &mut ArrayVec<TtlSeen, KEPT_TTLS>, d: &HotDir) {
+    if let Some(s) = ttls.iter_mut().find(|s| s.ttl == d.ttl) {
+        s.count = s.count.saturating_add(d.ttl_run);
+    } else if !ttls.is_full() {
+        ttls.push(TtlSeen {
+            ttl: d.ttl,
+            count: d.ttl_run,
+            first_frame: d.ttl_run_start,
+        });
     }
 }
 
@@ -457,204 +1005,6 @@ fn hash_of<T: Hash>(v: &T) -> u64 {
     let mut h = FxHasher::default();
     v.hash(&mut h);
     h.finish().max(1)
-}
-
-#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
-fn record(
-    conn: &mut Conn,
-    frame: u64,
-    ts: i64,
-    layers: &Layers,
-    ip: &IpLayer,
-    data: &[u8],
-    tcp: &Tcp<&[u8]>,
-    from_client: bool,
-    room: bool,
-) -> bool {
-    let dir = if from_client {
-        FROM_CLIENT
-    } else {
-        FROM_SERVER
-    };
-    let h = ip.header.start as usize;
-    let t = ip.transport.expect("a TCP layer");
-    let (ip_id, ecn, df, announced) = if ip.version == 4 {
-        let total = usize::from(be16(data, h + 2));
-        (
-            Some(be16(data, h + 4)),
-            data[h + 1] & 3,
-            data[h + 6] & 0x40 != 0,
-            total.saturating_sub(ip.header.len()),
-        )
-    } else {
-        let plen = usize::from(be16(data, h + 4)) + 40;
-        (
-            None,
-            ((data[h] & 0x0f) << 4 | data[h + 1] >> 4) & 3,
-            false,
-            plen.saturating_sub(ip.header.len()),
-        )
-    };
-    let len = announced.saturating_sub(t.header.len()) as u32;
-    let payload = &data[t.payload.range()];
-    let ttl = ip.ttl(data);
-    let f = tcp.flags();
-    let src_mac = layers.ethernet.and_then(|e| {
-        let e = &data[e.range()];
-        e.get(6..12).and_then(|m| <[u8; 6]>::try_from(m).ok())
-    });
-
-    conn.last_ts = conn.last_ts.max(ts);
-    conn.first_ts = conn.first_ts.min(ts);
-    conn.packets[dir] += 1;
-    conn.bytes[dir] += u64::from(len);
-    conn.largest_segment[dir] = conn.largest_segment[dir].max(len);
-    if conn.src_mac[dir].is_none() {
-        conn.src_mac[dir] = src_mac;
-    }
-    conn.ecn_codepoints[dir][usize::from(ecn)] += 1;
-    let ttls = &mut conn.ttls[dir];
-    if let Some(s) = ttls.iter_mut().find(|s| s.ttl == ttl) {
-        s.count = s.count.saturating_add(1);
-    } else if !ttls.is_full() {
-        ttls.push(TtlSeen {
-            ttl,
-            first_frame: frame,
-            count: 1,
-        });
-    }
-    if let Some(id) = ip_id
-        && !conn.ip_ids[dir].is_full()
-    {
-        conn.ip_ids[dir].push(id);
-    }
-
-    let handshake = || Handshake {
-        frame,
-        ts,
-        ttl,
-        ip_id,
-        dont_fragment: df,
-        ecn_flags: f & (flags::ECE | flags::CWR),
-        ecn_ip: ecn,
-        window: tcp.window(),
-        options: OptionSummary::of(tcp),
-        isn: tcp.seq(),
-        src_mac,
-    };
-    if f & flags::SYN != 0 {
-        if f & flags::ACK == 0 {
-            if from_client && conn.syn.is_none() {
-                conn.syn = Some(handshake());
-            }
-        } else if !from_client && conn.syn_ack.is_none() {
-            conn.syn_ack = Some(handshake());
-        }
-    } else if from_client
-        && f & flags::ACK != 0
-        && conn.ack3.is_none()
-        && conn
-            .syn_ack
-            .is_some_and(|s| tcp.ack() == s.isn.wrapping_add(1))
-    {
-        conn.ack3 = Some((frame, ts));
-    }
-    let close = Close {
-        frame,
-        ts,
-        rst: f & flags::RST != 0,
-        ttl,
-        seq: tcp.seq(),
-    };
-    if f & flags::FIN != 0 && conn.first_fin[dir].is_none() {
-        conn.first_fin[dir] = Some(close);
-    }
-    if f & flags::RST != 0 && conn.first_rst[dir].is_none() {
-        conn.first_rst[dir] = Some(close);
-    }
-    if let Some(mss) = conn.mss_for(dir)
-        && len > u32::from(mss)
-    {
-        conn.over_mss[dir].push(frame);
-    }
-
-    let mut mark = None;
-    if len > 0 {
-        for (i, (_, rec)) in TlsRecords::new(payload).enumerate() {
-            let m = TlsMark {
-                content: rec.content_type,
-                handshake: rec.handshake_type,
-                alert: rec.alert,
-            };
-            if i == 0 {
-                mark = Some(m);
-            }
-            match (rec.content_type, rec.handshake_type) {
-                (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
-                    if from_client && conn.client_hello.is_none() =>
-                {
-                    conn.client_hello = Some(frame);
-                    conn.client_random = rec.random(payload).copied();
-                }
-                (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
-                    if !from_client && conn.server_hello.is_none() =>
-                {
-                    conn.server_hello = Some(frame);
-                    conn.server_random = rec.random(payload).copied();
-                }
-                (tls::content::APPLICATION_DATA, _) if conn.app_data[dir].is_none() => {
-                    conn.app_data[dir] = Some(frame);
-                }
-                (tls::content::ALERT, _) if conn.alerts.len() < KEPT_FRAMES => {
-                    conn.alerts.push((frame, from_client, rec.alert));
-                }
-                _ => {}
-            }
-            // Records are followed within one segment only; across segments, reassembly would
-            // be needed (a ClientHello or ServerHello starts a segment in practice).
-            if i >= 8 {
-                break;
-            }
-        }
-    }
-    let prefix = &payload[..payload.len().min(PAYLOAD_PREFIX)];
-    let payload_hash = if len > 0 && prefix.len() == (len as usize).min(PAYLOAD_PREFIX) {
-        hash_of(&(len, prefix))
-    } else {
-        0
-    };
-    if from_client && conn.first_client_payload == 0 && payload_hash != 0 {
-        conn.first_client_payload = payload_hash;
-    }
-    let pkt = Pkt {
-        frame,
-        ts,
-        from_client,
-        flags: f,
-        seq: tcp.seq(),
-        ack: tcp.ack(),
-        len,
-        ttl,
-        ip_id,
-        ecn,
-        window: tcp.window(),
-        tls: mark,
-        payload: payload_hash,
-    };
-    let notable =
-        pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
-    let ordinary = !notable && room && conn.ordinary_kept < KEPT_ORDINARY;
-    let keep = conn.pkts.len() < KEPT_PACKETS && (notable || ordinary);
-    if keep {
-        conn.ordinary_kept += usize::from(ordinary);
-        if conn.pkts.capacity() == 0 {
-            conn.pkts.reserve_exact(16);
-        }
-        conn.pkts.push(pkt);
-    } else {
-        conn.folded += 1;
-    }
-    keep && ordinary
 }
 
 /// Initial TTL guess: the nearest of 32, 64, 128, 255 at or above the observed value.
@@ -695,39 +1045,105 @@ mod tests {
         }
     }
 
+    /// Ethernet + IPv4 + TCP from 192.0.2.10:`port` to 198.51.100.20:443, or back.
+    fn segment(port: u16, back: bool, ttl: u8, ecn: u8, isn: u32, flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 14 + 20 + 20];
+        p[6..12].copy_from_slice(&[0, 0x1c, 0x7f, 0, 0, u8::from(back)]);
+        p[12] = 0x08;
+        p[14] = 0x45;
+        p[15] = ecn;
+        p[16..18].copy_from_slice(&40u16.to_be_bytes());
+        p[18..20].copy_from_slice(&port.to_be_bytes());
+        p[22] = ttl;
+        p[23] = 6;
+        let (mut src, mut dst) = ([192, 0, 2, 10], [198, 51, 100, 20]);
+        let (mut sport, mut dport) = (port, 443u16);
+        if back {
+            (src, dst, sport, dport) = (dst, src, dport, sport);
+        }
+        p[26..30].copy_from_slice(&src);
+        p[30..34].copy_from_slice(&dst);
+        p[34..36].copy_from_slice(&sport.to_be_bytes());
+        p[36..38].copy_from_slice(&dport.to_be_bytes());
+        p[38..42].copy_from_slice(&isn.to_be_bytes());
+        p[46] = 0x50;
+        p[47] = flags;
+        p
+    }
+
+    fn syn(isn: u32, flags: u8) -> Vec<u8> {
+        segment(40000, false, 64, 0, isn, flags)
+    }
+
     #[test]
     fn a_new_syn_on_a_used_tuple_starts_a_new_connection_and_a_repeated_one_does_not() {
-        // Ethernet + IPv4 + TCP SYN from 192.0.2.10:40000 to 198.51.100.20:443.
-        fn syn(isn: u32, flags: u8) -> Vec<u8> {
-            let mut p = vec![0u8; 14 + 20 + 20];
-            p[12] = 0x08;
-            p[14] = 0x45;
-            p[16..18].copy_from_slice(&40u16.to_be_bytes());
-            p[22] = 64;
-            p[23] = 6;
-            p[26..30].copy_from_slice(&[192, 0, 2, 10]);
-            p[30..34].copy_from_slice(&[198, 51, 100, 20]);
-            p[34..36].copy_from_slice(&40000u16.to_be_bytes());
-            p[36..38].copy_from_slice(&443u16.to_be_bytes());
-            p[38..42].copy_from_slice(&isn.to_be_bytes());
-            p[46] = 0x50;
-            p[47] = flags;
-            p
+        let mut b = TableBuilder::new(None);
+        b.add(1, 0, 1, &syn(1000, 0x02));
+        b.add(2, 1, 1, &syn(1000, 0x02)); // retransmitted SYN
+        b.add(3, 2, 1, &syn(5000, 0x02)); // port reuse
+        b.add(4, 3, 1, &syn(5000, 0x10)); // an ACK of the second
+        // Truncated and garbage packets are counted, never a panic.
+        for n in 0..54 {
+            b.add(10 + n as u64, 4, 1, &syn(1, 0x02)[..n]);
         }
-        let mut t = ConnTable::new(None);
-        t.add(1, 0, 1, &syn(1000, 0x02));
-        t.add(2, 1, 1, &syn(1000, 0x02)); // retransmitted SYN
-        t.add(3, 2, 1, &syn(5000, 0x02)); // port reuse
-        t.add(4, 3, 1, &syn(5000, 0x10)); // an ACK of the second
+        b.add(100, 5, 1, &[0xff; 60]);
+        let t = b.finish();
         assert_eq!(t.conns.len(), 2);
         assert_eq!(t.conns[0].packets[FROM_CLIENT], 2);
         assert_eq!(t.conns[1].syn.unwrap().isn, 5000);
         assert_eq!(t.conns[1].packets[FROM_CLIENT], 2);
-        // Truncated and garbage packets are counted, never a panic.
-        for n in 0..54 {
-            t.add(10 + n as u64, 4, 1, &syn(1, 0x02)[..n]);
-        }
-        t.add(100, 5, 1, &[0xff; 60]);
         assert_eq!(t.packets, 4 + 54 + 1);
+    }
+
+    #[test]
+    fn per_packet_counts_kept_apart_reach_the_connection_in_full() {
+        let mut b = TableBuilder::new(None);
+        let mut frame = 0;
+        let mut add = |b: &mut TableBuilder, pkt: Vec<u8>| {
+            frame += 1;
+            b.add(frame, frame as i64, 1, &pkt);
+        };
+        // TTL runs A A B A C D E (frames 2..8): four fit, in order of first appearance, with
+        // the frame each was first seen in; E finds no room.
+        add(&mut b, segment(40000, false, 64, 0, 1000, 0x02));
+        for (ttl, ecn) in [
+            (60, 0),
+            (60, 2),
+            (59, 2),
+            (60, 3),
+            (58, 1),
+            (57, 0),
+            (56, 0),
+        ] {
+            add(&mut b, segment(40000, false, ttl, ecn, 1001, 0x10));
+        }
+        add(&mut b, segment(40000, true, 128, 0, 7000, 0x12));
+        // Several thousand flows (the flow index grows many times), each found again.
+        for port in 1000..6000 {
+            add(&mut b, segment(port, false, 64, 0, 1, 0x02));
+        }
+        for port in 1000..6000 {
+            add(&mut b, segment(port, true, 64, 0, 9, 0x12));
+        }
+        let t = b.finish();
+        assert_eq!(t.conns.len(), 1 + 5000);
+        let c = &t.conns[0];
+        let ttls: Vec<_> = c.ttls[FROM_CLIENT]
+            .iter()
+            .map(|s| (s.ttl, s.count, s.first_frame))
+            .collect();
+        assert_eq!(ttls, [(64, 1, 1), (60, 3, 2), (59, 1, 4), (58, 1, 6)]);
+        assert_eq!(c.ttls[FROM_SERVER].as_slice().len(), 1);
+        assert_eq!(c.ecn_codepoints[FROM_CLIENT], [4, 1, 2, 1]);
+        assert_eq!(c.packets, [8, 1]);
+        assert_eq!(c.ip_ids[FROM_CLIENT].as_slice(), [40000; 8]);
+        assert_eq!(c.src_mac[FROM_SERVER], Some([0, 0x1c, 0x7f, 0, 0, 1]));
+        assert_eq!(c.pkts.len(), 9);
+        assert_eq!((c.first_ts, c.last_ts), (1, 9));
+        for (n, c) in t.conns[1..].iter().enumerate() {
+            assert_eq!(c.client.port, 1000 + n as u16);
+            assert_eq!(c.packets, [1, 1]);
+            assert_eq!(c.syn_ack.unwrap().isn, 9);
+        }
     }
 }

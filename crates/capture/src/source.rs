@@ -128,7 +128,7 @@ pub(crate) fn prefetch_window(slice: &[u8], pos: usize, ahead: &mut usize) {
 }
 
 /// Hints the CPU to start loading the first `lines` cache lines of `value`: for a caller that
-/// knows which record it will touch next (analyze's connection table, one packet ahead).
+/// knows which record it will touch next (analyze's connection table, packets ahead).
 #[inline]
 pub fn prefetch_value<T>(value: &T, lines: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -499,12 +499,11 @@ mod tests {
             .join("../../testdata")
             .join(name);
         let capture = tracekit_capture::Capture::open(&path).unwrap();
-        let mut t = ConnTable::new(None);
+        let mut t = tracekit_analyze::TableBuilder::new(None);
         for (n, r) in capture.records().map_while(Result::ok).enumerate() {
-            let layers = tracekit_wire::dissect(r.link.0, r.data);
-            t.add_dissected(n as u64 + 1, r.ts.0, &layers, r.data);
+            t.add(n as u64 + 1, r.ts.0, r.link.0, r.data);
         }
-        t
+        t.finish()
     }
 
     #[test]
