@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde::Serialize;
-use tracekit_analyze::{Analysis, BATCH, ConnTable, Input, Packet, PortFilter, TableBuilder};
+use tracekit_analyze::{Analysis, BATCH, Input, Packet, PortFilter, TableBuilder};
 use tracekit_capture::Capture;
 use tracekit_capture::output::AtomicFile;
 use tracekit_merge::align::{self, Trace};
@@ -21,10 +21,11 @@ use crate::{Outcome, inputs, progress};
 /// traces may overlap late); more only costs time on traces of millions of packets.
 const ALIGN_PACKETS: u64 = 250_000;
 
-/// One trace read once: its connections and its alignment signatures.
+/// One trace read once: its connections (the table still to finish) and its alignment
+/// signatures.
 struct Read {
     name: String,
-    table: ConnTable,
+    table: TableBuilder,
     align: Trace,
     /// Damage read past or that stopped the walk: (count, first description).
     problems: Vec<String>,
@@ -94,7 +95,7 @@ fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow:
     align.finish();
     Ok(Read {
         name: display_name(path),
-        table: table.finish(),
+        table,
         align,
         problems,
     })
@@ -115,15 +116,24 @@ fn analyze_pair(
     let (ra, rb) = rayon::join(|| read(a, port, &bar), || read(b, port, &bar));
     bar.finish_and_clear();
     let (mut ra, mut rb) = (ra?, rb?);
-    let alignment = align::estimate(&mut ra.align, &mut rb.align);
+    // The clock estimate (one core) while both tables are finished (the other).
+    let (alignment, (ta, tb)) = rayon::join(
+        || align::estimate(&mut ra.align, &mut rb.align),
+        || {
+            (
+                std::mem::take(&mut ra.table).finish(),
+                std::mem::take(&mut rb.table).finish(),
+            )
+        },
+    );
     let analysis = tracekit_analyze::analyze(
         Input {
             name: &ra.name,
-            table: &ra.table,
+            table: &ta,
         },
         Input {
             name: &rb.name,
-            table: &rb.table,
+            table: &tb,
         },
         alignment.as_ref(),
     );
@@ -131,7 +141,7 @@ fn analyze_pair(
     problems.extend(rb.problems);
     // Freeing two tables of tens of thousands of connections takes a tenth of a second or
     // more; the report need not wait for it (and a process about to exit never does).
-    let tables = (ra.table, ra.align, rb.table, rb.align);
+    let tables = (ta, ra.align, tb, rb.align);
     std::thread::spawn(move || drop(tables));
     Ok((analysis, problems))
 }

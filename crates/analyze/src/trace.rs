@@ -331,12 +331,12 @@ pub const BATCH: usize = 256;
 const SLOT_AHEAD: usize = 16;
 const CONN_AHEAD: usize = 8;
 
-/// The part of a connection every packet updates. [`Conn`] is a kilobyte and a trace of
-/// tens of thousands of interleaved connections does not fit in the cache, so each packet
-/// touched several missed lines of it; this record is three lines (the shared one and one per
-/// direction), the table of them stays in the cache, and `Conn` is touched only by packets
-/// with news (handshake, close, TLS, a new TTL, the first packets' IP IDs go through the log).
-/// Copied into `Conn` by [`TableBuilder::finish`].
+/// The part of a connection every packet updates. [`Conn`] is a kilobyte, and with tens of
+/// thousands of interleaved connections each packet touched several missed lines of it; this
+/// record is three lines (a packet touches the shared one and its direction's), a fifth of the
+/// memory, and `Conn` is touched only by packets with news (handshake, close, TLS records, a
+/// change of TTL); the first packets' IP IDs go through the log. Copied into `Conn` by
+/// [`TableBuilder::finish`].
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Hot {
