@@ -443,7 +443,7 @@ const LOG_CHUNK: usize = 1 << 16;
 /// The flow index is a hand-written open-addressing table rather than a `HashMap`: its slots
 /// can be prefetched by hash a batch ahead, which is where the time of a trace with many
 /// connections went (one dependent cache miss per packet).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TableBuilder {
     conns: Vec<Conn>,
     hot: Vec<Hot>,
@@ -459,6 +459,12 @@ pub struct TableBuilder {
     first_ts: Option<i64>,
     last_ts: Option<i64>,
     filter: Option<PortFilter>,
+}
+
+impl Default for TableBuilder {
+    fn default() -> Self {
+        TableBuilder::new(None)
+    }
 }
 
 /// A packet through the first step of a batch.
@@ -489,10 +495,18 @@ impl TableBuilder {
     #[must_use]
     pub fn new(filter: Option<PortFilter>) -> Self {
         TableBuilder {
-            filter,
+            conns: Vec::new(),
+            hot: Vec::new(),
             slots: vec![Slot::default(); 1024],
             slot_shift: 64 - 10,
-            ..TableBuilder::default()
+            used_slots: 0,
+            log: Vec::new(),
+            kept_ordinary: 0,
+            packets: 0,
+            tcp_packets: 0,
+            first_ts: None,
+            last_ts: None,
+            filter,
         }
     }
 
