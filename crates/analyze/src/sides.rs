@@ -6,23 +6,34 @@ use std::fmt::Write;
 use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
 use crate::trace::{Close, Conn, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
 
-/// `00:1c:7f:3a:00:02`
+/// `00:1c:7f:3a:00:02` (by hand: it is written for every side of every connection).
 #[must_use]
 pub fn mac_string(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(17);
+    for (i, &b) in m.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// The organization the IEEE registry (MA-L, MA-M, MA-S) lists for a MAC address; locally
 /// administered and multicast addresses have none.
 #[must_use]
 pub fn vendor(m: &[u8; 6]) -> Option<String> {
+    vendor_of(*m, &mac_string(m))
+}
+
+/// [`vendor`] for an address already written out.
+fn vendor_of(m: [u8; 6], text: &str) -> Option<String> {
     if m[0] & 0x03 != 0 {
         return None;
     }
-    oui_data::lookup(&mac_string(m)).map(|r| r.organization().to_string())
+    oui_data::lookup(text).map(|r| r.organization().to_string())
 }
 
 /// Nanoseconds as milliseconds rounded to 10 µs, as the model reports times.
@@ -119,9 +130,12 @@ pub fn side_view(c: &Conn, trace: &str) -> Side {
         .take(32)
         .collect();
     let mac = |dir: usize| {
-        c.src_mac[dir].map(|m| MacView {
-            mac: mac_string(&m),
-            vendor: vendor(&m),
+        c.src_mac[dir].map(|m| {
+            let mac = mac_string(&m);
+            MacView {
+                vendor: vendor_of(m, &mac),
+                mac,
+            }
         })
     };
     Side {

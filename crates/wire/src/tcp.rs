@@ -1,6 +1,8 @@
 //! TCP (RFC 9293): header, flags, every option (MSS, window scale, SACK-permitted, SACK,
 //! timestamps; unknown kinds kept with their bytes), checksum.
 
+use std::fmt::Write as _;
+
 use crate::checksum;
 use crate::field::{Field, WireError, be16, be32, set_be16, set_be32};
 
@@ -324,20 +326,25 @@ impl OptionSummary {
     /// The option layout as p0f writes it, e.g. `mss,sok,ts,nop,ws`.
     #[must_use]
     pub fn layout_string(&self) -> String {
-        self.layout[..self.layout_len as usize]
-            .iter()
-            .map(|k| match k {
-                0 => "eol".to_string(),
-                1 => "nop".to_string(),
-                2 => "mss".to_string(),
-                3 => "ws".to_string(),
-                4 => "sok".to_string(),
-                5 => "sack".to_string(),
-                8 => "ts".to_string(),
-                k => format!("?{k}"),
-            })
-            .collect::<Vec<_>>()
-            .join(",")
+        let mut out = String::with_capacity(4 * usize::from(self.layout_len));
+        for (i, &k) in self.layout[..self.layout_len as usize].iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match k {
+                0 => out.push_str("eol"),
+                1 => out.push_str("nop"),
+                2 => out.push_str("mss"),
+                3 => out.push_str("ws"),
+                4 => out.push_str("sok"),
+                5 => out.push_str("sack"),
+                8 => out.push_str("ts"),
+                k => {
+                    let _ = write!(out, "?{k}");
+                }
+            }
+        }
+        out
     }
 }
 
