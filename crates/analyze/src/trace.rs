@@ -586,20 +586,23 @@ impl TableBuilder {
         (hash >> self.slot_shift) as usize
     }
 
-    /// The newest connection of a flow.
-    fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+    /// The slot that holds a flow, or the free slot where it would go (linear probing).
+    fn probe(&self, hash: u64, key: &FlowKey) -> usize {
         let mask = self.slots.len() - 1;
         let mut at = self.slot_of(hash);
         loop {
             let s = self.slots[at];
-            if s.hash == 0 {
-                return None;
-            }
-            if s.hash == hash && self.hot[s.conn as usize].key == *key {
-                return Some(s.conn as usize);
+            if s.hash == 0 || (s.hash == hash && self.hot[s.conn as usize].key == *key) {
+                return at;
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// The newest connection of a flow.
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+        let s = self.slots[self.probe(hash, key)];
+        (s.hash != 0).then_some(s.conn as usize)
     }
 
     /// Points a flow's slot at connection `conn`, taking a free slot for a new flow.
@@ -607,34 +610,19 @@ impl TableBuilder {
         if (self.used_slots + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let mask = self.slots.len() - 1;
-        let key = self.hot[conn as usize].key;
-        let mut at = self.slot_of(hash);
-        loop {
-            let s = &mut self.slots[at];
-            if s.hash == 0 {
-                *s = Slot { hash, conn };
-                self.used_slots += 1;
-                return;
-            }
-            if s.hash == hash && self.hot[s.conn as usize].key == key {
-                s.conn = conn;
-                return;
-            }
-            at = (at + 1) & mask;
+        let at = self.probe(hash, &self.hot[conn as usize].key);
+        if self.slots[at].hash == 0 {
+            self.used_slots += 1;
         }
+        self.slots[at] = Slot { hash, conn };
     }
 
     fn grow(&mut self) {
         let doubled = vec![Slot::default(); self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         self.slot_shift -= 1;
-        let mask = self.slots.len() - 1;
         for s in old.into_iter().filter(|s| s.hash != 0) {
-            let mut at = self.slot_of(s.hash);
-            while self.slots[at].hash != 0 {
-                at = (at + 1) & mask;
-            }
+            let at = self.probe(s.hash, &self.hot[s.conn as usize].key);
             self.slots[at] = s;
         }
     }
@@ -644,13 +632,11 @@ impl TableBuilder {
         let tcp = &s.tcp;
         let f = tcp.flags();
         let syn_only = f & (flags::SYN | flags::ACK) == flags::SYN;
-        let src = Endpoint {
-            addr: s.ip.src(s.p.data),
-            port: tcp.src_port(),
-        };
-        let dst = Endpoint {
-            addr: s.ip.dst(s.p.data),
-            port: tcp.dst_port(),
+        // The ends were read once already, into the flow key.
+        let (src, dst) = if s.forward {
+            (s.key.lo, s.key.hi)
+        } else {
+            (s.key.hi, s.key.lo)
         };
         let conn = match self.find(s.hash, &s.key) {
             // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
