@@ -61,6 +61,10 @@ enum Command {
     },
 }
 
+/// Huge pages for large blocks (see `HugePageAlloc`).
+#[global_allocator]
+static ALLOC: tracekit_capture::HugePageAlloc = tracekit_capture::HugePageAlloc;
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Gen {

@@ -12,6 +12,10 @@ struct Cli {
     args: tracekit::cli::MergeArgs,
 }
 
+/// Huge pages for large blocks (see `HugePageAlloc`).
+#[global_allocator]
+static ALLOC: tracekit_capture::HugePageAlloc = tracekit_capture::HugePageAlloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracekit::finish(tracekit::commands::merge::run(&cli.args))

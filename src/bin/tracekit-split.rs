@@ -12,6 +12,10 @@ struct Cli {
     args: tracekit::cli::SplitArgs,
 }
 
+/// Huge pages for large blocks (see `HugePageAlloc`).
+#[global_allocator]
+static ALLOC: tracekit_capture::HugePageAlloc = tracekit_capture::HugePageAlloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracekit::finish(tracekit::commands::split::run(&cli.args))

@@ -22,7 +22,7 @@ pub use error::{OpenError, Problem, ReadError, ReadErrorKind};
 pub use linktype::LinkType;
 pub use probe::{Compression, FileKind, probe, probe_file};
 pub use reader::{Capture, Format, Interface, Records};
-pub use source::prefetch_value;
+pub use source::{HUGE_FROM, HugePageAlloc, prefetch_value};
 pub use timestamp::{Timestamp, TsResolution};
 
 /// One packet record, borrowed from the capture's bytes.
