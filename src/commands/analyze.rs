@@ -109,7 +109,7 @@ fn analyze_pair(
     b: &Path,
     port: Option<u16>,
     quiet: bool,
-) -> anyhow::Result<(Analysis, Vec<String>)> {
+) -> anyhow::Result<(Analysis, Vec<String>, Tables)> {
     let total = [a, b]
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
@@ -130,14 +130,16 @@ fn analyze_pair(
         },
         alignment.as_ref(),
     );
-    let mut problems = ra.problems;
-    problems.extend(rb.problems);
-    // Freeing two tables of tens of thousands of connections takes a tenth of a second or
-    // more; the report need not wait for it (and a process about to exit never does).
-    let tables = (ra.table, ra.align, rb.table, rb.align);
-    std::thread::spawn(move || drop(tables));
-    Ok((analysis, problems))
+    let mut problems = std::mem::take(&mut ra.problems);
+    problems.append(&mut rb.problems);
+    Ok((analysis, problems, Tables(ra, rb)))
 }
+
+/// What a pair's analysis was built from, handed back so that a caller about to exit can
+/// leave freeing it (tens of thousands of connections: a tenth of a second or more) to a
+/// thread the exit does not wait for, rather than have it compete with writing the report.
+#[expect(dead_code, reason = "held only to be freed later")]
+struct Tables(Read, Read);
 
 /// `--conn`: ADDR, ADDR:PORT, [V6]:PORT or :PORT.
 fn parse_conn_filter(s: &str) -> anyhow::Result<(Option<IpAddr>, Option<u16>)> {
@@ -170,7 +172,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         return batch(&dirs[0], &dirs[1], out, args);
     }
     let filter = args.conn.as_deref().map(parse_conn_filter).transpose()?;
-    let (mut analysis, problems) =
+    let (mut analysis, problems, tables) =
         analyze_pair(&args.traces[0], &args.traces[1], args.port, args.quiet)?;
     if let Some(f) = filter {
         analysis.connections.retain(|c| {
@@ -207,7 +209,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
     for p in &problems {
         eprintln!("tracekit analyze: {p}");
     }
-    if analysis.connections.is_empty() {
+    let found = !analysis.connections.is_empty();
+    // The process exits next: freeing the report and the tables need not hold it up.
+    std::thread::spawn(move || drop((analysis, tables)));
+    if !found {
         eprintln!("tracekit analyze: no connection was found in both traces");
         return Ok(Outcome::Partial);
     }
@@ -318,7 +323,7 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
         verdict: String::new(),
         error: String::new(),
     };
-    let result = analyze_pair(a, b, port, true).and_then(|(analysis, _)| {
+    let result = analyze_pair(a, b, port, true).and_then(|(analysis, ..)| {
         let txt = out.join(format!("{stem}.txt"));
         write_atomic(
             &txt,

@@ -63,31 +63,44 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
     // Each pair on its own, on every core (the order of `pairs` is kept).
-    let mut connections: Vec<(i64, Connection, usize, usize, OnlyHere)> = pairs
+    let mut compared: Vec<(Option<Connection>, usize, usize, OnlyHere)> = pairs
         .par_iter()
         .map(|&(ia, ib, how)| {
             let (ic, is) = if swapped { (ib, ia) } else { (ia, ib) };
             let c = &ca.table.conns[ic];
             let s = &cb.table.conns[is];
             let (conn, only_here) = compare((c, ca.name), (s, cb.name), how, offset, windows);
-            (c.first_ts, conn, ic, is, only_here)
+            (Some(conn), ic, is, only_here)
         })
         .collect();
-    // Failed and odd connections first, then in time order.
-    connections.sort_by_key(|(ts, c, ..)| {
-        let odd = c.middlebox.kind != ["none"];
-        (!c.failed, !odd, *ts)
-    });
+    // Failed and odd connections first, then in time order. (An order of indices: a
+    // `Connection` is over a kilobyte, and sorting tens of thousands of them moved each one
+    // many times.)
+    let mut order: Vec<(bool, bool, i64, u32)> = compared
+        .iter()
+        .enumerate()
+        .map(|(i, (c, ic, ..))| {
+            let c = c.as_ref().expect("filled above");
+            let odd = c.middlebox.kind != ["none"];
+            (!c.failed, !odd, ca.table.conns[*ic].first_ts, i as u32)
+        })
+        .collect();
+    order.sort_unstable();
     // Ladders are for reading: the first connections in report order get one, so a trace of
     // 100,000 connections does not make a JSON of gigabytes (or the time to build it).
-    for (_, conn, ic, is, only_here) in connections.iter_mut().take(LADDERS_KEPT) {
-        conn.ladder = crate::ladder::ladder(
+    for &(.., i) in order.iter().take(LADDERS_KEPT) {
+        let (conn, ic, is, only_here) = &mut compared[i as usize];
+        conn.as_mut().expect("filled above").ladder = crate::ladder::ladder(
             &ca.table.conns[*ic],
             &cb.table.conns[*is],
             offset.map_or(0, |o| o.mid),
             only_here,
         );
     }
+    let connections: Vec<Connection> = order
+        .iter()
+        .map(|&(.., i)| compared[i as usize].0.take().expect("each taken once"))
+        .collect();
     let used_a: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
     let used_b: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.1).collect();
     let mut unmatched = Unmatched::default();
@@ -131,8 +144,41 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
             matches: al.matches,
             by_kind: al.by_kind.clone(),
         }),
-        connections: connections.into_iter().map(|(_, c, ..)| c).collect(),
+        connections,
         unmatched,
+    }
+}
+
+/// A map from a key to a few values, without a vector per key: each key's values are chained
+/// through one array (pairing builds one entry per connection and direction).
+struct Multi<K> {
+    heads: FxHashMap<K, usize>,
+    /// (value, index of the key's previous value or `usize::MAX`).
+    links: Vec<(usize, usize)>,
+}
+
+impl<K: std::hash::Hash + Eq> Multi<K> {
+    fn with_capacity(n: usize) -> Self {
+        Multi {
+            heads: FxHashMap::with_capacity_and_hasher(n, rustc_hash::FxBuildHasher),
+            links: Vec::with_capacity(n),
+        }
+    }
+    fn insert(&mut self, key: K, value: usize) {
+        let prev = self
+            .heads
+            .insert(key, self.links.len())
+            .unwrap_or(usize::MAX);
+        self.links.push((value, prev));
+    }
+    /// The key's values, newest first.
+    fn get(&self, key: &K) -> impl Iterator<Item = usize> + '_ {
+        let mut at = self.heads.get(key).copied().unwrap_or(usize::MAX);
+        std::iter::from_fn(move || {
+            let &(value, prev) = self.links.get(at)?;
+            at = prev;
+            Some(value)
+        })
     }
 }
 
@@ -143,36 +189,30 @@ fn pair_connections(
     offset: Option<Offset>,
 ) -> Vec<(usize, usize, &'static str)> {
     let shift = offset.map_or(0, |o| o.mid);
-    let mut by_tuple: FxHashMap<(Endpoint, Endpoint), Vec<usize>> = FxHashMap::default();
+    let n = b.conns.len();
+    let mut by_tuple: Multi<(Endpoint, Endpoint)> = Multi::with_capacity(2 * n);
     let mut by_random: FxHashMap<[u8; 32], usize> = FxHashMap::default();
-    let mut by_payload: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    let mut by_payload: Multi<u64> = Multi::with_capacity(n);
     for (i, c) in b.conns.iter().enumerate() {
-        by_tuple.entry((c.client, c.server)).or_default().push(i);
-        by_tuple.entry((c.server, c.client)).or_default().push(i);
+        by_tuple.insert((c.client, c.server), i);
+        by_tuple.insert((c.server, c.client), i);
         if let Some(r) = c.client_random {
             by_random.insert(r, i);
         }
         if c.first_client_payload != 0 {
-            by_payload
-                .entry(c.first_client_payload)
-                .or_default()
-                .push(i);
+            by_payload.insert(c.first_client_payload, i);
         }
     }
     let mut used = vec![false; b.conns.len()];
     let mut pairs = Vec::new();
-    // Nearest unused candidate in time, on a's clock.
-    let nearest = |cands: &[usize], used: &[bool], ts: i64| -> Option<usize> {
+    // Nearest unused candidate in time, on a's clock (the first in b's order on a tie).
+    let nearest = |cands: &mut dyn Iterator<Item = usize>, used: &[bool], ts: i64| {
         cands
-            .iter()
-            .copied()
             .filter(|&i| !used[i])
-            .min_by_key(|&i| (b.conns[i].first_ts + shift).abs_diff(ts))
+            .min_by_key(|&i| ((b.conns[i].first_ts + shift).abs_diff(ts), i))
     };
     for (ia, c) in a.conns.iter().enumerate() {
-        let found = by_tuple
-            .get(&(c.client, c.server))
-            .and_then(|v| nearest(v, &used, c.first_ts))
+        let found = nearest(&mut by_tuple.get(&(c.client, c.server)), &used, c.first_ts)
             .map(|i| (i, "tuple"))
             .or_else(|| {
                 c.client_random
@@ -182,9 +222,14 @@ fn pair_connections(
             })
             .or_else(|| {
                 (c.first_client_payload != 0)
-                    .then(|| by_payload.get(&c.first_client_payload))
+                    .then(|| {
+                        nearest(
+                            &mut by_payload.get(&c.first_client_payload),
+                            &used,
+                            c.first_ts,
+                        )
+                    })
                     .flatten()
-                    .and_then(|v| nearest(v, &used, c.first_ts))
                     .map(|i| (i, "payload"))
             });
         if let Some((ib, how)) = found {

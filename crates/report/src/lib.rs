@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use rayon::prelude::*;
+
 pub mod html;
 
 use tracekit_analyze::Analysis;
@@ -25,7 +27,6 @@ fn write_json_chunked<W: std::io::Write>(
     mut out: W,
     chunk_len: usize,
 ) -> std::io::Result<()> {
-    use rayon::prelude::*;
     // The same bytes as `serde_json::to_writer_pretty(out, a)`, but the connections (nearly
     // all of it: 350 MB for 66,693 connections) are serialized on every core, a chunk at a
     // time, each re-indented to its depth in the document.
@@ -92,10 +93,17 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "–".to_string(), |v| v.to_string())
 }
 
+/// Connections per chunk of the text report written on one core.
+const TEXT_CHUNK: usize = 1024;
+
 /// The text report: a summary table when several connections were found, then each
 /// connection (all of them with `all`, else the failed or odd ones and the first one).
 #[must_use]
 pub fn text(a: &Analysis, all: bool) -> String {
+    text_chunked(a, all, TEXT_CHUNK)
+}
+
+fn text_chunked(a: &Analysis, all: bool, chunk: usize) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(
@@ -159,27 +167,61 @@ pub fn text(a: &Analysis, all: bool) -> String {
             "  #  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} confidence",
             "client", "server", "matched", "result", "middlebox", "closed by"
         );
-        for (i, (c, kind)) in a.connections.iter().zip(&kinds).enumerate() {
-            let _ = writeln!(
-                w,
-                "{:>3}  {:<24} {:<24} {:<10} {:<7} {kind:<width$} {:<10} {}",
-                i + 1,
-                c.client,
-                c.server,
-                c.matched_by,
-                if c.failed { "failed" } else { "ok" },
-                c.closed_by,
-                c.confidence
-            );
-        }
+        out.push_str(&rows(a, &kinds, width, chunk));
     }
-    for (i, c) in a.connections.iter().enumerate() {
-        let notable = c.failed || c.middlebox.kind != ["none"];
-        if all || i == 0 || notable {
-            connection(w, i + 1, c);
-        }
-    }
+    out.push_str(&details(a, all, chunk));
     out
+}
+
+/// The summary table's rows, written on every core a chunk of connections at a time (for
+/// tens of thousands of connections, the rows and details were most of the report's time).
+fn rows(a: &Analysis, kinds: &[String], width: usize, chunk: usize) -> String {
+    let parts: Vec<String> = a
+        .connections
+        .par_chunks(chunk)
+        .zip(kinds.par_chunks(chunk))
+        .enumerate()
+        .map(|(n, (cs, ks))| {
+            let mut w = String::with_capacity(cs.len() * 128);
+            for (k, (c, kind)) in cs.iter().zip(ks).enumerate() {
+                let _ = writeln!(
+                    w,
+                    "{:>3}  {:<24} {:<24} {:<10} {:<7} {kind:<width$} {:<10} {}",
+                    n * chunk + k + 1,
+                    c.client,
+                    c.server,
+                    c.matched_by,
+                    if c.failed { "failed" } else { "ok" },
+                    c.closed_by,
+                    c.confidence
+                );
+            }
+            w
+        })
+        .collect();
+    parts.concat()
+}
+
+/// Each connection in full (all of them with `all`, else the failed or odd ones and the
+/// first one), on every core like [`rows`].
+fn details(a: &Analysis, all: bool, chunk: usize) -> String {
+    let parts: Vec<String> = a
+        .connections
+        .par_chunks(chunk)
+        .enumerate()
+        .map(|(n, cs)| {
+            let mut w = String::new();
+            for (k, c) in cs.iter().enumerate() {
+                let i = n * chunk + k;
+                let notable = c.failed || c.middlebox.kind != ["none"];
+                if all || i == 0 || notable {
+                    connection(&mut w, i + 1, c);
+                }
+            }
+            w
+        })
+        .collect();
+    parts.concat()
 }
 
 fn connection(w: &mut String, n: usize, c: &Connection) {
@@ -504,6 +546,54 @@ mod tests {
             t.add(n as u64 + 1, r.ts.0, r.link.0, r.data);
         }
         t.finish()
+    }
+
+    #[test]
+    fn text_written_in_chunks_is_the_text_written_at_once() {
+        let (a, b) = (
+            table("firewall-client.pcapng"),
+            table("firewall-server.pcapng"),
+        );
+        let mut analysis = tracekit_analyze::analyze(
+            Input {
+                name: "a",
+                table: &a,
+            },
+            Input {
+                name: "b",
+                table: &b,
+            },
+            None,
+        );
+        // 300 connections, some of them notable (shown in full) on either side of the chunk
+        // boundaries.
+        let base = analysis.connections.clone();
+        analysis.connections = (0..300)
+            .map(|i| {
+                let mut c = base[i % base.len()].clone();
+                c.failed = i % 7 == 0;
+                c
+            })
+            .collect();
+        let want = text_chunked(&analysis, false, usize::MAX);
+        assert_eq!(
+            want.matches("\n── ").count(),
+            1 + (1..300)
+                .filter(|i| i % 7 == 0 || {
+                    let c = &analysis.connections[*i];
+                    c.middlebox.kind != ["none"]
+                })
+                .count()
+        );
+        assert!(want.contains("\n300  "), "rows numbered to the end");
+        for chunk in [1, 7, 64, 299] {
+            assert_eq!(text_chunked(&analysis, false, chunk), want, "chunk {chunk}");
+            assert_eq!(
+                text_chunked(&analysis, true, chunk),
+                text_chunked(&analysis, true, usize::MAX),
+                "chunk {chunk}, all"
+            );
+        }
     }
 
     #[test]
