@@ -323,8 +323,9 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
 }
 
-/// Packets a caller hands to [`TableBuilder::add_batch`] at once.
-pub const BATCH: usize = 256;
+/// Packets a caller hands to [`TableBuilder::add_batch`] at once: 64 of them (22 KB) stay in
+/// the first-level cache between being dissected and being recorded; 256 did not.
+pub const BATCH: usize = 64;
 /// How many packets ahead the flow slot and then the connection are prefetched: with tens of
 /// thousands of interleaved connections, each is a cache (and TLB) miss that must be in
 /// flight well before the packet is recorded.
@@ -508,6 +509,16 @@ impl TableBuilder {
             last_ts: None,
             filter,
         }
+    }
+
+    /// A builder with room for `conns` connections from the start (the tables then grow
+    /// without copying; room not used costs address space only).
+    #[must_use]
+    pub fn with_capacity(filter: Option<PortFilter>, conns: usize) -> Self {
+        let mut t = TableBuilder::new(filter);
+        t.conns.reserve(conns);
+        t.hot.reserve(conns);
+        t
     }
 
     /// Adds packet number `frame` (1-based) seen at `ts` nanoseconds.
