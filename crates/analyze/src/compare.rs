@@ -474,6 +474,17 @@ fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) 
 /// Packets kept at both points that carry the same payload, in the same direction:
 /// (client-side packet, server-side packet).
 fn same_packets<'a>(c: &'a Conn, s: &'a Conn) -> Vec<(&'a Pkt, &'a Pkt)> {
+    let with_payload = |x: &'a Conn| x.pkts.iter().filter(|p| p.payload != 0);
+    if c.pkts.len() * s.pkts.len() <= 1024 {
+        // A few dozen packets (most connections): a scan costs less than building a map.
+        return with_payload(c)
+            .filter_map(|p| {
+                let q = with_payload(s)
+                    .find(|q| q.from_client == p.from_client && q.payload == p.payload)?;
+                Some((p, q))
+            })
+            .collect();
+    }
     let mut by_payload: FxHashMap<(bool, u64), &Pkt> = FxHashMap::default();
     for p in s.pkts.iter().filter(|p| p.payload != 0) {
         by_payload.entry((p.from_client, p.payload)).or_insert(p);
@@ -1280,9 +1291,13 @@ fn compare(
     let mut tls = tls;
     tls.client_random_same = client_random_same;
     tls.server_random_same = server_random_same;
+    let sides = crate::model::Sides {
+        a: side_view(c, a_name),
+        b: side_view(s, b_name),
+    };
     let connection = Connection {
-        client: c.client.to_string(),
-        server: c.server.to_string(),
+        client: sides.a.client.clone(),
+        server: sides.a.server.clone(),
         client_port: c.client.port,
         server_port: c.server.port,
         matched_by: how,
@@ -1309,10 +1324,7 @@ fn compare(
             a: c.rtt().map(ms),
             b: s.rtt().map(ms),
         },
-        sides: crate::model::Sides {
-            a: side_view(c, a_name),
-            b: side_view(s, b_name),
-        },
+        sides,
         // Filled in for the first connections in report order only (see `analyze`).
         ladder: Vec::new(),
     };
