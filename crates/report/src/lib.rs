@@ -548,13 +548,13 @@ mod tests {
         t.finish()
     }
 
-    #[test]
-    fn text_written_in_chunks_is_the_text_written_at_once() {
+    /// The bundled demo pair (three connections), without clock alignment.
+    fn firewall_analysis() -> Analysis {
         let (a, b) = (
             table("firewall-client.pcapng"),
             table("firewall-server.pcapng"),
         );
-        let mut analysis = tracekit_analyze::analyze(
+        tracekit_analyze::analyze(
             Input {
                 name: "a",
                 table: &a,
@@ -564,7 +564,12 @@ mod tests {
                 table: &b,
             },
             None,
-        );
+        )
+    }
+
+    #[test]
+    fn text_written_in_chunks_is_the_text_written_at_once() {
+        let mut analysis = firewall_analysis();
         // 300 connections, some of them notable (shown in full) on either side of the chunk
         // boundaries.
         let base = analysis.connections.clone();
@@ -598,21 +603,7 @@ mod tests {
 
     #[test]
     fn parallel_json_is_byte_for_byte_serde_json_pretty() {
-        let (a, b) = (
-            table("firewall-client.pcapng"),
-            table("firewall-server.pcapng"),
-        );
-        let analysis = tracekit_analyze::analyze(
-            Input {
-                name: "a",
-                table: &a,
-            },
-            Input {
-                name: "b",
-                table: &b,
-            },
-            None,
-        );
+        let analysis = firewall_analysis();
         assert_eq!(analysis.connections.len(), 3);
         let want = serde_json::to_vec_pretty(&analysis).unwrap();
         for chunk in [1, 2, 3, 2048] {
@@ -627,7 +618,7 @@ mod tests {
         let empty = tracekit_analyze::analyze(
             Input {
                 name: "a",
-                table: &a,
+                table: &table("firewall-client.pcapng"),
             },
             Input {
                 name: "c",
