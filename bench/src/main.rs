@@ -545,7 +545,8 @@ fn table_bench(path: &PathBuf) -> Result<()> {
     });
     let align = best(&mut || {
         let t = Instant::now();
-        let mut trace = tracekit_merge::align::Trace::new(250_000);
+        // As many packets as analyze takes for its clock estimate.
+        let mut trace = tracekit_merge::align::Trace::new(100_000);
         walk(&mut |b| {
             for p in b {
                 trace.add_dissected(p.frame, p.ts, &p.layers, p.data);
@@ -556,7 +557,7 @@ fn table_bench(path: &PathBuf) -> Result<()> {
     });
     let per = |s: f64| s * 1e9 / count as f64;
     println!(
-        "table: {count} packets, {conns} connections; walk and dissect {dissect:.3} s ({:.0} ns/packet), table {build:.3} s (+{:.0} ns/packet), finish {finish:.3} s, align (250k packets) {align:.3} s (+{:.0} ns/packet)",
+        "table: {count} packets, {conns} connections; walk and dissect {dissect:.3} s ({:.0} ns/packet), table {build:.3} s (+{:.0} ns/packet), finish {finish:.3} s, align (100k packets) {align:.3} s (+{:.0} ns/packet)",
         per(dissect),
         per(build - dissect),
         per(align - dissect),
