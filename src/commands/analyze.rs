@@ -39,20 +39,25 @@ fn display_name(path: &Path) -> String {
     )
 }
 
-/// Room to reserve for a trace's connections: one per 8 KiB of file (the bench's traces hold
-/// one per 15 KiB), at most 256 Ki. Growing the table past a few tens of thousands of
-/// connections copied it each time it doubled; reserved room that is not used costs address
+/// Room to reserve for the connections of a trace of `len` bytes: one per 8 KiB (the bench's
+/// traces hold one per 15 KiB), at most 256 Ki. Growing the table past a few tens of thousands
+/// of connections copied it each time it doubled; reserved room that is not used costs address
 /// space only.
-fn expected_conns(path: &Path) -> usize {
-    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+fn expected_conns(len: u64) -> usize {
     usize::try_from(len / 8192)
         .unwrap_or(usize::MAX)
         .min(256 << 10)
 }
 
-fn read(path: &Path, port: Option<u16>, bar: &indicatif::ProgressBar) -> anyhow::Result<Read> {
+/// Reads the trace at `path`, `len` bytes long.
+fn read(
+    path: &Path,
+    len: u64,
+    port: Option<u16>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Read> {
     let capture = Capture::open(path)?;
-    let mut table = TableBuilder::with_capacity(port.map(PortFilter), expected_conns(path));
+    let mut table = TableBuilder::with_capacity(port.map(PortFilter), expected_conns(len));
     let mut align = Trace::new(ALIGN_PACKETS);
     let mut problems = Vec::new();
     let mut records = capture.records();
@@ -121,12 +126,10 @@ fn analyze_pair(
     port: Option<u16>,
     quiet: bool,
 ) -> anyhow::Result<(Analysis, Vec<String>, Tables)> {
-    let total = [a, b]
-        .iter()
-        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
-        .sum();
-    let bar = progress::bytes(total, quiet);
-    let (ra, rb) = rayon::join(|| read(a, port, &bar), || read(b, port, &bar));
+    let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let (len_a, len_b) = (len(a), len(b));
+    let bar = progress::bytes(len_a + len_b, quiet);
+    let (ra, rb) = rayon::join(|| read(a, len_a, port, &bar), || read(b, len_b, port, &bar));
     bar.finish_and_clear();
     let (mut ra, mut rb) = (ra?, rb?);
     let alignment = align::estimate(&mut ra.align, &mut rb.align);

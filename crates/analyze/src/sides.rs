@@ -3,10 +3,6 @@
 
 use std::fmt::Write;
 
-use std::net::IpAddr;
-
-use tracekit_wire::Endpoint;
-
 use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
 use crate::trace::{Close, Conn, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
 
@@ -38,29 +34,6 @@ fn vendor_of(m: [u8; 6], text: &str) -> Option<String> {
         return None;
     }
     oui_data::lookup(text).map(|r| r.organization().to_string())
-}
-
-/// `192.0.2.1:443` or `[2001:db8::1]:443`, as `Endpoint`'s `Display` writes it. IPv4 is put
-/// together from `itoa` numbers: it is written for both ends of every connection at both
-/// points, and the formatting machinery took a fifth of the comparison's time.
-#[must_use]
-pub fn endpoint_string(e: &Endpoint) -> String {
-    match e.addr {
-        IpAddr::V4(a) => {
-            let mut out = String::with_capacity(21);
-            let mut digits = itoa::Buffer::new();
-            for (i, &octet) in a.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                out.push_str(digits.format(octet));
-            }
-            out.push(':');
-            out.push_str(digits.format(e.port));
-            out
-        }
-        IpAddr::V6(_) => e.to_string(),
-    }
 }
 
 /// Nanoseconds as milliseconds rounded to 10 µs, as the model reports times.
@@ -171,8 +144,8 @@ pub fn side_view(c: &Conn, trace: &str) -> Side {
     };
     Side {
         trace: trace.to_string(),
-        client: endpoint_string(&c.client),
-        server: endpoint_string(&c.server),
+        client: c.client.to_string(),
+        server: c.server.to_string(),
         packets: c.packets[0] + c.packets[1],
         first_frame: c.pkts.first().map(|p| p.frame),
         syn: c.syn.as_ref().map(handshake_view),
@@ -240,31 +213,6 @@ pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_are_written_as_display_writes_them() {
-        for (addr, port) in [
-            ("0.0.0.0", 0),
-            ("192.0.2.1", 443),
-            ("255.255.255.255", 65535),
-            ("10.20.30.4", 9),
-            ("2001:db8::1", 8080),
-            ("::ffff:192.0.2.7", 1),
-        ] {
-            let e = Endpoint {
-                addr: addr.parse().unwrap(),
-                port,
-            };
-            assert_eq!(endpoint_string(&e), e.to_string());
-        }
-        assert_eq!(
-            endpoint_string(&Endpoint {
-                addr: "203.0.113.9".parse().unwrap(),
-                port: 80
-            }),
-            "203.0.113.9:80"
-        );
-    }
 
     #[test]
     fn ip_id_behaviour_is_told_from_the_first_ids() {

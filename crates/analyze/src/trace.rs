@@ -462,12 +462,6 @@ pub struct TableBuilder {
     filter: Option<PortFilter>,
 }
 
-impl Default for TableBuilder {
-    fn default() -> Self {
-        TableBuilder::new(None)
-    }
-}
-
 /// A packet through the first step of a batch.
 struct Staged<'p, 'a> {
     p: &'p Packet<'a>,
