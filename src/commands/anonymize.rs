@@ -578,12 +578,7 @@ fn mapping_row(mapper: &mut Mapper, b: &[u8]) -> String {
         }
         _ => {
             let m: [u8; 6] = b.try_into().expect("six bytes");
-            let hex = |m: &[u8]| {
-                m.iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            };
+            let hex = tracekit_analyze::mac_string;
             format!("{},{}", hex(&m), hex(&mapper.mac(m)))
         }
     }

@@ -507,6 +507,20 @@ fn shift_passphrase_and_mapping_out() {
         tshark_fields(&out, &["ip.src"]).iter().any(|s| s == mapped),
         "{row}"
     );
+    // MAC addresses are listed too, written as Wireshark writes them.
+    let is_mac = |s: &str| s.len() == 17 && s.split(':').all(|p| p.len() == 2);
+    let row = csv
+        .lines()
+        .find(|l| l.split(',').next().is_some_and(is_mac))
+        .unwrap_or_else(|| panic!("no MAC row in {csv}"));
+    let mapped = row.split(',').nth(1).unwrap();
+    assert!(is_mac(mapped), "{row}");
+    assert!(
+        tshark_fields(&out, &["eth.src"])
+            .iter()
+            .any(|s| s == mapped),
+        "{row}"
+    );
 }
 
 #[test]
