@@ -63,52 +63,51 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
     // Each pair on its own, on every core (the order of `pairs` is kept).
-    let mut compared: Vec<(Option<Connection>, usize, usize, OnlyHere)> = pairs
+    let (mut connections, views): (Vec<Connection>, Vec<(usize, usize, OnlyHere)>) = pairs
         .par_iter()
         .map(|&(ia, ib, how)| {
             let (ic, is) = if swapped { (ib, ia) } else { (ia, ib) };
             let c = &ca.table.conns[ic];
             let s = &cb.table.conns[is];
             let (conn, only_here) = compare((c, ca.name), (s, cb.name), how, offset, windows);
-            (Some(conn), ic, is, only_here)
+            (conn, (ic, is, only_here))
         })
-        .collect();
-    // Failed and odd connections first, then in time order. (An order of indices: a
-    // `Connection` is over a kilobyte, and sorting tens of thousands of them moved each one
-    // many times.)
-    let mut order: Vec<(bool, bool, i64, u32)> = compared
+        .unzip();
+    // Failed and odd connections first, then in time order.
+    let mut order: Vec<(bool, bool, i64, u32)> = connections
         .iter()
+        .zip(&views)
         .enumerate()
-        .map(|(i, (c, ic, ..))| {
-            let c = c.as_ref().expect("filled above");
+        .map(|(i, (c, &(ic, ..)))| {
             let odd = c.middlebox.kind != ["none"];
-            (!c.failed, !odd, ca.table.conns[*ic].first_ts, i as u32)
+            (!c.failed, !odd, ca.table.conns[ic].first_ts, i as u32)
         })
         .collect();
     order.sort_unstable();
     // Ladders are for reading: the first connections in report order get one, so a trace of
     // 100,000 connections does not make a JSON of gigabytes (or the time to build it).
     for &(.., i) in order.iter().take(LADDERS_KEPT) {
-        let (conn, ic, is, only_here) = &mut compared[i as usize];
-        conn.as_mut().expect("filled above").ladder = crate::ladder::ladder(
+        let (ic, is, only_here) = &views[i as usize];
+        connections[i as usize].ladder = crate::ladder::ladder(
             &ca.table.conns[*ic],
             &cb.table.conns[*is],
             offset.map_or(0, |o| o.mid),
             only_here,
         );
     }
-    let connections: Vec<Connection> = order
-        .iter()
-        .map(|&(.., i)| compared[i as usize].0.take().expect("each taken once"))
-        .collect();
-    let used_a: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
-    let used_b: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.1).collect();
+    let order: Vec<usize> = order.iter().map(|o| o.3 as usize).collect();
+    permute(&mut connections, &order);
+    let mut used = [
+        vec![false; a.table.conns.len()],
+        vec![false; b.table.conns.len()],
+    ];
+    for &(ia, ib, _) in &pairs {
+        used[0][ia] = true;
+        used[1][ib] = true;
+    }
     let mut unmatched = Unmatched::default();
-    for (side, t, used) in [("a", a.table, &used_a), ("b", b.table, &used_b)] {
-        for (i, c) in t.conns.iter().enumerate() {
-            if used.contains(&i) {
-                continue;
-            }
+    for (side, t, used) in [("a", a.table, &used[0]), ("b", b.table, &used[1])] {
+        for (c, _) in t.conns.iter().zip(used).filter(|(_, used)| !**used) {
             if side == "a" {
                 unmatched.a += 1;
             } else {
@@ -146,6 +145,26 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
         }),
         connections,
         unmatched,
+    }
+}
+
+/// Puts `v` in the order `order` gives (`v[k]` becomes the old `v[order[k]]`, `order` a
+/// permutation) by following its cycles: each element moves once, and no second vector is
+/// filled (tens of thousands of connections take over a hundred megabytes, and fresh memory
+/// costs its first touch).
+fn permute<T>(v: &mut [T], order: &[usize]) {
+    let mut placed = vec![false; v.len()];
+    for start in 0..v.len() {
+        let mut k = start;
+        while !placed[k] {
+            placed[k] = true;
+            let from = order[k];
+            if from == start {
+                break;
+            }
+            v.swap(k, from);
+            k = from;
+        }
     }
 }
 
@@ -1528,4 +1547,38 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
             ""
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    /// Every permutation of `0..n`, in lexicographic order.
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![Vec::new()];
+        }
+        let mut out = Vec::new();
+        for rest in permutations(n - 1) {
+            for at in 0..n {
+                let mut p: Vec<usize> = rest.clone();
+                p.insert(at, n - 1);
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn permuting_in_place_gives_what_collecting_in_order_gives() {
+        for n in 0..=6 {
+            for order in permutations(n) {
+                let v: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+                let expected: Vec<String> = order.iter().map(|&i| v[i].clone()).collect();
+                let mut got = v.clone();
+                permute(&mut got, &order);
+                assert_eq!(got, expected, "order {order:?}");
+            }
+        }
+    }
 }
