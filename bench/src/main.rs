@@ -38,6 +38,10 @@ enum Command {
     /// Time analyze's reading of FILE in memory (page cache warm), step by step: dissection
     /// alone, the connection table, its finish, the clock-alignment signatures (best of 3).
     Table { file: PathBuf },
+    /// Time analyze's comparison of two traces already read into tables (everything after the
+    /// reading: clock estimate, pairing and comparing the connections, the text report), on
+    /// one thread, best of 3.
+    Compare { a: PathBuf, b: PathBuf },
     /// Time a full record walk over FILE (page cache warm): tracekit's reader against
     /// pcap-file 3.0's slice parsers over the same bytes.
     Read { file: PathBuf },
@@ -77,6 +81,7 @@ fn main() -> Result<()> {
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::Read { file } => read_bench(&file),
         Command::Table { file } => table_bench(&file),
+        Command::Compare { a, b } => compare_bench(&a, &b),
         Command::Files { like, threads, out } => files_floor(&like, threads, &out),
     }
 }
@@ -500,29 +505,94 @@ fn read_bench(path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
+/// Hands the packets of `capture` to `each` as analyze does: in batches of dissected packets,
+/// each batch overwritten in place.
+fn batches(capture: &Capture, each: &mut dyn FnMut(&[tracekit_analyze::Packet])) {
+    let mut batch = vec![tracekit_analyze::Packet::default(); tracekit_analyze::BATCH];
+    let mut filled = 0;
+    for (n, r) in capture.records().map_while(Result::ok).enumerate() {
+        let p = &mut batch[filled];
+        p.frame = n as u64 + 1;
+        p.ts = r.ts.0;
+        p.data = r.data;
+        tracekit_wire::dissect_into(r.link.0, r.data, &mut p.layers);
+        filled += 1;
+        if filled == batch.len() {
+            each(&batch);
+            filled = 0;
+        }
+    }
+    each(&batch[..filled]);
+}
+
+fn compare_bench(a: &PathBuf, b: &PathBuf) -> Result<()> {
+    use tracekit_analyze::{Input, TableBuilder};
+    let read = |path: &PathBuf| -> Result<_> {
+        let capture = Capture::open(path)?;
+        let mut table = TableBuilder::new(None);
+        let mut align = tracekit_merge::align::Trace::new(100_000);
+        batches(&capture, &mut |packets| {
+            table.add_batch(packets);
+            for p in packets {
+                align.add_dissected(p.frame, p.ts, &p.layers, p.data);
+            }
+        });
+        align.finish();
+        Ok((table.finish(), align))
+    };
+    let ((ta, mut la), (tb, mut lb)) = (read(a)?, read(b)?);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let best = |f: &mut dyn FnMut() -> f64| (0..3).map(|_| f()).fold(f64::MAX, f64::min);
+    let mut pairs = 0;
+    let estimate = best(&mut || {
+        let t = Instant::now();
+        std::hint::black_box(tracekit_merge::align::estimate(&mut la, &mut lb));
+        t.elapsed().as_secs_f64()
+    });
+    let alignment = tracekit_merge::align::estimate(&mut la, &mut lb);
+    let analyze = || {
+        tracekit_analyze::analyze(
+            Input {
+                name: "a",
+                table: &ta,
+            },
+            Input {
+                name: "b",
+                table: &tb,
+            },
+            alignment.as_ref(),
+        )
+    };
+    let compare = best(&mut || {
+        let t = Instant::now();
+        let analysis = one.install(analyze);
+        let took = t.elapsed().as_secs_f64();
+        pairs = analysis.connections.len();
+        took
+    });
+    let analysis = one.install(analyze);
+    let text = best(&mut || {
+        let t = Instant::now();
+        let text = one.install(|| tracekit_report::text(&analysis, false));
+        std::hint::black_box(text);
+        t.elapsed().as_secs_f64()
+    });
+    println!(
+        "compare: {} and {} connections, {pairs} pairs; clock estimate {estimate:.3} s, compare {compare:.3} s ({:.1} µs/pair), text {text:.3} s (one thread)",
+        ta.conns.len(),
+        tb.conns.len(),
+        compare * 1e6 / pairs.max(1) as f64,
+    );
+    Ok(())
+}
+
 fn table_bench(path: &PathBuf) -> Result<()> {
-    use tracekit_analyze::{BATCH, Packet, TableBuilder};
+    use tracekit_analyze::{Packet, TableBuilder};
     let capture = Capture::open(path)?;
     let count = capture.records().map_while(Result::ok).count();
     let best = |f: &mut dyn FnMut() -> f64| (0..3).map(|_| f()).fold(f64::MAX, f64::min);
-    // Each round walks the file as analyze does (the reader prefetches ahead of the walk),
-    // in batches of dissected packets.
-    let walk = |each: &mut dyn FnMut(&[Packet])| {
-        let mut batch = Vec::with_capacity(BATCH);
-        for (n, r) in capture.records().map_while(Result::ok).enumerate() {
-            batch.push(Packet {
-                frame: n as u64 + 1,
-                ts: r.ts.0,
-                layers: tracekit_wire::dissect(r.link.0, r.data),
-                data: r.data,
-            });
-            if batch.len() == BATCH {
-                each(&batch);
-                batch.clear();
-            }
-        }
-        each(&batch);
-    };
+    // Each round walks the file as analyze does (the reader prefetches ahead of the walk).
+    let walk = |each: &mut dyn FnMut(&[Packet])| batches(&capture, each);
     let dissect = best(&mut || {
         let t = Instant::now();
         let mut n = 0usize;

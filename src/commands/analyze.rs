@@ -63,14 +63,15 @@ fn read(
     let mut records = capture.records();
     let mut last_pos = 0u64;
     // Packets go to the table in batches (see `TableBuilder::add_batch`); one dissection
-    // feeds both the table and the clock alignment.
-    let mut batch: Vec<Packet> = Vec::with_capacity(BATCH);
-    let mut feed = |batch: &mut Vec<Packet>| {
-        table.add_batch(batch);
-        for p in batch.iter() {
+    // feeds both the table and the clock alignment. The batch's packets are overwritten in
+    // place (see `dissect_into`).
+    let mut batch = vec![Packet::default(); BATCH];
+    let mut filled = 0;
+    let mut feed = |packets: &[Packet]| {
+        table.add_batch(packets);
+        for p in packets {
             align.add_dissected(p.frame, p.ts, &p.layers, p.data);
         }
-        batch.clear();
     };
     for (n, r) in records.by_ref().enumerate() {
         let r = match r {
@@ -84,21 +85,22 @@ fn read(
             }
         };
         let frame = n as u64 + 1;
-        batch.push(Packet {
-            frame,
-            ts: r.ts.0,
-            layers: tracekit_wire::dissect(r.link.0, r.data),
-            data: r.data,
-        });
-        if batch.len() == BATCH {
-            feed(&mut batch);
+        let p = &mut batch[filled];
+        p.frame = frame;
+        p.ts = r.ts.0;
+        p.data = r.data;
+        tracekit_wire::dissect_into(r.link.0, r.data, &mut p.layers);
+        filled += 1;
+        if filled == BATCH {
+            feed(&batch);
+            filled = 0;
         }
         if frame.is_multiple_of(65_536) {
             bar.inc(r.offset - last_pos);
             last_pos = r.offset;
         }
     }
-    feed(&mut batch);
+    feed(&batch[..filled]);
     let (kept, count) = records.problems();
     if count > 0 {
         let first = kept

@@ -313,7 +313,7 @@ fn tcp_layer(layers: &Layers) -> Option<&tracekit_wire::IpLayer> {
 
 /// One packet for [`TableBuilder::add_batch`], dissected once by the caller (the same
 /// dissection feeds the clock alignment).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Packet<'a> {
     /// Packet number in the trace, 1-based.
     pub frame: u64,

@@ -240,6 +240,40 @@ impl Layers {
         Tcp::new_checked(&data[self.tcp_range()?]).ok()
     }
 
+    /// Back to `Layers::default()` with `link`, writing only what a packet can have set (IP
+    /// layers past `ip_count` are kept at their default, so they need no writing).
+    fn reset(&mut self, link: u16) {
+        // Every field by name: a new one fails to compile here until it is reset too.
+        let Layers {
+            link: l,
+            ethernet,
+            inner_ethernet,
+            vlan_ids,
+            vlan_count,
+            mpls_labels,
+            pppoe,
+            arp,
+            ips,
+            ip_count,
+            quoted,
+            stop,
+            non_ip,
+        } = self;
+        *l = link;
+        *ethernet = None;
+        *inner_ethernet = None;
+        *vlan_ids = [0; 2];
+        *vlan_count = 0;
+        *mpls_labels = 0;
+        *pppoe = false;
+        *arp = None;
+        ips[..usize::from(*ip_count)].fill(IpLayer::default());
+        *ip_count = 0;
+        *quoted = None;
+        *stop = None;
+        *non_ip = None;
+    }
+
     fn push_ip(&mut self, ip: IpLayer) -> Option<&mut IpLayer> {
         let n = self.ip_count as usize;
         if n == MAX_IP {
@@ -271,24 +305,29 @@ enum Next {
 /// Dissects one packet of link type `link`.
 #[must_use]
 pub fn dissect(link: u16, data: &[u8]) -> Layers {
-    let mut l = Layers {
-        link,
-        ..Layers::default()
-    };
-    let mut next = first_layer(link, data, &mut l);
+    let mut l = Layers::default();
+    dissect_into(link, data, &mut l);
+    l
+}
+
+/// [`dissect`] into layers already in place (e.g. a batch's), overwriting them: `Layers` is a
+/// few hundred bytes, and returning it and moving it into a batch cost more per packet than
+/// finding the layers of a plain TCP packet.
+pub fn dissect_into(link: u16, data: &[u8], l: &mut Layers) {
+    l.reset(link);
+    let mut next = first_layer(link, data, l);
     // Each step moves forward through the packet, and the number of IP layers is bounded,
     // so the walk ends; the step cap guards against a loop of VLAN/MPLS/tunnel headers.
     for _ in 0..64 {
         next = match next {
             Next::Done => break,
-            Next::Ethernet(at) => ethernet(data, at, &mut l),
-            Next::EtherType(t, at) => ethertype(data, t, at, &mut l),
-            Next::Ppp(proto, at) => ppp(proto, at, &mut l),
-            Next::Mpls(at) => mpls(data, at, &mut l),
-            Next::Ip(at, encap) => ip(data, at, encap, &mut l),
+            Next::Ethernet(at) => ethernet(data, at, l),
+            Next::EtherType(t, at) => ethertype(data, t, at, l),
+            Next::Ppp(proto, at) => ppp(proto, at, l),
+            Next::Mpls(at) => mpls(data, at, l),
+            Next::Ip(at, encap) => ip(data, at, encap, l),
         };
     }
-    l
 }
 
 fn first_layer(link: u16, data: &[u8], l: &mut Layers) -> Next {

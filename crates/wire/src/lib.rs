@@ -22,6 +22,7 @@ pub mod udp;
 
 pub use dissect::{
     Encap, FragmentInfo, IpLayer, Layers, MAX_IP, Span, Stop, Transport, TransportKind, dissect,
+    dissect_into,
 };
 pub use ethernet::EtherType;
 pub use field::WireError;

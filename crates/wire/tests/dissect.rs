@@ -154,13 +154,16 @@ fn addresses_and_ports_agree_with_tshark() {
 }
 
 /// Every prefix of the first packets of every corpus file: no panic, every range inside the
-/// bytes given, and never more layers than the whole packet has.
+/// bytes given, and never more layers than the whole packet has. Each is also dissected into
+/// one `Layers` reused from packet to packet (tunnels, quoted ICMP and VLANs before plain
+/// packets), which must come out as a fresh dissection does.
 #[test]
 fn truncation_sweep_over_corpus_packets() {
     let dir = corpus_dir();
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv"))
         .expect("corpus present; set TRACEKIT_CORPUS");
     let mut prefixes = 0u64;
+    let mut reused = tracekit_wire::Layers::default();
     for line in manifest.lines().skip(1) {
         let name = line.split('\t').next().unwrap();
         let Ok(capture) = Capture::open(dir.join(name)) else {
@@ -171,6 +174,8 @@ fn truncation_sweep_over_corpus_packets() {
             for n in 0..=r.data.len().min(256) {
                 let cut = &r.data[..n];
                 let l = dissect(r.link.0, cut);
+                tracekit_wire::dissect_into(r.link.0, cut, &mut reused);
+                assert_eq!(reused, l, "{name}: reused layers, cut at {n}");
                 prefixes += 1;
                 assert!(
                     l.ips().len() <= whole.ips().len().max(1),
