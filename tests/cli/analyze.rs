@@ -360,6 +360,54 @@ fn a_router_that_strips_tcp_options_is_an_option_stripper_and_nothing_else() {
     }
 }
 
+/// A server-side capture that lost the client's third handshake packet takes the client's
+/// next packet for it, and its handshake looks slow: that is capture loss, not a proxy's own
+/// handshake, and must not turn the option stripper into one.
+#[test]
+fn a_third_handshake_packet_lost_at_one_point_is_not_taken_for_a_split_handshake() {
+    let (client, server) = pair("strip");
+    let (v, _) = analyze_json(&client, &server, &[]);
+    let third = conn(&v, 53695)["sides"]["b"]["ack_frame"].as_u64().unwrap();
+    // tshark as the outside reference: the frame is the client's bare ACK of the handshake.
+    assert_eq!(
+        tshark_field(&server, third, "tcp.flags.str").trim(),
+        "·······A····"
+    );
+    assert_eq!(tshark_field(&server, third, "tcp.len"), "0");
+    let dir = tempfile::tempdir().unwrap();
+    let lossy = dir.path().join("strip-server-lost-ack.pcapng");
+    let o = run(std::process::Command::new("editcap")
+        .arg(&server)
+        .arg(&lossy)
+        .arg(third.to_string()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (v, o) = analyze_json(&client, &lossy, &["--port", "443"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = conn(&v, 53695);
+    assert_eq!(
+        c["middlebox"]["kind"],
+        serde_json::json!(["option-stripper"])
+    );
+    let found = signals(c);
+    for absent in ["split-handshake", "fin-faster-than-rtt"] {
+        assert!(!found.contains(&absent), "{absent}: {found:?}");
+    }
+    let later = c["sides"]["b"]["ack_frame"].as_u64().unwrap();
+    assert_ne!(tshark_field(&lossy, later, "tcp.len"), "0");
+    let caveat = format!(
+        "server-side capture has no packet like the client's third handshake packet at the other point (its frame {later} is a later one)"
+    );
+    assert!(
+        c["caveats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str().unwrap().contains(&caveat)),
+        "{:#}",
+        c["caveats"]
+    );
+}
+
 #[test]
 fn a_sequence_number_rewriter_is_told_from_a_proxy_by_segments_forwarded_one_to_one() {
     // New sequence numbers and new IP IDs, as from a proxy, but every bare segment reappears

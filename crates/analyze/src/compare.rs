@@ -600,6 +600,24 @@ fn forwarded_bare(c: &Conn, s: &Conn, off: Option<Offset>) -> (usize, usize, Vec
     (fa.len(), total, fa, fb)
 }
 
+/// Which point (0 the client side, 1 the server side) took a later packet of the client for
+/// the third packet of the handshake, if they differ: its capture missed the client's ACK (or
+/// the ACK never reached it). The packets are compared by how far they reach into the client's
+/// stream and what they acknowledge, relative to each point's ISNs.
+fn late_third_packet(c: &Conn, s: &Conn) -> Option<usize> {
+    let third = |x: &Conn| {
+        let (frame, _) = x.ack3?;
+        let p = x.pkts.iter().find(|p| p.frame == frame)?;
+        let seq = p.seq.wrapping_sub(x.isn(FROM_CLIENT)?).wrapping_add(p.len);
+        Some((seq, p.ack.wrapping_sub(x.isn(FROM_SERVER)?)))
+    };
+    match third(c)?.cmp(&third(s)?) {
+        std::cmp::Ordering::Less => Some(1),
+        std::cmp::Ordering::Greater => Some(0),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
 /// IP IDs of the packets seen at both points (handshake and same payload): how many agree,
 /// and up to four that differ as (frame a, frame b, id a, id b).
 fn ipid_pairs(c: &Conn, s: &Conn, same: &[(&Pkt, &Pkt)]) -> (u32, Vec<(u64, u64, u16, u16)>) {
@@ -893,9 +911,25 @@ fn compare(
             ttl_b,
         ));
     }
+    // Handshake times are compared only where the third handshake packet is the same packet
+    // at both points: a capture that missed the client's ACK takes the client's next packet
+    // for it (as Wireshark's iRTT does), and its handshake looks slow.
+    let late = late_third_packet(c, s);
+    if let Some(side) = late {
+        let (x, name) = if side == 0 {
+            (c, "client")
+        } else {
+            (s, "server")
+        };
+        caveats.push(format!(
+            "the {name}-side capture has no packet like the client's third handshake packet at the other point (its frame {} is a later one): the handshake times there are not compared",
+            x.ack3.map_or(0, |a| a.0)
+        ));
+    }
+    let rtt = |x: &Conn, side: usize| x.rtt().filter(|_| late != Some(side));
     // Split handshake.
     let mut split_parts = Vec::new();
-    if let (Some(rc), Some(rs)) = (c.rtt(), s.rtt()) {
+    if let (Some(rc), Some(rs)) = (rtt(c, 0), rtt(s, 1)) {
         let (lo, hi) = (rc.min(rs), rc.max(rs));
         if hi > 3 * lo.max(1) && hi - lo > 200_000 {
             split_parts.push(format!(
@@ -905,7 +939,7 @@ fn compare(
             ));
         }
     }
-    if let (Some(o), Some(ack), Some(ssyn)) = (off, c.ack3, s.syn) {
+    if let (Some(o), Some(ack), Some(ssyn), true) = (off, c.ack3, s.syn, late != Some(0)) {
         // The SYN reached the server side after the client's handshake was complete: over the
         // whole feasible interval when known, else at the estimate.
         let lo = o.lo.unwrap_or(o.mid);
@@ -936,7 +970,14 @@ fn compare(
     let mut fast_close = None;
     for (here, there, dir, near_rtt, who, far) in [
         (s, c, FROM_CLIENT, c.towards_server(), "client", "server"),
-        (c, s, FROM_SERVER, s.towards_client(), "server", "client"),
+        (
+            c,
+            s,
+            FROM_SERVER,
+            s.towards_client().filter(|_| late != Some(1)),
+            "server",
+            "client",
+        ),
     ] {
         let (Some(close), Some(rtt)) = (here.first_close(dir), near_rtt) else {
             continue;
