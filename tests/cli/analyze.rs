@@ -408,6 +408,116 @@ fn a_third_handshake_packet_lost_at_one_point_is_not_taken_for_a_split_handshake
     );
 }
 
+/// `path` without frame `frame`, written by editcap into `dir`.
+fn without(path: &Path, frame: u64, dir: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "{}-without-{frame}.pcapng",
+        path.file_stem().unwrap().to_string_lossy()
+    ));
+    let o = run(std::process::Command::new("editcap")
+        .arg(path)
+        .arg(&out)
+        .arg(frame.to_string()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+/// Capture loss is not a middlebox: one packet missing from either capture of the pairs whose
+/// box passes TCP through (one at a time, every packet) may hide evidence, but never makes a
+/// kind of middlebox that is not there, nor moves the close to the middlebox.
+#[test]
+fn one_packet_lost_by_either_capture_never_invents_a_middlebox_or_its_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let verdicts = |a: &Path, b: &Path| -> Vec<(u64, Vec<String>, String)> {
+        let (v, o) = analyze_json(a, b, &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let kinds = c["middlebox"]["kind"].as_array().unwrap();
+                (
+                    c["client_port"].as_u64().unwrap(),
+                    kinds
+                        .iter()
+                        .map(|k| k.as_str().unwrap().to_string())
+                        .collect(),
+                    c["closed_by"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let mut cases = Vec::new();
+    for name in ["router", "nat", "clamp", "strip", "scramble"] {
+        let (client, server) = pair(name);
+        let truth = verdicts(&client, &server);
+        for (side, path) in [("client", &client), ("server", &server)] {
+            let frames = tshark_fields(path, &["frame.number"]).len() as u64;
+            assert!(frames > 30, "{name} {side}: {frames}");
+            for frame in 1..=frames {
+                cases.push((
+                    name,
+                    side,
+                    frame,
+                    client.clone(),
+                    server.clone(),
+                    truth.clone(),
+                ));
+            }
+        }
+    }
+    // Without the server side's SYN, the SYN's options cannot be compared: the verdict must
+    // not say that nothing changed.
+    let (client, server) = pair("strip");
+    let (v, _) = analyze_json(&client, &server, &[]);
+    let syn = conn(&v, 53695)["sides"]["b"]["syn"]["frame"]
+        .as_u64()
+        .unwrap();
+    let (v, _) = analyze_json(&client, &without(&server, syn, dir.path()), &[]);
+    let verdict = conn(&v, 53695)["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains("its handshake was not captured whole at both"),
+        "{verdict}"
+    );
+    // Two workers: each case is an editcap and an analyze of a few dozen packets.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((name, side, frame, client, server, truth)) =
+                    cases.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    let (a, b) = if *side == "client" {
+                        (without(client, *frame, dir.path()), server.clone())
+                    } else {
+                        (client.clone(), without(server, *frame, dir.path()))
+                    };
+                    for (port, kinds, closed_by) in verdicts(&a, &b) {
+                        let Some((_, true_kinds, true_close)) =
+                            truth.iter().find(|t| t.0 == port)
+                        else {
+                            continue;
+                        };
+                        let made_up: Vec<&String> = kinds
+                            .iter()
+                            .filter(|k| *k != "none" && !true_kinds.contains(k))
+                            .collect();
+                        assert!(
+                            made_up.is_empty(),
+                            "{name}, {side} side without frame {frame}: port {port} {kinds:?}, truth {true_kinds:?}"
+                        );
+                        assert_eq!(
+                            &closed_by, true_close,
+                            "{name}, {side} side without frame {frame}: port {port}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn a_sequence_number_rewriter_is_told_from_a_proxy_by_segments_forwarded_one_to_one() {
     // New sequence numbers and new IP IDs, as from a proxy, but every bare segment reappears

@@ -360,6 +360,10 @@ struct SeqSpace<'a> {
     controls: [Vec<(u16, u32)>; 2],
     /// Per direction: the highest relative sequence number kept (comparison stops there).
     until: [Option<u32>; 2],
+    /// Per direction: the furthest relative sequence number a packet starts at.
+    furthest_start: [Option<u32>; 2],
+    /// Per direction: the highest acknowledgement sent, relative to the other side's ISN.
+    acked: [Option<u32>; 2],
 }
 
 impl<'a> SeqSpace<'a> {
@@ -370,11 +374,18 @@ impl<'a> SeqSpace<'a> {
             data: [Ranges::default(), Ranges::default()],
             controls: [Vec::new(), Vec::new()],
             until: [None; 2],
+            furthest_start: [None; 2],
+            acked: [None; 2],
         };
+        let raise = |v: &mut Option<u32>, x: u32| *v = Some(v.map_or(x, |v| v.max(x)));
         for p in &conn.pkts {
             let (d, r) = (p.dir(), s.rel(p));
             let end = r.wrapping_add(p.len);
-            s.until[d] = Some(s.until[d].map_or(end, |u| u.max(end)));
+            raise(&mut s.until[d], end);
+            raise(&mut s.furthest_start[d], r);
+            if p.flags & flags::ACK != 0 {
+                raise(&mut s.acked[d], p.ack.wrapping_sub(isn[1 - d]));
+            }
             if p.len > 0 {
                 s.data[d].push(r, end);
             }
@@ -393,6 +404,32 @@ impl<'a> SeqSpace<'a> {
     /// Whether any kept packet of `dir` carries a byte of [start, end).
     fn covers(&self, dir: usize, start: u32, end: u32) -> bool {
         self.data[dir].covers(start, end)
+    }
+    /// Whether this point's own packets show that the sender of `dir` sent `p` (numbered `r`
+    /// here) although it is not among them: a later packet of the sender starts past its data,
+    /// or, for a FIN, right after it with no data of the sender's at its number. (A RST takes
+    /// no sequence number: nothing shows it was sent.)
+    fn sent_past(&self, dir: usize, p: &Pkt, r: u32) -> bool {
+        let furthest = self.furthest_start[dir];
+        if p.len > 0 {
+            furthest.is_some_and(|f| f >= r.wrapping_add(p.len))
+        } else if p.flags & (flags::FIN | flags::RST) == flags::FIN {
+            furthest.is_some_and(|f| f > r) && !self.covers(dir, r, r.wrapping_add(1))
+        } else {
+            false
+        }
+    }
+    /// Whether this point's packets show that the receiver of `dir` acknowledged `p`
+    /// (numbered `r` here): its data, or for a FIN its sequence number.
+    fn acknowledged(&self, dir: usize, p: &Pkt, r: u32) -> bool {
+        let taken = if p.len > 0 {
+            p.len
+        } else if p.flags & (flags::FIN | flags::RST) == flags::FIN {
+            1
+        } else {
+            return false;
+        };
+        self.acked[1 - dir].is_some_and(|a| a >= r.wrapping_add(taken))
     }
     /// Whether a FIN/RST of `dir` (one of the flags in `flag`) was kept with this relative
     /// sequence number.
@@ -437,6 +474,10 @@ struct PathDiff {
     dropped: Vec<(usize, u64, String)>,
     /// (side index 0 = a / 1 = b, frame, description)
     injected: Vec<(usize, u64, String, u16, u8)>,
+    /// Packets one capture lacks though the ends' own packets there show they passed its
+    /// point (capture loss): (side index of the capture that lacks it, frame at the other
+    /// side, sent by the client).
+    not_captured: Vec<(usize, u64, bool)>,
 }
 
 fn describe_pkt(p: &Pkt) -> String {
@@ -458,9 +499,9 @@ fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) 
     let mut out = PathDiff {
         dropped: Vec::new(),
         injected: Vec::new(),
+        not_captured: Vec::new(),
     };
-    // Only with a clock offset and the whole handshake at both points (the ISNs).
-    let isns = |x: &Conn| Some([x.isn(FROM_CLIENT)?, x.isn(FROM_SERVER)?]);
+    // Only with a clock offset and both ISNs at both points.
     let (Some(off), Some(ic), Some(is)) = (off, isns(c), isns(s)) else {
         return out;
     };
@@ -495,7 +536,10 @@ fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) 
             } else {
                 false
             };
-            if missing {
+            if missing && rcv.acknowledged(dir, p, r) {
+                out.not_captured
+                    .push((receiver_side, p.frame, p.from_client));
+            } else if missing {
                 out.dropped.push((sender_side, p.frame, describe_pkt(p)));
             }
         }
@@ -517,7 +561,9 @@ fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) 
             } else {
                 false
             };
-            if foreign {
+            if foreign && snd.sent_past(dir, p, r) {
+                out.not_captured.push((sender_side, p.frame, p.from_client));
+            } else if foreign {
                 out.injected
                     .push((receiver_side, p.frame, describe_pkt(p), p.flags, p.ttl));
             }
@@ -559,7 +605,6 @@ fn same_packets<'a>(c: &'a Conn, s: &'a Conn) -> Vec<(&'a Pkt, &'a Pkt)> {
 /// rewriting their numbers keeps nearly all of them; a proxy acknowledges on its own terms,
 /// and one of its ACKs that reappears out of causal order rules forwarding out.
 fn forwarded_bare(c: &Conn, s: &Conn, off: Option<Offset>) -> (usize, usize, Vec<u64>, Vec<u64>) {
-    let isns = |x: &Conn| Some([x.isn(FROM_CLIENT)?, x.isn(FROM_SERVER)?]);
     let (Some(ic), Some(is)) = (isns(c), isns(s)) else {
         return (0, 0, Vec::new(), Vec::new());
     };
@@ -598,6 +643,32 @@ fn forwarded_bare(c: &Conn, s: &Conn, off: Option<Offset>) -> (usize, usize, Vec
         fb.push(q.frame);
     }
     (fa.len(), total, fa, fb)
+}
+
+/// The initial sequence numbers of the client and the server at one point (see
+/// [`isn_seen`]).
+fn isns(x: &Conn) -> Option<[u32; 2]> {
+    Some([isn_seen(x, FROM_CLIENT)?, isn_seen(x, FROM_SERVER)?])
+}
+
+/// One end's initial sequence number at one point: from the handshake, or where its SYN or
+/// SYN/ACK was not captured there, from what acknowledges it: the SYN/ACK acknowledges the
+/// client's ISN + 1, and the client's bare ACK right after its SYN (the third handshake
+/// packet) the server's.
+fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
+    if let Some(isn) = x.isn(dir) {
+        return Some(isn);
+    }
+    let acknowledging = if dir == FROM_CLIENT {
+        let frame = x.syn_ack?.frame;
+        x.pkts.iter().find(|p| p.frame == frame)?
+    } else {
+        let syn = x.syn?.frame;
+        let p = x.pkts.iter().find(|p| p.from_client && p.frame > syn)?;
+        (p.flags & (flags::SYN | flags::FIN | flags::RST | flags::ACK) == flags::ACK && p.len == 0)
+            .then_some(p)?
+    };
+    Some(acknowledging.ack.wrapping_sub(1))
 }
 
 /// Which point (0 the client side, 1 the server side) took a later packet of the client for
@@ -717,7 +788,7 @@ fn compare(
     // Sequence numbers.
     let mut isn_parts = Vec::new();
     for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-        if let (Some(x), Some(y)) = (c.isn(dir), s.isn(dir))
+        if let (Some(x), Some(y)) = (isn_seen(c, dir), isn_seen(s, dir))
             && x != y
         {
             isn_parts.push(format!(
@@ -1073,10 +1144,30 @@ fn compare(
         PathDiff {
             dropped: Vec::new(),
             injected: Vec::new(),
+            not_captured: Vec::new(),
         }
     } else {
         path_diff(c, s, off, windows)
     };
+    for (lacking, from_client) in [(0, true), (0, false), (1, true), (1, false)] {
+        let mut lost = diff
+            .not_captured
+            .iter()
+            .filter(|x| x.0 == lacking && x.2 == from_client);
+        if let Some(first) = lost.next() {
+            let (side, other) = if lacking == 0 {
+                ("client", "server")
+            } else {
+                ("server", "client")
+            };
+            caveats.push(format!(
+                "{} packet(s) of the {} are missing from the {side}-side capture, though the packets captured there show they passed that point (later packets of their sender, or acknowledgements of them): capture loss, not counted as dropped or injected (first: frame {} at the {other} side)",
+                1 + lost.count(),
+                if from_client { "client" } else { "server" },
+                first.1
+            ));
+        }
+    }
     if !diff.dropped.is_empty() {
         let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
         let text: Vec<String> = diff
@@ -1585,6 +1676,15 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         );
     }
     if v.kinds == ["none"] {
+        let whole = |x: &Conn| x.syn.is_some() && x.syn_ack.is_some();
+        if !whole(v.c) || !whole(v.s) {
+            // The handshake carries most of what a box rewrites: without it at both points,
+            // "nothing changed" would claim more than was seen.
+            return format!(
+                "Nothing was seen to change this connection between the two capture points, but its handshake was not captured whole at both, so its options could not be compared{}; {outcome}.",
+                if v.failed { "; it failed" } else { "" }
+            );
+        }
         return format!(
             "Nothing between the two capture points changed this connection{}; {outcome}.",
             if v.failed { ", yet it failed" } else { "" }
