@@ -199,6 +199,41 @@ fn analyze_gives_the_same_verdicts_after_both_sides_are_anonymized_with_one_key(
     }
 }
 
+/// With only the server side anonymized, a TLS interceptor's connection shares nothing across
+/// the points (addresses, random values, first bytes): it is paired by timing, the one
+/// connection to its server port within a second once the clocks are aligned.
+#[test]
+fn a_connection_that_shares_nothing_but_timing_is_paired_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server side without the pair's second connection (both go to port 443, and two
+    // candidates are one too many for timing), cut by tshark as the outside reference; the
+    // lab's UDP control packets stay, the clock is aligned on them.
+    let one = dir.path().join("intercept-server-one.pcapng");
+    let o = run(std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(testdata("intercept-server.pcapng"))
+        .args(["-Y", "!(tcp.port == 53700)", "-w"])
+        .arg(&one));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let server = dir.path().join("intercept-server-anon.pcapng");
+    let o = anonymize(dir.path(), &["--payload", "keep"], &[&one], &server);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = analysis(&testdata("intercept-client.pcapng"), &server);
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{v:#}");
+    let c = &conns[0];
+    assert_eq!(c["matched_by"], "timing", "{c:#}");
+    assert_eq!(c["client_port"], 53695);
+    assert!(
+        c["sides"]["b"]["client"]
+            .as_str()
+            .unwrap()
+            .ends_with(":53695")
+    );
+    assert_ne!(c["sides"]["a"]["client"], c["sides"]["b"]["client"]);
+    assert_eq!(c["middlebox"]["kind"][0], "tcp-proxy", "{c:#}");
+}
+
 #[test]
 fn every_corpus_file_anonymizes_without_a_leak() {
     let dir = tempfile::tempdir().unwrap();

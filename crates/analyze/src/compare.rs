@@ -201,6 +201,9 @@ impl<K: std::hash::Hash + Eq> Multi<K> {
     }
 }
 
+/// How near in time two handshakes must be to pair their connections by timing alone.
+const WINDOW: i64 = 1_000_000_000;
+
 /// Pairs connections of a and b: (index in a, index in b, how).
 fn pair_connections(
     a: &ConnTable,
@@ -257,21 +260,33 @@ fn pair_connections(
         }
     }
     // Timing: a connection left over on each side, same server port, handshakes within 1 s
-    // of each other once the clocks are aligned, and no other candidate.
+    // (`WINDOW`) of each other once the clocks are aligned, and no other candidate. (b's left-over
+    // connections by port and time: a scan of all of b per connection of a was quadratic.)
     if offset.is_some() {
-        let paired: rustc_hash::FxHashSet<usize> = pairs.iter().map(|p| p.0).collect();
-        for (ia, c) in a.conns.iter().enumerate() {
-            if paired.contains(&ia) {
+        let mut paired = vec![false; a.conns.len()];
+        for p in &pairs {
+            paired[p.0] = true;
+        }
+        let mut by_port: FxHashMap<u16, Vec<(i64, usize)>> = FxHashMap::default();
+        for (i, c) in b.conns.iter().enumerate().filter(|(i, _)| !used[*i]) {
+            by_port
+                .entry(c.server.port)
+                .or_default()
+                .push((c.first_ts.saturating_add(shift), i));
+        }
+        for list in by_port.values_mut() {
+            list.sort_unstable();
+        }
+        for (ia, c) in a.conns.iter().enumerate().filter(|(ia, _)| !paired[*ia]) {
+            let Some(list) = by_port.get(&c.server.port) else {
                 continue;
-            }
-            let cands: Vec<usize> = (0..b.conns.len())
-                .filter(|&i| {
-                    !used[i]
-                        && b.conns[i].server.port == c.server.port
-                        && (b.conns[i].first_ts + shift).abs_diff(c.first_ts) < 1_000_000_000
-                })
-                .collect();
-            if let [ib] = cands[..] {
+            };
+            let from = list.partition_point(|&(t, _)| t <= c.first_ts.saturating_sub(WINDOW));
+            let mut cands = list[from..]
+                .iter()
+                .take_while(|&&(t, _)| t < c.first_ts.saturating_add(WINDOW))
+                .filter(|&&(_, i)| !used[i]);
+            if let (Some(&(_, ib)), None) = (cands.next(), cands.next()) {
                 used[ib] = true;
                 pairs.push((ia, ib, "timing"));
             }
