@@ -1797,13 +1797,18 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
 mod tests {
     use super::{Nearest, Ranges, permute};
 
-    #[test]
-    fn the_nearest_unused_value_is_the_one_a_scan_finds() {
-        let mut x: u64 = 11;
-        let mut next = move |bound: u64| {
+    /// A small LCG: numbers below the bound asked for, the same cases every run.
+    fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed;
+        move |bound| {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             (x >> 33) % bound
-        };
+        }
+    }
+
+    #[test]
+    fn the_nearest_unused_value_is_the_one_a_scan_finds() {
+        let mut next = numbers(11);
         for _ in 0..200 {
             let values = 1 + next(60) as usize;
             // Few keys and few distinct times: shared keys and tied times are the point. Some
@@ -1846,12 +1851,8 @@ mod tests {
 
     #[test]
     fn indexed_ranges_cover_what_a_scan_finds() {
-        // A small LCG: the same cases every run, starts near the wrap of u32 included.
-        let mut x: u64 = 7;
-        let mut next = move |bound: u64| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            (x >> 33) % bound
-        };
+        // Starts near the wrap of u32 included.
+        let mut next = numbers(7);
         for case in 0..300 {
             let base = if case % 3 == 0 { u32::MAX - 3000 } else { 0 };
             let mut ranges = Ranges::default();
