@@ -199,6 +199,39 @@ fn analyze_gives_the_same_verdicts_after_both_sides_are_anonymized_with_one_key(
     }
 }
 
+/// With only the client side anonymized and its payloads zeroed, the NAT'd connections share
+/// neither addresses, random values nor first bytes across the points; the NAT kept their
+/// initial sequence numbers, and they are paired by those.
+#[test]
+fn connections_a_nat_kept_the_sequence_numbers_of_are_paired_by_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = dir.path().join("nat-client-anon.pcapng");
+    let o = anonymize(
+        dir.path(),
+        &["--payload", "zero"],
+        &[&testdata("nat-client.pcapng")],
+        &client,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let server = testdata("nat-server.pcapng");
+    let v = analysis(&client, &server);
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{v:#}");
+    for c in conns {
+        assert_eq!(c["matched_by"], "isn", "{c:#}");
+        let (a, b) = (&c["sides"]["a"], &c["sides"]["b"]);
+        assert_eq!(a["isn_client"], b["isn_client"]);
+        assert_eq!(a["isn_server"], b["isn_server"]);
+        // Each to its own: the server side's port is the one the client asked for.
+        let port = c["server_port"].as_u64().unwrap();
+        assert!(
+            b["server"].as_str().unwrap().ends_with(&format!(":{port}")),
+            "{c:#}"
+        );
+        assert_eq!(c["middlebox"]["kind"][0], "nat", "{c:#}");
+    }
+}
+
 /// With only the server side anonymized, a TLS interceptor's connection shares nothing across
 /// the points (addresses, random values, first bytes): it is paired by timing, the one
 /// connection to its server port within a second once the clocks are aligned.

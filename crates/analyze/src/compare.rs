@@ -273,6 +273,8 @@ fn pair_connections(
     let at_a = |c: &Conn| c.first_ts.saturating_add(shift);
     let mut tuples = Vec::with_capacity(2 * n);
     let mut payloads = Vec::with_capacity(n);
+    let mut isn_pairs = Vec::with_capacity(n);
+    let isn_pair = |c: &Conn| Some((c.isn(FROM_CLIENT)?, c.isn(FROM_SERVER)?));
     let mut by_random: FxHashMap<[u8; 32], usize> = FxHashMap::default();
     for (i, c) in b.conns.iter().enumerate() {
         tuples.push(((c.client, c.server), at_a(c), i));
@@ -283,9 +285,13 @@ fn pair_connections(
         if c.first_client_payload != 0 {
             payloads.push((c.first_client_payload, at_a(c), i));
         }
+        if let Some(isns) = isn_pair(c) {
+            isn_pairs.push((isns, at_a(c), i));
+        }
     }
     let mut by_tuple = Nearest::new(tuples, n);
     let mut by_payload = Nearest::new(payloads, n);
+    let mut by_isn = Nearest::new(isn_pairs, n);
     let mut used = vec![false; n];
     let mut pairs = Vec::new();
     // The nearest unused candidate in time (the first in b's order on a tie).
@@ -304,11 +310,18 @@ fn pair_connections(
                     .then(|| by_payload.nearest(&c.first_client_payload, c.first_ts))
                     .flatten()
                     .map(|i| (i, "payload"))
+            })
+            .or_else(|| {
+                // Both initial sequence numbers (a NAT keeps them; 64 bits rarely repeat).
+                isn_pair(c)
+                    .and_then(|isns| by_isn.nearest(&isns, c.first_ts))
+                    .map(|i| (i, "isn"))
             });
         if let Some((ib, how)) = found {
             used[ib] = true;
             by_tuple.mark_used(ib);
             by_payload.mark_used(ib);
+            by_isn.mark_used(ib);
             pairs.push((ia, ib, how));
         }
     }

@@ -61,7 +61,7 @@ pub struct Connection {
     pub server: String,
     pub client_port: u16,
     pub server_port: u16,
-    /// How the two views were paired: `tuple`, `tls-random`, `payload` or `timing`.
+    /// How the two views were paired: `tuple`, `tls-random`, `payload`, `isn` or `timing`.
     pub matched_by: &'static str,
     /// No application data came back, or a reset ended it.
     pub failed: bool,
