@@ -508,21 +508,13 @@ fn read_bench(path: &PathBuf) -> Result<()> {
 /// Hands the packets of `capture` to `each` as analyze does: in batches of dissected packets,
 /// each batch overwritten in place.
 fn batches(capture: &Capture, each: &mut dyn FnMut(&[tracekit_analyze::Packet])) {
-    let mut batch = vec![tracekit_analyze::Packet::default(); tracekit_analyze::BATCH];
-    let mut filled = 0;
+    let mut batch = tracekit_analyze::Batch::default();
     for (n, r) in capture.records().map_while(Result::ok).enumerate() {
-        let p = &mut batch[filled];
-        p.frame = n as u64 + 1;
-        p.ts = r.ts.0;
-        p.data = r.data;
-        tracekit_wire::dissect_into(r.link.0, r.data, &mut p.layers);
-        filled += 1;
-        if filled == batch.len() {
-            each(&batch);
-            filled = 0;
+        if let Some(full) = batch.push(n as u64 + 1, r.ts.0, r.link.0, r.data) {
+            each(full);
         }
     }
-    each(&batch[..filled]);
+    each(batch.rest());
 }
 
 fn compare_bench(a: &PathBuf, b: &PathBuf) -> Result<()> {

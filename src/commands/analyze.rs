@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde::Serialize;
-use tracekit_analyze::{Analysis, BATCH, ConnTable, Input, Packet, PortFilter, TableBuilder};
+use tracekit_analyze::{Analysis, Batch, ConnTable, Input, Packet, PortFilter, TableBuilder};
 use tracekit_capture::Capture;
 use tracekit_capture::output::AtomicFile;
 use tracekit_merge::align::{self, Trace};
@@ -63,10 +63,8 @@ fn read(
     let mut records = capture.records();
     let mut last_pos = 0u64;
     // Packets go to the table in batches (see `TableBuilder::add_batch`); one dissection
-    // feeds both the table and the clock alignment. The batch's packets are overwritten in
-    // place (see `dissect_into`).
-    let mut batch = vec![Packet::default(); BATCH];
-    let mut filled = 0;
+    // feeds both the table and the clock alignment.
+    let mut batch = Batch::default();
     let mut feed = |packets: &[Packet]| {
         table.add_batch(packets);
         for p in packets {
@@ -85,22 +83,15 @@ fn read(
             }
         };
         let frame = n as u64 + 1;
-        let p = &mut batch[filled];
-        p.frame = frame;
-        p.ts = r.ts.0;
-        p.data = r.data;
-        tracekit_wire::dissect_into(r.link.0, r.data, &mut p.layers);
-        filled += 1;
-        if filled == BATCH {
-            feed(&batch);
-            filled = 0;
+        if let Some(full) = batch.push(frame, r.ts.0, r.link.0, r.data) {
+            feed(full);
         }
         if frame.is_multiple_of(65_536) {
             bar.inc(r.offset - last_pos);
             last_pos = r.offset;
         }
     }
-    feed(&batch[..filled]);
+    feed(batch.rest());
     let (kept, count) = records.problems();
     if count > 0 {
         let first = kept

@@ -274,7 +274,6 @@ fn pair_connections(
     let mut tuples = Vec::with_capacity(2 * n);
     let mut payloads = Vec::with_capacity(n);
     let mut isn_pairs = Vec::with_capacity(n);
-    let isn_pair = |c: &Conn| Some((c.isn(FROM_CLIENT)?, c.isn(FROM_SERVER)?));
     let mut by_random: FxHashMap<[u8; 32], usize> = FxHashMap::default();
     for (i, c) in b.conns.iter().enumerate() {
         tuples.push(((c.client, c.server), at_a(c), i));
@@ -285,8 +284,8 @@ fn pair_connections(
         if c.first_client_payload != 0 {
             payloads.push((c.first_client_payload, at_a(c), i));
         }
-        if let Some(isns) = isn_pair(c) {
-            isn_pairs.push((isns, at_a(c), i));
+        if let Some(both) = isns(c) {
+            isn_pairs.push((both, at_a(c), i));
         }
     }
     let mut by_tuple = Nearest::new(tuples, n);
@@ -313,8 +312,8 @@ fn pair_connections(
             })
             .or_else(|| {
                 // Both initial sequence numbers (a NAT keeps them; 64 bits rarely repeat).
-                isn_pair(c)
-                    .and_then(|isns| by_isn.nearest(&isns, c.first_ts))
+                isns(c)
+                    .and_then(|both| by_isn.nearest(&both, c.first_ts))
                     .map(|i| (i, "isn"))
             });
         if let Some((ib, how)) = found {
@@ -757,8 +756,11 @@ fn late_third_packet(c: &Conn, s: &Conn) -> Option<usize> {
     let third = |x: &Conn| {
         let (frame, _) = x.ack3?;
         let p = x.pkts.iter().find(|p| p.frame == frame)?;
-        let seq = p.seq.wrapping_sub(x.isn(FROM_CLIENT)?).wrapping_add(p.len);
-        Some((seq, p.ack.wrapping_sub(x.isn(FROM_SERVER)?)))
+        let [client, server] = isns(x)?;
+        Some((
+            p.seq.wrapping_sub(client).wrapping_add(p.len),
+            p.ack.wrapping_sub(server),
+        ))
     };
     match third(c)?.cmp(&third(s)?) {
         std::cmp::Ordering::Less => Some(1),

@@ -17,4 +17,4 @@ pub mod trace;
 pub use compare::{Input, LADDERS_KEPT, analyze};
 pub use model::{Analysis, Connection, Evidence};
 pub use sides::{ip_id_behaviour, mac_string, vendor};
-pub use trace::{BATCH, ConnTable, Packet, PortFilter, TableBuilder};
+pub use trace::{BATCH, Batch, ConnTable, Packet, PortFilter, TableBuilder};

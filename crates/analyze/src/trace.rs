@@ -326,6 +326,53 @@ pub struct Packet<'a> {
 /// Packets a caller hands to [`TableBuilder::add_batch`] at once: 64 of them (22 KB) stay in
 /// the first-level cache between being dissected and being recorded; 256 did not.
 pub const BATCH: usize = 64;
+/// Packets gathered for [`TableBuilder::add_batch`], each dissected where it sits in the
+/// batch (see `tracekit_wire::dissect_into`): its layers are a few hundred bytes, and
+/// returning them and moving them into a batch cost more than dissecting a plain TCP packet.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    packets: Vec<Packet<'a>>,
+    filled: usize,
+}
+
+impl Default for Batch<'_> {
+    fn default() -> Self {
+        Batch {
+            packets: vec![Packet::default(); BATCH],
+            filled: 0,
+        }
+    }
+}
+
+impl<'a> Batch<'a> {
+    /// Dissects packet number `frame` into the batch; the whole batch once it is full (the
+    /// next packet starts a new one).
+    pub fn push(
+        &mut self,
+        frame: u64,
+        ts: i64,
+        link: u16,
+        data: &'a [u8],
+    ) -> Option<&[Packet<'a>]> {
+        let p = &mut self.packets[self.filled];
+        p.frame = frame;
+        p.ts = ts;
+        p.data = data;
+        tracekit_wire::dissect_into(link, data, &mut p.layers);
+        self.filled += 1;
+        if self.filled < BATCH {
+            return None;
+        }
+        self.filled = 0;
+        Some(&self.packets)
+    }
+    /// The packets of a batch not yet full, taken out of it.
+    pub fn rest(&mut self) -> &[Packet<'a>] {
+        let n = std::mem::take(&mut self.filled);
+        &self.packets[..n]
+    }
+}
+
 /// How many packets ahead the flow slot and then the connection are prefetched: with tens of
 /// thousands of interleaved connections, each is a cache (and TLB) miss that must be in
 /// flight well before the packet is recorded.
