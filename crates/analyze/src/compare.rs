@@ -570,6 +570,28 @@ fn describe_pkt(p: &Pkt) -> String {
     }
 }
 
+/// A packet the path comparison found at its sender's point only, in words.
+fn dropped_text(d: &(usize, u64, String)) -> String {
+    format!(
+        "{} (frame {} at the {} side) never reached the other point",
+        d.2,
+        d.1,
+        if d.0 == 0 { "client" } else { "server" }
+    )
+}
+
+/// A packet the path comparison found at its receiver's point only, in words.
+fn injected_text(d: &(usize, u64, String, u16, u8)) -> String {
+    format!(
+        "{} reached the {} side (frame {}, TTL {}) but the {} never sent it",
+        d.2,
+        if d.0 == 0 { "client" } else { "server" },
+        d.1,
+        d.4,
+        if d.0 == 0 { "server" } else { "client" }
+    )
+}
+
 /// Packets one point saw and the other did not: data by relative sequence range, FIN/RST by
 /// flag and relative sequence number. Only over the time both captures cover.
 fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) -> PathDiff {
@@ -746,6 +768,75 @@ fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
             .then_some(p)?
     };
     Some(acknowledging.ack.wrapping_sub(1))
+}
+
+/// A FIN of one sender that a capture lacks though the packets captured there show it passed:
+/// the sender's stream ends at one number, and then its next packet starts one past that
+/// number without data, or the receiver acknowledges one past it (as for `sent_past` and
+/// `acknowledged` of the path comparison, but from one capture alone).
+#[derive(Debug, Clone, Copy)]
+struct LostFin {
+    /// The first packet that shows it, and when it passed (the FIN passed before it).
+    proof: u64,
+    ts: i64,
+    /// Sent by the FIN's receiver (an acknowledgement), not by its sender.
+    acknowledged: bool,
+    /// The TTL of the sender's packet nearest before it there (after it, when none is).
+    ttl: Option<u8>,
+}
+
+/// The FIN of `dir` that `x`'s capture lacks, if its packets show one passed (see
+/// [`LostFin`]). Only where every packet of the connection was kept and none of them is a FIN
+/// of that sender; nothing is inferred when data or acknowledgements reach past the FIN's
+/// number (more than one packet was lost, or it was not a FIN).
+fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
+    if x.folded > 0 || x.first_fin[dir].is_some() {
+        return None;
+    }
+    let isn = isn_seen(x, dir)?;
+    let rel = |p: &Pkt| p.seq.wrapping_sub(isn);
+    // The sender's next number after its SYN and data: where its FIN goes.
+    let fin = x
+        .pkts
+        .iter()
+        .filter(|p| p.dir() == dir && (p.len > 0 || p.flags & flags::SYN != 0))
+        .map(|p| {
+            rel(p)
+                .wrapping_add(p.len)
+                .wrapping_add(u32::from(p.flags & flags::SYN != 0))
+        })
+        .fold(1, u32::max);
+    let after = fin.wrapping_add(1);
+    // Its number as the packet shows it: the sender's sequence number, the receiver's ack.
+    let reach = |p: &Pkt| {
+        if p.dir() == dir {
+            (p.len == 0).then(|| rel(p))
+        } else {
+            (p.flags & flags::ACK != 0).then(|| p.ack.wrapping_sub(isn))
+        }
+    };
+    if x.pkts
+        .iter()
+        .any(|p| reach(p).is_some_and(|r| r.wrapping_sub(after).cast_signed() > 0))
+    {
+        return None;
+    }
+    let proof = x.pkts.iter().find(|p| reach(p) == Some(after))?;
+    let sent = |p: &&Pkt| p.dir() == dir;
+    let ttl = x
+        .pkts
+        .iter()
+        .filter(sent)
+        .take_while(|p| p.frame < proof.frame)
+        .last()
+        .or_else(|| x.pkts.iter().filter(sent).find(|p| p.frame > proof.frame))
+        .map(|p| p.ttl);
+    Some(LostFin {
+        proof: proof.frame,
+        ts: proof.ts,
+        acknowledged: proof.dir() != dir,
+        ttl,
+    })
 }
 
 /// Which point (0 the client side, 1 the server side) took a later packet of the client for
@@ -1021,10 +1112,13 @@ fn compare(
         .syn
         .map(|h| initial_ttl(h.ttl))
         .or_else(|| c.ttls[FROM_CLIENT].first().map(|t| initial_ttl(t.ttl)));
-    let server_init = s
+    let server_own = s
         .syn_ack
         .map(|h| initial_ttl(h.ttl))
         .or_else(|| s.ttls[FROM_SERVER].first().map(|t| initial_ttl(t.ttl)));
+    // With no packet of the server at its own point, its SYN/ACK at the client side stands
+    // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
+    let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
     let mut ttl_parts = Vec::new();
     let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
     let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -1047,8 +1141,13 @@ fn compare(
             .filter(|t| initial_ttl(t.ttl) != init)
         {
             ttl_parts.push(format!(
-                "{} packet(s) in the server's name reach the client side with TTL {} (sent with {}, {} hop(s) away), while the server sends with {}",
-                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
+                "{} packet(s) in the server's name reach the client side with TTL {} (sent with {}, {} hop(s) away), while the server sends with {}{}",
+                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init,
+                if server_own.is_none() {
+                    " (its SYN/ACK there: the server-side capture has no packet of the server)"
+                } else {
+                    ""
+                }
             ));
             ttl_a.push(t.first_frame);
             foreign_ttl[FROM_SERVER].push(t.ttl);
@@ -1250,19 +1349,7 @@ fn compare(
     }
     if !diff.dropped.is_empty() {
         let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
-        let text: Vec<String> = diff
-            .dropped
-            .iter()
-            .take(4)
-            .map(|d| {
-                format!(
-                    "{} (frame {} at the {} side) never reached the other point",
-                    d.2,
-                    d.1,
-                    if d.0 == 0 { "client" } else { "server" }
-                )
-            })
-            .collect();
+        let text: Vec<String> = diff.dropped.iter().take(4).map(dropped_text).collect();
         f.push(evidence(
             "dropped-in-path",
             text.join("; "),
@@ -1272,21 +1359,7 @@ fn compare(
     }
     if !diff.injected.is_empty() {
         let (fa, fb): (Vec<_>, Vec<_>) = diff.injected.iter().partition(|d| d.0 == 0);
-        let text: Vec<String> = diff
-            .injected
-            .iter()
-            .take(4)
-            .map(|d| {
-                let sender = if d.0 == 0 { "server" } else { "client" };
-                format!(
-                    "{} arrives at the {} side (frame {}, TTL {}) but the {sender} never sent it",
-                    d.2,
-                    if d.0 == 0 { "client" } else { "server" },
-                    d.1,
-                    d.4
-                )
-            })
-            .collect();
+        let text: Vec<String> = diff.injected.iter().take(4).map(injected_text).collect();
         f.push(evidence(
             "injected-in-path",
             text.join("; "),
@@ -1420,7 +1493,14 @@ fn compare(
     let injected_at =
         |side: usize, frame: u64| diff.injected.iter().any(|d| d.0 == side && d.1 == frame);
     let foreign = |init: Option<u8>, ttl: u8| init.is_some_and(|i| initial_ttl(ttl) != i);
-    let events: Vec<CloseEvent> = [
+    let init_of = |named: &str| {
+        if named == "client" {
+            client_init
+        } else {
+            server_init
+        }
+    };
+    let mut events: Vec<CloseEvent> = [
         c.first_close(FROM_CLIENT)
             .map(|x| CloseEvent::new(x, x.ts, "client", "client", false)),
         c.first_close(FROM_SERVER).map(|x| {
@@ -1437,41 +1517,92 @@ fn compare(
     .into_iter()
     .flatten()
     .collect();
-    let (closed_by, close_proof) = match events.iter().min_by_key(|e| (e.at, !e.by_middlebox)) {
-        None => ("none", "no FIN or RST was seen from either end".to_string()),
-        Some(e) if e.by_middlebox => {
+    // A FIN one capture lacks though its packets show it passed (see `lost_fin`), when the
+    // other capture has a FIN in that direction: timed by the packet that shows it (the latest
+    // it can have passed), built by whoever built the sender's packets around it.
+    for (x, other, side) in [(c, s, "client"), (s, c, "server")] {
+        for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+            if other.first_fin[dir].is_none() {
+                continue;
+            }
+            let Some(lost) = lost_fin(x, dir) else {
+                continue;
+            };
+            let own_point = named == side;
+            let ttl = lost.ttl.unwrap_or(0);
+            events.push(CloseEvent {
+                at: lost.ts + if side == "server" { shift } else { 0 },
+                named,
+                side,
+                frame: lost.proof,
+                rst: false,
+                ttl,
+                by_middlebox: !own_point && lost.ttl.is_some() && foreign(init_of(named), ttl),
+                lost: Some(lost),
+            });
+        }
+    }
+    let first = events.iter().min_by_key(|e| (e.at, !e.by_middlebox));
+    // A middlebox's FIN in an end's name can be the end's own FIN passed on, where the end's
+    // capture lacks it: the path comparison found its counterpart missing there though the
+    // end's later packets show it was sent, and no close of the other end came there before it.
+    let relayed = first
+        .filter(|e| e.by_middlebox && e.lost.is_none())
+        .and_then(|e| {
+            let near = if e.named == "client" {
+                "client"
+            } else {
+                "server"
+            };
+            let own = events
+                .iter()
+                .find(|o| o.lost.is_some() && o.named == e.named && o.side == near)?;
+            let lacking = usize::from(near == "server");
+            diff.not_captured
+                .iter()
+                .any(|n| n.0 == lacking && n.1 == e.frame && n.2 == (e.named == "client"))
+                .then_some(())?;
+            events
+                .iter()
+                .filter(|o| o.lost.is_none() && o.named != e.named && o.side == near)
+                .all(|o| o.at >= own.at)
+                .then_some((e, own))
+        });
+    let (closed_by, close_proof) = match (first, relayed) {
+        (None, _) => ("none", "no FIN or RST was seen from either end".to_string()),
+        (Some(_), Some((e, own))) => (
+            e.named,
+            format!(
+                "the {} sent the first FIN: the {}-side capture lacks it, but {}; the FIN in the {}'s name at the {} side (frame {}, TTL {}) is the middlebox passing it on",
+                e.named,
+                own.side,
+                own.shown(),
+                e.named,
+                e.side,
+                e.frame,
+                e.ttl
+            ),
+        ),
+        (Some(e), None) if e.by_middlebox => {
             let mut proof = format!(
-                "the first close is a {} in the {}'s name (frame {} at the {} side, TTL {}) that the {} did not send{}",
+                "the first close is a {} in the {}'s name ({}) that the {} did not send{}",
                 e.kind(),
                 e.named,
-                e.frame,
-                e.side,
-                e.ttl,
+                e.where_seen(),
                 e.named,
-                if foreign(
-                    if e.named == "client" {
-                        client_init
-                    } else {
-                        server_init
-                    },
-                    e.ttl
-                ) {
+                if foreign(init_of(e.named), e.ttl) {
                     format!(
                         ": it left a sender with initial TTL {}, the {} sends with {}",
                         initial_ttl(e.ttl),
                         e.named,
-                        if e.named == "client" {
-                            client_init
-                        } else {
-                            server_init
-                        }
-                        .unwrap_or(0)
+                        init_of(e.named).unwrap_or(0)
                     )
                 } else {
                     ": the other capture shows no such packet from it".to_string()
                 }
             );
             if let Some((_, close, answered, dt, at_server_side)) = fast_close
+                && e.lost.is_none()
                 && close.frame == e.frame
                 && at_server_side == (e.side == "server")
             {
@@ -1485,14 +1616,17 @@ fn compare(
             }
             ("middlebox", proof)
         }
-        Some(e) => (
+        (Some(e), None) => (
             e.named,
             format!(
-                "the {} sent the first {} (frame {} in the {}-side capture){}",
+                "the {} sent the first {} ({}){}",
                 e.named,
                 e.kind(),
-                e.frame,
-                e.side,
+                if e.lost.is_some() {
+                    e.where_seen()
+                } else {
+                    format!("frame {} in the {}-side capture", e.frame, e.side)
+                },
                 if off.is_some() {
                     ", before any other FIN or RST on the aligned timeline"
                 } else {
@@ -1501,6 +1635,14 @@ fn compare(
             ),
         ),
     };
+    if let Some(e) = relayed.map(|r| r.1).or(first.filter(|e| e.lost.is_some())) {
+        caveats.push(format!(
+            "the {}'s FIN is missing from the {}-side capture, but {}: the first close is timed by that frame, the latest it can have passed",
+            e.named,
+            e.side,
+            e.shown()
+        ));
+    }
 
     // Caveats.
     if off.is_none() {
@@ -1555,6 +1697,12 @@ fn compare(
         c,
         s,
         failed,
+        one_point_only: diff
+            .dropped
+            .first()
+            .map(dropped_text)
+            .or_else(|| diff.injected.first().map(injected_text))
+            .map(|first| (first, diff.dropped.len() + diff.injected.len() - 1)),
     });
     let (tls, client_random_same, server_random_same) = tls_view(c, s);
     let mut tls = tls;
@@ -1619,6 +1767,9 @@ struct CloseEvent {
     rst: bool,
     ttl: u8,
     by_middlebox: bool,
+    /// A FIN the capture lacks: `frame` is the packet that shows it passed, `ttl` that of the
+    /// sender's packets around it.
+    lost: Option<LostFin>,
 }
 
 impl CloseEvent {
@@ -1637,10 +1788,40 @@ impl CloseEvent {
             rst: x.rst,
             ttl: x.ttl,
             by_middlebox,
+            lost: None,
         }
     }
     fn kind(&self) -> &'static str {
         if self.rst { "RST" } else { "FIN" }
+    }
+    /// Where the close was seen, or for one the capture lacks, what shows it.
+    fn where_seen(&self) -> String {
+        match self.lost {
+            None => format!(
+                "frame {} at the {} side, TTL {}",
+                self.frame, self.side, self.ttl
+            ),
+            Some(l) => format!(
+                "not captured at the {} side, but {}{}",
+                self.side,
+                self.shown(),
+                l.ttl.map_or(String::new(), |t| format!(
+                    "; the {}'s packets around it came with TTL {t}",
+                    self.named
+                ))
+            ),
+        }
+    }
+    /// For a FIN the capture lacks: the packet that shows it passed.
+    fn shown(&self) -> String {
+        match self.lost {
+            Some(l) if l.acknowledged => format!("frame {} there acknowledges it", l.proof),
+            Some(l) => format!(
+                "frame {} there follows it with the {}'s next number and no data",
+                l.proof, self.named
+            ),
+            None => String::new(),
+        }
     }
 }
 
@@ -1655,6 +1836,8 @@ struct VerdictInput<'a> {
     c: &'a Conn,
     s: &'a Conn,
     failed: bool,
+    /// The first packet seen at one point only, in words, and how many more there are.
+    one_point_only: Option<(String, usize)>,
 }
 
 fn plural(n: u8, word: &str) -> String {
@@ -1702,6 +1885,39 @@ fn option_change(from: &str, to: &str) -> Option<String> {
         out.push(format!("{} added", added.join(", ")));
     }
     (!out.is_empty()).then(|| out.join("; "))
+}
+
+/// The verdict when no kind of middlebox holds.
+fn no_middlebox_sentence(v: &VerdictInput<'_>, outcome: &str) -> String {
+    // Packets lost or added on the way are no kind of middlebox, but "nothing changed"
+    // must not hide them.
+    let path = v.one_point_only.as_ref().map(|(first, more)| {
+        if *more > 0 {
+            format!("{first} (and {more} more packet(s) were seen at one point only)")
+        } else {
+            first.clone()
+        }
+    });
+    let whole = |x: &Conn| x.syn.is_some() && x.syn_ack.is_some();
+    if !whole(v.c) || !whole(v.s) {
+        // The handshake carries most of what a box rewrites: without it at both points,
+        // "nothing changed" would claim more than was seen.
+        return format!(
+            "Nothing was seen to change this connection between the two capture points, but its handshake was not captured whole at both, so its options could not be compared{}{}; {outcome}.",
+            path.map_or(String::new(), |p| format!(", and {p}")),
+            if v.failed { "; it failed" } else { "" }
+        );
+    }
+    if let Some(p) = path {
+        return format!(
+            "Nothing between the two capture points rewrote this connection, but {p}{}; {outcome}.",
+            if v.failed { "; it failed" } else { "" }
+        );
+    }
+    format!(
+        "Nothing between the two capture points changed this connection{}; {outcome}.",
+        if v.failed { ", yet it failed" } else { "" }
+    )
 }
 
 fn verdict_sentence(v: &VerdictInput<'_>) -> String {
@@ -1756,19 +1972,7 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         );
     }
     if v.kinds == ["none"] {
-        let whole = |x: &Conn| x.syn.is_some() && x.syn_ack.is_some();
-        if !whole(v.c) || !whole(v.s) {
-            // The handshake carries most of what a box rewrites: without it at both points,
-            // "nothing changed" would claim more than was seen.
-            return format!(
-                "Nothing was seen to change this connection between the two capture points, but its handshake was not captured whole at both, so its options could not be compared{}; {outcome}.",
-                if v.failed { "; it failed" } else { "" }
-            );
-        }
-        return format!(
-            "Nothing between the two capture points changed this connection{}; {outcome}.",
-            if v.failed { ", yet it failed" } else { "" }
-        );
+        return no_middlebox_sentence(v, &outcome);
     }
     let mut what = Vec::new();
     for k in v.kinds {
