@@ -567,11 +567,12 @@ fn first_fin(path: &Path, sender_port: u64) -> u64 {
         .unwrap()
 }
 
-/// A FIN the client-side capture lacks is read from the packets there that show it passed:
-/// the client's own FIN, passed on by the firewall, still makes the client the closer; the
-/// interceptor's FIN to the client still makes it the middlebox.
+/// A FIN a capture lacks is read from the packets there that show it passed: the client's own
+/// FIN, passed on by the firewall, still makes the client the closer; the interceptor's FIN to
+/// the client still makes it the middlebox; and the client's FIN lost by both captures still
+/// comes before the server's FIN that acknowledges it.
 #[test]
-fn a_fin_the_client_side_capture_lacks_is_read_from_what_shows_it_passed() {
+fn a_fin_a_capture_lacks_is_read_from_what_shows_it_passed() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server) = pair("firewall");
     let lossy = without(&client, first_fin(&client, 53700), dir.path());
@@ -607,6 +608,21 @@ fn a_fin_the_client_side_capture_lacks_is_read_from_what_shows_it_passed() {
     assert!(
         proof.contains("FIN in the server's name (not captured at the client side, but frame")
             && proof.contains("TTL 253) that the server did not send"),
+        "{proof}"
+    );
+
+    let (client, server) = pair("strip");
+    let (v, o) = analyze_json(
+        &without(&client, first_fin(&client, 53695), dir.path()),
+        &without(&server, first_fin(&server, 53695), dir.path()),
+        &["--port", "443"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = conn(&v, 53695);
+    assert_eq!(c["closed_by"], "client");
+    let proof = c["close_proof"].as_str().unwrap();
+    assert!(
+        proof.starts_with("the client sent the first FIN (not captured at the"),
         "{proof}"
     );
 }

@@ -1518,11 +1518,12 @@ fn compare(
     .flatten()
     .collect();
     // A FIN one capture lacks though its packets show it passed (see `lost_fin`), when the
-    // other capture has a FIN in that direction: timed by the packet that shows it (the latest
-    // it can have passed), built by whoever built the sender's packets around it.
+    // other capture has a FIN in that direction or shows one passed too (a lost one-byte
+    // segment would show the same at one point): timed by the packet that shows it (the
+    // latest it can have passed), built by whoever built the sender's packets around it.
     for (x, other, side) in [(c, s, "client"), (s, c, "server")] {
         for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            if other.first_fin[dir].is_none() {
+            if other.first_fin[dir].is_none() && lost_fin(other, dir).is_none() {
                 continue;
             }
             let Some(lost) = lost_fin(x, dir) else {
@@ -1542,7 +1543,11 @@ fn compare(
             });
         }
     }
-    let first = events.iter().min_by_key(|e| (e.at, !e.by_middlebox));
+    // (A FIN a capture lacks passed before the packet that times it, which may be the other
+    // end's close: on a tie it came first.)
+    let first = events
+        .iter()
+        .min_by_key(|e| (e.at, !e.by_middlebox, e.lost.is_none()));
     // A middlebox's FIN in an end's name can be the end's own FIN passed on, where the end's
     // capture lacks it: the path comparison found its counterpart missing there though the
     // end's later packets show it was sent, and no close of the other end came there before it.
