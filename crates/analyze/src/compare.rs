@@ -1554,11 +1554,8 @@ fn compare(
     let relayed = first
         .filter(|e| e.by_middlebox && e.lost.is_none())
         .and_then(|e| {
-            let near = if e.named == "client" {
-                "client"
-            } else {
-                "server"
-            };
+            // The end's own point is the capture side of its name.
+            let near = e.named;
             let own = events
                 .iter()
                 .find(|o| o.lost.is_some() && o.named == e.named && o.side == near)?;
