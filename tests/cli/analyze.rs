@@ -676,6 +676,44 @@ fn a_sequence_number_rewriter_is_told_from_a_proxy_by_segments_forwarded_one_to_
     }
 }
 
+/// The server side without the server's SYN/ACK and the client's third handshake packet: the
+/// server's ISN there is read from the client's Client Hello, whose acknowledgement is where
+/// the server's first packet starts, so the rewriter's bare segments are still compared one by
+/// one and it is not taken for a proxy.
+#[test]
+fn a_server_isn_whose_handshake_packets_were_lost_is_read_from_the_next_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server) = pair("scramble");
+    let (truth, _) = analyze_json(&client, &server, &[]);
+    let syn_ack = conn(&truth, 53695)["sides"]["b"]["syn_ack"]["frame"]
+        .as_u64()
+        .unwrap();
+    let third = conn(&truth, 53695)["sides"]["b"]["ack_frame"]
+        .as_u64()
+        .unwrap();
+    assert!(is_set(&tshark_field(&server, syn_ack, "tcp.flags.syn")));
+    assert_eq!(tshark_field(&server, third, "tcp.len"), "0");
+    let lossy = dir.path().join("server-without-handshake.pcapng");
+    let o = run(std::process::Command::new("editcap")
+        .arg(&server)
+        .arg(&lossy)
+        .arg(syn_ack.to_string())
+        .arg(third.to_string()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (v, o) = analyze_json(&client, &lossy, &["--port", "443"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = conn(&v, 53695);
+    assert_eq!(
+        c["middlebox"]["kind"],
+        serde_json::json!(["seq-randomizer", "option-stripper"])
+    );
+    let isn = evidence(c, "isn-rewritten")["detail"].as_str().unwrap();
+    assert!(
+        isn.contains("bare segments reappear at the server side"),
+        "{isn}"
+    );
+}
+
 #[test]
 fn a_tls_interceptor_is_told_from_a_plain_tcp_proxy_by_the_random_values() {
     let (client, server) = pair("intercept");

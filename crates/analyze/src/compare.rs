@@ -752,8 +752,10 @@ fn isns(x: &Conn) -> Option<[u32; 2]> {
 
 /// One end's initial sequence number at one point: from the handshake, or where its SYN or
 /// SYN/ACK was not captured there, from what acknowledges it: the SYN/ACK acknowledges the
-/// client's ISN + 1, and the client's bare ACK right after its SYN (the third handshake
-/// packet) the server's.
+/// client's ISN + 1, and the client's first packet after its SYN the server's, when it is a
+/// bare ACK (the third handshake packet) or when the server's first packet there starts at the
+/// number it acknowledges (the third packet lost as well; not after server data, which it
+/// would acknowledge too).
 fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
     if let Some(isn) = x.isn(dir) {
         return Some(isn);
@@ -763,9 +765,17 @@ fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
         x.pkts.iter().find(|p| p.frame == frame)?
     } else {
         let syn = x.syn?.frame;
-        let p = x.pkts.iter().find(|p| p.from_client && p.frame > syn)?;
-        (p.flags & (flags::SYN | flags::FIN | flags::RST | flags::ACK) == flags::ACK && p.len == 0)
-            .then_some(p)?
+        let after = |client: bool| {
+            x.pkts
+                .iter()
+                .find(move |p| p.from_client == client && p.frame > syn)
+        };
+        let p = after(true)?;
+        let plain = p.flags & (flags::SYN | flags::FIN | flags::RST) == 0;
+        let bare = plain && p.flags & flags::ACK != 0 && p.len == 0;
+        let server_starts_there =
+            plain && p.flags & flags::ACK != 0 && after(false).is_some_and(|q| q.seq == p.ack);
+        (bare || server_starts_there).then_some(p)?
     };
     Some(acknowledging.ack.wrapping_sub(1))
 }
@@ -815,6 +825,8 @@ fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
             (p.flags & flags::ACK != 0).then(|| p.ack.wrapping_sub(isn))
         }
     };
+    // Exactly one number past the data: further, the lost packets may as well have been data
+    // only (a lost Server Hello acknowledged by a proxy that then closes looks the same).
     if x.pkts
         .iter()
         .any(|p| reach(p).is_some_and(|r| r.wrapping_sub(after).cast_signed() > 0))
