@@ -410,16 +410,11 @@ fn a_third_handshake_packet_lost_at_one_point_is_not_taken_for_a_split_handshake
 
 /// `path` without frame `frame`, written by editcap into `dir`.
 fn without(path: &Path, frame: u64, dir: &Path) -> PathBuf {
-    let out = dir.join(format!(
+    let name = format!(
         "{}-without-{frame}.pcapng",
         path.file_stem().unwrap().to_string_lossy()
-    ));
-    let o = run(std::process::Command::new("editcap")
-        .arg(path)
-        .arg(&out)
-        .arg(frame.to_string()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    out
+    );
+    without_frames(path, &[frame], dir, &name)
 }
 
 /// The reset pair without the one packet whose loss leaves nothing of the close: the RST the
@@ -676,41 +671,95 @@ fn a_sequence_number_rewriter_is_told_from_a_proxy_by_segments_forwarded_one_to_
     }
 }
 
+/// `path` without `frames`, written by editcap into `dir` as `name`.
+fn without_frames(path: &Path, frames: &[u64], dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let o = run(std::process::Command::new("editcap")
+        .arg(path)
+        .arg(&out)
+        .args(frames.iter().map(u64::to_string)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
 /// The server side without the server's SYN/ACK and the client's third handshake packet: the
 /// server's ISN there is read from the client's Client Hello, whose acknowledgement is where
 /// the server's first packet starts, so the rewriter's bare segments are still compared one by
-/// one and it is not taken for a proxy.
+/// one and it is not taken for a proxy. Without the Client Hello as well, the client's next
+/// packet acknowledges server data whose packets are there: the server's ISN stays unknown,
+/// and the new IP IDs alone do not make a proxy of the rewriter.
 #[test]
 fn a_server_isn_whose_handshake_packets_were_lost_is_read_from_the_next_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server) = pair("scramble");
     let (truth, _) = analyze_json(&client, &server, &[]);
-    let syn_ack = conn(&truth, 53695)["sides"]["b"]["syn_ack"]["frame"]
-        .as_u64()
-        .unwrap();
-    let third = conn(&truth, 53695)["sides"]["b"]["ack_frame"]
+    let b = &conn(&truth, 53695)["sides"]["b"];
+    let syn_ack = b["syn_ack"]["frame"].as_u64().unwrap();
+    let third = b["ack_frame"].as_u64().unwrap();
+    let hello = conn(&truth, 53695)["tls"]["client_hello"]["b"][0]
         .as_u64()
         .unwrap();
     assert!(is_set(&tshark_field(&server, syn_ack, "tcp.flags.syn")));
     assert_eq!(tshark_field(&server, third, "tcp.len"), "0");
-    let lossy = dir.path().join("server-without-handshake.pcapng");
-    let o = run(std::process::Command::new("editcap")
-        .arg(&server)
-        .arg(&lossy)
-        .arg(syn_ack.to_string())
-        .arg(third.to_string()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let (v, o) = analyze_json(&client, &lossy, &["--port", "443"]);
+    assert_eq!(hello, third + 1);
+    for (lost, read) in [
+        (vec![syn_ack, third], true),
+        (vec![syn_ack, third, hello], false),
+    ] {
+        let lossy = without_frames(
+            &server,
+            &lost,
+            dir.path(),
+            &format!("{}.pcapng", lost.len()),
+        );
+        let (v, o) = analyze_json(&client, &lossy, &["--port", "443"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let c = conn(&v, 53695);
+        assert_eq!(
+            c["middlebox"]["kind"],
+            serde_json::json!(["seq-randomizer", "option-stripper"]),
+            "without {lost:?}"
+        );
+        let isn = evidence(c, "isn-rewritten")["detail"].as_str().unwrap();
+        assert_eq!(
+            isn.contains("bare segments reappear at the server side"),
+            read,
+            "without {lost:?}: {isn}"
+        );
+    }
+}
+
+/// The client side without the last three packets of a connection (the client's FIN, the
+/// server's FIN, the client's last ACK): the client's FIN at the server side, which left the
+/// client with its TTL and which the client's last ACK there steps past, is the client's own,
+/// not injected, and the client closed.
+#[test]
+fn a_fin_the_sender_steps_past_is_its_own_though_its_capture_lost_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server) = pair("strip");
+    let fin = first_fin(&client, 53700);
+    let rest: Vec<u64> = tshark_fields(&client, &["frame.number", "tcp.port"])
+        .iter()
+        .filter_map(|l| {
+            let (n, ports) = l.split_once('\t')?;
+            let n: u64 = n.parse().ok()?;
+            (n >= fin && ports.split(',').any(|p| p == "53700")).then_some(n)
+        })
+        .collect();
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    let lossy = without_frames(&client, &rest, dir.path(), "client-without-end.pcapng");
+    let (v, o) = analyze_json(&lossy, &server, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let c = conn(&v, 53695);
+    let c = conn(&v, 53700);
+    assert_eq!(c["closed_by"], "client");
     assert_eq!(
         c["middlebox"]["kind"],
-        serde_json::json!(["seq-randomizer", "option-stripper"])
+        serde_json::json!(["option-stripper"])
     );
-    let isn = evidence(c, "isn-rewritten")["detail"].as_str().unwrap();
     assert!(
-        isn.contains("bare segments reappear at the server side"),
-        "{isn}"
+        !signals(c).contains(&"injected-in-path"),
+        "{:?}",
+        signals(c)
     );
 }
 

@@ -593,8 +593,15 @@ fn injected_text(d: &(usize, u64, String, u16, u8)) -> String {
 }
 
 /// Packets one point saw and the other did not: data by relative sequence range, FIN/RST by
-/// flag and relative sequence number. Only over the time both captures cover.
-fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) -> PathDiff {
+/// flag and relative sequence number. Only over the time both captures cover. `inits`: the
+/// initial TTLs of the client and the server, as their own points show them.
+fn path_diff(
+    c: &Conn,
+    s: &Conn,
+    off: Option<Offset>,
+    windows: [(i64, i64); 2],
+    inits: [Option<u8>; 2],
+) -> PathDiff {
     let mut out = PathDiff {
         dropped: Vec::new(),
         injected: Vec::new(),
@@ -660,7 +667,15 @@ fn path_diff(c: &Conn, s: &Conn, off: Option<Offset>, windows: [(i64, i64); 2]) 
             } else {
                 false
             };
-            if foreign && snd.sent_past(dir, p, r) {
+            // A FIN that left the sender (its initial TTL) and that the sender's later packets
+            // at this point step past was the sender's own, though its capture lost it and all
+            // that followed (an injected one leaves the sender's numbers where they were; a
+            // proxy's comes with the proxy's TTL).
+            let fin_stepped_past = p.flags & (flags::FIN | flags::RST) == flags::FIN
+                && p.len == 0
+                && inits[dir].is_some_and(|i| initial_ttl(p.ttl) == i)
+                && rcv.sent_past(dir, p, r);
+            if foreign && (snd.sent_past(dir, p, r) || fin_stepped_past) {
                 out.not_captured.push((sender_side, p.frame, p.from_client));
             } else if foreign {
                 out.injected
@@ -752,10 +767,11 @@ fn isns(x: &Conn) -> Option<[u32; 2]> {
 
 /// One end's initial sequence number at one point: from the handshake, or where its SYN or
 /// SYN/ACK was not captured there, from what acknowledges it: the SYN/ACK acknowledges the
-/// client's ISN + 1, and the client's first packet after its SYN the server's, when it is a
-/// bare ACK (the third handshake packet) or when the server's first packet there starts at the
-/// number it acknowledges (the third packet lost as well; not after server data, which it
-/// would acknowledge too).
+/// client's ISN + 1, and the client's first packet after its SYN the server's, when the
+/// server's first packet there starts at the number it acknowledges (the third handshake
+/// packet, or the client's first data when that was lost too; not a later ACK of server data
+/// whose packets were lost as well), or, with no packet of the server there after the SYN, when
+/// it is a bare ACK.
 fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
     if let Some(isn) = x.isn(dir) {
         return Some(isn);
@@ -771,11 +787,14 @@ fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
                 .find(move |p| p.from_client == client && p.frame > syn)
         };
         let p = after(true)?;
-        let plain = p.flags & (flags::SYN | flags::FIN | flags::RST) == 0;
-        let bare = plain && p.flags & flags::ACK != 0 && p.len == 0;
-        let server_starts_there =
-            plain && p.flags & flags::ACK != 0 && after(false).is_some_and(|q| q.seq == p.ack);
-        (bare || server_starts_there).then_some(p)?
+        let plain_ack = p.flags & (flags::SYN | flags::FIN | flags::RST | flags::ACK) == flags::ACK;
+        let fits = match after(false) {
+            Some(q) => q.seq == p.ack,
+            // Nothing of the server's there to check it against: a bare ACK is taken for the
+            // third handshake packet.
+            None => p.len == 0,
+        };
+        (plain_ack && fits).then_some(p)?
     };
     Some(acknowledging.ack.wrapping_sub(1))
 }
@@ -1338,7 +1357,7 @@ fn compare(
             not_captured: Vec::new(),
         }
     } else {
-        path_diff(c, s, off, windows)
+        path_diff(c, s, off, windows, [client_init, server_init])
     };
     for (lacking, from_client) in [(0, true), (0, false), (1, true), (1, false)] {
         let mut lost = diff
@@ -1415,10 +1434,13 @@ fn compare(
         .collect();
     // A proxy makes its own segments: new sequence numbers with new IP IDs, or with its own
     // TTL and options; a box whose bare segments reappear one to one only rewrote them.
+    // New IP IDs count only where the forwarding could be checked (both ISNs known at both
+    // points): a rewriter gives new IP IDs too.
+    let checked = isns(c).is_some() && isns(s).is_some();
     let proxy = f.has("split-handshake")
         || (!forwarded
             && f.has("isn-rewritten")
-            && (f.has("ipid-rewritten")
+            && ((checked && f.has("ipid-rewritten"))
                 || (f.has("ttl-origin-mismatch")
                     && (f.has("wscale-rewritten") || f.has("options-rewritten")))));
     let mut kinds: Vec<&'static str> = Vec::new();
