@@ -1555,12 +1555,14 @@ fn compare(
     // other capture has a FIN in that direction or shows one passed too (a lost one-byte
     // segment would show the same at one point): timed by the packet that shows it (the
     // latest it can have passed), built by whoever built the sender's packets around it.
-    for (x, other, side) in [(c, s, "client"), (s, c, "server")] {
+    let lost_at = [c, s].map(|x| [FROM_CLIENT, FROM_SERVER].map(|dir| lost_fin(x, dir)));
+    for (at, other, side) in [(0, s, "client"), (1, c, "server")] {
+        let lost_there = &lost_at[1 - at];
         for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            if other.first_fin[dir].is_none() && lost_fin(other, dir).is_none() {
+            if other.first_fin[dir].is_none() && lost_there[dir].is_none() {
                 continue;
             }
-            let Some(lost) = lost_fin(x, dir) else {
+            let Some(lost) = lost_at[at][dir] else {
                 continue;
             };
             let own_point = named == side;
