@@ -985,3 +985,44 @@ fn every_corpus_file_against_itself_finds_no_middlebox() {
         }
     }
 }
+
+/// The server side without the SYN and SYN/ACK of the NAT pair's second connection: the
+/// translated client port (3202) is lower than the server's (4433), so the ports alone make
+/// the client the server. The side that sent the Client Hello tells the roles, and the
+/// connection is paired and judged as with its handshake.
+#[test]
+fn a_connection_whose_handshake_was_lost_takes_its_roles_from_the_tls_hellos() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server) = pair("nat");
+    let (truth, _) = analyze_json(&client, &server, &[]);
+    let whole = conn(&truth, 53700);
+    let b = &whole["sides"]["b"];
+    assert_eq!(b["client"], "198.51.100.1:3202");
+    let handshake = [
+        b["syn"]["frame"].as_u64().unwrap(),
+        b["syn_ack"]["frame"].as_u64().unwrap(),
+    ];
+    let lossy = without_frames(
+        &server,
+        &handshake,
+        dir.path(),
+        "server-without-handshake.pcapng",
+    );
+    let (v, o) = analyze_json(&client, &lossy, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(v["unmatched"]["a"], 0, "{:#}", v["unmatched"]);
+    assert_eq!(v["unmatched"]["b"], 0, "{:#}", v["unmatched"]);
+    let c = conn(&v, 53700);
+    assert_eq!(c["sides"]["b"]["client"], "198.51.100.1:3202");
+    assert_eq!(c["sides"]["b"]["server"], "198.51.100.20:4433");
+    assert_eq!(c["matched_by"], "tls-random");
+    assert_eq!(c["middlebox"]["kind"], whole["middlebox"]["kind"]);
+    assert_eq!(c["closed_by"], whole["closed_by"]);
+    // The frames at the server side moved up by the two removed.
+    assert_eq!(
+        c["tls"]["client_hello"]["a"],
+        whole["tls"]["client_hello"]["a"]
+    );
+    assert_eq!(c["tls"]["client_random"], whole["tls"]["client_random"]);
+    assert_eq!(c["tls"]["client_random_same"], true);
+}

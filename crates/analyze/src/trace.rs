@@ -159,7 +159,8 @@ pub type AlertSeen = (u64, bool, Option<(u8, u8)>);
 pub struct Conn {
     pub client: Endpoint,
     pub server: Endpoint,
-    /// Whether `client` is known from a SYN (or SYN/ACK); otherwise guessed from the ports.
+    /// Whether `client` is known from a SYN, a SYN/ACK or the side that sent a TLS hello;
+    /// otherwise guessed from the ports.
     pub roles_known: bool,
     pub syn: Option<Handshake>,
     pub syn_ack: Option<Handshake>,
@@ -224,6 +225,37 @@ impl Conn {
             ecn_codepoints: [[0; 4]; 2],
             first_client_payload: 0,
         }
+    }
+
+    /// Swaps the roles of the two ends, for a connection whose roles were guessed wrongly:
+    /// every per-direction fact changes sides. (Only for connections without SYN or SYN/ACK,
+    /// whose facts are the ones that follow the direction.)
+    fn turn_round(&mut self) {
+        std::mem::swap(&mut self.client, &mut self.server);
+        self.packets.swap(0, 1);
+        self.bytes.swap(0, 1);
+        self.app_data.swap(0, 1);
+        self.first_fin.swap(0, 1);
+        self.first_rst.swap(0, 1);
+        self.over_mss.swap(0, 1);
+        self.largest_segment.swap(0, 1);
+        self.ttls.swap(0, 1);
+        self.src_mac.swap(0, 1);
+        self.ip_ids.swap(0, 1);
+        self.ecn_codepoints.swap(0, 1);
+        for a in &mut self.alerts {
+            a.1 = !a.1;
+        }
+        for p in &mut self.pkts {
+            p.from_client = !p.from_client;
+        }
+        // The same hash `record` takes (the client's first payload is kept: the first
+        // packets of a connection are, and a Client Hello always is).
+        self.first_client_payload = self
+            .pkts
+            .iter()
+            .find(|p| p.from_client && p.payload != 0)
+            .map_or(0, |p| p.payload);
     }
 
     /// Whether a packet between these two ends belongs to this connection's tuple.
@@ -430,6 +462,10 @@ const HAS_MAC: u8 = 1;
 const HAS_MSS: u8 = 2;
 const WANT_ACK3: u8 = 4;
 const APP_SEEN: u8 = 8;
+/// The direction sent a Client Hello, or a Server Hello (for `TableBuilder::finish` to tell
+/// the roles of a connection whose handshake this point did not see).
+const SENT_CLIENT_HELLO: u8 = 16;
+const SENT_SERVER_HELLO: u8 = 32;
 
 impl HotDir {
     fn set_mss(&mut self, mss: Option<u16>) {
@@ -877,18 +913,23 @@ impl TableBuilder {
                 if n == 0 {
                     mark = Some(m);
                 }
+                // Where the roles are guessed from the ports, a hello from either side is taken:
+                // `finish` turns the connection round if the guess was wrong.
+                let either = !conn.roles_known;
                 match (rec.content_type, rec.handshake_type) {
                     (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
-                        if from_client && conn.client_hello.is_none() =>
+                        if (from_client || either) && conn.client_hello.is_none() =>
                     {
                         conn.client_hello = Some(frame);
                         conn.client_random = rec.random(payload).copied();
+                        d.bits |= SENT_CLIENT_HELLO;
                     }
                     (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
-                        if !from_client && conn.server_hello.is_none() =>
+                        if (!from_client || either) && conn.server_hello.is_none() =>
                     {
                         conn.server_hello = Some(frame);
                         conn.server_random = rec.random(payload).copied();
+                        d.bits |= SENT_SERVER_HELLO;
                     }
                     (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
                         conn.app_data[dir] = Some(frame);
@@ -970,7 +1011,22 @@ impl TableBuilder {
             last_ts,
             ..
         } = self;
-        for (c, h) in conns.iter_mut().zip(&hot) {
+        // Connections whose roles, guessed from the ports, the TLS hellos contradict.
+        let mut wrong_roles = Vec::new();
+        for (i, (c, h)) in conns.iter_mut().zip(&hot).enumerate() {
+            if !c.roles_known && c.syn.is_none() && c.syn_ack.is_none() {
+                let sent = |dir: usize, hello: u8| h.dirs[dir].bits & hello != 0;
+                let reversed =
+                    sent(FROM_SERVER, SENT_CLIENT_HELLO) || sent(FROM_CLIENT, SENT_SERVER_HELLO);
+                let straight =
+                    sent(FROM_CLIENT, SENT_CLIENT_HELLO) || sent(FROM_SERVER, SENT_SERVER_HELLO);
+                if reversed != straight {
+                    c.roles_known = true;
+                    if reversed {
+                        wrong_roles.push(i);
+                    }
+                }
+            }
             c.first_ts = h.first_ts;
             c.last_ts = h.last_ts;
             for (dir, d) in h.dirs.iter().enumerate() {
@@ -1020,6 +1076,9 @@ impl TableBuilder {
         for (c, x) in conns.iter_mut().zip(extra) {
             c.pkts = x.pkts;
             c.ip_ids = x.ip_ids;
+        }
+        for i in wrong_roles {
+            conns[i].turn_round();
         }
         ConnTable {
             conns,
