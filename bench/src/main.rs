@@ -30,6 +30,10 @@ enum Command {
         flows: u32,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// TCP payloads as TLS: a Client Hello and a Server Hello (with random values) first,
+        /// then application-data records, as most real traffic is (otherwise random bytes).
+        #[arg(long)]
+        tls: bool,
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -75,8 +79,9 @@ fn main() -> Result<()> {
             size,
             flows,
             seed,
+            tls,
             out,
-        } => generate(size, flows, seed, &out),
+        } => generate(size, flows, seed, tls, &out),
         Command::Dissect { file } => dissect_bench(&file),
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::Read { file } => read_bench(&file),
@@ -153,7 +158,7 @@ impl Flow {
     }
 }
 
-fn generate(size: u64, flow_count: u32, seed: u64, out: &PathBuf) -> Result<()> {
+fn generate(size: u64, flow_count: u32, seed: u64, tls: bool, out: &PathBuf) -> Result<()> {
     let mut rng = Rng(seed);
     let mut pool = vec![0u8; 1 << 16];
     for chunk in pool.chunks_mut(8) {
@@ -177,7 +182,7 @@ fn generate(size: u64, flow_count: u32, seed: u64, out: &PathBuf) -> Result<()> 
         let i = rng.below(u64::from(flow_count)) as usize;
         let f = &mut flows[i];
         frame.clear();
-        let done = build_packet(f, &mut rng, &pool, &mut frame);
+        let done = build_packet(f, &mut rng, &pool, tls, &mut frame);
         ts += 1 + rng.below(20_000) as i64;
         w.write(Timestamp(ts), &frame, frame.len() as u32)?;
         written += 16 + frame.len() as u64;
@@ -203,7 +208,7 @@ const PSH: u8 = 0x08;
 
 /// Appends the flow's next packet to `frame`; returns true when the flow is finished.
 #[allow(clippy::too_many_lines)] // one packet, layer by layer, reads best in one place
-fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], frame: &mut Vec<u8>) -> bool {
+fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], tls: bool, frame: &mut Vec<u8>) -> bool {
     let step = f.step;
     f.step += 1;
     let from_client;
@@ -237,7 +242,10 @@ fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], frame: &mut Vec<u8>) -
             ];
         } else if step < data_end && step > 2 {
             flags = PSH | ACK;
-            payload_len = if from_client {
+            payload_len = if tls && step == 3 {
+                // A Client Hello of the size most browsers and OpenSSL send.
+                517
+            } else if from_client {
                 40 + rng.below(500) as usize
             } else {
                 [1448, 1448, 1448, 600, 100][rng.below(5) as usize]
@@ -301,7 +309,11 @@ fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], frame: &mut Vec<u8>) -
         }
     }
     let start = rng.below((pool.len() - payload_len) as u64) as usize;
+    let payload_at = frame.len();
     frame.extend_from_slice(&pool[start..start + payload_len]);
+    if tls && !f.udp && payload_len > 0 {
+        tls_header(&mut frame[payload_at..], step, rng);
+    }
     let pseudo = if f.v6 {
         checksum::pseudo_header_v6(&src, &dst, proto, l4_len as u32)
     } else {
@@ -319,6 +331,41 @@ fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], frame: &mut Vec<u8>) -
         step >= 5
     } else {
         step >= 3 + f.data_packets + 2
+    }
+}
+
+/// Writes a TLS record header over the start of a TCP payload: at step 3 (the client's first
+/// data) a Client Hello, at step 4 (the server's first) a Server Hello, each with a random value;
+/// afterwards application data. Each record fills its segment.
+fn tls_header(payload: &mut [u8], step: u32, rng: &mut Rng) {
+    let record = (payload.len() - 5) as u16;
+    let hello = match step {
+        3 => Some((0x01, 0x0301)),
+        4 => Some((0x02, 0x0303)),
+        _ => None,
+    };
+    let Some((kind, version)) = hello.filter(|_| payload.len() >= 43) else {
+        payload[..5].copy_from_slice(&[0x17, 0x03, 0x03, (record >> 8) as u8, record as u8]);
+        return;
+    };
+    let body = (payload.len() - 9) as u32;
+    payload[..5].copy_from_slice(&[
+        0x16,
+        (version >> 8) as u8,
+        version as u8,
+        (record >> 8) as u8,
+        record as u8,
+    ]);
+    payload[5..11].copy_from_slice(&[
+        kind,
+        (body >> 16) as u8,
+        (body >> 8) as u8,
+        body as u8,
+        3,
+        3,
+    ]);
+    for chunk in payload[11..43].chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next().to_le_bytes()[..chunk.len()]);
     }
 }
 
