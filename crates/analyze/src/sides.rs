@@ -1,8 +1,6 @@
 //! One connection as one point saw it, for the report: handshake fields, RTT, IP ID
 //! behaviour, close, TLS progress, offload, MAC addresses and their vendors.
 
-use std::fmt::Write;
-
 use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
 use crate::trace::{Close, Conn, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
 
@@ -169,13 +167,6 @@ pub fn side_view(c: &Conn, trace: &str) -> Side {
     }
 }
 
-fn hex(r: &[u8; 32]) -> String {
-    r.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
 /// TLS progress at both points, and whether the random values survived the path.
 #[must_use]
 pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
@@ -200,8 +191,8 @@ pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
                 a: alerts(c),
                 b: alerts(s),
             },
-            client_random: c.client_random.or(s.client_random).as_ref().map(hex),
-            server_random: c.server_random.or(s.server_random).as_ref().map(hex),
+            client_random: c.client_random.or(s.client_random).map(hex::encode),
+            server_random: c.server_random.or(s.server_random).map(hex::encode),
             client_random_same: None,
             server_random_same: None,
         },

@@ -4,8 +4,6 @@
 //! by a keyed blake3 hash that keeps the OUI (vendor) and the group/local bits by default.
 //! Same key ⇒ same mapping, in every file, run, thread and machine.
 
-use std::fmt::Write;
-
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
@@ -77,10 +75,7 @@ impl Key {
 
     #[must_use]
     pub fn to_hex(&self) -> String {
-        self.0.iter().fold(String::with_capacity(64), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+        hex::encode(self.0)
     }
 }
 
