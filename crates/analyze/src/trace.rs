@@ -1185,6 +1185,22 @@ mod tests {
         p
     }
 
+    /// `segment` carrying `payload`.
+    fn with_payload(mut p: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+        p.extend_from_slice(payload);
+        let total = (40 + payload.len()) as u16;
+        p[16..18].copy_from_slice(&total.to_be_bytes());
+        p
+    }
+
+    /// A Client Hello record of 50 bytes whose random value is 32 bytes of `fill`.
+    fn client_hello(fill: u8) -> Vec<u8> {
+        let mut r = vec![0x16, 3, 1, 0, 45, 1, 0, 0, 41, 3, 3];
+        r.extend_from_slice(&[fill; 32]);
+        r.resize(50, 0);
+        r
+    }
+
     fn syn(isn: u32, flags: u8) -> Vec<u8> {
         segment(40000, false, 64, 0, isn, flags)
     }
@@ -1258,6 +1274,53 @@ mod tests {
             assert_eq!(c.client.port, 1000 + n as u16);
             assert_eq!(c.packets, [1, 1]);
             assert_eq!(c.syn_ack.unwrap().isn, 9);
+        }
+    }
+
+    /// A connection caught mid-stream whose client port (400) is below the server's (443): the
+    /// ports make the client the server, the Client Hello turns it round, and every
+    /// per-direction fact follows. Without a hello the guess stands.
+    #[test]
+    fn a_client_hello_from_the_side_taken_for_the_server_turns_the_connection_round() {
+        for hello in [true, false] {
+            let mut b = TableBuilder::new(None);
+            let payload = if hello { client_hello(7) } else { vec![1; 50] };
+            let packets = [
+                segment(400, true, 60, 0, 9000, 0x10),
+                with_payload(segment(400, false, 64, 2, 1000, 0x18), &payload),
+                segment(400, true, 60, 0, 9000, 0x10),
+                segment(400, true, 60, 0, 9000, 0x11),
+            ];
+            for (n, p) in packets.iter().enumerate() {
+                b.add(n as u64 + 1, n as i64, 1, p);
+            }
+            let t = b.finish();
+            assert_eq!(t.conns.len(), 1);
+            let c = &t.conns[0];
+            assert_eq!(c.roles_known, hello);
+            let sender = if hello { FROM_CLIENT } else { FROM_SERVER };
+            let other = 1 - sender;
+            assert_eq!(c.client.port, if hello { 400 } else { 443 });
+            assert_eq!(c.packets[sender], 1);
+            assert_eq!(c.packets[other], 3);
+            assert_eq!(c.bytes[sender], 50);
+            assert_eq!(c.ttls[sender][0].ttl, 64);
+            assert_eq!(c.ttls[other][0].ttl, 60);
+            assert_eq!(c.ecn_codepoints[sender], [0, 0, 1, 0]);
+            assert_eq!(c.src_mac[sender], Some([0, 0x1c, 0x7f, 0, 0, 0]));
+            assert_eq!(c.first_fin[other].map(|f| f.frame), Some(4));
+            assert!(c.first_fin[sender].is_none());
+            let dirs: Vec<usize> = c.pkts.iter().map(Pkt::dir).collect();
+            assert_eq!(dirs, [other, sender, other, other]);
+            if hello {
+                assert_eq!(c.client_hello, Some(2));
+                assert_eq!(c.client_random, Some([7; 32]));
+                assert_eq!(c.first_client_payload, c.pkts[1].payload);
+                assert_ne!(c.first_client_payload, 0);
+            } else {
+                assert_eq!(c.client_hello, None);
+                assert_eq!(c.first_client_payload, 0);
+            }
         }
     }
 }
