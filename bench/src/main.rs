@@ -67,6 +67,13 @@ enum Command {
         out: PathBuf,
         paths: Vec<PathBuf>,
     },
+    /// Write fuzzing seeds for analyze: every pair NAME-client.pcapng and NAME-server.pcapng in
+    /// DIR as the two traces the `analyze` fuzz target reads (see fuzz/fuzz_targets/analyze.rs).
+    PairSeeds {
+        #[arg(short, long)]
+        out: PathBuf,
+        dir: PathBuf,
+    },
 }
 
 /// Huge pages for large blocks (see `HugePageAlloc`).
@@ -84,6 +91,7 @@ fn main() -> Result<()> {
         } => generate(size, flows, seed, tls, &out),
         Command::Dissect { file } => dissect_bench(&file),
         Command::Seeds { out, paths } => seeds(&out, &paths),
+        Command::PairSeeds { out, dir } => pair_seeds(&out, &dir),
         Command::Read { file } => read_bench(&file),
         Command::Table { file } => table_bench(&file),
         Command::Compare { a, b } => compare_bench(&a, &b),
@@ -486,6 +494,44 @@ fn seeds(out: &std::path::Path, paths: &[PathBuf]) -> Result<()> {
             std::fs::write(out.join(name), seed)?;
             n += 1;
         }
+    }
+    eprintln!("wrote {n} seeds to {}", out.display());
+    Ok(())
+}
+
+fn pair_seeds(out: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    /// Bytes kept of each packet: the headers and the start of a TLS hello with its random.
+    const KEEP: usize = 256;
+    std::fs::create_dir_all(out)?;
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let client = e?.path();
+        let name = client.file_name().unwrap_or_default().to_string_lossy();
+        let Some(stem) = name.strip_suffix("-client.pcapng") else {
+            continue;
+        };
+        let server = dir.join(format!("{stem}-server.pcapng"));
+        let mut packets = Vec::new();
+        for (side, path) in [(1u8, &client), (2u8, &server)] {
+            let capture = Capture::open(path)?;
+            for r in capture.records().map_while(Result::ok) {
+                if r.link.0 == 1 {
+                    packets.push((r.ts.0, side, r.data[..r.data.len().min(KEEP)].to_vec()));
+                }
+            }
+        }
+        packets.sort_by_key(|p| (p.0, p.1));
+        let mut seed = Vec::new();
+        let mut last = packets.first().map_or(0, |p| p.0);
+        for (ts, side, data) in packets {
+            let step = ((ts - last) / 100_000).clamp(0, 63) as u8;
+            last = ts;
+            seed.push(step << 2 | side);
+            seed.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            seed.extend_from_slice(&data);
+        }
+        std::fs::write(out.join(stem), seed)?;
+        n += 1;
     }
     eprintln!("wrote {n} seeds to {}", out.display());
     Ok(())
