@@ -1026,3 +1026,50 @@ fn a_connection_whose_handshake_was_lost_takes_its_roles_from_the_tls_hellos() {
     assert_eq!(c["tls"]["client_random"], whole["tls"]["client_random"]);
     assert_eq!(c["tls"]["client_random_same"], true);
 }
+
+/// Where a capture lost packets around the first close, the close it shows is not claimed as
+/// the first without saying so. At the client side of the intercept pair, the interceptor's
+/// last data and its FIN lost together leave numbers the client acknowledged that the capture
+/// lacks (data, or data and a FIN: they cannot tell); with the client's FIN and ACK lost as
+/// well, the interceptor's FIN and the client's, read from what shows they passed, can have
+/// passed before the server's FIN at the server side. The whole pair claims no such doubt.
+#[test]
+fn a_first_close_that_may_answer_a_lost_one_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server) = pair("intercept");
+    let (truth, _) = analyze_json(&client, &server, &[]);
+    let whole = conn(&truth, 53695);
+    assert_eq!(whole["closed_by"], "middlebox");
+    let doubt = "who closed first rests on packets that capture lost";
+    let doubted = |c: &Value| {
+        c["caveats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str().unwrap().contains(doubt))
+            && c["verdict"]
+                .as_str()
+                .unwrap()
+                .contains("as far as the captures show")
+    };
+    assert!(!doubted(whole), "{whole:#}");
+    let fin = whole["sides"]["a"]["server_close"]["frame"]
+        .as_u64()
+        .unwrap();
+    assert!(is_set(&tshark_field(&client, fin, "tcp.flags.fin")));
+    assert_ne!(tshark_field(&client, fin - 1, "tcp.len"), "0");
+    // The interceptor's last data and FIN; then also the client's ACK and FIN after it.
+    for lost in [vec![fin - 1, fin], vec![fin, fin + 1, fin + 2]] {
+        let name = format!("client-without-{}.pcapng", lost.len());
+        let lossy = without_frames(&client, &lost, dir.path(), &name);
+        let (v, o) = analyze_json(&lossy, &server, &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let c = conn(&v, 53695);
+        assert!(doubted(c), "without {lost:?}: {c:#}");
+        let proof = c["close_proof"].as_str().unwrap();
+        assert!(
+            proof.contains("would have come first") || proof.contains("can have passed before it"),
+            "without {lost:?}: {proof}"
+        );
+    }
+}

@@ -808,6 +808,10 @@ struct LostFin {
     /// The first packet that shows it, and when it passed (the FIN passed before it).
     proof: u64,
     ts: i64,
+    /// The earliest it can have passed: the sender's packet whose data (or SYN) ends where
+    /// the FIN goes, and when it passed (the proof's, when that packet was lost too).
+    after: Option<u64>,
+    earliest: i64,
     /// Sent by the FIN's receiver (an acknowledgement), not by its sender.
     acknowledged: bool,
     /// The TTL of the sender's packet nearest before it there (after it, when none is).
@@ -825,16 +829,7 @@ fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
     let isn = isn_seen(x, dir)?;
     let rel = |p: &Pkt| p.seq.wrapping_sub(isn);
     // The sender's next number after its SYN and data: where its FIN goes.
-    let fin = x
-        .pkts
-        .iter()
-        .filter(|p| p.dir() == dir && (p.len > 0 || p.flags & flags::SYN != 0))
-        .map(|p| {
-            rel(p)
-                .wrapping_add(p.len)
-                .wrapping_add(u32::from(p.flags & flags::SYN != 0))
-        })
-        .fold(1, u32::max);
+    let fin = stream_end(x, dir, isn, false);
     let after = fin.wrapping_add(1);
     // Its number as the packet shows it: the sender's sequence number, the receiver's ack.
     let reach = |p: &Pkt| {
@@ -853,6 +848,15 @@ fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
         return None;
     }
     let proof = x.pkts.iter().find(|p| reach(p) == Some(after))?;
+    let before = x.pkts.iter().rev().find(|p| {
+        p.dir() == dir
+            && p.frame < proof.frame
+            && (p.len > 0 || p.flags & flags::SYN != 0)
+            && rel(p)
+                .wrapping_add(p.len)
+                .wrapping_add(u32::from(p.flags & flags::SYN != 0))
+                == fin
+    });
     let sent = |p: &&Pkt| p.dir() == dir;
     let ttl = x
         .pkts
@@ -865,9 +869,57 @@ fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
     Some(LostFin {
         proof: proof.frame,
         ts: proof.ts,
+        after: before.map(|p| p.frame),
+        earliest: before.map_or(proof.ts, |p| p.ts.min(proof.ts)),
         acknowledged: proof.dir() != dir,
         ttl,
     })
+}
+
+/// How far the packets of `dir` captured in `x` reach into its stream, relative to its ISN
+/// `isn` (the SYN is number 0): its SYN and data, and with `fin` its FIN. (A bare packet's
+/// sequence number is where the stream stands, not a number seen.)
+fn stream_end(x: &Conn, dir: usize, isn: u32, fin: bool) -> u32 {
+    let counted = flags::SYN | if fin { flags::FIN } else { 0 };
+    x.pkts
+        .iter()
+        .filter(|p| p.dir() == dir && (p.len > 0 || p.flags & counted != 0))
+        .map(|p| {
+            p.seq
+                .wrapping_sub(isn)
+                .wrapping_add(p.len)
+                .wrapping_add(u32::from(p.flags & counted != 0))
+        })
+        .fold(1, u32::max)
+}
+
+/// Numbers at the end of one end's stream that `x`'s capture lacks though the other end
+/// (`closer`) acknowledged them by frame `by`, and that the capture at the other point, `far`
+/// (where the bytes are carried as they are), does not show to be data: (how many, the first
+/// packet acknowledging them). A FIN of the end among them would have been a close before the
+/// closer's. Only where every packet of the connection was kept.
+fn unseen_end(x: &Conn, far: Option<&Conn>, closer: usize, by: u64) -> Option<(u32, u64)> {
+    let other = 1 - closer;
+    if x.folded > 0 {
+        return None;
+    }
+    let isn = isn_seen(x, other)?;
+    let seen = stream_end(x, other, isn, true);
+    let ack = x.pkts.iter().take_while(|p| p.frame <= by).find(|p| {
+        p.dir() == closer
+            && p.flags & flags::ACK != 0
+            && p.ack.wrapping_sub(isn).wrapping_sub(seen).cast_signed() > 0
+    })?;
+    let reached = ack.ack.wrapping_sub(isn);
+    // Data the other point shows up to there (each point's numbers from its own ISN: a box
+    // that forwards the bytes keeps their count) explains them without a FIN.
+    if let Some(far) = far
+        && let Some(far_isn) = isn_seen(far, other)
+        && stream_end(far, other, far_isn, false) >= reached
+    {
+        return None;
+    }
+    Some((reached.wrapping_sub(seen), ack.frame))
 }
 
 /// Which point (0 the client side, 1 the server side) took a later packet of the client for
@@ -1606,7 +1658,7 @@ fn compare(
                 .all(|o| o.at >= own.at)
                 .then_some((e, own))
         });
-    let (closed_by, close_proof) = match (first, relayed) {
+    let (closed_by, mut close_proof) = match (first, relayed) {
         (None, _) => ("none", "no FIN or RST was seen from either end".to_string()),
         (Some(_), Some((e, own))) => (
             e.named,
@@ -1681,6 +1733,66 @@ fn compare(
             e.shown()
         ));
     }
+    // The first close seen may answer one the capture lost: its sender acknowledged numbers
+    // of the other end that are not in the capture (data, or data and a FIN: the numbers
+    // cannot tell).
+    let mut close_doubt = false;
+    // A FIN a capture lacks is timed by the packet that shows it passed, the latest it can
+    // have: where it can have passed before the first close, the order is not known.
+    if let Some(e) = first.filter(|_| relayed.is_none())
+        && let Some((o, lost)) = events
+            .iter()
+            .filter(|o| o.closer() != e.closer())
+            .find_map(|o| {
+                let l = o.lost?;
+                let earliest = l.earliest + if o.side == "server" { shift } else { 0 };
+                (earliest < e.at).then_some((o, l))
+            })
+    {
+        close_doubt = true;
+        let _ = write!(
+            close_proof,
+            "; but the {} that the {}-side capture lacks can have passed before it (it passed {}before frame {} there)",
+            o.what(),
+            o.side,
+            lost.after
+                .map_or(String::new(), |f| format!("after frame {f} and ")),
+            lost.proof
+        );
+        caveats.push(format!(
+            "the {} is missing from the {}-side capture, and it can have passed before the first close seen: who closed first rests on packets that capture lost",
+            o.what(),
+            o.side
+        ));
+    }
+    if let Some(e) = first.filter(|e| e.lost.is_none() && relayed.is_none() && !close_doubt) {
+        let ((x, far), dir) = (
+            if e.side == "client" { (c, s) } else { (s, c) },
+            if e.named == "client" {
+                FROM_CLIENT
+            } else {
+                FROM_SERVER
+            },
+        );
+        let far = (!rewritten_stream).then_some(far);
+        if let Some((n, frame)) = unseen_end(x, far, dir, e.frame) {
+            let other = if dir == FROM_CLIENT {
+                "server"
+            } else {
+                "client"
+            };
+            close_doubt = true;
+            let _ = write!(
+                close_proof,
+                "; but before it, frame {frame} there acknowledges {n} sequence number(s) of the {other}'s that the {}-side capture lacks: a FIN in the {other}'s name among them would have come first",
+                e.side
+            );
+            caveats.push(format!(
+                "the {}-side capture lacks the end of the {other}'s stream before the first close it shows ({n} sequence number(s), acknowledged by frame {frame}): who closed first rests on packets that capture lost",
+                e.side
+            ));
+        }
+    }
 
     // Caveats.
     if off.is_none() {
@@ -1731,6 +1843,7 @@ fn compare(
         client_side,
         server_side,
         closed_by,
+        close_doubt,
         fast_close: fast_close.map(|x| (x.2, x.3)),
         c,
         s,
@@ -1832,6 +1945,26 @@ impl CloseEvent {
     fn kind(&self) -> &'static str {
         if self.rst { "RST" } else { "FIN" }
     }
+    /// Who this close makes the closer.
+    fn closer(&self) -> &'static str {
+        if self.by_middlebox {
+            "middlebox"
+        } else {
+            self.named
+        }
+    }
+    /// The close in words: "client's FIN", "FIN in the server's name that the middlebox built".
+    fn what(&self) -> String {
+        if self.by_middlebox {
+            format!(
+                "{} in the {}'s name that the middlebox built",
+                self.kind(),
+                self.named
+            )
+        } else {
+            format!("{}'s {}", self.named, self.kind())
+        }
+    }
     /// Where the close was seen, or for one the capture lacks, what shows it.
     fn where_seen(&self) -> String {
         match self.lost {
@@ -1870,6 +2003,8 @@ struct VerdictInput<'a> {
     client_side: Option<u8>,
     server_side: Option<u8>,
     closed_by: &'static str,
+    /// The first close seen may answer one a capture lost (see `unseen_end`).
+    close_doubt: bool,
     fast_close: Option<(Option<&'static str>, i64)>,
     c: &'a Conn,
     s: &'a Conn,
@@ -1972,12 +2107,19 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         (Some(a), None) => format!(" {} from the client", plural(a, "hop")),
         _ => String::new(),
     };
-    let outcome = match v.closed_by {
-        "client" => "the client closed the connection".to_string(),
-        "server" => "the server closed the connection".to_string(),
-        "none" => "nobody closed the connection within the captures".to_string(),
-        _ => "the middlebox closed it".to_string(),
+    let doubt = if v.close_doubt {
+        " (as far as the captures show: one of them lost packets around that close)"
+    } else {
+        ""
     };
+    let outcome = match v.closed_by {
+        "client" => "the client closed the connection",
+        "server" => "the server closed the connection",
+        "none" => "nobody closed the connection within the captures",
+        _ => "the middlebox closed it",
+    }
+    .to_string()
+        + doubt;
     if v.kinds.contains(&"tcp-proxy") {
         let kind = if v.kinds.contains(&"tls-interceptor") {
             "intercepted TLS and terminated TCP"
@@ -1995,7 +2137,7 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
                 Some((None, dt)) => format!(" {} after the last packet it answered", ms_text(dt)),
                 None => String::new(),
             };
-            return format!("{who}{place} {kind}{transparent} and closed both sides{when}.");
+            return format!("{who}{place} {kind}{transparent} and closed both sides{when}{doubt}.");
         }
         return format!("{who}{place} {kind}{transparent}; {outcome}.");
     }
