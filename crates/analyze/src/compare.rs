@@ -1733,12 +1733,10 @@ fn compare(
             e.shown()
         ));
     }
-    // The first close seen may answer one the capture lost: its sender acknowledged numbers
-    // of the other end that are not in the capture (data, or data and a FIN: the numbers
-    // cannot tell).
+    // The first close seen may answer one a capture lost. First, a FIN a capture lacks is
+    // timed by the packet that shows it passed, the latest it can have: where it can have
+    // passed before the first close, the order is not known.
     let mut close_doubt = false;
-    // A FIN a capture lacks is timed by the packet that shows it passed, the latest it can
-    // have: where it can have passed before the first close, the order is not known.
     if let Some(e) = first.filter(|_| relayed.is_none())
         && let Some((o, lost)) = events
             .iter()
@@ -1765,6 +1763,8 @@ fn compare(
             o.side
         ));
     }
+    // Then, the first close's sender may have acknowledged numbers of the other end that its
+    // capture lacks (data, or data and a FIN: the numbers cannot tell).
     if let Some(e) = first.filter(|e| e.lost.is_none() && relayed.is_none() && !close_doubt) {
         let ((x, far), dir) = (
             if e.side == "client" { (c, s) } else { (s, c) },
