@@ -852,10 +852,7 @@ fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
         p.dir() == dir
             && p.frame < proof.frame
             && (p.len > 0 || p.flags & flags::SYN != 0)
-            && rel(p)
-                .wrapping_add(p.len)
-                .wrapping_add(u32::from(p.flags & flags::SYN != 0))
-                == fin
+            && end_of(p, isn, flags::SYN) == fin
     });
     let sent = |p: &&Pkt| p.dir() == dir;
     let ttl = x
@@ -884,13 +881,17 @@ fn stream_end(x: &Conn, dir: usize, isn: u32, fin: bool) -> u32 {
     x.pkts
         .iter()
         .filter(|p| p.dir() == dir && (p.len > 0 || p.flags & counted != 0))
-        .map(|p| {
-            p.seq
-                .wrapping_sub(isn)
-                .wrapping_add(p.len)
-                .wrapping_add(u32::from(p.flags & counted != 0))
-        })
+        .map(|p| end_of(p, isn, counted))
         .fold(1, u32::max)
+}
+
+/// The number after packet `p`, relative to its sender's ISN `isn`: its data, and one for a
+/// SYN or FIN among the `counted` flags.
+fn end_of(p: &Pkt, isn: u32, counted: u16) -> u32 {
+    p.seq
+        .wrapping_sub(isn)
+        .wrapping_add(p.len)
+        .wrapping_add(u32::from(p.flags & counted != 0))
 }
 
 /// Numbers at the end of one end's stream that `x`'s capture lacks though the other end

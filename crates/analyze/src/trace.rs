@@ -914,18 +914,18 @@ impl TableBuilder {
                     mark = Some(m);
                 }
                 // Where the roles are guessed from the ports, a hello from either side is taken:
-                // `finish` turns the connection round if the guess was wrong.
-                let either = !conn.roles_known;
+                // `finish` turns the connection round if the guess was wrong. (`roles_known` is
+                // read in the hello arms only: application data must not touch `Conn`.)
                 match (rec.content_type, rec.handshake_type) {
                     (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
-                        if (from_client || either) && conn.client_hello.is_none() =>
+                        if (from_client || !conn.roles_known) && conn.client_hello.is_none() =>
                     {
                         conn.client_hello = Some(frame);
                         conn.client_random = rec.random(payload).copied();
                         d.bits |= SENT_CLIENT_HELLO;
                     }
                     (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
-                        if (!from_client || either) && conn.server_hello.is_none() =>
+                        if (!from_client || !conn.roles_known) && conn.server_hello.is_none() =>
                     {
                         conn.server_hello = Some(frame);
                         conn.server_random = rec.random(payload).copied();
