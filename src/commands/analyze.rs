@@ -211,7 +211,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         writeln!(buffered)?;
         buffered.flush()?;
     } else {
-        write!(stdout, "{}", tracekit_report::text(&analysis, args.all))?;
+        let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut stdout);
+        tracekit_report::write_text(&analysis, args.all, &mut buffered)?;
+        buffered.flush()?;
     }
     for p in &problems {
         eprintln!("tracekit analyze: {p}");
@@ -338,7 +340,9 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
             &[a, b],
         )?;
         let json = out.join(format!("{stem}.json"));
-        write_atomic(&json, tracekit_report::json(&analysis).as_bytes(), &[a, b])?;
+        write_atomic_with(&json, &[a, b], |w| {
+            tracekit_report::write_json(&analysis, w)
+        })?;
         let page = out.join(format!("{stem}.html"));
         write_atomic(
             &page,
@@ -365,9 +369,21 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
 
 /// Writes a whole file under a temporary name, then renames it into place.
 fn write_atomic(target: &Path, bytes: &[u8], inputs: &[&Path]) -> anyhow::Result<()> {
+    write_atomic_with(target, inputs, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] with the bytes streamed by `write` (through a buffer).
+fn write_atomic_with(
+    target: &Path,
+    inputs: &[&Path],
+    write: impl FnOnce(&mut io::BufWriter<&mut AtomicFile>) -> io::Result<()>,
+) -> anyhow::Result<()> {
     let mut f = AtomicFile::create(target, inputs)?;
-    f.write_all(bytes)
+    let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut f);
+    write(&mut buffered)
+        .and_then(|()| buffered.flush())
         .with_context(|| format!("writing {}", target.display()))?;
+    drop(buffered);
     f.commit(false)?;
     Ok(())
 }

@@ -1736,17 +1736,19 @@ fn compare(
     }
     // The first close seen may answer one a capture lost. First, a FIN a capture lacks is
     // timed by the packet that shows it passed, the latest it can have: where it can have
-    // passed before the first close, the order is not known.
+    // passed before the first close, the order is not known (named: the one that can have
+    // passed earliest).
     let mut close_doubt = false;
     if let Some(e) = first.filter(|_| relayed.is_none())
-        && let Some((o, lost)) = events
+        && let Some((_, o, lost)) = events
             .iter()
             .filter(|o| o.closer() != e.closer())
-            .find_map(|o| {
+            .filter_map(|o| {
                 let l = o.lost?;
                 let earliest = l.earliest + if o.side == "server" { shift } else { 0 };
-                (earliest < e.at).then_some((o, l))
+                (earliest < e.at).then_some((earliest, o, l))
             })
+            .min_by_key(|(earliest, ..)| *earliest)
     {
         close_doubt = true;
         let _ = write!(

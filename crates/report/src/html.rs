@@ -37,7 +37,7 @@ svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 "#;
 
 /// Connections drawn in full on one page.
-const PAGES_DETAILED: usize = 20;
+const PAGES_DETAILED: usize = crate::DETAILED;
 
 const SCRIPT: &str = r"
 document.querySelectorAll('button.copy').forEach(function(b){b.addEventListener('click',function(){
@@ -94,7 +94,12 @@ pub fn page(a: &Analysis) -> String {
                         (connection(a, i, c))
                     }
                     @if a.connections.len() > PAGES_DETAILED {
-                        p.meta { "The first " (PAGES_DETAILED) " connections (failed and odd ones first) are shown in full; the table above lists all " (a.connections.len()) ", and --conn ADDR:PORT picks any one." }
+                        p.meta {
+                            "The first " (PAGES_DETAILED) " connections (failed and odd ones first) are shown in full; the table above lists "
+                            @if a.connections.len() > crate::ROWS_SHOWN { "the first " (crate::ROWS_SHOWN) " of " }
+                            @else { "all " }
+                            (a.connections.len()) ", and --conn ADDR:PORT picks any one."
+                        }
                     }
                 }
                 script { (PreEscaped(SCRIPT)) }
@@ -105,11 +110,30 @@ pub fn page(a: &Analysis) -> String {
 }
 
 fn summary(a: &Analysis) -> Markup {
+    let groups = crate::verdict_groups(a);
+    let rest = groups.get(crate::TALLY_SHOWN..).unwrap_or_default();
     html! {
+        @if a.connections.len() > PAGES_DETAILED {
+            h2 { "By verdict" }
+            table {
+                tr { th { "connections" } th { "result" } th { "middlebox" } th { "closed by" } }
+                @for g in groups.iter().take(crate::TALLY_SHOWN) {
+                    tr {
+                        td { (g.count) }
+                        td { @if g.failed { "failed" } @else { "ok" } }
+                        td { (g.kinds.join(", ")) }
+                        td { (g.closed_by) }
+                    }
+                }
+                @if !rest.is_empty() {
+                    tr { td { (rest.iter().map(|g| g.count).sum::<usize>()) } td colspan="3" { "in " (rest.len()) " other groups" } }
+                }
+            }
+        }
         h2 { "Connections found in both captures" }
         table {
             tr { th { "#" } th { "client" } th { "server" } th { "result" } th { "middlebox" } th { "closed by" } th { "confidence" } }
-            @for (i, c) in a.connections.iter().enumerate() {
+            @for (i, c) in a.connections.iter().enumerate().take(crate::ROWS_SHOWN) {
                 tr {
                     td { @if i < PAGES_DETAILED { a href=(format!("#conn{}", i + 1)) { (i + 1) } } @else { (i + 1) } }
                     td { (c.client) } td { (c.server) }

@@ -2,7 +2,9 @@
 //! bullets, the handshake side by side, caveats, a Wireshark filter for every claim) and JSON.
 //! No analysis happens here.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
+
+use rustc_hash::FxHashMap;
 
 use rayon::prelude::*;
 
@@ -11,13 +13,8 @@ pub mod html;
 use tracekit_analyze::Analysis;
 use tracekit_analyze::model::{Connection, HandshakeView, Side};
 
-/// The analysis as pretty JSON (the documented `--json` output).
-#[must_use]
-pub fn json(a: &Analysis) -> String {
-    serde_json::to_string_pretty(a).expect("the model serializes")
-}
-
-/// [`json`] streamed to a writer (big analyses are not built in memory first).
+/// The analysis as pretty JSON (the documented `--json` output), streamed to a writer (big
+/// analyses are not built in memory first).
 pub fn write_json<W: std::io::Write>(a: &Analysis, out: W) -> std::io::Result<()> {
     write_json_chunked(a, out, 2048)
 }
@@ -96,14 +93,114 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 /// Connections per chunk of the text report written on one core.
 const TEXT_CHUNK: usize = 1024;
 
-/// The text report: a summary table when several connections were found, then each
-/// connection (all of them with `all`, else the failed or odd ones and the first one).
+/// Chunks written on every core between two writes to the output, so the report of a trace
+/// with millions of connections is never all in memory at once.
+const CHUNKS_PER_WRITE: usize = 64;
+
+/// Rows of the summary table without `all`: a person does not read more, and the tally above
+/// the table counts every connection.
+pub const ROWS_SHOWN: usize = 1000;
+
+/// Connections shown in full without `all`: the first failed or odd ones (the report's
+/// order puts them first), or the first connection when none is.
+pub const DETAILED: usize = 20;
+
+/// Groups of the verdict tally shown (the largest; the rest are counted on one line).
+pub const TALLY_SHOWN: usize = 12;
+
+/// The text report: a verdict tally and a summary table when several connections were found,
+/// then connections in full: every one with `all`, else the first [`DETAILED`] failed or odd
+/// ones (or the first connection when none is), and at most [`ROWS_SHOWN`] table rows.
 #[must_use]
 pub fn text(a: &Analysis, all: bool) -> String {
     text_chunked(a, all, TEXT_CHUNK)
 }
 
 fn text_chunked(a: &Analysis, all: bool, chunk: usize) -> String {
+    let mut out = Vec::new();
+    write_text_chunked(a, all, &mut out, chunk).expect("writing to memory does not fail");
+    String::from_utf8(out).expect("the report is UTF-8")
+}
+
+/// [`text`] streamed to a writer, a few thousand connections at a time.
+pub fn write_text<W: std::io::Write>(a: &Analysis, all: bool, out: W) -> std::io::Result<()> {
+    write_text_chunked(a, all, out, TEXT_CHUNK)
+}
+
+fn write_text_chunked<W: std::io::Write>(
+    a: &Analysis,
+    all: bool,
+    mut out: W,
+    chunk: usize,
+) -> std::io::Result<()> {
+    out.write_all(head(a).as_bytes())?;
+    let n = a.connections.len();
+    if n == 0 {
+        return out.write_all(b"\nNo connection was found in both traces.\n");
+    }
+    if n > DETAILED {
+        out.write_all(tally(a).as_bytes())?;
+    }
+    if n > 1 {
+        // The middlebox column is as wide as its longest list of kinds.
+        let shown = if all { n } else { n.min(ROWS_SHOWN) };
+        let width = a.connections[..shown]
+            .iter()
+            .map(kinds_len)
+            .max()
+            .unwrap_or(0)
+            .max(24);
+        writeln!(
+            out,
+            "\n  #  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} confidence",
+            "client", "server", "matched", "result", "middlebox", "closed by"
+        )?;
+        in_parallel(&a.connections[..shown], chunk, &mut out, |w, first, cs| {
+            for (k, c) in cs.iter().enumerate() {
+                row(w, first + k + 1, c, width);
+            }
+        })?;
+        if shown < n {
+            writeln!(
+                out,
+                "… and {} more (--all lists every connection; --json has them all)",
+                n - shown
+            )?;
+        }
+    }
+    if all {
+        return in_parallel(&a.connections, chunk, &mut out, |w, first, cs| {
+            for (k, c) in cs.iter().enumerate() {
+                connection(w, first + k + 1, c);
+            }
+        });
+    }
+    let mut notable = a
+        .connections
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.failed || c.middlebox.kind != ["none"]);
+    let mut shown: Vec<(usize, &Connection)> = notable.by_ref().take(DETAILED).collect();
+    let more = notable.count();
+    if shown.is_empty() {
+        shown.push((0, &a.connections[0]));
+    }
+    let mut w = String::new();
+    for (i, c) in shown {
+        connection(&mut w, i + 1, c);
+    }
+    out.write_all(w.as_bytes())?;
+    if more > 0 {
+        writeln!(
+            out,
+            "\n… and {more} more failed or odd connections not shown in full (--all shows every connection in full, --conn ADDR:PORT one of them)"
+        )?;
+    }
+    Ok(())
+}
+
+/// The lines about the two traces, the clock and the counts.
+fn head(a: &Analysis) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(
@@ -149,79 +246,129 @@ fn text_chunked(a: &Analysis, all: bool, chunk: usize) -> String {
         a.unmatched.a,
         a.unmatched.b
     );
-    if a.connections.is_empty() {
-        let _ = writeln!(w, "\nNo connection was found in both traces.");
-        return out;
-    }
-    if a.connections.len() > 1 {
-        let _ = writeln!(w);
-        // The middlebox column is as wide as its longest list of kinds.
-        let kinds: Vec<String> = a
-            .connections
-            .iter()
-            .map(|c| c.middlebox.kind.join(","))
-            .collect();
-        let width = kinds.iter().map(String::len).max().unwrap_or(0).max(24);
-        let _ = writeln!(
-            w,
-            "  #  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} confidence",
-            "client", "server", "matched", "result", "middlebox", "closed by"
-        );
-        out.push_str(&rows(a, &kinds, width, chunk));
-    }
-    out.push_str(&details(a, all, chunk));
     out
 }
 
-/// The summary table's rows, written on every core a chunk of connections at a time (for
-/// tens of thousands of connections, the rows and details were most of the report's time).
-fn rows(a: &Analysis, kinds: &[String], width: usize, chunk: usize) -> String {
-    let parts: Vec<String> = a
-        .connections
-        .par_chunks(chunk)
-        .zip(kinds.par_chunks(chunk))
-        .enumerate()
-        .map(|(n, (cs, ks))| {
-            let mut w = String::with_capacity(cs.len() * 128);
-            for (k, (c, kind)) in cs.iter().zip(ks).enumerate() {
-                let _ = writeln!(
-                    w,
-                    "{:>3}  {:<24} {:<24} {:<10} {:<7} {kind:<width$} {:<10} {}",
-                    n * chunk + k + 1,
-                    c.client,
-                    c.server,
-                    c.matched_by,
-                    if c.failed { "failed" } else { "ok" },
-                    c.closed_by,
-                    c.confidence
-                );
-            }
-            w
-        })
-        .collect();
-    parts.concat()
+/// Connections with the same result, middlebox kinds and closer.
+#[derive(Debug)]
+pub struct VerdictGroup<'a> {
+    pub failed: bool,
+    pub kinds: &'a [&'static str],
+    pub closed_by: &'static str,
+    pub count: usize,
 }
 
-/// Each connection in full (all of them with `all`, else the failed or odd ones and the
-/// first one), on every core like [`rows`].
-fn details(a: &Analysis, all: bool, chunk: usize) -> String {
-    let parts: Vec<String> = a
-        .connections
-        .par_chunks(chunk)
-        .enumerate()
-        .map(|(n, cs)| {
-            let mut w = String::new();
-            for (k, c) in cs.iter().enumerate() {
-                let i = n * chunk + k;
-                let notable = c.failed || c.middlebox.kind != ["none"];
-                if all || i == 0 || notable {
-                    connection(&mut w, i + 1, c);
-                }
-            }
-            w
+/// The connections counted by result, middlebox and closer, the largest groups first (failed
+/// before ok among equals).
+#[must_use]
+pub fn verdict_groups(a: &Analysis) -> Vec<VerdictGroup<'_>> {
+    let mut groups: FxHashMap<(bool, &[&'static str], &'static str), usize> = FxHashMap::default();
+    for c in &a.connections {
+        *groups
+            .entry((c.failed, &c.middlebox.kind[..], c.closed_by))
+            .or_default() += 1;
+    }
+    let mut groups: Vec<VerdictGroup> = groups
+        .into_iter()
+        .map(|((failed, kinds, closed_by), count)| VerdictGroup {
+            failed,
+            kinds,
+            closed_by,
+            count,
         })
         .collect();
-    parts.concat()
+    groups.sort_unstable_by(|x, y| {
+        (y.count.cmp(&x.count))
+            .then(y.failed.cmp(&x.failed))
+            .then(x.kinds.cmp(y.kinds))
+            .then(x.closed_by.cmp(y.closed_by))
+    });
+    groups
+}
+
+/// The verdict tally: [`TALLY_SHOWN`] groups, the rest counted on one line.
+fn tally(a: &Analysis) -> String {
+    let groups = verdict_groups(a);
+    let width = groups
+        .iter()
+        .take(TALLY_SHOWN)
+        .map(|g| g.kinds.join(",").len())
+        .max()
+        .unwrap_or(0)
+        .max(24);
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(
+        w,
+        "\nBy verdict:\n  {:>9}  {:<7} {:<width$} closed by",
+        "count", "result", "middlebox"
+    );
+    for g in groups.iter().take(TALLY_SHOWN) {
+        let _ = writeln!(
+            w,
+            "  {:>9}  {:<7} {:<width$} {}",
+            g.count,
+            if g.failed { "failed" } else { "ok" },
+            g.kinds.join(","),
+            g.closed_by
+        );
+    }
+    if groups.len() > TALLY_SHOWN {
+        let rest = &groups[TALLY_SHOWN..];
+        let _ = writeln!(
+            w,
+            "  {:>9}  in {} other groups",
+            rest.iter().map(|g| g.count).sum::<usize>(),
+            rest.len()
+        );
+    }
+    out
+}
+
+fn kinds_len(c: &Connection) -> usize {
+    c.middlebox.kind.iter().map(|k| k.len()).sum::<usize>() + c.middlebox.kind.len() - 1
+}
+
+/// One row of the summary table.
+fn row(w: &mut String, n: usize, c: &Connection, width: usize) {
+    let _ = writeln!(
+        w,
+        "{n:>3}  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} {}",
+        c.client,
+        c.server,
+        c.matched_by,
+        if c.failed { "failed" } else { "ok" },
+        c.middlebox.kind.join(","),
+        c.closed_by,
+        c.confidence
+    );
+}
+
+/// Writes `connections` to `out` through `each(text, number of the first - 1, chunk)`, run
+/// on every core a chunk at a time (for tens of thousands of connections, the rows and
+/// details were most of the report's time), [`CHUNKS_PER_WRITE`] chunks between writes.
+fn in_parallel<W: std::io::Write>(
+    connections: &[Connection],
+    chunk: usize,
+    out: &mut W,
+    each: impl Fn(&mut String, usize, &[Connection]) + Sync,
+) -> std::io::Result<()> {
+    let group = chunk.saturating_mul(CHUNKS_PER_WRITE);
+    for (g, cs) in connections.chunks(group).enumerate() {
+        let parts: Vec<String> = cs
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                let mut w = String::new();
+                each(&mut w, g * group + n * chunk, part);
+                w
+            })
+            .collect();
+        for p in parts {
+            out.write_all(p.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 fn connection(w: &mut String, n: usize, c: &Connection) {
@@ -567,38 +714,121 @@ mod tests {
         )
     }
 
-    #[test]
-    fn text_written_in_chunks_is_the_text_written_at_once() {
+    /// The demo's connections repeated `n` times, connection `i` failed when `failed(i)` and
+    /// with no middlebox when `plain(i)`.
+    fn many(n: usize, failed: impl Fn(usize) -> bool, plain: impl Fn(usize) -> bool) -> Analysis {
         let mut analysis = firewall_analysis();
-        // 300 connections, some of them notable (shown in full) on either side of the chunk
-        // boundaries.
         let base = analysis.connections.clone();
-        analysis.connections = (0..300)
+        analysis.connections = (0..n)
             .map(|i| {
                 let mut c = base[i % base.len()].clone();
-                c.failed = i % 7 == 0;
+                c.failed = failed(i);
+                if plain(i) {
+                    c.middlebox.kind = vec!["none"];
+                }
                 c
             })
             .collect();
+        analysis
+    }
+
+    #[test]
+    fn text_written_in_chunks_is_the_text_written_at_once() {
+        // 300 connections, notable ones (shown in full) on either side of the chunk
+        // boundaries.
+        let analysis = many(300, |i| i % 7 == 0, |i| i % 2 == 0);
         let want = text_chunked(&analysis, false, usize::MAX);
-        assert_eq!(
-            want.matches("\n── ").count(),
-            1 + (1..300)
-                .filter(|i| i % 7 == 0 || {
-                    let c = &analysis.connections[*i];
-                    c.middlebox.kind != ["none"]
-                })
-                .count()
-        );
         assert!(want.contains("\n300  "), "rows numbered to the end");
+        let all = text_chunked(&analysis, true, usize::MAX);
+        assert_eq!(all.matches("\n── ").count(), 300);
         for chunk in [1, 7, 64, 299] {
             assert_eq!(text_chunked(&analysis, false, chunk), want, "chunk {chunk}");
             assert_eq!(
                 text_chunked(&analysis, true, chunk),
-                text_chunked(&analysis, true, usize::MAX),
+                all,
                 "chunk {chunk}, all"
             );
         }
+    }
+
+    #[test]
+    fn a_report_of_many_connections_stays_short_and_counts_them_all() {
+        let n = ROWS_SHOWN + 500;
+        // Failed: every 5th; odd (a middlebox): the odd-numbered ones.
+        let analysis = many(n, |i| i % 5 == 0, |i| i % 2 == 0);
+        let notable = (0..n).filter(|i| i % 5 == 0 || i % 2 == 1).count();
+        let text = text(&analysis, false);
+        let lines: Vec<&str> = text.lines().collect();
+        // The tally counts every connection, in groups that add up.
+        let at = lines.iter().position(|l| *l == "By verdict:").unwrap();
+        let counted: usize = lines[at + 2..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .map(|l| {
+                l.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(counted, n);
+        let failed_plain: usize = lines[at + 2..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| w[1..3] == ["failed", "none"])
+            .map(|w| w[0].parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(
+            failed_plain,
+            (0..n).filter(|i| i % 5 == 0 && i % 2 == 0).count()
+        );
+        // The table stops after ROWS_SHOWN rows and says how many it left out.
+        let row = |k: usize| format!("{k:>3}  ");
+        assert!(lines.iter().any(|l| l.starts_with(&row(ROWS_SHOWN))));
+        assert!(!lines.iter().any(|l| l.starts_with(&row(ROWS_SHOWN + 1))));
+        assert!(text.contains(&format!(
+            "… and {} more (--all lists every connection",
+            n - ROWS_SHOWN
+        )));
+        // The first DETAILED notable connections in full, then a count of the others.
+        assert_eq!(text.matches("\n── ").count(), DETAILED);
+        assert!(text.contains(&format!(
+            "… and {} more failed or odd connections not shown in full",
+            notable - DETAILED
+        )));
+        let numbers: Vec<usize> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("── ")?.split('.').next()?.parse().ok())
+            .collect();
+        let want: Vec<usize> = (0..n)
+            .filter(|i| i % 5 == 0 || i % 2 == 1)
+            .take(DETAILED)
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(numbers, want);
+        // The HTML page likewise.
+        let page = html::page(&analysis);
+        assert!(page.contains("<h2>By verdict</h2>"));
+        assert!(page.contains(&format!("the first {ROWS_SHOWN} of {n}")));
+        assert!(page.contains(&format!("<td>{ROWS_SHOWN}</td>")));
+        assert!(!page.contains(&format!("<td>{}</td>", ROWS_SHOWN + 1)));
+        // With `all`, everything and no note of what was left out.
+        let all = super::text(&analysis, true);
+        assert_eq!(all.matches("\n── ").count(), n);
+        assert!(all.contains(&format!("\n{n}  ")));
+        assert!(!all.contains("… and "));
+        // Nothing notable: the first connection in full, and no note.
+        let plain = super::text(&many(n, |_| false, |_| true), false);
+        let numbers: Vec<&str> = plain.lines().filter(|l| l.starts_with("── ")).collect();
+        assert_eq!(numbers.len(), 1);
+        assert!(numbers[0].starts_with("── 1. "), "{numbers:?}");
+        assert!(!plain.contains("not shown in full"));
+        // A few connections: no tally, every row.
+        let few = super::text(&many(DETAILED, |i| i % 5 == 0, |_| true), false);
+        assert!(!few.contains("By verdict:"));
+        assert!(!few.contains("… and "));
     }
 
     #[test]
