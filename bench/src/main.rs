@@ -635,8 +635,9 @@ fn compare_bench(a: &PathBuf, b: &PathBuf) -> Result<()> {
         t.elapsed().as_secs_f64()
     });
     let alignment = tracekit_merge::align::estimate(&mut la, &mut lb);
+    // As `tracekit analyze` without --json or --all: the first connections in full.
     let analyze = || {
-        tracekit_analyze::analyze(
+        tracekit_analyze::analyze_scoped(
             Input {
                 name: "a",
                 table: &ta,
@@ -646,13 +647,17 @@ fn compare_bench(a: &PathBuf, b: &PathBuf) -> Result<()> {
                 table: &tb,
             },
             alignment.as_ref(),
+            tracekit_analyze::Scope {
+                full: tracekit_report::DETAILED,
+                filter: None,
+            },
         )
     };
     let compare = best(&mut || {
         let t = Instant::now();
         let analysis = one.install(analyze);
         let took = t.elapsed().as_secs_f64();
-        pairs = analysis.connections.len();
+        pairs = analysis.rows.len();
         took
     });
     let analysis = one.install(analyze);

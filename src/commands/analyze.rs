@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde::Serialize;
-use tracekit_analyze::{Analysis, Batch, ConnTable, Input, Packet, PortFilter, TableBuilder};
+use tracekit_analyze::trace::Conn;
+use tracekit_analyze::{
+    Analysis, Batch, ConnTable, Input, Packet, PortFilter, Scope, TableBuilder,
+};
 use tracekit_capture::Capture;
 use tracekit_capture::output::AtomicFile;
 use tracekit_merge::align::{self, Trace};
+use tracekit_wire::Endpoint;
 
 use crate::cli::AnalyzeArgs;
 use crate::{Outcome, inputs, progress};
@@ -112,12 +116,13 @@ fn read(
     })
 }
 
-/// Reads both traces (in parallel) and compares them.
+/// Reads both traces (in parallel) and compares them within `scope`.
 fn analyze_pair(
     a: &Path,
     b: &Path,
     port: Option<u16>,
     quiet: bool,
+    scope: Scope<'_>,
 ) -> anyhow::Result<(Analysis, Vec<String>, Tables)> {
     let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let (len_a, len_b) = (len(a), len(b));
@@ -126,7 +131,7 @@ fn analyze_pair(
     bar.finish_and_clear();
     let (mut ra, mut rb) = (ra?, rb?);
     let alignment = align::estimate(&mut ra.align, &mut rb.align);
-    let analysis = tracekit_analyze::analyze(
+    let analysis = tracekit_analyze::analyze_scoped(
         Input {
             name: &ra.name,
             table: &ra.table,
@@ -136,6 +141,7 @@ fn analyze_pair(
             table: &rb.table,
         },
         alignment.as_ref(),
+        scope,
     );
     let mut problems = std::mem::take(&mut ra.problems);
     problems.append(&mut rb.problems);
@@ -164,11 +170,8 @@ fn parse_conn_filter(s: &str) -> anyhow::Result<(Option<IpAddr>, Option<u16>)> {
     bail!("--conn {s}: expected ADDR, ADDR:PORT, [IPv6]:PORT or :PORT")
 }
 
-fn endpoint_matches(endpoint: &str, (ip, port): (Option<IpAddr>, Option<u16>)) -> bool {
-    let Ok(sa) = endpoint.parse::<std::net::SocketAddr>() else {
-        return false;
-    };
-    ip.is_none_or(|ip| ip == sa.ip()) && port.is_none_or(|p| p == sa.port())
+fn endpoint_matches(e: Endpoint, (ip, port): (Option<IpAddr>, Option<u16>)) -> bool {
+    ip.is_none_or(|ip| ip == e.addr) && port.is_none_or(|p| p == e.port)
 }
 
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
@@ -179,20 +182,30 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         return batch(&dirs[0], &dirs[1], out, args);
     }
     let filter = args.conn.as_deref().map(parse_conn_filter).transpose()?;
-    let (mut analysis, problems, tables) =
-        analyze_pair(&args.traces[0], &args.traces[1], args.port, args.quiet)?;
-    if let Some(f) = filter {
-        analysis.connections.retain(|c| {
-            [
-                &c.sides.a.client,
-                &c.sides.a.server,
-                &c.sides.b.client,
-                &c.sides.b.server,
-            ]
-            .iter()
-            .any(|e| endpoint_matches(e, f))
-        });
-    }
+    let keep = filter.map(|f| {
+        move |c: &Conn, s: &Conn| {
+            [c.client, c.server, s.client, s.server]
+                .iter()
+                .any(|e| endpoint_matches(*e, f))
+        }
+    });
+    let scope = Scope {
+        // The text report and the page show the first connections in full, the others as
+        // rows; the JSON and `--all` need every one.
+        full: if args.json || args.all {
+            usize::MAX
+        } else {
+            tracekit_report::DETAILED
+        },
+        filter: keep.as_ref().map(|k| k as tracekit_analyze::PairFilter),
+    };
+    let (analysis, problems, tables) = analyze_pair(
+        &args.traces[0],
+        &args.traces[1],
+        args.port,
+        args.quiet,
+        scope,
+    )?;
     let inputs = [args.traces[0].as_path(), args.traces[1].as_path()];
     if let Some(f) = &args.html {
         write_atomic(
@@ -218,7 +231,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
     for p in &problems {
         eprintln!("tracekit analyze: {p}");
     }
-    let found = !analysis.connections.is_empty();
+    let found = !analysis.rows.is_empty();
     // The process exits next: freeing the report and the tables need not hold it up.
     std::thread::spawn(move || drop((analysis, tables)));
     if !found {
@@ -332,7 +345,11 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
         verdict: String::new(),
         error: String::new(),
     };
-    let result = analyze_pair(a, b, port, true).and_then(|(analysis, ..)| {
+    let scope = Scope {
+        full: usize::MAX,
+        filter: None,
+    };
+    let result = analyze_pair(a, b, port, true, scope).and_then(|(analysis, ..)| {
         let txt = out.join(format!("{stem}.txt"));
         write_atomic(
             &txt,

@@ -850,6 +850,111 @@ fn port_and_conn_filters_pick_connections() {
     assert!(stderr(&o).contains("--conn nonsense"), "{}", stderr(&o));
 }
 
+/// Writes a classic pcap of `n` connections from 192.0.2.10 (ports 1000..) to 198.51.100.20:80:
+/// a SYN each, and for every fourth a SYN/ACK and 5 bytes of data from the server (it worked).
+fn scan_like(path: &Path, n: u16) {
+    let mut file = vec![];
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut t = 0u32;
+    let mut packet = |file: &mut Vec<u8>, port: u16, back: bool, flags: u8, payload: &[u8]| {
+        let (mut src, mut dst, mut sport, mut dport) =
+            ([192, 0, 2, 10], [198, 51, 100, 20], port, 80);
+        if back {
+            (src, dst, sport, dport) = (dst, src, dport, sport);
+        }
+        let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        p.extend_from_slice(&[0x45, 0]);
+        p.extend_from_slice(&(40 + payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        let seq = u32::from(port) << 16 | u32::from(back);
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+        p.extend_from_slice(payload);
+        t += 1;
+        for v in [1_700_000_000, t * 1000, p.len() as u32, p.len() as u32] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(&p);
+    };
+    for k in 0..n {
+        let port = 1000 + k;
+        packet(&mut file, port, false, 0x02, &[]);
+        if k % 4 == 0 {
+            packet(&mut file, port, true, 0x12, &[]);
+            packet(&mut file, port, true, 0x18, b"hello");
+        }
+    }
+    std::fs::write(path, file).unwrap();
+}
+
+#[test]
+fn a_report_of_many_connections_counts_them_all_and_shows_the_first_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.pcap"), dir.path().join("b.pcap"));
+    scan_like(&a, 60);
+    scan_like(&b, 60);
+    let text = |extra: &[&str]| {
+        let o = run(tracekit().arg("analyze").args(extra).arg(&a).arg(&b));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let short = text(&[]);
+    assert!(
+        short.contains("connections in both traces: 60 (45 failed)"),
+        "{short}"
+    );
+    let tally: Vec<Vec<&str>> = short
+        .lines()
+        .skip_while(|l| *l != "By verdict:")
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        tally,
+        [
+            ["45", "failed", "none", "none"],
+            ["15", "ok", "none", "none"]
+        ],
+        "{short}"
+    );
+    // The first 20 failed ones in full, exactly as --all shows them; a count of the others.
+    let all = text(&["--all"]);
+    let sections = |t: &str| -> Vec<String> {
+        t.split("\n── ")
+            .skip(1)
+            .map(|s| s.split("\n… and").next().unwrap().to_string())
+            .collect()
+    };
+    let (shown, every) = (sections(&short), sections(&all));
+    assert_eq!(shown.len(), 20);
+    assert_eq!(every.len(), 60);
+    assert_eq!(shown, every[..20]);
+    assert!(short.contains("… and 25 more failed or odd connections not shown in full"));
+    assert!(!all.contains("… and"));
+    // The page likewise, and --conn still picks one connection out of them.
+    let page = dir.path().join("page.html");
+    let _ = text(&["--html", page.to_str().unwrap()]);
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(page.contains("<h2>By verdict</h2>"));
+    assert_eq!(page.matches("<section id=\"conn").count(), 20);
+    let one = text(&["--conn", ":1004"]);
+    assert!(
+        one.contains("connections in both traces: 1 (0 failed)"),
+        "{one}"
+    );
+    assert!(
+        one.contains("── 1. 192.0.2.10:1004 → 198.51.100.20:80 (ok) ──"),
+        "{one}"
+    );
+}
+
 /// Copies lab pairs into two directories (client side as `a/NAME_A`, server side as
 /// `b/NAME_B`), runs `--batch` on them and returns the summary rows and the output directory.
 fn batch(files: &[(&str, String, String)]) -> (Vec<Value>, tempfile::TempDir) {

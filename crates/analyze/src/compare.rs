@@ -10,7 +10,8 @@ use tracekit_merge::align::Alignment;
 use tracekit_wire::tcp::flags;
 
 use crate::model::{
-    Analysis, Clock, Connection, Evidence, Hops, Middlebox, Rtt, TraceSummary, Traces, Unmatched,
+    Analysis, Clock, Connection, Evidence, Hops, Middlebox, Row, Rtt, TraceSummary, Traces,
+    Unmatched,
 };
 use crate::sides::{mac_string, ms, side_view, tls_view, vendor};
 use crate::trace::{Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
@@ -43,10 +44,49 @@ impl Offset {
     }
 }
 
+/// What [`analyze_scoped`] compares and keeps.
+#[derive(Clone, Copy)]
+pub struct Scope<'f> {
+    /// Connections kept in full: the first ones in report order (every connection has its
+    /// [`Row`]). Below the number of connections, the others are compared for their row and
+    /// dropped at once, so memory follows the rows (a port scan has millions of connections,
+    /// of a few kilobytes each in full).
+    pub full: usize,
+    /// Only the pairs (client-side connection, server-side connection) this accepts.
+    pub filter: Option<PairFilter<'f>>,
+}
+
+/// Accepts or refuses a pair: (client-side connection, server-side connection).
+pub type PairFilter<'f> = &'f (dyn Fn(&Conn, &Conn) -> bool + Sync);
+
+impl std::fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("full", &self.full)
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
+}
+
 /// Compares two traces of the same traffic, `alignment` being b's clock offset relative to a's
-/// (from `tracekit_merge::align::estimate`).
+/// (from `tracekit_merge::align::estimate`): every connection in full.
 #[must_use]
 pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Analysis {
+    let scope = Scope {
+        full: usize::MAX,
+        filter: None,
+    };
+    analyze_scoped(a, b, alignment, scope)
+}
+
+/// [`analyze`] within a [`Scope`].
+#[must_use]
+pub fn analyze_scoped(
+    a: Input<'_>,
+    b: Input<'_>,
+    alignment: Option<&Alignment>,
+    scope: Scope<'_>,
+) -> Analysis {
     let mut offset = alignment.map(|al| Offset {
         mid: al.offset,
         lo: al.lo,
@@ -61,46 +101,119 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
     // The time each capture covers (packets outside it cannot be missing from it).
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
-    // Each pair on its own, on every core (the order of `pairs` is kept).
-    let (mut connections, views): (Vec<Connection>, Vec<(usize, usize, OnlyHere)>) = pairs
-        .par_iter()
-        .map(|&(ia, ib, how)| {
-            let (ic, is) = if swapped { (ib, ia) } else { (ia, ib) };
-            let c = &ca.table.conns[ic];
-            let s = &cb.table.conns[is];
-            let (conn, only_here) = compare((c, ca.name), (s, cb.name), how, offset, windows);
-            (conn, (ic, is, only_here))
-        })
-        .unzip();
-    // Failed and odd connections first, then in time order.
-    let mut order: Vec<(bool, bool, i64, u32)> = connections
+    let ends = |&(ia, ib, _): &(usize, usize, &'static str)| {
+        if swapped { (ib, ia) } else { (ia, ib) }
+    };
+    let chosen: Vec<(usize, usize, &'static str)> = pairs
         .iter()
-        .zip(&views)
-        .enumerate()
-        .map(|(i, (c, &(ic, ..)))| {
-            let odd = c.middlebox.kind != ["none"];
-            (!c.failed, !odd, ca.table.conns[ic].first_ts, i as u32)
+        .filter(|p| {
+            let (ic, is) = ends(p);
+            scope
+                .filter
+                .is_none_or(|f| f(&ca.table.conns[ic], &cb.table.conns[is]))
         })
+        .copied()
         .collect();
-    order.sort_unstable();
+    let judge = |p: &(usize, usize, &'static str)| {
+        let (ic, is) = ends(p);
+        let c = &ca.table.conns[ic];
+        let s = &cb.table.conns[is];
+        let (conn, only_here) = compare((c, ca.name), (s, cb.name), p.2, offset, windows);
+        let row = Row::new(c, &conn);
+        (conn, (ic, is, only_here), row)
+    };
+    // Each pair on its own, on every core (the order of `chosen` is kept).
+    let keep_all = scope.full >= chosen.len();
+    let (mut connections, mut views, mut rows): (Vec<Connection>, Vec<View>, Vec<Row>) = if keep_all
+    {
+        let (connections, (views, rows)) = chosen
+            .par_iter()
+            .map(|p| {
+                let (conn, view, row) = judge(p);
+                (conn, (view, row))
+            })
+            .unzip();
+        (connections, views, rows)
+    } else {
+        let rows = chosen.par_iter().map(|p| judge(p).2).collect();
+        (Vec::new(), Vec::new(), rows)
+    };
+    let order = report_order(&rows, |i| ca.table.conns[ends(&chosen[i]).0].first_ts);
+    permute(&mut rows, &order);
+    if keep_all {
+        permute(&mut connections, &order);
+        permute(&mut views, &order);
+    } else {
+        // The first in report order, compared again, in full.
+        for &i in order.iter().take(scope.full) {
+            let (conn, view, _) = judge(&chosen[i]);
+            connections.push(conn);
+            views.push(view);
+        }
+    }
     // Ladders are for reading: the first connections in report order get one, so a trace of
     // 100,000 connections does not make a JSON of gigabytes (or the time to build it).
-    for &(.., i) in order.iter().take(LADDERS_KEPT) {
-        let (ic, is, only_here) = &views[i as usize];
-        connections[i as usize].ladder = crate::ladder::ladder(
+    for (conn, (ic, is, only_here)) in connections.iter_mut().zip(&views).take(LADDERS_KEPT) {
+        conn.ladder = crate::ladder::ladder(
             &ca.table.conns[*ic],
             &cb.table.conns[*is],
             offset.map_or(0, |o| o.mid),
             only_here,
         );
     }
-    let order: Vec<usize> = order.iter().map(|o| o.3 as usize).collect();
-    permute(&mut connections, &order);
+    let unmatched = unmatched(a, b, &pairs, swapped);
+    let summary = |i: Input<'_>| TraceSummary {
+        name: i.name.to_string(),
+        packets: i.table.packets,
+        tcp_packets: i.table.tcp_packets,
+        connections: i.table.conns.len(),
+    };
+    Analysis {
+        traces: Traces {
+            a: summary(ca),
+            b: summary(cb),
+        },
+        swapped,
+        clock: alignment.zip(offset).map(|(al, o)| Clock {
+            offset_ns: o.mid,
+            lo_ns: o.lo,
+            hi_ns: o.hi,
+            matches: al.matches,
+            by_kind: al.by_kind.clone(),
+        }),
+        connections,
+        rows,
+        unmatched,
+    }
+}
+
+/// The report's order of `rows` (indices): failed and odd connections first, then in time
+/// order (`first_ts` of the row at an index).
+fn report_order(rows: &[Row], first_ts: impl Fn(usize) -> i64) -> Vec<usize> {
+    let mut order: Vec<(bool, bool, i64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let odd = r.kinds != ["none"];
+            (!r.failed, !odd, first_ts(i), i as u32)
+        })
+        .collect();
+    order.sort_unstable();
+    order.iter().map(|o| o.3 as usize).collect()
+}
+
+/// The connections of each trace that no pair holds (counts and a few examples).
+fn unmatched(
+    a: Input<'_>,
+    b: Input<'_>,
+    pairs: &[(usize, usize, &'static str)],
+    swapped: bool,
+) -> Unmatched {
     let mut used = [
         vec![false; a.table.conns.len()],
         vec![false; b.table.conns.len()],
     ];
-    for &(ia, ib, _) in &pairs {
+    for &(ia, ib, _) in pairs {
         used[0][ia] = true;
         used[1][ib] = true;
     }
@@ -123,28 +236,7 @@ pub fn analyze(a: Input<'_>, b: Input<'_>, alignment: Option<&Alignment>) -> Ana
     if swapped {
         std::mem::swap(&mut unmatched.a, &mut unmatched.b);
     }
-    let summary = |i: Input<'_>| TraceSummary {
-        name: i.name.to_string(),
-        packets: i.table.packets,
-        tcp_packets: i.table.tcp_packets,
-        connections: i.table.conns.len(),
-    };
-    Analysis {
-        traces: Traces {
-            a: summary(ca),
-            b: summary(cb),
-        },
-        swapped,
-        clock: alignment.zip(offset).map(|(al, o)| Clock {
-            offset_ns: o.mid,
-            lo_ns: o.lo,
-            hi_ns: o.hi,
-            matches: al.matches,
-            by_kind: al.by_kind.clone(),
-        }),
-        connections,
-        unmatched,
-    }
+    unmatched
 }
 
 /// Puts `v` in the order `order` gives (`v[k]` becomes the old `v[order[k]]`, `order` a
@@ -1911,6 +2003,9 @@ fn compare(
 /// Packets seen at one point only: (side index, frame, `dropped` or `injected`).
 type OnlyHere = Vec<(usize, u64, &'static str)>;
 
+/// A pair's connections (client side, server side) and its packets seen at one point only.
+type View = (usize, usize, OnlyHere);
+
 /// A first FIN/RST in one end's name, at one capture point.
 struct CloseEvent {
     /// Time on side a's clock.
@@ -2197,7 +2292,85 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Nearest, Ranges, permute};
+    use super::{Input, Nearest, Ranges, Scope, analyze, analyze_scoped, permute};
+    use crate::trace::packets::{segment, with_payload};
+    use crate::trace::{Conn, ConnTable, TableBuilder};
+
+    /// A trace of `n` connections from ports 1000.., each a SYN; every third answered and
+    /// served (ok), the others failed; side b (`back_ttl` on the server's packets) a copy.
+    fn many(n: u16, back_ttl: u8) -> ConnTable {
+        let mut t = TableBuilder::new(None);
+        let mut frame = 0;
+        let mut add = |t: &mut TableBuilder, p: Vec<u8>| {
+            frame += 1;
+            t.add(frame, i64::from(frame as u32) * 1_000_000, 1, &p);
+        };
+        for k in 0..n {
+            let port = 1000 + k;
+            add(&mut t, segment(port, false, 64, 0, u32::from(k) * 7, 0x02));
+            if k % 3 == 0 {
+                add(&mut t, segment(port, true, back_ttl, 0, 5, 0x12));
+                add(
+                    &mut t,
+                    with_payload(segment(port, true, back_ttl, 0, 6, 0x18), b"hello"),
+                );
+            }
+        }
+        t.finish()
+    }
+
+    #[test]
+    fn a_scoped_analysis_has_every_row_and_the_first_connections_as_in_full() {
+        let (a, b) = (many(60, 60), many(60, 50));
+        let input = |name, table| Input { name, table };
+        let full = analyze(input("a", &a), input("b", &b), None);
+        assert_eq!(full.rows.len(), 60);
+        assert_eq!(full.connections.len(), 60);
+        let debug = |x: &dyn std::fmt::Debug| format!("{x:?}");
+        // Failed first: 40 of them, then the 20 that worked.
+        assert!(full.rows[..40].iter().all(|r| r.failed));
+        assert!(full.rows[40..].iter().all(|r| !r.failed));
+        for keep in [0, 1, 20, 59, 60, usize::MAX] {
+            let scope = Scope {
+                full: keep,
+                filter: None,
+            };
+            let scoped = analyze_scoped(input("a", &a), input("b", &b), None, scope);
+            assert_eq!(debug(&scoped.rows), debug(&full.rows), "keep {keep}");
+            assert_eq!(scoped.connections.len(), keep.min(60));
+            assert_eq!(
+                debug(&scoped.connections),
+                debug(&full.connections[..keep.min(60)].to_vec()),
+                "keep {keep}"
+            );
+            assert_eq!(debug(&scoped.unmatched), debug(&full.unmatched));
+        }
+        // A filter picks pairs before they are compared; what is left is as in full.
+        let even = |c: &Conn, _: &Conn| c.client.port.is_multiple_of(2);
+        let scope = Scope {
+            full: 5,
+            filter: Some(&even),
+        };
+        let scoped = analyze_scoped(input("a", &a), input("b", &b), None, scope);
+        let rows: Vec<_> = full
+            .rows
+            .iter()
+            .filter(|r| r.client.port.is_multiple_of(2))
+            .collect();
+        assert_eq!(rows.len(), 30);
+        assert_eq!(debug(&scoped.rows.iter().collect::<Vec<_>>()), debug(&rows));
+        let kept: Vec<_> = full
+            .connections
+            .iter()
+            .filter(|c| c.client_port.is_multiple_of(2))
+            .take(5)
+            .collect();
+        assert_eq!(
+            debug(&scoped.connections.iter().collect::<Vec<_>>()),
+            debug(&kept)
+        );
+        assert_eq!(scoped.unmatched.a, 0);
+    }
 
     /// A small LCG: numbers below the bound asked for, the same cases every run.
     fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {

@@ -14,7 +14,7 @@ pub mod model;
 mod sides;
 pub mod trace;
 
-pub use compare::{Input, LADDERS_KEPT, analyze};
-pub use model::{Analysis, Connection, Evidence};
+pub use compare::{Input, LADDERS_KEPT, PairFilter, Scope, analyze, analyze_scoped};
+pub use model::{Analysis, Connection, Evidence, Row};
 pub use sides::{ip_id_behaviour, mac_string, vendor};
 pub use trace::{BATCH, Batch, ConnTable, Packet, PortFilter, TableBuilder};

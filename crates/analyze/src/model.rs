@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use tracekit_wire::Endpoint;
+
+use crate::trace::Conn;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
@@ -14,8 +17,12 @@ pub struct Analysis {
     pub swapped: bool,
     /// Clock of side b relative to side a, when packets could be matched.
     pub clock: Option<Clock>,
-    /// Connections seen in both traces, failed and odd ones first.
+    /// Connections seen in both traces, failed and odd ones first: all of them, or the first
+    /// ones only when the analysis was scoped (`analyze_scoped`); `rows` has every one.
     pub connections: Vec<Connection>,
+    /// Every connection seen in both traces in the same order, as a row of the summary table.
+    #[serde(skip)]
+    pub rows: Vec<Row>,
     /// Connections seen in one trace only.
     pub unmatched: Unmatched,
 }
@@ -81,6 +88,36 @@ pub struct Connection {
     pub sides: Sides,
     /// Both captures' packets of the connection on one time axis (see the ladder module).
     pub ladder: Vec<crate::ladder::LadderRow>,
+}
+
+/// A connection as one row of the summary table: what a report of millions of connections
+/// keeps of each (a [`Connection`] in full takes a few kilobytes).
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Client and server as the client side saw them.
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub matched_by: &'static str,
+    pub failed: bool,
+    pub kinds: Vec<&'static str>,
+    pub closed_by: &'static str,
+    pub confidence: &'static str,
+}
+
+impl Row {
+    /// The row of `connection`, whose client side is `c`.
+    #[must_use]
+    pub fn new(c: &Conn, connection: &Connection) -> Row {
+        Row {
+            client: c.client,
+            server: c.server,
+            matched_by: connection.matched_by,
+            failed: connection.failed,
+            kinds: connection.middlebox.kind.clone(),
+            closed_by: connection.closed_by,
+            confidence: connection.confidence,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

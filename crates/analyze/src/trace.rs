@@ -1136,31 +1136,11 @@ pub fn hops(ttl: u8) -> u8 {
     initial_ttl(ttl) - ttl
 }
 
+/// Packets for tests, written byte by byte.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn initial_ttl_is_the_nearest_common_value_at_or_above() {
-        for (ttl, init, h) in [
-            (1, 32, 31),
-            (32, 32, 0),
-            (33, 64, 31),
-            (61, 64, 3),
-            (64, 64, 0),
-            (125, 128, 3),
-            (128, 128, 0),
-            (129, 255, 126),
-            (247, 255, 8),
-            (255, 255, 0),
-        ] {
-            assert_eq!(initial_ttl(ttl), init, "{ttl}");
-            assert_eq!(hops(ttl), h, "{ttl}");
-        }
-    }
-
+pub(crate) mod packets {
     /// Ethernet + IPv4 + TCP from 192.0.2.10:`port` to 198.51.100.20:443, or back.
-    fn segment(port: u16, back: bool, ttl: u8, ecn: u8, isn: u32, flags: u8) -> Vec<u8> {
+    pub(crate) fn segment(port: u16, back: bool, ttl: u8, ecn: u8, isn: u32, flags: u8) -> Vec<u8> {
         let mut p = vec![0u8; 14 + 20 + 20];
         p[6..12].copy_from_slice(&[0, 0x1c, 0x7f, 0, 0, u8::from(back)]);
         p[12] = 0x08;
@@ -1186,11 +1166,36 @@ mod tests {
     }
 
     /// `segment` carrying `payload`.
-    fn with_payload(mut p: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn with_payload(mut p: Vec<u8>, payload: &[u8]) -> Vec<u8> {
         p.extend_from_slice(payload);
         let total = (40 + payload.len()) as u16;
         p[16..18].copy_from_slice(&total.to_be_bytes());
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packets::{segment, with_payload};
+    use super::*;
+
+    #[test]
+    fn initial_ttl_is_the_nearest_common_value_at_or_above() {
+        for (ttl, init, h) in [
+            (1, 32, 31),
+            (32, 32, 0),
+            (33, 64, 31),
+            (61, 64, 3),
+            (64, 64, 0),
+            (125, 128, 3),
+            (128, 128, 0),
+            (129, 255, 126),
+            (247, 255, 8),
+            (255, 255, 0),
+        ] {
+            assert_eq!(initial_ttl(ttl), init, "{ttl}");
+            assert_eq!(hops(ttl), h, "{ttl}");
+        }
     }
 
     /// A Client Hello record of 50 bytes whose random value is 32 bytes of `fill`.

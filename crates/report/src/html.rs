@@ -87,18 +87,18 @@ pub fn page(a: &Analysis) -> String {
                     @if a.connections.is_empty() {
                         p { "No connection was found in both captures." }
                     }
-                    @if a.connections.len() > 1 {
+                    @if a.rows.len() > 1 {
                         (summary(a))
                     }
                     @for (i, c) in a.connections.iter().enumerate().take(PAGES_DETAILED) {
                         (connection(a, i, c))
                     }
-                    @if a.connections.len() > PAGES_DETAILED {
+                    @if a.rows.len() > PAGES_DETAILED {
                         p.meta {
                             "The first " (PAGES_DETAILED) " connections (failed and odd ones first) are shown in full; the table above lists "
-                            @if a.connections.len() > crate::ROWS_SHOWN { "the first " (crate::ROWS_SHOWN) " of " }
+                            @if a.rows.len() > crate::ROWS_SHOWN { "the first " (crate::ROWS_SHOWN) " of " }
                             @else { "all " }
-                            (a.connections.len()) ", and --conn ADDR:PORT picks any one."
+                            (a.rows.len()) ", and --conn ADDR:PORT picks any one."
                         }
                     }
                 }
@@ -113,7 +113,7 @@ fn summary(a: &Analysis) -> Markup {
     let groups = crate::verdict_groups(a);
     let rest = groups.get(crate::TALLY_SHOWN..).unwrap_or_default();
     html! {
-        @if a.connections.len() > PAGES_DETAILED {
+        @if a.rows.len() > PAGES_DETAILED {
             h2 { "By verdict" }
             table {
                 tr { th { "connections" } th { "result" } th { "middlebox" } th { "closed by" } }
@@ -133,12 +133,12 @@ fn summary(a: &Analysis) -> Markup {
         h2 { "Connections found in both captures" }
         table {
             tr { th { "#" } th { "client" } th { "server" } th { "result" } th { "middlebox" } th { "closed by" } th { "confidence" } }
-            @for (i, c) in a.connections.iter().enumerate().take(crate::ROWS_SHOWN) {
+            @for (i, c) in a.rows.iter().enumerate().take(crate::ROWS_SHOWN) {
                 tr {
-                    td { @if i < PAGES_DETAILED { a href=(format!("#conn{}", i + 1)) { (i + 1) } } @else { (i + 1) } }
+                    td { @if i < a.connections.len().min(PAGES_DETAILED) { a href=(format!("#conn{}", i + 1)) { (i + 1) } } @else { (i + 1) } }
                     td { (c.client) } td { (c.server) }
                     td { @if c.failed { "failed" } @else { "ok" } }
-                    td { (c.middlebox.kind.join(", ")) }
+                    td { (c.kinds.join(", ")) }
                     td { (c.closed_by) } td { (c.confidence) }
                 }
             }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 pub mod html;
 
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::{Connection, HandshakeView, Side};
+use tracekit_analyze::model::{Connection, HandshakeView, Row, Side};
 
 /// The analysis as pretty JSON (the documented `--json` output), streamed to a writer (big
 /// analyses are not built in memory first).
@@ -134,7 +134,7 @@ fn write_text_chunked<W: std::io::Write>(
     chunk: usize,
 ) -> std::io::Result<()> {
     out.write_all(head(a).as_bytes())?;
-    let n = a.connections.len();
+    let n = a.rows.len();
     if n == 0 {
         return out.write_all(b"\nNo connection was found in both traces.\n");
     }
@@ -144,7 +144,7 @@ fn write_text_chunked<W: std::io::Write>(
     if n > 1 {
         // The middlebox column is as wide as its longest list of kinds.
         let shown = if all { n } else { n.min(ROWS_SHOWN) };
-        let width = a.connections[..shown]
+        let width = a.rows[..shown]
             .iter()
             .map(kinds_len)
             .max()
@@ -155,9 +155,9 @@ fn write_text_chunked<W: std::io::Write>(
             "\n  #  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} confidence",
             "client", "server", "matched", "result", "middlebox", "closed by"
         )?;
-        in_parallel(&a.connections[..shown], chunk, &mut out, |w, first, cs| {
-            for (k, c) in cs.iter().enumerate() {
-                row(w, first + k + 1, c, width);
+        in_parallel(&a.rows[..shown], chunk, &mut out, |w, first, rs| {
+            for (k, r) in rs.iter().enumerate() {
+                row(w, first + k + 1, r, width);
             }
         })?;
         if shown < n {
@@ -168,6 +168,8 @@ fn write_text_chunked<W: std::io::Write>(
             )?;
         }
     }
+    // (The analysis keeps every connection in full for `all`, else at least the first ones in
+    // report order, where the failed and odd ones come first.)
     if all {
         return in_parallel(&a.connections, chunk, &mut out, |w, first, cs| {
             for (k, c) in cs.iter().enumerate() {
@@ -175,15 +177,23 @@ fn write_text_chunked<W: std::io::Write>(
             }
         });
     }
-    let mut notable = a
+    let notable = a
+        .rows
+        .iter()
+        .filter(|r| r.failed || r.kinds != ["none"])
+        .count();
+    let mut shown: Vec<(usize, &Connection)> = a
         .connections
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.failed || c.middlebox.kind != ["none"]);
-    let mut shown: Vec<(usize, &Connection)> = notable.by_ref().take(DETAILED).collect();
-    let more = notable.count();
-    if shown.is_empty() {
-        shown.push((0, &a.connections[0]));
+        .filter(|(_, c)| c.failed || c.middlebox.kind != ["none"])
+        .take(DETAILED)
+        .collect();
+    let more = notable.saturating_sub(shown.len());
+    if shown.is_empty()
+        && let Some(c) = a.connections.first()
+    {
+        shown.push((0, c));
     }
     let mut w = String::new();
     for (i, c) in shown {
@@ -238,11 +248,11 @@ fn head(a: &Analysis) -> String {
             );
         }
     }
-    let failed = a.connections.iter().filter(|c| c.failed).count();
+    let failed = a.rows.iter().filter(|r| r.failed).count();
     let _ = writeln!(
         w,
         "connections in both traces: {} ({failed} failed); in one trace only: {} client side, {} server side",
-        a.connections.len(),
+        a.rows.len(),
         a.unmatched.a,
         a.unmatched.b
     );
@@ -263,9 +273,9 @@ pub struct VerdictGroup<'a> {
 #[must_use]
 pub fn verdict_groups(a: &Analysis) -> Vec<VerdictGroup<'_>> {
     let mut groups: FxHashMap<(bool, &[&'static str], &'static str), usize> = FxHashMap::default();
-    for c in &a.connections {
+    for r in &a.rows {
         *groups
-            .entry((c.failed, &c.middlebox.kind[..], c.closed_by))
+            .entry((r.failed, &r.kinds[..], r.closed_by))
             .or_default() += 1;
     }
     let mut groups: Vec<VerdictGroup> = groups
@@ -325,36 +335,37 @@ fn tally(a: &Analysis) -> String {
     out
 }
 
-fn kinds_len(c: &Connection) -> usize {
-    c.middlebox.kind.iter().map(|k| k.len()).sum::<usize>() + c.middlebox.kind.len() - 1
+fn kinds_len(r: &Row) -> usize {
+    r.kinds.iter().map(|k| k.len()).sum::<usize>() + r.kinds.len() - 1
 }
 
 /// One row of the summary table.
-fn row(w: &mut String, n: usize, c: &Connection, width: usize) {
+fn row(w: &mut String, n: usize, c: &Row, width: usize) {
+    // (Endpoints are padded as strings: their `Display` writes the pieces.)
     let _ = writeln!(
         w,
         "{n:>3}  {:<24} {:<24} {:<10} {:<7} {:<width$} {:<10} {}",
-        c.client,
-        c.server,
+        c.client.to_string(),
+        c.server.to_string(),
         c.matched_by,
         if c.failed { "failed" } else { "ok" },
-        c.middlebox.kind.join(","),
+        c.kinds.join(","),
         c.closed_by,
         c.confidence
     );
 }
 
-/// Writes `connections` to `out` through `each(text, number of the first - 1, chunk)`, run
-/// on every core a chunk at a time (for tens of thousands of connections, the rows and
+/// Writes `items` (rows or connections) to `out` through `each(text, number of the first -
+/// 1, chunk)`, run on every core a chunk at a time (for tens of thousands of connections, the rows and
 /// details were most of the report's time), [`CHUNKS_PER_WRITE`] chunks between writes.
-fn in_parallel<W: std::io::Write>(
-    connections: &[Connection],
+fn in_parallel<W: std::io::Write, T: Sync>(
+    items: &[T],
     chunk: usize,
     out: &mut W,
-    each: impl Fn(&mut String, usize, &[Connection]) + Sync,
+    each: impl Fn(&mut String, usize, &[T]) + Sync,
 ) -> std::io::Result<()> {
     let group = chunk.saturating_mul(CHUNKS_PER_WRITE);
-    for (g, cs) in connections.chunks(group).enumerate() {
+    for (g, cs) in items.chunks(group).enumerate() {
         let parts: Vec<String> = cs
             .par_chunks(chunk)
             .enumerate()
@@ -727,6 +738,26 @@ mod tests {
                     c.middlebox.kind = vec!["none"];
                 }
                 c
+            })
+            .collect();
+        let endpoint = |e: &str| {
+            let sa: std::net::SocketAddr = e.parse().unwrap();
+            tracekit_wire::Endpoint {
+                addr: sa.ip(),
+                port: sa.port(),
+            }
+        };
+        analysis.rows = analysis
+            .connections
+            .iter()
+            .map(|c| Row {
+                client: endpoint(&c.client),
+                server: endpoint(&c.server),
+                matched_by: c.matched_by,
+                failed: c.failed,
+                kinds: c.middlebox.kind.clone(),
+                closed_by: c.closed_by,
+                confidence: c.confidence,
             })
             .collect();
         analysis
