@@ -7,6 +7,8 @@
 # Two pairs: payloads of random bytes, and payloads as TLS (a Client Hello and a Server Hello
 # with random values, then application-data records), which is what real captures mostly carry
 # and which takes analyze's TLS paths.
+# A third pair is a SYN scan (every packet an unanswered SYN: a million connections per 100
+# MB), the worst case for memory: analyze must stay short and small there too.
 # Usage: bench/analyze.sh   (RUNS=N best of N, default 3; tshark runs once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,3 +54,9 @@ tb="$out/tls-b.pcap"
 [ -f "$ta" ] || ./target/release/tracekit-bench gen --size 1000000000 --flows 50000 --seed 1 --tls -o "$ta"
 [ -f "$tb" ] || editcap -t 1.5 "$ta" "$tb"
 one_pair "two 1 GB traces, TLS payloads" "$ta" "$tb"
+
+sa="$out/scan-a.pcap"
+sb="$out/scan-b.pcap"
+[ -f "$sa" ] || ./target/release/tracekit-bench gen --size 100000000 --flows 1000 --seed 3 --scan -o "$sa"
+[ -f "$sb" ] || editcap -t 1.5 "$sa" "$sb"
+one_pair "two 100 MB traces of a SYN scan" "$sa" "$sb"

@@ -34,6 +34,10 @@ enum Command {
         /// then application-data records, as most real traffic is (otherwise random bytes).
         #[arg(long)]
         tls: bool,
+        /// Every flow a single unanswered SYN, as in a capture of a port scan or a SYN flood
+        /// (one connection per packet).
+        #[arg(long, conflicts_with = "tls")]
+        scan: bool,
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -87,8 +91,9 @@ fn main() -> Result<()> {
             flows,
             seed,
             tls,
+            scan,
             out,
-        } => generate(size, flows, seed, tls, &out),
+        } => generate(size, flows, seed, (tls, scan), &out),
         Command::Dissect { file } => dissect_bench(&file),
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::PairSeeds { out, dir } => pair_seeds(&out, &dir),
@@ -166,7 +171,13 @@ impl Flow {
     }
 }
 
-fn generate(size: u64, flow_count: u32, seed: u64, tls: bool, out: &PathBuf) -> Result<()> {
+fn generate(
+    size: u64,
+    flow_count: u32,
+    seed: u64,
+    (tls, scan): (bool, bool),
+    out: &PathBuf,
+) -> Result<()> {
     let mut rng = Rng(seed);
     let mut pool = vec![0u8; 1 << 16];
     for chunk in pool.chunks_mut(8) {
@@ -189,8 +200,9 @@ fn generate(size: u64, flow_count: u32, seed: u64, tls: bool, out: &PathBuf) -> 
     while written < size {
         let i = rng.below(u64::from(flow_count)) as usize;
         let f = &mut flows[i];
+        f.udp &= !scan;
         frame.clear();
-        let done = build_packet(f, &mut rng, &pool, tls, &mut frame);
+        let done = build_packet(f, &mut rng, &pool, tls, &mut frame) || scan;
         ts += 1 + rng.below(20_000) as i64;
         w.write(Timestamp(ts), &frame, frame.len() as u32)?;
         written += 16 + frame.len() as u64;

@@ -69,7 +69,7 @@ fn read(
     // Packets go to the table in batches (see `TableBuilder::add_batch`); one dissection
     // feeds both the table and the clock alignment.
     let mut batch = Batch::default();
-    let mut feed = |packets: &[Packet]| {
+    let feed = |table: &mut TableBuilder, align: &mut Trace, packets: &[Packet]| {
         table.add_batch(packets);
         for p in packets {
             align.add_dissected(p.frame, p.ts, &p.layers, p.data);
@@ -88,14 +88,21 @@ fn read(
         };
         let frame = n as u64 + 1;
         if let Some(full) = batch.push(frame, r.ts.0, r.link.0, r.data) {
-            feed(full);
+            feed(&mut table, &mut align, full);
         }
         if frame.is_multiple_of(65_536) {
             bar.inc(r.offset - last_pos);
             last_pos = r.offset;
+            // The connections to expect, from those so far and the part of the file read
+            // (an eighth more, so the estimate rarely has to grow again), at most one per
+            // smallest TCP packet record (70 bytes).
+            let expected = (u128::from(table.len() as u64) * u128::from(len) * 9
+                / (u128::from(r.offset.max(1)) * 8))
+                .min(u128::from(len / 70));
+            table.expect(usize::try_from(expected).unwrap_or(usize::MAX));
         }
     }
-    feed(batch.rest());
+    feed(&mut table, &mut align, batch.rest());
     let (kept, count) = records.problems();
     if count > 0 {
         let first = kept

@@ -601,6 +601,29 @@ impl TableBuilder {
         t
     }
 
+    /// Connections so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Makes room for `conns` connections in all, when the tables hold less: for a reader
+    /// that extrapolates the count from the part of the trace read so far. (Grown by doubling,
+    /// the tables of a port scan, one connection per packet, were copied into fresh memory
+    /// again and again: most of their time.)
+    /// When the room cannot be had (address space), the tables grow as before.
+    pub fn expect(&mut self, conns: usize) {
+        if conns > self.conns.capacity() {
+            let _ = self.conns.try_reserve_exact(conns - self.conns.len());
+            let _ = self.hot.try_reserve_exact(conns - self.hot.len());
+        }
+    }
+
     /// Adds packet number `frame` (1-based) seen at `ts` nanoseconds.
     pub fn add(&mut self, frame: u64, ts: i64, link: u16, data: &[u8]) {
         self.add_batch(&[Packet {
@@ -1208,6 +1231,21 @@ mod tests {
 
     fn syn(isn: u32, flags: u8) -> Vec<u8> {
         segment(40000, false, 64, 0, isn, flags)
+    }
+
+    #[test]
+    fn room_that_cannot_be_had_is_not_taken_and_room_that_can_changes_nothing() {
+        let mut b = TableBuilder::new(None);
+        b.add(1, 0, 1, &syn(1000, 0x02));
+        b.expect(usize::MAX / 2);
+        b.expect(100_000);
+        assert!(b.conns.capacity() >= 100_000);
+        b.add(2, 1, 1, &syn(1000, 0x10));
+        b.add(3, 2, 1, &syn(5000, 0x02));
+        assert_eq!(b.len(), 2);
+        let t = b.finish();
+        assert_eq!(t.conns.len(), 2);
+        assert_eq!(t.conns[0].packets[FROM_CLIENT], 2);
     }
 
     #[test]
