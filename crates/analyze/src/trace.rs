@@ -619,8 +619,8 @@ impl TableBuilder {
     /// When the room cannot be had (address space), the tables grow as before.
     pub fn expect(&mut self, conns: usize) {
         if conns > self.conns.capacity() {
-            let _ = self.conns.try_reserve_exact(conns - self.conns.len());
-            let _ = self.hot.try_reserve_exact(conns - self.hot.len());
+            let _ = self.conns.try_reserve(conns - self.conns.len());
+            let _ = self.hot.try_reserve(conns - self.hot.len());
         }
     }
 
