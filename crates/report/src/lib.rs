@@ -108,8 +108,8 @@ pub const DETAILED: usize = 20;
 /// Groups of the verdict tally shown (the largest; the rest are counted on one line).
 pub const TALLY_SHOWN: usize = 12;
 
-/// The text report: a verdict tally and a summary table when several connections were found,
-/// then connections in full: every one with `all`, else the first [`DETAILED`] failed or odd
+/// The text report: a verdict tally when more than [`DETAILED`] connections were found, a
+/// summary table when several were, then connections in full: every one with `all`, else the first [`DETAILED`] failed or odd
 /// ones (or the first connection when none is), and at most [`ROWS_SHOWN`] table rows.
 #[must_use]
 pub fn text(a: &Analysis, all: bool) -> String {
