@@ -146,7 +146,7 @@ fn write_text_chunked<W: std::io::Write>(
         let shown = if all { n } else { n.min(ROWS_SHOWN) };
         let width = a.rows[..shown]
             .iter()
-            .map(kinds_len)
+            .map(|r| kinds_len(&r.kinds))
             .max()
             .unwrap_or(0)
             .max(24);
@@ -302,7 +302,7 @@ fn tally(a: &Analysis) -> String {
     let width = groups
         .iter()
         .take(TALLY_SHOWN)
-        .map(|g| g.kinds.join(",").len())
+        .map(|g| kinds_len(g.kinds))
         .max()
         .unwrap_or(0)
         .max(24);
@@ -335,8 +335,13 @@ fn tally(a: &Analysis) -> String {
     out
 }
 
-fn kinds_len(r: &Row) -> usize {
-    r.kinds.iter().map(|k| k.len()).sum::<usize>() + r.kinds.len() - 1
+/// The length of `kinds` joined by commas, without joining them.
+fn kinds_len(kinds: &[&str]) -> usize {
+    kinds
+        .iter()
+        .map(|k| k.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1)
 }
 
 /// One row of the summary table.
