@@ -1096,6 +1096,11 @@ impl TableBuilder {
                 if let Some(ahead) = chunk.get(k + LOG_AHEAD) {
                     tracekit_capture::prefetch_value(&extra[ahead.conn as usize], 3);
                 }
+                if let Some(ahead) = chunk.get(k + LOG_AHEAD / 2)
+                    && let Some(slot) = extra[ahead.conn as usize].pkts.spare_capacity_mut().first()
+                {
+                    tracekit_capture::prefetch_value(slot, 1);
+                }
                 let x = &mut extra[e.conn as usize];
                 if e.ip_id
                     && let Some(id) = e.pkt.ip_id
