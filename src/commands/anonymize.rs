@@ -552,7 +552,8 @@ fn write_mapping(out: &Path, files: &[PathBuf], key: &Key, policy: Policy) -> an
         text.push_str(&r);
         text.push('\n');
     }
-    let mut file = AtomicFile::create(out, &[])?;
+    // The originals, next to their images: as secret as the key.
+    let mut file = AtomicFile::create_private(out, &[])?;
     file.write_all(text.as_bytes())?;
     file.commit(true)?;
     Ok(())

@@ -568,6 +568,12 @@ fn shift_passphrase_and_mapping_out() {
         .arg(&out)
         .arg(&input));
     assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+    // The table undoes the anonymization: its owner only may read it, as the key.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&table).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let csv = std::fs::read_to_string(&table).unwrap();
     let row = csv.lines().find(|l| l.starts_with("192.0.2.10,")).unwrap();
     let mapped = row.split(',').nth(1).unwrap();

@@ -186,7 +186,24 @@ impl AtomicFile {
     /// Starts writing `target`, unless it is one of `inputs` (compared as files, so another
     /// path to the same file is caught too).
     pub fn create(target: impl AsRef<Path>, inputs: &[&Path]) -> Result<AtomicFile, OutputError> {
-        let target = target.as_ref().to_path_buf();
+        Self::create_with_mode(target.as_ref(), inputs, 0o666)
+    }
+
+    /// As [`AtomicFile::create`], for a file only its owner may read (mode 0600): a secret,
+    /// such as the map from original to anonymized addresses.
+    pub fn create_private(
+        target: impl AsRef<Path>,
+        inputs: &[&Path],
+    ) -> Result<AtomicFile, OutputError> {
+        Self::create_with_mode(target.as_ref(), inputs, 0o600)
+    }
+
+    fn create_with_mode(
+        target: &Path,
+        inputs: &[&Path],
+        mode: u32,
+    ) -> Result<AtomicFile, OutputError> {
+        let target = target.to_path_buf();
         if inputs.iter().any(|input| same_file(input, &target)) {
             return Err(OutputError::WouldOverwriteInput { target });
         }
@@ -202,11 +219,17 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(io)?;
+        let mut builder = tempfile::Builder::new();
+        let prefix = format!(".{name}.");
+        builder.prefix(&prefix).suffix(".tmp");
+        // Less the umask: 0666 gives the mode any program's new file gets, as editcap's and
+        // mergecap's outputs do (a temporary file is otherwise 0600, and a report or capture
+        // made for a colleague could be read by its owner only).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
+        #[cfg(not(unix))]
+        let _ = mode;
+        let tmp = builder.tempfile_in(&dir).map_err(io)?;
         Ok(AtomicFile {
             out: WriteBehind::new(tmp).map_err(io)?,
             target,
@@ -278,6 +301,21 @@ mod tests {
         assert!(!target.exists(), "nothing at the target name before commit");
         f.commit(false).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"abc");
+        #[cfg(unix)]
+        {
+            // The mode a plain new file gets here (the umask's), not a temporary file's 0600.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let plain = dir.path().join("plain");
+            fs::File::create(&plain).unwrap();
+            assert_eq!(mode(&target), mode(&plain));
+            fs::remove_file(&plain).unwrap();
+            let secret = dir.path().join("secret.csv");
+            let f = AtomicFile::create_private(&secret, &[]).unwrap();
+            f.commit(false).unwrap();
+            assert_eq!(mode(&secret), 0o600);
+            fs::remove_file(&secret).unwrap();
+        }
 
         let other = dir.path().join("other.pcap");
         let mut f = AtomicFile::create(&other, &[]).unwrap();
