@@ -181,8 +181,9 @@ pub struct MergeArgs {
     #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"], default_value = "pcapng")]
     pub format: String,
     /// auto: estimate every input's clock offset relative to the first input from the packets
-    /// both saw (same payload, TLS hello random, TCP stream bytes, TCP timestamps, IPv4 ID, or
-    /// sequence numbers once each direction's offset is removed), and apply it. none: merge
+    /// both saw (same payload, TLS hello random, TCP stream bytes, TCP timestamps, SYN initial
+    /// sequence number, IPv4 ID, or sequence numbers once each direction's offset is removed),
+    /// and apply it. none: merge
     /// the timestamps as they are.
     #[arg(long, value_name = "HOW", value_parser = ["auto", "none"], default_value = "none")]
     pub align: String,

@@ -4,7 +4,7 @@
 //! payload (also across a proxy that terminates TCP, since the application bytes are the same),
 //! the random value of a TLS hello, the bytes of a TCP stream however the path cut them into
 //! segments, the TCP timestamp option
-//! of a bare segment, the IPv4 identification with the protocol, length and flags, and — once
+//! of a bare segment, the initial sequence number of a SYN or SYN/ACK, the IPv4 identification with the protocol, length and flags, and — once
 //! two flows are paired — the sequence numbers of bare TCP segments after removing each
 //! direction's offset (what a sequence-number rewriting box adds). Never TTL, checksums,
 //! addresses or ports, which routers, NATs and firewalls rewrite. Only signatures seen exactly
@@ -48,6 +48,11 @@ pub enum Kind {
     Stream,
     /// A TCP segment without payload: flags and the timestamp option's two values.
     TcpTimestamps,
+    /// A SYN's initial sequence number (32 random bits), or a SYN/ACK's with the number it
+    /// acknowledges: the only signature of a SYN scan or flood, whose SYNs carry no payload
+    /// and often the same options, timestamps and IP IDs. Missing across a box that rewrites
+    /// sequence numbers.
+    Isn,
     /// A TCP segment without payload: flags, window, and sequence and acknowledgement numbers
     /// once each direction's offset is removed (in flows paired by the other kinds).
     TcpSequence,
@@ -63,6 +68,7 @@ impl Kind {
             Kind::TlsRandom => "tls-random",
             Kind::Stream => "stream",
             Kind::TcpTimestamps => "tcp-timestamps",
+            Kind::Isn => "isn",
             Kind::TcpSequence => "tcp-sequence",
             Kind::Ipv4Id => "ipv4-id",
         }
@@ -418,6 +424,12 @@ fn signatures(
         });
         if let Some((value, echo)) = ts {
             out[1] = Some((Kind::TcpTimestamps, hash_of(&(tcp_flags, value, echo))));
+        }
+        // SYN and ACK only: a box that bleaches ECN clears ECE and CWR of a SYN.
+        let syn = tcp_flags & (flags::SYN | flags::ACK);
+        if syn & flags::SYN != 0 {
+            let ack = if syn & flags::ACK != 0 { tcp.ack() } else { 0 };
+            out[0] = Some((Kind::Isn, hash_of(&(syn, tcp.seq(), ack))));
         }
     }
     if ip.version == 4 {
@@ -846,6 +858,72 @@ mod tests {
         other[100] ^= 1;
         assert_ne!(blocks_of(7, &[(0, &other)])[0], whole[0]);
         assert_eq!(blocks_of(7, &[(0, &other)])[1], whole[1]);
+    }
+
+    /// A SYN (or SYN/ACK with `ack`) of a scan: Ethernet, IPv4 with IP ID 1, no options.
+    fn syn(port: u16, isn: u32, ack: Option<u32>, tcp_flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 14 + 20 + 20];
+        p[12] = 0x08;
+        p[14] = 0x45;
+        p[16..18].copy_from_slice(&40u16.to_be_bytes());
+        p[19] = 1;
+        p[22] = 64;
+        p[23] = 6;
+        let (mut src, mut dst) = ([192, 0, 2, 10], [198, 51, 100, 20]);
+        let (mut sport, mut dport) = (port, 443u16);
+        if ack.is_some() {
+            (src, dst, sport, dport) = (dst, src, dport, sport);
+        }
+        p[26..30].copy_from_slice(&src);
+        p[30..34].copy_from_slice(&dst);
+        p[34..36].copy_from_slice(&sport.to_be_bytes());
+        p[36..38].copy_from_slice(&dport.to_be_bytes());
+        p[38..42].copy_from_slice(&isn.to_be_bytes());
+        p[42..46].copy_from_slice(&ack.unwrap_or(0).to_be_bytes());
+        p[46] = 0x50;
+        p[47] = tcp_flags;
+        p
+    }
+
+    #[test]
+    fn a_syn_scan_is_aligned_by_its_initial_sequence_numbers() {
+        const MS: i64 = 1_000_000;
+        // 500 SYNs 1 ms apart, alike but for port and ISN, and a SYN/ACK for every tenth;
+        // B saw them 1.5 s later on its clock and 2 ms further on the path (the SYN/ACKs 2 ms
+        // earlier), with ECE and CWR cleared and, in `rewritten`, every ISN moved.
+        let isn = |i: u32| i.wrapping_mul(2_654_435_761);
+        let trace = |shift: i64, delay: i64, syn_flags: u8, moved: u32| {
+            let mut t = Trace::new(u64::MAX);
+            let mut frame = 0;
+            for i in 0..500u16 {
+                let ts = i64::from(i) * MS;
+                frame += 1;
+                let s = isn(i.into()).wrapping_add(moved);
+                t.add(
+                    frame,
+                    ts + shift + delay,
+                    1,
+                    &syn(1024 + i, s, None, syn_flags),
+                );
+                if i % 10 == 0 {
+                    frame += 1;
+                    let p = syn(1024 + i, !s, Some(s.wrapping_add(1)), 0x12);
+                    t.add(frame, ts + MS / 2 + shift - delay, 1, &p);
+                }
+            }
+            t
+        };
+        let mut a = trace(0, 0, 0xc2, 0);
+        let mut b = trace(1500 * MS, 2 * MS, 0x02, 0);
+        let al = estimate(&mut a, &mut b).expect("the ISNs match");
+        assert_eq!(al.by_kind.get("isn"), Some(&550), "{:?}", al.by_kind);
+        assert_eq!(al.by_kind.len(), 1, "{:?}", al.by_kind);
+        // Both ways in each tenth flow: the interval holds the true offset, -1.5 s.
+        assert_eq!((al.lo, al.hi), (Some(-1502 * MS), Some(-1498 * MS)));
+        assert_eq!(al.offset, -1500 * MS);
+        // A box that rewrites sequence numbers leaves nothing to match (the IP IDs repeat).
+        let mut rewritten = trace(1500 * MS, 2 * MS, 0x02, 12_345);
+        assert!(estimate(&mut a, &mut rewritten).is_none());
     }
 
     #[test]
