@@ -2293,8 +2293,8 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Input, Nearest, Ranges, Scope, analyze, analyze_scoped, permute};
-    use crate::trace::packets::{segment, with_payload};
     use crate::trace::{Conn, ConnTable, TableBuilder};
+    use tracekit_testutil::packets::{segment, with_payload};
 
     /// A trace of `n` connections from ports 1000.., each a SYN; every third answered and
     /// served (ok), the others failed; side b (`back_ttl` on the server's packets) a copy.

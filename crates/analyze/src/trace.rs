@@ -1176,48 +1176,10 @@ pub fn hops(ttl: u8) -> u8 {
     initial_ttl(ttl) - ttl
 }
 
-/// Packets for tests, written byte by byte.
-#[cfg(test)]
-pub(crate) mod packets {
-    /// Ethernet + IPv4 + TCP from 192.0.2.10:`port` to 198.51.100.20:443, or back.
-    pub(crate) fn segment(port: u16, back: bool, ttl: u8, ecn: u8, isn: u32, flags: u8) -> Vec<u8> {
-        let mut p = vec![0u8; 14 + 20 + 20];
-        p[6..12].copy_from_slice(&[0, 0x1c, 0x7f, 0, 0, u8::from(back)]);
-        p[12] = 0x08;
-        p[14] = 0x45;
-        p[15] = ecn;
-        p[16..18].copy_from_slice(&40u16.to_be_bytes());
-        p[18..20].copy_from_slice(&port.to_be_bytes());
-        p[22] = ttl;
-        p[23] = 6;
-        let (mut src, mut dst) = ([192, 0, 2, 10], [198, 51, 100, 20]);
-        let (mut sport, mut dport) = (port, 443u16);
-        if back {
-            (src, dst, sport, dport) = (dst, src, dport, sport);
-        }
-        p[26..30].copy_from_slice(&src);
-        p[30..34].copy_from_slice(&dst);
-        p[34..36].copy_from_slice(&sport.to_be_bytes());
-        p[36..38].copy_from_slice(&dport.to_be_bytes());
-        p[38..42].copy_from_slice(&isn.to_be_bytes());
-        p[46] = 0x50;
-        p[47] = flags;
-        p
-    }
-
-    /// `segment` carrying `payload`.
-    pub(crate) fn with_payload(mut p: Vec<u8>, payload: &[u8]) -> Vec<u8> {
-        p.extend_from_slice(payload);
-        let total = (40 + payload.len()) as u16;
-        p[16..18].copy_from_slice(&total.to_be_bytes());
-        p
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::packets::{segment, with_payload};
     use super::*;
+    use tracekit_testutil::packets::{segment, with_payload};
 
     #[test]
     fn initial_ttl_is_the_nearest_common_value_at_or_above() {

@@ -860,28 +860,11 @@ mod tests {
         assert_eq!(blocks_of(7, &[(0, &other)])[1], whole[1]);
     }
 
-    /// A SYN (or SYN/ACK with `ack`) of a scan: Ethernet, IPv4 with IP ID 1, no options.
+    /// A SYN (or SYN/ACK with `ack`) of a scan: IP ID 1, no options.
     fn syn(port: u16, isn: u32, ack: Option<u32>, tcp_flags: u8) -> Vec<u8> {
-        let mut p = vec![0u8; 14 + 20 + 20];
-        p[12] = 0x08;
-        p[14] = 0x45;
-        p[16..18].copy_from_slice(&40u16.to_be_bytes());
-        p[19] = 1;
-        p[22] = 64;
-        p[23] = 6;
-        let (mut src, mut dst) = ([192, 0, 2, 10], [198, 51, 100, 20]);
-        let (mut sport, mut dport) = (port, 443u16);
-        if ack.is_some() {
-            (src, dst, sport, dport) = (dst, src, dport, sport);
-        }
-        p[26..30].copy_from_slice(&src);
-        p[30..34].copy_from_slice(&dst);
-        p[34..36].copy_from_slice(&sport.to_be_bytes());
-        p[36..38].copy_from_slice(&dport.to_be_bytes());
-        p[38..42].copy_from_slice(&isn.to_be_bytes());
+        let mut p = tracekit_testutil::packets::segment(port, ack.is_some(), 64, 0, isn, tcp_flags);
+        p[18..20].copy_from_slice(&1u16.to_be_bytes());
         p[42..46].copy_from_slice(&ack.unwrap_or(0).to_be_bytes());
-        p[46] = 0x50;
-        p[47] = tcp_flags;
         p
     }
 
