@@ -362,8 +362,11 @@ fn describe(a: &Alignment, name: &str, reference: &str) -> String {
     } else {
         String::new()
     };
+    let sample = a.sampled_from.map_or_else(String::new, |n| {
+        format!(" (a sample of the flows: {n} packets matched in all)")
+    });
     format!(
-        "{name}: clock offset to {reference} estimated {} s, {interval}, from {} matched packets ({}) in {} flow(s){outliers}",
+        "{name}: clock offset to {reference} estimated {} s, {interval}, from {} matched packets ({}) in {} flow(s){sample}{outliers}",
         signed_seconds(a.offset),
         a.matches,
         kinds.join(", "),

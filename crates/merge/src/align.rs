@@ -479,6 +479,9 @@ pub struct Alignment {
     pub outliers: usize,
     /// Pairs of flows (A, B) the matches come from.
     pub flows: usize,
+    /// When more packets matched than [`MATCHES_USED`]: how many, of which a sample of the
+    /// flows was used.
+    pub sampled_from: Option<usize>,
     /// The matched packets, A's order.
     pub pairs: Vec<Match>,
 }
@@ -495,9 +498,14 @@ impl Alignment {
 /// (Mutable only to sort each trace's signatures, once.)
 #[must_use]
 pub fn estimate(a: &mut Trace, b: &mut Trace) -> Option<Alignment> {
+    estimate_using(a, b, MATCHES_USED)
+}
+
+/// [`estimate`] with a sample of the flows past `cap` matches.
+fn estimate_using(a: &mut Trace, b: &mut Trace, cap: usize) -> Option<Alignment> {
     a.finish();
     b.finish();
-    let (pairs, flows) = matched(a, b)?;
+    let (pairs, flows, sampled_from) = matched(a, b, cap)?;
     let mut by_kind = BTreeMap::new();
     for m in &pairs {
         *by_kind.entry(m.kind.name()).or_insert(0) += 1;
@@ -511,6 +519,7 @@ pub fn estimate(a: &mut Trace, b: &mut Trace) -> Option<Alignment> {
         by_kind,
         outliers,
         flows,
+        sampled_from,
         pairs,
     })
 }
@@ -533,8 +542,14 @@ struct Raw {
     seqs: Option<(u32, u32)>,
 }
 
-/// The packets seen in both traces, directions told, in A's order; and the number of flow pairs.
-fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
+/// Signature matches past which only a sample of the flows is used. The offset is one number:
+/// on two captures of a SYN scan (a million flows, each matched by its SYN), the per-flow
+/// tables below took six seconds, each match a cache miss in several of them.
+pub const MATCHES_USED: usize = 1 << 18;
+
+/// The packets seen in both traces, directions told, in A's order; the number of flow pairs;
+/// and the matches found when only a sample of them was used.
+fn matched(a: &Trace, b: &Trace, cap: usize) -> Option<(Vec<Match>, usize, Option<usize>)> {
     // Signatures seen once on each side (a merge of the two sorted lists).
     let mut raw: Vec<Raw> = Vec::new();
     let mut bs = b.unique().peekable();
@@ -559,6 +574,15 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
             seqs: (ea.kind == Kind::Payload && ea.tcp && eb.tcp).then_some((ea.seq, eb.seq)),
         });
     }
+    // Past `cap`, the A flows whose hash falls in one of `stride` classes, each with
+    // all of its matches (the pairing below judges whole flows).
+    let found = raw.len();
+    let sampled_from = (found > cap).then(|| {
+        let stride = found.div_ceil(cap) as u64;
+        // (The flow hash's high bits, mixed: FxHash's low bits are its weakest.)
+        raw.retain(|r| (r.fa.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % stride == 0);
+        found
+    });
     // Flow pairs: an A flow's matches must mostly point at one B flow, and a pair must rest
     // on a strong signature or on at least three weak ones.
     let mut votes: FxHashMap<(u64, u64), (usize, bool)> = FxHashMap::default();
@@ -631,7 +655,7 @@ fn matched(a: &Trace, b: &Trace) -> Option<(Vec<Match>, usize)> {
     raw.retain(|r| r.m.kind != Kind::TcpSequence || !contradicted.contains(&r.fa));
     let mut pairs: Vec<Match> = raw.into_iter().map(|r| r.m).collect();
     pairs.sort_unstable_by_key(|m| (m.a_frame, m.b_frame));
-    Some((pairs, flows))
+    Some((pairs, flows, sampled_from))
 }
 
 /// The bounds the matches give, each when they go that way (contradicting ones trimmed as
@@ -904,6 +928,20 @@ mod tests {
         // Both ways in each tenth flow: the interval holds the true offset, -1.5 s.
         assert_eq!((al.lo, al.hi), (Some(-1502 * MS), Some(-1498 * MS)));
         assert_eq!(al.offset, -1500 * MS);
+        assert_eq!(al.sampled_from, None);
+        // Past a cap, a sample of the flows, whole: the same offset and interval.
+        let sample = estimate_using(&mut a, &mut b, 100).expect("a sample matches");
+        assert_eq!(sample.sampled_from, Some(550));
+        assert!(
+            (1..=200).contains(&sample.matches) && sample.flows < 500,
+            "{} matches in {} flows",
+            sample.matches,
+            sample.flows
+        );
+        assert_eq!(
+            (sample.offset, sample.lo, sample.hi),
+            (al.offset, al.lo, al.hi)
+        );
         // A box that rewrites sequence numbers leaves nothing to match (the IP IDs repeat).
         let mut rewritten = trace(1500 * MS, 2 * MS, 0x02, 12_345);
         assert!(estimate(&mut a, &mut rewritten).is_none());
