@@ -3,8 +3,8 @@
 //! A packet seen at both points is found by what the path does not change: its transport
 //! payload (also across a proxy that terminates TCP, since the application bytes are the same),
 //! the random value of a TLS hello, the bytes of a TCP stream however the path cut them into
-//! segments, the TCP timestamp option
-//! of a bare segment, the initial sequence number of a SYN or SYN/ACK, the IPv4 identification with the protocol, length and flags, and — once
+//! segments, the TCP timestamp option of a bare segment, the initial sequence number of a SYN
+//! or SYN/ACK, the IPv4 identification with the protocol, length and flags, and — once
 //! two flows are paired — the sequence numbers of bare TCP segments after removing each
 //! direction's offset (what a sequence-number rewriting box adds). Never TTL, checksums,
 //! addresses or ports, which routers, NATs and firewalls rewrite. Only signatures seen exactly
@@ -574,8 +574,8 @@ fn matched(a: &Trace, b: &Trace, cap: usize) -> Option<(Vec<Match>, usize, Optio
             seqs: (ea.kind == Kind::Payload && ea.tcp && eb.tcp).then_some((ea.seq, eb.seq)),
         });
     }
-    // Past `cap`, the A flows whose hash falls in one of `stride` classes, each with
-    // all of its matches (the pairing below judges whole flows).
+    // Past `cap` matches, only the A flows whose hash falls in one class of `stride`, each
+    // with all of its matches (the pairing below judges whole flows).
     let found = raw.len();
     let sampled_from = (found > cap).then(|| {
         let stride = found.div_ceil(cap) as u64;
