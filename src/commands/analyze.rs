@@ -224,17 +224,14 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
     if let Some(f) = &args.svg {
         write_atomic(f, tracekit_report::html::svg(&analysis).as_bytes(), &inputs)?;
     }
-    let mut stdout = io::stdout().lock();
+    let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
     if args.json {
-        let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut stdout);
-        tracekit_report::write_json(&analysis, &mut buffered)?;
-        writeln!(buffered)?;
-        buffered.flush()?;
+        tracekit_report::write_json(&analysis, &mut out)?;
+        writeln!(out)?;
     } else {
-        let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut stdout);
-        tracekit_report::write_text(&analysis, args.all, &mut buffered)?;
-        buffered.flush()?;
+        tracekit_report::write_text(&analysis, args.all, &mut out)?;
     }
+    out.flush()?;
     for p in &problems {
         eprintln!("tracekit analyze: {p}");
     }

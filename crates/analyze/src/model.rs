@@ -104,6 +104,14 @@ pub struct Row {
     pub confidence: &'static str,
 }
 
+impl Connection {
+    /// Failed, or with a middlebox: shown first, and in full.
+    #[must_use]
+    pub fn notable(&self) -> bool {
+        notable(self.failed, &self.middlebox.kind)
+    }
+}
+
 impl Row {
     /// The row of `connection`, whose client side is `c`.
     #[must_use]
@@ -118,6 +126,17 @@ impl Row {
             confidence: connection.confidence,
         }
     }
+
+    /// Failed, or with a middlebox: shown first, and in full.
+    #[must_use]
+    pub fn notable(&self) -> bool {
+        notable(self.failed, &self.kinds)
+    }
+}
+
+/// Whether a connection is failed or odd (the report shows those first, and in full).
+fn notable(failed: bool, kinds: &[&str]) -> bool {
+    failed || kinds != ["none"]
 }
 
 #[derive(Debug, Clone, Serialize)]

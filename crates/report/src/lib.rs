@@ -177,16 +177,12 @@ fn write_text_chunked<W: std::io::Write>(
             }
         });
     }
-    let notable = a
-        .rows
-        .iter()
-        .filter(|r| r.failed || r.kinds != ["none"])
-        .count();
+    let notable = a.rows.iter().filter(|r| r.notable()).count();
     let mut shown: Vec<(usize, &Connection)> = a
         .connections
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.failed || c.middlebox.kind != ["none"])
+        .filter(|(_, c)| c.notable())
         .take(DETAILED)
         .collect();
     let more = notable.saturating_sub(shown.len());
