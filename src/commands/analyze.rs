@@ -69,7 +69,7 @@ fn read(
     let hand_over = |align: &mut Option<Trace>| {
         if let Some(mut trace) = align.take() {
             trace.finish();
-            // (No receiver: the estimate has stopped, and its thread says why.)
+            // (It fails only when the estimate's thread has panicked, which `join` passes on.)
             let _ = signatures.send(trace);
         }
     };
@@ -165,7 +165,8 @@ fn analyze_pair(
         || read(b, len_b, port, &bar, &to_estimate_b),
     );
     bar.finish_and_clear();
-    // (A reader that failed dropped its sender: the estimate then ends with `None`.)
+    // A reader that failed before handing its signatures over leaves the estimate waiting:
+    // without the senders it ends with `None` (and the reader's error is returned below).
     drop((to_estimate_a, to_estimate_b));
     let alignment = estimate
         .join()
