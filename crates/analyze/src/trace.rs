@@ -1299,6 +1299,72 @@ mod tests {
         }
     }
 
+    /// A segment of the connection from port 40000 with IP ID `id` and sequence number `seq`.
+    fn with_id(back: bool, id: u16, seq: u32, flags: u8) -> Vec<u8> {
+        let mut p = segment(40000, back, 64, 0, seq, flags);
+        p[18..20].copy_from_slice(&id.to_be_bytes());
+        p
+    }
+
+    /// Connections interleaved, one of them past `KEPT_ORDINARY` ordinary packets: each keeps
+    /// its own packets in trace order, and its first `KEPT_IP_IDS` IP IDs per direction, also
+    /// those of packets not kept because the trace's room for ordinary packets had run out.
+    #[test]
+    fn kept_packets_and_first_ip_ids_come_back_in_trace_order() {
+        let mut b = TableBuilder::new(None);
+        let mut frame = 0;
+        let mut add = |b: &mut TableBuilder, pkt: &[u8]| {
+            frame += 1;
+            b.add(frame, frame as i64, 1, pkt);
+            frame
+        };
+        let mut long = vec![add(&mut b, &with_id(false, 1, 100, 0x02))];
+        let other = [add(&mut b, &segment(5000, false, 64, 0, 7, 0x02))];
+        long.push(add(&mut b, &with_id(true, 2, 900, 0x12)));
+        for n in 0..600u16 {
+            let f = add(
+                &mut b,
+                &with_id(n % 3 == 0, 10 + n, 101 + u32::from(n), 0x10),
+            );
+            if long.len() < KEPT_ORDINARY + 2 {
+                long.push(f);
+            }
+        }
+        // Past the trace's room for ordinary packets, only control packets are kept; the first
+        // IP IDs of the next connection are still taken.
+        b.kept_ordinary = KEPT_ORDINARY_TOTAL;
+        let third = add(&mut b, &segment(6000, false, 64, 0, 1, 0x02));
+        let mut third_ids = vec![6000];
+        for n in 0..40u16 {
+            let mut p = segment(6000, false, 64, 0, 2, 0x10);
+            p[18..20].copy_from_slice(&(500 + n).to_be_bytes());
+            add(&mut b, &p);
+            third_ids.push(500 + n);
+        }
+        let t = b.finish();
+        assert_eq!(t.conns.len(), 3);
+        let frames = |c: &Conn| c.pkts.iter().map(|p| p.frame).collect::<Vec<_>>();
+        let c = &t.conns[0];
+        assert_eq!(frames(c), long);
+        assert_eq!(c.folded, 602 - long.len() as u64);
+        for dir in [FROM_CLIENT, FROM_SERVER] {
+            let kept_ids: Vec<u16> = c
+                .pkts
+                .iter()
+                .filter(|p| p.dir() == dir)
+                .filter_map(|p| p.ip_id)
+                .take(KEPT_IP_IDS)
+                .collect();
+            assert_eq!(c.ip_ids[dir].as_slice(), kept_ids);
+            assert_eq!(c.ip_ids[dir].len(), KEPT_IP_IDS);
+        }
+        assert_eq!(frames(&t.conns[1]), other);
+        let c = &t.conns[2];
+        assert_eq!(frames(c), [third]);
+        assert_eq!(c.ip_ids[FROM_CLIENT].as_slice(), &third_ids[..KEPT_IP_IDS]);
+        assert!(c.ip_ids[FROM_SERVER].is_empty());
+    }
+
     /// A connection caught mid-stream whose client port (400) is below the server's (443): the
     /// ports make the client the server, the Client Hello turns it round, and every
     /// per-direction fact follows. Without a hello the guess stands.
