@@ -164,6 +164,10 @@ pub struct AnalyzeArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print when each step ended (reading each trace, the clock estimate, the comparison,
+    /// the report) on stderr.
+    #[arg(long, conflicts_with = "batch")]
+    pub timings: bool,
     /// The two captures, in either order.
     #[arg(value_name = "TRACE", num_args = 2, required_unless_present = "batch")]
     pub traces: Vec<PathBuf>,

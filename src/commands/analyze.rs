@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
@@ -137,6 +138,22 @@ fn read(
     })
 }
 
+/// `--timings`: when each step of the analysis ended, and how long the clock estimate took on
+/// its own thread, on stderr (for finding where the time of a large pair goes).
+#[derive(Debug, Clone, Copy)]
+struct Timings(Option<Instant>);
+
+impl Timings {
+    fn mark(self, step: &str) {
+        if let Some(start) = self.0 {
+            eprintln!(
+                "tracekit analyze: {:8.3} s  {step}",
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
 /// Reads both traces (in parallel) and compares them within `scope`.
 fn analyze_pair(
     a: &Path,
@@ -144,6 +161,7 @@ fn analyze_pair(
     port: Option<u16>,
     quiet: bool,
     scope: Scope<'_>,
+    timings: Timings,
 ) -> anyhow::Result<(Analysis, Vec<String>, Tables)> {
     let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let (len_a, len_b) = (len(a), len(b));
@@ -157,12 +175,23 @@ fn analyze_pair(
         .name("clock estimate".into())
         .spawn(move || {
             let (mut sa, mut sb) = (signatures_a.recv().ok()?, signatures_b.recv().ok()?);
-            align::estimate(&mut sa, &mut sb)
+            let start = Instant::now();
+            let alignment = align::estimate(&mut sa, &mut sb);
+            timings.mark(&format!(
+                "clock estimate done (it took {:.3} s)",
+                start.elapsed().as_secs_f64()
+            ));
+            alignment
         })
         .context("starting the clock estimate's thread")?;
+    let read_one = |path: &Path, len: u64, signatures: &mpsc::SyncSender<Trace>| {
+        let read = read(path, len, port, &bar, signatures);
+        timings.mark(&format!("{} read", display_name(path)));
+        read
+    };
     let (ra, rb) = rayon::join(
-        || read(a, len_a, port, &bar, &to_estimate_a),
-        || read(b, len_b, port, &bar, &to_estimate_b),
+        || read_one(a, len_a, &to_estimate_a),
+        || read_one(b, len_b, &to_estimate_b),
     );
     bar.finish_and_clear();
     // A reader that failed before handing its signatures over leaves the estimate waiting:
@@ -184,6 +213,10 @@ fn analyze_pair(
         alignment.as_ref(),
         scope,
     );
+    timings.mark(&format!(
+        "{} connection pairs compared",
+        analysis.rows.len()
+    ));
     let mut problems = std::mem::take(&mut ra.problems);
     problems.append(&mut rb.problems);
     Ok((analysis, problems, Tables(ra, rb)))
@@ -222,6 +255,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         };
         return batch(&dirs[0], &dirs[1], out, args);
     }
+    let timings = Timings(args.timings.then(Instant::now));
     let filter = args.conn.as_deref().map(parse_conn_filter).transpose()?;
     let keep = filter.map(|f| {
         move |c: &Conn, s: &Conn| {
@@ -246,6 +280,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         args.port,
         args.quiet,
         scope,
+        timings,
     )?;
     let inputs = [args.traces[0].as_path(), args.traces[1].as_path()];
     if let Some(f) = &args.html {
@@ -266,6 +301,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         tracekit_report::write_text(&analysis, args.all, &mut out)?;
     }
     out.flush()?;
+    timings.mark("report written");
     for p in &problems {
         eprintln!("tracekit analyze: {p}");
     }
@@ -387,7 +423,7 @@ fn batch_one(a: &Path, b: &Path, how: &'static str, out: &Path, port: Option<u16
         full: usize::MAX,
         filter: None,
     };
-    let result = analyze_pair(a, b, port, true, scope).and_then(|(analysis, ..)| {
+    let result = analyze_pair(a, b, port, true, scope, Timings(None)).and_then(|(analysis, ..)| {
         let txt = out.join(format!("{stem}.txt"));
         write_atomic(
             &txt,

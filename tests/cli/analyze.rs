@@ -222,6 +222,46 @@ fn the_text_report_leads_with_the_verdict_and_gives_filters() {
 }
 
 #[test]
+fn timings_name_every_step_in_order_and_leave_the_report_as_it_is() {
+    let (client, server) = pair("firewall");
+    let plain = run(tracekit().arg("analyze").arg(&client).arg(&server));
+    let timed = run(tracekit()
+        .args(["analyze", "--timings"])
+        .arg(&client)
+        .arg(&server));
+    assert_eq!(timed.status.code(), Some(0), "{}", stderr(&timed));
+    assert_eq!(plain.stdout, timed.stdout);
+    assert!(!stderr(&plain).contains(" s  "), "{}", stderr(&plain));
+    let lines: Vec<(f64, String)> = stderr(&timed)
+        .lines()
+        .filter_map(|l| {
+            let (at, step) = l
+                .strip_prefix("tracekit analyze:")?
+                .trim()
+                .split_once(" s  ")?;
+            Some((at.trim().parse().ok()?, step.to_string()))
+        })
+        .collect();
+    let step = |what: &str| {
+        lines
+            .iter()
+            .position(|(_, s)| s.starts_with(what))
+            .unwrap_or_else(|| panic!("no step {what:?} in {lines:?}"))
+    };
+    let estimate = step("clock estimate done (it took ");
+    let (read_a, read_b) = (
+        step("firewall-client.pcapng read"),
+        step("firewall-server.pcapng read"),
+    );
+    let (compared, written) = (step("3 connection pairs compared"), step("report written"));
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    // The estimate may end before or after the reading; the comparison waits for both.
+    assert!(estimate < compared && read_a < compared && read_b < compared);
+    assert_eq!(written, 4);
+    assert!(lines.windows(2).all(|w| w[0].0 <= w[1].0), "{lines:?}");
+}
+
+#[test]
 fn either_order_gives_the_same_answer() {
     let (client, server) = pair("firewall");
     let (v1, _) = analyze_json(&client, &server, &[]);
