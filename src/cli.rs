@@ -130,6 +130,7 @@ pub struct LeakcheckArgs {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line switches
 pub struct AnalyzeArgs {
     /// Print the analysis as JSON (documented in docs/analyze-json.md).
     #[arg(long)]
