@@ -114,28 +114,30 @@ pub fn analyze_scoped(
         })
         .copied()
         .collect();
-    let judge = |p: &(usize, usize, &'static str)| {
+    let judge = |p: &(usize, usize, &'static str), want: Want| {
         let (ic, is) = ends(p);
         let c = &ca.table.conns[ic];
         let s = &cb.table.conns[is];
-        let (conn, only_here) = compare((c, ca.name), (s, cb.name), p.2, offset, windows);
-        let row = Row::new(c, &conn);
-        (conn, (ic, is, only_here), row)
+        let judged = compare((c, ca.name), (s, cb.name), p.2, offset, windows, want);
+        (
+            judged.row,
+            judged
+                .full
+                .map(|(conn, only_here)| (conn, (ic, is, only_here))),
+        )
+    };
+    let in_full = |p: &(usize, usize, &'static str)| match judge(p, Want::Full) {
+        (row, Some((conn, view))) => (conn, (view, row)),
+        (_, None) => unreachable!("a connection asked for in full is given in full"),
     };
     // Each pair on its own, on every core (the order of `chosen` is kept).
     let keep_all = scope.full >= chosen.len();
     let (mut connections, mut views, mut rows): (Vec<Connection>, Vec<View>, Vec<Row>) = if keep_all
     {
-        let (connections, (views, rows)) = chosen
-            .par_iter()
-            .map(|p| {
-                let (conn, view, row) = judge(p);
-                (conn, (view, row))
-            })
-            .unzip();
+        let (connections, (views, rows)) = chosen.par_iter().map(in_full).unzip();
         (connections, views, rows)
     } else {
-        let rows = chosen.par_iter().map(|p| judge(p).2).collect();
+        let rows = chosen.par_iter().map(|p| judge(p, Want::Row).0).collect();
         (Vec::new(), Vec::new(), rows)
     };
     let order = report_order(&rows, |i| ca.table.conns[ends(&chosen[i]).0].first_ts);
@@ -146,7 +148,7 @@ pub fn analyze_scoped(
     } else {
         // The first in report order, compared again, in full.
         for &i in order.iter().take(scope.full) {
-            let (conn, view, _) = judge(&chosen[i]);
+            let (conn, (view, _)) = in_full(&chosen[i]);
             connections.push(conn);
             views.push(view);
         }
@@ -1086,6 +1088,21 @@ impl Found {
     }
 }
 
+/// What [`compare`] is asked for: a pair's row only (the table of a report that shows most
+/// connections as rows), or its connection in full as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Row,
+    Full,
+}
+
+/// What [`compare`] makes of a pair: always its row; with [`Want::Full`], its connection in
+/// full and its packets seen at one point only.
+struct Judged {
+    row: Row,
+    full: Option<(Connection, OnlyHere)>,
+}
+
 #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
 fn compare(
     (c, a_name): (&Conn, &str),
@@ -1093,7 +1110,8 @@ fn compare(
     how: &'static str,
     off: Option<Offset>,
     windows: [(i64, i64); 2],
-) -> (Connection, OnlyHere) {
+    want: Want,
+) -> Judged {
     let mut f = Found::default();
     let mut caveats = Vec::new();
     let syn_frames = |x: &Conn| opt_frames(x.syn.map(|h| h.frame));
@@ -1889,6 +1907,33 @@ fn compare(
         }
     }
 
+    let strong = f.evidence.iter().filter(|e| e.middlebox_evidence).count();
+    let confidence = if f.proxy_proof
+        || strong >= 3
+        || (middlebox_present && off.is_some_and(|o| o.lo.is_some()) && strong >= 2)
+    {
+        "high"
+    } else if strong >= 1 || (!middlebox_present && c.syn.is_some() && s.syn.is_some()) {
+        "medium"
+    } else {
+        "low"
+    };
+    let failed = c.failed() || s.failed();
+    let row = Row {
+        client: c.client,
+        server: c.server,
+        matched_by: how,
+        failed,
+        kinds: kinds.clone(),
+        closed_by,
+        confidence,
+    };
+    // The rest is the connection in full: caveats, verdict sentence, both sides' views (most
+    // of the comparison's time when the report shows only the row).
+    if want == Want::Row {
+        return Judged { row, full: None };
+    }
+
     // Caveats.
     if off.is_none() {
         caveats.push("no packet could be matched between the traces: times across them are not comparable, and time-based proofs were skipped".to_string());
@@ -1918,19 +1963,7 @@ fn compare(
         caveats.push("segments larger than the MSS come from offload on the capturing host; they were not dropped for their size if they were acknowledged".to_string());
     }
 
-    let strong = f.evidence.iter().filter(|e| e.middlebox_evidence).count();
-    let confidence = if f.proxy_proof
-        || strong >= 3
-        || (middlebox_present && off.is_some_and(|o| o.lo.is_some()) && strong >= 2)
-    {
-        "high"
-    } else if strong >= 1 || (!middlebox_present && c.syn.is_some() && s.syn.is_some()) {
-        "medium"
-    } else {
-        "low"
-    };
     let transparent = middlebox_present.then_some(c.client.addr == s.client.addr);
-    let failed = c.failed() || s.failed();
     let verdict = verdict_sentence(&VerdictInput {
         kinds: &kinds,
         transparent,
@@ -1997,7 +2030,10 @@ fn compare(
         .map(|d| (d.0, d.1, "dropped"))
         .chain(diff.injected.iter().map(|d| (d.0, d.1, "injected")))
         .collect();
-    (connection, only_here)
+    Judged {
+        row,
+        full: Some((connection, only_here)),
+    }
 }
 
 /// Packets seen at one point only: (side index, frame, `dropped` or `injected`).
@@ -2327,6 +2363,15 @@ mod tests {
         assert_eq!(full.rows.len(), 60);
         assert_eq!(full.connections.len(), 60);
         let debug = |x: &dyn std::fmt::Debug| format!("{x:?}");
+        // Each row says what its connection in full says (the row is made before the rest).
+        for (r, c) in full.rows.iter().zip(&full.connections) {
+            assert_eq!(
+                (r.client.port, r.server.port, r.matched_by, r.failed),
+                (c.client_port, c.server_port, c.matched_by, c.failed)
+            );
+            assert_eq!((&r.kinds, r.closed_by), (&c.middlebox.kind, c.closed_by));
+            assert_eq!(r.confidence, c.confidence);
+        }
         // Failed first: 40 of them, then the 20 that worked.
         assert!(full.rows[..40].iter().all(|r| r.failed));
         assert!(full.rows[40..].iter().all(|r| !r.failed));

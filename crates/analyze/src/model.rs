@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracekit_wire::Endpoint;
 
-use crate::trace::Conn;
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
     pub traces: Traces,
@@ -113,20 +111,6 @@ impl Connection {
 }
 
 impl Row {
-    /// The row of `connection`, whose client side is `c`.
-    #[must_use]
-    pub fn new(c: &Conn, connection: &Connection) -> Row {
-        Row {
-            client: c.client,
-            server: c.server,
-            matched_by: connection.matched_by,
-            failed: connection.failed,
-            kinds: connection.middlebox.kind.clone(),
-            closed_by: connection.closed_by,
-            confidence: connection.confidence,
-        }
-    }
-
     /// Failed, or with a middlebox: shown first, and in full.
     #[must_use]
     pub fn notable(&self) -> bool {
