@@ -283,7 +283,7 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Nearest<K> {
     /// `items`: (key, time, value) with values below `values`.
     fn new(mut items: Vec<(K, i64, usize)>, values: usize) -> Self {
         items.sort_unstable();
-        let mut groups = FxHashMap::default();
+        let mut groups = FxHashMap::with_capacity_and_hasher(items.len(), Default::default());
         let mut at = vec![[usize::MAX; 2]; values];
         let mut entries = Vec::with_capacity(items.len());
         let mut start = 0;
@@ -539,10 +539,14 @@ struct SeqSpace<'a> {
 
 impl<'a> SeqSpace<'a> {
     fn new(conn: &'a Conn, isn: [u32; 2]) -> Self {
+        // (Room for every packet in each direction: one allocation each, not a doubling.)
+        let ranges = || Ranges {
+            by_start: Vec::with_capacity(conn.pkts.len()),
+        };
         let mut s = SeqSpace {
             conn,
             isn,
-            data: [Ranges::default(), Ranges::default()],
+            data: [ranges(), ranges()],
             controls: [Vec::new(), Vec::new()],
             until: [None; 2],
             furthest_start: [None; 2],
