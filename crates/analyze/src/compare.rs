@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracekit_merge::align::Alignment;
 use tracekit_wire::tcp::flags;
 
@@ -126,9 +126,10 @@ pub fn analyze_scoped(
                 .map(|(conn, only_here)| (conn, (ic, is, only_here))),
         )
     };
-    let in_full = |p: &(usize, usize, &'static str)| match judge(p, Want::Full) {
-        (row, Some((conn, view))) => (conn, (view, row)),
-        (_, None) => unreachable!("a connection asked for in full is given in full"),
+    let in_full = |p: &(usize, usize, &'static str)| {
+        let (row, full) = judge(p, Want::Full);
+        let (conn, view) = full.expect("a connection asked for in full is given in full");
+        (conn, (view, row))
     };
     // Each pair on its own, on every core (the order of `chosen` is kept).
     let keep_all = scope.full >= chosen.len();
@@ -283,7 +284,7 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Nearest<K> {
     /// `items`: (key, time, value) with values below `values`.
     fn new(mut items: Vec<(K, i64, usize)>, values: usize) -> Self {
         items.sort_unstable();
-        let mut groups = FxHashMap::with_capacity_and_hasher(items.len(), Default::default());
+        let mut groups = FxHashMap::with_capacity_and_hasher(items.len(), FxBuildHasher);
         let mut at = vec![[usize::MAX; 2]; values];
         let mut entries = Vec::with_capacity(items.len());
         let mut start = 0;
@@ -1932,8 +1933,8 @@ fn compare(
         closed_by,
         confidence,
     };
-    // The rest is the connection in full: caveats, verdict sentence, both sides' views (most
-    // of the comparison's time when the report shows only the row).
+    // The rest is for the connection in full: caveats, verdict sentence, both sides' views
+    // (a third of the comparison's time, which a pair shown as a row need not spend).
     if want == Want::Row {
         return Judged { row, full: None };
     }
