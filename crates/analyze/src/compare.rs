@@ -1958,7 +1958,7 @@ fn compare(
     }
     for (x, side) in [(c, "client"), (s, "server")] {
         for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            let ids = &x.ip_ids[dir];
+            let ids = x.ip_ids(dir);
             if ids.len() > 2 && ids.iter().skip(1).all(|&i| i == ids[1]) {
                 caveats.push(format!("the {who}'s IP IDs are constant at the {side} side: IP ID comparisons there say little"));
             }

@@ -186,8 +186,11 @@ pub struct Conn {
     pub largest_segment: [u32; 2],
     pub ttls: [ArrayVec<TtlSeen, KEPT_TTLS>; 2],
     pub src_mac: [Option<[u8; 6]>; 2],
-    /// IP IDs of the first packets per direction (IPv4), for telling their behaviour.
-    pub ip_ids: [ArrayVec<u16, KEPT_IP_IDS>; 2],
+    /// Among the first [`KEPT_IP_IDS`] IPv4 packets of a direction, those not kept: (frame,
+    /// sent by the client, IP ID). Empty unless the trace's room for ordinary packets ran out;
+    /// the kept packets give the rest (see [`Conn::ip_ids`]). (Held inline, the IP IDs took
+    /// 136 of `Conn`'s 1,000 bytes, for every connection of a scan too.)
+    ip_ids_not_kept: Vec<(u64, bool, u16)>,
     /// ECN codepoints seen per direction: counts of not-ECT, ECT(1), ECT(0), CE.
     pub ecn_codepoints: [[u64; 4]; 2],
     /// Hash of the client's first payload (to recognise the connection at the other point).
@@ -221,7 +224,7 @@ impl Conn {
             largest_segment: [0; 2],
             ttls: [ArrayVec::new(), ArrayVec::new()],
             src_mac: [None; 2],
-            ip_ids: [ArrayVec::new(), ArrayVec::new()],
+            ip_ids_not_kept: Vec::new(),
             ecn_codepoints: [[0; 4]; 2],
             first_client_payload: 0,
         }
@@ -241,10 +244,12 @@ impl Conn {
         self.largest_segment.swap(0, 1);
         self.ttls.swap(0, 1);
         self.src_mac.swap(0, 1);
-        self.ip_ids.swap(0, 1);
         self.ecn_codepoints.swap(0, 1);
         for a in &mut self.alerts {
             a.1 = !a.1;
+        }
+        for id in &mut self.ip_ids_not_kept {
+            id.1 = !id.1;
         }
         for p in &mut self.pkts {
             p.from_client = !p.from_client;
@@ -256,6 +261,36 @@ impl Conn {
             .iter()
             .find(|p| p.from_client && p.payload != 0)
             .map_or(0, |p| p.payload);
+    }
+
+    /// The IP IDs of the first [`KEPT_IP_IDS`] IPv4 packets of a direction, in trace order,
+    /// for telling their behaviour: those of the packets kept, merged with those not kept.
+    #[must_use]
+    pub fn ip_ids(&self, dir: usize) -> ArrayVec<u16, KEPT_IP_IDS> {
+        let from_client = dir == FROM_CLIENT;
+        let mut kept = self
+            .pkts
+            .iter()
+            .filter(|p| p.from_client == from_client)
+            .filter_map(|p| Some((p.frame, p.ip_id?)))
+            .peekable();
+        let mut not_kept = self
+            .ip_ids_not_kept
+            .iter()
+            .filter(|&&(_, c, _)| c == from_client)
+            .map(|&(frame, _, id)| (frame, id))
+            .peekable();
+        let mut ids = ArrayVec::new();
+        while !ids.is_full() {
+            let next = match (kept.peek(), not_kept.peek()) {
+                (Some(k), Some(n)) if n.0 < k.0 => not_kept.next(),
+                (Some(_), _) => kept.next(),
+                (None, _) => not_kept.next(),
+            };
+            let Some((_, id)) = next else { break };
+            ids.push(id);
+        }
+        ids
     }
 
     /// Whether a packet between these two ends belongs to this connection's tuple.
@@ -453,7 +488,7 @@ struct HotDir {
     /// The first source MAC address (with `HAS_MAC`).
     mac: [u8; 6],
     ttl: u8,
-    /// IP IDs logged for `Conn::ip_ids`.
+    /// IPv4 packets counted towards `Conn::ip_ids` (at most `KEPT_IP_IDS`).
     ip_ids: u8,
     bits: u8,
 }
@@ -498,21 +533,13 @@ struct Slot {
     conn: u32,
 }
 
-/// A kept packet, or one whose IP ID is one of the first of its direction, in trace order;
-/// sorted into the connections by [`TableBuilder::finish`]. (Appending costs no cache miss,
-/// pushing to each connection's own vector cost one per packet.)
+/// A kept packet, in trace order; sorted into the connections by [`TableBuilder::finish`].
+/// (Appending costs no cache miss, pushing to each connection's own vector cost one per
+/// packet.)
 #[derive(Debug, Clone, Copy)]
 struct Logged {
     pkt: Pkt,
     conn: u32,
-    keep: bool,
-    ip_id: bool,
-}
-
-/// What [`TableBuilder::finish`] sorts the log into.
-struct Extra {
-    pkts: Vec<Pkt>,
-    ip_ids: [ArrayVec<u16, KEPT_IP_IDS>; 2],
 }
 
 /// Log entries ahead whose connection is prefetched while the log is sorted.
@@ -548,6 +575,9 @@ pub struct TableBuilder {
     slot_shift: u32,
     used_slots: usize,
     log: Vec<Vec<Logged>>,
+    /// IPv4 packets among the first of their direction that were not kept: (connection,
+    /// frame, sent by the client, IP ID).
+    ip_ids_not_kept: Vec<(u32, u64, bool, u16)>,
     /// Ordinary packets kept so far, over all connections.
     kept_ordinary: u64,
     packets: u64,
@@ -594,6 +624,7 @@ impl TableBuilder {
             slot_shift: 64 - 10,
             used_slots: 0,
             log: Vec::new(),
+            ip_ids_not_kept: Vec::new(),
             kept_ordinary: 0,
             packets: 0,
             tcp_packets: 0,
@@ -1019,16 +1050,17 @@ impl TableBuilder {
                 self.kept_ordinary += 1;
             }
         }
-        if keep || log_ip_id {
+        if keep {
             if self.log.last().is_none_or(|c| c.len() == LOG_CHUNK) {
                 self.log.push(Vec::with_capacity(LOG_CHUNK));
             }
             self.log.last_mut().expect("pushed above").push(Logged {
                 pkt,
                 conn: conn_index as u32,
-                keep,
-                ip_id: log_ip_id,
             });
+        } else if log_ip_id && let Some(id) = ip_id {
+            self.ip_ids_not_kept
+                .push((conn_index as u32, frame, from_client, id));
         }
     }
 
@@ -1040,6 +1072,7 @@ impl TableBuilder {
             mut conns,
             hot,
             log,
+            ip_ids_not_kept,
             packets,
             tcp_packets,
             first_ts,
@@ -1080,42 +1113,34 @@ impl TableBuilder {
             }
             c.folded = c.packets[0] + c.packets[1] - u64::from(h.kept);
         }
-        // The log is sorted into a dense array first (a sixth of `Conn`'s size: its lines
-        // stay in the cache), with the next entries' records prefetched, then moved into the
-        // connections in order.
-        let mut extra: Vec<Extra> = hot
+        // The log is sorted into a dense array of vectors first (24 bytes each: their lines
+        // stay in the cache), with the next entries' vectors and places prefetched, then moved
+        // into the connections in order.
+        let mut pkts: Vec<Vec<Pkt>> = hot
             .iter()
-            .map(|h| Extra {
-                pkts: Vec::with_capacity(usize::from(h.kept)),
-                ip_ids: [ArrayVec::new(), ArrayVec::new()],
-            })
+            .map(|h| Vec::with_capacity(usize::from(h.kept)))
             .collect();
         drop(hot);
         for chunk in log {
             for (k, e) in chunk.iter().enumerate() {
                 if let Some(ahead) = chunk.get(k + LOG_AHEAD) {
-                    tracekit_capture::prefetch_value(&extra[ahead.conn as usize], 3);
+                    tracekit_capture::prefetch_value(&pkts[ahead.conn as usize], 1);
                 }
                 if let Some(ahead) = chunk.get(k + LOG_AHEAD / 2)
-                    && let Some(slot) = extra[ahead.conn as usize].pkts.spare_capacity_mut().first()
+                    && let Some(slot) = pkts[ahead.conn as usize].spare_capacity_mut().first()
                 {
                     tracekit_capture::prefetch_value(slot, 1);
                 }
-                let x = &mut extra[e.conn as usize];
-                if e.ip_id
-                    && let Some(id) = e.pkt.ip_id
-                {
-                    // (At most KEPT_IP_IDS are logged per direction.)
-                    let _ = x.ip_ids[e.pkt.dir()].try_push(id);
-                }
-                if e.keep {
-                    x.pkts.push(e.pkt);
-                }
+                pkts[e.conn as usize].push(e.pkt);
             }
         }
-        for (c, x) in conns.iter_mut().zip(extra) {
-            c.pkts = x.pkts;
-            c.ip_ids = x.ip_ids;
+        for (c, p) in conns.iter_mut().zip(pkts) {
+            c.pkts = p;
+        }
+        for (conn, frame, from_client, id) in ip_ids_not_kept {
+            conns[conn as usize]
+                .ip_ids_not_kept
+                .push((frame, from_client, id));
         }
         for i in wrong_roles {
             conns[i].turn_round();
@@ -1288,7 +1313,7 @@ mod tests {
         assert_eq!(c.ttls[FROM_SERVER].as_slice().len(), 1);
         assert_eq!(c.ecn_codepoints[FROM_CLIENT], [4, 1, 2, 1]);
         assert_eq!(c.packets, [8, 1]);
-        assert_eq!(c.ip_ids[FROM_CLIENT].as_slice(), [40000; 8]);
+        assert_eq!(c.ip_ids(FROM_CLIENT).as_slice(), [40000; 8]);
         assert_eq!(c.src_mac[FROM_SERVER], Some([0, 0x1c, 0x7f, 0, 0, 1]));
         assert_eq!(c.pkts.len(), 9);
         assert_eq!((c.first_ts, c.last_ts), (1, 9));
@@ -1355,14 +1380,14 @@ mod tests {
                 .filter_map(|p| p.ip_id)
                 .take(KEPT_IP_IDS)
                 .collect();
-            assert_eq!(c.ip_ids[dir].as_slice(), kept_ids);
-            assert_eq!(c.ip_ids[dir].len(), KEPT_IP_IDS);
+            assert_eq!(c.ip_ids(dir).as_slice(), kept_ids);
+            assert_eq!(c.ip_ids(dir).len(), KEPT_IP_IDS);
         }
         assert_eq!(frames(&t.conns[1]), other);
         let c = &t.conns[2];
         assert_eq!(frames(c), [third]);
-        assert_eq!(c.ip_ids[FROM_CLIENT].as_slice(), &third_ids[..KEPT_IP_IDS]);
-        assert!(c.ip_ids[FROM_SERVER].is_empty());
+        assert_eq!(c.ip_ids(FROM_CLIENT).as_slice(), &third_ids[..KEPT_IP_IDS]);
+        assert!(c.ip_ids(FROM_SERVER).is_empty());
     }
 
     /// A connection caught mid-stream whose client port (400) is below the server's (443): the
