@@ -161,6 +161,7 @@ impl IpLayer {
     }
     /// The flow key of this layer's packet: addresses, protocol, ports when present.
     #[must_use]
+    #[inline]
     pub fn flow(&self, data: &[u8]) -> (FlowKey, bool) {
         let (sport, dport) = self.transport.and_then(|t| t.ports(data)).unwrap_or((0, 0));
         FlowKey::new(
