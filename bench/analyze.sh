@@ -28,6 +28,9 @@ one_pair() {
   mem=$(python3 bench/peak.py ./target/release/tracekit analyze -q "$a" "$b")
   t_tshark=$(runs=1 best sh -c "tshark -n -q -r $a -z conv,tcp & tshark -n -q -r $b -z conv,tcp & wait")
   summary=$(./target/release/tracekit analyze -q "$a" "$b" | sed -n 3,4p)
+  # Where one run's time went (analyze --timings), printed under the table.
+  local steps
+  steps=$(./target/release/tracekit analyze -q --timings "$a" "$b" 2>&1 >/dev/null | sed 's/^tracekit analyze: */  /')
   python3 - "$label" "$t_info" "$t_an" "$t_an_json" "$t_tshark" "$mem" "$summary" <<'PY'
 import sys
 label = sys.argv[1]
@@ -41,6 +44,8 @@ for name, t in [("tracekit info", info), ("tracekit analyze (text)", an),
     print(f"{name:<40} {t:8.3f} {t/info:7.1f}x {ts/t:8.1f}x")
 print(f"analyze peak RSS {int(peak_total)//1024} MB, of which allocated {int(peak_anon)//1024} MB")
 PY
+  echo "one analyze run, step by step (--timings):"
+  echo "$steps"
 }
 
 a="$out/merge-a.pcap"
