@@ -144,7 +144,8 @@ fn read(
 struct Timings(Option<Instant>);
 
 impl Timings {
-    fn mark(self, step: &str) {
+    /// (Arguments, not a string: without `--timings` no step is formatted.)
+    fn mark(self, step: std::fmt::Arguments<'_>) {
         if let Some(start) = self.0 {
             eprintln!(
                 "tracekit analyze: {:8.3} s  {step}",
@@ -177,7 +178,7 @@ fn analyze_pair(
             let (mut sa, mut sb) = (signatures_a.recv().ok()?, signatures_b.recv().ok()?);
             let start = Instant::now();
             let alignment = align::estimate(&mut sa, &mut sb);
-            timings.mark(&format!(
+            timings.mark(format_args!(
                 "clock estimate done (it took {:.3} s)",
                 start.elapsed().as_secs_f64()
             ));
@@ -186,7 +187,7 @@ fn analyze_pair(
         .context("starting the clock estimate's thread")?;
     let read_one = |path: &Path, len: u64, signatures: &mpsc::SyncSender<Trace>| {
         let read = read(path, len, port, &bar, signatures);
-        timings.mark(&format!("{} read", display_name(path)));
+        timings.mark(format_args!("{} read", display_name(path)));
         read
     };
     let (ra, rb) = rayon::join(
@@ -213,7 +214,7 @@ fn analyze_pair(
         alignment.as_ref(),
         scope,
     );
-    timings.mark(&format!(
+    timings.mark(format_args!(
         "{} connection pairs compared",
         analysis.rows.len()
     ));
@@ -301,7 +302,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         tracekit_report::write_text(&analysis, args.all, &mut out)?;
     }
     out.flush()?;
-    timings.mark("report written");
+    timings.mark(format_args!("report written"));
     for p in &problems {
         eprintln!("tracekit analyze: {p}");
     }
