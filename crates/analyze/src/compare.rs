@@ -14,7 +14,7 @@ use crate::model::{
     Unmatched,
 };
 use crate::sides::{mac_string, ms, side_view, tls_view, vendor};
-use crate::trace::{Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
+use crate::trace::{Conn, ConnRef, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
 /// Connections (in report order) that keep their ladder.
 pub const LADDERS_KEPT: usize = 50;
@@ -114,10 +114,12 @@ pub fn analyze_scoped(
         })
         .copied()
         .collect();
-    let judge = |p: &(usize, usize, &'static str), want: Want| {
+    // Each side's packets are gathered into buffers of the thread's, used again pair after pair.
+    let judge = |bufs: &mut Buffers, p: &(usize, usize, &'static str), want: Want| {
         let (ic, is) = ends(p);
-        let c = &ca.table.conns[ic];
-        let s = &cb.table.conns[is];
+        let (buf_c, buf_s) = bufs;
+        let c = &ca.table.with_packets(ic, buf_c);
+        let s = &cb.table.with_packets(is, buf_s);
         let judged = compare((c, ca.name), (s, cb.name), p.2, offset, windows, want);
         (
             judged.row,
@@ -126,8 +128,8 @@ pub fn analyze_scoped(
                 .map(|(conn, only_here)| (conn, (ic, is, only_here))),
         )
     };
-    let in_full = |p: &(usize, usize, &'static str)| {
-        let (row, full) = judge(p, Want::Full);
+    let in_full = |bufs: &mut Buffers, p: &(usize, usize, &'static str)| {
+        let (row, full) = judge(bufs, p, Want::Full);
         let (conn, view) = full.expect("a connection asked for in full is given in full");
         (conn, (view, row))
     };
@@ -135,10 +137,16 @@ pub fn analyze_scoped(
     let keep_all = scope.full >= chosen.len();
     let (mut connections, mut views, mut rows): (Vec<Connection>, Vec<View>, Vec<Row>) = if keep_all
     {
-        let (connections, (views, rows)) = chosen.par_iter().map(in_full).unzip();
+        let (connections, (views, rows)) = chosen
+            .par_iter()
+            .map_init(Buffers::default, in_full)
+            .unzip();
         (connections, views, rows)
     } else {
-        let rows = chosen.par_iter().map(|p| judge(p, Want::Row).0).collect();
+        let rows = chosen
+            .par_iter()
+            .map_init(Buffers::default, |bufs, p| judge(bufs, p, Want::Row).0)
+            .collect();
         (Vec::new(), Vec::new(), rows)
     };
     let order = report_order(&rows, |i| ca.table.conns[ends(&chosen[i]).0].first_ts);
@@ -148,22 +156,14 @@ pub fn analyze_scoped(
         permute(&mut views, &order);
     } else {
         // The first in report order, compared again, in full.
+        let mut bufs = Buffers::default();
         for &i in order.iter().take(scope.full) {
-            let (conn, (view, _)) = in_full(&chosen[i]);
+            let (conn, (view, _)) = in_full(&mut bufs, &chosen[i]);
             connections.push(conn);
             views.push(view);
         }
     }
-    // Ladders are for reading: the first connections in report order get one, so a trace of
-    // 100,000 connections does not make a JSON of gigabytes (or the time to build it).
-    for (conn, (ic, is, only_here)) in connections.iter_mut().zip(&views).take(LADDERS_KEPT) {
-        conn.ladder = crate::ladder::ladder(
-            &ca.table.conns[*ic],
-            &cb.table.conns[*is],
-            offset.map_or(0, |o| o.mid),
-            only_here,
-        );
-    }
+    add_ladders(&mut connections, &views, ca.table, cb.table, offset);
     let unmatched = unmatched(a, b, &pairs, swapped);
     let summary = |i: Input<'_>| TraceSummary {
         name: i.name.to_string(),
@@ -189,6 +189,29 @@ pub fn analyze_scoped(
         unmatched,
     }
 }
+
+/// Ladders are for reading: the first connections in report order get one, so a trace of
+/// 100,000 connections does not make a JSON of gigabytes (or the time to build it).
+fn add_ladders(
+    connections: &mut [Connection],
+    views: &[View],
+    ct: &ConnTable,
+    st: &ConnTable,
+    offset: Option<Offset>,
+) {
+    let (buf_c, buf_s) = &mut Buffers::default();
+    for (conn, (ic, is, only_here)) in connections.iter_mut().zip(views).take(LADDERS_KEPT) {
+        conn.ladder = crate::ladder::ladder(
+            &ct.with_packets(*ic, buf_c),
+            &st.with_packets(*is, buf_s),
+            offset.map_or(0, |o| o.mid),
+            only_here,
+        );
+    }
+}
+
+/// Two buffers for a pair's packets (see [`ConnTable::with_packets`]).
+type Buffers = (Vec<Pkt>, Vec<Pkt>);
 
 /// The report's order of `rows` (indices): failed and odd connections first, then in time
 /// order (`first_ts` of the row at an index).
@@ -370,6 +393,7 @@ fn pair_connections(
     let mut payloads = Vec::with_capacity(n);
     let mut isn_pairs = Vec::with_capacity(n);
     let mut by_random: FxHashMap<[u8; 32], usize> = FxHashMap::default();
+    let mut buf = Vec::new();
     for (i, c) in b.conns.iter().enumerate() {
         tuples.push(((c.client, c.server), at_a(c), i));
         tuples.push(((c.server, c.client), at_a(c), i));
@@ -379,7 +403,7 @@ fn pair_connections(
         if c.first_client_payload != 0 {
             payloads.push((c.first_client_payload, at_a(c), i));
         }
-        if let Some(both) = isns(c) {
+        if let Some(both) = isns_in(b, i, &mut buf) {
             isn_pairs.push((both, at_a(c), i));
         }
     }
@@ -407,7 +431,7 @@ fn pair_connections(
             })
             .or_else(|| {
                 // Both initial sequence numbers (a NAT keeps them; 64 bits rarely repeat).
-                isns(c)
+                isns_in(a, ia, &mut buf)
                     .and_then(|both| by_isn.nearest(&both, c.first_ts))
                     .map(|i| (i, "isn"))
             });
@@ -524,7 +548,7 @@ fn opt_frames(x: Option<u64>) -> Vec<u64> {
 /// flag at the same number). Indexed once per connection: a scan per packet was quadratic in
 /// the packets kept (400 per connection, 4 scans each).
 struct SeqSpace<'a> {
-    conn: &'a Conn,
+    conn: ConnRef<'a>,
     isn: [u32; 2],
     /// Per direction: the byte ranges of packets with payload.
     data: [Ranges; 2],
@@ -539,7 +563,7 @@ struct SeqSpace<'a> {
 }
 
 impl<'a> SeqSpace<'a> {
-    fn new(conn: &'a Conn, isn: [u32; 2]) -> Self {
+    fn new(conn: ConnRef<'a>, isn: [u32; 2]) -> Self {
         // (Room for every packet in each direction: one allocation each, not a doubling.)
         let ranges = || Ranges {
             by_start: Vec::with_capacity(conn.pkts.len()),
@@ -554,7 +578,7 @@ impl<'a> SeqSpace<'a> {
             acked: [None; 2],
         };
         let raise = |v: &mut Option<u32>, x: u32| *v = Some(v.map_or(x, |v| v.max(x)));
-        for p in &conn.pkts {
+        for p in conn.pkts {
             let (d, r) = (p.dir(), s.rel(p));
             let end = r.wrapping_add(p.len);
             raise(&mut s.until[d], end);
@@ -695,8 +719,8 @@ fn injected_text(d: &(usize, u64, String, u16, u8)) -> String {
 /// flag and relative sequence number. Only over the time both captures cover. `inits`: the
 /// initial TTLs of the client and the server, as their own points show them.
 fn path_diff(
-    c: &Conn,
-    s: &Conn,
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
     off: Option<Offset>,
     windows: [(i64, i64); 2],
     inits: [Option<u8>; 2],
@@ -710,7 +734,7 @@ fn path_diff(
     let (Some(off), Some(ic), Some(is)) = (off, isns(c), isns(s)) else {
         return out;
     };
-    let views = [SeqSpace::new(c, ic), SeqSpace::new(s, is)];
+    let views = [SeqSpace::new(*c, ic), SeqSpace::new(*s, is)];
     // Times on a's clock; each side's window of observation.
     let on_a = |side: usize, ts: i64| if side == 0 { ts } else { ts + off.mid };
     let window = [windows[0], (windows[1].0 + off.mid, windows[1].1 + off.mid)];
@@ -787,8 +811,8 @@ fn path_diff(
 
 /// Packets kept at both points that carry the same payload, in the same direction:
 /// (client-side packet, server-side packet).
-fn same_packets<'a>(c: &'a Conn, s: &'a Conn) -> Vec<(&'a Pkt, &'a Pkt)> {
-    let with_payload = |x: &'a Conn| x.pkts.iter().filter(|p| p.payload != 0);
+fn same_packets<'a>(c: &ConnRef<'a>, s: &ConnRef<'a>) -> Vec<(&'a Pkt, &'a Pkt)> {
+    let with_payload = |x: &ConnRef<'a>| x.pkts.iter().filter(|p| p.payload != 0);
     if c.pkts.len() * s.pkts.len() <= 1024 {
         // A few dozen packets (most connections): a scan costs less than building a map.
         return with_payload(c)
@@ -817,7 +841,11 @@ fn same_packets<'a>(c: &'a Conn, s: &'a Conn) -> Vec<(&'a Pkt, &'a Pkt)> {
 /// client side, frames at the server side). A box that forwards segments one to one while
 /// rewriting their numbers keeps nearly all of them; a proxy acknowledges on its own terms,
 /// and one of its ACKs that reappears out of causal order rules forwarding out.
-fn forwarded_bare(c: &Conn, s: &Conn, off: Option<Offset>) -> (usize, usize, Vec<u64>, Vec<u64>) {
+fn forwarded_bare(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    off: Option<Offset>,
+) -> (usize, usize, Vec<u64>, Vec<u64>) {
     let (Some(ic), Some(is)) = (isns(c), isns(s)) else {
         return (0, 0, Vec::new(), Vec::new());
     };
@@ -858,9 +886,19 @@ fn forwarded_bare(c: &Conn, s: &Conn, off: Option<Offset>) -> (usize, usize, Vec
     (fa.len(), total, fa, fb)
 }
 
+/// [`isns`] of connection `i` of `t`, its packets gathered into `buf` only when its handshake
+/// does not give both.
+fn isns_in(t: &ConnTable, i: usize, buf: &mut Vec<Pkt>) -> Option<[u32; 2]> {
+    let c = &t.conns[i];
+    if let (Some(client), Some(server)) = (c.isn(FROM_CLIENT), c.isn(FROM_SERVER)) {
+        return Some([client, server]);
+    }
+    isns(&t.with_packets(i, buf))
+}
+
 /// The initial sequence numbers of the client and the server at one point (see
 /// [`isn_seen`]).
-fn isns(x: &Conn) -> Option<[u32; 2]> {
+fn isns(x: &ConnRef<'_>) -> Option<[u32; 2]> {
     Some([isn_seen(x, FROM_CLIENT)?, isn_seen(x, FROM_SERVER)?])
 }
 
@@ -871,7 +909,7 @@ fn isns(x: &Conn) -> Option<[u32; 2]> {
 /// packet, or the client's first data when that was lost too; not a later ACK of server data
 /// whose packets were lost as well), or, with no packet of the server there after the SYN, when
 /// it is a bare ACK.
-fn isn_seen(x: &Conn, dir: usize) -> Option<u32> {
+fn isn_seen(x: &ConnRef<'_>, dir: usize) -> Option<u32> {
     if let Some(isn) = x.isn(dir) {
         return Some(isn);
     }
@@ -921,7 +959,7 @@ struct LostFin {
 /// [`LostFin`]). Only where every packet of the connection was kept and none of them is a FIN
 /// of that sender; nothing is inferred when data or acknowledgements reach past the FIN's
 /// number (more than one packet was lost, or it was not a FIN).
-fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
+fn lost_fin(x: &ConnRef<'_>, dir: usize) -> Option<LostFin> {
     if x.folded > 0 || x.first_fin[dir].is_some() {
         return None;
     }
@@ -975,7 +1013,7 @@ fn lost_fin(x: &Conn, dir: usize) -> Option<LostFin> {
 /// How far the packets of `dir` captured in `x` reach into its stream, relative to its ISN
 /// `isn` (the SYN is number 0): its SYN and data, and with `fin` its FIN. (A bare packet's
 /// sequence number is where the stream stands, not a number seen.)
-fn stream_end(x: &Conn, dir: usize, isn: u32, fin: bool) -> u32 {
+fn stream_end(x: &ConnRef<'_>, dir: usize, isn: u32, fin: bool) -> u32 {
     let counted = flags::SYN | if fin { flags::FIN } else { 0 };
     x.pkts
         .iter()
@@ -998,7 +1036,12 @@ fn end_of(p: &Pkt, isn: u32, counted: u16) -> u32 {
 /// (where the bytes are carried as they are), does not show to be data: (how many, the first
 /// packet acknowledging them). A FIN of the end among them would have been a close before the
 /// closer's. Only where every packet of the connection was kept.
-fn unseen_end(x: &Conn, far: Option<&Conn>, closer: usize, by: u64) -> Option<(u32, u64)> {
+fn unseen_end(
+    x: &ConnRef<'_>,
+    far: Option<&ConnRef<'_>>,
+    closer: usize,
+    by: u64,
+) -> Option<(u32, u64)> {
     let other = 1 - closer;
     if x.folded > 0 {
         return None;
@@ -1026,8 +1069,8 @@ fn unseen_end(x: &Conn, far: Option<&Conn>, closer: usize, by: u64) -> Option<(u
 /// the third packet of the handshake, if they differ: its capture missed the client's ACK (or
 /// the ACK never reached it). The packets are compared by how far they reach into the client's
 /// stream and what they acknowledge, relative to each point's ISNs.
-fn late_third_packet(c: &Conn, s: &Conn) -> Option<usize> {
-    let third = |x: &Conn| {
+fn late_third_packet(c: &ConnRef<'_>, s: &ConnRef<'_>) -> Option<usize> {
+    let third = |x: &ConnRef<'_>| {
         let (frame, _) = x.ack3?;
         let p = x.pkts.iter().find(|p| p.frame == frame)?;
         let [client, server] = isns(x)?;
@@ -1110,8 +1153,8 @@ struct Judged {
 
 #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
 fn compare(
-    (c, a_name): (&Conn, &str),
-    (s, b_name): (&Conn, &str),
+    (c, a_name): (&ConnRef<'_>, &str),
+    (s, b_name): (&ConnRef<'_>, &str),
     how: &'static str,
     off: Option<Offset>,
     windows: [(i64, i64); 2],

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use tracekit_wire::tcp::{flag_names, flags};
 
-use crate::trace::{Conn, FROM_CLIENT, Pkt};
+use crate::trace::{Conn, ConnRef, FROM_CLIENT, Pkt};
 
 /// Ordinary rows (no flag but ACK/PSH, no TLS handshake, nothing odd) drawn per side at the
 /// start of a connection before folding begins.
@@ -68,15 +68,15 @@ fn key(p: &Pkt, isn: [Option<u32>; 2]) -> Option<(bool, u16, u64)> {
 /// `injected` name (side index, frame) pairs found by the path comparison.
 #[must_use]
 pub fn ladder(
-    c: &Conn,
-    s: &Conn,
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
     offset: i64,
     only_here: &[(usize, u64, &'static str)],
 ) -> Vec<LadderRow> {
     let isn = |x: &Conn| [x.isn(FROM_CLIENT), x.isn(1)];
     let t0 = c.first_ts.min(s.first_ts + offset);
     let mut peers: FxHashMap<(bool, u16, u64), Vec<&Pkt>> = FxHashMap::default();
-    for p in &s.pkts {
+    for p in s.pkts {
         if let Some(k) = key(p, isn(s)) {
             peers.entry(k).or_default().push(p);
         }
@@ -106,7 +106,7 @@ pub fn ladder(
             },
         )
     };
-    for p in &c.pkts {
+    for p in c.pkts {
         let peer = key(p, isn(c)).and_then(|k| {
             let q = peers
                 .get(&k)?
@@ -118,7 +118,7 @@ pub fn ladder(
         rows.push(row("a", p, p.ts, peer));
     }
     let by_frame: FxHashMap<u64, &Pkt> = c.pkts.iter().map(|p| (p.frame, p)).collect();
-    for q in &s.pkts {
+    for q in s.pkts {
         let peer = taken.get(&q.frame).and_then(|f| by_frame.get(f).copied());
         let (t, mut r) = row("b", q, q.ts + offset, peer);
         // Changes are told once, on the server side's row, from the client side's values.

@@ -2,7 +2,7 @@
 //! behaviour, close, TLS progress, offload, MAC addresses and their vendors.
 
 use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
-use crate::trace::{Close, Conn, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
+use crate::trace::{Close, Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
 
 /// `00:1c:7f:3a:00:02` (by hand: it is written for every side of every connection).
 #[must_use]
@@ -110,7 +110,7 @@ fn frames(f: &crate::trace::Frames) -> FrameCount {
 }
 
 #[must_use]
-pub fn side_view(c: &Conn, trace: &str) -> Side {
+pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
     let ipv6 = c.client.addr.is_ipv6();
     let tls_progress = c
         .pkts

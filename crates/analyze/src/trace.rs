@@ -9,8 +9,9 @@
 //! Speed: with tens of thousands of interleaved connections, every packet's connection is a
 //! cache miss. [`TableBuilder`] keeps what every packet updates in a small record apart from
 //! the connection (`Hot`), finds it through a flow index it can prefetch, and runs packets
-//! through as a pipeline so those misses overlap; kept packets are appended to one log and
-//! sorted into their connections at the end.
+//! through as a pipeline so those misses overlap; kept packets are appended to one log, which
+//! is indexed by connection at the end and stays their only copy ([`ConnTable::with_packets`]
+//! gathers one connection's).
 
 use std::hash::{Hash, Hasher};
 
@@ -170,7 +171,7 @@ pub struct Conn {
     pub last_ts: i64,
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
-    pub pkts: Vec<Pkt>,
+    /// Packets seen but not kept (the kept ones are the table's: [`ConnTable::with_packets`]).
     pub folded: u64,
     pub client_random: Option<[u8; 32]>,
     pub server_random: Option<[u8; 32]>,
@@ -210,7 +211,6 @@ impl Conn {
             last_ts: ts,
             packets: [0; 2],
             bytes: [0; 2],
-            pkts: Vec::new(),
             folded: 0,
             client_random: None,
             server_random: None,
@@ -231,9 +231,10 @@ impl Conn {
     }
 
     /// Swaps the roles of the two ends, for a connection whose roles were guessed wrongly:
-    /// every per-direction fact changes sides. (Only for connections without SYN or SYN/ACK,
-    /// whose facts are the ones that follow the direction.)
-    fn turn_round(&mut self) {
+    /// every per-direction fact changes sides, and its kept packets (at `places` of the log,
+    /// in trace order) change direction. (Only for connections without SYN or SYN/ACK, whose
+    /// facts are the ones that follow the direction.)
+    fn turn_round(&mut self, kept: &mut Kept, places: &[u32]) {
         std::mem::swap(&mut self.client, &mut self.server);
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
@@ -251,46 +252,16 @@ impl Conn {
         for id in &mut self.ip_ids_not_kept {
             id.1 = !id.1;
         }
-        for p in &mut self.pkts {
-            p.from_client = !p.from_client;
-        }
         // The same hash `record` takes (the client's first payload is kept: the first
         // packets of a connection are, and a Client Hello always is).
-        self.first_client_payload = self
-            .pkts
-            .iter()
-            .find(|p| p.from_client && p.payload != 0)
-            .map_or(0, |p| p.payload);
-    }
-
-    /// The IP IDs of the first [`KEPT_IP_IDS`] IPv4 packets of a direction, in trace order,
-    /// for telling their behaviour: those of the packets kept, merged with those not kept.
-    #[must_use]
-    pub fn ip_ids(&self, dir: usize) -> ArrayVec<u16, KEPT_IP_IDS> {
-        let from_client = dir == FROM_CLIENT;
-        let mut kept = self
-            .pkts
-            .iter()
-            .filter(|p| p.from_client == from_client)
-            .filter_map(|p| Some((p.frame, p.ip_id?)))
-            .peekable();
-        let mut not_kept = self
-            .ip_ids_not_kept
-            .iter()
-            .filter(|&&(_, c, _)| c == from_client)
-            .map(|&(frame, _, id)| (frame, id))
-            .peekable();
-        let mut ids = ArrayVec::new();
-        while !ids.is_full() {
-            let next = match (kept.peek(), not_kept.peek()) {
-                (Some(k), Some(n)) if n.0 < k.0 => not_kept.next(),
-                (Some(_), _) => kept.next(),
-                (None, _) => not_kept.next(),
-            };
-            let Some((_, id)) = next else { break };
-            ids.push(id);
+        self.first_client_payload = 0;
+        for &place in places {
+            let p = &mut kept.entry_mut(place).pkt;
+            p.from_client = !p.from_client;
+            if p.from_client && p.payload != 0 && self.first_client_payload == 0 {
+                self.first_client_payload = p.payload;
+            }
         }
-        ids
     }
 
     /// Whether a packet between these two ends belongs to this connection's tuple.
@@ -354,6 +325,56 @@ impl Conn {
     }
 }
 
+/// A connection with its kept packets (in trace order), as the comparison reads it: the
+/// packets are gathered from the table's log into a buffer of the caller's, so that each
+/// connection's are one slice (the comparison walks them dozens of times) without the table
+/// holding a second copy of every packet.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnRef<'a> {
+    pub conn: &'a Conn,
+    pub pkts: &'a [Pkt],
+}
+
+impl std::ops::Deref for ConnRef<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl ConnRef<'_> {
+    /// The IP IDs of the first [`KEPT_IP_IDS`] IPv4 packets of a direction, in trace order,
+    /// for telling their behaviour: those of the packets kept, merged with those not kept.
+    #[must_use]
+    pub fn ip_ids(&self, dir: usize) -> ArrayVec<u16, KEPT_IP_IDS> {
+        let from_client = dir == FROM_CLIENT;
+        let mut kept = self
+            .pkts
+            .iter()
+            .filter(|p| p.from_client == from_client)
+            .filter_map(|p| Some((p.frame, p.ip_id?)))
+            .peekable();
+        let mut not_kept = self
+            .conn
+            .ip_ids_not_kept
+            .iter()
+            .filter(|&&(_, c, _)| c == from_client)
+            .map(|&(frame, _, id)| (frame, id))
+            .peekable();
+        let mut ids = ArrayVec::new();
+        while !ids.is_full() {
+            let next = match (kept.peek(), not_kept.peek()) {
+                (Some(k), Some(n)) if n.0 < k.0 => not_kept.next(),
+                (Some(_), _) => kept.next(),
+                (None, _) => not_kept.next(),
+            };
+            let Some((_, id)) = next else { break };
+            ids.push(id);
+        }
+        ids
+    }
+}
+
 /// The connections of one trace, read by a [`TableBuilder`].
 #[derive(Debug, Default)]
 pub struct ConnTable {
@@ -362,6 +383,77 @@ pub struct ConnTable {
     pub tcp_packets: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
+    kept: Kept,
+}
+
+/// The kept packets of all connections: the log, in trace order, and each connection's places
+/// in it. (Sorted into a vector per connection, every packet took memory twice, and fresh
+/// memory costs its first touch: 2 ms per MB on this project's machines, as the host backs it.)
+#[derive(Default)]
+struct Kept {
+    log: Vec<Vec<Logged>>,
+    /// Log places by connection, each connection's in trace order: connection `i`'s are
+    /// `order[starts[i]..starts[i + 1]]`.
+    order: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("packets", &self.order.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Log places ahead whose packet is prefetched while a connection's are gathered.
+const GATHER_AHEAD: usize = 8;
+
+impl Kept {
+    fn places(&self, conn: usize) -> &[u32] {
+        match (self.starts.get(conn), self.starts.get(conn + 1)) {
+            (Some(&a), Some(&b)) => &self.order[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+    fn entry(&self, place: u32) -> &Logged {
+        let place = place as usize;
+        &self.log[place / LOG_CHUNK][place % LOG_CHUNK]
+    }
+    fn entry_mut(&mut self, place: u32) -> &mut Logged {
+        let place = place as usize;
+        &mut self.log[place / LOG_CHUNK][place % LOG_CHUNK]
+    }
+}
+
+impl ConnTable {
+    /// Connection `i` with its kept packets, gathered into `buf` (its earlier contents are
+    /// dropped; a buffer used again costs no fresh memory).
+    #[must_use]
+    pub fn with_packets<'a>(&'a self, i: usize, buf: &'a mut Vec<Pkt>) -> ConnRef<'a> {
+        buf.clear();
+        let places = self.kept.places(i);
+        buf.reserve(places.len());
+        for (k, &place) in places.iter().enumerate() {
+            if let Some(&ahead) = places.get(k + GATHER_AHEAD) {
+                // An entry spans two lines.
+                tracekit_capture::prefetch_value(self.kept.entry(ahead), 2);
+            }
+            buf.push(self.kept.entry(place).pkt);
+        }
+        ConnRef {
+            conn: &self.conns[i],
+            pkts: buf,
+        }
+    }
+
+    /// Connection `i`'s kept packets, in trace order.
+    #[must_use]
+    pub fn packets_of(&self, i: usize) -> Vec<Pkt> {
+        let mut buf = Vec::new();
+        let _ = self.with_packets(i, &mut buf);
+        buf
+    }
 }
 
 /// Keep only connections with this port on either side.
@@ -533,7 +625,7 @@ struct Slot {
     conn: u32,
 }
 
-/// A kept packet, in trace order; sorted into the connections by [`TableBuilder::finish`].
+/// A kept packet, in trace order; indexed by connection by [`TableBuilder::finish`].
 /// (Appending costs no cache miss, pushing to each connection's own vector cost one per
 /// packet.)
 #[derive(Debug, Clone, Copy)]
@@ -542,12 +634,10 @@ struct Logged {
     conn: u32,
 }
 
-/// Log entries ahead whose connection is prefetched while the log is sorted.
-const LOG_AHEAD: usize = 16;
-
-/// Log entries per chunk: chunks are freed as `finish` sorts them, so the log and the
-/// connections' packets do not both take their full size at once.
+/// Log entries per chunk (the log grows without copying).
 const LOG_CHUNK: usize = 1 << 16;
+/// Log entries at most: places are `u32`. Packets past it are counted, not kept.
+const LOG_MAX: u64 = u32::MAX as u64;
 
 /// Gives `v` room for `cap` elements in a fresh block, when it can be had, and moves the
 /// elements over. (Not `Vec::try_reserve`: a reallocation copies the whole old block, its unused
@@ -580,6 +670,8 @@ pub struct TableBuilder {
     ip_ids_not_kept: Vec<(u32, u64, bool, u16)>,
     /// Ordinary packets kept so far, over all connections.
     kept_ordinary: u64,
+    /// Packets in the log.
+    logged: u64,
     packets: u64,
     tcp_packets: u64,
     first_ts: Option<i64>,
@@ -626,6 +718,7 @@ impl TableBuilder {
             log: Vec::new(),
             ip_ids_not_kept: Vec::new(),
             kept_ordinary: 0,
+            logged: 0,
             packets: 0,
             tcp_packets: 0,
             first_ts: None,
@@ -1042,9 +1135,11 @@ impl TableBuilder {
             pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
         let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
         let ordinary = !notable && room && usize::from(hot.ordinary_kept) < KEPT_ORDINARY;
-        let keep = usize::from(hot.kept) < KEPT_PACKETS && (notable || ordinary);
+        let keep =
+            usize::from(hot.kept) < KEPT_PACKETS && (notable || ordinary) && self.logged < LOG_MAX;
         if keep {
             hot.kept += 1;
+            self.logged += 1;
             if ordinary {
                 hot.ordinary_kept += 1;
                 self.kept_ordinary += 1;
@@ -1064,8 +1159,8 @@ impl TableBuilder {
         }
     }
 
-    /// The table: the per-packet counts moved into the connections, and the log sorted into
-    /// them.
+    /// The table: the per-packet counts moved into the connections, and the log indexed by
+    /// connection.
     #[must_use]
     pub fn finish(self) -> ConnTable {
         let TableBuilder {
@@ -1113,37 +1208,36 @@ impl TableBuilder {
             }
             c.folded = c.packets[0] + c.packets[1] - u64::from(h.kept);
         }
-        // The log is sorted into a dense array of vectors first (24 bytes each: their lines
-        // stay in the cache), with the next entries' vectors and places prefetched, then moved
-        // into the connections in order.
-        let mut pkts: Vec<Vec<Pkt>> = hot
-            .iter()
-            .map(|h| Vec::with_capacity(usize::from(h.kept)))
-            .collect();
+        // Each connection's places in the log: counted by `Hot::kept`, then one pass over the
+        // log in trace order.
+        let mut starts = Vec::with_capacity(hot.len() + 1);
+        let mut total = 0u32;
+        for h in &hot {
+            starts.push(total);
+            total += u32::from(h.kept);
+        }
+        starts.push(total);
         drop(hot);
-        for chunk in log {
-            for (k, e) in chunk.iter().enumerate() {
-                if let Some(ahead) = chunk.get(k + LOG_AHEAD) {
-                    tracekit_capture::prefetch_value(&pkts[ahead.conn as usize], 1);
-                }
-                if let Some(ahead) = chunk.get(k + LOG_AHEAD / 2)
-                    && let Some(slot) = pkts[ahead.conn as usize].spare_capacity_mut().first()
-                {
-                    tracekit_capture::prefetch_value(slot, 1);
-                }
-                pkts[e.conn as usize].push(e.pkt);
+        let mut next: Vec<u32> = starts[..starts.len() - 1].to_vec();
+        let mut order = vec![0u32; total as usize];
+        let mut place = 0u32;
+        for chunk in &log {
+            for e in chunk {
+                let at = &mut next[e.conn as usize];
+                order[*at as usize] = place;
+                *at += 1;
+                place += 1;
             }
         }
-        for (c, p) in conns.iter_mut().zip(pkts) {
-            c.pkts = p;
-        }
+        let mut kept = Kept { log, order, starts };
         for (conn, frame, from_client, id) in ip_ids_not_kept {
             conns[conn as usize]
                 .ip_ids_not_kept
                 .push((frame, from_client, id));
         }
         for i in wrong_roles {
-            conns[i].turn_round();
+            let places = kept.places(i).to_vec();
+            conns[i].turn_round(&mut kept, &places);
         }
         ConnTable {
             conns,
@@ -1151,6 +1245,7 @@ impl TableBuilder {
             tcp_packets,
             first_ts,
             last_ts,
+            kept,
         }
     }
 }
@@ -1304,7 +1399,8 @@ mod tests {
         }
         let t = b.finish();
         assert_eq!(t.conns.len(), 1 + 5000);
-        let c = &t.conns[0];
+        let mut buf = Vec::new();
+        let c = &t.with_packets(0, &mut buf);
         let ttls: Vec<_> = c.ttls[FROM_CLIENT]
             .iter()
             .map(|s| (s.ttl, s.count, s.first_frame))
@@ -1368,9 +1464,10 @@ mod tests {
         }
         let t = b.finish();
         assert_eq!(t.conns.len(), 3);
-        let frames = |c: &Conn| c.pkts.iter().map(|p| p.frame).collect::<Vec<_>>();
-        let c = &t.conns[0];
-        assert_eq!(frames(c), long);
+        let frames = |i: usize| t.packets_of(i).iter().map(|p| p.frame).collect::<Vec<_>>();
+        let mut buf = Vec::new();
+        let c = &t.with_packets(0, &mut buf);
+        assert_eq!(frames(0), long);
         assert_eq!(c.folded, 602 - long.len() as u64);
         for dir in [FROM_CLIENT, FROM_SERVER] {
             let kept_ids: Vec<u16> = c
@@ -1383,9 +1480,9 @@ mod tests {
             assert_eq!(c.ip_ids(dir).as_slice(), kept_ids);
             assert_eq!(c.ip_ids(dir).len(), KEPT_IP_IDS);
         }
-        assert_eq!(frames(&t.conns[1]), other);
-        let c = &t.conns[2];
-        assert_eq!(frames(c), [third]);
+        assert_eq!(frames(1), other);
+        let c = &t.with_packets(2, &mut buf);
+        assert_eq!(frames(2), [third]);
         assert_eq!(c.ip_ids(FROM_CLIENT).as_slice(), &third_ids[..KEPT_IP_IDS]);
         assert!(c.ip_ids(FROM_SERVER).is_empty());
     }
@@ -1409,7 +1506,8 @@ mod tests {
             }
             let t = b.finish();
             assert_eq!(t.conns.len(), 1);
-            let c = &t.conns[0];
+            let mut buf = Vec::new();
+            let c = &t.with_packets(0, &mut buf);
             assert_eq!(c.roles_known, hello);
             let sender = if hello { FROM_CLIENT } else { FROM_SERVER };
             let other = 1 - sender;
