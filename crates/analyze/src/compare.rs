@@ -143,9 +143,20 @@ pub fn analyze_scoped(
             .unzip();
         (connections, views, rows)
     } else {
+        // In runs of pairs, each pair's first packets loading while the one before is judged.
         let rows = chosen
-            .par_iter()
-            .map_init(Buffers::default, |bufs, p| judge(bufs, p, Want::Row).0)
+            .par_chunks(PAIR_RUN)
+            .flat_map_iter(|run| {
+                let mut bufs = Buffers::default();
+                run.iter().enumerate().map(move |(k, p)| {
+                    if let Some(next) = run.get(k + 1) {
+                        let (ic, is) = ends(next);
+                        ca.table.prefetch_packets(ic);
+                        cb.table.prefetch_packets(is);
+                    }
+                    judge(&mut bufs, p, Want::Row).0
+                })
+            })
             .collect();
         (Vec::new(), Vec::new(), rows)
     };
@@ -209,6 +220,9 @@ fn add_ladders(
         );
     }
 }
+
+/// Pairs judged in turn on one thread (see `analyze_scoped`).
+const PAIR_RUN: usize = 256;
 
 /// Two buffers for a pair's packets (see [`ConnTable::with_packets`]).
 type Buffers = (Vec<Pkt>, Vec<Pkt>);

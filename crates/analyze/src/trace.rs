@@ -407,7 +407,7 @@ impl std::fmt::Debug for Kept {
 }
 
 /// Log places ahead whose packet is prefetched while a connection's are gathered.
-const GATHER_AHEAD: usize = 8;
+const GATHER_AHEAD: usize = 16;
 
 impl Kept {
     fn places(&self, conn: usize) -> &[u32] {
@@ -444,6 +444,14 @@ impl ConnTable {
         ConnRef {
             conn: &self.conns[i],
             pkts: buf,
+        }
+    }
+
+    /// Starts loading the first packets [`ConnTable::with_packets`] will gather for connection
+    /// `i` (each is a cache miss, and within a connection only the later ones are prefetched).
+    pub fn prefetch_packets(&self, i: usize) {
+        for &place in self.kept.places(i).iter().take(GATHER_AHEAD) {
+            tracekit_capture::prefetch_value(self.kept.entry(place), 2);
         }
     }
 
