@@ -135,29 +135,15 @@ pub fn analyze_scoped(
     };
     // Each pair on its own, on every core (the order of `chosen` is kept).
     let keep_all = scope.full >= chosen.len();
+    let tables = [ca.table, cb.table];
     let (mut connections, mut views, mut rows): (Vec<Connection>, Vec<View>, Vec<Row>) = if keep_all
     {
-        let (connections, (views, rows)) = chosen
-            .par_iter()
-            .map_init(Buffers::default, in_full)
+        let (connections, (views, rows)) = judge_all(&chosen, ends, tables, in_full)
+            .into_iter()
             .unzip();
         (connections, views, rows)
     } else {
-        // In runs of pairs, each pair's first packets loading while the one before is judged.
-        let rows = chosen
-            .par_chunks(PAIR_RUN)
-            .flat_map_iter(|run| {
-                let mut bufs = Buffers::default();
-                run.iter().enumerate().map(move |(k, p)| {
-                    if let Some(next) = run.get(k + 1) {
-                        let (ic, is) = ends(next);
-                        ca.table.prefetch_packets(ic);
-                        cb.table.prefetch_packets(is);
-                    }
-                    judge(&mut bufs, p, Want::Row).0
-                })
-            })
-            .collect();
+        let rows = judge_all(&chosen, ends, tables, |bufs, p| judge(bufs, p, Want::Row).0);
         (Vec::new(), Vec::new(), rows)
     };
     let order = report_order(&rows, |i| ca.table.conns[ends(&chosen[i]).0].first_ts);
@@ -221,8 +207,34 @@ fn add_ladders(
     }
 }
 
-/// Pairs judged in turn on one thread (see `analyze_scoped`).
+/// Pairs judged in turn on one thread (see [`judge_all`]).
 const PAIR_RUN: usize = 256;
+
+/// `judge` of every pair, on every core, in the pairs' order; `ends` gives a pair's connections
+/// in `tables`. In runs of pairs on one thread, each pair's first packets load while the one
+/// before is judged (each is a cache miss).
+fn judge_all<P: Sync, T: Send>(
+    pairs: &[P],
+    ends: impl Fn(&P) -> (usize, usize) + Sync,
+    tables: [&ConnTable; 2],
+    judge: impl Fn(&mut Buffers, &P) -> T + Sync,
+) -> Vec<T> {
+    pairs
+        .par_chunks(PAIR_RUN)
+        .flat_map_iter(|run| {
+            let mut bufs = Buffers::default();
+            let (ends, judge) = (&ends, &judge);
+            run.iter().enumerate().map(move |(k, p)| {
+                if let Some(next) = run.get(k + 1) {
+                    let (ic, is) = ends(next);
+                    tables[0].prefetch_packets(ic);
+                    tables[1].prefetch_packets(is);
+                }
+                judge(&mut bufs, p)
+            })
+        })
+        .collect()
+}
 
 /// Two buffers for a pair's packets (see [`ConnTable::with_packets`]).
 type Buffers = (Vec<Pkt>, Vec<Pkt>);
