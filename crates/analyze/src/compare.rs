@@ -138,12 +138,11 @@ pub fn analyze_scoped(
     let tables = [ca.table, cb.table];
     let (mut connections, mut views, mut rows): (Vec<Connection>, Vec<View>, Vec<Row>) = if keep_all
     {
-        let (connections, (views, rows)) = judge_all(&chosen, ends, tables, in_full)
-            .into_iter()
-            .unzip();
+        let (connections, (views, rows)) = judge_all(&chosen, ends, tables, in_full).unzip();
         (connections, views, rows)
     } else {
-        let rows = judge_all(&chosen, ends, tables, |bufs, p| judge(bufs, p, Want::Row).0);
+        let rows =
+            judge_all(&chosen, ends, tables, |bufs, p| judge(bufs, p, Want::Row).0).collect();
         (Vec::new(), Vec::new(), rows)
     };
     let order = report_order(&rows, |i| ca.table.conns[ends(&chosen[i]).0].first_ts);
@@ -207,33 +206,27 @@ fn add_ladders(
     }
 }
 
-/// Pairs judged in turn on one thread (see [`judge_all`]).
-const PAIR_RUN: usize = 256;
-
 /// `judge` of every pair, on every core, in the pairs' order; `ends` gives a pair's connections
-/// in `tables`. In runs of pairs on one thread, each pair's first packets load while the one
-/// before is judged (each is a cache miss).
-fn judge_all<P: Sync, T: Send>(
-    pairs: &[P],
-    ends: impl Fn(&P) -> (usize, usize) + Sync,
-    tables: [&ConnTable; 2],
-    judge: impl Fn(&mut Buffers, &P) -> T + Sync,
-) -> Vec<T> {
+/// in `tables`. The next pair's first packets load while a pair is judged (each is a cache
+/// miss). (Indexed, so that the results are collected in place: a collection in runs copied
+/// the connections in full of `--json`, hundreds of megabytes, into fresh memory.)
+fn judge_all<'p, P: Sync, T: Send>(
+    pairs: &'p [P],
+    ends: impl Fn(&P) -> (usize, usize) + Sync + Send + 'p,
+    tables: [&'p ConnTable; 2],
+    judge: impl Fn(&mut Buffers, &P) -> T + Sync + Send + 'p,
+) -> impl IndexedParallelIterator<Item = T> + 'p {
     pairs
-        .par_chunks(PAIR_RUN)
-        .flat_map_iter(|run| {
-            let mut bufs = Buffers::default();
-            let (ends, judge) = (&ends, &judge);
-            run.iter().enumerate().map(move |(k, p)| {
-                if let Some(next) = run.get(k + 1) {
-                    let (ic, is) = ends(next);
-                    tables[0].prefetch_packets(ic);
-                    tables[1].prefetch_packets(is);
-                }
-                judge(&mut bufs, p)
-            })
+        .par_iter()
+        .enumerate()
+        .map_init(Buffers::default, move |bufs, (k, p)| {
+            if let Some(next) = pairs.get(k + 1) {
+                let (ic, is) = ends(next);
+                tables[0].prefetch_packets(ic);
+                tables[1].prefetch_packets(is);
+            }
+            judge(bufs, p)
         })
-        .collect()
 }
 
 /// Two buffers for a pair's packets (see [`ConnTable::with_packets`]).
