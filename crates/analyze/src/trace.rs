@@ -256,9 +256,10 @@ impl Conn {
         // packets of a connection are, and a Client Hello always is).
         self.first_client_payload = 0;
         for &place in places {
-            let p = &mut kept.entry_mut(place).pkt;
-            p.from_client = !p.from_client;
-            if p.from_client && p.payload != 0 && self.first_client_payload == 0 {
+            let p = kept.entry_mut(place);
+            p.bits ^= LOGGED_FROM_CLIENT;
+            if p.bits & LOGGED_FROM_CLIENT != 0 && p.payload != 0 && self.first_client_payload == 0
+            {
                 self.first_client_payload = p.payload;
             }
         }
@@ -391,7 +392,7 @@ pub struct ConnTable {
 /// memory costs its first touch: 2 ms per MB on this project's machines, as the host backs it.)
 #[derive(Default)]
 struct Kept {
-    log: Vec<Vec<Logged>>,
+    log: Vec<LogChunk>,
     /// Log places by connection, each connection's in trace order: connection `i`'s are
     /// `order[starts[i]..starts[i + 1]]`.
     order: Vec<u32>,
@@ -418,11 +419,15 @@ impl Kept {
     }
     fn entry(&self, place: u32) -> &Logged {
         let place = place as usize;
-        &self.log[place / LOG_CHUNK][place % LOG_CHUNK]
+        &self.log[place / LOG_CHUNK].entries[place % LOG_CHUNK]
     }
     fn entry_mut(&mut self, place: u32) -> &mut Logged {
         let place = place as usize;
-        &mut self.log[place / LOG_CHUNK][place % LOG_CHUNK]
+        &mut self.log[place / LOG_CHUNK].entries[place % LOG_CHUNK]
+    }
+    fn pkt(&self, place: u32) -> Pkt {
+        let chunk = &self.log[place as usize / LOG_CHUNK];
+        chunk.entries[place as usize % LOG_CHUNK].pkt(chunk.base)
     }
 }
 
@@ -436,10 +441,10 @@ impl ConnTable {
         buf.reserve(places.len());
         for (k, &place) in places.iter().enumerate() {
             if let Some(&ahead) = places.get(k + GATHER_AHEAD) {
-                // An entry spans two lines.
+                // An entry may span two lines.
                 tracekit_capture::prefetch_value(self.kept.entry(ahead), 2);
             }
-            buf.push(self.kept.entry(place).pkt);
+            buf.push(self.kept.pkt(place));
         }
         ConnRef {
             conn: &self.conns[i],
@@ -633,19 +638,108 @@ struct Slot {
     conn: u32,
 }
 
-/// A kept packet, in trace order; indexed by connection by [`TableBuilder::finish`].
-/// (Appending costs no cache miss, pushing to each connection's own vector cost one per
-/// packet.)
+/// A kept packet, in trace order, with its connection; indexed by connection by
+/// [`TableBuilder::finish`]. (Appending costs no cache miss, pushing to each connection's own
+/// vector cost one per packet.) A [`Pkt`] in 48 bytes instead of 64: the frame as an offset
+/// from its chunk's first, the options and the direction as bits. The log is most of analyze's
+/// memory, and fresh memory costs its first touch.
 #[derive(Debug, Clone, Copy)]
 struct Logged {
-    pkt: Pkt,
+    ts: i64,
+    payload: u64,
     conn: u32,
+    /// The frame, less its chunk's `base`.
+    frame: u32,
+    seq: u32,
+    ack: u32,
+    len: u32,
+    flags: u16,
+    window: u16,
+    ip_id: u16,
+    ttl: u8,
+    /// `LOGGED_*` bits, and the ECN codepoint at `LOGGED_ECN_SHIFT`.
+    bits: u8,
+    /// TLS content type, handshake type, alert level and description.
+    tls: [u8; 4],
 }
 
-/// Log entries per chunk (the log grows without copying).
+const LOGGED_FROM_CLIENT: u8 = 1;
+const LOGGED_IP_ID: u8 = 2;
+const LOGGED_ECN_SHIFT: u8 = 2;
+const LOGGED_TLS: u8 = 16;
+const LOGGED_HANDSHAKE: u8 = 32;
+const LOGGED_ALERT: u8 = 64;
+
+impl Logged {
+    /// `pkt` of connection `conn`, in a chunk whose frames start at `base` (at most
+    /// `u32::MAX` below `pkt.frame`).
+    fn new(pkt: &Pkt, conn: u32, base: u64) -> Self {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        let tls = pkt.tls.unwrap_or(TlsMark {
+            content: 0,
+            handshake: None,
+            alert: None,
+        });
+        let (level, description) = tls.alert.unwrap_or_default();
+        Logged {
+            ts: pkt.ts,
+            payload: pkt.payload,
+            conn,
+            frame: (pkt.frame - base) as u32,
+            seq: pkt.seq,
+            ack: pkt.ack,
+            len: pkt.len,
+            flags: pkt.flags,
+            window: pkt.window,
+            ip_id: pkt.ip_id.unwrap_or(0),
+            ttl: pkt.ttl,
+            bits: bit(pkt.from_client, LOGGED_FROM_CLIENT)
+                | bit(pkt.ip_id.is_some(), LOGGED_IP_ID)
+                | (pkt.ecn & 3) << LOGGED_ECN_SHIFT
+                | bit(pkt.tls.is_some(), LOGGED_TLS)
+                | bit(tls.handshake.is_some(), LOGGED_HANDSHAKE)
+                | bit(tls.alert.is_some(), LOGGED_ALERT),
+            tls: [tls.content, tls.handshake.unwrap_or(0), level, description],
+        }
+    }
+
+    /// The packet, in a chunk whose frames start at `base`.
+    fn pkt(&self, base: u64) -> Pkt {
+        let has = |b: u8| self.bits & b != 0;
+        Pkt {
+            frame: base + u64::from(self.frame),
+            ts: self.ts,
+            from_client: has(LOGGED_FROM_CLIENT),
+            flags: self.flags,
+            seq: self.seq,
+            ack: self.ack,
+            len: self.len,
+            ttl: self.ttl,
+            ip_id: has(LOGGED_IP_ID).then_some(self.ip_id),
+            ecn: (self.bits >> LOGGED_ECN_SHIFT) & 3,
+            window: self.window,
+            tls: has(LOGGED_TLS).then_some(TlsMark {
+                content: self.tls[0],
+                handshake: has(LOGGED_HANDSHAKE).then_some(self.tls[1]),
+                alert: has(LOGGED_ALERT).then_some((self.tls[2], self.tls[3])),
+            }),
+            payload: self.payload,
+        }
+    }
+}
+
+/// Log entries whose frames lie within `u32::MAX` of the chunk's first.
+#[derive(Debug)]
+struct LogChunk {
+    base: u64,
+    entries: Vec<Logged>,
+}
+
+/// Log entries per chunk (the log grows without copying; a chunk may hold fewer, when frames
+/// run past its `base` + `u32::MAX`).
 const LOG_CHUNK: usize = 1 << 16;
-/// Log entries at most: places are `u32`. Packets past it are counted, not kept.
-const LOG_MAX: u64 = u32::MAX as u64;
+/// Chunks at most: places are `u32`. Packets past them are counted, not kept.
+const LOG_CHUNKS: usize = (u32::MAX as usize + 1) / LOG_CHUNK;
 
 /// Gives `v` room for `cap` elements in a fresh block, when it can be had, and moves the
 /// elements over. (Not `Vec::try_reserve`: a reallocation copies the whole old block, its unused
@@ -672,14 +766,12 @@ pub struct TableBuilder {
     slots: Vec<Slot>,
     slot_shift: u32,
     used_slots: usize,
-    log: Vec<Vec<Logged>>,
+    log: Vec<LogChunk>,
     /// IPv4 packets among the first of their direction that were not kept: (connection,
     /// frame, sent by the client, IP ID).
     ip_ids_not_kept: Vec<(u32, u64, bool, u16)>,
     /// Ordinary packets kept so far, over all connections.
     kept_ordinary: u64,
-    /// Packets in the log.
-    logged: u64,
     packets: u64,
     tcp_packets: u64,
     first_ts: Option<i64>,
@@ -726,7 +818,6 @@ impl TableBuilder {
             log: Vec::new(),
             ip_ids_not_kept: Vec::new(),
             kept_ordinary: 0,
-            logged: 0,
             packets: 0,
             tcp_packets: 0,
             first_ts: None,
@@ -1143,24 +1234,30 @@ impl TableBuilder {
             pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
         let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
         let ordinary = !notable && room && usize::from(hot.ordinary_kept) < KEPT_ORDINARY;
-        let keep =
-            usize::from(hot.kept) < KEPT_PACKETS && (notable || ordinary) && self.logged < LOG_MAX;
+        let chunk_full = self
+            .log
+            .last()
+            .is_none_or(|c| c.entries.len() == LOG_CHUNK || frame - c.base > u64::from(u32::MAX));
+        let log_room = !chunk_full || self.log.len() < LOG_CHUNKS;
+        let keep = usize::from(hot.kept) < KEPT_PACKETS && (notable || ordinary) && log_room;
         if keep {
             hot.kept += 1;
-            self.logged += 1;
             if ordinary {
                 hot.ordinary_kept += 1;
                 self.kept_ordinary += 1;
             }
         }
         if keep {
-            if self.log.last().is_none_or(|c| c.len() == LOG_CHUNK) {
-                self.log.push(Vec::with_capacity(LOG_CHUNK));
+            if chunk_full {
+                self.log.push(LogChunk {
+                    base: frame,
+                    entries: Vec::with_capacity(LOG_CHUNK),
+                });
             }
-            self.log.last_mut().expect("pushed above").push(Logged {
-                pkt,
-                conn: conn_index as u32,
-            });
+            let chunk = self.log.last_mut().expect("pushed above");
+            chunk
+                .entries
+                .push(Logged::new(&pkt, conn_index as u32, chunk.base));
         } else if log_ip_id && let Some(id) = ip_id {
             self.ip_ids_not_kept
                 .push((conn_index as u32, frame, from_client, id));
@@ -1228,13 +1325,11 @@ impl TableBuilder {
         drop(hot);
         let mut next: Vec<u32> = starts[..starts.len() - 1].to_vec();
         let mut order = vec![0u32; total as usize];
-        let mut place = 0u32;
-        for chunk in &log {
-            for e in chunk {
+        for (c, chunk) in log.iter().enumerate() {
+            for (k, e) in chunk.entries.iter().enumerate() {
                 let at = &mut next[e.conn as usize];
-                order[*at as usize] = place;
+                order[*at as usize] = (c * LOG_CHUNK + k) as u32;
                 *at += 1;
-                place += 1;
             }
         }
         let mut kept = Kept { log, order, starts };
@@ -1433,6 +1528,70 @@ mod tests {
         let mut p = segment(40000, back, 64, 0, seq, flags);
         p[18..20].copy_from_slice(&id.to_be_bytes());
         p
+    }
+
+    /// The log's 48-byte entries give back every field of a packet, all options set or not.
+    #[test]
+    fn logged_packets_come_back_as_they_went_in() {
+        let base = 7_000_000_000;
+        let plain = Pkt {
+            frame: base,
+            ts: -5,
+            from_client: false,
+            flags: 0x1ff,
+            seq: u32::MAX,
+            ack: 1,
+            len: 65_535,
+            ttl: 255,
+            ip_id: None,
+            ecn: 0,
+            window: u16::MAX,
+            tls: None,
+            payload: 0,
+        };
+        let full = Pkt {
+            frame: base + u64::from(u32::MAX),
+            ts: i64::MAX,
+            from_client: true,
+            ip_id: Some(0),
+            ecn: 3,
+            tls: Some(TlsMark {
+                content: 21,
+                handshake: Some(0),
+                alert: Some((2, 40)),
+            }),
+            payload: u64::MAX,
+            ..plain
+        };
+        let partial = Pkt {
+            ecn: 2,
+            tls: Some(TlsMark {
+                content: 22,
+                handshake: Some(2),
+                alert: None,
+            }),
+            ..plain
+        };
+        for p in [plain, full, partial] {
+            let back = Logged::new(&p, 3, base).pkt(base);
+            assert_eq!(format!("{back:?}"), format!("{p:?}"));
+        }
+    }
+
+    /// Frames further apart than a chunk's `u32` offsets reach start a new chunk: every
+    /// packet comes back with its own frame number.
+    #[test]
+    fn frames_past_a_chunks_reach_start_a_new_chunk() {
+        let mut b = TableBuilder::new(None);
+        let frames = [1, 2, 1 + (1 << 33), 3 + (1 << 33), u64::from(u32::MAX) << 4];
+        for (n, &frame) in frames.iter().enumerate() {
+            let flags = if n == 0 { 0x02 } else { 0x10 };
+            b.add(frame, n as i64, 1, &segment(40000, false, 64, 0, 1, flags));
+        }
+        let t = b.finish();
+        assert_eq!(t.kept.log.len(), 3);
+        let got: Vec<u64> = t.packets_of(0).iter().map(|p| p.frame).collect();
+        assert_eq!(got, frames);
     }
 
     /// Connections interleaved, one of them past `KEPT_ORDINARY` ordinary packets: each keeps
