@@ -1631,7 +1631,7 @@ fn compare(
     // Offload artefacts, not middlebox evidence.
     for (x, side, is_a) in [(c, "client", true), (s, "server", false)] {
         for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            let o = &x.over_mss[dir];
+            let o = x.over_mss(dir);
             if o.count == 0 {
                 continue;
             }

@@ -159,8 +159,8 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
         client_close: close_view(c, c.first_close(FROM_CLIENT)),
         server_close: close_view(c, c.first_close(FROM_SERVER)),
         tls_progress,
-        over_mss_sent_by_client: frames(&c.over_mss[FROM_CLIENT]),
-        over_mss_sent_by_server: frames(&c.over_mss[FROM_SERVER]),
+        over_mss_sent_by_client: frames(c.over_mss(FROM_CLIENT)),
+        over_mss_sent_by_server: frames(c.over_mss(FROM_SERVER)),
         client_mac: mac(FROM_CLIENT),
         server_mac: mac(FROM_SERVER),
         folded_packets: c.folded,
@@ -170,7 +170,7 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
 /// TLS progress at both points, and whether the random values survived the path.
 #[must_use]
 pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
-    let alerts = |x: &Conn| x.alerts.iter().map(|a| a.0).collect::<Vec<_>>();
+    let alerts = |x: &Conn| x.alerts().iter().map(|a| a.0).collect::<Vec<_>>();
     let app = |x: &Conn| x.app_data.iter().flatten().copied().collect::<Vec<_>>();
     let same = |a: Option<[u8; 32]>, b: Option<[u8; 32]>| Some(a? == b?);
     (

@@ -155,6 +155,26 @@ pub struct TtlSeen {
 /// A TLS alert record: frame, sent by the client, level and description when readable.
 pub type AlertSeen = (u64, bool, Option<(u8, u8)>);
 
+/// The facts of a connection that few connections have, out of line: `Conn` is written for
+/// every connection (a scan's too), and its fresh memory costs its first touch (these took 112
+/// of its 864 bytes).
+#[derive(Debug, Clone, Default)]
+struct Rare {
+    alerts: Vec<AlertSeen>,
+    /// Segments longer than the MSS the receiver announced, per sending direction.
+    over_mss: [Frames; 2],
+    /// Among the first [`KEPT_IP_IDS`] IPv4 packets of a direction, those not kept: (frame,
+    /// sent by the client, IP ID). Empty unless the trace's room for ordinary packets ran out;
+    /// the kept packets give the rest (see [`ConnRef::ip_ids`]). (Held inline, the IP IDs took
+    /// 136 of `Conn`'s 1,000 bytes, for every connection of a scan too.)
+    ip_ids_not_kept: Vec<(u64, bool, u16)>,
+}
+
+static NO_FRAMES: Frames = Frames {
+    count: 0,
+    first: Vec::new(),
+};
+
 /// One TCP connection in one trace.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -179,19 +199,13 @@ pub struct Conn {
     pub server_hello: Option<u64>,
     /// First application-data record per direction.
     pub app_data: [Option<u64>; 2],
-    pub alerts: Vec<AlertSeen>,
     pub first_fin: [Option<Close>; 2],
     pub first_rst: [Option<Close>; 2],
-    /// Segments longer than the MSS the receiver announced, per sending direction.
-    pub over_mss: [Frames; 2],
     pub largest_segment: [u32; 2],
     pub ttls: [ArrayVec<TtlSeen, KEPT_TTLS>; 2],
     pub src_mac: [Option<[u8; 6]>; 2],
-    /// Among the first [`KEPT_IP_IDS`] IPv4 packets of a direction, those not kept: (frame,
-    /// sent by the client, IP ID). Empty unless the trace's room for ordinary packets ran out;
-    /// the kept packets give the rest (see [`Conn::ip_ids`]). (Held inline, the IP IDs took
-    /// 136 of `Conn`'s 1,000 bytes, for every connection of a scan too.)
-    ip_ids_not_kept: Vec<(u64, bool, u16)>,
+    /// What few connections have (see [`Rare`]).
+    rare: Option<Box<Rare>>,
     /// ECN codepoints seen per direction: counts of not-ECT, ECT(1), ECT(0), CE.
     pub ecn_codepoints: [[u64; 4]; 2],
     /// Hash of the client's first payload (to recognise the connection at the other point).
@@ -217,14 +231,12 @@ impl Conn {
             client_hello: None,
             server_hello: None,
             app_data: [None; 2],
-            alerts: Vec::new(),
             first_fin: [None; 2],
             first_rst: [None; 2],
-            over_mss: [Frames::default(), Frames::default()],
             largest_segment: [0; 2],
             ttls: [ArrayVec::new(), ArrayVec::new()],
             src_mac: [None; 2],
-            ip_ids_not_kept: Vec::new(),
+            rare: None,
             ecn_codepoints: [[0; 4]; 2],
             first_client_payload: 0,
         }
@@ -241,16 +253,18 @@ impl Conn {
         self.app_data.swap(0, 1);
         self.first_fin.swap(0, 1);
         self.first_rst.swap(0, 1);
-        self.over_mss.swap(0, 1);
         self.largest_segment.swap(0, 1);
         self.ttls.swap(0, 1);
         self.src_mac.swap(0, 1);
         self.ecn_codepoints.swap(0, 1);
-        for a in &mut self.alerts {
-            a.1 = !a.1;
-        }
-        for id in &mut self.ip_ids_not_kept {
-            id.1 = !id.1;
+        if let Some(rare) = &mut self.rare {
+            rare.over_mss.swap(0, 1);
+            for a in &mut rare.alerts {
+                a.1 = !a.1;
+            }
+            for id in &mut rare.ip_ids_not_kept {
+                id.1 = !id.1;
+            }
         }
         // The same hash `record` takes (the client's first payload is kept: the first
         // packets of a connection are, and a Client Hello always is).
@@ -263,6 +277,22 @@ impl Conn {
                 self.first_client_payload = p.payload;
             }
         }
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
+    }
+
+    /// TLS alert records, the first [`KEPT_FRAMES`].
+    #[must_use]
+    pub fn alerts(&self) -> &[AlertSeen] {
+        self.rare.as_ref().map_or(&[], |r| &r.alerts)
+    }
+
+    /// Segments longer than the MSS the receiver announced, sent in direction `dir`.
+    #[must_use]
+    pub fn over_mss(&self, dir: usize) -> &Frames {
+        self.rare.as_ref().map_or(&NO_FRAMES, |r| &r.over_mss[dir])
     }
 
     /// Whether a packet between these two ends belongs to this connection's tuple.
@@ -357,8 +387,9 @@ impl ConnRef<'_> {
             .peekable();
         let mut not_kept = self
             .conn
-            .ip_ids_not_kept
+            .rare
             .iter()
+            .flat_map(|r| &r.ip_ids_not_kept)
             .filter(|&&(_, c, _)| c == from_client)
             .map(|&(frame, _, id)| (frame, id))
             .peekable();
@@ -1157,7 +1188,7 @@ impl TableBuilder {
         }
         let d = &mut hot.dirs[dir];
         if d.bits & HAS_MSS != 0 && len > u32::from(d.mss) {
-            conn.over_mss[dir].push(frame);
+            conn.rare_mut().over_mss[dir].push(frame);
         }
 
         let mut mark = None;
@@ -1193,8 +1224,8 @@ impl TableBuilder {
                         conn.app_data[dir] = Some(frame);
                         d.bits |= APP_SEEN;
                     }
-                    (tls::content::ALERT, _) if conn.alerts.len() < KEPT_FRAMES => {
-                        conn.alerts.push((frame, from_client, rec.alert));
+                    (tls::content::ALERT, _) if conn.alerts().len() < KEPT_FRAMES => {
+                        conn.rare_mut().alerts.push((frame, from_client, rec.alert));
                     }
                     _ => {}
                 }
@@ -1335,6 +1366,7 @@ impl TableBuilder {
         let mut kept = Kept { log, order, starts };
         for (conn, frame, from_client, id) in ip_ids_not_kept {
             conns[conn as usize]
+                .rare_mut()
                 .ip_ids_not_kept
                 .push((frame, from_client, id));
         }
