@@ -426,9 +426,12 @@ fn pair_connections(
             isn_pairs.push((both, at_a(c), i));
         }
     }
-    let mut by_tuple = Nearest::new(tuples, n);
-    let mut by_payload = Nearest::new(payloads, n);
-    let mut by_isn = Nearest::new(isn_pairs, n);
+    // The three indices are built at once (sorting 2 entries per connection of b is most of
+    // the pairing's time).
+    let ((mut by_tuple, mut by_payload), mut by_isn) = rayon::join(
+        || rayon::join(|| Nearest::new(tuples, n), || Nearest::new(payloads, n)),
+        || Nearest::new(isn_pairs, n),
+    );
     let mut used = vec![false; n];
     let mut pairs = Vec::new();
     // The nearest unused candidate in time (the first in b's order on a tie).
