@@ -243,10 +243,11 @@ impl Conn {
     }
 
     /// Swaps the roles of the two ends, for a connection whose roles were guessed wrongly:
-    /// every per-direction fact changes sides, and its kept packets (at `places` of the log,
-    /// in trace order) change direction. (Only for connections without SYN or SYN/ACK, whose
+    /// every per-direction fact changes sides; `first_client_payload` is the hash of the
+    /// client's first payload after that (its kept packets, turned round by
+    /// [`Kept::turn_round`], give it). (Only for connections without SYN or SYN/ACK, whose
     /// facts are the ones that follow the direction.)
-    fn turn_round(&mut self, kept: &mut Kept, places: &[u32]) {
+    fn turn_round(&mut self, first_client_payload: u64) {
         std::mem::swap(&mut self.client, &mut self.server);
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
@@ -266,17 +267,7 @@ impl Conn {
                 id.1 = !id.1;
             }
         }
-        // The same hash `record` takes (the client's first payload is kept: the first
-        // packets of a connection are, and a Client Hello always is).
-        self.first_client_payload = 0;
-        for &place in places {
-            let p = kept.entry_mut(place);
-            p.bits ^= LOGGED_FROM_CLIENT;
-            if p.bits & LOGGED_FROM_CLIENT != 0 && p.payload != 0 && self.first_client_payload == 0
-            {
-                self.first_client_payload = p.payload;
-            }
-        }
+        self.first_client_payload = first_client_payload;
     }
 
     fn rare_mut(&mut self) -> &mut Rare {
@@ -448,17 +439,49 @@ impl Kept {
             _ => &[],
         }
     }
-    fn entry(&self, place: u32) -> &Logged {
+    /// The chunk of a place, and the entry's index in it.
+    fn chunk(&self, place: u32) -> (&LogChunk, usize) {
         let place = place as usize;
-        &self.log[place / LOG_CHUNK].entries[place % LOG_CHUNK]
+        (&self.log[place / LOG_CHUNK], place % LOG_CHUNK)
     }
-    fn entry_mut(&mut self, place: u32) -> &mut Logged {
-        let place = place as usize;
-        &mut self.log[place / LOG_CHUNK].entries[place % LOG_CHUNK]
+    fn entry(&self, place: u32) -> &Logged {
+        let (chunk, k) = self.chunk(place);
+        &chunk.entries[k]
     }
     fn pkt(&self, place: u32) -> Pkt {
-        let chunk = &self.log[place as usize / LOG_CHUNK];
-        chunk.entries[place as usize % LOG_CHUNK].pkt(chunk.base)
+        let (chunk, k) = self.chunk(place);
+        chunk.entries[k].pkt(chunk.base)
+    }
+    /// Connection `conn`'s kept packets, each gathered into `buf` (emptied first).
+    fn gather(&self, conn: usize, buf: &mut Vec<Pkt>) {
+        buf.clear();
+        let places = self.places(conn);
+        buf.reserve(places.len());
+        for (k, &place) in places.iter().enumerate() {
+            if let Some(&ahead) = places.get(k + GATHER_AHEAD) {
+                // An entry may span two lines.
+                tracekit_capture::prefetch_value(self.entry(ahead), 2);
+            }
+            buf.push(self.pkt(place));
+        }
+    }
+    /// Turns connection `conn`'s kept packets round (client for server); the hash of the
+    /// client's first payload among them after that (0: none).
+    fn turn_round(&mut self, conn: usize) -> u64 {
+        let Kept { log, order, starts } = self;
+        let (Some(&from), Some(&to)) = (starts.get(conn), starts.get(conn + 1)) else {
+            return 0;
+        };
+        let mut first_client_payload = 0;
+        for &place in &order[from as usize..to as usize] {
+            let place = place as usize;
+            let p = &mut log[place / LOG_CHUNK].entries[place % LOG_CHUNK];
+            p.bits ^= LOGGED_FROM_CLIENT;
+            if p.bits & LOGGED_FROM_CLIENT != 0 && p.payload != 0 && first_client_payload == 0 {
+                first_client_payload = p.payload;
+            }
+        }
+        first_client_payload
     }
 }
 
@@ -467,16 +490,7 @@ impl ConnTable {
     /// dropped; a buffer used again costs no fresh memory).
     #[must_use]
     pub fn with_packets<'a>(&'a self, i: usize, buf: &'a mut Vec<Pkt>) -> ConnRef<'a> {
-        buf.clear();
-        let places = self.kept.places(i);
-        buf.reserve(places.len());
-        for (k, &place) in places.iter().enumerate() {
-            if let Some(&ahead) = places.get(k + GATHER_AHEAD) {
-                // An entry may span two lines.
-                tracekit_capture::prefetch_value(self.kept.entry(ahead), 2);
-            }
-            buf.push(self.kept.pkt(place));
-        }
+        self.kept.gather(i, buf);
         ConnRef {
             conn: &self.conns[i],
             pkts: buf,
@@ -495,7 +509,7 @@ impl ConnTable {
     #[must_use]
     pub fn packets_of(&self, i: usize) -> Vec<Pkt> {
         let mut buf = Vec::new();
-        let _ = self.with_packets(i, &mut buf);
+        self.kept.gather(i, &mut buf);
         buf
     }
 }
@@ -771,6 +785,31 @@ struct LogChunk {
 const LOG_CHUNK: usize = 1 << 16;
 /// Chunks at most: places are `u32`. Packets past them are counted, not kept.
 const LOG_CHUNKS: usize = (u32::MAX as usize + 1) / LOG_CHUNK;
+
+/// Appends packet `pkt` of connection `conn` to the log, in a new chunk when the last is full
+/// or its frames would run past its `u32` offsets (or back before its first); false when the
+/// log has no room left.
+fn log_push(log: &mut Vec<LogChunk>, pkt: &Pkt, conn: u32) -> bool {
+    let fits = |c: &LogChunk| {
+        c.entries.len() < LOG_CHUNK
+            && pkt
+                .frame
+                .checked_sub(c.base)
+                .is_some_and(|d| u32::try_from(d).is_ok())
+    };
+    if !log.last().is_some_and(fits) {
+        if log.len() == LOG_CHUNKS {
+            return false;
+        }
+        log.push(LogChunk {
+            base: pkt.frame,
+            entries: Vec::with_capacity(LOG_CHUNK),
+        });
+    }
+    let chunk = log.last_mut().expect("pushed above");
+    chunk.entries.push(Logged::new(pkt, conn, chunk.base));
+    true
+}
 
 /// Gives `v` room for `cap` elements in a fresh block, when it can be had, and moves the
 /// elements over. (Not `Vec::try_reserve`: a reallocation copies the whole old block, its unused
@@ -1265,30 +1304,15 @@ impl TableBuilder {
             pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
         let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
         let ordinary = !notable && room && usize::from(hot.ordinary_kept) < KEPT_ORDINARY;
-        let chunk_full = self
-            .log
-            .last()
-            .is_none_or(|c| c.entries.len() == LOG_CHUNK || frame - c.base > u64::from(u32::MAX));
-        let log_room = !chunk_full || self.log.len() < LOG_CHUNKS;
-        let keep = usize::from(hot.kept) < KEPT_PACKETS && (notable || ordinary) && log_room;
+        let keep = usize::from(hot.kept) < KEPT_PACKETS
+            && (notable || ordinary)
+            && log_push(&mut self.log, &pkt, conn_index as u32);
         if keep {
             hot.kept += 1;
             if ordinary {
                 hot.ordinary_kept += 1;
                 self.kept_ordinary += 1;
             }
-        }
-        if keep {
-            if chunk_full {
-                self.log.push(LogChunk {
-                    base: frame,
-                    entries: Vec::with_capacity(LOG_CHUNK),
-                });
-            }
-            let chunk = self.log.last_mut().expect("pushed above");
-            chunk
-                .entries
-                .push(Logged::new(&pkt, conn_index as u32, chunk.base));
         } else if log_ip_id && let Some(id) = ip_id {
             self.ip_ids_not_kept
                 .push((conn_index as u32, frame, from_client, id));
@@ -1371,8 +1395,10 @@ impl TableBuilder {
                 .push((frame, from_client, id));
         }
         for i in wrong_roles {
-            let places = kept.places(i).to_vec();
-            conns[i].turn_round(&mut kept, &places);
+            // The same hash `record` takes (the client's first payload is kept: the first
+            // packets of a connection are, and a Client Hello always is).
+            let first_client_payload = kept.turn_round(i);
+            conns[i].turn_round(first_client_payload);
         }
         ConnTable {
             conns,
@@ -1610,18 +1636,26 @@ mod tests {
         }
     }
 
-    /// Frames further apart than a chunk's `u32` offsets reach start a new chunk: every
-    /// packet comes back with its own frame number.
+    /// Frames further apart than a chunk's `u32` offsets reach, or going back before a chunk's
+    /// first (a caller out of order), start a new chunk: every packet comes back with its own
+    /// frame number.
     #[test]
     fn frames_past_a_chunks_reach_start_a_new_chunk() {
         let mut b = TableBuilder::new(None);
-        let frames = [1, 2, 1 + (1 << 33), 3 + (1 << 33), u64::from(u32::MAX) << 4];
+        let frames = [
+            1,
+            2,
+            1 + (1 << 33),
+            3 + (1 << 33),
+            u64::from(u32::MAX) << 4,
+            5,
+        ];
         for (n, &frame) in frames.iter().enumerate() {
             let flags = if n == 0 { 0x02 } else { 0x10 };
             b.add(frame, n as i64, 1, &segment(40000, false, 64, 0, 1, flags));
         }
         let t = b.finish();
-        assert_eq!(t.kept.log.len(), 3);
+        assert_eq!(t.kept.log.len(), 4);
         let got: Vec<u64> = t.packets_of(0).iter().map(|p| p.frame).collect();
         assert_eq!(got, frames);
     }
