@@ -14,12 +14,13 @@
 //! gathers one connection's).
 
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arrayvec::ArrayVec;
 use rustc_hash::FxHasher;
 use tracekit_wire::tcp::{OptionSummary, Tcp, flags};
 use tracekit_wire::tls::{self, Records as TlsRecords};
-use tracekit_wire::{Endpoint, FlowKey, IpLayer, Layers, TransportKind, dissect};
+use tracekit_wire::{Endpoint, IpLayer, Layers, TransportKind, dissect};
 
 /// Packet summaries kept per connection; further packets are counted.
 pub const KEPT_PACKETS: usize = 400;
@@ -605,7 +606,7 @@ const CONN_AHEAD: usize = 8;
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Hot {
-    key: FlowKey,
+    key: Tuple,
     /// Packets kept (in the log), and of them ordinary ones.
     kept: u16,
     ordinary_kept: u16,
@@ -662,7 +663,7 @@ impl HotDir {
 }
 
 impl Hot {
-    fn new(key: FlowKey, client_is_lo: bool, ts: i64) -> Self {
+    fn new(key: Tuple, client_is_lo: bool, ts: i64) -> Self {
         Hot {
             key,
             kept: 0,
@@ -673,6 +674,94 @@ impl Hot {
             last_ts: ts,
             dirs: [HotDir::default(); 2],
         }
+    }
+}
+
+/// A TCP flow's two ends as integers, the lower end first (the order of [`FlowKey`](tracekit_wire::FlowKey): within
+/// one address family, (address, port) compared as numbers). Hand-written for the hot path:
+/// a `FlowKey` is built of `IpAddr`s, which the packet's bytes reach through byte stores on
+/// the stack, read back in wider loads the processor cannot forward (a stall on every packet,
+/// the hottest instruction of the table); these are loaded into registers straight from the
+/// header. A `FlowKey` is made only for a new connection's ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tuple {
+    /// Addresses as big-endian numbers (IPv4 zero-extended), each split into high and low
+    /// halves so that [`Hot`] keeps 8-byte alignment and its three lines.
+    lo: [u64; 2],
+    hi: [u64; 2],
+    /// The lower end's port in the high half.
+    ports: u32,
+    v6: bool,
+}
+
+impl Tuple {
+    /// The tuple of a TCP segment over `ip`, and whether it goes from the lower end to the
+    /// upper one.
+    #[inline]
+    fn of(ip: &IpLayer, tcp: &Tcp<&[u8]>, data: &[u8]) -> (Tuple, bool) {
+        let at = ip.header.start as usize;
+        let v6 = ip.version != 4;
+        let (src, dst) = if v6 {
+            (be128(data, at + 8), be128(data, at + 24))
+        } else {
+            (
+                u128::from(be32(data, at + 12)),
+                u128::from(be32(data, at + 16)),
+            )
+        };
+        let (sport, dport) = (tcp.src_port(), tcp.dst_port());
+        let forward = (src, sport) <= (dst, dport);
+        let ((lo, lo_port), (hi, hi_port)) = if forward {
+            ((src, sport), (dst, dport))
+        } else {
+            ((dst, dport), (src, sport))
+        };
+        let halves = |a: u128| [(a >> 64) as u64, a as u64];
+        (
+            Tuple {
+                lo: halves(lo),
+                hi: halves(hi),
+                ports: u32::from(lo_port) << 16 | u32::from(hi_port),
+                v6,
+            },
+            forward,
+        )
+    }
+
+    fn has_port(&self, port: u16) -> bool {
+        (self.ports >> 16) as u16 == port || self.ports as u16 == port
+    }
+
+    /// FxHash of the words (never 0: that marks an empty slot).
+    fn hash(&self) -> u64 {
+        let mut h = FxHasher::default();
+        for w in [self.lo[0], self.lo[1], self.hi[0], self.hi[1]] {
+            h.write_u64(w);
+        }
+        h.write_u64(u64::from(self.ports) << 1 | u64::from(self.v6));
+        h.finish().max(1)
+    }
+
+    /// The lower and the upper end.
+    fn ends(&self) -> (Endpoint, Endpoint) {
+        let addr = |a: [u64; 2]| {
+            let n = u128::from(a[0]) << 64 | u128::from(a[1]);
+            if self.v6 {
+                IpAddr::V6(Ipv6Addr::from(n))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(n as u32))
+            }
+        };
+        (
+            Endpoint {
+                addr: addr(self.lo),
+                port: (self.ports >> 16) as u16,
+            },
+            Endpoint {
+                addr: addr(self.hi),
+                port: self.ports as u16,
+            },
+        )
     }
 }
 
@@ -854,7 +943,7 @@ struct Staged<'p, 'a> {
     p: &'p Packet<'a>,
     ip: &'p IpLayer,
     tcp: Tcp<&'a [u8]>,
-    key: FlowKey,
+    key: Tuple,
     forward: bool,
     hash: u64,
 }
@@ -983,10 +1072,9 @@ impl TableBuilder {
         let t = ip.transport?;
         let tcp = Tcp::new_checked(&p.data[t.header.range()]).ok()?;
         self.tcp_packets += 1;
-        let (key, forward) = ip.flow(p.data);
+        let (key, forward) = Tuple::of(ip, &tcp, p.data);
         if let Some(PortFilter(port)) = self.filter
-            && key.lo.port != port
-            && key.hi.port != port
+            && !key.has_port(port)
         {
             return None;
         }
@@ -996,7 +1084,7 @@ impl TableBuilder {
             tcp,
             key,
             forward,
-            hash: hash_of(&key),
+            hash: key.hash(),
         })
     }
 
@@ -1006,7 +1094,7 @@ impl TableBuilder {
     }
 
     /// The slot that holds a flow, or the free slot where it would go (linear probing).
-    fn probe(&self, hash: u64, key: &FlowKey) -> usize {
+    fn probe(&self, hash: u64, key: &Tuple) -> usize {
         let mask = self.slots.len() - 1;
         let mut at = self.slot_of(hash);
         loop {
@@ -1019,7 +1107,7 @@ impl TableBuilder {
     }
 
     /// The newest connection of a flow.
-    fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+    fn find(&self, hash: u64, key: &Tuple) -> Option<usize> {
         let s = self.slots[self.probe(hash, key)];
         (s.hash != 0).then_some(s.conn as usize)
     }
@@ -1051,20 +1139,21 @@ impl TableBuilder {
         let tcp = &s.tcp;
         let f = tcp.flags();
         let syn_only = f & (flags::SYN | flags::ACK) == flags::SYN;
-        // The ends were read once already, into the flow key.
-        let (src, dst) = if s.forward {
-            (s.key.lo, s.key.hi)
-        } else {
-            (s.key.hi, s.key.lo)
+        // The ends are made only for a new connection.
+        let ends = || {
+            let (lo, hi) = s.key.ends();
+            if s.forward { (lo, hi) } else { (hi, lo) }
         };
         let conn = match self.find(s.hash, &s.key) {
             // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
             // unless it repeats the SYN we have (a retransmission).
             Some(i) if syn_only && self.conns[i].syn.is_none_or(|h| h.isn != tcp.seq()) => {
+                let (src, dst) = ends();
                 self.open(s, src, dst, true)
             }
             Some(i) => Some(i),
             None => {
+                let (src, dst) = ends();
                 let synack = f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
                 if syn_only {
                     self.open(s, src, dst, true)
@@ -1096,7 +1185,8 @@ impl TableBuilder {
             .ok()
             .filter(|&i| i < u32::MAX)?;
         self.conns.push(Conn::new(client, server, known, s.p.ts));
-        self.hot.push(Hot::new(s.key, client == s.key.lo, s.p.ts));
+        let client_is_lo = client == s.key.ends().0;
+        self.hot.push(Hot::new(s.key, client_is_lo, s.p.ts));
         self.index(s.hash, i);
         Some(i as usize)
     }
@@ -1434,6 +1524,14 @@ fn add_ttl_run(ttls: &mut ArrayVec<TtlSeen, KEPT_TTLS>, d: &HotDir) {
 
 fn be16(d: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(d[at..at + 4].try_into().expect("four bytes"))
+}
+
+fn be128(d: &[u8], at: usize) -> u128 {
+    u128::from_be_bytes(d[at..at + 16].try_into().expect("sixteen bytes"))
 }
 
 fn hash_of<T: Hash>(v: &T) -> u64 {
