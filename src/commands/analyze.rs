@@ -4,8 +4,9 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
@@ -28,6 +29,61 @@ use crate::{Outcome, inputs, progress};
 /// bench's 1 GB pair, 100,000 give 56,133 matched packets and the exact offset; 250,000 gave the
 /// same offset for about half a second more CPU time.)
 const ALIGN_PACKETS: u64 = 100_000;
+/// The estimate is tried first on this many packets of each trace, while the readers go on
+/// (on the bench's 1 GB pair, 25,000 give 24,990 matched packets and the same exact offset as
+/// 100,000; the estimate on 100,000 took 0.15–0.2 s of a core that both readers needed, an
+/// eighth of the wall time). It settles there when [`settles`] says so; otherwise it is made
+/// again on [`ALIGN_PACKETS`].
+const ALIGN_FIRST: u64 = 25_000;
+/// Matched packets an estimate on the first packets needs to settle.
+const ALIGN_SETTLED_MATCHES: usize = 1_000;
+
+/// Whether an estimate on the first [`ALIGN_FIRST`] packets of each trace stands: bounded on
+/// both sides (packets matched in both directions) by enough matched packets. Otherwise
+/// (traces that overlap later, little traffic in common, one direction only), more packets may
+/// bound it.
+fn settles(alignment: &align::Alignment) -> bool {
+    alignment.width().is_some() && alignment.matches >= ALIGN_SETTLED_MATCHES
+}
+
+/// What a reader hands the clock estimate: its signatures so far, and whether they are all it
+/// will take (the trace ended, or [`ALIGN_PACKETS`] were taken).
+type Signatures = (Trace, bool);
+
+/// The clock estimate, on its own thread while the traces are read: first on the first
+/// [`ALIGN_FIRST`] packets of each trace, then, unless that [`settles`], on all the readers
+/// send. `settled` tells the readers to stop taking signatures. Also the time spent
+/// estimating (not waiting).
+fn estimate_clock(
+    a: &mpsc::Receiver<Signatures>,
+    b: &mpsc::Receiver<Signatures>,
+    settled: &AtomicBool,
+) -> (Option<align::Alignment>, Duration) {
+    let (Ok((mut ta, a_all)), Ok((mut tb, b_all))) = (a.recv(), b.recv()) else {
+        return (None, Duration::ZERO);
+    };
+    let start = Instant::now();
+    let first = align::estimate(&mut ta, &mut tb);
+    let mut took = start.elapsed();
+    if (a_all && b_all) || first.as_ref().is_some_and(settles) {
+        settled.store(true, Ordering::Relaxed);
+        return (first, took);
+    }
+    // A reader that stops early (damage that ends its file) still sends what it took; one that
+    // failed sends nothing more, and what it sent first stands.
+    let more = |rx: &mpsc::Receiver<Signatures>, done: bool, t: Trace| {
+        if done {
+            t
+        } else {
+            rx.recv().map_or(t, |(t, _)| t)
+        }
+    };
+    let (mut ta, mut tb) = (more(a, a_all, ta), more(b, b_all, tb));
+    let start = Instant::now();
+    let alignment = align::estimate(&mut ta, &mut tb);
+    took += start.elapsed();
+    (alignment, took)
+}
 
 /// One trace read once: its connections (its alignment signatures went to the estimate).
 struct Read {
@@ -62,16 +118,32 @@ fn read(
     len: u64,
     port: Option<u16>,
     bar: &indicatif::ProgressBar,
-    signatures: &mpsc::SyncSender<Trace>,
+    signatures: &mpsc::SyncSender<Signatures>,
+    settled: &AtomicBool,
 ) -> anyhow::Result<Read> {
     let capture = Capture::open(path)?;
     let mut table = TableBuilder::with_capacity(port.map(PortFilter), expected_conns(len));
     let mut align = Some(Trace::new(ALIGN_PACKETS));
-    let hand_over = |align: &mut Option<Trace>| {
-        if let Some(mut trace) = align.take() {
-            trace.finish();
-            // (It fails only when the estimate's thread has panicked, which `join` passes on.)
-            let _ = signatures.send(trace);
+    // The signatures go once the first `ALIGN_FIRST` packets are in (a copy, while the reader
+    // goes on taking them), and again when all are in, unless the estimate settled on the first.
+    let mut sent_first = false;
+    let hand_over = |align: &mut Option<Trace>, sent_first: &mut bool, all: bool| {
+        if settled.load(Ordering::Relaxed) {
+            *align = None;
+            return;
+        }
+        if all {
+            if let Some(mut trace) = align.take() {
+                trace.finish();
+                // (It fails only once the estimate needs no more, or its thread has panicked,
+                // which `join` passes on.)
+                let _ = signatures.send((trace, true));
+            }
+        } else if let Some(trace) = align.as_ref() {
+            let mut first = trace.clone();
+            first.finish();
+            let _ = signatures.send((first, false));
+            *sent_first = true;
         }
     };
     let mut problems = Vec::new();
@@ -80,14 +152,18 @@ fn read(
     // Packets go to the table in batches (see `TableBuilder::add_batch`); one dissection
     // feeds both the table and the clock alignment.
     let mut batch = Batch::default();
-    let feed = |table: &mut TableBuilder, align: &mut Option<Trace>, packets: &[Packet]| {
+    let mut feed = |table: &mut TableBuilder, align: &mut Option<Trace>, packets: &[Packet]| {
         table.add_batch(packets);
         if let Some(trace) = align {
             for p in packets {
                 trace.add_dissected(p.frame, p.ts, &p.layers, p.data);
             }
             if trace.is_full() {
-                hand_over(align);
+                hand_over(align, &mut sent_first, true);
+            } else if !sent_first && trace.packets() >= ALIGN_FIRST {
+                hand_over(align, &mut sent_first, false);
+            } else if sent_first && settled.load(Ordering::Relaxed) {
+                *align = None;
             }
         }
     };
@@ -129,7 +205,7 @@ fn read(
             path.display()
         ));
     }
-    hand_over(&mut align);
+    hand_over(&mut align, &mut sent_first, true);
     Ok(Read {
         name: display_name(path),
         // Finished here, so each trace's table is finished on the core that read it.
@@ -170,23 +246,26 @@ fn analyze_pair(
     // The clock estimate needs the first packets of each trace only: it runs on a thread of
     // its own while the rest is read, rather than after the reading with one core idle (on the
     // bench's 1 GB pair it took 0.15 s of the 0.9 s, alone).
-    let (to_estimate_a, signatures_a) = mpsc::sync_channel(1);
-    let (to_estimate_b, signatures_b) = mpsc::sync_channel(1);
+    // (Room for both of a reader's hand-overs: a reader never waits for the estimate.)
+    let (to_estimate_a, signatures_a) = mpsc::sync_channel(2);
+    let (to_estimate_b, signatures_b) = mpsc::sync_channel(2);
+    let settled = Arc::new(AtomicBool::new(false));
     let estimate = std::thread::Builder::new()
         .name("clock estimate".into())
-        .spawn(move || {
-            let (mut sa, mut sb) = (signatures_a.recv().ok()?, signatures_b.recv().ok()?);
-            let start = Instant::now();
-            let alignment = align::estimate(&mut sa, &mut sb);
-            timings.mark(format_args!(
-                "clock estimate done (it took {:.3} s)",
-                start.elapsed().as_secs_f64()
-            ));
-            alignment
+        .spawn({
+            let settled = Arc::clone(&settled);
+            move || {
+                let (alignment, took) = estimate_clock(&signatures_a, &signatures_b, &settled);
+                timings.mark(format_args!(
+                    "clock estimate done (it took {:.3} s)",
+                    took.as_secs_f64()
+                ));
+                alignment
+            }
         })
         .context("starting the clock estimate's thread")?;
-    let read_one = |path: &Path, len: u64, signatures: &mpsc::SyncSender<Trace>| {
-        let read = read(path, len, port, &bar, signatures);
+    let read_one = |path: &Path, len: u64, signatures: &mpsc::SyncSender<Signatures>| {
+        let read = read(path, len, port, &bar, signatures, &settled);
         timings.mark(format_args!("{} read", display_name(path)));
         read
     };
@@ -570,4 +649,99 @@ fn pair_files(
         }
     }
     pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracekit_testutil::packets::segment;
+
+    const MS: i64 = 1_000_000;
+    /// B's clock runs this far ahead of A's.
+    const B_AHEAD: i64 = 250 * MS;
+
+    /// The signatures of `n` handshakes seen at a client-side point A and a server-side point B:
+    /// each SYN reaches B 1 ms after A saw it, each SYN/ACK reaches A 1 ms after B sent it.
+    fn handshakes(n: u16) -> (Trace, Trace) {
+        let (mut a, mut b) = (Trace::new(ALIGN_PACKETS), Trace::new(ALIGN_PACKETS));
+        for i in 0..n {
+            let t = i64::from(i) * 10 * MS;
+            let (port, isn) = (10_000 + i, 7_000_000 + u32::from(i) * 3);
+            let syn = segment(port, false, 64, 0, isn, 0x02);
+            let syn_ack = segment(port, true, 64, 0, isn ^ 0x5555_5555, 0x12);
+            let frame = 2 * u64::from(i) + 1;
+            a.add(frame, t, 1, &syn);
+            b.add(frame, t + MS + B_AHEAD, 1, &syn);
+            b.add(frame + 1, t + 2 * MS + B_AHEAD, 1, &syn_ack);
+            a.add(frame + 1, t + 3 * MS, 1, &syn_ack);
+        }
+        a.finish();
+        b.finish();
+        (a, b)
+    }
+
+    /// Channels as `analyze_pair` makes them, loaded with what the readers would send.
+    fn sent(
+        a: Vec<Signatures>,
+        b: Vec<Signatures>,
+    ) -> (mpsc::Receiver<Signatures>, mpsc::Receiver<Signatures>) {
+        let load = |msgs: Vec<Signatures>| {
+            let (tx, rx) = mpsc::sync_channel(2);
+            for m in msgs {
+                tx.send(m).unwrap();
+            }
+            rx
+        };
+        (load(a), load(b))
+    }
+
+    #[test]
+    fn an_estimate_on_the_first_packets_that_settles_stops_the_readers() {
+        let (first_a, first_b) = handshakes(600);
+        let (rx_a, rx_b) = sent(vec![(first_a, false)], vec![(first_b, false)]);
+        let settled = AtomicBool::new(false);
+        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &settled);
+        let alignment = alignment.expect("matched");
+        // (Set only where the first estimate stands.)
+        assert!(settled.load(Ordering::Relaxed));
+        assert_eq!(alignment.matches, 1200);
+        // B − A for the SYN is 251 ms, for the SYN/ACK 249 ms: the offset lies between.
+        assert_eq!(
+            (alignment.lo, alignment.hi),
+            (Some(-B_AHEAD - MS), Some(-B_AHEAD + MS))
+        );
+    }
+
+    #[test]
+    fn an_estimate_that_does_not_settle_on_the_first_packets_is_made_on_all() {
+        let (first_a, first_b) = handshakes(20);
+        let (all_a, all_b) = handshakes(700);
+        let (rx_a, rx_b) = sent(
+            vec![(first_a, false), (all_a, true)],
+            vec![(first_b, false), (all_b, true)],
+        );
+        let settled = AtomicBool::new(false);
+        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &settled);
+        assert!(!settled.load(Ordering::Relaxed));
+        assert_eq!(alignment.expect("matched").matches, 1400);
+    }
+
+    #[test]
+    fn a_reader_that_sends_nothing_more_leaves_its_first_signatures() {
+        // A ended before the first hand-over (all it has); B sent its first packets, then
+        // failed: what B sent first stands.
+        let (all_a, first_b) = handshakes(20);
+        let (rx_a, rx_b) = sent(vec![(all_a, true)], vec![(first_b, false)]);
+        let settled = AtomicBool::new(false);
+        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &settled);
+        assert_eq!(alignment.expect("matched").matches, 40);
+    }
+
+    #[test]
+    fn no_signatures_give_no_estimate() {
+        let (rx_a, rx_b) = sent(vec![], vec![]);
+        let (alignment, took) = estimate_clock(&rx_a, &rx_b, &AtomicBool::new(false));
+        assert!(alignment.is_none());
+        assert_eq!(took, Duration::ZERO);
+    }
 }

@@ -89,7 +89,7 @@ const BLOCKS_PER_DIRECTION: u32 = 16;
 const BARE_PER_DIRECTION: u16 = 32;
 
 /// One capture's signatures.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Trace {
     /// Appended in packet order, sorted by signature before matching (a sorted vector takes
     /// half the memory of a hash map of millions of entries, and appending costs no cache
@@ -138,7 +138,7 @@ struct Segment {
 }
 
 /// One direction of a TCP flow: its ISN and the stream block being hashed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Half {
     isn: Option<u32>,
     /// Stream offset of the next byte expected (0 is the byte after the SYN).
@@ -265,6 +265,12 @@ impl Trace {
             limit,
             ..Trace::default()
         }
+    }
+
+    /// Packets taken so far.
+    #[must_use]
+    pub fn packets(&self) -> u64 {
+        self.packets
     }
 
     /// Whether the trace has taken all the packets it will.
