@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -50,14 +50,103 @@ fn settles(alignment: &align::Alignment) -> bool {
 /// will take (the trace ended, or [`ALIGN_PACKETS`] were taken).
 type Signatures = (Trace, bool);
 
+/// What the clock estimate made of the first packets, for the readers: nothing yet, it stands
+/// (they stop taking signatures), or it needs all they take.
+#[derive(Debug, Default)]
+struct Verdict(AtomicU8);
+
+impl Verdict {
+    const PENDING: u8 = 0;
+    const SETTLED: u8 = 1;
+    const MORE: u8 = 2;
+
+    fn set(&self, settled: bool) {
+        let v = if settled { Self::SETTLED } else { Self::MORE };
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// `None` while pending; whether the estimate settled.
+    fn get(&self) -> Option<bool> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::PENDING => None,
+            v => Some(v == Self::SETTLED),
+        }
+    }
+}
+
+/// A reader's signatures for the clock estimate: a copy of the first [`ALIGN_FIRST`]
+/// packets' is handed over as soon as they are in; all of them (up to [`ALIGN_PACKETS`]) only
+/// once the estimate asks for more, or at the end of the trace unless it settled. (Sorting
+/// 100,000 signatures costs a core tens of milliseconds; the estimate usually settles on the
+/// first.)
+struct ForEstimate<'s> {
+    trace: Option<Trace>,
+    sent_first: bool,
+    to: &'s mpsc::SyncSender<Signatures>,
+    verdict: &'s Verdict,
+}
+
+impl<'s> ForEstimate<'s> {
+    fn new(to: &'s mpsc::SyncSender<Signatures>, verdict: &'s Verdict) -> Self {
+        ForEstimate {
+            trace: Some(Trace::new(ALIGN_PACKETS)),
+            sent_first: false,
+            to,
+            verdict,
+        }
+    }
+
+    /// Takes a batch's packets (in trace order), and hands over what is due.
+    fn take(&mut self, packets: &[Packet]) {
+        let Some(trace) = &mut self.trace else {
+            return;
+        };
+        if !trace.is_full() {
+            for p in packets {
+                trace.add_dissected(p.frame, p.ts, &p.layers, p.data);
+            }
+        }
+        if !self.sent_first {
+            if trace.packets() >= ALIGN_FIRST {
+                let mut first = trace.clone();
+                first.finish();
+                // (Sends fail only once the estimate needs no more, or its thread has
+                // panicked, which `join` passes on.)
+                let _ = self.to.send((first, false));
+                self.sent_first = true;
+            }
+            return;
+        }
+        match self.verdict.get() {
+            Some(true) => self.trace = None,
+            Some(false) if trace.is_full() => self.send_all(),
+            // Pending: go on taking, or hold a full trace (unsorted) until the verdict.
+            _ => {}
+        }
+    }
+
+    /// At the end of the trace (or where reading stopped): all its signatures, unless the
+    /// estimate settled without them.
+    fn end(&mut self) {
+        if self.verdict.get() != Some(true) {
+            self.send_all();
+        }
+    }
+
+    fn send_all(&mut self) {
+        if let Some(mut trace) = self.trace.take() {
+            trace.finish();
+            let _ = self.to.send((trace, true));
+        }
+    }
+}
+
 /// The clock estimate, on its own thread while the traces are read: first on the first
 /// [`ALIGN_FIRST`] packets of each trace, then, unless that [`settles`], on all the readers
-/// send. `settled` tells the readers to stop taking signatures. Also the time spent
-/// estimating (not waiting).
+/// send; `verdict` tells the readers which. Also the time spent estimating (not waiting).
 fn estimate_clock(
     a: &mpsc::Receiver<Signatures>,
     b: &mpsc::Receiver<Signatures>,
-    settled: &AtomicBool,
+    verdict: &Verdict,
 ) -> (Option<align::Alignment>, Duration) {
     let (Ok((mut ta, a_all)), Ok((mut tb, b_all))) = (a.recv(), b.recv()) else {
         return (None, Duration::ZERO);
@@ -66,9 +155,10 @@ fn estimate_clock(
     let first = align::estimate(&mut ta, &mut tb);
     let mut took = start.elapsed();
     if (a_all && b_all) || first.as_ref().is_some_and(settles) {
-        settled.store(true, Ordering::Relaxed);
+        verdict.set(true);
         return (first, took);
     }
+    verdict.set(false);
     // A reader that stops early (damage that ends its file) still sends what it took; one that
     // failed sends nothing more, and what it sent first stands.
     let more = |rx: &mpsc::Receiver<Signatures>, done: bool, t: Trace| {
@@ -111,61 +201,27 @@ fn expected_conns(len: u64) -> usize {
 }
 
 /// Reads the trace at `path`, `len` bytes long. Its alignment signatures go to `signatures`
-/// as soon as the first [`ALIGN_PACKETS`] packets are in (or at the end of a shorter trace), so
-/// that the clock estimate can run while the rest is read.
+/// as [`ForEstimate`] says, so that the clock estimate runs while the rest is read.
 fn read(
     path: &Path,
     len: u64,
     port: Option<u16>,
     bar: &indicatif::ProgressBar,
     signatures: &mpsc::SyncSender<Signatures>,
-    settled: &AtomicBool,
+    verdict: &Verdict,
 ) -> anyhow::Result<Read> {
     let capture = Capture::open(path)?;
     let mut table = TableBuilder::with_capacity(port.map(PortFilter), expected_conns(len));
-    let mut align = Some(Trace::new(ALIGN_PACKETS));
-    // The signatures go once the first `ALIGN_FIRST` packets are in (a copy, while the reader
-    // goes on taking them), and again when all are in, unless the estimate settled on the first.
-    let mut sent_first = false;
-    let hand_over = |align: &mut Option<Trace>, sent_first: &mut bool, all: bool| {
-        if settled.load(Ordering::Relaxed) {
-            *align = None;
-            return;
-        }
-        if all {
-            if let Some(mut trace) = align.take() {
-                trace.finish();
-                // (It fails only once the estimate needs no more, or its thread has panicked,
-                // which `join` passes on.)
-                let _ = signatures.send((trace, true));
-            }
-        } else if let Some(trace) = align.as_ref() {
-            let mut first = trace.clone();
-            first.finish();
-            let _ = signatures.send((first, false));
-            *sent_first = true;
-        }
-    };
+    let mut align = ForEstimate::new(signatures, verdict);
     let mut problems = Vec::new();
     let mut records = capture.records();
     let mut last_pos = 0u64;
     // Packets go to the table in batches (see `TableBuilder::add_batch`); one dissection
     // feeds both the table and the clock alignment.
     let mut batch = Batch::default();
-    let mut feed = |table: &mut TableBuilder, align: &mut Option<Trace>, packets: &[Packet]| {
+    let feed = |table: &mut TableBuilder, align: &mut ForEstimate, packets: &[Packet]| {
         table.add_batch(packets);
-        if let Some(trace) = align {
-            for p in packets {
-                trace.add_dissected(p.frame, p.ts, &p.layers, p.data);
-            }
-            if trace.is_full() {
-                hand_over(align, &mut sent_first, true);
-            } else if !sent_first && trace.packets() >= ALIGN_FIRST {
-                hand_over(align, &mut sent_first, false);
-            } else if sent_first && settled.load(Ordering::Relaxed) {
-                *align = None;
-            }
-        }
+        align.take(packets);
     };
     for (n, r) in records.by_ref().enumerate() {
         let r = match r {
@@ -205,7 +261,7 @@ fn read(
             path.display()
         ));
     }
-    hand_over(&mut align, &mut sent_first, true);
+    align.end();
     Ok(Read {
         name: display_name(path),
         // Finished here, so each trace's table is finished on the core that read it.
@@ -249,13 +305,13 @@ fn analyze_pair(
     // (Room for both of a reader's hand-overs: a reader never waits for the estimate.)
     let (to_estimate_a, signatures_a) = mpsc::sync_channel(2);
     let (to_estimate_b, signatures_b) = mpsc::sync_channel(2);
-    let settled = Arc::new(AtomicBool::new(false));
+    let verdict = Arc::new(Verdict::default());
     let estimate = std::thread::Builder::new()
         .name("clock estimate".into())
         .spawn({
-            let settled = Arc::clone(&settled);
+            let verdict = Arc::clone(&verdict);
             move || {
-                let (alignment, took) = estimate_clock(&signatures_a, &signatures_b, &settled);
+                let (alignment, took) = estimate_clock(&signatures_a, &signatures_b, &verdict);
                 timings.mark(format_args!(
                     "clock estimate done (it took {:.3} s)",
                     took.as_secs_f64()
@@ -265,7 +321,7 @@ fn analyze_pair(
         })
         .context("starting the clock estimate's thread")?;
     let read_one = |path: &Path, len: u64, signatures: &mpsc::SyncSender<Signatures>| {
-        let read = read(path, len, port, &bar, signatures, &settled);
+        let read = read(path, len, port, &bar, signatures, &verdict);
         timings.mark(format_args!("{} read", display_name(path)));
         read
     };
@@ -699,11 +755,10 @@ mod tests {
     fn an_estimate_on_the_first_packets_that_settles_stops_the_readers() {
         let (first_a, first_b) = handshakes(600);
         let (rx_a, rx_b) = sent(vec![(first_a, false)], vec![(first_b, false)]);
-        let settled = AtomicBool::new(false);
-        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &settled);
+        let verdict = Verdict::default();
+        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &verdict);
         let alignment = alignment.expect("matched");
-        // (Set only where the first estimate stands.)
-        assert!(settled.load(Ordering::Relaxed));
+        assert_eq!(verdict.get(), Some(true));
         assert_eq!(alignment.matches, 1200);
         // B − A for the SYN is 251 ms, for the SYN/ACK 249 ms: the offset lies between.
         assert_eq!(
@@ -720,9 +775,9 @@ mod tests {
             vec![(first_a, false), (all_a, true)],
             vec![(first_b, false), (all_b, true)],
         );
-        let settled = AtomicBool::new(false);
-        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &settled);
-        assert!(!settled.load(Ordering::Relaxed));
+        let verdict = Verdict::default();
+        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &verdict);
+        assert_eq!(verdict.get(), Some(false));
         assert_eq!(alignment.expect("matched").matches, 1400);
     }
 
@@ -732,15 +787,87 @@ mod tests {
         // failed: what B sent first stands.
         let (all_a, first_b) = handshakes(20);
         let (rx_a, rx_b) = sent(vec![(all_a, true)], vec![(first_b, false)]);
-        let settled = AtomicBool::new(false);
-        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &settled);
+        let (alignment, _) = estimate_clock(&rx_a, &rx_b, &Verdict::default());
         assert_eq!(alignment.expect("matched").matches, 40);
+    }
+
+    /// `n` SYNs from distinct ports, dissected.
+    fn syns(n: u32) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| segment(1024 + (i % 60_000) as u16, false, 64, 0, i, 0x02))
+            .collect()
+    }
+
+    fn feed(to: &mut ForEstimate, frames: &[Vec<u8>], first_frame: u64) {
+        let packets: Vec<Packet> = frames
+            .iter()
+            .zip(first_frame..)
+            .map(|(data, frame)| Packet {
+                frame,
+                ts: frame as i64 * MS,
+                layers: tracekit_wire::dissect(1, data),
+                data,
+            })
+            .collect();
+        for batch in packets.chunks(tracekit_analyze::trace::BATCH) {
+            to.take(batch);
+        }
+    }
+
+    #[test]
+    fn signatures_go_first_in_part_then_in_full_only_when_the_estimate_asks() {
+        let packets = syns(ALIGN_PACKETS as u32 + 100);
+        let first = ALIGN_FIRST as usize;
+        for settled in [None, Some(true), Some(false)] {
+            let (tx, rx) = mpsc::sync_channel(2);
+            let verdict = Verdict::default();
+            let mut reader = ForEstimate::new(&tx, &verdict);
+            feed(&mut reader, &packets[..first - 1], 1);
+            assert!(
+                rx.try_recv().is_err(),
+                "nothing before the first packets are in"
+            );
+            feed(&mut reader, &packets[first - 1..first + 63], first as u64);
+            let (part, all) = rx.try_recv().expect("the first packets' signatures");
+            assert!(!all);
+            assert!((ALIGN_FIRST..ALIGN_FIRST + 64).contains(&part.packets()));
+            // Past the limit, with no verdict yet, the full signatures are held.
+            feed(&mut reader, &packets[first + 63..], first as u64 + 64);
+            assert!(rx.try_recv().is_err());
+            if let Some(s) = settled {
+                verdict.set(s);
+            }
+            feed(&mut reader, &packets[..1], ALIGN_PACKETS + 101);
+            reader.end();
+            match settled {
+                Some(true) => assert!(rx.try_recv().is_err(), "settled: nothing more"),
+                _ => {
+                    let (full, all) = rx.try_recv().expect("all signatures");
+                    assert!(all);
+                    assert_eq!(full.packets(), ALIGN_PACKETS);
+                }
+            }
+            assert!(rx.try_recv().is_err(), "each hand-over once");
+        }
+    }
+
+    #[test]
+    fn a_short_trace_hands_over_all_it_has_at_its_end() {
+        let (tx, rx) = mpsc::sync_channel(2);
+        let verdict = Verdict::default();
+        let mut reader = ForEstimate::new(&tx, &verdict);
+        feed(&mut reader, &syns(500), 1);
+        assert!(rx.try_recv().is_err());
+        reader.end();
+        let (t, all) = rx.try_recv().expect("all signatures");
+        assert!(all);
+        assert_eq!(t.packets(), 500);
     }
 
     #[test]
     fn no_signatures_give_no_estimate() {
         let (rx_a, rx_b) = sent(vec![], vec![]);
-        let (alignment, took) = estimate_clock(&rx_a, &rx_b, &AtomicBool::new(false));
+        let (alignment, took) = estimate_clock(&rx_a, &rx_b, &Verdict::default());
         assert!(alignment.is_none());
         assert_eq!(took, Duration::ZERO);
     }

@@ -123,6 +123,12 @@ impl Entry {
     fn key(&self) -> (Kind, u64) {
         (self.kind, self.sig)
     }
+    /// (kind, signature, frame) as one number, in that order: the sort's key. (Compared as a
+    /// tuple with the enum first, the sort took about 1,800 instructions an entry, more than
+    /// taking the signatures; a `u128` compares in a few.)
+    fn order(&self) -> u128 {
+        u128::from(self.kind as u8) << 96 | u128::from(self.sig) << 32 | u128::from(self.frame)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,8 +247,7 @@ impl Trace {
         if !self.sorted {
             // In place (a stable sort would allocate); the frame keeps the order of equal
             // signatures deterministic.
-            self.entries
-                .sort_unstable_by_key(|e| (e.kind, e.sig, e.frame));
+            self.entries.sort_unstable_by_key(Entry::order);
             self.entries.shrink_to_fit();
             self.bare.shrink_to_fit();
             self.sorted = true;
@@ -860,6 +865,45 @@ mod tests {
             });
         }
         out
+    }
+
+    #[test]
+    fn the_sort_key_orders_as_kind_signature_frame() {
+        let kinds = [
+            Kind::Payload,
+            Kind::TlsRandom,
+            Kind::Stream,
+            Kind::TcpTimestamps,
+            Kind::Isn,
+            Kind::TcpSequence,
+            Kind::Ipv4Id,
+        ];
+        let mut entries = Vec::new();
+        for (i, &kind) in kinds.iter().rev().enumerate() {
+            for sig in [0, 1, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+                for frame in [0, 1, u32::MAX] {
+                    entries.push(Entry {
+                        kind,
+                        sig: sig ^ i as u64,
+                        ts: 0,
+                        flow: 0,
+                        frame,
+                        seq: 0,
+                        tcp: false,
+                        forward: false,
+                    });
+                }
+            }
+        }
+        let mut by_tuple = entries.clone();
+        by_tuple.sort_by_key(|e| (e.kind, e.sig, e.frame));
+        entries.sort_unstable_by_key(Entry::order);
+        let keys = |v: &[Entry]| {
+            v.iter()
+                .map(|e| (e.kind, e.sig, e.frame))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&entries), keys(&by_tuple));
     }
 
     #[test]
