@@ -9,6 +9,8 @@
 # and which takes analyze's TLS paths.
 # A third pair is a SYN scan (every packet an unanswered SYN: a million connections per 100
 # MB), the worst case for memory: analyze must stay short and small there too.
+# Under each pair: one analyze run step by step, and what reading the pair costs step by step
+# (walk, dissection, a plain per-connection hash map, analyze's table) against the walk.
 # Usage: bench/analyze.sh   (RUNS=N best of N, default 3; tshark runs once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +48,10 @@ print(f"analyze peak RSS {int(peak_total)//1024} MB, of which allocated {int(pea
 PY
   echo "one analyze run, step by step (--timings):"
   echo "$steps"
+  # What reading costs before any comparison, against the walk info does: the room the
+  # 2x-info goal leaves.
+  echo "reading alone, step by step (tracekit-bench floor):"
+  ./target/release/tracekit-bench floor "$a" "$b" | sed 's/^/  /'
 }
 
 a="$out/merge-a.pcap"

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -50,6 +50,13 @@ enum Command {
     /// reading: clock estimate, pairing and comparing the connections, the text report), on
     /// one thread, best of 3.
     Compare { a: PathBuf, b: PathBuf },
+    /// What reading two traces costs before any comparison, step by step, both at once (one
+    /// thread each, each file mapped anew per round, as `tracekit info A B` and `tracekit
+    /// analyze A B` read them), best of 3: the record walk alone (info's work), plus
+    /// dissection, plus each TCP packet's connection found in a plain hash map (packets and
+    /// bytes counted per connection: the least any per-connection analysis does), and analyze's
+    /// own reading (connection table with its packet log, finished; no clock signatures).
+    Floor { a: PathBuf, b: PathBuf },
     /// Time a full record walk over FILE (page cache warm): tracekit's reader against
     /// pcap-file 3.0's slice parsers over the same bytes.
     Read { file: PathBuf },
@@ -98,6 +105,7 @@ fn main() -> Result<()> {
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::PairSeeds { out, dir } => pair_seeds(&out, &dir),
         Command::Read { file } => read_bench(&file),
+        Command::Floor { a, b } => floor_bench(&a, &b),
         Command::Table { file } => table_bench(&file),
         Command::Compare { a, b } => compare_bench(&a, &b),
         Command::Files { like, threads, out } => files_floor(&like, threads, &out),
@@ -620,6 +628,84 @@ fn batches(capture: &Capture, each: &mut dyn FnMut(&[tracekit_analyze::Packet]))
         }
     }
     each(batch.rest());
+}
+
+#[allow(clippy::many_single_char_names)]
+fn floor_bench(a: &Path, b: &Path) -> Result<()> {
+    use rustc_hash::FxHashMap;
+    use tracekit_wire::TransportKind;
+    type Step = dyn Fn(&Capture) -> u64 + Sync;
+    // Each round maps both files anew (the mapping's page faults are part of every reading).
+    let both = |step: &Step| -> Result<(f64, u64)> {
+        let mut best = f64::MAX;
+        let mut check = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let (x, y) = rayon::join(
+                || Capture::open(a).map(|c| step(&c)),
+                || Capture::open(b).map(|c| step(&c)),
+            );
+            check = x? ^ y?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok((best, check))
+    };
+    let walk: &Step = &|c| {
+        c.records()
+            .map_while(Result::ok)
+            .fold(0u64, |acc, r| acc.wrapping_add(r.data.len() as u64))
+    };
+    let dissect: &Step = &|c| {
+        let mut tcp = 0u64;
+        batches(c, &mut |b| {
+            tcp += b
+                .iter()
+                .filter(|p| {
+                    p.layers
+                        .transport()
+                        .is_some_and(|t| t.kind == TransportKind::Tcp)
+                })
+                .count() as u64;
+        });
+        tcp
+    };
+    let flows: &Step = &|c| {
+        let mut conns: FxHashMap<tracekit_wire::FlowKey, (u64, u64)> = FxHashMap::default();
+        batches(c, &mut |b| {
+            for p in b {
+                if let Some(ip) = p.layers.inner_ip()
+                    && let Some(t) = ip.transport.filter(|t| t.kind == TransportKind::Tcp)
+                {
+                    let e = conns.entry(ip.flow(p.data).0).or_default();
+                    e.0 += 1;
+                    e.1 += t.payload.len() as u64;
+                }
+            }
+        });
+        conns.len() as u64
+    };
+    let table: &Step = &|c| {
+        let mut table = tracekit_analyze::TableBuilder::new(None);
+        batches(c, &mut |b| table.add_batch(b));
+        table.finish().conns.len() as u64
+    };
+    let steps = [
+        ("record walk (tracekit info's work)", walk),
+        ("+ dissection", dissect),
+        ("+ each TCP packet's connection in a hash map", flows),
+        ("analyze's reading (table, packet log, finish)", table),
+    ];
+    let mut first = None;
+    println!(
+        "{:<48} {:>8} {:>8}",
+        "both traces at once, best of 3", "seconds", "vs walk"
+    );
+    for (name, step) in steps {
+        let (t, _) = both(step)?;
+        let base = *first.get_or_insert(t);
+        println!("{name:<48} {t:8.3} {:7.2}x", t / base);
+    }
+    Ok(())
 }
 
 fn compare_bench(a: &PathBuf, b: &PathBuf) -> Result<()> {
