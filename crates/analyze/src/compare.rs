@@ -1355,16 +1355,16 @@ fn compare(
             ("client's SYN", c.syn, s.syn),
             ("server's SYN/ACK", c.syn_ack, s.syn_ack),
         ] {
-            if let (Some(x), Some(y)) = (x, y) {
+            if let (Some(x), Some(y)) = (x, y)
+                && x.options.layout() != y.options.layout()
+            {
                 let (lx, ly) = (x.options.layout_string(), y.options.layout_string());
-                if lx != ly {
-                    parts.push(format!(
-                        "the {who} has options {lx} at the client side and {ly} at the server side{}",
-                        option_change(&lx, &ly).map_or(String::new(), |c| format!(" ({c})"))
-                    ));
-                    fa.push(x.frame);
-                    fb.push(y.frame);
-                }
+                parts.push(format!(
+                    "the {who} has options {lx} at the client side and {ly} at the server side{}",
+                    option_change(&lx, &ly).map_or(String::new(), |c| format!(" ({c})"))
+                ));
+                fa.push(x.frame);
+                fb.push(y.frame);
             }
         }
         if !parts.is_empty() {

@@ -168,7 +168,7 @@ pub fn ladder(
                         ws(got.options.window_scale)
                     ));
                 }
-                if sent.options.layout_string() != got.options.layout_string() {
+                if sent.options.layout() != got.options.layout() {
                     r.changed.push("option layout".to_string());
                 }
             }

@@ -323,6 +323,14 @@ impl OptionSummary {
         s
     }
 
+    /// The option kinds in order: two summaries have the same [`OptionSummary::layout_string`]
+    /// exactly when they have the same layout (compare this, and write the strings only when
+    /// they differ).
+    #[must_use]
+    pub fn layout(&self) -> &[u8] {
+        &self.layout[..usize::from(self.layout_len)]
+    }
+
     /// The option layout as p0f writes it, e.g. `mss,sok,ts,nop,ws`.
     #[must_use]
     pub fn layout_string(&self) -> String {
@@ -376,6 +384,7 @@ mod tests {
         );
         let s = OptionSummary::of(&tcp);
         assert_eq!(s.layout_string(), "mss,sok,ts,nop,ws");
+        assert_eq!(s.layout(), [2, 4, 8, 1, 3]);
         assert_eq!(
             (s.mss, s.window_scale, s.sack_permitted),
             (Some(1460), Some(7), true)
