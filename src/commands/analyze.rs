@@ -161,14 +161,18 @@ fn estimate_clock(
     verdict.set(false);
     // A reader that stops early (damage that ends its file) still sends what it took; one that
     // failed sends nothing more, and what it sent first stands.
-    let more = |rx: &mpsc::Receiver<Signatures>, done: bool, t: Trace| {
+    let more = |rx: &mpsc::Receiver<Signatures>, done: bool| {
         if done {
-            t
+            None
         } else {
-            rx.recv().map_or(t, |(t, _)| t)
+            rx.recv().ok().map(|(t, _)| t)
         }
     };
-    let (mut ta, mut tb) = (more(a, a_all, ta), more(b, b_all, tb));
+    let (mut ta, mut tb) = match (more(a, a_all), more(b, b_all)) {
+        // Nothing new: the first estimate is all there is.
+        (None, None) => return (first, took),
+        (new_a, new_b) => (new_a.unwrap_or(ta), new_b.unwrap_or(tb)),
+    };
     let start = Instant::now();
     let alignment = align::estimate(&mut ta, &mut tb);
     took += start.elapsed();

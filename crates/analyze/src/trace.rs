@@ -1139,31 +1139,27 @@ impl TableBuilder {
         let tcp = &s.tcp;
         let f = tcp.flags();
         let syn_only = f & (flags::SYN | flags::ACK) == flags::SYN;
-        // The ends are made only for a new connection.
-        let ends = || {
-            let (lo, hi) = s.key.ends();
-            if s.forward { (lo, hi) } else { (hi, lo) }
-        };
         let conn = match self.find(s.hash, &s.key) {
             // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
             // unless it repeats the SYN we have (a retransmission).
             Some(i) if syn_only && self.conns[i].syn.is_none_or(|h| h.isn != tcp.seq()) => {
-                let (src, dst) = ends();
-                self.open(s, src, dst, true)
+                self.open(s, true, true)
             }
             Some(i) => Some(i),
             None => {
-                let (src, dst) = ends();
                 let synack = f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
+                let (sport, dport) = (tcp.src_port(), tcp.dst_port());
                 if syn_only {
-                    self.open(s, src, dst, true)
+                    self.open(s, true, true)
                 } else if synack {
-                    self.open(s, dst, src, true)
-                } else if src.port < dst.port || (src.port == dst.port && src < dst) {
-                    // Mid-connection: the lower port is most likely the server's.
-                    self.open(s, dst, src, false)
+                    self.open(s, false, true)
                 } else {
-                    self.open(s, src, dst, false)
+                    // Mid-connection: the lower port is most likely the server's (on equal
+                    // ports, the lower end: the source is lower when the packet goes forward
+                    // and its ends differ).
+                    let src_lower =
+                        sport < dport || (sport == dport && s.forward && s.key.lo != s.key.hi);
+                    self.open(s, !src_lower, false)
                 }
             }
         };
@@ -1173,20 +1169,22 @@ impl TableBuilder {
         }
     }
 
-    /// A new connection; `None` past 4 billion of them (which would take terabytes first).
-    fn open(
-        &mut self,
-        s: &Staged,
-        client: Endpoint,
-        server: Endpoint,
-        known: bool,
-    ) -> Option<usize> {
+    /// A new connection whose client is the packet's source (else its destination), its
+    /// roles known or guessed; `None` past 4 billion of them (which would take terabytes first).
+    fn open(&mut self, s: &Staged, client_is_src: bool, known: bool) -> Option<usize> {
         let i = u32::try_from(self.conns.len())
             .ok()
             .filter(|&i| i < u32::MAX)?;
+        // The ends are made only here, for a new connection.
+        let (lo, hi) = s.key.ends();
+        let (src, dst) = if s.forward { (lo, hi) } else { (hi, lo) };
+        let (client, server) = if client_is_src {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
         self.conns.push(Conn::new(client, server, known, s.p.ts));
-        let client_is_lo = client == s.key.ends().0;
-        self.hot.push(Hot::new(s.key, client_is_lo, s.p.ts));
+        self.hot.push(Hot::new(s.key, client == lo, s.p.ts));
         self.index(s.hash, i);
         Some(i as usize)
     }
@@ -1624,6 +1622,32 @@ mod tests {
         assert_eq!(t.conns[1].syn.unwrap().isn, 5000);
         assert_eq!(t.conns[1].packets[FROM_CLIENT], 2);
         assert_eq!(t.packets, 4 + 54 + 1);
+    }
+
+    #[test]
+    fn mid_connection_roles_take_the_lower_port_and_on_equal_ports_the_lower_end_for_the_server() {
+        use tracekit_testutil::packets::segment;
+        let ends = |t: &ConnTable| (t.conns[0].client.to_string(), t.conns[0].server.to_string());
+        for back in [false, true] {
+            // 192.0.2.10:51000 <-> 198.51.100.20:443, first seen either way, no handshake.
+            let mut b = TableBuilder::new(None);
+            b.add(1, 0, 1, &segment(51000, back, 64, 0, 7, 0x10));
+            let t = b.finish();
+            assert_eq!(
+                ends(&t),
+                ("192.0.2.10:51000".into(), "198.51.100.20:443".into())
+            );
+            assert_eq!(t.conns[0].packets[usize::from(back)], 1);
+            // Both ends on port 443: the lower address is taken for the server.
+            let mut b = TableBuilder::new(None);
+            b.add(1, 0, 1, &segment(443, back, 64, 0, 7, 0x10));
+            let t = b.finish();
+            assert_eq!(
+                ends(&t),
+                ("198.51.100.20:443".into(), "192.0.2.10:443".into())
+            );
+            assert_eq!(t.conns[0].packets[usize::from(!back)], 1);
+        }
     }
 
     #[test]
