@@ -196,8 +196,13 @@ pub struct MergeArgs {
     #[arg(long, value_name = "FILE=DURATION")]
     pub shift: Vec<String>,
     /// Concatenate the inputs in the order given instead of merging by time.
-    #[arg(short = 'a', long)]
+    #[arg(short = 'a', long, conflicts_with = "keep_order")]
     pub append: bool,
+    /// Keep each input's own record order where its clock steps back (merge by time between
+    /// inputs only). By default the output is strictly in time order, ties in input order, as
+    /// reordercap makes it: `tracekit merge -o sorted.pcapng unsorted.pcap` sorts one file.
+    #[arg(long)]
+    pub keep_order: bool,
     /// Drop exact duplicates (same bytes and length) seen within WINDOW of each other.
     #[arg(long, value_name = "WINDOW", num_args = 0..=1, default_missing_value = "1ms", require_equals = true)]
     pub dedup: Option<String>,

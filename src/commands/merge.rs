@@ -13,7 +13,7 @@ use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
 use tracekit_capture::{Capture, Format, Interface, LinkType, Record, Timestamp, TsResolution};
 use tracekit_merge::align::{self, Alignment, Trace};
 use tracekit_merge::dedup::Dedup;
-use tracekit_merge::{Input, Item, Merger};
+use tracekit_merge::{Input, Item, Merger, Order, survey};
 
 use crate::cli::MergeArgs;
 use crate::timefmt::{parse_signed_duration, signed_seconds};
@@ -174,7 +174,21 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
             shift,
         })
         .collect();
-    let mut merger = Merger::new(inputs, args.append);
+    let order = if args.append {
+        Order::Append
+    } else if args.keep_order {
+        Order::KeepInputOrder
+    } else {
+        // A walk over each input's record headers, in parallel: which ones need reordering.
+        Order::Time(captures.par_iter().map(|c| survey(&c.records())).collect())
+    };
+    let disordered: Vec<usize> = match &order {
+        Order::Time(surveys) => (0..surveys.len())
+            .filter(|&i| !surveys[i].in_order())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut merger = Merger::new(inputs, order);
     let mut dedup = dedup_window.map(Dedup::new);
     let mut written = 0u64;
     let mut skipped: Vec<(String, u64, String)> = Vec::new();
@@ -189,7 +203,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
                         output_interface(
                             writer,
                             &mut interfaces[input],
-                            merger.records(input).interfaces(),
+                            merger.interfaces(input),
                             k as usize,
                             (&names[input], shifts[input]),
                         )?;
@@ -202,7 +216,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
                     Sink::Pcapng { writer, interfaces } => carry_side_block(
                         writer,
                         &mut interfaces[input],
-                        merger.records(input).interfaces(),
+                        merger.interfaces(input),
                         &block,
                         (&names[input], shifts[input]),
                     )
@@ -242,7 +256,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
                 let out = output_interface(
                     writer,
                     &mut interfaces[input],
-                    merger.records(input).interfaces(),
+                    merger.interfaces(input),
                     record.interface as usize,
                     (&names[input], shifts[input]),
                 )?;
@@ -280,11 +294,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
             }
         }
         if written.is_multiple_of(65_536) {
-            bar.set_position(
-                (0..captures.len())
-                    .map(|i| merger.records(i).position())
-                    .sum(),
-            );
+            bar.set_position(merger.position());
         }
     }
     bar.finish_and_clear();
@@ -294,9 +304,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     }
     file.commit(false)?;
 
-    let problems: u64 = (0..captures.len())
-        .map(|i| merger.records(i).problems().1)
-        .sum();
+    let problems: u64 = (0..captures.len()).map(|i| merger.problems(i)).sum();
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
@@ -306,6 +314,16 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     );
     for note in &notes {
         let _ = writeln!(e, "  {note}");
+    }
+    if !disordered.is_empty() {
+        let names: Vec<&str> = disordered.iter().map(|&i| names[i].as_str()).collect();
+        let _ = writeln!(
+            e,
+            "  {} packet(s) moved into time order ({} not in time order: {}; --keep-order keeps each input's own order)",
+            merger.moved(),
+            if names.len() == 1 { "input" } else { "inputs" },
+            names.join(", ")
+        );
     }
     if let Some(d) = &dedup {
         let _ = writeln!(e, "  {} exact duplicates dropped", d.dropped);

@@ -52,6 +52,8 @@ fn merging_split_outputs_gives_back_the_original_records() {
         "ppp_many_interfaces-1.pcapng",
         "pcapng-gen_test202_mixed-endian-sections.pcapng",
         "zeek_vxlan-encapsulated-http.pcap",
+        // Not in time order: 4 packets earlier than one before them.
+        "ppp_tls2.pcap",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let parts = dir.path().join("parts");
@@ -64,14 +66,11 @@ fn merging_split_outputs_gives_back_the_original_records() {
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
         let original = records_of(&corpus(name));
         let merged = records_of(&out);
-        let sorted = |r: &[(i64, Vec<u8>)]| r.windows(2).all(|w| w[0].0 <= w[1].0);
-        // (A file whose clock steps back keeps its order within each part.)
-        if sorted(&original) {
-            assert!(
-                sorted(&merged),
-                "{name}: merged output is not in time order"
-            );
-        }
+        // In time order even where the original's clock steps back (as Wireshark needs).
+        assert!(
+            merged.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{name}: merged output is not in time order"
+        );
         assert_eq!(merged.len(), original.len(), "{name}");
         assert_eq!(multiset(merged), multiset(original.clone()), "{name}");
         // tshark reads every packet of it.
@@ -664,4 +663,108 @@ fn name_resolution_decryption_secrets_and_custom_blocks_are_carried() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Corpus files not in time order that reordercap sorts (it fails on two others of the corpus
+/// with an internal error, and reads the invalid µs fields of tcpdump_timestamp_invalid_micro.pcap
+/// otherwise than tracekit, which reports them as read past).
+const UNSORTED: [&str; 4] = [
+    "ppp_tls2.pcap",
+    "ppp_many_interfaces-1.pcapng",
+    "zeek_vxlan-encapsulated-http.pcap",
+    "zeek_echo-connections.pcap.gz",
+];
+
+#[test]
+fn merging_one_unsorted_file_sorts_it_as_reordercap_does() {
+    for name in UNSORTED {
+        let dir = tempfile::tempdir().unwrap();
+        let ext = if name.contains(".pcapng") {
+            "pcapng"
+        } else {
+            "pcap"
+        };
+        let reference = dir.path().join(format!("reordercap.{ext}"));
+        let o = run(std::process::Command::new("reordercap")
+            .arg(corpus(name))
+            .arg(&reference));
+        assert!(o.status.success(), "reordercap {name}: {}", stderr(&o));
+        let (out, o) = merge(dir.path(), "sorted.pcapng", &[], &[corpus(name)]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let original = records_of(&corpus(name));
+        let max_before = |i: usize| original[..i].iter().map(|r| r.0).max();
+        let late = (0..original.len())
+            .filter(|&i| max_before(i).is_some_and(|m| original[i].0 < m))
+            .count();
+        assert!(late > 0, "{name} is in time order");
+        assert!(
+            stderr(&o).contains(&format!("{late} packet(s) moved into time order")),
+            "{name}: {}",
+            stderr(&o)
+        );
+        assert_eq!(records_of(&out), records_of(&reference), "{name}");
+    }
+}
+
+#[test]
+fn keep_order_keeps_each_inputs_own_order_and_the_default_sorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.pcap");
+    let b = dir.path().join("b.pcap");
+    // a's clock steps back by 250 ns after its third packet.
+    tagged(&a, 0xa, &[100, 300, 400, 150, 350]);
+    tagged(&b, 0xb, &[150, 200]);
+    let times = |p: &Path| -> Vec<(i64, u8)> {
+        records_of(p)
+            .into_iter()
+            .map(|(t, d)| (t, *d.last().unwrap()))
+            .collect()
+    };
+    let (sorted, o) = merge(
+        dir.path(),
+        "sorted.pcap",
+        &["--format", "pcap"],
+        &[a.clone(), b.clone()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 packet(s) moved into time order (input not in time order: a.pcap;"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        times(&sorted),
+        [
+            (100, 0xa),
+            (150, 0xa),
+            (150, 0xb),
+            (200, 0xb),
+            (300, 0xa),
+            (350, 0xa),
+            (400, 0xa)
+        ]
+    );
+    let (kept, o) = merge(
+        dir.path(),
+        "kept.pcap",
+        &["--format", "pcap", "--keep-order"],
+        &[a, b],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("moved"), "{}", stderr(&o));
+    assert_eq!(
+        times(&kept),
+        [
+            (100, 0xa),
+            (150, 0xb),
+            (200, 0xb),
+            (300, 0xa),
+            (400, 0xa),
+            (150, 0xa),
+            (350, 0xa)
+        ]
+    );
+    // tshark reads the sorted output without complaint and in the same order.
+    let epochs = tshark_fields(&sorted, &["frame.time_epoch"]);
+    assert_eq!(epochs.len(), 7);
 }

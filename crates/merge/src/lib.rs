@@ -6,4 +6,4 @@ pub mod align;
 pub mod dedup;
 mod merger;
 
-pub use merger::{Input, Item, Merger};
+pub use merger::{Input, Item, MAX_RUNS, Merger, Order, Survey, survey};
