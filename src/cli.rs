@@ -61,9 +61,17 @@ epb_queue; shb_userappl says \"tracekit anonymize\".
 With --payload keep, DNS/mDNS/LLMNR answers (A, AAAA) are mapped and names hashed label by \
 label (same length, top-level label kept), other record data zeroed; DHCP/BOOTP addresses, \
 client MAC and identifier mapped, host and domain names hashed, server/file names and unknown \
-options zeroed. Other application payloads are kept as they are: the leak check (--verify, \
-tracekit leakcheck) finds any original address left in the output. A keyed permutation has \
-fixed points (addresses that map to themselves); --verify knows them from the key.")]
+options zeroed. DNS is read wherever the message travels: UDP, TCP (length-prefixed messages \
+reassembled across segments, retransmissions and reordering), ICMP/ICMPv6 error quotes, \
+tunnels and IP fragments (datagrams reassembled). What cannot be read through (a message cut \
+by the snap length or a quote, a gap in a TCP stream, a stream whose start was not captured, a \
+datagram with a fragment missing) is zeroed and counted: fail closed. Frames in which tracekit \
+finds no IP, ARP or link-layer body it can read (802.11 behind radiotap, unknown link types) \
+are zeroed after their capture header under every policy, and counted. Other application \
+payloads are kept as they are: the leak check (--verify, tracekit leakcheck) finds any \
+original address left in the output, DNS answers and DHCP fields included wherever they \
+travel. A keyed permutation has fixed points (addresses that map to themselves); --verify \
+knows them from the key.")]
 pub struct AnonymizeArgs {
     /// The key: 64 hex characters (see `tracekit keygen`). Same key, same mapping, everywhere.
     #[arg(long, value_name = "FILE")]

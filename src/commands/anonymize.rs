@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
-use tracekit_anonymize::{Key, Mapper, Payload, Policy, Rewriter, Secrets};
+use tracekit_anonymize::{
+    Key, Mapper, Payload, Policy, Reassembled, Reassembler, Rewriter, Secrets,
+};
 use tracekit_capture::output::AtomicFile;
 use tracekit_capture::pcapng::{OptionsBuilder, epb_numeric, idb_numeric, opt};
 use tracekit_capture::writer::{PacketTime, PcapWriter, PcapngWriter, Precision};
@@ -105,7 +107,7 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
                 if !report.problems.is_empty() {
                     outcome = Outcome::Partial;
                 }
-                for p in &report.problems {
+                for p in report.problems.iter().chain(&report.notes) {
                     eprintln!("tracekit anonymize: {}: {p}", input.display());
                 }
                 if args.verify {
@@ -142,6 +144,8 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
 struct Report {
     packets: u64,
     problems: Vec<String>,
+    /// What was done on purpose and is worth knowing (not a problem: the exit code stays 0).
+    notes: Vec<String>,
 }
 
 enum Sink<'f> {
@@ -243,6 +247,7 @@ fn rewrite_batch(
     batch: &[Record<'_>],
     workers: &mut [Rewriter],
     pcap: Option<(bool, i64)>,
+    carried: Option<&Reassembled>,
     spare: Vec<Share>,
 ) -> Vec<Share> {
     let share = batch.len().div_ceil(workers.len()).max(1);
@@ -261,7 +266,12 @@ fn rewrite_batch(
             for r in chunk {
                 let at = out.bytes.len();
                 let Some((nanos, shift)) = pcap else {
-                    let keep = rw.rewrite_append(r.link.0, r.data, &mut out.bytes);
+                    let keep = rw.rewrite_carried(
+                        r.link.0,
+                        r.data,
+                        carried.map(|c| (c, r.index)),
+                        &mut out.bytes,
+                    );
                     out.bytes.truncate(at + keep);
                     out.spans.push((at, keep));
                     continue;
@@ -272,7 +282,12 @@ fn rewrite_batch(
                 match tracekit_capture::writer::encode::pcap_time(nanos, ts) {
                     Ok((secs, frac)) => {
                         out.bytes.extend_from_slice(&[0; 16]);
-                        let keep = rw.rewrite_append(r.link.0, r.data, &mut out.bytes);
+                        let keep = rw.rewrite_carried(
+                            r.link.0,
+                            r.data,
+                            carried.map(|c| (c, r.index)),
+                            &mut out.bytes,
+                        );
                         out.bytes.truncate(at + 16 + keep);
                         let h = &mut out.bytes[at..at + 16];
                         h[0..4].copy_from_slice(&secs.to_le_bytes());
@@ -395,7 +410,18 @@ fn one(
     let mut report = Report {
         packets: 0,
         problems: Vec::new(),
+        notes: Vec::new(),
     };
+    // With payloads kept, the messages that cross packets (DNS over TCP, DNS in fragments)
+    // are read whole first: a walk over the file in order.
+    let carried = (rewriter.payload == Payload::Keep).then(|| {
+        let mut r = Reassembler::new();
+        for rec in capture.records().map_while(Result::ok) {
+            r.add(rec.index, rec.link.0, rec.data);
+        }
+        r.finish()
+    });
+
     let mut workers: Vec<Rewriter> = vec![rewriter.clone(); rayon::current_num_threads()];
     // pcap outputs get whole records from the workers.
     let pcap = match &sink {
@@ -414,7 +440,15 @@ fn one(
                 Some((b, s)) => write_batch(&mut sink, &records, b, s, shift, target, &mut report),
                 None => Ok(()),
             },
-            || rewrite_batch(&batch, &mut workers, pcap, std::mem::take(&mut spare)),
+            || {
+                rewrite_batch(
+                    &batch,
+                    &mut workers,
+                    pcap,
+                    carried.as_ref(),
+                    std::mem::take(&mut spare),
+                )
+            },
         );
         written?;
         if let Some((_, written)) = previous {
@@ -445,7 +479,27 @@ fn one(
     bar.finish_and_clear();
     drop(sink);
     file.commit(false)?;
+    report.notes = zeroed_on_purpose(carried.as_ref(), &workers);
     Ok(report)
+}
+
+/// What was zeroed because it could not be read (fail closed), said in a line each.
+fn zeroed_on_purpose(carried: Option<&Reassembled>, workers: &[Rewriter]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let opaque: u64 = workers.iter().map(|w| w.opaque_frames).sum();
+    if opaque > 0 {
+        notes.push(format!(
+            "{opaque} frame(s) zeroed after their capture header: tracekit finds no IP, ARP or link-layer body it can read in them (802.11, an unknown link type), so their addresses could not be mapped"
+        ));
+    }
+    let unparsed = carried.map_or(0, |c| c.unparsed_bytes)
+        + workers.iter().map(|w| w.unparsed_bytes).sum::<u64>();
+    if unparsed > 0 {
+        notes.push(format!(
+            "{unparsed} byte(s) of DNS/DHCP messages zeroed: they could not be read through (cut by the snap length or an ICMP quote, a gap in a TCP stream, a fragment missing, malformed), so addresses in them could not be mapped"
+        ));
+    }
+    notes
 }
 
 /// The leak check of `anonymized` against `original`.
@@ -456,10 +510,7 @@ fn check(
 ) -> anyhow::Result<tracekit_anonymize::Check> {
     let capture = Capture::open(original)?;
     let originals: Vec<Record<'_>> = capture.records().map_while(Result::ok).collect();
-    let mut secrets = Secrets::new();
-    for r in &originals {
-        secrets.add_packet(r.link.0, r.data);
-    }
+    let mut secrets = Secrets::of_packets(originals.iter().map(|r| (r.index, r.link.0, r.data)));
     if let Some(m) = mapper {
         secrets.forget_fixed_points(m);
     }
@@ -539,10 +590,11 @@ fn write_mapping(out: &Path, files: &[PathBuf], key: &Key, policy: Policy) -> an
     let mut rows = std::collections::BTreeSet::new();
     for f in files {
         let Ok(c) = Capture::open(f) else { continue };
-        let mut secrets = Secrets::new();
-        for r in c.records().map_while(Result::ok) {
-            secrets.add_packet(r.link.0, r.data);
-        }
+        let secrets = Secrets::of_packets(
+            c.records()
+                .map_while(Result::ok)
+                .map(|r| (r.index, r.link.0, r.data)),
+        );
         for bytes in secrets.addresses() {
             rows.insert(mapping_row(&mut mapper, &bytes));
         }

@@ -674,3 +674,176 @@ fn kept_payloads_have_dns_and_dhcp_addresses_and_names_mapped() {
         }
     }
 }
+
+/// Regression (outside checks): with payloads kept, DNS answers stayed as they were when the
+/// message travelled over TCP, inside an ICMP error's quote, or across IP fragments, and the
+/// leak check did not look for them.
+#[test]
+fn kept_dns_is_mapped_over_tcp_in_icmp_quotes_and_across_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    // (file, an answer address the message carries, whether bytes must be zeroed)
+    let cases = [
+        ("tcpdump_dns_tcp.pcap", "192.139.46.66", false),
+        ("zeek_icmp-destunreach-udp.pcap", "208.94.20.14", true),
+        // Frame 4 is a fragment whose first fragment was never captured.
+        ("zeek_ipv6-fragmented-dns.pcap", "192.150.187.31", true),
+    ];
+    for (name, answer, zeroed) in cases {
+        let input = corpus(name);
+        let out = dir.path().join(name);
+        let o = anonymize(
+            dir.path(),
+            &["--payload", "keep", "--verify"],
+            &[&input],
+            &out,
+        );
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("leak check passed"),
+            "{name}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            stderr(&o).contains("of DNS/DHCP messages zeroed"),
+            zeroed,
+            "{name}: {}",
+            stderr(&o)
+        );
+        let octets: Vec<u8> = answer.split('.').map(|b| b.parse().unwrap()).collect();
+        let original = std::fs::read(&input).unwrap();
+        let mut bytes = std::fs::read(&out).unwrap();
+        assert!(
+            !bytes.windows(4).any(|w| w == octets.as_slice()),
+            "{name}: {answer} left"
+        );
+        // The leak check finds the answer where it was left: the output with the answer's
+        // original bytes put back (pcap in, pcap out: every record at the same offset).
+        let at = original
+            .windows(4)
+            .position(|w| w == octets.as_slice())
+            .unwrap();
+        bytes[at..at + 4].copy_from_slice(&octets);
+        let leaky = dir.path().join(format!("leaky-{name}"));
+        std::fs::write(&leaky, &bytes).unwrap();
+        let o = run(tracekit().arg("leakcheck").arg(&input).arg(&leaky));
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains(&format!(
+                "LEAK: 1 original address(es) found\n  offset {at}: {answer}"
+            )),
+            "{name}: {}",
+            stdout(&o)
+        );
+    }
+
+    // Over TCP: the answers are mapped as the headers are: the server answers with its own
+    // address (209.87.249.18, an additional A record), which must become its mapped address.
+    let out = dir.path().join("tcpdump_dns_tcp.pcap");
+    let answers = tshark_fields(&out, &["dns.a"]).concat();
+    let server = tshark_fields(&out, &["ip.src"])[1].clone();
+    assert!(
+        answers.split(',').any(|a| a == server),
+        "{answers} / {server}"
+    );
+    assert_eq!(
+        tshark_fields(&out, &["dns.a", "dns.aaaa"]).len(),
+        tshark_fields(&corpus("tcpdump_dns_tcp.pcap"), &["dns.a", "dns.aaaa"]).len()
+    );
+    // Across fragments: the reassembled answer is mapped as the same answer in a whole
+    // datagram (frames 2 and 8 carry the same A record).
+    let out = dir.path().join("zeek_ipv6-fragmented-dns.pcap");
+    let a = tshark_fields(&out, &["dns.a"]);
+    assert!(!a[1].is_empty() && a[1] != "192.150.187.31", "{a:?}");
+    assert_eq!(a[1], a[7], "{a:?}");
+}
+
+/// Every corpus file with DNS answers, payloads kept: each answer tshark decodes is mapped
+/// (other kept payloads may hold addresses tracekit does not parse: `keep` keeps them).
+#[test]
+fn every_dns_answer_of_the_corpus_is_mapped_with_payloads_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept_as_is = |a: &str| match a.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v)) => {
+            v.is_loopback() || v.is_multicast() || v.is_broadcast() || v.octets()[0] == 0
+        }
+        Ok(std::net::IpAddr::V6(v)) => v.is_loopback() || v.is_multicast() || v.is_unspecified(),
+        Err(_) => true,
+    };
+    let mut files = 0;
+    for e in tracekit_testutil::manifest()
+        .iter()
+        .filter(|e| e.capinfos_ok)
+    {
+        let input = corpus(&e.file);
+        let fields = ["dns.a", "dns.aaaa"];
+        let before = tshark_fields(&input, &fields);
+        if before.iter().all(|l| l.trim().is_empty()) {
+            continue;
+        }
+        files += 1;
+        let out = dir.path().join(format!("keep-{}", e.file));
+        let o = anonymize(dir.path(), &["--payload", "keep"], &[&input], &out);
+        assert!(
+            o.status.code().is_some_and(|c| c <= 1),
+            "{}: {}",
+            e.file,
+            stderr(&o)
+        );
+        let after = tshark_fields(&out, &fields);
+        assert_eq!(before.len(), after.len(), "{}", e.file);
+        for (b, a) in before.iter().zip(&after) {
+            let split = |l: &str| -> Vec<String> {
+                l.split(['\t', ','])
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            };
+            for (x, y) in split(b).iter().zip(split(a)) {
+                assert!(
+                    x != &y || kept_as_is(x),
+                    "{}: answer {x} left: {b} / {a}",
+                    e.file
+                );
+            }
+        }
+    }
+    assert!(files >= 5, "{files} corpus files with DNS answers");
+}
+
+/// Regression: 802.11 frames behind radiotap (a link layer tracekit does not read) went out
+/// as they came, IP addresses and DNS answers included, under every payload policy, and the
+/// leak check, which finds addresses only where it can read, passed them. They are zeroed
+/// after the radiotap header now, and counted.
+#[test]
+fn frames_of_a_link_layer_tracekit_cannot_read_are_zeroed_not_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus("zeek_radiotap.pcap");
+    let original = std::fs::read(&input).unwrap();
+    let secrets: [[u8; 4]; 2] = [[172, 17, 156, 76], [23, 196, 236, 203]];
+    for s in &secrets {
+        assert!(original.windows(4).any(|w| w == s));
+    }
+    for policy in ["zero", "keep"] {
+        let out = dir.path().join(format!("{policy}.pcap"));
+        let o = anonymize(dir.path(), &["--payload", policy], &[&input], &out);
+        assert_eq!(o.status.code(), Some(0), "{policy}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("3 frame(s) zeroed after their capture header"),
+            "{policy}: {}",
+            stderr(&o)
+        );
+        let bytes = std::fs::read(&out).unwrap();
+        for s in &secrets {
+            assert!(!bytes.windows(4).any(|w| w == s), "{policy}: {s:?} left");
+        }
+        // The radiotap headers stay: Wireshark still reads every frame as 802.11.
+        let protocols = tshark_fields(&out, &["frame.protocols"]);
+        assert_eq!(protocols.len(), 3);
+        assert!(
+            protocols
+                .iter()
+                .all(|p| p.starts_with("radiotap:wlan_radio:wlan")),
+            "{protocols:?}"
+        );
+    }
+}

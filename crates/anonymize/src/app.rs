@@ -14,6 +14,10 @@ pub enum Field {
     Name(Range<usize>),
     /// Bytes that name something and carry no structure worth keeping.
     Zero(Range<usize>),
+    /// Bytes of a message that could not be read through (cut by the snap length or an ICMP
+    /// quote, a gap in a TCP stream, a fragment missing, malformed): zeroed and counted, since
+    /// they may hold an address that cannot be found to be mapped (fail closed).
+    Unparsed(Range<usize>),
 }
 
 fn be16(d: &[u8], at: usize) -> Option<u16> {
@@ -47,32 +51,57 @@ fn dns_name(msg: &[u8], mut at: usize, base: usize, out: &mut Vec<Field>) -> Opt
     None
 }
 
-/// A DNS message (UDP payload) at `base` in the packet.
+/// Questions and records a DNS message may have for tracekit to read it through; a message
+/// claiming more is read as far as this and the rest zeroed.
+const DNS_QUESTIONS: u16 = 64;
+const DNS_RECORDS: u32 = 4096;
+
+/// A DNS message at `base` in the packet (or in a reassembled stream): the addresses and names
+/// to map, and, where the message cannot be read to its end (cut, malformed, more records than
+/// tracekit reads), the rest of it as [`Field::Unparsed`].
 #[must_use]
 pub fn dns(msg: &[u8], base: usize) -> Vec<Field> {
     let mut out = Vec::new();
+    let unparsed = |out: &mut Vec<Field>, at: usize| {
+        let at = at.min(msg.len());
+        if at < msg.len() {
+            out.push(Field::Unparsed(base + at..base + msg.len()));
+        }
+    };
     let (Some(qd), Some(an), Some(ns), Some(ar)) =
         (be16(msg, 4), be16(msg, 6), be16(msg, 8), be16(msg, 10))
     else {
+        // Not even a header: what there is after the ID and flags may still be anything.
+        unparsed(&mut out, 4);
         return out;
     };
+    let records = u32::from(an) + u32::from(ns) + u32::from(ar);
     let mut at = 12;
-    for _ in 0..qd.min(64) {
-        let Some(end) = dns_name(msg, at, base, &mut out) else {
+    for _ in 0..qd.min(DNS_QUESTIONS) {
+        let Some(end) = dns_name(msg, at, base, &mut out).filter(|e| e + 4 <= msg.len()) else {
+            unparsed(&mut out, at);
             return out;
         };
         at = end + 4;
     }
-    for _ in 0..(u32::from(an) + u32::from(ns) + u32::from(ar)).min(256) {
+    if qd > DNS_QUESTIONS {
+        unparsed(&mut out, at);
+        return out;
+    }
+    for _ in 0..records.min(DNS_RECORDS) {
         let Some(end) = dns_name(msg, at, base, &mut out) else {
+            unparsed(&mut out, at);
             return out;
         };
         let (Some(kind), Some(rdlen)) = (be16(msg, end), be16(msg, end + 8)) else {
+            unparsed(&mut out, at);
             return out;
         };
         let rd = end + 10;
         let rdlen = usize::from(rdlen);
         if rd + rdlen > msg.len() {
+            // The record's data is cut: its name was found, the rest cannot be.
+            unparsed(&mut out, rd);
             return out;
         }
         match (kind, rdlen) {
@@ -96,30 +125,52 @@ pub fn dns(msg: &[u8], base: usize) -> Vec<Field> {
         }
         at = rd + rdlen;
     }
+    if records > DNS_RECORDS {
+        unparsed(&mut out, at);
+    }
     out
 }
 
+/// DNS (53), mDNS (5353) and LLMNR (5355): the ports whose messages are read for addresses
+/// and names, over UDP and over TCP.
+#[must_use]
+pub fn is_dns_port(port: u16) -> bool {
+    matches!(port, 53 | 5353 | 5355)
+}
+
 /// The fields of a packet's UDP payload when it is DNS (53, mDNS 5353, LLMNR 5355) or
-/// DHCP/BOOTP (67, 68).
+/// DHCP/BOOTP (67, 68), and of the UDP datagram an ICMP error quotes (as far as it is
+/// quoted: the cut rest of a quoted message is [`Field::Unparsed`]). A fragment is left to
+/// [`crate::reassembly`], which reads the datagram whole.
 #[must_use]
 pub fn udp_fields(layers: &tracekit_wire::Layers, data: &[u8]) -> Vec<Field> {
-    let Some(udp) = layers
-        .transport()
-        .filter(|t| t.complete && t.kind == tracekit_wire::TransportKind::Udp)
-    else {
-        return Vec::new();
-    };
+    let mut out = Vec::new();
+    if let Some(ip) = layers.inner_ip()
+        && ip.fragment.is_none()
+        && let Some(udp) = ip.transport
+    {
+        udp_message(udp, data, &mut out);
+    }
+    if let Some(udp) = layers.quoted.and_then(|q| q.transport) {
+        udp_message(udp, data, &mut out);
+    }
+    out
+}
+
+/// The fields of one UDP datagram's message.
+fn udp_message(udp: tracekit_wire::Transport, data: &[u8], out: &mut Vec<Field>) {
+    if !udp.complete || udp.kind != tracekit_wire::TransportKind::Udp {
+        return;
+    }
     let Some((sport, dport)) = udp.ports(data) else {
-        return Vec::new();
+        return;
     };
     let payload = udp.payload.start as usize..(udp.payload.end as usize).min(data.len());
     let msg = &data[payload.clone()];
-    if [sport, dport].iter().any(|p| matches!(p, 53 | 5353 | 5355)) {
-        dns(msg, payload.start)
+    if is_dns_port(sport) || is_dns_port(dport) {
+        out.extend(dns(msg, payload.start));
     } else if [sport, dport].iter().any(|p| matches!(p, 67 | 68)) {
-        dhcp(msg, payload.start)
-    } else {
-        Vec::new()
+        out.extend(dhcp(msg, payload.start));
     }
 }
 
@@ -142,6 +193,11 @@ pub fn link_macs(link: u16, layers: &tracekit_wire::Layers, data: &[u8]) -> Vec<
 pub fn dhcp(msg: &[u8], base: usize) -> Vec<Field> {
     let mut out = Vec::new();
     if msg.len() < 240 {
+        // Cut before the options (snap length, an ICMP quote): addresses and the client's
+        // MAC may be in what there is.
+        if !msg.is_empty() {
+            out.push(Field::Unparsed(base..base + msg.len()));
+        }
         return out;
     }
     for at in [12, 16, 20, 24] {
@@ -165,9 +221,13 @@ pub fn dhcp(msg: &[u8], base: usize) -> Vec<Field> {
             at += 1;
             continue;
         }
-        let Some(&len) = msg.get(at + 1) else { break };
+        let Some(&len) = msg.get(at + 1) else {
+            out.push(Field::Unparsed(base + at..base + msg.len()));
+            break;
+        };
         let (v, len) = (at + 2, usize::from(len));
         if v + len > msg.len() {
+            out.push(Field::Unparsed(base + at..base + msg.len()));
             break;
         }
         match code {
@@ -207,10 +267,31 @@ mod tests {
         assert!(f.contains(&Field::Name(117..124)));
         assert!(!f.contains(&Field::Name(125..128)), "the TLD stays");
         assert!(f.contains(&Field::V4(100 + m.len() - 4..100 + m.len())));
-        // Truncated messages give what they can, never a panic.
+        // Truncated messages give what they can, never a panic, and what is cut off from its
+        // structure is zeroed: no prefix leaves an original answer byte outside a field.
         for n in 0..m.len() {
-            let _ = dns(&m[..n], 0);
+            let f = dns(&m[..n], 0);
+            let covered = |at: usize| {
+                f.iter().any(|f| match f {
+                    Field::V4(r) | Field::Unparsed(r) => r.contains(&at),
+                    _ => false,
+                })
+            };
+            for at in m.len() - 4..n {
+                assert!(
+                    covered(at),
+                    "prefix {n}: answer byte {at} neither mapped nor zeroed"
+                );
+            }
         }
+        // A message claiming more records than it has: its end is zeroed, nothing else.
+        let mut more = m.clone();
+        more[7] = 3;
+        let f = dns(&more, 0);
+        assert!(f.contains(&Field::V4(m.len() - 4..m.len())));
+        assert!(!f.iter().any(|f| matches!(f, Field::Unparsed(_))), "{f:?}");
+        more.extend([0xc0, 12, 0, 1]);
+        assert!(dns(&more, 0).contains(&Field::Unparsed(m.len()..m.len() + 4)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The leak check: every IPv4/IPv6 address and MAC address of the original packets (headers,
-//! tunnels, quoted packets, ARP), searched for in every byte of the anonymized file. Addresses
+//! tunnels, quoted packets, ARP, neighbour discovery, DNS answers and DHCP fields wherever the
+//! message travels: UDP, TCP streams, ICMP quotes, fragments), searched for in every byte of the anonymized file. Addresses
 //! the mapping keeps on purpose (loopback, multicast, broadcast, unspecified; group MACs) are
 //! left out, and so are placeholders that name nothing and match runs of zeros (0.0.0.0/8,
 //! MACs with at most one non-zero byte); a MAC is searched whole, so a kept OUI alone is no hit.
@@ -11,6 +12,7 @@ use rustc_hash::FxHashSet;
 use tracekit_wire::dissect;
 
 use crate::map::Mapper;
+use crate::reassembly::{Kind, Reassembled};
 
 /// The addresses found in the original.
 #[derive(Debug, Default)]
@@ -57,6 +59,19 @@ impl Secrets {
         Self::default()
     }
 
+    /// The addresses of a whole capture: each packet's, and those of the messages that cross
+    /// packets. `packets` gives (0-based index, link type, bytes) in file order.
+    pub fn of_packets<'a>(packets: impl IntoIterator<Item = (u64, u16, &'a [u8])>) -> Self {
+        let mut s = Self::new();
+        let mut carried = crate::reassembly::Reassembler::new();
+        for (index, link, data) in packets {
+            s.add_packet(link, data);
+            carried.add(index, link, data);
+        }
+        s.add_reassembled(&carried.finish());
+        s
+    }
+
     /// Collects the addresses of one original packet.
     pub fn add_packet(&mut self, link: u16, data: &[u8]) {
         let layers = dissect(link, data);
@@ -81,6 +96,19 @@ impl Secrets {
                 _ => {}
             }
         }
+        if let Some(ip) = layers.inner_ip()
+            && let Some(t) = ip.transport
+            && t.kind == tracekit_wire::TransportKind::Icmpv6
+            && t.complete
+        {
+            for f in crate::rewrite::neighbour_discovery_fields(data, t) {
+                match f {
+                    crate::app::Field::V6(r) => self.v6(&data[r]),
+                    crate::app::Field::Mac(r) => self.mac(&data[r]),
+                    _ => {}
+                }
+            }
+        }
         for ip in layers.ips().iter().chain(layers.quoted.iter()) {
             let h = ip.header.start as usize;
             if ip.version == 4 {
@@ -97,6 +125,19 @@ impl Secrets {
                 for r in crate::rewrite::ipv6_extension_addresses(data, ip).addresses {
                     self.v6(&data[r]);
                 }
+            }
+        }
+    }
+
+    /// Collects the addresses of the messages that crossed packets (DNS over TCP, DNS in
+    /// fragmented datagrams), read whole.
+    pub fn add_reassembled(&mut self, carried: &Reassembled) {
+        for w in carried.wholes() {
+            match w.kind {
+                Kind::V4 => self.v4(&w.original),
+                Kind::V6 => self.v6(&w.original),
+                Kind::Mac => self.mac(&w.original),
+                _ => {}
             }
         }
     }

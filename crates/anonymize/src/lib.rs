@@ -8,8 +8,10 @@ pub mod app;
 pub mod cryptopan;
 pub mod leak;
 pub mod map;
+pub mod reassembly;
 pub mod rewrite;
 
 pub use leak::{Check, Hit, Secrets};
 pub use map::{Key, KeyError, Mapper, Policy};
+pub use reassembly::{Reassembled, Reassembler};
 pub use rewrite::{Payload, Rewriter};

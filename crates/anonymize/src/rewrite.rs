@@ -19,6 +19,7 @@ use tracekit_wire::tls::{self, Records as TlsRecords};
 use tracekit_wire::{IpLayer, Layers, Transport, TransportKind, dissect};
 
 use crate::map::Mapper;
+use crate::reassembly::{Kind, Reassembled};
 
 /// What happens to transport payloads (and to the bodies of frames that carry no IP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,6 +187,12 @@ fn word_sum(b: &[u8], high_first: bool) -> u32 {
 pub struct Rewriter {
     pub mapper: Mapper,
     pub payload: Payload,
+    /// Bytes of kept application messages zeroed because they could not be read through
+    /// (cut by the snap length or an ICMP quote, malformed), over the packets rewritten.
+    pub unparsed_bytes: u64,
+    /// Frames whose link layer tracekit cannot read (no IP, ARP or known body found), zeroed
+    /// after their capture header.
+    pub opaque_frames: u64,
 }
 
 fn be16(d: &[u8], at: usize) -> u16 {
@@ -237,7 +244,12 @@ fn transport_checksum(t: &Transport, d: &[u8]) -> Option<(usize, bool, bool)> {
 impl Rewriter {
     #[must_use]
     pub fn new(mapper: Mapper, payload: Payload) -> Self {
-        Rewriter { mapper, payload }
+        Rewriter {
+            mapper,
+            payload,
+            unparsed_bytes: 0,
+            opaque_frames: 0,
+        }
     }
 
     /// Rewrites `data` (of link type `link`) into `out`; returns how many bytes to keep (less
@@ -250,6 +262,19 @@ impl Rewriter {
     /// [`Rewriter::rewrite`] appending to `out` (many packets into one buffer, no copy in
     /// between); returns how many of the appended bytes to keep.
     pub fn rewrite_append(&mut self, link: u16, data: &[u8], out: &mut Vec<u8>) -> usize {
+        self.rewrite_carried(link, data, None, out)
+    }
+
+    /// [`Rewriter::rewrite_append`] for packet `packet` of a file whose messages across
+    /// packets were reassembled into `carried` (with `--payload keep`: DNS over TCP, DNS in
+    /// fragments), whose parts in this packet are mapped too.
+    pub fn rewrite_carried(
+        &mut self,
+        link: u16,
+        data: &[u8],
+        carried: Option<(&Reassembled, u64)>,
+        out: &mut Vec<u8>,
+    ) -> usize {
         let start = out.len();
         let layers = dissect(link, data);
         // The payload to zero, when it is known at once: it is not copied, only summed for the
@@ -283,7 +308,19 @@ impl Rewriter {
         for ip in layers.ips().iter().chain(layers.quoted.iter()) {
             self.addresses(&mut p, data, ip);
         }
+        if let Some(header) = opaque_frame(link, &layers, data) {
+            // Nothing in it can be found to be mapped (802.11 behind radiotap, a link type
+            // tracekit does not read): zeroed after the capture header, whatever the policy.
+            self.opaque_frames += 1;
+            p.zero(header.min(data.len())..data.len());
+            return data.len();
+        }
         let keep = self.payload_policy(&mut p, data, &layers);
+        if self.payload == Payload::Keep
+            && let Some((plan, packet)) = carried
+        {
+            self.carried(&mut p, data, plan, packet);
+        }
         // Bytes after the outer IP packet (Ethernet padding, trailers) may hold old buffer
         // contents; they go like payload.
         if self.payload != Payload::Keep
@@ -354,36 +391,16 @@ impl Rewriter {
     /// IPv6 neighbour discovery: target (and redirect destination) addresses, link-layer
     /// address options, prefix options.
     fn neighbour_discovery(&mut self, p: &mut Packet<'_>, data: &[u8], icmp: Transport) {
-        let at = icmp.header.start as usize;
-        let Some(&kind) = data.get(at) else { return };
-        let (addresses, options_at): (&[usize], usize) = match kind {
-            133 => (&[], at + 8),
-            134 => (&[], at + 16),
-            135 | 136 => (&[at + 8], at + 24),
-            137 => (&[at + 8, at + 24], at + 40),
-            _ => return,
-        };
-        for &a in addresses {
-            if a + 16 <= data.len() {
-                self.address(p, data, a..a + 16);
-            }
-        }
-        let mut opt = options_at;
-        while opt + 2 <= data.len() {
-            let (kind, len) = (data[opt], usize::from(data[opt + 1]) * 8);
-            if len == 0 || opt + len > data.len() {
-                break;
-            }
-            match (kind, len) {
-                (1 | 2, 8) => {
-                    let m: [u8; 6] = data[opt + 2..opt + 8].try_into().expect("six bytes");
+        for f in neighbour_discovery_fields(data, icmp) {
+            match f {
+                crate::app::Field::Mac(r) => {
+                    let m: [u8; 6] = data[r.clone()].try_into().expect("six bytes");
                     let x = self.mapper.mac(m);
-                    p.set(opt + 2..opt + 8, &x);
+                    p.set(r, &x);
                 }
-                (3, 32) => self.address(p, data, opt + 16..opt + 32),
+                crate::app::Field::V6(r) => self.address(p, data, r),
                 _ => {}
             }
-            opt += len;
         }
     }
 
@@ -469,7 +486,49 @@ impl Rewriter {
                     }
                 }
                 crate::app::Field::Zero(r) => p.zero(r),
+                crate::app::Field::Unparsed(r) => {
+                    self.unparsed_bytes += r.len() as u64;
+                    p.zero(r);
+                }
             }
+        }
+    }
+
+    /// The parts of reassembled fields that lie in packet `packet`: each whole field is mapped
+    /// as one value, and this packet gets its part of the result.
+    fn carried(&mut self, p: &mut Packet<'_>, data: &[u8], plan: &Reassembled, packet: u64) {
+        for patch in plan.patches(packet) {
+            let at = patch.at.clone();
+            if at.end > data.len() {
+                continue;
+            }
+            let whole = plan.whole(patch.whole);
+            let o = &whole.original;
+            let mapped: Vec<u8> = match whole.kind {
+                Kind::V4 => self
+                    .mapper
+                    .v4(u32::from_be_bytes(o[..].try_into().expect("four bytes")))
+                    .to_be_bytes()
+                    .to_vec(),
+                Kind::V6 => self
+                    .mapper
+                    .v6(u128::from_be_bytes(
+                        o[..].try_into().expect("sixteen bytes"),
+                    ))
+                    .to_be_bytes()
+                    .to_vec(),
+                Kind::Mac => self
+                    .mapper
+                    .mac(o[..].try_into().expect("six bytes"))
+                    .to_vec(),
+                Kind::Name if self.mapper.policy().keep_names => continue,
+                Kind::Name => self.mapper.name(o),
+                Kind::Zero | Kind::Unparsed => {
+                    p.zero(at);
+                    continue;
+                }
+            };
+            p.set(at.clone(), &mapped[patch.from..patch.from + at.len()]);
         }
     }
 
@@ -631,6 +690,36 @@ pub fn link_body(link: u16, layers: &Layers) -> Option<usize> {
     }
 }
 
+/// A frame in which tracekit finds no IP layer, no ARP and no link-layer body it knows (so
+/// none of its addresses can be mapped): where its capture pseudo-header ends (radiotap, PPI,
+/// Prism, AVS: what the capturing host added, no address of the traffic), after which all of
+/// it is to be zeroed.
+#[must_use]
+pub fn opaque_frame(link: u16, layers: &Layers, data: &[u8]) -> Option<usize> {
+    if layers.outer_ip().is_some()
+        || arp_at(link, layers).is_some()
+        || link_body(link, layers).is_some()
+    {
+        return None;
+    }
+    let le16 = |at: usize| {
+        data.get(at..at + 2)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let header = match link {
+        // Radiotap and PPI: a little-endian length at bytes 2..4.
+        127 | 192 => le16(2).unwrap_or(0),
+        // Prism: a fixed 144-byte header.
+        119 => 144,
+        // AVS: a big-endian length at bytes 4..8.
+        163 => data
+            .get(4..8)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize),
+        _ => 0,
+    };
+    Some(header.min(data.len()))
+}
+
 /// Where an ARP or RARP body starts.
 #[must_use]
 pub fn arp_at(link: u16, layers: &Layers) -> Option<usize> {
@@ -722,6 +811,43 @@ fn tls_kept(payload: &[u8]) -> Vec<Range<usize>> {
     }
     keep.retain(|r| r.start < r.end && r.end <= payload.len());
     keep
+}
+
+/// The addresses of an IPv6 neighbour discovery message: target (and redirect destination)
+/// addresses, link-layer address options, prefix options.
+pub(crate) fn neighbour_discovery_fields(data: &[u8], icmp: Transport) -> Vec<crate::app::Field> {
+    use crate::app::Field;
+    let mut out = Vec::new();
+    let at = icmp.header.start as usize;
+    let Some(&kind) = data.get(at) else {
+        return out;
+    };
+    let (addresses, options_at): (&[usize], usize) = match kind {
+        133 => (&[], at + 8),
+        134 => (&[], at + 16),
+        135 | 136 => (&[at + 8], at + 24),
+        137 => (&[at + 8, at + 24], at + 40),
+        _ => return out,
+    };
+    for &a in addresses {
+        if a + 16 <= data.len() {
+            out.push(Field::V6(a..a + 16));
+        }
+    }
+    let mut opt = options_at;
+    while opt + 2 <= data.len() {
+        let (kind, len) = (data[opt], usize::from(data[opt + 1]) * 8);
+        if len == 0 || opt + len > data.len() {
+            break;
+        }
+        match (kind, len) {
+            (1 | 2, 8) => out.push(Field::Mac(opt + 2..opt + 8)),
+            (3, 32) => out.push(Field::V6(opt + 16..opt + 32)),
+            _ => {}
+        }
+        opt += len;
+    }
+    out
 }
 
 #[cfg(test)]
