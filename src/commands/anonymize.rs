@@ -414,14 +414,7 @@ fn one(
     };
     // With payloads kept, the messages that cross packets (DNS over TCP, DNS in fragments)
     // are read whole first: a walk over the file in order.
-    let carried = (rewriter.payload == Payload::Keep).then(|| {
-        let mut r = Reassembler::new();
-        for rec in capture.records().map_while(Result::ok) {
-            r.add(rec.index, rec.link.0, rec.data);
-        }
-        r.finish()
-    });
-
+    let carried = (rewriter.payload == Payload::Keep).then(|| carried_messages(&capture));
     let mut workers: Vec<Rewriter> = vec![rewriter.clone(); rayon::current_num_threads()];
     // pcap outputs get whole records from the workers.
     let pcap = match &sink {
@@ -481,6 +474,26 @@ fn one(
     file.commit(false)?;
     report.notes = zeroed_on_purpose(carried.as_ref(), &workers);
     Ok(report)
+}
+
+/// The messages of `capture` that cross packets, read whole: the packets that may carry them
+/// are sifted on every thread, a batch at a time, and added in file order.
+fn carried_messages(capture: &Capture) -> Reassembled {
+    let mut r = Reassembler::new();
+    let mut records = capture.records();
+    loop {
+        let (batch, damage) = read_batch(&mut records);
+        let wanted: Vec<bool> = batch
+            .par_iter()
+            .map(|rec| Reassembler::wants(rec.link.0, rec.data))
+            .collect();
+        for (rec, _) in batch.iter().zip(wanted).filter(|(_, w)| *w) {
+            r.add(rec.index, rec.link.0, rec.data);
+        }
+        if batch.is_empty() || damage.is_some() {
+            return r.finish();
+        }
+    }
 }
 
 /// What was zeroed because it could not be read (fail closed), said in a line each.

@@ -60,8 +60,11 @@ impl Reassembled {
     #[must_use]
     pub fn patches(&self, packet: u64) -> &[Patch] {
         let from = self.patches.partition_point(|p| p.packet < packet);
-        let to = self.patches.partition_point(|p| p.packet <= packet);
-        &self.patches[from..to]
+        let n = self.patches[from..]
+            .iter()
+            .take_while(|p| p.packet == packet)
+            .count();
+        &self.patches[from..from + n]
     }
 
     #[must_use]
@@ -145,7 +148,25 @@ impl<'a> Reassembler<'a> {
         Self::default()
     }
 
-    /// Takes one original packet.
+    /// Whether a packet may carry part of a message that crosses packets (a fragment, or a TCP
+    /// segment to or from a DNS port): the packets [`Reassembler::add`] needs. Pure, so callers
+    /// may sift packets on several threads and add the few that pass in file order.
+    #[must_use]
+    pub fn wants(link: u16, data: &[u8]) -> bool {
+        let layers = dissect(link, data);
+        let Some(ip) = layers.inner_ip() else {
+            return false;
+        };
+        ip.fragment.is_some()
+            || ip
+                .transport
+                .filter(|t| t.kind == TransportKind::Tcp)
+                .and_then(|t| t.ports(data))
+                .is_some_and(|(s, d)| is_dns_port(s) || is_dns_port(d))
+    }
+
+    /// Takes one original packet (any packet: those [`Reassembler::wants`] refuses are passed
+    /// over).
     pub fn add(&mut self, packet: u64, link: u16, data: &'a [u8]) {
         let layers = dissect(link, data);
         let Some(ip) = layers.inner_ip() else { return };
@@ -257,6 +278,13 @@ impl Assembled {
         };
         // The first copy of a byte wins (what a receiver that keeps the first copy reads).
         for (pos, p) in pieces {
+            let r = *pos..pos + p.bytes.len();
+            if !a.present[r.clone()].contains(&true) {
+                // Nothing there yet (the usual case): one copy.
+                a.bytes[r.clone()].copy_from_slice(p.bytes);
+                a.present[r].fill(true);
+                continue;
+            }
             for (k, &b) in p.bytes.iter().enumerate() {
                 if !a.present[pos + k] {
                     a.present[pos + k] = true;
