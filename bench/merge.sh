@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 prepare mergecap wireshark-common
+prepare reordercap wireshark-common
 gen() { [ -f "$1" ] || ./target/release/tracekit-bench gen --size "$2" --flows "$3" --seed "$4" -o "$1"; }
 gen "$out/merge-a.pcap" 1000000000 50000 1
 gen "$out/merge-b.pcap" 1000000000 50000 2
@@ -67,7 +68,25 @@ t_tk_shift=$(best "$o" ./target/release/tracekit merge -q --shift "analyze-b.pca
 t_manual=$(best "$o" sh -c "editcap -t -1.5 $b $o.shifted && mergecap -F pcap -w $o $out/merge-a.pcap $o.shifted; rm -f $o.shifted")
 m_tk_auto=$(peak "$o" ./target/release/tracekit merge -q --align auto --format pcap -o "$o" "$out/merge-a.pcap" "$b")
 found=$(./target/release/tracekit merge -q --align auto --format pcap -o "$o" "$out/merge-a.pcap" "$b" 2>&1 | grep "clock offset" | sed 's/^ *//'); rm -f "$o"
-python3 - "$t_cat" "$t_tk_pcap" "$t_mc_pcap" "$t_tk_ng" "$t_mc_ng" "$m_tk" "$m_mc" "$t_tk_many" "$t_mc_many" "$m_tk_many" "$m_mc_many" "$nfiles" "$t_tk_auto" "$t_tk_shift" "$t_manual" "$m_tk_auto" "$found" <<'PY'
+# One 2 GB file whose clock steps back by 5 s halfway (b appended to a, 5 s earlier): what
+# reordercap sorts; both outputs must be byte-identical.
+stepped="$out/stepped.pcap"
+if [ ! -f "$stepped" ]; then
+  editcap -t -5 "$out/merge-b.pcap" "$out/b-back.pcap"
+  ./target/release/tracekit merge -q --append --format pcap -o "$stepped" "$out/merge-a.pcap" "$out/b-back.pcap"
+  rm -f "$out/b-back.pcap"
+fi
+cat "$stepped" > /dev/null
+t_tk_sort=$(best "$o" ./target/release/tracekit merge -q --format pcap -o "$o" "$stepped")
+t_rc_sort=$(best "$o" reordercap "$stepped" "$o")
+m_tk_sort=$(peak "$o" ./target/release/tracekit merge -q --format pcap -o "$o" "$stepped")
+m_rc_sort=$(peak "$o" reordercap "$stepped" "$o")
+./target/release/tracekit merge -q --format pcap -o "$o.tk" "$stepped" 2>/dev/null
+reordercap "$stepped" "$o.rc" >/dev/null 2>&1
+same=$(cmp -s "$o.tk" "$o.rc" && echo "byte-identical" || echo "DIFFERENT")
+rm -f "$o.tk" "$o.rc"
+
+python3 - "$t_cat" "$t_tk_pcap" "$t_mc_pcap" "$t_tk_ng" "$t_mc_ng" "$m_tk" "$m_mc" "$t_tk_many" "$t_mc_many" "$m_tk_many" "$m_mc_many" "$nfiles" "$t_tk_auto" "$t_tk_shift" "$t_manual" "$m_tk_auto" "$found" "$t_tk_sort" "$t_rc_sort" "$m_tk_sort" "$m_rc_sort" "$same" <<'PY'
 import sys
 a = sys.argv[1:]
 cat, tkp, mcp, tkn, mcn = map(float, a[0:5])
@@ -95,4 +114,10 @@ print(f"  tracekit merge --shift (known){shift:8.3f} s")
 print(f"  editcap -t + mergecap (known) {manual:8.3f} s")
 print(f"  ratios: manual route / tracekit --align auto = {manual/auto:.1f}x; alignment costs {auto/shift:.2f}x a known shift")
 print(f"  {a[16]}")
+tks, rcs = map(float, a[17:19])
+mtks, mrcs = a[19].split(), a[20].split()
+print("\none 2 GB file whose clock steps back 5 s halfway, sorted (outputs " + a[21] + ")")
+print(f"  tracekit merge -o sorted      {tks:8.3f} s   {mb(mtks[0])} / {mb(mtks[1])}")
+print(f"  reordercap                    {rcs:8.3f} s   {mb(mrcs[0])} / {mb(mrcs[1])}")
+print(f"  ratio: reordercap / tracekit = {rcs/tks:.1f}x")
 PY

@@ -207,6 +207,8 @@ struct Source<'a> {
 pub struct Merger<'a> {
     /// Sources in (input, file position) order, so that the heap's ties go in that order.
     sources: Vec<Source<'a>>,
+    /// Input `i`'s sources are `sources[first[i]..first[i + 1]]`.
+    first: Vec<usize>,
     shifts: Vec<i64>,
     /// (time, source) of every source's head record.
     heap: BinaryHeap<Reverse<(i64, usize)>>,
@@ -234,6 +236,7 @@ impl<'a> Merger<'a> {
         };
         let mut m = Merger {
             sources: Vec::with_capacity(n),
+            first: Vec::with_capacity(n + 1),
             shifts: inputs.iter().map(|i| i.shift).collect(),
             heap: BinaryHeap::with_capacity(n),
             pending: Vec::new(),
@@ -243,6 +246,7 @@ impl<'a> Merger<'a> {
             moved: 0,
         };
         for (input, (inp, survey)) in inputs.into_iter().zip(&mut surveys).enumerate() {
+            m.first.push(m.sources.len());
             let source = |records, feed, head| Source {
                 input,
                 records,
@@ -286,6 +290,7 @@ impl<'a> Merger<'a> {
                 }
             }
         }
+        m.first.push(m.sources.len());
         if !append {
             for i in 0..m.sources.len() {
                 match m.sources[i].head.take() {
@@ -302,9 +307,8 @@ impl<'a> Merger<'a> {
     /// them; their numbers only grow, so the longest list among its sources holds them all).
     #[must_use]
     pub fn interfaces(&self, i: usize) -> &[Interface] {
-        self.sources
+        self.sources_of(i)
             .iter()
-            .filter(|s| s.input == i)
             .map(|s| s.records.interfaces())
             .max_by_key(|l| l.len())
             .unwrap_or(&[])
@@ -313,12 +317,15 @@ impl<'a> Merger<'a> {
     /// Oddities read past in input `i` (the count, as its furthest walk has it).
     #[must_use]
     pub fn problems(&self, i: usize) -> u64 {
-        self.sources
+        self.sources_of(i)
             .iter()
-            .filter(|s| s.input == i)
             .map(|s| s.records.problems().1)
             .max()
             .unwrap_or(0)
+    }
+
+    fn sources_of(&self, i: usize) -> &[Source<'a>] {
+        &self.sources[self.first[i]..self.first[i + 1]]
     }
 
     /// Bytes read so far, over all inputs (for progress).
