@@ -20,6 +20,34 @@ pub enum Field {
     Unparsed(Range<usize>),
 }
 
+/// What a field is, whatever packet or message it lies in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    V4,
+    V6,
+    Mac,
+    Name,
+    /// Zeroed: data that may name hosts, with no structure kept.
+    Zero,
+    /// Zeroed and counted: a part of a message that could not be read through.
+    Unparsed,
+}
+
+impl Field {
+    /// What the field is, and where.
+    #[must_use]
+    pub fn split(self) -> (Kind, Range<usize>) {
+        match self {
+            Field::V4(r) => (Kind::V4, r),
+            Field::V6(r) => (Kind::V6, r),
+            Field::Mac(r) => (Kind::Mac, r),
+            Field::Name(r) => (Kind::Name, r),
+            Field::Zero(r) => (Kind::Zero, r),
+            Field::Unparsed(r) => (Kind::Unparsed, r),
+        }
+    }
+}
+
 fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }

@@ -89,12 +89,8 @@ impl Secrets {
             self.v4(&b[24..28]);
         }
         for f in crate::app::udp_fields(&layers, data) {
-            match f {
-                crate::app::Field::V4(r) => self.v4(&data[r]),
-                crate::app::Field::V6(r) => self.v6(&data[r]),
-                crate::app::Field::Mac(r) => self.mac(&data[r]),
-                _ => {}
-            }
+            let (kind, r) = f.split();
+            self.field(kind, &data[r]);
         }
         if let Some(ip) = layers.inner_ip()
             && let Some(t) = ip.transport
@@ -102,11 +98,8 @@ impl Secrets {
             && t.complete
         {
             for f in crate::rewrite::neighbour_discovery_fields(data, t) {
-                match f {
-                    crate::app::Field::V6(r) => self.v6(&data[r]),
-                    crate::app::Field::Mac(r) => self.mac(&data[r]),
-                    _ => {}
-                }
+                let (kind, r) = f.split();
+                self.field(kind, &data[r]);
             }
         }
         for ip in layers.ips().iter().chain(layers.quoted.iter()) {
@@ -133,12 +126,17 @@ impl Secrets {
     /// fragmented datagrams), read whole.
     pub fn add_reassembled(&mut self, carried: &Reassembled) {
         for w in carried.wholes() {
-            match w.kind {
-                Kind::V4 => self.v4(&w.original),
-                Kind::V6 => self.v6(&w.original),
-                Kind::Mac => self.mac(&w.original),
-                _ => {}
-            }
+            self.field(w.kind, &w.original);
+        }
+    }
+
+    /// An address-bearing field's original bytes; names and zeroed bytes are not searched.
+    fn field(&mut self, kind: Kind, bytes: &[u8]) {
+        match kind {
+            Kind::V4 => self.v4(bytes),
+            Kind::V6 => self.v6(bytes),
+            Kind::Mac => self.mac(bytes),
+            Kind::Name | Kind::Zero | Kind::Unparsed => {}
         }
     }
 

@@ -12,20 +12,8 @@ use std::ops::Range;
 use rustc_hash::FxHashMap;
 use tracekit_wire::{IpLayer, TransportKind, dissect};
 
+pub use crate::app::Kind;
 use crate::app::{Field, dns, is_dns_port};
-
-/// What one whole field is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    V4,
-    V6,
-    Mac,
-    Name,
-    /// Zeroed: data that may name hosts, with no structure kept.
-    Zero,
-    /// Zeroed and counted: a part of a message that could not be read through.
-    Unparsed,
-}
 
 /// One field as the message holds it, before it was cut into packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,14 +331,7 @@ fn emit_fields(
     fields: Vec<Field>,
 ) {
     for f in fields {
-        let (kind, r) = match f {
-            Field::V4(r) => (Kind::V4, r),
-            Field::V6(r) => (Kind::V6, r),
-            Field::Mac(r) => (Kind::Mac, r),
-            Field::Name(r) => (Kind::Name, r),
-            Field::Zero(r) => (Kind::Zero, r),
-            Field::Unparsed(r) => (Kind::Unparsed, r),
-        };
+        let (kind, r) = f.split();
         emit(out, pieces, a, kind, r);
     }
 }

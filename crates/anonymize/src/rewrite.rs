@@ -392,15 +392,8 @@ impl Rewriter {
     /// address options, prefix options.
     fn neighbour_discovery(&mut self, p: &mut Packet<'_>, data: &[u8], icmp: Transport) {
         for f in neighbour_discovery_fields(data, icmp) {
-            match f {
-                crate::app::Field::Mac(r) => {
-                    let m: [u8; 6] = data[r.clone()].try_into().expect("six bytes");
-                    let x = self.mapper.mac(m);
-                    p.set(r, &x);
-                }
-                crate::app::Field::V6(r) => self.address(p, data, r),
-                _ => {}
-            }
+            let (kind, r) = f.split();
+            self.map_field(p, kind, &data[r.clone()], r, 0);
         }
     }
 
@@ -470,27 +463,12 @@ impl Rewriter {
 
     /// Kept payloads: the addresses and names DNS and DHCP carry.
     fn application(&mut self, p: &mut Packet<'_>, data: &[u8], layers: &Layers) {
-        let fields = crate::app::udp_fields(layers, data);
-        for f in fields {
-            match f {
-                crate::app::Field::V4(r) | crate::app::Field::V6(r) => self.address(p, data, r),
-                crate::app::Field::Mac(r) => {
-                    let mac: [u8; 6] = data[r.clone()].try_into().expect("six bytes");
-                    let mapped = self.mapper.mac(mac);
-                    p.set(r, &mapped);
-                }
-                crate::app::Field::Name(r) => {
-                    if !self.mapper.policy().keep_names {
-                        let mapped = self.mapper.name(&data[r.clone()]);
-                        p.set(r, &mapped);
-                    }
-                }
-                crate::app::Field::Zero(r) => p.zero(r),
-                crate::app::Field::Unparsed(r) => {
-                    self.unparsed_bytes += r.len() as u64;
-                    p.zero(r);
-                }
+        for f in crate::app::udp_fields(layers, data) {
+            let (kind, r) = f.split();
+            if kind == Kind::Unparsed {
+                self.unparsed_bytes += r.len() as u64;
             }
+            self.map_field(p, kind, &data[r.clone()], r, 0);
         }
     }
 
@@ -498,37 +476,54 @@ impl Rewriter {
     /// as one value, and this packet gets its part of the result.
     fn carried(&mut self, p: &mut Packet<'_>, data: &[u8], plan: &Reassembled, packet: u64) {
         for patch in plan.patches(packet) {
-            let at = patch.at.clone();
-            if at.end > data.len() {
-                continue;
+            if patch.at.end <= data.len() {
+                let whole = plan.whole(patch.whole);
+                self.map_field(p, whole.kind, &whole.original, patch.at.clone(), patch.from);
             }
-            let whole = plan.whole(patch.whole);
-            let o = &whole.original;
-            let mapped: Vec<u8> = match whole.kind {
-                Kind::V4 => self
-                    .mapper
-                    .v4(u32::from_be_bytes(o[..].try_into().expect("four bytes")))
-                    .to_be_bytes()
-                    .to_vec(),
-                Kind::V6 => self
-                    .mapper
-                    .v6(u128::from_be_bytes(
-                        o[..].try_into().expect("sixteen bytes"),
-                    ))
-                    .to_be_bytes()
-                    .to_vec(),
-                Kind::Mac => self
-                    .mapper
-                    .mac(o[..].try_into().expect("six bytes"))
-                    .to_vec(),
-                Kind::Name if self.mapper.policy().keep_names => continue,
-                Kind::Name => self.mapper.name(o),
-                Kind::Zero | Kind::Unparsed => {
-                    p.zero(at);
-                    continue;
-                }
-            };
-            p.set(at.clone(), &mapped[patch.from..patch.from + at.len()]);
+        }
+    }
+
+    /// Writes field `kind`, whose whole original value is `original`, at `at`: the bytes
+    /// `from..from + at.len()` of its mapped value (all of it unless the field crosses packets).
+    /// The one place a field's kind decides what it becomes.
+    fn map_field(
+        &mut self,
+        p: &mut Packet<'_>,
+        kind: Kind,
+        original: &[u8],
+        at: Range<usize>,
+        from: usize,
+    ) {
+        let mut fixed = [0u8; 16];
+        let name;
+        let mapped: &[u8] = match kind {
+            Kind::V4 => {
+                let v = u32::from_be_bytes(original.try_into().expect("four bytes"));
+                fixed[..4].copy_from_slice(&self.mapper.v4(v).to_be_bytes());
+                &fixed[..4]
+            }
+            Kind::V6 => {
+                let v = u128::from_be_bytes(original.try_into().expect("sixteen bytes"));
+                fixed = self.mapper.v6(v).to_be_bytes();
+                &fixed
+            }
+            Kind::Mac => {
+                fixed[..6]
+                    .copy_from_slice(&self.mapper.mac(original.try_into().expect("six bytes")));
+                &fixed[..6]
+            }
+            Kind::Name if self.mapper.policy().keep_names => return,
+            Kind::Name => {
+                name = self.mapper.name(original);
+                &name
+            }
+            Kind::Zero | Kind::Unparsed => {
+                p.zero(at);
+                return;
+            }
+        };
+        if let Some(part) = mapped.get(from..from + at.len()) {
+            p.set(at, part);
         }
     }
 
