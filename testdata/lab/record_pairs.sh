@@ -25,6 +25,12 @@
 #             it adds a constant to the client's sequence numbers (and takes it off the server's
 #             acknowledgements), gives every IPv4 packet a new IP ID, and overwrites the
 #             timestamps option of the client's SYN with NOPs. Two TLS connections that work.
+#   close     mb is a plain router (as in clamp); the server on port 8443 answers one request,
+#             and when the client closes (FIN, no close_notify) it still sends its close_notify
+#             (24 bytes) and closes at once; the client's closed socket answers with a RST, and
+#             the server's FIN reaches the client just after it. A normal (abortive) close: two
+#             connections (53695, 53700) that work, nothing between but routers.
+#   closenat  the same close behind mb doing source NAT (as in nat).
 #   strip     mb is a router that strips the SACK-permitted and timestamps options from every TCP
 #             segment in both directions (iptables TCPOPTSTRIP, as some firewalls do). Two TLS
 #             connections that work.
@@ -35,10 +41,10 @@
 #   (apt-get install iproute2 iptables ethtool haproxy openssl python3 tshark).
 # Writes OUTDIR/SCENARIO-client.pcapng and OUTDIR/SCENARIO-server.pcapng.
 set -euo pipefail
-out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble|strip]...}")
+out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble|strip|close|closenat]...}")
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble strip)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble strip close closenat)
 for tool in ip iptables ethtool haproxy openssl python3 dumpcap chrt; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
@@ -104,6 +110,8 @@ topology() {
 
 services() {
   ip netns exec "$ns-srv" python3 "$here/lab_server.py" & pids+=($!)
+  ip netns exec "$ns-srv" python3 "$here/tls_close_server.py" 8443 "$work/cert.pem" \
+    "$work/key.pem" & pids+=($!)
   for port in 443 4433; do
     ip netns exec "$ns-srv" openssl s_server -quiet -www -accept "$port" -cert "$work/cert.pem" \
       -key "$work/key.pem" </dev/null >/dev/null 2>&1 & pids+=($!)
@@ -184,6 +192,17 @@ scramble() {
   steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:4433:53700)
 }
 
+close() {
+  steps=(udp:4000:query-one.example close:8443:53695 udp:4000:query-two.example
+         close:8443:53700 udp:4000:query-three.example)
+}
+
+closenat() {
+  x mb iptables -t nat -A POSTROUTING -o mbb -p tcp -j SNAT --to-source 198.51.100.1 --random-fully
+  x mb iptables -t nat -A POSTROUTING -o mbb -p udp -j SNAT --to-source 198.51.100.1 --random-fully
+  close
+}
+
 strip() {
   x mb iptables -t mangle -A FORWARD -p tcp -j TCPOPTSTRIP --strip-options sack-permitted,timestamp
   steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:4433:53700)
@@ -198,7 +217,7 @@ reset() {
 }
 
 for scenario in "${scenarios[@]}"; do
-  case $scenario in firewall|nat|clamp|intercept|reset|scramble|strip) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
+  case $scenario in firewall|nat|clamp|intercept|reset|scramble|strip|close|closenat) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
   dl_args=()
   [ "$scenario" != scramble ] || dl_args=(--scramble)
   topology

@@ -4,6 +4,9 @@ Steps:
   tls:PORT:SRCPORT[:SNI]  a TLS connection from a fixed source port (as in the story, where the
                           failed connection's client port was known); on success it sends an HTTP
                           request, reads the answer and closes; on failure it closes at once.
+  close:PORT:SRCPORT      a TLS connection that reads the fixed-size answer of
+                          tls_close_server.py and closes at once, without a close_notify: the
+                          server's close_notify then meets a closed socket (an abortive close).
   udp:PORT:TEXT           one UDP query and its answer (forwarded, not proxied: the clock
                           alignment's reference in both directions).
   sleep:SECONDS
@@ -50,6 +53,28 @@ for step in sys.argv[2:]:
         except (OSError, ssl.SSLError) as e:
             print(f"tls {port} from {sport}: failed: {e}", file=sys.stderr)
         finally:
+            raw.close()
+    elif kind == "close":
+        port, sport = int(args[0]), int(args[1])
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        raw.bind(("0.0.0.0", sport))
+        raw.settimeout(5)
+        try:
+            raw.connect((server, port))
+            t = ctx.wrap_socket(raw, server_hostname="server.example")
+            t.sendall(b"GET / HTTP/1.0\r\nHost: server.example\r\n\r\n")
+            want, got = 1000 + len(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n"), 0
+            while got < want:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                got += len(chunk)
+            # Everything read, so the kernel sends a FIN (not a RST) on close.
+            raw.close()
+            print(f"close {port} from {sport}: {got} bytes, closed", file=sys.stderr)
+        except (OSError, ssl.SSLError) as e:
+            print(f"close {port} from {sport}: failed: {e}", file=sys.stderr)
             raw.close()
     else:
         sys.exit(f"unknown step {step}")

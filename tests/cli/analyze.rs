@@ -1218,3 +1218,66 @@ fn a_first_close_that_may_answer_a_lost_one_says_so() {
         );
     }
 }
+
+/// Regression (outside checks): the client reads the answer and closes, the server still sends
+/// its close_notify and its FIN, the client's closed socket answers the record with a RST, and
+/// the server's FIN reaches the client just after that RST. The server capture shows its FIN
+/// leaving before the RST reached it: it answered nothing, so it is no sign of a middlebox, and
+/// the connection did not fail. On a routed path and behind a NAT.
+#[test]
+fn an_abortive_close_after_the_clients_fin_is_neither_a_failure_nor_a_fast_fin() {
+    for (name, kinds) in [("close", ["none"]), ("closenat", ["nat"])] {
+        let (client, server) = pair(name);
+        let (report, out) = analyze_json(&client, &server, &[]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        for port in [53695, 53700] {
+            let c = conn(&report, port);
+            assert_eq!(c["failed"], false, "{name} {port}: {c:#}");
+            assert_eq!(c["closed_by"], "client", "{name} {port}");
+            assert_eq!(
+                c["middlebox"]["kind"],
+                serde_json::json!(kinds),
+                "{name} {port}"
+            );
+            assert!(
+                !signals(c).contains(&"fin-faster-than-rtt"),
+                "{name} {port}: {:?}",
+                signals(c)
+            );
+            let proof = c["close_proof"].as_str().unwrap();
+            assert!(proof.contains("a normal (abortive) close"), "{proof}");
+            let verdict = c["verdict"].as_str().unwrap();
+            assert!(!verdict.contains("failed"), "{verdict}");
+            // The pattern is really there: at the client side the client's RST comes after its
+            // FIN, and the server's FIN after that RST.
+            let first = |flag: char, from_client: bool| {
+                tshark_fields(
+                    &client,
+                    &[
+                        "frame.number",
+                        "tcp.srcport",
+                        "tcp.dstport",
+                        "tcp.flags.str",
+                    ],
+                )
+                .iter()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    let ports: (u64, u64) = (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?);
+                    let ours = if from_client {
+                        ports == (port, 8443)
+                    } else {
+                        ports == (8443, port)
+                    };
+                    (ours && f[3].contains(flag)).then(|| f[0].parse::<u64>().unwrap())
+                })
+                .unwrap()
+            };
+            let (cfin, crst, sfin) = (first('F', true), first('R', true), first('F', false));
+            assert!(
+                cfin < crst && crst < sfin,
+                "{name} {port}: {cfin} {crst} {sfin}"
+            );
+        }
+    }
+}

@@ -128,7 +128,7 @@ fn directories_are_searched_recursively_in_name_order() {
     let out = run(tracekit().args(["info", "--json"]).arg(testdata("")));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("passed over 8 file"),
+        stderr(&out).contains("passed over 9 file"),
         "make_testdata.py, README.md and the lab scripts are not captures: {}",
         stderr(&out)
     );
@@ -145,6 +145,10 @@ fn directories_are_searched_recursively_in_name_order() {
         [
             "clamp-client.pcapng",
             "clamp-server.pcapng",
+            "close-client.pcapng",
+            "close-server.pcapng",
+            "closenat-client.pcapng",
+            "closenat-server.pcapng",
             "firewall-client.pcapng",
             "firewall-server.pcapng",
             "handshake-ns.pcap",

@@ -1510,6 +1510,9 @@ fn compare(
         if dt >= rtt / 2 || rtt < 500_000 {
             continue;
         }
+        if left_before_it_could_answer(here, there, dir, prev, std::ptr::eq(here, c), off) {
+            continue;
+        }
         let mut detail = format!(
             "at the {far} side, the {} in the {who}'s name comes {} after {}; the {who} is {} away (its handshake round trip), so it cannot have answered",
             if close.rst { "RST" } else { "FIN" },
@@ -1906,6 +1909,22 @@ fn compare(
             ),
         ),
     };
+    // A RST after the same end's FIN, in the capture near that end: a normal close.
+    for (x, side, dir, who) in [
+        (c, "client", FROM_CLIENT, "client"),
+        (s, "server", FROM_SERVER, "server"),
+    ] {
+        if x.abortive_close() == Some(dir)
+            && let (Some(fin), Some(rst)) = (x.first_fin[dir], x.first_rst[dir])
+        {
+            let _ = write!(
+                close_proof,
+                "; the {who} reset the connection after its own FIN (frame {} after frame {} in the {side}-side capture), answering what the other end sent after that FIN: a normal (abortive) close, not a failure",
+                rst.frame, fin.frame
+            );
+            break;
+        }
+    }
     if let Some(e) = relayed.map(|r| r.1).or(first.filter(|e| e.lost.is_some())) {
         caveats.push(format!(
             "the {}'s FIN is missing from the {}-side capture, but {}: the first close is timed by that frame, the latest it can have passed",
@@ -1988,6 +2007,7 @@ fn compare(
     } else {
         "low"
     };
+    // docs/analyze-json.md, `failed`: as either capture saw it.
     let failed = c.failed() || s.failed();
     let row = Row {
         client: c.client,
@@ -2394,6 +2414,65 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
             ""
         }
     )
+}
+
+/// Whether the sender's own capture (`there`) shows its first close leaving before the packet
+/// that preceded the close at the other point (`prev`, seen at `here`) reached the sender: then
+/// the close answered nothing and crossed that packet on the wire, as when a server's FIN
+/// follows its close_notify while the client's RST to that record is under way. When `there`
+/// saw `prev` too, its own clock says; otherwise the close must have left before `prev` could
+/// arrive over the whole feasible clock-offset interval (the estimate when there is none).
+/// `here_is_client_side` says which capture `here` is; offsets are the server side's, relative
+/// to the client side.
+fn left_before_it_could_answer(
+    here: &ConnRef<'_>,
+    there: &ConnRef<'_>,
+    dir: usize,
+    prev: &Pkt,
+    here_is_client_side: bool,
+    off: Option<Offset>,
+) -> bool {
+    let Some(own) = there.first_close(dir) else {
+        return false;
+    };
+    if let Some(arrived) = seen_at(prev, here, there) {
+        return own.ts < arrived.ts;
+    }
+    let Some(o) = off else { return false };
+    // The earliest time `prev` can be at `there`, in `there`'s clock.
+    let earliest = if here_is_client_side {
+        // client time = server time + offset: the largest offset gives the earliest.
+        prev.ts - o.hi.unwrap_or(o.mid)
+    } else {
+        prev.ts + o.lo.unwrap_or(o.mid)
+    };
+    own.ts < earliest
+}
+
+/// The same packet as `p` (of `here`) at the other point: the same payload, or for a segment
+/// without one the same flags and sequence and acknowledgement numbers relative to each side's
+/// ISNs.
+fn seen_at<'a>(p: &Pkt, here: &ConnRef<'_>, there: &ConnRef<'a>) -> Option<&'a Pkt> {
+    if p.payload != 0 {
+        return there
+            .pkts
+            .iter()
+            .find(|q| q.from_client == p.from_client && q.payload == p.payload);
+    }
+    let (h, t) = (isns(here)?, isns(there)?);
+    let (own, peer) = if p.from_client { (0, 1) } else { (1, 0) };
+    let rel = |x: &Pkt, isn: [u32; 2]| {
+        (
+            x.seq.wrapping_sub(isn[own]),
+            x.ack.wrapping_sub(isn[peer]),
+            x.flags & 0x17,
+        )
+    };
+    let want = rel(p, h);
+    there
+        .pkts
+        .iter()
+        .find(|q| q.from_client == p.from_client && rel(q, t) == want)
 }
 
 #[cfg(test)]

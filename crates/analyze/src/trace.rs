@@ -335,17 +335,63 @@ impl Conn {
             self.syn_ack.map(|h| h.isn)
         }
     }
-    /// Whether the server sent application data (the connection did what it was for).
+    /// Whether the connection failed as this capture saw it (see [`Conn::failure`]).
     #[must_use]
     pub fn failed(&self) -> bool {
-        let reset = self.first_rst[0].is_some() || self.first_rst[1].is_some();
-        let server_data = if self.client_hello.is_some() {
-            self.app_data[FROM_SERVER].is_some() || self.app_data[FROM_CLIENT].is_some()
-        } else {
-            self.bytes[FROM_SERVER] > 0
-        };
-        reset || !server_data
+        self.failure().is_some()
     }
+
+    /// Why the connection failed as this capture saw it, or `None` (docs/analyze-json.md,
+    /// `failed`). A RST from an end that had sent its FIN before it is a normal, abortive close
+    /// (its socket is gone and it answers what arrived after its FIN, such as the peer's
+    /// close_notify), not a failure.
+    #[must_use]
+    pub fn failure(&self) -> Option<Failure> {
+        if self.syn.is_some() && self.syn_ack.is_none() {
+            return Some(Failure::TcpHandshake);
+        }
+        if self.client_hello.is_some()
+            && self.app_data[FROM_SERVER].is_none()
+            && self.app_data[FROM_CLIENT].is_none()
+        {
+            return Some(Failure::TlsHandshake);
+        }
+        let cut = (0..2).any(|d| {
+            self.first_rst[d]
+                .is_some_and(|rst| self.first_fin[d].is_none_or(|fin| fin.frame > rst.frame))
+        });
+        if cut {
+            return Some(Failure::Reset);
+        }
+        if self.client_hello.is_none()
+            && self.bytes[FROM_CLIENT] > 0
+            && self.bytes[FROM_SERVER] == 0
+        {
+            return Some(Failure::NoAnswer);
+        }
+        None
+    }
+
+    /// The end that reset the connection after its own FIN (a normal, abortive close), if any.
+    #[must_use]
+    pub fn abortive_close(&self) -> Option<usize> {
+        (0..2).find(|&d| {
+            matches!((self.first_fin[d], self.first_rst[d]), (Some(fin), Some(rst)) if fin.frame < rst.frame)
+        })
+    }
+}
+
+/// Why a connection failed, as one capture saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// A SYN without a SYN/ACK.
+    TcpHandshake,
+    /// A TLS ClientHello, and no application data either way.
+    TlsHandshake,
+    /// A RST from an end that had not closed (sent its FIN) before it.
+    Reset,
+    /// Not TLS: the client sent data and the server none.
+    NoAnswer,
 }
 
 /// A connection with its kept packets (in trace order), as the comparison reads it: the
@@ -1557,6 +1603,92 @@ pub fn hops(ttl: u8) -> u8 {
 mod tests {
     use super::*;
     use tracekit_testutil::packets::{segment, with_payload};
+
+    /// A connection that completed its handshake and carried a TLS exchange both ways.
+    fn served() -> Conn {
+        let end = |a: [u8; 4], port| Endpoint {
+            addr: IpAddr::from(a),
+            port,
+        };
+        let mut c = Conn::new(
+            end([192, 0, 2, 10], 53695),
+            end([198, 51, 100, 20], 443),
+            true,
+            0,
+        );
+        let hs = Handshake {
+            frame: 1,
+            ts: 0,
+            ttl: 64,
+            ip_id: None,
+            dont_fragment: true,
+            ecn_flags: 0,
+            ecn_ip: 0,
+            window: 0,
+            options: tracekit_wire::tcp::OptionSummary::default(),
+            isn: 0,
+            src_mac: None,
+        };
+        c.syn = Some(hs);
+        c.syn_ack = Some(Handshake { frame: 2, ..hs });
+        c.client_hello = Some(4);
+        c.app_data = [Some(8), Some(9)];
+        c.bytes = [600, 3000];
+        c
+    }
+
+    fn close(frame: u64, rst: bool) -> Close {
+        Close {
+            frame,
+            ts: 0,
+            rst,
+            ttl: 64,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn a_rst_after_the_same_ends_fin_is_an_abortive_close_not_a_failure() {
+        let mut c = served();
+        c.first_fin[FROM_CLIENT] = Some(close(20, false));
+        c.first_rst[FROM_CLIENT] = Some(close(22, true));
+        c.first_fin[FROM_SERVER] = Some(close(23, false));
+        assert_eq!(c.failure(), None);
+        assert_eq!(c.abortive_close(), Some(FROM_CLIENT));
+        // The nearest miss: the RST before that end's FIN (or without one) cut the exchange.
+        c.first_rst[FROM_CLIENT] = Some(close(19, true));
+        assert_eq!(c.failure(), Some(Failure::Reset));
+        assert_eq!(c.abortive_close(), None);
+        c.first_fin[FROM_CLIENT] = None;
+        assert_eq!(c.failure(), Some(Failure::Reset));
+    }
+
+    #[test]
+    fn each_way_to_fail_and_its_nearest_miss() {
+        let mut c = served();
+        assert_eq!(c.failure(), None);
+        c.syn_ack = None;
+        assert_eq!(c.failure(), Some(Failure::TcpHandshake));
+        let mut c = served();
+        c.app_data = [None, None];
+        assert_eq!(c.failure(), Some(Failure::TlsHandshake));
+        c.app_data = [None, Some(9)];
+        assert_eq!(
+            c.failure(),
+            None,
+            "application data one way: the handshake completed"
+        );
+        let mut c = served();
+        c.client_hello = None;
+        c.bytes = [600, 0];
+        assert_eq!(c.failure(), Some(Failure::NoAnswer));
+        c.bytes = [0, 0];
+        assert_eq!(
+            c.failure(),
+            None,
+            "no data either way and no reset: nothing failed"
+        );
+    }
 
     #[test]
     fn initial_ttl_is_the_nearest_common_value_at_or_above() {
