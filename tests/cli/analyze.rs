@@ -1281,3 +1281,52 @@ fn an_abortive_close_after_the_clients_fin_is_neither_a_failure_nor_a_fast_fin()
         }
     }
 }
+
+/// Each connection has a display filter per side that isolates it as that side saw it (behind
+/// a NAT the two differ), in JSON, text and HTML; tshark with it finds exactly the packets the
+/// side view counts.
+#[test]
+fn each_side_gets_a_display_filter_that_isolates_the_connection_there() {
+    let (client, server) = pair("closenat");
+    let (report, out) = analyze_json(&client, &server, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("r.html");
+    let text = run(tracekit()
+        .args(["analyze", "--quiet", "--html"])
+        .arg(&page)
+        .arg(&client)
+        .arg(&server));
+    let (text, html) = (stdout(&text), std::fs::read_to_string(&page).unwrap());
+    for port in [53695, 53700] {
+        let c = conn(&report, port);
+        let [a, b] = ["a", "b"].map(|s| c["sides"][s]["wireshark_filter"].as_str().unwrap());
+        assert_ne!(a, b, "behind a NAT the sides differ");
+        assert!(a.contains(&format!("tcp.port == {port}")), "{a}");
+        assert!(!b.contains(&format!("tcp.port == {port}")), "{b}");
+        for (path, side, filter) in [(&client, "a", a), (&server, "b", b)] {
+            let n = run(std::process::Command::new("tshark")
+                .arg("-r")
+                .arg(path)
+                .args(["-Y", filter]));
+            assert!(n.status.success(), "{filter}: {}", stderr(&n));
+            assert_eq!(
+                stdout(&n).lines().count() as u64,
+                c["sides"][side]["packets"].as_u64().unwrap(),
+                "{filter}"
+            );
+            assert!(
+                text.contains(&format!("`{filter}`")),
+                "{filter} not in the text"
+            );
+            assert!(
+                html.contains(&format!("data-filter=\"{filter}\""))
+                    || html.contains(&format!(
+                        "data-filter=\"{}\"",
+                        filter.replace("&&", "&amp;&amp;")
+                    )),
+                "{filter} not in the page"
+            );
+        }
+    }
+}

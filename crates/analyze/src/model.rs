@@ -196,6 +196,9 @@ pub struct Sides {
 #[derive(Debug, Clone, Serialize)]
 pub struct Side {
     pub trace: String,
+    /// A Wireshark display filter that isolates the connection in this capture (addresses and
+    /// ports as this point saw them).
+    pub wireshark_filter: String,
     pub client: String,
     pub server: String,
     pub packets: u64,

@@ -3,6 +3,7 @@
 
 use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
 use crate::trace::{Close, Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
+use tracekit_wire::Endpoint;
 
 /// `00:1c:7f:3a:00:02` (by hand: it is written for every side of every connection).
 #[must_use]
@@ -109,6 +110,21 @@ fn frames(f: &crate::trace::Frames) -> FrameCount {
     }
 }
 
+/// A Wireshark display filter that isolates one connection as one capture saw it: both
+/// addresses and both ports (behind a NAT each side has its own).
+#[must_use]
+pub fn conn_filter(client: Endpoint, server: Endpoint) -> String {
+    let field = if client.addr.is_ipv6() {
+        "ipv6.addr"
+    } else {
+        "ip.addr"
+    };
+    format!(
+        "{field} == {} && tcp.port == {} && {field} == {} && tcp.port == {}",
+        client.addr, client.port, server.addr, server.port
+    )
+}
+
 #[must_use]
 pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
     let ipv6 = c.client.addr.is_ipv6();
@@ -141,6 +157,7 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
         })
     };
     Side {
+        wireshark_filter: conn_filter(c.client, c.server),
         trace: trace.to_string(),
         client: c.client.to_string(),
         server: c.server.to_string(),

@@ -169,6 +169,13 @@ fn connection(a: &Analysis, i: usize, c: &Connection) -> Markup {
             h3 { "Evidence" }
             table {
                 tr { th { "signal" } th { "what it shows" } th { "client side" } th { "server side" } }
+                tr.conn-filter {
+                    td { "this connection" }
+                    td { "all its packets, as each capture point saw them (addresses and ports)" }
+                    @for f in [&c.sides.a.wireshark_filter, &c.sides.b.wireshark_filter] {
+                        td { code { (f) } button.copy type="button" data-filter=(f) { "copy" } }
+                    }
+                }
                 @for e in &c.evidence {
                     tr {
                         td { code { (e.signal) } @if !e.middlebox_evidence { br; "(not middlebox evidence)" } }

@@ -439,16 +439,8 @@ fn connection(w: &mut String, n: usize, c: &Connection) {
     }
     let _ = writeln!(
         w,
-        "\nWireshark: client side `tcp.port == {}`{}",
-        c.client_port,
-        if c.sides.b.client == c.sides.a.client {
-            String::new()
-        } else {
-            format!(
-                ", server side `tcp.port == {}`",
-                c.sides.b.client.rsplit(':').next().unwrap_or("")
-            )
-        }
+        "\nWireshark, this connection:\n  client side `{}`\n  server side `{}`",
+        c.sides.a.wireshark_filter, c.sides.b.wireshark_filter
     );
 }
 
