@@ -31,6 +31,11 @@
 #             the server's FIN reaches the client just after it. A normal (abortive) close: two
 #             connections (53695, 53700) that work, nothing between but routers.
 #   closenat  the same close behind mb doing source NAT (as in nat).
+#   synproxy  mb is a router (TTL 255) with iptables SYNPROXY on port 443 (the DDoS protection of
+#             many firewalls): it answers the client's SYN itself with a SYN cookie, opens the
+#             server side only after the client's ACK, then splices the two, translating the
+#             server's sequence numbers; data segments are forwarded one for one. Two TLS
+#             connections (53695, 53700) that work.
 #   strip     mb is a router that strips the SACK-permitted and timestamps options from every TCP
 #             segment in both directions (iptables TCPOPTSTRIP, as some firewalls do). Two TLS
 #             connections that work.
@@ -41,10 +46,10 @@
 #   (apt-get install iproute2 iptables ethtool haproxy openssl python3 tshark).
 # Writes OUTDIR/SCENARIO-client.pcapng and OUTDIR/SCENARIO-server.pcapng.
 set -euo pipefail
-out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble|strip|close|closenat]...}")
+out=$(realpath "${1:?usage: $0 OUTDIR [firewall|nat|clamp|intercept|reset|scramble|strip|close|closenat|synproxy]...}")
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble strip close closenat)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(firewall nat clamp intercept reset scramble strip close closenat synproxy)
 for tool in ip iptables ethtool haproxy openssl python3 dumpcap chrt; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
@@ -203,6 +208,15 @@ closenat() {
   close
 }
 
+synproxy() {
+  x mb sysctl -qw net.ipv4.ip_default_ttl=255 net.netfilter.nf_conntrack_tcp_loose=0
+  x mb iptables -t raw -A PREROUTING -i mba -p tcp --syn --dport 443 -j CT --notrack
+  x mb iptables -A FORWARD -i mba -p tcp --dport 443 -m state --state INVALID,UNTRACKED \
+    -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460
+  x mb iptables -A FORWARD -m state --state INVALID -j DROP
+  steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:443:53700)
+}
+
 strip() {
   x mb iptables -t mangle -A FORWARD -p tcp -j TCPOPTSTRIP --strip-options sack-permitted,timestamp
   steps=(udp:4000:query-one.example tls:443:53695 udp:4000:query-two.example tls:4433:53700)
@@ -217,7 +231,7 @@ reset() {
 }
 
 for scenario in "${scenarios[@]}"; do
-  case $scenario in firewall|nat|clamp|intercept|reset|scramble|strip|close|closenat) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
+  case $scenario in firewall|nat|clamp|intercept|reset|scramble|strip|close|closenat|synproxy) ;; *) echo "unknown scenario $scenario" >&2; exit 2;; esac
   dl_args=()
   [ "$scenario" != scramble ] || dl_args=(--scramble)
   topology

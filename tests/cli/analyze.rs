@@ -1330,3 +1330,88 @@ fn each_side_gets_a_display_filter_that_isolates_the_connection_there() {
         }
     }
 }
+
+/// Regression (outside checks): a SYN proxy (iptables SYNPROXY on a router) was called a
+/// TCP-terminating proxy while the report's own evidence said its segments were forwarded one
+/// for one.
+#[test]
+fn a_syn_proxy_is_told_from_a_tcp_proxy_by_segments_forwarded_one_for_one() {
+    let (client, server) = pair("synproxy");
+    let (report, out) = analyze_json(&client, &server, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for port in [53695, 53700] {
+        let c = conn(&report, port);
+        assert_eq!(
+            c["middlebox"]["kind"],
+            serde_json::json!(["syn-proxy"]),
+            "{c:#}"
+        );
+        assert_eq!(c["middlebox"]["transparent"], true);
+        assert_eq!(
+            c["middlebox"]["vendor"],
+            "Check Point Software Technologies"
+        );
+        assert_eq!(c["hops"]["client_side"], 2);
+        assert_eq!(c["hops"]["server_side"], 0);
+        assert_eq!(c["closed_by"], "client");
+        assert_eq!(c["failed"], false);
+        let s = signals(c);
+        assert!(
+            s.contains(&"split-handshake") && s.contains(&"ttl-origin-mismatch"),
+            "{s:?}"
+        );
+        let isn = evidence(c, "isn-rewritten")["detail"].as_str().unwrap();
+        assert!(isn.contains("the packets were forwarded"), "{isn}");
+        assert!(isn.contains("server's initial sequence number"), "{isn}");
+        assert!(
+            !isn.contains("client's initial sequence number"),
+            "one side is translated: {isn}"
+        );
+        let verdict = c["verdict"].as_str().unwrap();
+        assert!(verdict.contains("as a SYN proxy"), "{verdict}");
+        assert!(!verdict.contains("terminated TCP"), "{verdict}");
+    }
+}
+
+/// A verdict may not contradict the evidence it prints: a box whose segments reappear one for
+/// one forwarded them, so it is never called a TCP proxy (which re-segments and re-numbers),
+/// on any lab pair.
+#[test]
+fn no_lab_verdict_contradicts_its_own_forwarding_evidence() {
+    let mut forwarding = 0;
+    for name in [
+        "router",
+        "nat",
+        "clamp",
+        "strip",
+        "scramble",
+        "firewall",
+        "intercept",
+        "reset",
+        "close",
+        "closenat",
+        "synproxy",
+    ] {
+        let (client, server) = pair(name);
+        let (report, out) = analyze_json(&client, &server, &[]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        for c in report["connections"].as_array().unwrap() {
+            let forwarded = c["evidence"].as_array().unwrap().iter().any(|e| {
+                e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the packets were forwarded")
+            });
+            let kinds = c["middlebox"]["kind"].as_array().unwrap();
+            let proxy = kinds.iter().any(|k| k == "tcp-proxy");
+            assert!(!(forwarded && proxy), "{name}: {c:#}");
+            if forwarded {
+                forwarding += 1;
+                let verdict = c["verdict"].as_str().unwrap();
+                assert!(!verdict.contains("terminated TCP"), "{name}: {verdict}");
+            }
+        }
+    }
+    // The rule was put to the test: scramble's and synproxy's connections forward.
+    assert!(forwarding >= 4, "{forwarding}");
+}

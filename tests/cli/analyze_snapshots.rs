@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::{corpus, run, stderr, stdout, testdata, tracekit};
 
 /// The lab pairs of testdata/ (client side, server side), by the name both files start with.
-const LAB_PAIRS: [&str; 10] = [
+const LAB_PAIRS: [&str; 11] = [
     "firewall",
     "nat",
     "clamp",
@@ -19,6 +19,7 @@ const LAB_PAIRS: [&str; 10] = [
     "intercept",
     "close",
     "closenat",
+    "synproxy",
 ];
 
 /// Corpus pairs: two real captures of one exchange taken at its two ends, and single captures

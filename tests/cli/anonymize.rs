@@ -153,6 +153,7 @@ fn analyze_gives_the_same_verdicts_after_both_sides_are_anonymized_with_one_key(
         "strip",
         "close",
         "closenat",
+        "synproxy",
     ] {
         let client = testdata(&format!("{scenario}-client.pcapng"));
         let server = testdata(&format!("{scenario}-server.pcapng"));

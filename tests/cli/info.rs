@@ -166,7 +166,9 @@ fn directories_are_searched_recursively_in_name_order() {
             "scramble-client.pcapng",
             "scramble-server.pcapng",
             "strip-client.pcapng",
-            "strip-server.pcapng"
+            "strip-server.pcapng",
+            "synproxy-client.pcapng",
+            "synproxy-server.pcapng"
         ]
     );
 }

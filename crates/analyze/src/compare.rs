@@ -1673,14 +1673,25 @@ fn compare(
     // New IP IDs count only where the forwarding could be checked (both ISNs known at both
     // points): a rewriter gives new IP IDs too.
     let checked = isns(c).is_some() && isns(s).is_some();
-    let proxy = f.has("split-handshake")
+    // A split handshake whose later segments are forwarded one for one: the box answered the
+    // handshake itself (a SYN cookie), opened the server side after the client's ACK and then
+    // spliced the two, translating one side's numbers. It terminated nothing after the
+    // handshake, so it is not a TCP proxy (whose own segments never reappear one for one).
+    let syn_proxy = f.has("split-handshake") && forwarded;
+    let proxy = (f.has("split-handshake") && !syn_proxy)
         || (!forwarded
             && f.has("isn-rewritten")
             && ((checked && f.has("ipid-rewritten"))
                 || (f.has("ttl-origin-mismatch")
                     && (f.has("wscale-rewritten") || f.has("options-rewritten")))));
     let mut kinds: Vec<&'static str> = Vec::new();
-    if proxy {
+    if syn_proxy {
+        // The handshake it made explains the new ISN, options, window scale and ECN.
+        if f.has("addresses-translated") || f.has("ports-translated") {
+            kinds.push("nat");
+        }
+        kinds.push("syn-proxy");
+    } else if proxy {
         kinds.push("tcp-proxy");
         if let (Some(x), Some(y)) = (c.client_random, s.client_random)
             && x != y
@@ -1718,12 +1729,13 @@ fn compare(
 
     // Hops.
     let path = match (c.syn, s.syn) {
-        (Some(x), Some(y)) if !proxy && initial_ttl(x.ttl) == initial_ttl(y.ttl) => {
+        (Some(x), Some(y)) if !proxy && !syn_proxy && initial_ttl(x.ttl) == initial_ttl(y.ttl) => {
             Some(hops(y.ttl).saturating_sub(hops(x.ttl)))
         }
         _ => None,
     };
-    let (client_side, server_side) = if proxy {
+    // A proxy, or a SYN proxy, made the handshake packets each end saw: their TTLs place it.
+    let (client_side, server_side) = if proxy || syn_proxy {
         (
             c.syn_ack
                 .map(|h| hops(h.ttl))
@@ -2317,6 +2329,9 @@ fn no_middlebox_sentence(v: &VerdictInput<'_>, outcome: &str) -> String {
     )
 }
 
+/// What a SYN proxy did, in the verdict.
+const SYN_PROXY_DID: &str = "answered the client's handshake itself as a SYN proxy, opened the server side only after the client's ACK and forwarded the segments one for one with the server's sequence numbers translated (it terminated nothing after the handshake)";
+
 fn verdict_sentence(v: &VerdictInput<'_>) -> String {
     let who = match v.vendor {
         Some(name) => format!("A {name} device"),
@@ -2364,6 +2379,9 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
             return format!("{who}{place} {kind}{transparent} and closed both sides{when}{doubt}.");
         }
         return format!("{who}{place} {kind}{transparent}; {outcome}.");
+    }
+    if v.kinds.contains(&"syn-proxy") {
+        return format!("{who}{place} {SYN_PROXY_DID}; {outcome}.");
     }
     if v.kinds.contains(&"rst-injector") {
         return format!(
