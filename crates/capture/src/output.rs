@@ -5,12 +5,19 @@
 //! The bytes are written behind: full buffers go to a thread of the output's own that makes
 //! the `write` calls, so the kernel's copy into the page cache (most of the time of a merge)
 //! runs on the other core while the caller encodes the next buffer.
+//!
+//! Past its first [`DIRECT_AFTER`] bytes an output is written with `O_DIRECT` where the file
+//! system allows it (not tmpfs): the kernel's copy into fresh page-cache pages was 59% of the
+//! samples of `anonymize` on a 2 GB capture here, and its time moved between 0.4 and 2.2 s per
+//! GB from run to run (pages the hypervisor had to back anew), while direct writes of the same
+//! GB took 0.7 s with 0.2 s of system time every time. Small outputs stay in the page cache,
+//! where a program that reads them next finds them.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +44,146 @@ pub struct AtomicFile {
 /// system time, and a merge of 2×1 GB was slower than with no thread at all.
 const CHUNK: usize = 1 << 20;
 
+/// Bytes written through the page cache before the rest goes direct (where allowed); small in
+/// the unit tests, so that they reach the direct path.
+const DIRECT_AFTER: u64 = if cfg!(test) { 1 << 16 } else { 64 << 20 };
+/// Direct writes are whole multiples of this, from addresses and at offsets aligned to it.
+const ALIGN: usize = 4096;
+/// Bytes gathered for one direct write.
+const STAGE: usize = 4 << 20;
+
+/// The output file and how it is written: through the page cache, then (past
+/// [`DIRECT_AFTER`]) direct, from an aligned staging buffer. Every write comes in file order.
+#[derive(Debug)]
+struct Sink {
+    file: tempfile::NamedTempFile,
+    written: u64,
+    direct: Direct,
+}
+
+#[derive(Debug)]
+enum Direct {
+    /// Not yet, or not allowed here (the file system refused the flag or a direct write).
+    Off { tried: bool },
+    /// `O_DIRECT` is set; `stage[at..at + STAGE]` is aligned and holds `fill` bytes.
+    On {
+        stage: Vec<u8>,
+        at: usize,
+        fill: usize,
+    },
+}
+
+impl Sink {
+    fn new(file: tempfile::NamedTempFile) -> Self {
+        Sink {
+            file,
+            written: 0,
+            direct: Direct::Off { tried: false },
+        }
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            match &mut self.direct {
+                Direct::Off { tried } => {
+                    // Through the page cache, up to an aligned offset past DIRECT_AFTER.
+                    let mut n = data.len();
+                    if !*tried && self.written + n as u64 >= DIRECT_AFTER {
+                        let past = (DIRECT_AFTER.max(self.written)).next_multiple_of(ALIGN as u64);
+                        n = n.min((past - self.written) as usize);
+                    }
+                    self.file.as_file().write_all(&data[..n])?;
+                    self.written += n as u64;
+                    data = &data[n..];
+                    if !*tried
+                        && self.written >= DIRECT_AFTER
+                        && self.written.is_multiple_of(ALIGN as u64)
+                    {
+                        self.go_direct();
+                    }
+                }
+                Direct::On { stage, at, fill } => {
+                    let n = data.len().min(STAGE - *fill);
+                    stage[*at + *fill..*at + *fill + n].copy_from_slice(&data[..n]);
+                    *fill += n;
+                    data = &data[n..];
+                    if *fill == STAGE {
+                        self.flush_stage(false)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `O_DIRECT`; where the file system refuses it, the output stays buffered.
+    fn go_direct(&mut self) {
+        let set = rustix::fs::fcntl_getfl(&self.file).and_then(|flags| {
+            rustix::fs::fcntl_setfl(&self.file, flags | rustix::fs::OFlags::DIRECT)
+        });
+        self.direct = match set {
+            Ok(()) => {
+                // An aligned window inside a plain vector (no allocator of its own needed).
+                let stage = vec![0u8; STAGE + ALIGN];
+                let at = stage.as_ptr().align_offset(ALIGN);
+                Direct::On { stage, at, fill: 0 }
+            }
+            Err(_) => Direct::Off { tried: true },
+        };
+    }
+
+    /// Writes the staged bytes: the aligned part direct, and, at the `end`, the rest (less than
+    /// one block) after taking `O_DIRECT` off again. A file system that takes the flag but
+    /// refuses a direct write gets the bytes buffered, and the rest of the output too.
+    fn flush_stage(&mut self, end: bool) -> io::Result<()> {
+        let Direct::On { stage, at, fill } = &mut self.direct else {
+            return Ok(());
+        };
+        let aligned = *fill - *fill % ALIGN;
+        let window = &stage[*at..*at + *fill];
+        let direct_ok = aligned == 0 || self.file.as_file().write_all(&window[..aligned]).is_ok();
+        let (done, rest) = if direct_ok {
+            (aligned, &window[aligned..])
+        } else {
+            (0, window)
+        };
+        self.written += done as u64;
+        if !direct_ok {
+            // A failed write may have moved the offset part way.
+            use std::io::Seek;
+            self.file
+                .as_file()
+                .seek(io::SeekFrom::Start(self.written))?;
+        }
+        if !direct_ok || end {
+            let rest = rest.to_vec();
+            let flags = rustix::fs::fcntl_getfl(&self.file)?;
+            rustix::fs::fcntl_setfl(&self.file, flags - rustix::fs::OFlags::DIRECT)?;
+            self.direct = Direct::Off { tried: true };
+            self.file.as_file().write_all(&rest)?;
+            self.written += rest.len() as u64;
+        } else {
+            let left = *fill - aligned;
+            stage.copy_within(*at + aligned..*at + *fill, *at);
+            *fill = left;
+        }
+        Ok(())
+    }
+
+    /// Everything written; the file back.
+    fn finish(mut self) -> io::Result<tempfile::NamedTempFile> {
+        self.flush_stage(true)?;
+        Ok(self.file)
+    }
+}
+
 /// A buffered writer whose `write` calls happen on a thread of its own. At most one full
 /// buffer waits while another is written, so memory stays at three buffers. Writes of a
 /// [`CHUNK`] or more are made from the caller's thread once the queue is empty (no copy).
 #[derive(Debug)]
 struct WriteBehind {
     /// Shared with the writing thread; taken by [`WriteBehind::finish`].
-    file: Option<Arc<tempfile::NamedTempFile>>,
+    file: Option<Arc<Mutex<Sink>>>,
     buf: Vec<u8>,
     queue: Option<SyncSender<Vec<u8>>>,
     /// Written buffers come back here, emptied, for reuse.
@@ -55,7 +195,7 @@ struct WriteBehind {
 
 impl WriteBehind {
     fn new(file: tempfile::NamedTempFile) -> io::Result<Self> {
-        let file = Arc::new(file);
+        let file = Arc::new(Mutex::new(Sink::new(file)));
         let (queue, jobs) = sync_channel::<Vec<u8>>(1);
         let (back, done) = sync_channel(3);
         let target = Arc::clone(&file);
@@ -63,7 +203,7 @@ impl WriteBehind {
             .name("output-writer".into())
             .spawn(move || -> io::Result<()> {
                 for mut buf in jobs {
-                    target.as_file().write_all(&buf)?;
+                    lock(&target).write_all(&buf)?;
                     buf.clear();
                     // The owner may be gone (dropped after an error): then nobody wants it.
                     let _ = back.send(buf);
@@ -145,8 +285,17 @@ impl WriteBehind {
         self.file
             .take()
             .and_then(|f| Arc::try_unwrap(f).ok())
-            .ok_or_else(|| io::Error::other("output file still shared"))
+            .ok_or_else(|| io::Error::other("output file still shared"))?
+            .into_inner()
+            .map_err(|_| io::Error::other("output writer panicked"))?
+            .finish()
     }
+}
+
+/// The sink, also after a panic elsewhere (its state is a file offset and bytes: still whole).
+fn lock(sink: &Mutex<Sink>) -> std::sync::MutexGuard<'_, Sink> {
+    sink.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Write for WriteBehind {
@@ -161,7 +310,7 @@ impl Write for WriteBehind {
             // order after what is queued.
             self.drain()?;
             let file = self.file.as_ref().expect("taken only by finish");
-            return file.as_file().write_all(data);
+            return lock(file).write_all(data);
         }
         if self.buf.len() + data.len() > CHUNK {
             self.send()?;
@@ -291,6 +440,47 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes of every size (small ones gathered, large ones handed straight over, unaligned
+    /// tails) past the point where the output goes direct come out byte for byte, on the disk
+    /// the tests run on (tmpfs refuses O_DIRECT: then all of it is buffered) and on /dev/shm.
+    #[test]
+    fn an_output_that_goes_direct_holds_every_byte_in_order() {
+        let data: Vec<u8> = (0..12_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let here =
+            std::env::var_os("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        let dirs = [
+            Some(here),
+            Some(PathBuf::from("/dev/shm")).filter(|d| d.is_dir()),
+        ];
+        for base in dirs.into_iter().flatten() {
+            let dir = tempfile::tempdir_in(&base).unwrap();
+            let target = dir.path().join("out.pcap");
+            let mut f = AtomicFile::create(&target, &[]).unwrap();
+            let sizes = [
+                1,
+                7,
+                4095,
+                4097,
+                100_000,
+                CHUNK,
+                3 * CHUNK + 5,
+                513,
+                STAGE + 1,
+            ];
+            let (mut at, mut k) = (0, 0);
+            while at < data.len() {
+                let n = sizes[k % sizes.len()].min(data.len() - at);
+                f.write_all(&data[at..at + n]).unwrap();
+                at += n;
+                k += 1;
+            }
+            f.commit(false).unwrap();
+            assert!(fs::read(&target).unwrap() == data, "{}", base.display());
+        }
+    }
 
     #[test]
     fn commit_renames_and_drop_leaves_nothing() {
