@@ -1673,17 +1673,20 @@ fn compare(
     // New IP IDs count only where the forwarding could be checked (both ISNs known at both
     // points): a rewriter gives new IP IDs too.
     let checked = isns(c).is_some() && isns(s).is_some();
-    // A split handshake whose later segments are forwarded one for one: the box answered the
-    // handshake itself (a SYN cookie), opened the server side after the client's ACK and then
-    // spliced the two, translating one side's numbers. It terminated nothing after the
-    // handshake, so it is not a TCP proxy (whose own segments never reappear one for one).
-    let syn_proxy = f.has("split-handshake") && forwarded;
-    let proxy = (f.has("split-handshake") && !syn_proxy)
-        || (!forwarded
-            && f.has("isn-rewritten")
-            && ((checked && f.has("ipid-rewritten"))
-                || (f.has("ttl-origin-mismatch")
-                    && (f.has("wscale-rewritten") || f.has("options-rewritten")))));
+    // A split handshake whose later segments are forwarded one for one (bare ones with their
+    // numbers, the ones with data with their IP IDs): the box answered the handshake itself
+    // (a SYN cookie), opened the server side after the client's ACK and then spliced the two,
+    // translating one side's numbers. It terminated nothing after the handshake, so it is not
+    // a TCP proxy (whose own segments never reappear one for one).
+    let syn_proxy = f.has("split-handshake") && forwarded && !f.has("ipid-rewritten");
+    // Segments forwarded one for one rule a terminating proxy out, whatever else holds: the
+    // verdict may not contradict that evidence.
+    let proxy = !forwarded
+        && (f.has("split-handshake")
+            || (f.has("isn-rewritten")
+                && ((checked && f.has("ipid-rewritten"))
+                    || (f.has("ttl-origin-mismatch")
+                        && (f.has("wscale-rewritten") || f.has("options-rewritten"))))));
     let mut kinds: Vec<&'static str> = Vec::new();
     if syn_proxy {
         // The handshake it made explains the new ISN, options, window scale and ECN.
