@@ -36,7 +36,7 @@ for step in sys.argv[2:]:
         except OSError as e:
             print(f"udp {args[0]}: {e}", file=sys.stderr)
         u.close()
-    elif kind == "tls":
+    elif kind in ("tls", "close"):
         port, sport = int(args[0]), int(args[1])
         sni = args[2] if len(args) > 2 else "server.example"
         raw = socket.socket()
@@ -45,36 +45,23 @@ for step in sys.argv[2:]:
         raw.settimeout(5)
         try:
             raw.connect((server, port))
-            with ctx.wrap_socket(raw, server_hostname=sni) as t:
-                t.sendall(b"GET / HTTP/1.0\r\nHost: " + sni.encode() + b"\r\n\r\n")
-                while t.recv(65536):
-                    pass
-            print(f"tls {port} from {sport}: ok", file=sys.stderr)
-        except (OSError, ssl.SSLError) as e:
-            print(f"tls {port} from {sport}: failed: {e}", file=sys.stderr)
-        finally:
-            raw.close()
-    elif kind == "close":
-        port, sport = int(args[0]), int(args[1])
-        raw = socket.socket()
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        raw.bind(("0.0.0.0", sport))
-        raw.settimeout(5)
-        try:
-            raw.connect((server, port))
-            t = ctx.wrap_socket(raw, server_hostname="server.example")
-            t.sendall(b"GET / HTTP/1.0\r\nHost: server.example\r\n\r\n")
-            want, got = 1000 + len(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n"), 0
-            while got < want:
+            t = ctx.wrap_socket(raw, server_hostname=sni)
+            t.sendall(b"GET / HTTP/1.0\r\nHost: " + sni.encode() + b"\r\n\r\n")
+            # tls: read to the end; close: read the fixed-size answer of tls_close_server.py
+            # only, so that the kernel sends a FIN (not a RST) on close, and close at once.
+            want = 1000 + len(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            got = 0
+            while kind == "tls" or got < want:
                 chunk = t.recv(65536)
                 if not chunk:
                     break
                 got += len(chunk)
-            # Everything read, so the kernel sends a FIN (not a RST) on close.
-            raw.close()
-            print(f"close {port} from {sport}: {got} bytes, closed", file=sys.stderr)
+            if kind == "tls":
+                t.close()
+            print(f"{kind} {port} from {sport}: ok, {got} bytes", file=sys.stderr)
         except (OSError, ssl.SSLError) as e:
-            print(f"close {port} from {sport}: failed: {e}", file=sys.stderr)
+            print(f"{kind} {port} from {sport}: failed: {e}", file=sys.stderr)
+        finally:
             raw.close()
     else:
         sys.exit(f"unknown step {step}")
