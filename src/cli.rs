@@ -79,7 +79,8 @@ pub struct AnonymizeArgs {
     /// A passphrase (first line of the file), turned into a key with blake3's key derivation.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// The output file; with several inputs, a directory (each file keeps its name).
+    /// The output file; with several inputs, a directory (each file keeps its name); `-`
+    /// writes one input's output to standard output (a pipe or a file, not a terminal).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
     /// Payloads: keep, zero (lengths kept), truncate (cut after the transport header, original
@@ -184,7 +185,8 @@ pub struct AnalyzeArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The merged capture.
+    /// The merged capture; `-` writes it to standard output as a stream (`| tshark -r -`;
+    /// refused when standard output is a terminal). Progress and summary go to stderr.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
     /// Output format: pcapng (one interface per input and interface, named after the input

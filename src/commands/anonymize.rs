@@ -68,7 +68,14 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
     if found.files.is_empty() {
         bail!("no capture among the inputs");
     }
-    let many = found.files.len() > 1 || args.output.is_dir();
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout && found.files.len() > 1 {
+        bail!("-o - (standard output) takes one input; give a directory for several");
+    }
+    if to_stdout && args.verify {
+        bail!("--verify reads the output back: give a file, not -o -");
+    }
+    let many = !to_stdout && (found.files.len() > 1 || args.output.is_dir());
     if many {
         std::fs::create_dir_all(&args.output)
             .with_context(|| format!("creating {}", args.output.display()))?;

@@ -850,3 +850,26 @@ fn frames_of_a_link_layer_tracekit_cannot_read_are_zeroed_not_passed_through() {
         );
     }
 }
+
+/// `-o -` writes one input's anonymized capture to standard output; several inputs, or
+/// `--verify` (which reads the output back), are refused with a clear error.
+#[test]
+fn dash_writes_one_anonymized_capture_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata("nat-client.pcapng");
+    let file = dir.path().join("named.pcapng");
+    assert!(
+        anonymize(dir.path(), &[], &[&input], &file)
+            .status
+            .success()
+    );
+    let piped = anonymize(dir.path(), &[], &[&input], Path::new("-"));
+    assert_eq!(piped.status.code(), Some(0), "{}", stderr(&piped));
+    assert_eq!(piped.stdout, std::fs::read(&file).unwrap());
+    let two = anonymize(dir.path(), &[], &[&input, &input], Path::new("-"));
+    assert_eq!(two.status.code(), Some(2));
+    assert!(stderr(&two).contains("takes one input"), "{}", stderr(&two));
+    let verify = anonymize(dir.path(), &["--verify"], &[&input], Path::new("-"));
+    assert_eq!(verify.status.code(), Some(2));
+    assert!(stderr(&verify).contains("--verify"), "{}", stderr(&verify));
+}

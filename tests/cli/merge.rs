@@ -768,3 +768,53 @@ fn keep_order_keeps_each_inputs_own_order_and_the_default_sorts() {
     let epochs = tshark_fields(&sorted, &["frame.time_epoch"]);
     assert_eq!(epochs.len(), 7);
 }
+
+/// `-o -` streams the output to standard output, as `mergecap -w -` does: tshark reads it from
+/// a pipe; nothing named `-` is created; a terminal is refused (under `script`, which gives the
+/// command one).
+#[test]
+fn dash_writes_to_standard_output_and_a_terminal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (testdata("nat-client.pcapng"), testdata("nat-server.pcapng"));
+    for format in ["pcapng", "pcap"] {
+        let cmd = format!(
+            "{} merge -q --format {format} -o - {} {} | tshark -r - -T fields -e frame.number",
+            env!("CARGO_BIN_EXE_tracekit"),
+            a.display(),
+            b.display()
+        );
+        let o = run(std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir.path()));
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        let merged = records_of(&a).len() + records_of(&b).len();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).lines().count(),
+            merged,
+            "{format}"
+        );
+    }
+    // The same bytes as a file written by name.
+    let (file, _) = merge(dir.path(), "named.pcapng", &[], &[a.clone(), b.clone()]);
+    let piped = run(tracekit()
+        .args(["merge", "-q", "-o", "-"])
+        .arg(&a)
+        .arg(&b)
+        .current_dir(dir.path()));
+    assert_eq!(piped.stdout, std::fs::read(&file).unwrap());
+    assert!(!dir.path().join("-").exists());
+    let tty = run(std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{} merge -q -o - {}",
+            env!("CARGO_BIN_EXE_tracekit"),
+            a.display()
+        ))
+        .arg("/dev/null")
+        .current_dir(dir.path()));
+    let said = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(2), "{said}");
+    assert!(said.contains("standard output is a terminal"), "{said}");
+    assert!(!dir.path().join("-").exists());
+}

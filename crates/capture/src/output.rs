@@ -1,6 +1,7 @@
 //! Output files created atomically: written under a temporary name in the target directory,
 //! renamed into place on [`AtomicFile::commit`], removed if dropped uncommitted. An output that
-//! would replace one of the inputs is refused.
+//! would replace one of the inputs is refused. The target `-` is standard output, written as a
+//! stream (refused when it is a terminal).
 //!
 //! The bytes are written behind: full buffers go to a thread of the output's own that makes
 //! the `write` calls, so the kernel's copy into the page cache (most of the time of a merge)
@@ -24,6 +25,10 @@ use std::thread::JoinHandle;
 pub enum OutputError {
     #[error("{target}: refusing to overwrite an input file")]
     WouldOverwriteInput { target: PathBuf },
+    #[error(
+        "-o -: standard output is a terminal; redirect it to a file or a pipe (e.g. `| tshark -r -`)"
+    )]
+    StdoutIsTerminal,
     #[error("{target}: {source}")]
     Io {
         target: PathBuf,
@@ -36,7 +41,16 @@ pub enum OutputError {
 #[derive(Debug)]
 pub struct AtomicFile {
     target: PathBuf,
-    out: WriteBehind,
+    out: Out,
+}
+
+/// Where an output's bytes go: a temporary file renamed into place, or standard output (the
+/// target `-`, as `mergecap -w -` and `tcpdump -w -` write), as a stream.
+#[derive(Debug)]
+enum Out {
+    File(WriteBehind),
+    /// A duplicate of file descriptor 1, written without `Stdout`'s line buffering.
+    Stdout(io::BufWriter<fs::File>),
 }
 
 /// Bytes gathered before a buffer is handed to the writing thread. Small enough to stay in the
@@ -353,6 +367,24 @@ impl AtomicFile {
         mode: u32,
     ) -> Result<AtomicFile, OutputError> {
         let target = target.to_path_buf();
+        if target.as_os_str() == "-" {
+            use std::io::IsTerminal;
+            if io::stdout().is_terminal() {
+                return Err(OutputError::StdoutIsTerminal);
+            }
+            use std::os::fd::AsFd;
+            let fd = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|source| OutputError::Io {
+                    target: target.clone(),
+                    source,
+                })?;
+            return Ok(AtomicFile {
+                out: Out::Stdout(io::BufWriter::with_capacity(CHUNK, fs::File::from(fd))),
+                target,
+            });
+        }
         if inputs.iter().any(|input| same_file(input, &target)) {
             return Err(OutputError::WouldOverwriteInput { target });
         }
@@ -380,7 +412,7 @@ impl AtomicFile {
         let _ = mode;
         let tmp = builder.tempfile_in(&dir).map_err(io)?;
         Ok(AtomicFile {
-            out: WriteBehind::new(tmp).map_err(io)?,
+            out: Out::File(WriteBehind::new(tmp).map_err(io)?),
             target,
         })
     }
@@ -398,7 +430,13 @@ impl AtomicFile {
             target: target.clone(),
             source,
         };
-        let tmp = self.out.finish().map_err(io)?;
+        let tmp = match self.out {
+            Out::File(out) => out.finish().map_err(io)?,
+            Out::Stdout(mut out) => {
+                out.flush().map_err(io)?;
+                return Ok(target);
+            }
+        };
         if sync {
             tmp.as_file().sync_all().map_err(io)?;
         }
@@ -410,14 +448,23 @@ impl AtomicFile {
 impl Write for AtomicFile {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf)
+        match &mut self.out {
+            Out::File(o) => o.write(buf),
+            Out::Stdout(o) => o.write(buf),
+        }
     }
     #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.out.write_all(buf)
+        match &mut self.out {
+            Out::File(o) => o.write_all(buf),
+            Out::Stdout(o) => o.write_all(buf),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        match &mut self.out {
+            Out::File(o) => o.flush(),
+            Out::Stdout(o) => o.flush(),
+        }
     }
 }
 
