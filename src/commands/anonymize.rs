@@ -68,14 +68,7 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
     if found.files.is_empty() {
         bail!("no capture among the inputs");
     }
-    let to_stdout = args.output.as_os_str() == "-";
-    if to_stdout && found.files.len() > 1 {
-        bail!("-o - (standard output) takes one input; give a directory for several");
-    }
-    if to_stdout && args.verify {
-        bail!("--verify reads the output back: give a file, not -o -");
-    }
-    let many = !to_stdout && (found.files.len() > 1 || args.output.is_dir());
+    let many = writes_a_directory(args, found.files.len())?;
     if many {
         std::fs::create_dir_all(&args.output)
             .with_context(|| format!("creating {}", args.output.display()))?;
@@ -146,6 +139,21 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
         );
     }
     Ok(outcome)
+}
+
+/// Whether `-o` names a directory of outputs (several inputs, or an existing directory); `-`
+/// (standard output) takes one input and no `--verify`, which reads the output back.
+fn writes_a_directory(args: &AnonymizeArgs, inputs: usize) -> anyhow::Result<bool> {
+    if args.output.as_os_str() == "-" {
+        if inputs > 1 {
+            bail!("-o - (standard output) takes one input; give a directory for several");
+        }
+        if args.verify {
+            bail!("--verify reads the output back: give a file, not -o -");
+        }
+        return Ok(false);
+    }
+    Ok(inputs > 1 || args.output.is_dir())
 }
 
 struct Report {

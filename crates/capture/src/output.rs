@@ -15,7 +15,8 @@
 //! where a program that reads them next finds them.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -368,11 +369,9 @@ impl AtomicFile {
     ) -> Result<AtomicFile, OutputError> {
         let target = target.to_path_buf();
         if target.as_os_str() == "-" {
-            use std::io::IsTerminal;
             if io::stdout().is_terminal() {
                 return Err(OutputError::StdoutIsTerminal);
             }
-            use std::os::fd::AsFd;
             let fd = io::stdout()
                 .as_fd()
                 .try_clone_to_owned()
