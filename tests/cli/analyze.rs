@@ -48,6 +48,14 @@ fn passed_through(client: &Path, server: &Path, kinds: &[&str]) -> Vec<Value> {
         .collect()
 }
 
+/// The JSON analysis of a lab pair (which must succeed), with the pair's files.
+fn analyzed(name: &str) -> (Value, PathBuf, PathBuf) {
+    let (client, server) = pair(name);
+    let (report, out) = analyze_json(&client, &server, &[]);
+    assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+    (report, client, server)
+}
+
 fn conn(v: &Value, client_port: u64) -> &Value {
     v["connections"]
         .as_array()
@@ -1227,9 +1235,7 @@ fn a_first_close_that_may_answer_a_lost_one_says_so() {
 #[test]
 fn an_abortive_close_after_the_clients_fin_is_neither_a_failure_nor_a_fast_fin() {
     for (name, kinds) in [("close", ["none"]), ("closenat", ["nat"])] {
-        let (client, server) = pair(name);
-        let (report, out) = analyze_json(&client, &server, &[]);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let (report, client, _) = analyzed(name);
         for port in [53695, 53700] {
             let c = conn(&report, port);
             assert_eq!(c["failed"], false, "{name} {port}: {c:#}");
@@ -1287,9 +1293,7 @@ fn an_abortive_close_after_the_clients_fin_is_neither_a_failure_nor_a_fast_fin()
 /// side view counts.
 #[test]
 fn each_side_gets_a_display_filter_that_isolates_the_connection_there() {
-    let (client, server) = pair("closenat");
-    let (report, out) = analyze_json(&client, &server, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (report, client, server) = analyzed("closenat");
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("r.html");
     let text = run(tracekit()
@@ -1336,9 +1340,7 @@ fn each_side_gets_a_display_filter_that_isolates_the_connection_there() {
 /// for one.
 #[test]
 fn a_syn_proxy_is_told_from_a_tcp_proxy_by_segments_forwarded_one_for_one() {
-    let (client, server) = pair("synproxy");
-    let (report, out) = analyze_json(&client, &server, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (report, ..) = analyzed("synproxy");
     for port in [53695, 53700] {
         let c = conn(&report, port);
         assert_eq!(
@@ -1392,9 +1394,7 @@ fn no_lab_verdict_contradicts_its_own_forwarding_evidence() {
         "closenat",
         "synproxy",
     ] {
-        let (client, server) = pair(name);
-        let (report, out) = analyze_json(&client, &server, &[]);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let (report, ..) = analyzed(name);
         for c in report["connections"].as_array().unwrap() {
             let forwarded = c["evidence"].as_array().unwrap().iter().any(|e| {
                 e["detail"]
