@@ -1381,19 +1381,7 @@ fn a_syn_proxy_is_told_from_a_tcp_proxy_by_segments_forwarded_one_for_one() {
 #[test]
 fn no_lab_verdict_contradicts_its_own_forwarding_evidence() {
     let mut forwarding = 0;
-    for name in [
-        "router",
-        "nat",
-        "clamp",
-        "strip",
-        "scramble",
-        "firewall",
-        "intercept",
-        "reset",
-        "close",
-        "closenat",
-        "synproxy",
-    ] {
+    for name in crate::LAB_PAIRS {
         let (report, ..) = analyzed(name);
         for c in report["connections"].as_array().unwrap() {
             let forwarded = c["evidence"].as_array().unwrap().iter().any(|e| {

@@ -5,22 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{corpus, run, stderr, stdout, testdata, tracekit};
-
-/// The lab pairs of testdata/ (client side, server side), by the name both files start with.
-const LAB_PAIRS: [&str; 11] = [
-    "firewall",
-    "nat",
-    "clamp",
-    "strip",
-    "router",
-    "reset",
-    "scramble",
-    "intercept",
-    "close",
-    "closenat",
-    "synproxy",
-];
+use crate::{LAB_PAIRS, corpus, run, stderr, stdout, testdata, tracekit};
 
 /// Corpus pairs: two real captures of one exchange taken at its two ends, and single captures
 /// against themselves (a pair whose two points are one: nothing may be found between them).

@@ -16,6 +16,22 @@ mod split;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+/// The lab pairs of testdata/ recorded by testdata/lab/record_pairs.sh and
+/// record_router_pair.sh (client side, server side), by the name both files start with.
+pub const LAB_PAIRS: [&str; 11] = [
+    "firewall",
+    "nat",
+    "clamp",
+    "strip",
+    "router",
+    "reset",
+    "scramble",
+    "intercept",
+    "close",
+    "closenat",
+    "synproxy",
+];
+
 pub fn tracekit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tracekit"))
 }
