@@ -32,6 +32,13 @@ pub enum Command {
     /// kept), payloads zeroed by default, pcapng metadata removed; timing, TTL, IP ID,
     /// sequence numbers and TCP options kept, so analyze gives the same verdict.
     Anonymize(AnonymizeArgs),
+    /// Copy the packets a selection picks out of captures or whole directories of rotated
+    /// files (read as one capture, in time order) into one capture, byte for byte: a time
+    /// window, a tcpdump filter, address lists, frame numbers, a Community ID.
+    Extract(ExtractArgs),
+    /// One row per conversation (TCP/UDP stream, or address pair and protocol) over all inputs
+    /// read as one capture, like Zeek's conn.log or `tshark -z conv`, without writing packets.
+    Flows(FlowsArgs),
     /// Write a new random key (64 hex characters: the Crypto-PAn AES key, then the pad
     /// secret), readable by its owner only.
     Keygen(KeygenArgs),
@@ -183,6 +190,83 @@ pub struct AnalyzeArgs {
     pub traces: Vec<PathBuf>,
 }
 
+/// The selection every command accepts; all given parts must hold (AND).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Selection (all given must hold)")]
+pub struct SelectArgs {
+    /// Packets at or after TIME: RFC 3339 (2024-05-01T14:05:00Z, 2024-05-01T16:05:00.5+02:00,
+    /// up to nanoseconds), epoch seconds (1714572300.25), or after the first packet (+90s, +2m).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub after: Option<String>,
+    /// Packets before TIME (the window is half-open: [after, before)); same forms as --after.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub before: Option<String>,
+    /// A tcpdump expression (`host 192.0.2.1 and port 443`, `tcp[tcpflags] & tcp-syn != 0`,
+    /// `vlan 10 and udp`…), compiled by libpcap, tcpdump's library, so it means exactly what
+    /// it means to `tcpdump -r FILE EXPR`.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// A file of IPv4/IPv6 addresses and CIDR prefixes, one a line (`#` comments): packets
+    /// whose source or destination (outermost IP header, or ARP) is in it. Any size: a
+    /// million entries cost what one does.
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// Frame numbers as Wireshark counts them over the inputs read as one capture, in time
+    /// order (the frames analyze cites): `1-100,250,300-`.
+    #[arg(long, value_name = "RANGES")]
+    pub frames: Option<String>,
+    /// The packets of the flow with this Community ID (v1, e.g. 1:wCb3OG7yAFWelaUydu0D+125CLM=).
+    #[arg(long, value_name = "ID")]
+    pub community_id: Option<String>,
+    /// The Community ID seed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The output capture; `-` writes it to standard output as a stream (`| tshark -r -`).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Output format. Default: by the output's name (.pcap, .pcapng), else pcap when every
+    /// input is pcap with one link type, else pcapng.
+    #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Capture files or directories of rotated files (searched recursively), read as one
+    /// capture in time order.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    /// Row format: jsonl (one JSON object a line) or csv (a header row).
+    #[arg(long, value_name = "FORMAT", value_parser = ["jsonl", "csv"], default_value = "jsonl")]
+    pub format: String,
+    /// Write the rows here instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only the N largest flows, by --by.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// What --top ranks by.
+    #[arg(long, value_name = "WHAT", value_parser = ["bytes", "packets", "duration"], default_value = "bytes")]
+    pub by: String,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Capture files or directories of rotated files, read as one capture in time order.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The merged capture; `-` writes it to standard output as a stream (`| tshark -r -`;
@@ -216,6 +300,8 @@ pub struct MergeArgs {
     /// Drop exact duplicates (same bytes and length) seen within WINDOW of each other.
     #[arg(long, value_name = "WINDOW", num_args = 0..=1, default_missing_value = "1ms", require_equals = true)]
     pub dedup: Option<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

@@ -1,10 +1,12 @@
 //! The `tracekit` command line: argument definitions and one module per command. The
 //! libraries under `crates/` do the work; this crate parses, reports and picks exit codes.
 
+mod capset;
 pub mod cli;
 pub mod commands;
 mod inputs;
 mod progress;
+mod selection;
 mod timefmt;
 
 use std::io;
@@ -39,6 +41,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Merge(args) => commands::merge::run(&args),
         cli::Command::Analyze(args) => commands::analyze::run(&args),
         cli::Command::Anonymize(args) => commands::anonymize::run(&args),
+        cli::Command::Extract(args) => commands::extract::run(&args),
+        cli::Command::Flows(args) => commands::flows::run(&args),
         cli::Command::Keygen(args) => commands::anonymize::keygen(&args),
         cli::Command::Leakcheck(args) => commands::anonymize::leakcheck(&args),
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
@@ -13,11 +13,12 @@ use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
 use tracekit_capture::{Capture, Format, Interface, LinkType, Record, Timestamp, TsResolution};
 use tracekit_merge::align::{self, Alignment, Trace};
 use tracekit_merge::dedup::Dedup;
-use tracekit_merge::{Input, Item, Merger, Order, survey};
+use tracekit_merge::{Input, Item, Merger, Order};
+use tracekit_select::Spec;
 
 use crate::cli::MergeArgs;
 use crate::timefmt::{parse_signed_duration, signed_seconds};
-use crate::{Outcome, inputs, progress};
+use crate::{Outcome, capset, inputs, progress};
 
 /// Packets per input whose signatures are used to estimate a clock offset.
 const ALIGN_PACKETS: u64 = 2_000_000;
@@ -35,8 +36,15 @@ enum Sink<'f> {
     },
 }
 
-#[allow(clippy::too_many_lines)] // inputs, alignment, the record loop and the report in one place
 pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
+    write(args, "merge")
+}
+
+/// The merge, also behind `tracekit extract` (`command` names it in the summary); a format of
+/// `auto` means pcap when every input is pcap with one link type, else pcapng.
+#[allow(clippy::too_many_lines)] // inputs, alignment, the record loop and the report in one place
+pub fn write(args: &MergeArgs, command: &str) -> anyhow::Result<Outcome> {
+    let spec = Spec::try_from(&args.select)?;
     let found = inputs::expand(&args.inputs);
     let mut trouble: Vec<String> = Vec::new();
     for (path, e) in &found.unreadable {
@@ -123,9 +131,93 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
         }
     }
 
-    let input_paths: Vec<&Path> = captures.iter().map(Capture::path).collect();
-    let mut file = AtomicFile::create(&args.output, &input_paths)?;
-    let mut sink = if args.format == "pcap" {
+    let set = Prepared {
+        args,
+        command,
+        spec: &spec,
+        paths: found.files.iter().map(PathBuf::as_path).collect(),
+        captures: &captures,
+        names,
+        shifts,
+        notes,
+        unaligned,
+        dedup_window,
+    };
+    // Without a time window, the inputs are first read as if each were in time order (one walk
+    // instead of a survey and a walk); the first record found out of order stops that pass,
+    // and the merge starts again from a survey. Standard output cannot be taken back, so it is
+    // always surveyed first.
+    let time_ordered = !args.append && !args.keep_order;
+    if time_ordered
+        && (spec.after.is_none() && spec.before.is_none())
+        && args.output.as_os_str() != "-"
+        && let Some(outcome) = pass(&set, trouble.clone(), true)?
+    {
+        return Ok(outcome);
+    }
+    pass(&set, trouble, false).map(|o| o.expect("a surveyed pass always finishes"))
+}
+
+/// A merge's inputs, clocks and options, ready for a pass.
+struct Prepared<'a> {
+    args: &'a MergeArgs,
+    command: &'a str,
+    spec: &'a Spec,
+    paths: Vec<&'a Path>,
+    captures: &'a [Capture],
+    names: Vec<String>,
+    shifts: Vec<i64>,
+    notes: Vec<String>,
+    unaligned: bool,
+    dedup_window: Option<i64>,
+}
+
+/// One pass over the inputs, writing the output. `speculative`: each input is read in its own
+/// order, merged by time; `None` when one turns out not to be in time order (nothing is
+/// committed then).
+#[allow(clippy::too_many_lines)] // the record loop and the report in one place
+fn pass(
+    set: &Prepared<'_>,
+    mut trouble: Vec<String>,
+    speculative: bool,
+) -> anyhow::Result<Option<Outcome>> {
+    let Prepared {
+        args,
+        command,
+        spec,
+        captures,
+        ref names,
+        ref shifts,
+        ref notes,
+        unaligned,
+        dedup_window,
+        ..
+    } = *set;
+    let time_ordered = !args.append && !args.keep_order;
+    let chosen = capset::choose(captures, shifts, spec, time_ordered && !speculative);
+    let (passed, mut matcher, mut surveys) = (chosen.passed, chosen.matcher, chosen.surveys);
+    let names: Vec<String> = chosen.kept.iter().map(|&i| names[i].clone()).collect();
+    let shifts: Vec<i64> = chosen.kept.iter().map(|&i| shifts[i]).collect();
+    let captures = chosen.captures;
+    if captures.is_empty() {
+        trouble.push("no input holds a packet of the time window".to_string());
+    }
+
+    // Every input named, read or passed over, is protected from being overwritten.
+    let mut file = AtomicFile::create(&args.output, &set.paths)?;
+    let pcap = match args.format.as_str() {
+        "pcap" => true,
+        "auto" => {
+            let mut links = captures.iter().map(|c| match c.format() {
+                Format::Pcap(h) => Some(h.link),
+                Format::Pcapng => None,
+            });
+            let first = links.next().flatten();
+            first.is_some() && links.all(|l| l == first) || captures.is_empty()
+        }
+        _ => false,
+    };
+    let mut sink = if pcap {
         // The first packet's link type (pcapng interfaces are known once a packet is read).
         let link = captures
             .iter()
@@ -154,8 +246,8 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
         }
     } else {
         let mut shb = OptionsBuilder::new();
-        shb.add(opt::SHB_USERAPPL, b"tracekit merge");
-        for note in &notes {
+        shb.add(opt::SHB_USERAPPL, format!("tracekit {command}").as_bytes());
+        for note in notes {
             shb.add(opt::COMMENT, note.as_bytes());
         }
         Sink::Pcapng {
@@ -176,11 +268,10 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
         .collect();
     let order = if args.append {
         Order::Append
-    } else if args.keep_order {
+    } else if args.keep_order || speculative {
         Order::KeepInputOrder
     } else {
-        // A walk over each input's record headers, in parallel: which ones need reordering.
-        Order::Time(captures.par_iter().map(|c| survey(&c.records())).collect())
+        Order::Time(surveys.take().unwrap_or_default())
     };
     let disordered: Vec<usize> = match &order {
         Order::Time(surveys) => (0..surveys.len())
@@ -193,6 +284,9 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let mut written = 0u64;
     let mut skipped: Vec<(String, u64, String)> = Vec::new();
     let mut side = SideBlocks::default();
+    let mut frame = passed.frames_before;
+    let mut latest = vec![i64::MIN; captures.len()];
+    let mut selected = 0u64;
     while let Some(item) = merger.next() {
         let (input, record, ts) = match item {
             Item::Record { input, record, ts } => (input, record, ts),
@@ -236,6 +330,30 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
                 continue;
             }
         };
+        frame += 1;
+        if speculative {
+            if ts < latest[input] {
+                return Ok(None);
+            }
+            latest[input] = ts;
+        }
+        if let Some(m) = &mut matcher {
+            let at = Record {
+                ts: Timestamp(ts),
+                ..record
+            };
+            if !m
+                .matches(frame, &at)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", captures[input].path().display()))?
+            {
+                // (A speculative pass reads on: a later record out of order would renumber.)
+                if !speculative && m.done_after(frame) {
+                    break;
+                }
+                continue;
+            }
+            selected += 1;
+        }
         if let Some(d) = &mut dedup
             && d.is_duplicate(ts, record.link.0, record.orig_len, record.data)
         {
@@ -308,11 +426,26 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
-        "tracekit merge: {} input(s), {written} packets written to {}",
+        "tracekit {command}: {} input(s), {written} packets written to {}",
         captures.len(),
         args.output.display()
     );
-    for note in &notes {
+    if matcher.is_some() {
+        let _ = writeln!(
+            e,
+            "  {} packet(s) selected of {} read",
+            selected,
+            frame - passed.frames_before
+        );
+    }
+    if passed.files > 0 {
+        let _ = writeln!(
+            e,
+            "  {} file(s) ({} bytes) outside the time window passed over after the header walk; {} file(s) ({} bytes) read",
+            passed.files, passed.bytes, passed.read_files, passed.read_bytes
+        );
+    }
+    for note in notes {
         let _ = writeln!(e, "  {note}");
     }
     if !disordered.is_empty() {
@@ -341,11 +474,13 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
             "  {problems} oddities read past in the inputs (see tracekit info)"
         );
     }
-    Ok(if trouble.is_empty() && skipped.is_empty() && !unaligned {
-        Outcome::Success
-    } else {
-        Outcome::Partial
-    })
+    Ok(Some(
+        if trouble.is_empty() && skipped.is_empty() && !unaligned {
+            Outcome::Success
+        } else {
+            Outcome::Partial
+        },
+    ))
 }
 
 /// The alignment signatures of one input, its shift applied.

@@ -68,6 +68,8 @@ pub struct Survey<'a> {
     pub late: u64,
     /// Runs of non-decreasing time (0 for an input without records).
     pub runs: u64,
+    /// The earliest and latest timestamps (records without one left out), no shift applied.
+    pub span: Option<(i64, i64)>,
     /// With at most `MAX_RUNS` runs: a cursor after each later run's first record, with that
     /// record and its time (`has_ts` applied, no shift).
     starts: Vec<(Records<'a>, Record<'a>, i64)>,
@@ -92,6 +94,7 @@ pub fn survey<'a>(records: &Records<'a>) -> Survey<'a> {
         records: 0,
         late: 0,
         runs: 0,
+        span: None,
         starts: Vec::new(),
         suffix_min: Vec::new(),
     };
@@ -99,6 +102,9 @@ pub fn survey<'a>(records: &Records<'a>) -> Survey<'a> {
     let mut block_min: Vec<i64> = Vec::new();
     while let Some(Ok(r)) = next_record(&mut it, &mut |_| {}) {
         let ts = if r.has_ts { r.ts.0 } else { last };
+        if r.has_ts {
+            s.span = Some(s.span.map_or((ts, ts), |(lo, hi)| (lo.min(ts), hi.max(ts))));
+        }
         if s.records == 0 || ts < last {
             s.runs += 1;
             if s.records > 0 && s.starts.len() < MAX_RUNS {

@@ -9,6 +9,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod community;
 mod dissect;
 pub mod ethernet;
 mod field;
