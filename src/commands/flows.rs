@@ -25,6 +25,8 @@ use crate::{Outcome, capset, inputs, progress, timefmt};
 #[derive(Debug, Serialize)]
 struct Row {
     proto: String,
+    /// The IP protocol number (null for frames without IP).
+    ip_proto: Option<u8>,
     /// Wireshark's tcp.stream / udp.stream; absent for other protocols.
     stream: Option<u32>,
     client: String,
@@ -110,21 +112,34 @@ struct Seen {
     has_ports: bool,
     tcp_flags: Option<u16>,
     payload: bool,
+    /// The ports were read (a later fragment has none: its direction is by address).
+    ports_read: bool,
+}
+
+/// ICMP's "ports" as Zeek and the Community ID take them: (type, code).
+fn icmp_ports(t: Option<tracekit_wire::Transport>, data: &[u8]) -> Option<(u16, u16)> {
+    let t = t?;
+    (matches!(t.kind, TransportKind::Icmp | TransportKind::Icmpv6) && t.header.len() >= 2).then(
+        || {
+            let at = t.header.start as usize;
+            (u16::from(data[at]), u16::from(data[at + 1]))
+        },
+    )
 }
 
 fn seen(l: &Layers, data: &[u8]) -> Seen {
     if let Some(ip) = l.outer_ip() {
         let t = ip.transport;
-        let ports = t.and_then(|t| t.ports(data));
+        let ports = t
+            .and_then(|t| t.ports(data))
+            .or_else(|| icmp_ports(t, data));
         let tcp_flags = l.tcp(data).map(|t| t.flags());
         return Seen {
             src: (Addr::Ip(ip.src(data)), ports.map_or(0, |p| p.0)),
             dst: (Addr::Ip(ip.dst(data)), ports.map_or(0, |p| p.1)),
             proto: ip.protocol.0,
-            has_ports: matches!(
-                t.map(|t| t.kind),
-                Some(TransportKind::Tcp | TransportKind::Udp | TransportKind::Sctp)
-            ),
+            has_ports: ports.is_some(),
+            ports_read: ports.is_some(),
             tcp_flags,
             payload: t.is_some_and(|t| !t.payload.is_empty()),
         };
@@ -144,13 +159,38 @@ fn seen(l: &Layers, data: &[u8]) -> Seen {
         has_ports: false,
         tcp_flags: None,
         payload: false,
+        ports_read: false,
     }
+}
+
+/// The ICMP (type, code) of a packet made the same for a request and its reply.
+fn icmp_pair(icmp_type: u16, code: u16, proto: u8) -> (u16, u16) {
+    let counterpart: &[(u16, u16)] = if proto == IpProtocol::ICMPV6.0 {
+        &[
+            (128, 129),
+            (130, 131),
+            (133, 134),
+            (135, 136),
+            (139, 140),
+            (144, 145),
+        ]
+    } else {
+        &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
+    };
+    for &(a, b) in counterpart {
+        if icmp_type == a || icmp_type == b {
+            return (a, b);
+        }
+    }
+    (icmp_type, code)
 }
 
 /// Key of a row that is not a TCP/UDP stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct OtherKey {
     proto: u8,
+    /// ICMP: the type and its counterpart (echo and reply together), or type and code.
+    icmp: (u16, u16),
     ethertype: u16,
     lo: Addr,
     hi: Addr,
@@ -393,6 +433,11 @@ impl Counter {
                 };
                 let key = OtherKey {
                     proto: s.proto,
+                    icmp: if s.has_ports {
+                        icmp_pair(s.src.1, s.dst.1, s.proto)
+                    } else {
+                        (0, 0)
+                    },
                     ethertype: if self.layers.outer_ip().is_some() {
                         0
                     } else {
@@ -464,8 +509,12 @@ fn new_flow(
 }
 
 fn count(f: &mut Flow, seen: &Seen, record: &tracekit_capture::Record<'_>, frame: u64, input: u32) {
-    let dir =
-        usize::from(!(seen.src.0 == f.ends[0].0 && (!f.has_ports || seen.src.1 == f.ends[0].1)));
+    // ICMP's "ports" are type and code: its direction is by address alone.
+    let icmp = f.proto == IpProtocol::ICMP.0 || f.proto == IpProtocol::ICMPV6.0;
+    let dir = usize::from(
+        !(seen.src.0 == f.ends[0].0
+            && (!f.has_ports || icmp || !seen.ports_read || seen.src.1 == f.ends[0].1)),
+    );
     f.packets[dir] += 1;
     f.bytes[dir] += u64::from(record.orig_len);
     if record.has_ts {
@@ -558,14 +607,16 @@ fn state(f: &Flow) -> &'static str {
 }
 
 fn row(f: &Flow, files: &[String]) -> Row {
-    let proto = match f.proto {
-        0 => "non-ip".to_string(),
-        p => IpProtocol(p)
+    let proto = match (f.ends[0].0, f.proto) {
+        (Addr::Ip(_), p) => IpProtocol(p)
             .name()
             .map_or_else(|| p.to_string(), str::to_ascii_lowercase),
+        _ => "non-ip".to_string(),
     };
+    // A protocol with ports whose ports were not captured has no Community ID.
+    let port_protocol = matches!(f.proto, 1 | 6 | 17 | 58 | 132);
     let community_id = match (f.ends[0].0, f.ends[1].0) {
-        (Addr::Ip(src), Addr::Ip(dst)) => Some(
+        (Addr::Ip(src), Addr::Ip(dst)) if f.has_ports || !port_protocol => Some(
             FlowTuple {
                 src,
                 dst,
@@ -580,6 +631,7 @@ fn row(f: &Flow, files: &[String]) -> Row {
     let _ = f.guessed;
     Row {
         proto,
+        ip_proto: matches!(f.ends[0].0, Addr::Ip(_)).then_some(f.proto),
         stream: f.stream,
         client: f.ends[0].0.text(),
         client_port: port(f.ends[0].1),
@@ -608,6 +660,7 @@ fn row(f: &Flow, files: &[String]) -> Row {
 #[derive(Debug, Serialize)]
 struct CsvRow {
     proto: String,
+    ip_proto: Option<u8>,
     stream: Option<u32>,
     client: String,
     client_port: Option<u16>,
@@ -633,6 +686,7 @@ impl From<Row> for CsvRow {
     fn from(r: Row) -> CsvRow {
         CsvRow {
             proto: r.proto,
+            ip_proto: r.ip_proto,
             stream: r.stream,
             client: r.client,
             client_port: r.client_port,

@@ -8,6 +8,8 @@
 mod analyze;
 mod analyze_snapshots;
 mod anonymize;
+mod extract;
+mod flows;
 mod info;
 mod merge;
 mod report;

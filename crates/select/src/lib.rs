@@ -76,6 +76,7 @@ impl Spec {
                 fragments: FxHashSet::default(),
             }),
             layers: Layers::default(),
+            scratch: Vec::new(),
         }
     }
 }
@@ -119,9 +120,7 @@ impl Filter {
 
     /// The program for link type `link` (LINKTYPE_ value).
     pub fn program(&self, link: u16) -> Result<bpf::Program, String> {
-        let insns = self
-            .lib
-            .compile(libpcap::dlt_of_linktype(link), &self.expr)?;
+        let insns = self.lib.compile(link, &self.expr)?;
         bpf::Program::new(&insns)
     }
 }
@@ -209,6 +208,7 @@ pub struct Matcher {
     frames: Option<Frames>,
     community: Option<Community>,
     layers: Layers,
+    scratch: Vec<u8>,
 }
 
 /// Flows cached for `--community-id` before the cache is cleared (bounds memory on scans).
@@ -238,7 +238,18 @@ impl Matcher {
                     &self.programs[self.programs.len() - 1].1
                 }
             };
-            if !program.matches(r.data, r.orig_len) {
+            let data = match link {
+                // BSD loopback: the address family is in the writer's byte order, and libpcap
+                // compiles it for the file's order; a big-endian word is read as ours here.
+                0 | 109 if r.data.len() >= 4 && r.data[..2] == [0, 0] && r.data[2..4] != [0, 0] => {
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(r.data);
+                    self.scratch[..4].reverse();
+                    &self.scratch[..]
+                }
+                _ => r.data,
+            };
+            if !program.matches(data, r.orig_len) {
                 return Ok(false);
             }
         }

@@ -30,7 +30,7 @@ struct RawInsn {
     k: u32,
 }
 
-type OpenDead = unsafe extern "C" fn(c_int, c_int) -> *mut c_void;
+type OpenOffline = unsafe extern "C" fn(*const c_char, *mut c_char) -> *mut c_void;
 type Compile =
     unsafe extern "C" fn(*mut c_void, *mut BpfProgram, *const c_char, c_int, u32) -> c_int;
 type GetErr = unsafe extern "C" fn(*mut c_void) -> *const c_char;
@@ -66,23 +66,45 @@ impl Libpcap {
         ))
     }
 
-    /// Compiles `expr` for link type `dlt` (a DLT_ value) as `tcpdump -r` does (optimised,
-    /// netmask 0), returning the program's instructions or libpcap's error message.
-    pub fn compile(&self, dlt: i32, expr: &str) -> Result<Vec<Insn>, String> {
+    /// Compiles `expr` for link type `linktype` (a LINKTYPE_ value) as `tcpdump -r` does
+    /// (optimised, netmask 0), returning the program's instructions or libpcap's error message.
+    ///
+    /// libpcap compiles differently for a capture file than for a live interface (BSD
+    /// loopback's address families, for one), so the handle is a real file: an empty pcap of
+    /// that link type, in this machine's byte order.
+    pub fn compile(&self, linktype: u16, expr: &str) -> Result<Vec<Insn>, String> {
         let cexpr =
             CString::new(expr).map_err(|_| "the expression contains a NUL byte".to_string())?;
+        let mut header = Vec::with_capacity(24);
+        header.extend_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
+        header.extend_from_slice(&2u16.to_ne_bytes());
+        header.extend_from_slice(&4u16.to_ne_bytes());
+        header.extend_from_slice(&[0; 8]);
+        header.extend_from_slice(&262_144u32.to_ne_bytes());
+        header.extend_from_slice(&u32::from(linktype).to_ne_bytes());
+        let file = tempfile::Builder::new()
+            .prefix(".tracekit-filter-")
+            .suffix(".pcap")
+            .tempfile()
+            .map_err(|e| format!("a temporary file for libpcap: {e}"))?;
+        std::fs::write(file.path(), &header)
+            .map_err(|e| format!("a temporary file for libpcap: {e}"))?;
+        let cpath = CString::new(file.path().as_os_str().as_encoded_bytes())
+            .map_err(|_| "a temporary path with a NUL byte".to_string())?;
+        let mut errbuf = [0 as c_char; 512];
         // SAFETY: the symbols have libpcap's documented signatures (pcap/pcap.h).
         unsafe {
-            let open_dead = self.symbol::<OpenDead>(b"pcap_open_dead\0")?;
+            let open_offline = self.symbol::<OpenOffline>(b"pcap_open_offline\0")?;
             let compile = self.symbol::<Compile>(b"pcap_compile\0")?;
             let geterr = self.symbol::<GetErr>(b"pcap_geterr\0")?;
             let freecode = self.symbol::<FreeCode>(b"pcap_freecode\0")?;
             let close = self.symbol::<Close>(b"pcap_close\0")?;
-            let p = open_dead(dlt, 262_144);
+            let p = open_offline(cpath.as_ptr(), errbuf.as_mut_ptr());
             if p.is_null() {
-                return Err(format!(
-                    "libpcap could not open a handle for link type {dlt}"
-                ));
+                let why = CStr::from_ptr(errbuf.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                return Err(format!("libpcap does not take link type {linktype}: {why}"));
             }
             let mut prog = BpfProgram {
                 bf_len: 0,
@@ -125,19 +147,5 @@ impl Libpcap {
                 String::from_utf8_lossy(&name[..name.len() - 1])
             )
         })
-    }
-}
-
-/// The DLT_ value libpcap uses for a file's LINKTYPE_ value (they differ for a few old ones).
-#[must_use]
-pub fn dlt_of_linktype(linktype: u16) -> i32 {
-    match linktype {
-        100 => 11,  // ATM RFC 1483
-        101 => 12,  // raw IP (DLT_RAW on Linux)
-        102 => 15,  // SLIP BSD/OS
-        103 => 16,  // PPP BSD/OS
-        104 => 104, // Cisco HDLC
-        117 => 117, // pflog
-        l => i32::from(l),
     }
 }
