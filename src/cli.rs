@@ -78,7 +78,10 @@ are zeroed after their capture header under every policy, and counted. Other app
 payloads are kept as they are: the leak check (--verify, tracekit leakcheck) finds any \
 original address left in the output, DNS answers and DHCP fields included wherever they \
 travel. A keyed permutation has fixed points (addresses that map to themselves); --verify \
-knows them from the key.")]
+knows them from the key.
+
+Selection: each input is anonymized on its own, so --frames counts within each file and +TIME \
+counts from each file's first packet.")]
 pub struct AnonymizeArgs {
     /// The key: 64 hex characters (see `tracekit keygen`). Same key, same mapping, everywhere.
     #[arg(long, value_name = "FILE")]
@@ -120,6 +123,10 @@ pub struct AnonymizeArgs {
     /// Worker threads (default: one per core); the output is the same for any number.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    // Each input is anonymized on its own: with a selection, frame numbers count within each
+    // file and `+TIME` counts from each file's first packet (said in the after_help).
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -321,6 +328,10 @@ pub struct InfoArgs {
     /// Worker threads for summarizing several files (default: one per core).
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
+    // With a selection, one summary of the selected packets of all inputs read as one
+    // capture, instead of one per file.
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Capture files (pcap, pcapng, gzip or zstd compressed), directories (searched
     /// recursively), or `-` for standard input.
     #[arg(required = true, value_name = "FILE")]
@@ -368,6 +379,8 @@ pub struct SplitArgs {
     /// Writer threads (default: one per core). The outputs are the same for any number.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

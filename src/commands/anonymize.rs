@@ -23,6 +23,7 @@ use tracekit_capture::{Capture, Format, Interface, Record, Timestamp, TsResoluti
 use crate::cli::{AnonymizeArgs, KeygenArgs, LeakcheckArgs};
 use crate::timefmt::parse_signed_duration;
 use crate::{Outcome, inputs, progress};
+use tracekit_select::Spec;
 
 /// Records rewritten in parallel at a time.
 const BATCH: usize = 16_384;
@@ -45,6 +46,7 @@ fn read_key(args: &AnonymizeArgs) -> anyhow::Result<Key> {
 }
 
 pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
+    let spec = Spec::try_from(&args.select)?;
     let key = read_key(args)?;
     let payload = match args.payload.as_str() {
         "keep" => Payload::Keep,
@@ -101,7 +103,7 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
         } else {
             args.output.clone()
         };
-        let result = pool.install(|| one(input, &target, &rewriter, shift, args.quiet));
+        let result = pool.install(|| one(input, &target, &rewriter, (shift, &spec), args.quiet));
         match result {
             Ok(report) => {
                 if !report.problems.is_empty() {
@@ -325,11 +327,23 @@ fn rewrite_batch(
 /// Up to [`BATCH`] records, and the damage that ended the file early, if any.
 fn read_batch<'a>(
     records: &mut tracekit_capture::Records<'a>,
+    mut select: Option<&mut Selecting>,
 ) -> (Vec<Record<'a>>, Option<tracekit_capture::ReadError>) {
     let mut batch = Vec::with_capacity(BATCH);
     for r in records.by_ref() {
         match r {
             Ok(r) => {
+                if let Some(s) = select.as_deref_mut() {
+                    s.frame += 1;
+                    match s.matcher.matches(s.frame, &r) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            s.error = Some(e);
+                            break;
+                        }
+                    }
+                }
                 batch.push(r);
                 if batch.len() == BATCH {
                     break;
@@ -339,6 +353,30 @@ fn read_batch<'a>(
         }
     }
     (batch, None)
+}
+
+/// The selection over one input: its matcher, the frame number reached, a filter that would
+/// not compile.
+struct Selecting {
+    matcher: tracekit_select::Matcher,
+    frame: u64,
+    error: Option<String>,
+}
+
+impl Selecting {
+    /// The selection over `capture` on its own (`+TIME` from its first packet), if any.
+    fn of(capture: &Capture, spec: &Spec) -> Option<Selecting> {
+        (!spec.is_everything()).then(|| {
+            let first = capture
+                .records()
+                .find_map(|r| r.ok().filter(|r| r.has_ts).map(|r| r.ts.0));
+            Selecting {
+                matcher: spec.matcher(first.unwrap_or(0)),
+                frame: 0,
+                error: None,
+            }
+        })
+    }
 }
 
 /// Writes a rewritten batch in input order.
@@ -392,7 +430,7 @@ fn one(
     input: &Path,
     target: &Path,
     rewriter: &Rewriter,
-    shift: i64,
+    (shift, spec): (i64, &Spec),
     quiet: bool,
 ) -> anyhow::Result<Report> {
     let capture = Capture::open(input)?;
@@ -422,6 +460,7 @@ fn one(
     };
     let bar = progress::bytes(capture.data().len() as u64, quiet);
     let mut records = capture.records();
+    let mut selecting = Selecting::of(&capture, spec);
     let mut report = Report {
         packets: 0,
         problems: Vec::new(),
@@ -440,7 +479,10 @@ fn one(
     let mut pending: Option<(Vec<Record<'_>>, Vec<Share>)> = None;
     let mut spare: Vec<Share> = Vec::new();
     loop {
-        let (batch, damage) = read_batch(&mut records);
+        let (batch, damage) = read_batch(&mut records, selecting.as_mut());
+        if let Some(e) = selecting.as_mut().and_then(|s| s.error.take()) {
+            bail!(e);
+        }
         let last = batch.is_empty() || damage.is_some();
         let previous = pending.take();
         let (written, shares) = rayon::join(
@@ -497,7 +539,7 @@ fn carried_messages(capture: &Capture) -> Reassembled {
     let mut r = Reassembler::new();
     let mut records = capture.records();
     loop {
-        let (batch, damage) = read_batch(&mut records);
+        let (batch, damage) = read_batch(&mut records, None);
         let wanted: Vec<bool> = batch
             .par_iter()
             .map(|rec| Reassembler::wants(rec.link.0, rec.data))

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rayon::prelude::*;
 use serde::Serialize;
-use tracekit_capture::{Capture, Format, Timestamp, TsResolution};
+use tracekit_capture::{Capture, Format, LinkType, Timestamp, TsResolution};
+use tracekit_merge::{Input, Item, Merger, Order};
+use tracekit_select::Spec;
 
 use crate::cli::InfoArgs;
 use crate::{Outcome, inputs, progress, timefmt};
@@ -340,6 +342,10 @@ fn resolution_name(r: TsResolution) -> String {
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
+    let spec = Spec::try_from(&args.select)?;
+    if !spec.is_everything() {
+        return run_selection(args, &spec);
+    }
     let found = inputs::expand(&args.files);
     let files = &found.files;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -543,4 +549,164 @@ fn print_text(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `info` says of a selection: the selected packets of all inputs read as one capture.
+#[derive(Debug, Serialize)]
+struct SelectionSummary {
+    inputs: usize,
+    files_passed_over: u64,
+    bytes_passed_over: u64,
+    packets_read: u64,
+    packets_selected: u64,
+    bytes_captured: u64,
+    bytes_original: u64,
+    first_ts: Option<String>,
+    last_ts: Option<String>,
+    duration: Option<String>,
+    link_types: Vec<String>,
+    /// The inputs that hold selected packets, with how many, in input order.
+    files: Vec<FileCount>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileCount {
+    file: String,
+    packets: u64,
+}
+
+/// `info` with a selection.
+fn run_selection(args: &InfoArgs, spec: &Spec) -> anyhow::Result<Outcome> {
+    let found = inputs::expand(&args.files);
+    let mut outcome = Outcome::Success;
+    let mut captures = Vec::new();
+    for (path, e) in &found.unreadable {
+        eprintln!("tracekit info: {}: unreadable: {e}", path.display());
+        outcome = Outcome::Partial;
+    }
+    for path in &found.files {
+        match Capture::open(path) {
+            Ok(c) => captures.push(c),
+            Err(e) => {
+                eprintln!("tracekit info: {e} (input left out)");
+                outcome = Outcome::Partial;
+            }
+        }
+    }
+    let shifts = vec![0; captures.len()];
+    let chosen = crate::capset::choose(&captures, &shifts, spec, true);
+    let mut matcher = chosen.matcher.expect("a selection was given");
+    let inputs: Vec<Input<'_>> = chosen
+        .captures
+        .iter()
+        .map(|c| Input {
+            records: c.records(),
+            shift: 0,
+        })
+        .collect();
+    let merger = Merger::new(inputs, Order::Time(chosen.surveys.unwrap_or_default()));
+    let mut s = SelectionSummary {
+        inputs: captures.len(),
+        files_passed_over: chosen.passed.files,
+        bytes_passed_over: chosen.passed.bytes,
+        packets_read: 0,
+        packets_selected: 0,
+        bytes_captured: 0,
+        bytes_original: 0,
+        first_ts: None,
+        last_ts: None,
+        duration: None,
+        link_types: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut per_file = vec![0u64; chosen.captures.len()];
+    let mut links: Vec<LinkType> = Vec::new();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    let mut frame = chosen.passed.frames_before;
+    for item in merger {
+        let (input, r) = match item {
+            Item::Record { input, record, .. } => (input, record),
+            Item::Side { .. } => continue,
+            Item::Damaged { input, error } => {
+                eprintln!(
+                    "tracekit info: {}: {error}; the records before the damage were read",
+                    chosen.captures[input].path().display()
+                );
+                outcome = Outcome::Partial;
+                continue;
+            }
+        };
+        frame += 1;
+        s.packets_read += 1;
+        let hit = matcher
+            .matches(frame, &r)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", chosen.captures[input].path().display()))?;
+        if !hit {
+            if matcher.done_after(frame) {
+                break;
+            }
+            continue;
+        }
+        s.packets_selected += 1;
+        s.bytes_captured += r.data.len() as u64;
+        s.bytes_original += u64::from(r.orig_len);
+        per_file[input] += 1;
+        if !links.contains(&r.link) {
+            links.push(r.link);
+        }
+        if r.has_ts {
+            first = first.min(r.ts.0);
+            last = last.max(r.ts.0);
+        }
+    }
+    if first <= last {
+        s.first_ts = Some(timefmt::rfc3339(Timestamp(first)));
+        s.last_ts = Some(timefmt::rfc3339(Timestamp(last)));
+        s.duration = Some(timefmt::seconds(last - first));
+    }
+    s.link_types = links.iter().map(ToString::to_string).collect();
+    s.files = chosen
+        .captures
+        .iter()
+        .zip(&per_file)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| FileCount {
+            file: c.path().display().to_string(),
+            packets: *n,
+        })
+        .collect();
+    print_selection(&s, args.json)?;
+    Ok(outcome)
+}
+
+fn print_selection(s: &SelectionSummary, json: bool) -> io::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if json {
+        serde_json::to_writer(&mut out, s)?;
+        writeln!(out)?;
+    } else {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "n/a".into());
+        writeln!(out, "Inputs:               {}", s.inputs)?;
+        writeln!(
+            out,
+            "Passed over:          {} file(s), {} bytes (outside the time window)",
+            s.files_passed_over, s.bytes_passed_over
+        )?;
+        writeln!(
+            out,
+            "Packets selected:     {} of {} read",
+            s.packets_selected, s.packets_read
+        )?;
+        writeln!(out, "Captured bytes:       {}", s.bytes_captured)?;
+        writeln!(out, "Original bytes:       {}", s.bytes_original)?;
+        writeln!(out, "First packet time:    {}", opt(&s.first_ts))?;
+        writeln!(out, "Last packet time:     {}", opt(&s.last_ts))?;
+        writeln!(out, "Duration:             {} s", opt(&s.duration))?;
+        writeln!(out, "Link types:           {}", s.link_types.join(", "))?;
+        writeln!(out, "Files with packets:   {}", s.files.len())?;
+        for f in &s.files {
+            writeln!(out, "  {:>10}  {}", f.packets, f.file)?;
+        }
+    }
+    out.flush()
 }

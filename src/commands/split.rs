@@ -13,6 +13,7 @@ use tracekit_split::outputs::{OutputFormat, OutputSet, OutputStats, Source};
 
 use crate::cli::SplitArgs;
 use crate::{Outcome, inputs, progress, timefmt};
+use tracekit_select::Spec;
 
 /// The validated options of a split.
 #[derive(Debug)]
@@ -123,6 +124,7 @@ impl Skipped {
 #[allow(clippy::too_many_lines)] // inputs, the record loop and the report read best in one place
 pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     let opts = SplitOptions::try_from(args)?;
+    let spec = Spec::try_from(&args.select)?;
     let found = inputs::expand(&args.inputs);
     let mut skipped = Skipped::default();
     for (path, e) in &found.unreadable {
@@ -144,6 +146,13 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     }
     captures.sort_by_key(|(first, _)| *first);
     let input_paths: Vec<PathBuf> = found.files.clone();
+    // Frame numbers count records in the order split reads them (files by first packet, each
+    // in its own order): the time order of a rotated set.
+    let mut matcher = (!spec.is_everything())
+        .then(|| spec.matcher(captures.first().map_or(0, |(first, _)| *first)));
+    let mut frame = 0u64;
+    let mut selected = 0u64;
+    let mut select_error = None;
 
     let format = output_format(opts.format.as_deref(), &captures);
     let mut outputs = OutputSet::new(
@@ -185,6 +194,17 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
                     }
                 };
                 input_packets += 1;
+                frame += 1;
+                if let Some(m) = &mut matcher {
+                    match m.matches(frame, &r) {
+                        Ok(true) => selected += 1,
+                        Ok(false) => continue,
+                        Err(e) => {
+                            select_error = Some(format!("{}: {e}", capture.path().display()));
+                            break 'inputs;
+                        }
+                    }
+                }
                 while global.len() <= r.interface as usize {
                     let iface = &records.interfaces()[global.len()];
                     global.push(outputs.add_interface(iface));
@@ -245,6 +265,10 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
         outputs.abandon();
         return Err(e).context("writing the outputs");
     }
+    if let Some(e) = select_error {
+        outputs.abandon();
+        bail!(e);
+    }
     bar.finish_and_clear();
 
     let keys = assigner.outputs().to_vec();
@@ -254,6 +278,9 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     let rows = index_rows(&keys, &finished);
     if let Some(index) = &args.index {
         write_index(index, &rows, input_packets, opts.mode, &input_paths)?;
+    }
+    if matcher.is_some() {
+        eprintln!("tracekit split: {selected} packet(s) selected of {input_packets} read");
     }
     report(
         &captures,

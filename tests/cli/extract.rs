@@ -434,3 +434,74 @@ fn bad_selections_are_refused_with_the_position_and_nothing_written() {
     assert!(stderr(&o).contains("line 3 column 1"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// split, merge, anonymize and info take the same selection and select the same packets.
+#[test]
+fn every_command_takes_the_same_selection() {
+    let file = corpus("ppp_many-protocols.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let select = ["--filter", "tcp port 443 or udp port 53", "--after", "+1s"];
+    let extracted = dir.path().join("extract.pcap");
+    let o = run(tracekit()
+        .args(["extract", "-q"])
+        .args(select)
+        .arg("-o")
+        .arg(&extracted)
+        .arg(&file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut want = packets(&extracted);
+    assert!(want.len() > 1000);
+
+    let merged = dir.path().join("merge.pcap");
+    let o = run(tracekit()
+        .args(["merge", "-q", "--format", "pcap"])
+        .args(select)
+        .arg("-o")
+        .arg(&merged)
+        .arg(&file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(packets(&merged) == want);
+
+    let o = run(tracekit().args(["info", "--json"]).args(select).arg(&file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value = serde_json::from_str(&crate::stdout(&o)).unwrap();
+    assert_eq!(info["packets_selected"].as_u64(), Some(want.len() as u64));
+
+    let parts = dir.path().join("split");
+    let o = run(tracekit()
+        .args(["split", "-q"])
+        .args(select)
+        .arg("-o")
+        .arg(&parts)
+        .arg(&file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut got: Vec<_> = std::fs::read_dir(&parts)
+        .unwrap()
+        .flat_map(|e| packets(&e.unwrap().path()))
+        .collect();
+    got.sort();
+    want.sort();
+    assert!(got == want);
+
+    let key = dir.path().join("k.key");
+    assert!(
+        run(tracekit().args(["keygen", "-o"]).arg(&key))
+            .status
+            .success()
+    );
+    let anon = dir.path().join("anon.pcap");
+    let o = run(tracekit()
+        .args(["anonymize", "-q", "--key-file"])
+        .arg(&key)
+        .args(select)
+        .arg("-o")
+        .arg(&anon)
+        .arg(&file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let anonymized = packets(&anon);
+    assert_eq!(anonymized.len(), want.len());
+    // Lengths and times are kept by anonymize.
+    let mut lens: Vec<(i64, u32)> = anonymized.iter().map(|p| (p.0, p.1)).collect();
+    lens.sort_unstable();
+    assert_eq!(lens, want.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+}
