@@ -29,6 +29,7 @@ bench size_gb="2":
     bench/merge.sh
     bench/analyze.sh
     bench/anonymize.sh
+    bench/select.sh
 
 # Split about a million streams under the default open-file limit (scale, conservation).
 bench-scale:

@@ -23,7 +23,8 @@ cat "$big" >/dev/null
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
 # A host with one TLS conversation: the filter matches little.
-host=$($T flows -q --format csv "$big" | awk -F, '$6 == 443 && $11 + $12 < 60 {print $4; exit}')
+$T flows -q --format csv -o "$shm/flows.csv" "$big" 2>/dev/null
+host=$(awk -F, '$7 == 443 && $11 + $12 < 60 {print $4; exit}' "$shm/flows.csv")
 expr="host $host and port 443"
 echo "1 GB capture: $(du -h "$big" | cut -f1), filter: $expr"
 t_info=$(best $T info "$big")

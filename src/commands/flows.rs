@@ -73,14 +73,37 @@ struct Flow {
     synack: [bool; 2],
     fin: [bool; 2],
     rst: [bool; 2],
-    first_close: Option<usize>,
-    first_rst: Option<usize>,
-    history: String,
-    files: Vec<u32>,
+    first_close: Option<u8>,
+    first_rst: Option<u8>,
+    history: History,
+    /// The first input holding the flow, then any others (rare: kept apart so that a flow
+    /// stays small, which is what keeps the per-packet update in cache).
+    first_file: u32,
+    #[allow(clippy::box_collection)] // 8 bytes in the flow instead of a Vec's 24
+    more_files: Option<Box<Vec<u32>>>,
     first_frame: u64,
     last_frame: u64,
-    /// The client was guessed from the first packet, not known from a SYN.
-    guessed: bool,
+}
+
+/// Zeek's history letters, each at most once: 12 of them at most.
+#[derive(Debug, Default)]
+struct History {
+    letters: [u8; 12],
+    len: u8,
+}
+
+impl History {
+    fn mark(&mut self, c: u8) {
+        let seen = &self.letters[..usize::from(self.len)];
+        if !seen.contains(&c) && usize::from(self.len) < self.letters.len() {
+            self.letters[usize::from(self.len)] = c;
+            self.len += 1;
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.letters[..usize::from(self.len)]).into_owned()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -254,7 +277,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     if args.format == "csv" {
         let mut w = csv::Writer::from_writer(out);
         for r in rows {
-            w.serialize(CsvRow::from(r))?;
+            w.serialize(CsvRow::from(r)).map_err(csv_error)?;
         }
         w.flush()?;
     } else {
@@ -290,6 +313,17 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Partial
     })
+}
+
+/// A CSV error, its I/O error unwrapped so that a closed pipe (`| head`) ends quietly.
+fn csv_error(e: csv::Error) -> anyhow::Error {
+    if !e.is_io_error() {
+        return e.into();
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io.into(),
+        other => anyhow::anyhow!("{other:?}"),
+    }
 }
 
 /// The flows of a set, once counted.
@@ -386,7 +420,7 @@ struct Counter {
     assigner: Assigner,
     flows: Vec<Flow>,
     /// Per assigner output: the row of its TCP/UDP stream.
-    by_output: Vec<Option<u32>>,
+    by_output: Vec<u32>,
     others: FxHashMap<OtherKey, u32>,
     layers: Layers,
 }
@@ -405,79 +439,99 @@ impl Default for Counter {
 
 impl Counter {
     fn add(&mut self, record: &tracekit_capture::Record<'_>, frame: u64, input: u32) {
+        dissect_into(record.link.0, record.data, &mut self.layers);
         let targets = self
             .assigner
-            .assign(record.link.0, record.data, record.ts.0, 0, 0);
-        dissect_into(record.link.0, record.data, &mut self.layers);
+            .assign_dissected(&self.layers, record.data, record.ts.0);
         let s = seen(&self.layers, record.data);
         let o = targets.first as usize;
-        let row = match self.assigner.outputs()[o] {
-            OutputKey::Tcp { stream, .. } | OutputKey::Udp { stream, .. } => {
-                if self.by_output.len() <= o {
-                    self.by_output.resize(o + 1, None);
-                }
-                if let Some(r) = self.by_output[o] {
-                    r as usize
-                } else {
+        // The row of a stream is looked up without reading the assigner's output key, which
+        // is a cache miss per packet on a large capture (it is read once per new output).
+        if self.by_output.len() <= o {
+            self.by_output.resize(o + 1, UNSEEN);
+        }
+        let row = match self.by_output[o] {
+            UNSEEN => match self.assigner.outputs()[o] {
+                OutputKey::Tcp { stream, .. } | OutputKey::Udp { stream, .. } => {
                     let tcp = matches!(self.assigner.outputs()[o], OutputKey::Tcp { .. });
-                    let r = new_flow(&mut self.flows, &s, tcp, Some(stream), frame, record.ts.0);
-                    self.by_output[o] = Some(r as u32);
+                    let r = new_flow(
+                        &mut self.flows,
+                        &s,
+                        (tcp, Some(stream)),
+                        (frame, input),
+                        record.ts.0,
+                    );
+                    self.by_output[o] = r as u32;
                     r
                 }
-            }
-            _ => {
-                let (lo, hi) = if s.src <= s.dst {
-                    (s.src.0, s.dst.0)
-                } else {
-                    (s.dst.0, s.src.0)
-                };
-                let key = OtherKey {
-                    proto: s.proto,
-                    icmp: if s.has_ports {
-                        icmp_pair(s.src.1, s.dst.1, s.proto)
-                    } else {
-                        (0, 0)
-                    },
-                    ethertype: if self.layers.outer_ip().is_some() {
-                        0
-                    } else {
-                        self.layers.non_ip.unwrap_or(0)
-                    },
-                    lo,
-                    hi,
-                };
-                if let Some(&r) = self.others.get(&key) {
-                    r as usize
-                } else {
-                    let r = new_flow(&mut self.flows, &s, false, None, frame, record.ts.0);
-                    self.others.insert(key, r as u32);
-                    r
+                _ => {
+                    self.by_output[o] = NOT_A_STREAM;
+                    self.other_row(&s, frame, input, record.ts.0)
                 }
-            }
+            },
+            NOT_A_STREAM => self.other_row(&s, frame, input, record.ts.0),
+            r => r as usize,
         };
         count(&mut self.flows[row], &s, record, frame, input);
     }
 }
 
+/// `Counter::by_output` for an output not seen yet, and for one that is not a TCP/UDP stream.
+const UNSEEN: u32 = u32::MAX;
+const NOT_A_STREAM: u32 = u32::MAX - 1;
+
+impl Counter {
+    /// The row of a packet that is not part of a TCP/UDP stream: per protocol and address
+    /// pair (ICMP per type pair), frames without IP per EtherType and MAC pair.
+    fn other_row(&mut self, s: &Seen, frame: u64, input: u32, ts: i64) -> usize {
+        let (lo, hi) = if s.src <= s.dst {
+            (s.src.0, s.dst.0)
+        } else {
+            (s.dst.0, s.src.0)
+        };
+        let key = OtherKey {
+            proto: s.proto,
+            icmp: if s.has_ports {
+                icmp_pair(s.src.1, s.dst.1, s.proto)
+            } else {
+                (0, 0)
+            },
+            ethertype: if self.layers.outer_ip().is_some() {
+                0
+            } else {
+                self.layers.non_ip.unwrap_or(0)
+            },
+            lo,
+            hi,
+        };
+        if let Some(&r) = self.others.get(&key) {
+            r as usize
+        } else {
+            let r = new_flow(&mut self.flows, s, (false, None), (frame, input), ts);
+            self.others.insert(key, r as u32);
+            r
+        }
+    }
+}
+
 fn layers_names(f: &Flow, names: &[String]) -> Vec<String> {
-    f.files.iter().map(|&i| names[i as usize].clone()).collect()
+    std::iter::once(&f.first_file)
+        .chain(f.more_files.iter().flat_map(|m| m.iter()))
+        .map(|&i| names[i as usize].clone())
+        .collect()
 }
 
 fn new_flow(
     flows: &mut Vec<Flow>,
     s: &Seen,
-    tcp: bool,
-    stream: Option<u32>,
-    frame: u64,
+    (tcp, stream): (bool, Option<u32>),
+    (frame, input): (u64, u32),
     ts: i64,
 ) -> usize {
     // The client is the SYN sender; a first packet that is a SYN-ACK comes from the server.
     let syn_ack = s
         .tcp_flags
         .is_some_and(|f| f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK);
-    let syn = s
-        .tcp_flags
-        .is_some_and(|f| f & (flags::SYN | flags::ACK) == flags::SYN);
     let ends = if syn_ack {
         [s.dst, s.src]
     } else {
@@ -499,11 +553,11 @@ fn new_flow(
         rst: [false; 2],
         first_close: None,
         first_rst: None,
-        history: String::new(),
-        files: Vec::new(),
+        history: History::default(),
+        first_file: input,
+        more_files: None,
         first_frame: frame,
         last_frame: frame,
-        guessed: !(syn || syn_ack),
     });
     flows.len() - 1
 }
@@ -522,41 +576,42 @@ fn count(f: &mut Flow, seen: &Seen, record: &tracekit_capture::Record<'_>, frame
         f.last_ts = f.last_ts.max(record.ts.0);
     }
     f.last_frame = frame;
-    if f.files.last() != Some(&input) && !f.files.contains(&input) {
-        f.files.push(input);
+    if input != f.first_file {
+        let more = f.more_files.get_or_insert_with(Box::default);
+        if !more.contains(&input) {
+            more.push(input);
+        }
     }
     if f.tcp
         && let Some(fl) = seen.tcp_flags
     {
-        let mut mark = |c: char| {
-            let c = if dir == 0 { c } else { c.to_ascii_lowercase() };
-            if !f.history.contains(c) {
-                f.history.push(c);
-            }
+        let mut mark = |c: u8| {
+            f.history
+                .mark(if dir == 0 { c } else { c.to_ascii_lowercase() });
         };
         let (syn, ack) = (fl & flags::SYN != 0, fl & flags::ACK != 0);
         if syn && !ack {
             f.syn[dir] = true;
-            mark('S');
+            mark(b'S');
         } else if syn {
             f.synack[dir] = true;
-            mark('H');
+            mark(b'H');
         }
         if fl & flags::FIN != 0 {
             f.fin[dir] = true;
-            f.first_close.get_or_insert(dir);
-            mark('F');
+            f.first_close.get_or_insert(dir as u8);
+            mark(b'F');
         }
         if fl & flags::RST != 0 {
             f.rst[dir] = true;
-            f.first_close.get_or_insert(dir);
-            f.first_rst.get_or_insert(dir);
-            mark('R');
+            f.first_close.get_or_insert(dir as u8);
+            f.first_rst.get_or_insert(dir as u8);
+            mark(b'R');
         }
         if seen.payload {
-            mark('D');
+            mark(b'D');
         } else if ack && !syn && fl & (flags::FIN | flags::RST) == 0 {
-            mark('A');
+            mark(b'A');
         }
     }
 }
@@ -628,7 +683,6 @@ fn row(f: &Flow, files: &[String]) -> Row {
         _ => None,
     };
     let port = |p: u16| f.has_ports.then_some(p);
-    let _ = f.guessed;
     Row {
         proto,
         ip_proto: matches!(f.ends[0].0, Addr::Ip(_)).then_some(f.proto),
@@ -646,7 +700,7 @@ fn row(f: &Flow, files: &[String]) -> Row {
         bytes_s2c: f.bytes[1],
         community_id,
         state: state(f).to_string(),
-        history: f.history.clone(),
+        history: f.history.text(),
         closed_by: f
             .first_close
             .map(|d| if d == 0 { "client" } else { "server" }),

@@ -266,6 +266,21 @@ impl Assigner {
         }
     }
 
+    /// [`Assigner::assign`] for a packet its caller has dissected already (`layers` of
+    /// `data`), in the modes that key on the packet (stream, host, host-pair, port); nothing
+    /// looks ahead for a first fragment.
+    pub fn assign_dissected(&mut self, layers: &Layers, data: &[u8], ts: i64) -> Targets {
+        debug_assert!(matches!(
+            self.mode,
+            Mode::Stream | Mode::Host | Mode::HostPair | Mode::Port
+        ));
+        self.first_ts.get_or_insert(ts);
+        if matches!(self.mode, Mode::Stream | Mode::Port) {
+            self.find_first_fragment(layers, data, ts, &mut |_| {});
+        }
+        self.by_key(layers, data, ts)
+    }
+
     /// Chunks in input order: a new chunk when `full(used, used_after)` says so, `used` being
     /// packets (count) or bytes with the header (size).
     fn chunk_by(&mut self, full: impl Fn(u64, u64) -> bool, add: u64, header: u64) -> Targets {
