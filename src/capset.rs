@@ -3,7 +3,7 @@
 //! `extract` and `flows`.
 
 use rayon::prelude::*;
-use tracekit_capture::Capture;
+use tracekit_capture::{Capture, Record};
 use tracekit_merge::{Survey, survey};
 use tracekit_select::{Matcher, Spec};
 
@@ -99,4 +99,117 @@ pub fn choose<'a>(
     }
     chosen.surveys = surveys;
     chosen
+}
+
+/// Each input's selected records, found by walking pieces of the inputs on every core.
+#[derive(Debug)]
+pub struct Prefiltered<'a> {
+    /// Per input, its selected records in file order (which is its time order).
+    pub selected: Vec<Vec<Record<'a>>>,
+    /// Records read in all.
+    pub records: u64,
+    /// Oddities read past (see `Records::problems`), per input.
+    pub problems: Vec<u64>,
+}
+
+/// Selected records a piece may hold before the parallel path gives way to the ordinary one
+/// (whose memory does not grow with the selection).
+const MAX_HELD: usize = 1 << 20;
+
+/// The parallel path of a selection that needs no order (a filter or hosts file, without
+/// frames, Community ID or time window) over inputs that are all classic pcap: each input is
+/// cut into pieces at guessed record boundaries and the pieces are walked on all cores.
+/// `None` when it does not apply or does not hold: a guessed boundary the walk before it did
+/// not land on, an input out of time order, damage, or a selection too large to hold; the
+/// caller then reads the inputs the ordinary way, which reports all of that.
+pub fn prefilter<'a>(captures: &[&'a Capture], spec: &Spec) -> Option<Prefiltered<'a>> {
+    let stateless = spec.frames.is_none()
+        && spec.community_id.is_none()
+        && spec.after.is_none()
+        && spec.before.is_none()
+        && !spec.is_everything();
+    if !stateless {
+        return None;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let per_input = if captures.len() >= threads {
+        1
+    } else {
+        threads
+    };
+    let mut jobs = Vec::new();
+    for (input, c) in captures.iter().enumerate() {
+        for (piece, &(start, end)) in c.pcap_pieces(per_input)?.iter().enumerate() {
+            jobs.push((input, piece, start, end));
+        }
+    }
+    let walked: Vec<Option<Piece<'a>>> = jobs
+        .par_iter()
+        .map(|&(input, _, start, end)| walk(captures[input], spec, start, end))
+        .collect();
+    let mut out = Prefiltered {
+        selected: vec![Vec::new(); captures.len()],
+        records: 0,
+        problems: vec![0; captures.len()],
+    };
+    let mut last_ts = vec![i64::MIN; captures.len()];
+    let mut index = vec![0u64; captures.len()];
+    for (&(input, _, _, end), piece) in jobs.iter().zip(walked) {
+        let piece = piece?;
+        // The piece ended on the next one's guessed start: the guess is a record boundary.
+        if piece.end != end as u64 || piece.first_ts.is_some_and(|t| t < last_ts[input]) {
+            return None;
+        }
+        last_ts[input] = piece.last_ts.unwrap_or(last_ts[input]);
+        for mut r in piece.selected {
+            r.index += index[input];
+            out.selected[input].push(r);
+        }
+        index[input] += piece.records;
+        out.records += piece.records;
+        out.problems[input] += piece.problems;
+    }
+    Some(out)
+}
+
+/// What the walk of one piece found.
+struct Piece<'a> {
+    selected: Vec<Record<'a>>,
+    records: u64,
+    problems: u64,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    /// Where the walk stopped.
+    end: u64,
+}
+
+fn walk<'a>(capture: &'a Capture, spec: &Spec, start: usize, end: usize) -> Option<Piece<'a>> {
+    let mut records = capture.pcap_records_from(start, 0)?;
+    let mut matcher = spec.matcher(0);
+    let mut p = Piece {
+        selected: Vec::new(),
+        records: 0,
+        problems: 0,
+        first_ts: None,
+        last_ts: None,
+        end: start as u64,
+    };
+    while records.position() < end as u64 {
+        let r = records.next()?.ok()?;
+        if p.last_ts.is_some_and(|t| r.ts.0 < t) {
+            return None;
+        }
+        p.first_ts.get_or_insert(r.ts.0);
+        p.last_ts = Some(r.ts.0);
+        p.records += 1;
+        if matcher.matches(0, &r).ok()? {
+            if p.selected.len() == MAX_HELD {
+                return None;
+            }
+            p.selected.push(r);
+        }
+    }
+    p.end = records.position();
+    p.problems = records.problems().1;
+    Some(p)
 }

@@ -1,7 +1,8 @@
 //! `tracekit merge`: inputs merged by time (or appended), with optional clock shifts, automatic
 //! clock alignment and duplicate removal.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -279,7 +280,20 @@ fn pass(
             .collect(),
         _ => Vec::new(),
     };
-    let mut merger = Merger::new(inputs, order);
+    // A selection that needs no order, over pcap inputs: selected on all cores first.
+    let prefiltered = if speculative && matcher.is_some() {
+        capset::prefilter(&captures, spec)
+    } else {
+        None
+    };
+    let read_in_advance = prefiltered.as_ref().map(|p| p.records);
+    let mut merger = match prefiltered {
+        Some(p) => Feed::selected(p, &captures, &shifts),
+        None => Feed::Merged(Merger::new(inputs, order)),
+    };
+    if read_in_advance.is_some() {
+        matcher = None;
+    }
     let mut dedup = dedup_window.map(Dedup::new);
     let mut written = 0u64;
     let mut skipped: Vec<(String, u64, String)> = Vec::new();
@@ -481,6 +495,98 @@ fn pass(
             Outcome::Partial
         },
     ))
+}
+
+/// Where the records of a pass come from: the merger over whole inputs, or the records a
+/// selection picked in advance (`capset::prefilter`), merged by time here.
+enum Feed<'a> {
+    Merged(Merger<'a>),
+    Selected {
+        lists: Vec<std::vec::IntoIter<Record<'a>>>,
+        /// The next record of each list, by (shifted time, input).
+        heads: BinaryHeap<Reverse<(i64, usize)>>,
+        next: Vec<Option<Record<'a>>>,
+        shifts: Vec<i64>,
+        interfaces: Vec<Vec<Interface>>,
+        problems: Vec<u64>,
+        bytes: u64,
+    },
+}
+
+impl<'a> Feed<'a> {
+    fn selected(p: capset::Prefiltered<'a>, captures: &[&'a Capture], shifts: &[i64]) -> Self {
+        let mut lists: Vec<_> = p.selected.into_iter().map(Vec::into_iter).collect();
+        let mut heads = BinaryHeap::new();
+        let mut next = Vec::with_capacity(lists.len());
+        for (i, list) in lists.iter_mut().enumerate() {
+            let r = list.next();
+            if let Some(r) = &r {
+                heads.push(Reverse((r.ts.0 + shifts[i], i)));
+            }
+            next.push(r);
+        }
+        Feed::Selected {
+            lists,
+            heads,
+            next,
+            shifts: shifts.to_vec(),
+            interfaces: captures
+                .iter()
+                .map(|c| c.records().interfaces().to_vec())
+                .collect(),
+            problems: p.problems,
+            bytes: captures.iter().map(|c| c.data().len() as u64).sum(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Item<'a>> {
+        match self {
+            Feed::Merged(m) => m.next(),
+            Feed::Selected {
+                lists,
+                heads,
+                next,
+                shifts,
+                ..
+            } => {
+                let Reverse((ts, input)) = heads.pop()?;
+                let record = next[input].take()?;
+                next[input] = lists[input].next();
+                if let Some(r) = &next[input] {
+                    heads.push(Reverse((r.ts.0 + shifts[input], input)));
+                }
+                Some(Item::Record { input, record, ts })
+            }
+        }
+    }
+
+    fn interfaces(&self, i: usize) -> &[Interface] {
+        match self {
+            Feed::Merged(m) => m.interfaces(i),
+            Feed::Selected { interfaces, .. } => &interfaces[i],
+        }
+    }
+
+    fn position(&self) -> u64 {
+        match self {
+            Feed::Merged(m) => m.position(),
+            Feed::Selected { bytes, .. } => *bytes,
+        }
+    }
+
+    fn problems(&self, i: usize) -> u64 {
+        match self {
+            Feed::Merged(m) => m.problems(i),
+            Feed::Selected { problems, .. } => problems[i],
+        }
+    }
+
+    fn moved(&self) -> u64 {
+        match self {
+            Feed::Merged(m) => m.moved(),
+            Feed::Selected { .. } => 0,
+        }
+    }
 }
 
 /// The alignment signatures of one input, its shift applied.

@@ -187,6 +187,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A walk that starts at byte `pos` (a record boundary, e.g. one `guess_boundary` found),
+    /// numbering records from `index`.
+    #[must_use]
+    pub fn starting_at(data: &'a [u8], header: Header, pos: usize, index: u64) -> Self {
+        let mut r = Reader::new(data, header);
+        r.pos = pos.clamp(HEADER_LEN, data.len());
+        r.index = index;
+        r
+    }
+
     pub(crate) fn with_drop_behind(mut self, drop_behind: DropBehind<'a>) -> Self {
         self.drop_behind = drop_behind;
         self
@@ -310,6 +320,49 @@ impl<'a> Iterator for Reader<'a> {
     }
 }
 
+/// Headers in a row that must look right before a position is taken for a record boundary.
+const RESYNC_CHAIN: usize = 16;
+
+/// The first position at or after `from` where `RESYNC_CHAIN` record headers in a row look
+/// right (lengths within the limits, the captured length not above the wire length, seconds
+/// within ten years after `first_secs` or a day before, fractions in range) and chain to one
+/// another inside the file. A guess: a reader that walks up to it from an earlier boundary
+/// confirms it by landing on it exactly, and nothing may rely on an unconfirmed guess.
+#[must_use]
+pub fn guess_boundary(data: &[u8], header: &Header, from: usize, first_secs: u32) -> Option<usize> {
+    let hlen = header.record_header_len();
+    let be = header.big_endian;
+    let units = if header.nanos {
+        1_000_000_000
+    } else {
+        1_000_000
+    };
+    let limit = header.max_record();
+    let plausible = |at: usize| -> Option<usize> {
+        let h = data.get(at..at + hlen)?;
+        let (secs, frac) = (u32_at(h, 0, be), u32_at(h, 4, be));
+        let (caplen, orig_len) = (u32_at(h, 8, be), u32_at(h, 12, be));
+        let ok = frac < units
+            && caplen <= limit
+            && caplen <= orig_len
+            && orig_len <= limit.max(262_144)
+            && secs.wrapping_sub(first_secs.saturating_sub(86_400)) <= 86_400 + 10 * 366 * 86_400;
+        let next = at + hlen + caplen as usize;
+        (ok && next <= data.len()).then_some(next)
+    };
+    (from.max(HEADER_LEN)..data.len().saturating_sub(hlen)).find(|&start| {
+        let mut at = start;
+        for _ in 0..RESYNC_CHAIN {
+            match plausible(at) {
+                Some(next) if next == data.len() => return true,
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        true
+    })
+}
+
 /// The fields the modified format adds to each record header (interface index, protocol,
 /// packet type); exposed for completeness, the reader itself does not need them.
 #[must_use]
@@ -321,4 +374,60 @@ pub fn modified_fields(record_header: &[u8], big_endian: bool) -> Option<(u32, u
             record_header[22],
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pcap of `n` records whose payloads are full of bytes that look like record headers.
+    fn deceptive(n: u32) -> (Vec<u8>, Vec<usize>, Header) {
+        let header = Header::new_le(LinkType::ETHERNET, false, 65_535);
+        let mut data = header.to_bytes().to_vec();
+        let mut starts = Vec::new();
+        for i in 0..n {
+            starts.push(data.len());
+            let len = 40 + (i * 7919) % 200;
+            let mut payload = Vec::new();
+            // A fake header inside the payload: plausible time and lengths.
+            while payload.len() + 16 <= len as usize {
+                payload.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+                payload.extend_from_slice(&5u32.to_le_bytes());
+                payload.extend_from_slice(&16u32.to_le_bytes());
+                payload.extend_from_slice(&16u32.to_le_bytes());
+            }
+            payload.resize(len as usize, 0);
+            data.extend_from_slice(&(1_700_000_000 + i).to_le_bytes());
+            data.extend_from_slice(&0u32.to_le_bytes());
+            data.extend_from_slice(&len.to_le_bytes());
+            data.extend_from_slice(&len.to_le_bytes());
+            data.extend_from_slice(&payload);
+        }
+        (data, starts, header)
+    }
+
+    #[test]
+    fn a_guessed_boundary_is_confirmed_only_by_a_walk_that_lands_on_it() {
+        let (data, starts, header) = deceptive(2000);
+        for from in (HEADER_LEN..data.len()).step_by(997) {
+            let Some(guess) = guess_boundary(&data, &header, from, 1_700_000_000) else {
+                continue;
+            };
+            // A walk from the start lands on the guess exactly when it is a record boundary.
+            let mut walk = Reader::new(&data, header);
+            while walk.position() < guess as u64 {
+                walk.next().unwrap().unwrap();
+            }
+            assert_eq!(walk.position() == guess as u64, starts.contains(&guess));
+        }
+    }
+
+    #[test]
+    fn a_walk_from_a_boundary_reads_the_records_after_it() {
+        let (data, starts, header) = deceptive(100);
+        let from: Vec<u64> = Reader::starting_at(&data, header, starts[60], 60)
+            .map(|r| r.unwrap().index)
+            .collect();
+        assert_eq!(from, (60..100).collect::<Vec<u64>>());
+    }
 }

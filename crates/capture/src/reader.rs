@@ -14,7 +14,7 @@ use crate::error::OpenError;
 use crate::pcapng::{self, Options, OwnedOptions, opt};
 use crate::probe::{Compression, FileKind, probe};
 use crate::source::{Bytes, DropBehind, map_or_read};
-use crate::{LinkType, Problem, ReadError, Record, TsResolution, pcap};
+use crate::{LinkType, Problem, ReadError, Record, Timestamp, TsResolution, pcap};
 
 /// The container format of an opened capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +272,50 @@ impl Capture {
     #[must_use]
     pub fn data(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// For a classic pcap capture (version 2.4), up to `n` pieces `[start, end)` cut at guessed
+    /// record boundaries (`pcap::guess_boundary`), to be walked in parallel. A guess is only
+    /// confirmed when the walk of the piece before it ends exactly at its start; the caller
+    /// must check that, and read the capture whole otherwise.
+    #[must_use]
+    pub fn pcap_pieces(&self, n: usize) -> Option<Vec<(usize, usize)>> {
+        let Format::Pcap(header) = self.format else {
+            return None;
+        };
+        if header.version != (2, 4) {
+            return None;
+        }
+        let data: &[u8] = &self.bytes;
+        let first = self.records().next()?.ok()?;
+        let first_secs = u32::try_from(first.ts.0.div_euclid(Timestamp::NANOS_PER_SEC)).ok()?;
+        let mut starts = vec![pcap::HEADER_LEN];
+        for i in 1..n {
+            let from = data.len() / n * i;
+            if let Some(b) = pcap::guess_boundary(data, &header, from, first_secs)
+                && b > *starts.last().unwrap_or(&0)
+            {
+                starts.push(b);
+            }
+        }
+        let mut pieces: Vec<(usize, usize)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+        pieces.push((*starts.last().unwrap_or(&pcap::HEADER_LEN), data.len()));
+        Some(pieces)
+    }
+
+    /// A walk over a classic pcap capture from byte `pos` (a confirmed or guessed record
+    /// boundary), numbering records from `index`; `None` for pcapng.
+    #[must_use]
+    pub fn pcap_records_from(&self, pos: usize, index: u64) -> Option<Records<'_>> {
+        let Format::Pcap(header) = self.format else {
+            return None;
+        };
+        let drop_behind = DropBehind::new(&self.bytes).starting_at(pos);
+        Some(Records::Pcap(
+            pcap::Reader::starting_at(&self.bytes, header, pos, index)
+                .with_drop_behind(drop_behind),
+            [Interface::from_pcap(&header)],
+        ))
     }
 
     /// A fresh walk over the records from the start.

@@ -74,6 +74,12 @@ impl<'a> DropBehind<'a> {
         }
     }
 
+    /// For a walk that starts at `pos`: nothing before it is released.
+    pub(crate) fn starting_at(mut self, pos: usize) -> Self {
+        self.released = pos;
+        self
+    }
+
     /// Called with the walk's position; cheap unless a step has been passed.
     #[inline]
     pub(crate) fn advance(&mut self, pos: usize) {
