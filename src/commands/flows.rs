@@ -349,7 +349,6 @@ fn table(
         .iter()
         .map(|c| c.path().display().to_string())
         .collect();
-    let mut matcher = chosen.matcher;
     let total: u64 = chosen.captures.iter().map(|c| c.data().len() as u64).sum();
     let bar = progress::bytes(total, quiet);
     let inputs: Vec<Input<'_>> = chosen
@@ -364,46 +363,38 @@ fn table(
         Some(s) if !speculative => Order::Time(s),
         _ => Order::KeepInputOrder,
     };
-    let mut merger = Merger::new(inputs, order);
-    let mut counter = Counter::default();
-    let mut trouble = Vec::new();
-    let mut latest = vec![i64::MIN; names.len()];
-    let mut frame = chosen.passed.frames_before;
-    let mut selected = 0u64;
-    while let Some(item) = merger.next() {
-        let (input, record, ts) = match item {
-            Item::Record { input, record, ts } => (input, record, ts),
-            Item::Side { .. } => continue,
-            Item::Damaged { input, error } => {
-                trouble.push(format!(
-                    "{}: {error}; its records before the damage were read",
-                    names[input]
-                ));
-                continue;
+    let mut reading = Reading {
+        merger: Merger::new(inputs, order),
+        matcher: chosen.matcher,
+        names: &names,
+        speculative,
+        frame: chosen.passed.frames_before,
+        selected: 0,
+        trouble: Vec::new(),
+    };
+    // Two threads: this one reads, selects and dissects; the other numbers streams and counts
+    // (the half bound by the flow table's cache misses), a batch at a time.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Dissected<'_>>>(4);
+    let (read, counter) = std::thread::scope(|scope| {
+        let counting = scope.spawn(move || {
+            let mut counter = Counter::default();
+            for batch in rx {
+                for d in &batch {
+                    counter.add(d);
+                }
             }
-        };
-        frame += 1;
-        if speculative {
-            if ts < latest[input] {
-                return Ok(None);
-            }
-            latest[input] = ts;
-        }
-        if let Some(m) = &mut matcher
-            && !m
-                .matches(frame, &record)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", names[input]))?
-        {
-            if !speculative && m.done_after(frame) {
-                break;
-            }
-            continue;
-        }
-        selected += 1;
-        counter.add(&record, frame, input as u32);
-        if selected.is_multiple_of(65_536) {
-            bar.set_position(merger.position());
-        }
+            counter
+        });
+        let read = reading.run(&tx, &bar);
+        drop(tx);
+        (
+            read,
+            counting.join().expect("the counting thread does not panic"),
+        )
+    });
+    let (selected, trouble) = (reading.selected, reading.trouble);
+    if !read? {
+        return Ok(None);
     }
     bar.finish_and_clear();
     Ok(Some(Table {
@@ -422,7 +413,6 @@ struct Counter {
     /// Per assigner output: the row of its TCP/UDP stream.
     by_output: Vec<u32>,
     others: FxHashMap<OtherKey, u32>,
-    layers: Layers,
 }
 
 impl Default for Counter {
@@ -432,18 +422,102 @@ impl Default for Counter {
             flows: Vec::new(),
             by_output: Vec::new(),
             others: FxHashMap::default(),
-            layers: Layers::default(),
         }
     }
 }
 
+/// The reading side of `table`: the inputs merged, frames numbered, the selection applied,
+/// packets dissected and handed over in batches.
+struct Reading<'a, 'n> {
+    merger: Merger<'a>,
+    matcher: Option<tracekit_select::Matcher>,
+    names: &'n [String],
+    speculative: bool,
+    frame: u64,
+    selected: u64,
+    trouble: Vec<String>,
+}
+
+impl<'a> Reading<'a, '_> {
+    /// `Ok(false)` when reading speculatively and an input turns out not to be in time order.
+    fn run(
+        &mut self,
+        tx: &std::sync::mpsc::SyncSender<Vec<Dissected<'a>>>,
+        bar: &indicatif::ProgressBar,
+    ) -> anyhow::Result<bool> {
+        let mut latest = vec![i64::MIN; self.names.len()];
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(item) = self.merger.next() {
+            let (input, record, ts) = match item {
+                Item::Record { input, record, ts } => (input, record, ts),
+                Item::Side { .. } => continue,
+                Item::Damaged { input, error } => {
+                    self.trouble.push(format!(
+                        "{}: {error}; its records before the damage were read",
+                        self.names[input]
+                    ));
+                    continue;
+                }
+            };
+            self.frame += 1;
+            if self.speculative {
+                if ts < latest[input] {
+                    return Ok(false);
+                }
+                latest[input] = ts;
+            }
+            if let Some(m) = &mut self.matcher
+                && !m
+                    .matches(self.frame, &record)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.names[input]))?
+            {
+                if !self.speculative && m.done_after(self.frame) {
+                    break;
+                }
+                continue;
+            }
+            self.selected += 1;
+            let mut layers = Layers::default();
+            dissect_into(record.link.0, record.data, &mut layers);
+            let seen = seen(&layers, record.data);
+            batch.push(Dissected {
+                record,
+                frame: self.frame,
+                input: input as u32,
+                layers,
+                seen,
+            });
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(full).is_err() {
+                    break;
+                }
+                bar.set_position(self.merger.position());
+            }
+        }
+        let _ = tx.send(batch);
+        Ok(true)
+    }
+}
+
+/// Packets handed from the reading thread to the counting one at a time.
+const BATCH: usize = 1024;
+
+/// A packet read, selected and dissected.
+struct Dissected<'a> {
+    record: tracekit_capture::Record<'a>,
+    frame: u64,
+    input: u32,
+    layers: Layers,
+    seen: Seen,
+}
+
 impl Counter {
-    fn add(&mut self, record: &tracekit_capture::Record<'_>, frame: u64, input: u32) {
-        dissect_into(record.link.0, record.data, &mut self.layers);
+    fn add(&mut self, d: &Dissected<'_>) {
+        let (record, frame, input, s) = (&d.record, d.frame, d.input, &d.seen);
         let targets = self
             .assigner
-            .assign_dissected(&self.layers, record.data, record.ts.0);
-        let s = seen(&self.layers, record.data);
+            .assign_dissected(&d.layers, record.data, record.ts.0);
         let o = targets.first as usize;
         // The row of a stream is looked up without reading the assigner's output key, which
         // is a cache miss per packet on a large capture (it is read once per new output).
@@ -456,7 +530,7 @@ impl Counter {
                     let tcp = matches!(self.assigner.outputs()[o], OutputKey::Tcp { .. });
                     let r = new_flow(
                         &mut self.flows,
-                        &s,
+                        s,
                         (tcp, Some(stream)),
                         (frame, input),
                         record.ts.0,
@@ -466,13 +540,13 @@ impl Counter {
                 }
                 _ => {
                     self.by_output[o] = NOT_A_STREAM;
-                    self.other_row(&s, frame, input, record.ts.0)
+                    self.other_row(&d.layers, s, (frame, input), record.ts.0)
                 }
             },
-            NOT_A_STREAM => self.other_row(&s, frame, input, record.ts.0),
+            NOT_A_STREAM => self.other_row(&d.layers, s, (frame, input), record.ts.0),
             r => r as usize,
         };
-        count(&mut self.flows[row], &s, record, frame, input);
+        count(&mut self.flows[row], s, record, frame, input);
     }
 }
 
@@ -483,7 +557,13 @@ const NOT_A_STREAM: u32 = u32::MAX - 1;
 impl Counter {
     /// The row of a packet that is not part of a TCP/UDP stream: per protocol and address
     /// pair (ICMP per type pair), frames without IP per EtherType and MAC pair.
-    fn other_row(&mut self, s: &Seen, frame: u64, input: u32, ts: i64) -> usize {
+    fn other_row(
+        &mut self,
+        layers: &Layers,
+        s: &Seen,
+        (frame, input): (u64, u32),
+        ts: i64,
+    ) -> usize {
         let (lo, hi) = if s.src <= s.dst {
             (s.src.0, s.dst.0)
         } else {
@@ -496,10 +576,10 @@ impl Counter {
             } else {
                 (0, 0)
             },
-            ethertype: if self.layers.outer_ip().is_some() {
+            ethertype: if layers.outer_ip().is_some() {
                 0
             } else {
-                self.layers.non_ip.unwrap_or(0)
+                layers.non_ip.unwrap_or(0)
             },
             lo,
             hi,
