@@ -288,3 +288,25 @@ fn states_histories_and_closers_read_as_zeeks() {
     );
     assert_eq!(lines.count(), 1);
 }
+
+/// Regression: `flows --format csv | head -1` ended with "Broken pipe", exit 2 (the CSV
+/// writer's error hid the I/O error the quiet exit looks for).
+#[test]
+fn a_closed_pipe_ends_flows_quietly() {
+    for format in ["csv", "jsonl"] {
+        let mut child = tracekit()
+            .args(["flows", "-q", "--format", format])
+            .arg(tracekit_testutil::corpus_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(2), "{format}: {err}");
+        assert!(!err.contains("Broken pipe"), "{format}: {err}");
+    }
+}
