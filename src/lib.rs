@@ -1,7 +1,6 @@
 //! The `tracekit` command line: argument definitions and one module per command. The
 //! libraries under `crates/` do the work; this crate parses, reports and picks exit codes.
 
-mod capset;
 pub mod cli;
 pub mod commands;
 mod inputs;

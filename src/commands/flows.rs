@@ -8,12 +8,13 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use tracekit_capture::Capture;
+use tracekit_merge::set;
 use tracekit_merge::{Input, Item, Merger, Order};
 use tracekit_select::Spec;
 use tracekit_split::flows::{Flow, FlowSummary, FlowTable, Packet};
 
 use crate::cli::FlowsArgs;
-use crate::{Outcome, capset, inputs, progress, timefmt};
+use crate::{Outcome, inputs, progress, timefmt};
 
 /// One conversation's row.
 #[derive(Debug, Serialize)]
@@ -161,7 +162,7 @@ struct Table {
     flows: FlowTable,
     names: Vec<String>,
     selected: u64,
-    passed: capset::Passed,
+    passed: set::Passed,
     trouble: Vec<String>,
 }
 
@@ -173,7 +174,7 @@ fn table(
     quiet: bool,
 ) -> anyhow::Result<Option<Table>> {
     let shifts = vec![0i64; captures.len()];
-    let chosen = capset::choose(captures, &shifts, spec, !speculative);
+    let chosen = set::choose(captures, &shifts, spec, !speculative);
     let names: Vec<String> = chosen
         .captures
         .iter()

@@ -8,6 +8,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 use serde::Serialize;
 use tracekit_capture::{Capture, Format, LinkType, Timestamp, TsResolution};
+use tracekit_merge::set;
 use tracekit_merge::{Input, Item, Merger, Order};
 use tracekit_select::Spec;
 
@@ -594,7 +595,7 @@ fn run_selection(args: &InfoArgs, spec: &Spec) -> anyhow::Result<Outcome> {
         }
     }
     let shifts = vec![0; captures.len()];
-    let chosen = crate::capset::choose(&captures, &shifts, spec, true);
+    let chosen = set::choose(&captures, &shifts, spec, true);
     let mut matcher = chosen.matcher.expect("a selection was given");
     let inputs: Vec<Input<'_>> = chosen
         .captures

@@ -14,12 +14,13 @@ use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
 use tracekit_capture::{Capture, Format, Interface, LinkType, Record, Timestamp, TsResolution};
 use tracekit_merge::align::{self, Alignment, Trace};
 use tracekit_merge::dedup::Dedup;
+use tracekit_merge::set;
 use tracekit_merge::{Input, Item, Merger, Order};
 use tracekit_select::Spec;
 
 use crate::cli::MergeArgs;
 use crate::timefmt::{parse_signed_duration, signed_seconds};
-use crate::{Outcome, capset, inputs, progress};
+use crate::{Outcome, inputs, progress};
 
 /// Packets per input whose signatures are used to estimate a clock offset.
 const ALIGN_PACKETS: u64 = 2_000_000;
@@ -195,7 +196,7 @@ fn pass(
         ..
     } = *set;
     let time_ordered = !args.append && !args.keep_order;
-    let chosen = capset::choose(captures, shifts, spec, time_ordered && !speculative);
+    let chosen = set::choose(captures, shifts, spec, time_ordered && !speculative);
     let (passed, mut matcher, mut surveys) = (chosen.passed, chosen.matcher, chosen.surveys);
     let names: Vec<String> = chosen.kept.iter().map(|&i| names[i].clone()).collect();
     let shifts: Vec<i64> = chosen.kept.iter().map(|&i| shifts[i]).collect();
@@ -282,7 +283,7 @@ fn pass(
     };
     // A selection that needs no order, over pcap inputs: selected on all cores first.
     let prefiltered = if speculative && matcher.is_some() {
-        capset::prefilter(&captures, spec)
+        set::prefilter(&captures, spec)
     } else {
         None
     };
@@ -498,7 +499,7 @@ fn pass(
 }
 
 /// Where the records of a pass come from: the merger over whole inputs, or the records a
-/// selection picked in advance (`capset::prefilter`), merged by time here.
+/// selection picked in advance (`set::prefilter`), merged by time here.
 enum Feed<'a> {
     Merged(Merger<'a>),
     Selected {
@@ -514,7 +515,7 @@ enum Feed<'a> {
 }
 
 impl<'a> Feed<'a> {
-    fn selected(p: capset::Prefiltered<'a>, captures: &[&'a Capture], shifts: &[i64]) -> Self {
+    fn selected(p: set::Prefiltered<'a>, captures: &[&'a Capture], shifts: &[i64]) -> Self {
         let mut lists: Vec<_> = p.selected.into_iter().map(Vec::into_iter).collect();
         let mut heads = BinaryHeap::new();
         let mut next = Vec::with_capacity(lists.len());

@@ -5,5 +5,6 @@
 pub mod align;
 pub mod dedup;
 mod merger;
+pub mod set;
 
 pub use merger::{Input, Item, MAX_RUNS, Merger, Order, Survey, survey};

@@ -1,10 +1,10 @@
 //! A capture set read as one capture: the inputs opened, surveyed (time order and span), and
-//! narrowed by the selection's time window before any packet is read. Shared by `merge`,
-//! `extract` and `flows`.
+//! narrowed by the selection's time window before any packet is read; and the parallel
+//! selection of pcap inputs. What `merge`, `extract`, `flows` and `info` read a set with.
 
+use crate::{Survey, survey};
 use rayon::prelude::*;
 use tracekit_capture::{Capture, Record};
-use tracekit_merge::{Survey, survey};
 use tracekit_select::{Matcher, Spec};
 
 /// What the selection passed over, for the summary.
@@ -34,6 +34,7 @@ pub struct Chosen<'a> {
 /// be read in time order (`time_ordered`) or the selection has a time window, and leaves out
 /// those wholly outside the window (`shifts` added to each input's times). Inputs are only
 /// left out in time order, where frame numbers can still be counted past them.
+#[must_use]
 pub fn choose<'a>(
     captures: &'a [Capture],
     shifts: &[i64],
@@ -122,6 +123,7 @@ const MAX_HELD: usize = 1 << 20;
 /// `None` when it does not apply or does not hold: a guessed boundary the walk before it did
 /// not land on, an input out of time order, damage, or a selection too large to hold; the
 /// caller then reads the inputs the ordinary way, which reports all of that.
+#[must_use]
 pub fn prefilter<'a>(captures: &[&'a Capture], spec: &Spec) -> Option<Prefiltered<'a>> {
     let stateless = spec.frames.is_none()
         && spec.community_id.is_none()
