@@ -236,7 +236,8 @@ pub struct ExtractArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
     /// Output format. Default: by the output's name (.pcap, .pcapng), else pcap when every
-    /// input is pcap with one link type, else pcapng.
+    /// input is pcap with one link type, else pcapng; a format that contradicts the name is
+    /// refused.
     #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
     pub format: Option<String>,
     #[command(flatten)]
@@ -283,9 +284,10 @@ pub struct MergeArgs {
     /// Output format: pcapng (one interface per input and interface, named after the input
     /// file; name-resolution, decryption-secrets, copyable custom and interface-statistics
     /// blocks carried) or pcap (all inputs must share one link type; those blocks are left
-    /// out and counted).
-    #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"], default_value = "pcapng")]
-    pub format: String,
+    /// out and counted). Default: by the output's name (.pcap, .pcapng), else pcapng; a
+    /// format that contradicts the name is refused.
+    #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
+    pub format: Option<String>,
     /// auto: estimate every input's clock offset relative to the first input from the packets
     /// both saw (same payload, TLS hello random, TCP stream bytes, TCP timestamps, SYN initial
     /// sequence number, IPv4 ID, or sequence numbers once each direction's offset is removed),

@@ -6,19 +6,9 @@ use crate::Outcome;
 use crate::cli::{ExtractArgs, MergeArgs};
 
 pub fn run(args: &ExtractArgs) -> anyhow::Result<Outcome> {
-    let output_name = args.output.to_string_lossy();
-    let format = args.format.clone().unwrap_or_else(|| {
-        if output_name.ends_with(".pcapng") {
-            "pcapng".into()
-        } else if output_name.ends_with(".pcap") {
-            "pcap".into()
-        } else {
-            "auto".into()
-        }
-    });
     let merge = MergeArgs {
         output: args.output.clone(),
-        format,
+        format: args.format.clone(),
         align: "none".into(),
         shift: Vec::new(),
         append: false,
@@ -28,5 +18,5 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Outcome> {
         quiet: args.quiet,
         inputs: args.inputs.clone(),
     };
-    super::merge::write(&merge, "extract")
+    super::merge::write(&merge, "extract", "auto")
 }

@@ -39,14 +39,38 @@ enum Sink<'f> {
 }
 
 pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
-    write(args, "merge")
+    write(args, "merge", "pcapng")
 }
 
-/// The merge, also behind `tracekit extract` (`command` names it in the summary); a format of
-/// `auto` means pcap when every input is pcap with one link type, else pcapng.
+/// The output format: `--format`, else the output's name (`.pcap`, `.pcapng`), else
+/// `default`; refused when `--format` contradicts the name.
+fn output_format(asked: Option<&str>, output: &Path, default: &str) -> anyhow::Result<String> {
+    let name = output.to_string_lossy();
+    let by_name = if name.ends_with(".pcapng") {
+        Some("pcapng")
+    } else if name.ends_with(".pcap") {
+        Some("pcap")
+    } else {
+        None
+    };
+    match (asked, by_name) {
+        (Some(a), Some(n)) if a != n => bail!(
+            "--format {a} contradicts the output's name {} (a {n} name); change one of them",
+            output.display()
+        ),
+        (Some(a), _) => Ok(a.to_string()),
+        (None, Some(n)) => Ok(n.to_string()),
+        (None, None) => Ok(default.to_string()),
+    }
+}
+
+/// The merge, also behind `tracekit extract` (`command` names it in the summary);
+/// `default_format` applies when neither `--format` nor the output's name says, and `auto`
+/// means pcap when every input is pcap with one link type, else pcapng.
 #[allow(clippy::too_many_lines)] // inputs, alignment, the record loop and the report in one place
-pub fn write(args: &MergeArgs, command: &str) -> anyhow::Result<Outcome> {
+pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::Result<Outcome> {
     let spec = Spec::try_from(&args.select)?;
+    let format = output_format(args.format.as_deref(), &args.output, default_format)?;
     let found = inputs::expand(&args.inputs);
     let mut trouble: Vec<String> = Vec::new();
     for (path, e) in &found.unreadable {
@@ -136,6 +160,7 @@ pub fn write(args: &MergeArgs, command: &str) -> anyhow::Result<Outcome> {
     let set = Prepared {
         args,
         command,
+        format,
         spec: &spec,
         paths: found.files.iter().map(PathBuf::as_path).collect(),
         captures: &captures,
@@ -164,6 +189,7 @@ pub fn write(args: &MergeArgs, command: &str) -> anyhow::Result<Outcome> {
 struct Prepared<'a> {
     args: &'a MergeArgs,
     command: &'a str,
+    format: String,
     spec: &'a Spec,
     paths: Vec<&'a Path>,
     captures: &'a [Capture],
@@ -207,7 +233,7 @@ fn pass(
 
     // Every input named, read or passed over, is protected from being overwritten.
     let mut file = AtomicFile::create(&args.output, &set.paths)?;
-    let pcap = match args.format.as_str() {
+    let pcap = match set.format.as_str() {
         "pcap" => true,
         "auto" => {
             let mut links = captures.iter().map(|c| match c.format() {

@@ -818,3 +818,43 @@ fn dash_writes_to_standard_output_and_a_terminal_is_refused() {
     assert!(said.contains("standard output is a terminal"), "{said}");
     assert!(!dir.path().join("-").exists());
 }
+
+/// The output format follows the output's name (issue 29): `-o out.pcap` writes pcap (it used
+/// to write pcapng under a .pcap name), and a `--format` that contradicts the name is refused
+/// before anything is written.
+#[test]
+fn the_format_follows_the_name_and_a_contradiction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus("ppp_tls2.pcap");
+    for (name, want) in [("out.pcap", "pcap"), ("out.pcapng", "pcapng")] {
+        let (path, o) = merge(dir.path(), name, &[], std::slice::from_ref(&input));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let c = tracekit_capture::Capture::open(&path).unwrap();
+        assert_eq!(c.format().name(), want, "{name}");
+    }
+    for (name, format) in [("x.pcapng", "pcap"), ("x.pcap", "pcapng")] {
+        let (path, o) = merge(
+            dir.path(),
+            name,
+            &["--format", format],
+            std::slice::from_ref(&input),
+        );
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        assert!(stderr(&o).contains("contradicts"), "{}", stderr(&o));
+        assert!(!path.exists());
+    }
+    let (path, o) = merge(
+        dir.path(),
+        "no-extension",
+        &[],
+        std::slice::from_ref(&input),
+    );
+    assert!(o.status.success());
+    assert_eq!(
+        tracekit_capture::Capture::open(&path)
+            .unwrap()
+            .format()
+            .name(),
+        "pcapng"
+    );
+}
