@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tracekit_capture::probe_file;
+use anyhow::bail;
+use tracekit_capture::{Capture, probe_file};
 
 /// The inputs found, directories that could not be read, and files passed over.
 #[derive(Debug, Default)]
@@ -52,4 +53,39 @@ fn walk(dir: &Path, found: &mut Inputs) {
 fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// The inputs expanded and opened, in input order.
+#[derive(Debug)]
+pub struct Opened {
+    pub captures: Vec<Capture>,
+    /// Directories and files that could not be read or opened, one line each.
+    pub trouble: Vec<String>,
+    /// Every capture file named or found, opened or not (none may be overwritten).
+    pub files: Vec<PathBuf>,
+}
+
+/// Expands `args` and opens every capture; an error when none could be opened.
+pub fn open(args: &[PathBuf]) -> anyhow::Result<Opened> {
+    let found = expand(args);
+    let mut trouble: Vec<String> = found
+        .unreadable
+        .iter()
+        .map(|(path, e)| format!("{}: unreadable: {e}", path.display()))
+        .collect();
+    let mut captures = Vec::new();
+    for path in &found.files {
+        match Capture::open(path) {
+            Ok(c) => captures.push(c),
+            Err(e) => trouble.push(format!("{e} (input left out)")),
+        }
+    }
+    if captures.is_empty() {
+        bail!("no input could be opened: {}", trouble.join("; "));
+    }
+    Ok(Opened {
+        captures,
+        trouble,
+        files: found.files,
+    })
 }

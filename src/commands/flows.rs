@@ -55,21 +55,11 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     if args.top == Some(0) {
         bail!("--top must be at least 1");
     }
-    let found = inputs::expand(&args.inputs);
-    let mut trouble: Vec<String> = Vec::new();
-    for (path, e) in &found.unreadable {
-        trouble.push(format!("{}: unreadable: {e}", path.display()));
-    }
-    let mut captures: Vec<Capture> = Vec::new();
-    for path in &found.files {
-        match Capture::open(path) {
-            Ok(c) => captures.push(c),
-            Err(e) => trouble.push(format!("{e} (input left out)")),
-        }
-    }
-    if captures.is_empty() {
-        bail!("no input could be opened: {}", trouble.join("; "));
-    }
+    let inputs::Opened {
+        captures,
+        mut trouble,
+        ..
+    } = inputs::open(&args.inputs)?;
     // As merge does: first a pass that reads each input in its own order, then, if one is not
     // in time order, a pass in time order from a survey.
     let windowed = spec.after.is_some() || spec.before.is_some();

@@ -578,21 +578,12 @@ struct FileCount {
 
 /// `info` with a selection.
 fn run_selection(args: &InfoArgs, spec: &Spec) -> anyhow::Result<Outcome> {
-    let found = inputs::expand(&args.files);
+    let opened = inputs::open(&args.files)?;
+    let captures = opened.captures;
     let mut outcome = Outcome::Success;
-    let mut captures = Vec::new();
-    for (path, e) in &found.unreadable {
-        eprintln!("tracekit info: {}: unreadable: {e}", path.display());
+    for t in &opened.trouble {
+        eprintln!("tracekit info: {t}");
         outcome = Outcome::Partial;
-    }
-    for path in &found.files {
-        match Capture::open(path) {
-            Ok(c) => captures.push(c),
-            Err(e) => {
-                eprintln!("tracekit info: {e} (input left out)");
-                outcome = Outcome::Partial;
-            }
-        }
     }
     let shifts = vec![0; captures.len()];
     let chosen = set::choose(&captures, &shifts, spec, true);

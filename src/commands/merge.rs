@@ -71,21 +71,11 @@ fn output_format(asked: Option<&str>, output: &Path, default: &str) -> anyhow::R
 pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::Result<Outcome> {
     let spec = Spec::try_from(&args.select)?;
     let format = output_format(args.format.as_deref(), &args.output, default_format)?;
-    let found = inputs::expand(&args.inputs);
-    let mut trouble: Vec<String> = Vec::new();
-    for (path, e) in &found.unreadable {
-        trouble.push(format!("{}: unreadable: {e}", path.display()));
-    }
-    let mut captures: Vec<Capture> = Vec::new();
-    for path in &found.files {
-        match Capture::open(path) {
-            Ok(c) => captures.push(c),
-            Err(e) => trouble.push(format!("{e} (input left out)")),
-        }
-    }
-    if captures.is_empty() {
-        bail!("no input could be opened: {}", trouble.join("; "));
-    }
+    let inputs::Opened {
+        captures,
+        trouble,
+        files,
+    } = inputs::open(&args.inputs)?;
     let names: Vec<String> = captures
         .iter()
         .map(|c| {
@@ -162,7 +152,7 @@ pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::R
         command,
         format,
         spec: &spec,
-        paths: found.files.iter().map(PathBuf::as_path).collect(),
+        paths: files.iter().map(PathBuf::as_path).collect(),
         captures: &captures,
         names,
         shifts,

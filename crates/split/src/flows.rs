@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 use tracekit_capture::Record;
-use tracekit_wire::community::FlowTuple;
+use tracekit_wire::community::{FlowTuple, icmp_counterpart};
 use tracekit_wire::tcp::flags;
 use tracekit_wire::{IpProtocol, Layers, TransportKind, dissect_into};
 
@@ -149,24 +149,13 @@ fn seen(l: &Layers, data: &[u8]) -> Seen {
 
 /// The ICMP (type, code) of a packet made the same for a request and its reply.
 fn icmp_pair(icmp_type: u16, code: u16, proto: u8) -> (u16, u16) {
-    let counterpart: &[(u16, u16)] = if proto == IpProtocol::ICMPV6.0 {
-        &[
-            (128, 129),
-            (130, 131),
-            (133, 134),
-            (135, 136),
-            (139, 140),
-            (144, 145),
-        ]
-    } else {
-        &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
-    };
-    for &(a, b) in counterpart {
-        if icmp_type == a || icmp_type == b {
-            return (a, b);
+    match icmp_counterpart(icmp_type as u8, proto == IpProtocol::ICMPV6.0) {
+        Some(other) => {
+            let other = u16::from(other);
+            (icmp_type.min(other), icmp_type.max(other))
         }
+        None => (icmp_type, code),
     }
-    (icmp_type, code)
 }
 
 /// Key of a row that is not a TCP/UDP stream.

@@ -20,8 +20,10 @@ pub struct FlowTuple {
     pub ports: Option<(u16, u16)>,
 }
 
-/// ICMP types that pair with a counterpart, as the reference implementation lists them.
-fn icmp_counterpart(icmp_type: u8, v6: bool) -> Option<u8> {
+/// The ICMP (`v6`: ICMPv6) type that answers `icmp_type` or is answered by it (echo and
+/// echo reply…), as the reference implementation pairs them.
+#[must_use]
+pub fn icmp_counterpart(icmp_type: u8, v6: bool) -> Option<u8> {
     let pairs: &[(u8, u8)] = if v6 {
         &[
             (128, 129),
