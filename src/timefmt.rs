@@ -25,58 +25,15 @@ pub fn signed_seconds(ns: i64) -> String {
 }
 
 /// Parses a signed duration exactly: `-1.25s`, `+250ms`, `3us`, `-0.5` (seconds when no unit),
-/// units ns, us/µs, ms, s, m, h.
+/// units ns, us/µs, ms, s, m, h, d (the selection's `+TIME` parser, with a sign).
 pub fn parse_signed_duration(v: &str) -> Result<i64, String> {
     let t = v.trim();
     let (negative, body) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let split = body
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(body.len());
-    let (num, unit) = body.split_at(split);
-    let scale: i128 = match unit.trim() {
-        "" | "s" => 1_000_000_000,
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        u => {
-            return Err(format!(
-                "{v:?}: unknown unit {u:?} (use ns, us, ms, s, m or h)"
-            ));
-        }
-    };
-    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
-    if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
-        return Err(format!("{v:?}: expected a number and a unit, e.g. -1.25s"));
-    }
-    let whole: i128 = if whole.is_empty() {
-        0
-    } else {
-        whole
-            .parse()
-            .map_err(|_| format!("{v:?}: number too large"))?
-    };
-    let mut ns = whole
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{v:?}: too large"))?;
-    // The fraction, digit by digit, so that 0.1s is exactly 100 ms.
-    let mut place = scale;
-    for d in frac.bytes() {
-        place /= 10;
-        if place == 0 {
-            if d != b'0' {
-                return Err(format!("{v:?}: finer than a nanosecond"));
-            }
-            continue;
-        }
-        ns += i128::from(d - b'0') * place;
-    }
-    let ns = if negative { -ns } else { ns };
-    i64::try_from(ns).map_err(|_| format!("{v:?}: too large"))
+    let ns = tracekit_select::window::parse_duration(body).map_err(|e| format!("{v:?}: {e}"))?;
+    Ok(if negative { -ns } else { ns })
 }
 
 #[cfg(test)]

@@ -9,16 +9,16 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use tracekit_capture::Capture;
 use tracekit_merge::set;
-use tracekit_merge::{Input, Item, Merger, Order};
+use tracekit_merge::{Item, Merger, Order};
 use tracekit_select::Spec;
 use tracekit_split::flows::{Flow, FlowSummary, FlowTable, Packet};
 
 use crate::cli::FlowsArgs;
 use crate::{Outcome, inputs, progress, timefmt};
 
-/// One conversation's row.
+/// One conversation's row; `Files` is a list in JSON, a `;`-joined string in CSV.
 #[derive(Debug, Serialize)]
-struct Row {
+struct Row<Files> {
     proto: String,
     /// The IP protocol number (null for frames without IP).
     ip_proto: Option<u8>,
@@ -45,7 +45,7 @@ struct Row {
     /// Who sent the first FIN or RST: client, server, or nobody (null).
     closed_by: Option<&'static str>,
     /// The input files holding its packets, in order of first appearance.
-    files: Vec<String>,
+    files: Files,
     first_frame: u64,
     last_frame: u64,
 }
@@ -98,7 +98,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     if args.format == "csv" {
         let mut w = csv::Writer::from_writer(out);
         for r in rows {
-            w.serialize(CsvRow::from(r)).map_err(csv_error)?;
+            w.serialize(r.for_csv()).map_err(csv_error)?;
         }
         w.flush()?;
     } else {
@@ -172,14 +172,7 @@ fn table(
         .collect();
     let total: u64 = chosen.captures.iter().map(|c| c.data().len() as u64).sum();
     let bar = progress::bytes(total, quiet);
-    let inputs: Vec<Input<'_>> = chosen
-        .captures
-        .iter()
-        .map(|c| Input {
-            records: c.records(),
-            shift: 0,
-        })
-        .collect();
+    let inputs = chosen.inputs();
     let order = match chosen.surveys {
         Some(s) if !speculative => Order::Time(s),
         _ => Order::KeepInputOrder,
@@ -296,7 +289,7 @@ impl<'a> Reading<'a, '_> {
 const BATCH: usize = 1024;
 
 /// The printed row of a flow: times in RFC 3339, inputs by name.
-fn row(f: &FlowSummary, names: &[String]) -> Row {
+fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
     Row {
         proto: f.proto.clone(),
         ip_proto: f.ip_proto,
@@ -322,56 +315,31 @@ fn row(f: &FlowSummary, names: &[String]) -> Row {
     }
 }
 
-/// The CSV form: the file list joined with `;`.
-#[derive(Debug, Serialize)]
-struct CsvRow {
-    proto: String,
-    ip_proto: Option<u8>,
-    stream: Option<u32>,
-    client: String,
-    client_port: Option<u16>,
-    server: String,
-    server_port: Option<u16>,
-    first_ts: String,
-    last_ts: String,
-    duration: f64,
-    packets_c2s: u64,
-    packets_s2c: u64,
-    bytes_c2s: u64,
-    bytes_s2c: u64,
-    community_id: Option<String>,
-    state: String,
-    history: String,
-    closed_by: Option<&'static str>,
-    files: String,
-    first_frame: u64,
-    last_frame: u64,
-}
-
-impl From<Row> for CsvRow {
-    fn from(r: Row) -> CsvRow {
-        CsvRow {
-            proto: r.proto,
-            ip_proto: r.ip_proto,
-            stream: r.stream,
-            client: r.client,
-            client_port: r.client_port,
-            server: r.server,
-            server_port: r.server_port,
-            first_ts: r.first_ts,
-            last_ts: r.last_ts,
-            duration: r.duration,
-            packets_c2s: r.packets_c2s,
-            packets_s2c: r.packets_s2c,
-            bytes_c2s: r.bytes_c2s,
-            bytes_s2c: r.bytes_s2c,
-            community_id: r.community_id,
-            state: r.state,
-            history: r.history,
-            closed_by: r.closed_by,
-            files: r.files.join(";"),
-            first_frame: r.first_frame,
-            last_frame: r.last_frame,
+impl Row<Vec<String>> {
+    /// The CSV form: the file list joined with `;`.
+    fn for_csv(self) -> Row<String> {
+        Row {
+            proto: self.proto,
+            ip_proto: self.ip_proto,
+            stream: self.stream,
+            client: self.client,
+            client_port: self.client_port,
+            server: self.server,
+            server_port: self.server_port,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            duration: self.duration,
+            packets_c2s: self.packets_c2s,
+            packets_s2c: self.packets_s2c,
+            bytes_c2s: self.bytes_c2s,
+            bytes_s2c: self.bytes_s2c,
+            community_id: self.community_id,
+            state: self.state,
+            history: self.history,
+            closed_by: self.closed_by,
+            files: self.files.join(";"),
+            first_frame: self.first_frame,
+            last_frame: self.last_frame,
         }
     }
 }

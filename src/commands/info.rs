@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tracekit_capture::{Capture, Format, LinkType, Timestamp, TsResolution};
 use tracekit_merge::set;
-use tracekit_merge::{Input, Item, Merger, Order};
+use tracekit_merge::{Item, Merger, Order};
 use tracekit_select::Spec;
 
 use crate::cli::InfoArgs;
@@ -587,15 +587,8 @@ fn run_selection(args: &InfoArgs, spec: &Spec) -> anyhow::Result<Outcome> {
     }
     let shifts = vec![0; captures.len()];
     let chosen = set::choose(&captures, &shifts, spec, true);
+    let inputs = chosen.inputs();
     let mut matcher = chosen.matcher.expect("a selection was given");
-    let inputs: Vec<Input<'_>> = chosen
-        .captures
-        .iter()
-        .map(|c| Input {
-            records: c.records(),
-            shift: 0,
-        })
-        .collect();
     let merger = Merger::new(inputs, Order::Time(chosen.surveys.unwrap_or_default()));
     let mut s = SelectionSummary {
         inputs: captures.len(),

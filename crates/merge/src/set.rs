@@ -2,7 +2,7 @@
 //! narrowed by the selection's time window before any packet is read; and the parallel
 //! selection of pcap inputs. What `merge`, `extract`, `flows` and `info` read a set with.
 
-use crate::{Survey, survey};
+use crate::{Input, Survey, survey};
 use rayon::prelude::*;
 use tracekit_capture::{Capture, Record};
 use tracekit_select::{Matcher, Spec};
@@ -28,6 +28,20 @@ pub struct Chosen<'a> {
     pub surveys: Option<Vec<Survey<'a>>>,
     pub passed: Passed,
     pub matcher: Option<Matcher>,
+}
+
+impl<'a> Chosen<'a> {
+    /// The chosen captures as merge inputs, each from its first record, clocks unshifted.
+    #[must_use]
+    pub fn inputs(&self) -> Vec<Input<'a>> {
+        self.captures
+            .iter()
+            .map(|c| Input {
+                records: c.records(),
+                shift: 0,
+            })
+            .collect()
+    }
 }
 
 /// Surveys the inputs (one walk over each one's record headers, in parallel) when they are to

@@ -55,7 +55,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let scale: i64 = match unit {
+    let scale: i64 = match unit.trim() {
         "" | "s" => 1_000_000_000,
         "ns" => 1,
         "us" | "µs" => 1_000,
