@@ -330,6 +330,10 @@ pub struct InfoArgs {
     /// Worker threads for summarizing several files (default: one per core).
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Also print each file's digest (chain of custody): sha256 and/or blake3, as sha256sum and
+    /// b3sum print them, of the file as stored. May repeat, or take a list: --hash sha256,blake3.
+    #[arg(long = "hash", value_name = "ALGO", value_parser = ["sha256", "blake3"], value_delimiter = ',')]
+    pub hash: Vec<String>,
     // With a selection, one summary of the selected packets of all inputs read as one
     // capture, instead of one per file.
     #[command(flatten)]

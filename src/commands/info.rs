@@ -1,6 +1,6 @@
 //! `tracekit info`: what capinfos tells, for many files at once, with damage located.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,10 @@ pub struct Summary {
     pub errors: Vec<ErrorEntry>,
     /// Problems beyond those listed (only the first hundred are kept).
     pub errors_not_listed: u64,
+    /// `--hash`: the file's digests (lower-case hex) by algorithm, as sha256sum and b3sum
+    /// print them: of the file as stored, compressed or not.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hashes: BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +157,7 @@ impl Summary {
             blocks: None,
             errors: Vec::new(),
             errors_not_listed: 0,
+            hashes: BTreeMap::new(),
         }
     }
 
@@ -344,6 +349,9 @@ fn resolution_name(r: TsResolution) -> String {
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
     let spec = Spec::try_from(&args.select)?;
+    if !args.hash.is_empty() && args.files.iter().any(|f| f.as_os_str() == "-") {
+        anyhow::bail!("--hash reads each file again from disk: it cannot hash standard input");
+    }
     if !spec.is_everything() {
         return run_selection(args, &spec);
     }
@@ -358,7 +366,15 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
         files
             .par_iter()
             .map(|p| {
-                let s = summarize(p);
+                let mut s = summarize(p);
+                if let Err(e) = digests(p, &args.hash, &mut s.hashes) {
+                    s.errors.push(ErrorEntry {
+                        record: None,
+                        offset: None,
+                        fatal: true,
+                        message: format!("--hash: {e}"),
+                    });
+                }
                 bar.inc(1);
                 s
             })
@@ -406,6 +422,9 @@ fn print_one(out: &mut impl Write, s: &Summary, json: bool) -> io::Result<()> {
 fn print_text(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "n/a".into());
     writeln!(out, "File name:            {}", s.path.display())?;
+    for (algo, hex) in &s.hashes {
+        writeln!(out, "{:<22}{hex}", format!("{}:", algo.to_uppercase()))?;
+    }
     let Some(format) = s.format else {
         for e in &s.errors {
             writeln!(out, "Error:                {}", e.message)?;
@@ -548,6 +567,45 @@ fn print_text(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             };
             writeln!(out, "  {kind}: {}", e.message)?;
         }
+    }
+    Ok(())
+}
+
+/// The digests `algos` asks for of the file at `path`, read once in 1 MiB pieces.
+fn digests(
+    path: &Path,
+    algos: &[String],
+    out: &mut BTreeMap<&'static str, String>,
+) -> io::Result<()> {
+    use sha2::Digest;
+    if algos.is_empty() {
+        return Ok(());
+    }
+    let (want_sha, want_b3) = (
+        algos.iter().any(|a| a == "sha256"),
+        algos.iter().any(|a| a == "blake3"),
+    );
+    let mut sha = sha2::Sha256::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if want_sha {
+            sha.update(&buf[..n]);
+        }
+        if want_b3 {
+            b3.update(&buf[..n]);
+        }
+    }
+    if want_sha {
+        out.insert("sha256", hex::encode(sha.finalize()));
+    }
+    if want_b3 {
+        out.insert("blake3", b3.finalize().to_hex().to_string());
     }
     Ok(())
 }

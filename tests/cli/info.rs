@@ -260,3 +260,52 @@ fn snapshot_text_report() {
 fn snapshot_json_report() {
     insta::assert_snapshot!(snapshot_of(&["info", "--json"], &["mixed.pcapng"]));
 }
+
+/// `--hash` prints the digests sha256sum and b3sum print (chain of custody), of the file as
+/// stored (a gzip file's own bytes), in text and JSON; standard input is refused (issue 29).
+#[test]
+fn hashes_equal_sha256sum_and_b3sum() {
+    let files = [
+        crate::corpus("ppp_tls2.pcap"),
+        crate::testdata("handshake.pcap.gz"),
+        crate::testdata("firewall-client.pcapng"),
+    ];
+    let o = crate::run(
+        crate::tracekit()
+            .args(["info", "--json", "--hash", "sha256", "--hash", "blake3"])
+            .args(&files),
+    );
+    assert!(o.status.success(), "{}", crate::stderr(&o));
+    let rows: Vec<serde_json::Value> = crate::stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (file, row) in files.iter().zip(&rows) {
+        for (tool, algo) in [("sha256sum", "sha256"), ("b3sum", "blake3")] {
+            let out = std::process::Command::new(tool)
+                .arg(file)
+                .output()
+                .unwrap_or_else(|e| panic!("{tool} (scripts/test installs it): {e}"));
+            let want = String::from_utf8(out.stdout).unwrap();
+            let want = want.split_whitespace().next().unwrap();
+            assert_eq!(
+                row["hashes"][algo].as_str(),
+                Some(want),
+                "{} {algo}",
+                file.display()
+            );
+        }
+    }
+    let text = crate::run(
+        crate::tracekit()
+            .args(["info", "--hash", "sha256,blake3"])
+            .arg(&files[0]),
+    );
+    let text = crate::stdout(&text);
+    assert!(
+        text.contains("SHA256:") && text.contains("BLAKE3:"),
+        "{text}"
+    );
+    let piped = crate::run(crate::tracekit().args(["info", "--hash", "sha256", "-"]));
+    assert_eq!(piped.status.code(), Some(2));
+}
