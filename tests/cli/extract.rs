@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{corpus, run, stderr, tracekit};
+use crate::{corpus, run, stderr, succeed, tracekit};
 
 /// (time, length on the wire, bytes) of every record, in file order.
 fn packets(path: &Path) -> Vec<(i64, u32, Vec<u8>)> {
@@ -243,11 +243,12 @@ fn frame_ranges_are_wiresharks_frame_numbers() {
     let file = corpus("ppp_many-protocols.pcap");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("frames.pcap");
-    let o = run(tracekit()
-        .args(["extract", "-q", "--frames", "5-9,100,4700-", "-o"])
-        .arg(&out)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["extract", "-q", "--frames", "5-9,100,4700-", "-o"])
+            .arg(&out)
+            .arg(&file),
+    );
     let want =
         tracekit_testutil::tshark_fields(&file, &["frame.number", "frame.len", "frame.time_epoch"])
             .into_iter()
@@ -271,21 +272,23 @@ fn a_rotated_set_is_one_capture_and_files_outside_the_window_are_passed_over() {
     let file = corpus("ppp_tls2.pcap");
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
-    let o = run(tracekit()
-        .args(["split", "-q", "--by", "count=100", "-o"])
-        .arg(&set)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["split", "-q", "--by", "count=100", "-o"])
+            .arg(&set)
+            .arg(&file),
+    );
     let files = std::fs::read_dir(&set).unwrap().count();
     assert!(files >= 10, "{files} chunks");
     let all = packets(&file);
     let (a, b) = (all[420].0, all[610].0);
     let ours = dir.path().join("window.pcap");
-    let o = run(tracekit()
-        .args(["extract", "--after", &epoch(a), "--before", &epoch(b), "-o"])
-        .arg(&ours)
-        .arg(&set));
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = succeed(
+        tracekit()
+            .args(["extract", "--after", &epoch(a), "--before", &epoch(b), "-o"])
+            .arg(&ours)
+            .arg(&set),
+    );
     let summary = stderr(&o);
     assert!(
         summary.contains(&format!("{} file(s)", files - 3)) && summary.contains("passed over"),
@@ -300,19 +303,20 @@ fn a_rotated_set_is_one_capture_and_files_outside_the_window_are_passed_over() {
     // Frames 501-510 of the set are frames 501-510 of the unsplit file, though the window
     // passed over the files before them.
     let framed = dir.path().join("framed.pcap");
-    let o = run(tracekit()
-        .args([
-            "extract",
-            "-q",
-            "--after",
-            &epoch(a),
-            "--frames",
-            "501-510",
-            "-o",
-        ])
-        .arg(&framed)
-        .arg(&set));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args([
+                "extract",
+                "-q",
+                "--after",
+                &epoch(a),
+                "--frames",
+                "501-510",
+                "-o",
+            ])
+            .arg(&framed)
+            .arg(&set),
+    );
     assert!(packets(&framed) == all[500..510].to_vec());
 }
 
@@ -360,15 +364,16 @@ fn a_hosts_file_selects_what_the_equivalent_filter_selects() {
     )
     .unwrap();
     let by_list = dir.path().join("list.pcap");
-    let o = run(tracekit()
-        .args(["extract", "-q", "--hosts-file"])
-        .arg(&hosts)
-        .arg("-o")
-        .arg(&by_list)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["extract", "-q", "--hosts-file"])
+            .arg(&hosts)
+            .arg("-o")
+            .arg(&by_list)
+            .arg(&file),
+    );
     let by_filter = dir.path().join("filter.pcap");
-    let o = run(tracekit()
+    succeed(tracekit()
         .args([
             "extract",
             "-q",
@@ -378,19 +383,19 @@ fn a_hosts_file_selects_what_the_equivalent_filter_selects() {
         ])
         .arg(&by_filter)
         .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
     let got = packets(&by_list);
     assert!(got.len() > 100);
     assert!(got == packets(&by_filter));
     // Inside MPLS: the hosts file finds the ICMP exchange, `host` alone does not.
     std::fs::write(&hosts, "10.118.10.2\n").unwrap();
-    let o = run(tracekit()
-        .args(["extract", "-q", "--hosts-file"])
-        .arg(&hosts)
-        .arg("-o")
-        .arg(&by_list)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["extract", "-q", "--hosts-file"])
+            .arg(&hosts)
+            .arg("-o")
+            .arg(&by_list)
+            .arg(&file),
+    );
     assert_eq!(packets(&by_list).len(), 10);
 }
 
@@ -442,39 +447,41 @@ fn every_command_takes_the_same_selection() {
     let dir = tempfile::tempdir().unwrap();
     let select = ["--filter", "tcp port 443 or udp port 53", "--after", "+1s"];
     let extracted = dir.path().join("extract.pcap");
-    let o = run(tracekit()
-        .args(["extract", "-q"])
-        .args(select)
-        .arg("-o")
-        .arg(&extracted)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["extract", "-q"])
+            .args(select)
+            .arg("-o")
+            .arg(&extracted)
+            .arg(&file),
+    );
     let mut want = packets(&extracted);
     assert!(want.len() > 1000);
 
     let merged = dir.path().join("merge.pcap");
-    let o = run(tracekit()
-        .args(["merge", "-q", "--format", "pcap"])
-        .args(select)
-        .arg("-o")
-        .arg(&merged)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["merge", "-q", "--format", "pcap"])
+            .args(select)
+            .arg("-o")
+            .arg(&merged)
+            .arg(&file),
+    );
     assert!(packets(&merged) == want);
 
-    let o = run(tracekit().args(["info", "--json"]).args(select).arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = succeed(tracekit().args(["info", "--json"]).args(select).arg(&file));
     let info: serde_json::Value = serde_json::from_str(&crate::stdout(&o)).unwrap();
     assert_eq!(info["packets_selected"].as_u64(), Some(want.len() as u64));
 
     let parts = dir.path().join("split");
-    let o = run(tracekit()
-        .args(["split", "-q"])
-        .args(select)
-        .arg("-o")
-        .arg(&parts)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["split", "-q"])
+            .args(select)
+            .arg("-o")
+            .arg(&parts)
+            .arg(&file),
+    );
     let mut got: Vec<_> = std::fs::read_dir(&parts)
         .unwrap()
         .flat_map(|e| packets(&e.unwrap().path()))
@@ -490,14 +497,15 @@ fn every_command_takes_the_same_selection() {
             .success()
     );
     let anon = dir.path().join("anon.pcap");
-    let o = run(tracekit()
-        .args(["anonymize", "-q", "--key-file"])
-        .arg(&key)
-        .args(select)
-        .arg("-o")
-        .arg(&anon)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["anonymize", "-q", "--key-file"])
+            .arg(&key)
+            .args(select)
+            .arg("-o")
+            .arg(&anon)
+            .arg(&file),
+    );
     let anonymized = packets(&anon);
     assert_eq!(anonymized.len(), want.len());
     // Lengths and times are kept by anonymize.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{corpus, run, stderr, stdout, tracekit};
+use crate::{corpus, run, stderr, stdout, succeed, tracekit};
 
 fn flows(inputs: &[&Path], extra: &[&str]) -> Vec<serde_json::Value> {
     let o = run(tracekit().args(["flows", "-q"]).args(extra).args(inputs));
@@ -211,13 +211,14 @@ fn a_community_id_selects_its_flows_packets() {
     let dir = tempfile::tempdir().unwrap();
     for r in rows {
         let out = dir.path().join("flow.pcap");
-        let o = run(tracekit()
-            .args(["extract", "-q", "--community-id"])
-            .arg(r["community_id"].as_str().unwrap())
-            .arg("-o")
-            .arg(&out)
-            .arg(&file));
-        assert!(o.status.success(), "{}", stderr(&o));
+        succeed(
+            tracekit()
+                .args(["extract", "-q", "--community-id"])
+                .arg(r["community_id"].as_str().unwrap())
+                .arg("-o")
+                .arg(&out)
+                .arg(&file),
+        );
         let n = tracekit_capture::Capture::open(&out)
             .unwrap()
             .records()
@@ -236,11 +237,12 @@ fn a_rotated_set_gives_the_flows_of_the_whole_file() {
     let file = corpus("ppp_tls2.pcap");
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set");
-    let o = run(tracekit()
-        .args(["split", "-q", "--by", "count=200", "-o"])
-        .arg(&set)
-        .arg(&file));
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["split", "-q", "--by", "count=200", "-o"])
+            .arg(&set)
+            .arg(&file),
+    );
     let strip = |mut rows: Vec<serde_json::Value>| {
         for r in &mut rows {
             r.as_object_mut().unwrap().remove("files");

@@ -50,6 +50,13 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("the binary runs")
 }
 
+/// Runs a command that must succeed (exit 0), showing its stderr when it does not.
+pub fn succeed(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
