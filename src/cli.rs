@@ -152,7 +152,7 @@ pub struct LeakcheckArgs {
     pub anonymized: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[allow(clippy::struct_excessive_bools)] // command-line switches
 pub struct AnalyzeArgs {
     /// Print the analysis as JSON (documented in docs/analyze-json.md).
@@ -173,8 +173,10 @@ pub struct AnalyzeArgs {
     /// Also write the ladder of the first connection alone as SVG (for slides).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Pair the capture files of two directories (by name, else by overlapping time and shared
-    /// connections) and analyze every pair; needs -o.
+    /// Many incidents, one pair of files each: pair the files of two directories by what they
+    /// share (SYN/SYN-ACK sequence numbers, TLS randoms, payloads; not names or raw times, so
+    /// any clock offset) and analyze every pair; needs -o. (One long observation in rotated
+    /// files: give the two directories without --batch.)
     #[arg(long, num_args = 2, value_names = ["DIR_A", "DIR_B"], conflicts_with = "traces")]
     pub batch: Option<Vec<PathBuf>>,
     /// Batch mode: the directory for one report per pair and the summary (CSV and JSON).
@@ -192,9 +194,16 @@ pub struct AnalyzeArgs {
     /// the report) on stderr.
     #[arg(long, conflicts_with = "batch")]
     pub timings: bool,
-    /// The two captures, in either order.
-    #[arg(value_name = "TRACE", num_args = 2, required_unless_present = "batch")]
+    /// The two sides, in either order: `A B`, each a capture or a directory of captures
+    /// (rotated files, read as one capture in time order); or several files a side, as
+    /// `A1 A2 … -- B1 B2 …`.
+    #[arg(value_name = "A", num_args = 1.., required_unless_present = "batch")]
     pub traces: Vec<PathBuf>,
+    /// Side B's files, after `--`.
+    #[arg(value_name = "B", last = true, conflicts_with = "batch")]
+    pub side_b: Vec<PathBuf>,
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 /// The selection every command accepts; all given parts must hold (AND).

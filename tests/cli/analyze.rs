@@ -1059,11 +1059,11 @@ fn batch_pairs_directories_by_name_and_writes_a_summary() {
     assert_eq!(row(&rows, "firewall.pcapng")["middlebox"], "tcp-proxy");
     assert_eq!(row(&rows, "nat.pcapng")["middlebox"], "nat");
     assert_eq!(row(&rows, "reset.pcapng")["middlebox"], "rst-injector");
-    assert!(rows.iter().all(|r| r["paired_by"] == "name"));
+    assert!(rows.iter().all(|r| r["paired_by"] == "content"));
 }
 
 #[test]
-fn batch_pairs_files_with_other_names_by_shared_connections_and_time() {
+fn batch_pairs_files_with_other_names_by_shared_connections() {
     // Other names, other order on the server side.
     let files: Vec<(&str, String, String)> = ["firewall", "clamp", "reset"]
         .iter()
@@ -1089,7 +1089,7 @@ fn batch_pairs_files_with_other_names_by_shared_connections_and_time() {
                 .ends_with(&format!("{}-srv.pcapng", 9 - i)),
             "{r:#}"
         );
-        assert_eq!(r["paired_by"], "time+connections");
+        assert_eq!(r["paired_by"], "content");
         assert_eq!(r["middlebox"], *want);
     }
 }

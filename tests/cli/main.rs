@@ -6,6 +6,7 @@
 )]
 
 mod analyze;
+mod analyze_sets;
 mod analyze_snapshots;
 mod anonymize;
 mod extract;

@@ -183,6 +183,7 @@ pub fn analyze_scoped(
         connections,
         rows,
         unmatched,
+        sets: None,
     }
 }
 
@@ -532,7 +533,7 @@ fn ms_text(ns: i64) -> String {
 }
 
 /// A display filter selecting these frames.
-fn frame_filter(frames: &[u64]) -> Option<String> {
+pub(crate) fn frame_filter(frames: &[u64]) -> Option<String> {
     if frames.is_empty() {
         return None;
     }
@@ -557,6 +558,8 @@ fn evidence(
         filter_b: frame_filter(&frames_b),
         frames_a,
         frames_b,
+        files_a: Vec::new(),
+        files_b: Vec::new(),
         middlebox_evidence: true,
     }
 }

@@ -8,13 +8,16 @@
 //! connection. The clock offset between the traces comes from `tracekit_merge::align`, the
 //! same estimate `tracekit merge --align auto` uses.
 
+pub mod batch;
 mod compare;
 pub mod ladder;
 pub mod model;
+pub mod reading;
 mod sides;
 pub mod trace;
 
 pub use compare::{Input, LADDERS_KEPT, PairFilter, Scope, analyze, analyze_scoped};
-pub use model::{Analysis, Connection, Evidence, Row};
+pub use model::{Analysis, Connection, Evidence, FileFrames, Row};
+pub use reading::{FrameMap, Reading, Side, Tables, read_pair};
 pub use sides::{ip_id_behaviour, mac_string, vendor};
 pub use trace::{BATCH, Batch, ConnTable, Packet, PortFilter, TableBuilder};

@@ -23,6 +23,39 @@ pub struct Analysis {
     pub rows: Vec<Row>,
     /// Connections seen in one trace only.
     pub unmatched: Unmatched,
+    /// For a side read as a set of files: which file each frame number comes from (absent
+    /// when both sides are single captures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sets: Option<Sets>,
+}
+
+/// The sides read as sets of files (`None`: that side is one capture, whose frames are its
+/// own).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sets {
+    pub a: Option<SetFrames>,
+    pub b: Option<SetFrames>,
+}
+
+/// How a side's frame numbers (counted over the side read as one capture) map to its files.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SetFrames {
+    /// The files, in the order read.
+    pub files: Vec<String>,
+    /// Runs of consecutive frames from one file: (first frame over the side, position of
+    /// the file in `files`, its frame number within that file). Frame `f` of the side is in
+    /// the last run whose first frame is at most `f`.
+    pub runs: Vec<(u64, usize, u64)>,
+}
+
+impl SetFrames {
+    /// Frame `frame` of the side as (file name, frame within it).
+    #[must_use]
+    pub fn locate(&self, frame: u64) -> Option<(&str, u64)> {
+        let i = self.runs.partition_point(|r| r.0 <= frame).checked_sub(1)?;
+        let (first, file, local) = self.runs[i];
+        Some((self.files.get(file)?.as_str(), local + (frame - first)))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,11 +186,28 @@ pub struct Evidence {
     pub detail: String,
     pub frames_a: Vec<u64>,
     pub frames_b: Vec<u64>,
-    /// Wireshark display filters that show the frames in each trace.
+    /// Wireshark display filters that show the frames in each trace (for a side read as a
+    /// set: the filter of the one file that holds them all, else none; see `files_a`).
     pub filter_a: Option<String>,
     pub filter_b: Option<String>,
+    /// For a side read as a set: its frames grouped by file, numbered as in that file, with
+    /// a display filter for that file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_a: Vec<FileFrames>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_b: Vec<FileFrames>,
     /// False for artefacts of the capturing host (offload), which say nothing of a middlebox.
     pub middlebox_evidence: bool,
+}
+
+/// Frames of one file of a set.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct FileFrames {
+    pub file: String,
+    /// Frame numbers within the file, as Wireshark shows them when it opens that file.
+    pub frames: Vec<u64>,
+    /// A display filter for those frames, in that file.
+    pub filter: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -263,6 +263,21 @@ impl Trace {
             .map(|run| &run[0])
     }
 
+    /// The strong signatures seen once (kind and signature as one number), sorted: what
+    /// pairing files by their content compares (`analyze --batch`).
+    #[must_use]
+    pub fn strong_keys(&mut self) -> Vec<u64> {
+        self.finish();
+        let mut keys: Vec<u64> = self
+            .unique()
+            .filter(|e| e.kind.strong())
+            .map(|e| (e.kind as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ e.sig)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     /// Signatures of at most `limit` packets are kept (the offset is found near the start).
     #[must_use]
     pub fn new(limit: u64) -> Self {

@@ -180,8 +180,18 @@ fn connection(a: &Analysis, i: usize, c: &Connection) -> Markup {
                     tr {
                         td { code { (e.signal) } @if !e.middlebox_evidence { br; "(not middlebox evidence)" } }
                         td { (e.detail) }
-                        td { @if let Some(f) = &e.filter_a { code { (f) } button.copy type="button" data-filter=(f) { "copy" } } }
-                        td { @if let Some(f) = &e.filter_b { code { (f) } button.copy type="button" data-filter=(f) { "copy" } } }
+                        @for (groups, filter) in [(&e.files_a, &e.filter_a), (&e.files_b, &e.filter_b)] {
+                            td {
+                                @if groups.is_empty() {
+                                    @if let Some(f) = filter { code { (f) } button.copy type="button" data-filter=(f) { "copy" } }
+                                } @else {
+                                    // A side read as a set: each file with the filter for it.
+                                    @for g in groups {
+                                        div { (g.file) ": " code { (g.filter) } button.copy type="button" data-filter=(g.filter) { "copy" } }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -426,6 +436,8 @@ pub struct IndexRow {
     pub middlebox: String,
     pub closed_by: String,
     pub verdict: String,
+    /// How the two files were paired, and the clock offset found.
+    pub paired: String,
 }
 
 const SORT_SCRIPT: &str = r"
@@ -438,7 +450,9 @@ rows.forEach(function(r){t.appendChild(r);});});});
 
 /// The batch index: one row per pair, linking its page; columns sort on click.
 #[must_use]
-pub fn index(rows: &[IndexRow]) -> String {
+/// The batch's index page: a row per pair, then the files left without a partner (file,
+/// reason).
+pub fn index(rows: &[IndexRow], unpaired: &[(String, String)]) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -456,13 +470,22 @@ pub fn index(rows: &[IndexRow]) -> String {
                             th data-col="0" { "client side" } th data-col="1" { "server side" }
                             th data-col="2" { "connections" } th data-col="3" { "failed" }
                             th data-col="4" { "middlebox" } th data-col="5" { "closed by" } th data-col="6" { "verdict" }
+                            th data-col="7" { "paired by" }
                         }
                         @for r in rows {
                             tr {
                                 td { a href=(r.page) { (r.a) } } td { (r.b) }
                                 td { (r.connections) } td { (r.failed) }
                                 td { (r.middlebox) } td { (r.closed_by) } td { (r.verdict) }
+                                td { (r.paired) }
                             }
+                        }
+                    }
+                    @if !unpaired.is_empty() {
+                        h2 { "Files without a partner (" (unpaired.len()) ")" }
+                        table {
+                            tr { th { "file" } th { "why" } }
+                            @for (file, why) in unpaired { tr { td { (file) } td { (why) } } }
                         }
                     }
                 }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 pub mod html;
 
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::{Connection, HandshakeView, Row, Side};
+use tracekit_analyze::model::{Connection, HandshakeView, Row, SetFrames, Sets, Side};
 
 /// The analysis as pretty JSON (the documented `--json` output), streamed to a writer (big
 /// analyses are not built in memory first).
@@ -34,6 +34,8 @@ fn write_json_chunked<W: std::io::Write>(
         clock: &'a Option<tracekit_analyze::model::Clock>,
         connections: [(); 0],
         unmatched: &'a tracekit_analyze::model::Unmatched,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sets: &'a Option<Sets>,
     }
     let shell = serde_json::to_string_pretty(&Shell {
         traces: &a.traces,
@@ -41,6 +43,7 @@ fn write_json_chunked<W: std::io::Write>(
         clock: &a.clock,
         connections: [],
         unmatched: &a.unmatched,
+        sets: &a.sets,
     })?;
     let marker = "\"connections\": []";
     let at = shell.find(marker).expect("the shell has the field") + marker.len() - 1;
@@ -173,7 +176,7 @@ fn write_text_chunked<W: std::io::Write>(
     if all {
         return in_parallel(&a.connections, chunk, &mut out, |w, first, cs| {
             for (k, c) in cs.iter().enumerate() {
-                connection(w, first + k + 1, c);
+                connection(w, first + k + 1, c, a.sets.as_ref());
             }
         });
     }
@@ -193,7 +196,7 @@ fn write_text_chunked<W: std::io::Write>(
     }
     let mut w = String::new();
     for (i, c) in shown {
-        connection(&mut w, i + 1, c);
+        connection(&mut w, i + 1, c, a.sets.as_ref());
     }
     out.write_all(w.as_bytes())?;
     if more > 0 {
@@ -209,12 +212,21 @@ fn write_text_chunked<W: std::io::Write>(
 fn head(a: &Analysis) -> String {
     let mut out = String::new();
     let w = &mut out;
+    // A side read as a set says how many files it is.
+    let files = |side: Option<&SetFrames>| match side {
+        Some(s) if s.files.len() == 1 => "1 file, ".to_string(),
+        Some(s) => format!("{} files, ", s.files.len()),
+        None => String::new(),
+    };
+    let sets = a.sets.as_ref();
     let _ = writeln!(
         w,
-        "client side: {} ({} packets)\nserver side: {} ({} packets){}",
+        "client side: {} ({}{} packets)\nserver side: {} ({}{} packets){}",
         a.traces.a.name,
+        files(sets.and_then(|s| s.a.as_ref())),
         a.traces.a.packets,
         a.traces.b.name,
+        files(sets.and_then(|s| s.b.as_ref())),
         a.traces.b.packets,
         if a.swapped {
             "  [the second trace is the client side]"
@@ -383,7 +395,7 @@ fn in_parallel<W: std::io::Write, T: Sync>(
     Ok(())
 }
 
-fn connection(w: &mut String, n: usize, c: &Connection) {
+fn connection(w: &mut String, n: usize, c: &Connection, sets: Option<&Sets>) {
     let _ = writeln!(
         w,
         "\n── {n}. {} → {} ({}) ──",
@@ -430,7 +442,12 @@ fn connection(w: &mut String, n: usize, c: &Connection) {
         }
     }
     let _ = writeln!(w, "\nAs each capture point saw it:");
-    table(w, &c.sides.a, &c.sides.b);
+    let at = |side: fn(&Sets) -> Option<&SetFrames>| At(sets.and_then(side));
+    table(
+        w,
+        (&c.sides.a, at(|s| s.a.as_ref())),
+        (&c.sides.b, at(|s| s.b.as_ref())),
+    );
     if !c.caveats.is_empty() {
         let _ = writeln!(w, "\nCaveats:");
         for k in &c.caveats {
@@ -477,6 +494,28 @@ fn sentence(detail: &str) -> String {
 fn filters(w: &mut String, e: &tracekit_analyze::Evidence, indent: &str) {
     let frames = |f: &[u64]| f.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
     let noun = |f: &[u64]| if f.len() == 1 { "frame" } else { "frames" };
+    // A side read as a set: each file with its own frames and filter.
+    if !e.files_a.is_empty() || !e.files_b.is_empty() {
+        for (side, groups) in [("client", &e.files_a), ("server", &e.files_b)] {
+            for g in groups {
+                let (n, f) = (noun(&g.frames), frames(&g.frames));
+                let _ = writeln!(w, "{indent}{side} side {} {n} {f}: `{}`", g.file, g.filter);
+            }
+        }
+        if e.files_a.is_empty()
+            && let Some(fa) = &e.filter_a
+        {
+            let (n, f) = (noun(&e.frames_a), frames(&e.frames_a));
+            let _ = writeln!(w, "{indent}client side {n} {f}: `{fa}`");
+        }
+        if e.files_b.is_empty()
+            && let Some(fb) = &e.filter_b
+        {
+            let (n, f) = (noun(&e.frames_b), frames(&e.frames_b));
+            let _ = writeln!(w, "{indent}server side {n} {f}: `{fb}`");
+        }
+        return;
+    }
     if let Some(fa) = &e.filter_a {
         let (n, f) = (noun(&e.frames_a), frames(&e.frames_a));
         let _ = writeln!(w, "{indent}client side {n} {f}: `{fa}`");
@@ -491,8 +530,22 @@ fn hs<F: Fn(&HandshakeView) -> String>(h: Option<&HandshakeView>, f: F) -> Strin
     h.map_or_else(|| "–".to_string(), f)
 }
 
+/// How a side's frames are named: their number, or for a side read as a set the file and the
+/// frame within it.
+#[derive(Clone, Copy)]
+struct At<'a>(Option<&'a SetFrames>);
+
+impl At<'_> {
+    fn frame(self, f: u64) -> String {
+        match self.0.and_then(|s| s.locate(f)) {
+            Some((file, local)) => format!("{file} #{local}"),
+            None => f.to_string(),
+        }
+    }
+}
+
 #[allow(clippy::too_many_lines)] // one row per line: a table, not logic
-fn table(w: &mut String, a: &Side, b: &Side) {
+fn table(w: &mut String, (a, at_a): (&Side, At<'_>), (b, at_b): (&Side, At<'_>)) {
     let rows: Vec<(&str, String, String)> = vec![
         (
             "connection",
@@ -501,8 +554,8 @@ fn table(w: &mut String, a: &Side, b: &Side) {
         ),
         (
             "SYN frame",
-            hs(a.syn.as_ref(), |h| h.frame.to_string()),
-            hs(b.syn.as_ref(), |h| h.frame.to_string()),
+            hs(a.syn.as_ref(), |h| at_a.frame(h.frame)),
+            hs(b.syn.as_ref(), |h| at_b.frame(h.frame)),
         ),
         (
             "SYN TTL (initial, hops)",
@@ -537,8 +590,8 @@ fn table(w: &mut String, a: &Side, b: &Side) {
         ),
         (
             "SYN/ACK frame",
-            hs(a.syn_ack.as_ref(), |h| h.frame.to_string()),
-            hs(b.syn_ack.as_ref(), |h| h.frame.to_string()),
+            hs(a.syn_ack.as_ref(), |h| at_a.frame(h.frame)),
+            hs(b.syn_ack.as_ref(), |h| at_b.frame(h.frame)),
         ),
         (
             "SYN/ACK TTL (initial, hops)",
@@ -578,13 +631,13 @@ fn table(w: &mut String, a: &Side, b: &Side) {
         ),
         (
             "first close by client",
-            close(a.client_close.as_ref()),
-            close(b.client_close.as_ref()),
+            close(a.client_close.as_ref(), at_a),
+            close(b.client_close.as_ref(), at_b),
         ),
         (
             "first close by server",
-            close(a.server_close.as_ref()),
-            close(b.server_close.as_ref()),
+            close(a.server_close.as_ref(), at_a),
+            close(b.server_close.as_ref(), at_b),
         ),
         ("TLS", tls(a), tls(b)),
         (
@@ -657,10 +710,10 @@ fn mac(m: Option<&tracekit_analyze::model::MacView>) -> String {
 fn short(v: &str) -> String {
     v.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
-fn close(c: Option<&tracekit_analyze::model::CloseView>) -> String {
+fn close(c: Option<&tracekit_analyze::model::CloseView>, at: At<'_>) -> String {
     c.map_or_else(
         || "–".to_string(),
-        |c| format!("{} frame {} TTL {}", c.kind, c.frame, c.ttl),
+        |c| format!("{} frame {} TTL {}", c.kind, at.frame(c.frame), c.ttl),
     )
 }
 fn tls(s: &Side) -> String {
@@ -868,6 +921,18 @@ mod tests {
                 String::from_utf8(want.clone()).unwrap()
             );
         }
+        // And with a side read as a set.
+        let mut set = analysis.clone();
+        set.sets = Some(Sets {
+            a: Some(SetFrames {
+                files: vec!["x.pcap".into(), "y.pcap".into()],
+                runs: vec![(1, 0, 1), (40, 1, 1)],
+            }),
+            b: None,
+        });
+        let mut got = Vec::new();
+        write_json_chunked(&set, &mut got, 2).unwrap();
+        assert_eq!(got, serde_json::to_vec_pretty(&set).unwrap());
         // And with no connection at all.
         let empty = tracekit_analyze::analyze(
             Input {
