@@ -30,6 +30,7 @@ bench size_gb="2":
     bench/analyze.sh
     bench/anonymize.sh
     bench/select.sh
+    bench/analyze-sets.sh
 
 # Split about a million streams under the default open-file limit (scale, conservation).
 bench-scale:
