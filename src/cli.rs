@@ -187,6 +187,11 @@ pub struct AnalyzeArgs {
         requires = "batch"
     )]
     pub output: Option<PathBuf>,
+    /// Clocks that drift apart over a long observation get an offset per window of this much
+    /// time (each connection is compared at its window's); when one offset fits every window,
+    /// it is used throughout.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    pub clock_window: i64,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -402,4 +407,12 @@ pub struct SplitArgs {
     /// Capture files or directories (searched recursively), read as one capture in time order.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+}
+
+/// A duration above zero (`60s`, `5m`, `500ms`), in nanoseconds.
+fn positive_duration(v: &str) -> Result<i64, String> {
+    match tracekit_select::window::parse_duration(v)? {
+        0 => Err("must be more than zero".to_string()),
+        ns => Ok(ns),
+    }
 }

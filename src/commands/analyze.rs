@@ -104,6 +104,7 @@ fn analyze_pair(
         select,
         progress: &progress,
         mark: &mark,
+        clock_window: args.clock_window,
     };
     let result = read_pair(&a.side(), &b.side(), &how, scope);
     bar.finish_and_clear();

@@ -212,6 +212,11 @@ fn several_files_a_side_are_given_around_double_dash() {
 /// client-side point and at a server-side point whose clock is `ahead` ns ahead, 0.3 ms of
 /// path between them. The same bytes at both points: nothing in between. Classic pcaps, µs.
 fn generated(n: u32, ahead: i64) -> (Vec<u8>, Vec<u8>) {
+    generated_drifting(n, ahead, 0)
+}
+
+/// [`generated`] with the server side's clock gaining `ppm` parts per million.
+fn generated_drifting(n: u32, ahead: i64, ppm: i64) -> (Vec<u8>, Vec<u8>) {
     const MS: i64 = 1_000_000;
     let header = |out: &mut Vec<u8>| {
         out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
@@ -262,7 +267,9 @@ fn generated(n: u32, ahead: i64) -> (Vec<u8>, Vec<u8>) {
             p[42..46].copy_from_slice(&ack.to_be_bytes());
             let t_a = start + i64::from(i) * 150 * MS + k as i64 * 10 * MS;
             let path = MS * 3 / 10;
-            let t_b = if back { t_a - path } else { t_a + path } + ahead;
+            let t_b = if back { t_a - path } else { t_a + path }
+                + ahead
+                + (t_a - start) * ppm / 1_000_000;
             record(&mut a, t_a, &p);
             record(&mut b, t_b, &p);
         }
@@ -396,4 +403,57 @@ fn batch_pairs_rotated_files_by_content_when_the_clock_offset_exceeds_their_span
         index.contains("Files without a partner (1)"),
         "the index lists it"
     );
+}
+
+#[test]
+fn clocks_that_drift_over_a_long_set_get_an_offset_per_window_and_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three minutes of traffic; the server side's clock gains 200 ppm (36 ms by the end,
+    // over a hundred times the path's 0.3 ms).
+    let (a_bytes, b_bytes) = generated_drifting(1200, 2_500_000_000, 200);
+    let (client, server) = (
+        dir.path().join("client.pcap"),
+        dir.path().join("server.pcap"),
+    );
+    std::fs::write(&client, a_bytes).unwrap();
+    std::fs::write(&server, b_bytes).unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    rotate(&client, &a, &["-i", "20"], "a-");
+    rotate(&server, &b, &["-i", "30"], "b-");
+    let v = analysis(&[&a, &b]);
+    let drift = &v["clock"]["drift"];
+    let ppm = drift["ppm"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{:#}", v["clock"]));
+    assert!((ppm - 200.0).abs() < 20.0, "{ppm}");
+    let windows = drift["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3, "{drift:#}");
+    // Each window's offset is the true one at some time inside the window.
+    let start = 1_700_000_000_000_000_000i64;
+    for w in windows {
+        let from = w["from_ns"].as_i64().unwrap() - start;
+        let offset = w["offset_ns"].as_i64().unwrap();
+        let at = |t: i64| -(2_500_000_000 + t * 200 / 1_000_000);
+        assert!(
+            offset <= at(from) + 300_000 && offset >= at(from + 60_000_000_000) - 300_000,
+            "{w:#}"
+        );
+    }
+    assert_eq!(v["connections"].as_array().unwrap().len(), 1200);
+    for c in v["connections"].as_array().unwrap() {
+        assert_eq!(c["middlebox"]["kind"], serde_json::json!(["none"]), "{c:#}");
+    }
+    let text =
+        String::from_utf8(succeed(tracekit().arg("analyze").arg(&a).arg(&b)).stdout).unwrap();
+    assert!(
+        text.contains("clock drift: the server side's clock gains 19")
+            && text.contains("60 s window (3 windows"),
+        "{text}"
+    );
+    // Clocks that keep time have no drift.
+    let (a_bytes, b_bytes) = generated(1200, 2_500_000_000);
+    std::fs::write(&client, a_bytes).unwrap();
+    std::fs::write(&server, b_bytes).unwrap();
+    let v = analysis(&[&client, &server]);
+    assert!(v["clock"].get("drift").is_none(), "{:#}", v["clock"]);
 }

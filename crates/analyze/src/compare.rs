@@ -44,6 +44,72 @@ impl Offset {
     }
 }
 
+/// Side b's clock relative to a's over time: one [`Offset`], or one per window when the
+/// clocks drift (each connection is compared at the offset of the window its handshake falls
+/// in). Windows are kept by their start on both clocks, so that the model turns round with
+/// the sides.
+#[derive(Debug, Clone)]
+struct Offsets {
+    /// (start on a's clock, start on b's clock, offset), in time order; the first starts at
+    /// `i64::MIN`.
+    windows: Vec<(i64, i64, Offset)>,
+}
+
+impl Offsets {
+    fn one(o: Offset) -> Offsets {
+        Offsets {
+            windows: vec![(i64::MIN, i64::MIN, o)],
+        }
+    }
+
+    /// One offset per window of `drift` (the first from the start of time).
+    fn windows(drift: &Drift) -> Option<Offsets> {
+        let mut windows: Vec<(i64, i64, Offset)> = drift
+            .windows
+            .iter()
+            .map(|w| {
+                let o = Offset {
+                    mid: w.offset_ns,
+                    lo: w.lo_ns,
+                    hi: w.hi_ns,
+                };
+                (w.from_ns, w.from_ns.saturating_sub(w.offset_ns), o)
+            })
+            .collect();
+        let first = windows.first_mut()?;
+        (first.0, first.1) = (i64::MIN, i64::MIN);
+        Some(Offsets { windows })
+    }
+
+    /// The offset at time `t` of b's clock.
+    fn at_b(&self, t: i64) -> Offset {
+        let i = self.windows.partition_point(|w| w.1 <= t).max(1) - 1;
+        self.windows[i].2
+    }
+
+    /// The model with the sides exchanged.
+    fn flipped(self) -> Offsets {
+        Offsets {
+            windows: self
+                .windows
+                .into_iter()
+                .map(|(a, b, o)| (b, a, o.flipped()))
+                .collect(),
+        }
+    }
+}
+
+/// Clocks that drift apart: the offset estimated per window of a's time (from
+/// `tracekit_merge::align::per_window`), and the drift it shows.
+#[derive(Debug, Clone)]
+pub struct Drift {
+    pub windows: Vec<tracekit_merge::align::WindowEstimate>,
+    /// Parts per million b's clock gains on a's (a least-squares line through the windows).
+    pub ppm: f64,
+    /// The windows' width, nanoseconds.
+    pub width_ns: i64,
+}
+
 /// What [`analyze_scoped`] compares and keeps.
 #[derive(Clone, Copy)]
 pub struct Scope<'f> {
@@ -87,17 +153,29 @@ pub fn analyze_scoped(
     alignment: Option<&Alignment>,
     scope: Scope<'_>,
 ) -> Analysis {
-    let mut offset = alignment.map(|al| Offset {
-        mid: al.offset,
-        lo: al.lo,
-        hi: al.hi,
-    });
-    let pairs = pair_connections(a.table, b.table, offset);
+    analyze_drifting(a, b, alignment, None, scope)
+}
+
+/// [`analyze_scoped`] with clocks that drift: each connection compared at the offset of its
+/// window (`drift`), the first window's being `alignment`'s.
+#[must_use]
+pub fn analyze_drifting(
+    a: Input<'_>,
+    b: Input<'_>,
+    alignment: Option<&Alignment>,
+    drift: Option<&Drift>,
+    scope: Scope<'_>,
+) -> Analysis {
+    let (mut offset, mut offsets) = clock_model(alignment, drift);
+    let pairs = pair_connections(a.table, b.table, offsets.as_ref());
     let swapped = b_is_client_side(a.table, b.table, &pairs);
     let (ca, cb) = if swapped { (b, a) } else { (a, b) };
     if swapped {
         offset = offset.map(Offset::flipped);
+        offsets = offsets.map(Offsets::flipped);
     }
+    let offsets = offsets.as_ref();
+    let at = |s: &Conn| offsets.map(|o| o.at_b(s.first_ts));
     // The time each capture covers (packets outside it cannot be missing from it).
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
@@ -120,7 +198,7 @@ pub fn analyze_scoped(
         let (buf_c, buf_s) = bufs;
         let c = &ca.table.with_packets(ic, buf_c);
         let s = &cb.table.with_packets(is, buf_s);
-        let judged = compare((c, ca.name), (s, cb.name), p.2, offset, windows, want);
+        let judged = compare((c, ca.name), (s, cb.name), p.2, at(s), windows, want);
         (
             judged.row,
             judged
@@ -159,7 +237,7 @@ pub fn analyze_scoped(
             views.push(view);
         }
     }
-    add_ladders(&mut connections, &views, ca.table, cb.table, offset);
+    add_ladders(&mut connections, &views, ca.table, cb.table, offsets);
     let unmatched = unmatched(a, b, &pairs, swapped);
     let summary = |i: Input<'_>| TraceSummary {
         name: i.name.to_string(),
@@ -174,6 +252,9 @@ pub fn analyze_scoped(
         },
         swapped,
         clock: alignment.zip(offset).map(|(al, o)| Clock {
+            drift: drift
+                .filter(|_| offsets.is_some_and(|o| o.windows.len() > 1))
+                .map(|d| crate::model::ClockDrift::of(d, swapped)),
             offset_ns: o.mid,
             lo_ns: o.lo,
             hi_ns: o.hi,
@@ -187,6 +268,26 @@ pub fn analyze_scoped(
     }
 }
 
+/// The offset the report gives and the one each connection is compared at: the estimate's
+/// for all, or with drifting clocks each window's, the report giving the first window's (the
+/// estimate over all the first packets mixes windows, and its interval may be empty).
+fn clock_model(
+    alignment: Option<&Alignment>,
+    drift: Option<&Drift>,
+) -> (Option<Offset>, Option<Offsets>) {
+    let offset = alignment.map(|al| Offset {
+        mid: al.offset,
+        lo: al.lo,
+        hi: al.hi,
+    });
+    match (offset, drift.and_then(Offsets::windows)) {
+        (Some(_), Some(windows)) if windows.windows.len() > 1 => {
+            (Some(windows.windows[0].2), Some(windows))
+        }
+        (o, _) => (o, o.map(Offsets::one)),
+    }
+}
+
 /// Ladders are for reading: the first connections in report order get one, so a trace of
 /// 100,000 connections does not make a JSON of gigabytes (or the time to build it).
 fn add_ladders(
@@ -194,16 +295,13 @@ fn add_ladders(
     views: &[View],
     ct: &ConnTable,
     st: &ConnTable,
-    offset: Option<Offset>,
+    offsets: Option<&Offsets>,
 ) {
     let (buf_c, buf_s) = &mut Buffers::default();
     for (conn, (ic, is, only_here)) in connections.iter_mut().zip(views).take(LADDERS_KEPT) {
-        conn.ladder = crate::ladder::ladder(
-            &ct.with_packets(*ic, buf_c),
-            &st.with_packets(*is, buf_s),
-            offset.map_or(0, |o| o.mid),
-            only_here,
-        );
+        let s = st.with_packets(*is, buf_s);
+        let shift = offsets.map_or(0, |o| o.at_b(s.first_ts).mid);
+        conn.ladder = crate::ladder::ladder(&ct.with_packets(*ic, buf_c), &s, shift, only_here);
     }
 }
 
@@ -403,12 +501,14 @@ const WINDOW: i64 = 1_000_000_000;
 fn pair_connections(
     a: &ConnTable,
     b: &ConnTable,
-    offset: Option<Offset>,
+    offsets: Option<&Offsets>,
 ) -> Vec<(usize, usize, &'static str)> {
-    let shift = offset.map_or(0, |o| o.mid);
     let n = b.conns.len();
     // Times on a's clock.
-    let at_a = |c: &Conn| c.first_ts.saturating_add(shift);
+    let at_a = |c: &Conn| {
+        c.first_ts
+            .saturating_add(offsets.map_or(0, |o| o.at_b(c.first_ts).mid))
+    };
     let mut tuples = Vec::with_capacity(2 * n);
     let mut payloads = Vec::with_capacity(n);
     let mut isn_pairs = Vec::with_capacity(n);
@@ -469,7 +569,7 @@ fn pair_connections(
     // Timing: a connection left over on each side, same server port, handshakes within 1 s
     // (`WINDOW`) of each other once the clocks are aligned, and no other candidate. (b's left-over
     // connections by port and time: a scan of all of b per connection of a was quadratic.)
-    if offset.is_some() {
+    if offsets.is_some() {
         let mut paired = vec![false; a.conns.len()];
         for p in &pairs {
             paired[p.0] = true;

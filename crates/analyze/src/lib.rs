@@ -16,7 +16,9 @@ pub mod reading;
 mod sides;
 pub mod trace;
 
-pub use compare::{Input, LADDERS_KEPT, PairFilter, Scope, analyze, analyze_scoped};
+pub use compare::{
+    Drift, Input, LADDERS_KEPT, PairFilter, Scope, analyze, analyze_drifting, analyze_scoped,
+};
 pub use model::{Analysis, Connection, Evidence, FileFrames, Row};
 pub use reading::{FrameMap, Reading, Side, Tables, read_pair};
 pub use sides::{ip_id_behaviour, mac_string, vendor};

@@ -82,6 +82,49 @@ pub struct Clock {
     pub hi_ns: Option<i64>,
     pub matches: usize,
     pub by_kind: BTreeMap<&'static str, usize>,
+    /// When the clocks drift apart over the traces: the offset per window, each connection
+    /// compared at its window's (absent when one offset fits them all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<ClockDrift>,
+}
+
+/// The clocks' drift, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockDrift {
+    /// Parts per million side b's clock gains on side a's.
+    pub ppm: f64,
+    /// The width of a window, nanoseconds.
+    pub window_ns: i64,
+    /// Per window (start on side a's clock): the offset to add to side b's times, its feasible
+    /// interval, and the matched packets it rests on.
+    pub windows: Vec<tracekit_merge::align::WindowEstimate>,
+}
+
+impl ClockDrift {
+    /// `drift` as the report's sides see it (`swapped`: the sides were exchanged).
+    #[must_use]
+    pub fn of(drift: &crate::compare::Drift, swapped: bool) -> ClockDrift {
+        let windows = if swapped {
+            drift
+                .windows
+                .iter()
+                .map(|w| tracekit_merge::align::WindowEstimate {
+                    from_ns: w.from_ns.saturating_add(w.offset_ns),
+                    offset_ns: -w.offset_ns,
+                    lo_ns: w.hi_ns.map(|h| -h),
+                    hi_ns: w.lo_ns.map(|l| -l),
+                    matches: w.matches,
+                })
+                .collect()
+        } else {
+            drift.windows.clone()
+        };
+        ClockDrift {
+            ppm: if swapped { -drift.ppm } else { drift.ppm },
+            window_ns: drift.width_ns,
+            windows,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -79,20 +79,76 @@ struct ForEstimate<'s> {
     sent_first: bool,
     to: &'s mpsc::SyncSender<Signatures>,
     verdict: &'s Verdict,
+    /// Signatures of the first packets of every later window, for finding drift.
+    later: Later,
+}
+
+/// Packets taken from each window of a side's own time after the first (for the offset per
+/// window, when clocks drift), and at most this many in all (about 40 bytes of signatures a
+/// packet: 500 windows, eight hours of one-minute windows).
+const PER_WINDOW: u32 = 1_000;
+const LATER_PACKETS: u64 = 500_000;
+/// Matched packets a window needs for its own offset.
+const WINDOW_MATCHES: usize = 20;
+
+/// The signatures of the first [`PER_WINDOW`] packets of each window of `width` after the
+/// first (the first's are the estimate's own).
+#[derive(Debug)]
+struct Later {
+    trace: Trace,
+    width: i64,
+    start: Option<i64>,
+    window: i64,
+    taken: u32,
+}
+
+impl Later {
+    fn new(width: i64) -> Self {
+        Later {
+            trace: Trace::new(LATER_PACKETS),
+            width: width.max(1),
+            start: None,
+            window: 0,
+            taken: 0,
+        }
+    }
+
+    fn take(&mut self, packets: &[Packet]) {
+        if self.trace.is_full() {
+            return;
+        }
+        for p in packets {
+            let start = *self.start.get_or_insert(p.ts);
+            let w = p.ts.saturating_sub(start).div_euclid(self.width);
+            if w < 1 {
+                continue;
+            }
+            if w != self.window {
+                self.window = w;
+                self.taken = 0;
+            }
+            if self.taken < PER_WINDOW {
+                self.trace.add_dissected(p.frame, p.ts, &p.layers, p.data);
+                self.taken += 1;
+            }
+        }
+    }
 }
 
 impl<'s> ForEstimate<'s> {
-    fn new(to: &'s mpsc::SyncSender<Signatures>, verdict: &'s Verdict) -> Self {
+    fn new(to: &'s mpsc::SyncSender<Signatures>, verdict: &'s Verdict, window: i64) -> Self {
         ForEstimate {
             trace: Some(Trace::new(ALIGN_PACKETS)),
             sent_first: false,
             to,
             verdict,
+            later: Later::new(window),
         }
     }
 
     /// Takes a batch's packets (in trace order), and hands over what is due.
     fn take(&mut self, packets: &[Packet]) {
+        self.later.take(packets);
         let Some(trace) = &mut self.trace else {
             return;
         };
@@ -348,6 +404,8 @@ pub struct Read {
     pub problems: Vec<String>,
     /// For a set: where each frame comes from.
     pub frames: Option<FrameMap>,
+    /// Signatures of the first packets of each later window of time (see [`Later`]).
+    later: Trace,
 }
 
 /// Room to reserve for the connections of a trace of `len` bytes: one per 8 KiB (the bench's
@@ -371,6 +429,8 @@ pub struct Reading<'a> {
     pub progress: &'a (dyn Fn(u64) + Sync),
     /// When each step ended (see `analyze --timings`).
     pub mark: &'a (dyn Fn(fmt::Arguments<'_>) + Sync),
+    /// The windows of time (nanoseconds) over which clocks that drift get an offset each.
+    pub clock_window: i64,
 }
 
 impl fmt::Debug for Reading<'_> {
@@ -403,7 +463,7 @@ fn read(
 ) -> Result<Read, String> {
     let len = side.stored_len();
     let mut table = TableBuilder::with_capacity(how.port.map(PortFilter), expected_conns(len));
-    let mut align = ForEstimate::new(signatures, verdict);
+    let mut align = ForEstimate::new(signatures, verdict, how.clock_window);
     let mut matcher = how.select.map(|s| s.matcher(first_time(side)));
     let mut problems = Vec::new();
     let mut walk = Walk::new(side);
@@ -479,12 +539,15 @@ fn read(
         }
     }
     align.end();
+    let mut later = std::mem::take(&mut align.later.trace);
+    later.finish();
     Ok(Read {
         name: side.name.to_string(),
         // Finished here, so each trace's table is finished on the core that read it.
         table: table.finish(),
         problems,
         frames,
+        later,
     })
 }
 
@@ -548,7 +611,17 @@ pub fn read_pair(
         (ra, rb, alignment)
     });
     let (mut ra, mut rb) = (ra?, rb?);
-    let mut analysis = crate::analyze_scoped(
+    let drift = alignment
+        .as_ref()
+        .and_then(|al| drift(al, &mut ra, &mut rb, how.clock_window));
+    if let Some(d) = &drift {
+        (how.mark)(format_args!(
+            "clocks drift {:.1} ppm: offset per window ({} windows)",
+            d.ppm,
+            d.windows.len()
+        ));
+    }
+    let mut analysis = crate::analyze_drifting(
         Input {
             name: &ra.name,
             table: &ra.table,
@@ -558,6 +631,7 @@ pub fn read_pair(
             table: &rb.table,
         },
         alignment.as_ref(),
+        drift.as_ref(),
         scope,
     );
     (how.mark)(format_args!(
@@ -568,6 +642,53 @@ pub fn read_pair(
     let mut problems = std::mem::take(&mut ra.problems);
     problems.append(&mut rb.problems);
     Ok((analysis, problems, Tables(ra, rb)))
+}
+
+/// Whether the clocks drift apart: the offset per window of `width` (the first packets'
+/// matches in `first`, the later windows' from each side's samples), when no single offset
+/// fits every window's feasible interval. `None` when one does, or when fewer than two
+/// windows could be estimated.
+fn drift(first: &align::Alignment, a: &mut Read, b: &mut Read, width: i64) -> Option<crate::Drift> {
+    if a.later.packets() == 0 || b.later.packets() == 0 {
+        return None;
+    }
+    let later = align::estimate(&mut a.later, &mut b.later)?;
+    let mut pairs = first.pairs.clone();
+    pairs.extend_from_slice(&later.pairs);
+    let start = a.table.first_ts?;
+    let windows = align::per_window(&pairs, start, width, WINDOW_MATCHES);
+    let bounded: Vec<_> = windows
+        .iter()
+        .filter_map(|w| Some((w.lo_ns?, w.hi_ns?)))
+        .collect();
+    let lo = bounded.iter().map(|b| b.0).max()?;
+    let hi = bounded.iter().map(|b| b.1).min()?;
+    if windows.len() < 2 || lo <= hi {
+        return None;
+    }
+    // b gains on a: b's times run ahead more and more, the offset (t_a − t_b) falls.
+    let points: Vec<(f64, f64)> = windows
+        .iter()
+        .map(|w| {
+            (
+                (w.from_ns - start) as f64 + width as f64 / 2.0,
+                w.offset_ns as f64,
+            )
+        })
+        .collect();
+    let n = points.len() as f64;
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    Some(crate::Drift {
+        windows,
+        ppm: -slope * 1e6,
+        width_ns: width,
+    })
 }
 
 /// Names the file of every frame of a side read as a set: each evidence's frames grouped by
@@ -723,7 +844,7 @@ mod tests {
         for settled in [None, Some(true), Some(false)] {
             let (tx, rx) = mpsc::sync_channel(2);
             let verdict = Verdict::default();
-            let mut reader = ForEstimate::new(&tx, &verdict);
+            let mut reader = ForEstimate::new(&tx, &verdict, 60_000_000_000);
             feed(&mut reader, &packets[..first - 1], 1);
             assert!(
                 rx.try_recv().is_err(),
@@ -757,7 +878,7 @@ mod tests {
     fn a_short_trace_hands_over_all_it_has_at_its_end() {
         let (tx, rx) = mpsc::sync_channel(2);
         let verdict = Verdict::default();
-        let mut reader = ForEstimate::new(&tx, &verdict);
+        let mut reader = ForEstimate::new(&tx, &verdict, 60_000_000_000);
         feed(&mut reader, &syns(500), 1);
         assert!(rx.try_recv().is_err());
         reader.end();

@@ -863,9 +863,89 @@ fn bounds<'a>(
     (offset, lo, hi, outliers)
 }
 
+/// The offset estimated over one window of A's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WindowEstimate {
+    /// Where the window starts, on A's clock (nanoseconds).
+    pub from_ns: i64,
+    /// The estimate over the matches whose A time falls in the window, as [`Alignment`]'s.
+    pub offset_ns: i64,
+    pub lo_ns: Option<i64>,
+    pub hi_ns: Option<i64>,
+    pub matches: usize,
+}
+
+/// The offset per window of `width` nanoseconds of A's time from `start`, over the windows
+/// holding at least `min_matches` of `pairs`, in time order. (Clocks that drift have no single
+/// offset: each window's is its own.)
+#[must_use]
+pub fn per_window(
+    pairs: &[Match],
+    start: i64,
+    width: i64,
+    min_matches: usize,
+) -> Vec<WindowEstimate> {
+    let width = width.max(1);
+    let mut by_window: BTreeMap<i64, Vec<Match>> = BTreeMap::new();
+    for m in pairs {
+        let w = (m.a_ts.saturating_sub(start)).div_euclid(width);
+        by_window.entry(w).or_default().push(*m);
+    }
+    by_window
+        .into_iter()
+        .filter(|(_, ms)| ms.len() >= min_matches.max(1))
+        .map(|(w, ms)| {
+            let (offset, lo, hi, _) = bounds(ms.iter());
+            WindowEstimate {
+                from_ns: start.saturating_add(w.saturating_mul(width)),
+                offset_ns: offset,
+                lo_ns: lo,
+                hi_ns: hi,
+                matches: ms.len(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_offset_per_window_follows_a_clock_that_drifts() {
+        // B's clock gains 1 ms a second; each second a packet each way, 0.1 ms of path.
+        const MS: i64 = 1_000_000;
+        let mut pairs = Vec::new();
+        for s in 0..10i64 {
+            let t = s * 1000 * MS;
+            let off = -s * MS; // t_a − t_b
+            for (k, a_to_b) in [(0, true), (1, false)] {
+                let a_ts = t + k * 10 * MS;
+                let path = if a_to_b { MS / 10 } else { -MS / 10 };
+                pairs.push(Match {
+                    kind: Kind::Payload,
+                    a_frame: 0,
+                    b_frame: 0,
+                    a_ts,
+                    b_ts: a_ts - off + path,
+                    a_to_b: Some(a_to_b),
+                });
+            }
+        }
+        let w = per_window(&pairs, 0, 5000 * MS, 2);
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].from_ns, w[1].from_ns), (0, 5000 * MS));
+        assert_eq!(w[0].matches, 10);
+        // Within a window the drift (4 ms) exceeds the path: the interval is empty (lo > hi)
+        // and the estimate lies between the window's ends.
+        assert!(w[0].offset_ns <= 0 && w[0].offset_ns >= -4 * MS, "{w:?}");
+        assert!(
+            w[1].offset_ns <= -5 * MS && w[1].offset_ns >= -9 * MS,
+            "{w:?}"
+        );
+        // Too few matches: no window.
+        assert!(per_window(&pairs, 0, 5000 * MS, 11).is_empty());
+    }
 
     fn blocks_of(isn: u32, segments: &[(u32, &[u8])]) -> Vec<(u32, u64)> {
         let mut half = Half {

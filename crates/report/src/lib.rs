@@ -248,6 +248,21 @@ fn head(a: &Analysis) -> String {
                 c.matches,
                 kinds.join(", ")
             );
+            if let (Some(d), Some(first), Some(last)) = (
+                &c.drift,
+                c.drift.as_ref().and_then(|d| d.windows.first()),
+                c.drift.as_ref().and_then(|d| d.windows.last()),
+            ) {
+                let _ = writeln!(
+                    w,
+                    "clock drift: the server side's clock gains {:.1} ppm on the client side's; no single offset fits, so each connection is compared at the offset of its {} s window ({} windows, from {} to {})",
+                    d.ppm,
+                    d.window_ns as f64 / 1e9,
+                    d.windows.len(),
+                    seconds(first.offset_ns),
+                    seconds(last.offset_ns)
+                );
+            }
         }
         None => {
             let _ = writeln!(
