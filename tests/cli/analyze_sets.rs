@@ -195,6 +195,22 @@ fn several_files_a_side_are_given_around_double_dash() {
         "{text}"
     );
     assert!(text.contains("client side c0"), "{text}");
+    // So does the page, in the evidence table and on the ladder.
+    let page = dir.path().join("report.html");
+    succeed(
+        tracekit()
+            .args(["analyze", "-q", "--html"])
+            .arg(&page)
+            .args(&a)
+            .arg("--")
+            .args(&b),
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(".pcapng: <code>frame.number"),
+        "evidence by file"
+    );
+    assert!(html.contains(".pcapng #"), "ladder labels by file");
     // Three paths without `--` are refused.
     let o = run(tracekit().arg("analyze").args(&a[..3]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -456,4 +472,48 @@ fn clocks_that_drift_over_a_long_set_get_an_offset_per_window_and_the_report_say
     std::fs::write(&server, b_bytes).unwrap();
     let v = analysis(&[&client, &server]);
     assert!(v["clock"].get("drift").is_none(), "{:#}", v["clock"]);
+}
+
+#[test]
+fn the_selection_narrows_both_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_bytes, b_bytes) = generated(400, 2_500_000_000);
+    let (client, server) = (
+        dir.path().join("client.pcap"),
+        dir.path().join("server.pcap"),
+    );
+    std::fs::write(&client, a_bytes).unwrap();
+    std::fs::write(&server, b_bytes).unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    rotate(&client, &a, &["-c", "100"], "a-");
+    rotate(&server, &b, &["-i", "3"], "b-");
+    // One connection by its port.
+    let v = analysis(&[Path::new("--filter"), Path::new("port 20007"), &a, &b]);
+    let rows = v["connections"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["client_port"], 20007);
+    assert_eq!(v["traces"]["a"]["packets"], 8);
+    assert_eq!(v["traces"]["b"]["packets"], 8);
+    // The second half of the minute, from each side's first packet (connections start every
+    // 150 ms: 200 of them from +30 s on, each whole inside the window on both sides).
+    let v = analysis(&[
+        Path::new("--after"),
+        Path::new("+30s"),
+        Path::new("--before"),
+        Path::new("+60s"),
+        &a,
+        &b,
+    ]);
+    assert_eq!(v["connections"].as_array().unwrap().len(), 200);
+    assert_eq!(v["unmatched"]["a"], 0);
+    assert_eq!(v["unmatched"]["b"], 0);
+    // Cited frames keep their numbers over the whole set (and in their files).
+    let first_syn = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sides"]["a"]["syn"]["frame"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert_eq!(first_syn, 200 * 8 + 1);
 }

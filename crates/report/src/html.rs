@@ -386,7 +386,15 @@ fn ladder_svg(a: &Analysis, c: &Connection) -> String {
             r#"<line class="{class}" data-side="{}" data-frame="{}" x1="{x1}" y1="{yy}" x2="{x2}" y2="{yy}" stroke="{stroke}" stroke-width="{width}" marker-end="url(#{marker})"/>"#,
             r.side, r.frame
         );
-        let mut label = format!("#{} {}", r.frame, r.flags);
+        // A side read as a set: the file and the frame within it.
+        let located = a.sets.as_ref().and_then(|sets| {
+            let side = if r.side == "a" { &sets.a } else { &sets.b };
+            side.as_ref()?.locate(r.frame)
+        });
+        let mut label = match located {
+            Some((file, local)) => format!("{file} #{local} {}", r.flags),
+            None => format!("#{} {}", r.frame, r.flags),
+        };
         if !r.what.is_empty() {
             let _ = write!(label, " · {}", r.what);
         }
