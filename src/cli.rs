@@ -39,6 +39,10 @@ pub enum Command {
     /// One row per conversation (TCP/UDP stream, or address pair and protocol) over all inputs
     /// read as one capture, like Zeek's conn.log or `tshark -z conv`, without writing packets.
     Flows(FlowsArgs),
+    /// Index a capture set once (a directory of rotated files, thousands of them), so that
+    /// `extract --index` answers a selection reading only the blocks it can match, byte for
+    /// byte what a full scan gives. Re-running indexes only new or changed files.
+    Index(IndexArgs),
     /// Write a new random key (64 hex characters: the Crypto-PAn AES key, then the pad
     /// secret), readable by its owner only.
     Keygen(KeygenArgs),
@@ -259,8 +263,29 @@ pub struct ExtractArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Answer from this index (`tracekit index`) of the inputs: only the blocks the selection
+    /// can match are read; the output is the full scan's, byte for byte. A stale or damaged
+    /// index is refused.
+    #[arg(long, value_name = "INDEX", conflicts_with = "inputs")]
+    pub index: Option<PathBuf>,
     /// Capture files or directories of rotated files (searched recursively), read as one
     /// capture in time order.
+    #[arg(required_unless_present = "index", value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The index directory (created; an index already there is brought up to date).
+    #[arg(short = 'o', long = "output", value_name = "INDEX")]
+    pub output: PathBuf,
+    /// Start afresh: an index that cannot be read (damaged, another version) is replaced.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Capture files or directories of rotated files (searched recursively).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }

@@ -42,6 +42,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Anonymize(args) => commands::anonymize::run(&args),
         cli::Command::Extract(args) => commands::extract::run(&args),
         cli::Command::Flows(args) => commands::flows::run(&args),
+        cli::Command::Index(args) => commands::index::run(&args),
         cli::Command::Keygen(args) => commands::anonymize::keygen(&args),
         cli::Command::Leakcheck(args) => commands::anonymize::leakcheck(&args),
     }

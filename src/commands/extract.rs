@@ -6,6 +6,15 @@ use crate::Outcome;
 use crate::cli::{ExtractArgs, MergeArgs};
 
 pub fn run(args: &ExtractArgs) -> anyhow::Result<Outcome> {
+    // From an index: its files, checked unchanged since they were indexed.
+    let index = args
+        .index
+        .as_deref()
+        .map(tracekit_index::Index::open)
+        .transpose()?;
+    let inputs = index
+        .as_ref()
+        .map_or_else(|| args.inputs.clone(), tracekit_index::Index::paths);
     let merge = MergeArgs {
         output: args.output.clone(),
         format: args.format.clone(),
@@ -16,7 +25,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Outcome> {
         dedup: None,
         select: args.select.clone(),
         quiet: args.quiet,
-        inputs: args.inputs.clone(),
+        inputs,
     };
-    super::merge::write(&merge, "extract", "auto")
+    super::merge::write_indexed(&merge, "extract", "auto", index.as_ref())
 }

@@ -69,6 +69,17 @@ fn output_format(asked: Option<&str>, output: &Path, default: &str) -> anyhow::R
 /// means pcap when every input is pcap with one link type, else pcapng.
 #[allow(clippy::too_many_lines)] // inputs, alignment, the record loop and the report in one place
 pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::Result<Outcome> {
+    write_indexed(args, command, default_format, None)
+}
+
+/// [`write`], answering the selection from `index` (of `args.inputs`, in its order) where it
+/// can: only the blocks the selection can match are read.
+pub fn write_indexed(
+    args: &MergeArgs,
+    command: &str,
+    default_format: &str,
+    index: Option<&tracekit_index::Index>,
+) -> anyhow::Result<Outcome> {
     let spec = Spec::try_from(&args.select)?;
     let format = output_format(args.format.as_deref(), &args.output, default_format)?;
     let inputs::Opened {
@@ -159,6 +170,7 @@ pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::R
         notes,
         unaligned,
         dedup_window,
+        index: index.filter(|ix| ix.manifest.files.len() == captures.len()),
     };
     // Without a time window, the inputs are first read as if each were in time order (one walk
     // instead of a survey and a walk); the first record found out of order stops that pass,
@@ -188,6 +200,8 @@ struct Prepared<'a> {
     notes: Vec<String>,
     unaligned: bool,
     dedup_window: Option<i64>,
+    /// An index of the captures (in their order), to answer the selection from.
+    index: Option<&'a tracekit_index::Index>,
 }
 
 /// One pass over the inputs, writing the output. `speculative`: each input is read in its own
@@ -212,7 +226,10 @@ fn pass(
         ..
     } = *set;
     let time_ordered = !args.append && !args.keep_order;
-    let chosen = set::choose(captures, shifts, spec, time_ordered && !speculative);
+    // An index knows each file's time order and span: no survey walks them.
+    let known = set.index.and_then(tracekit_index::Index::surveys);
+    let chosen = set::choose_surveyed(captures, shifts, spec, time_ordered && !speculative, known);
+    let kept = chosen.kept.clone();
     let (passed, mut matcher, mut surveys) = (chosen.passed, chosen.matcher, chosen.surveys);
     let names: Vec<String> = chosen.kept.iter().map(|&i| names[i].clone()).collect();
     let shifts: Vec<i64> = chosen.kept.iter().map(|&i| shifts[i]).collect();
@@ -298,11 +315,17 @@ fn pass(
         _ => Vec::new(),
     };
     // A selection that needs no order, over pcap inputs: selected on all cores first.
-    let prefiltered = if speculative && matcher.is_some() {
-        set::prefilter(&captures, spec)
-    } else {
-        None
+    // Or from the index: only the blocks the selection can match.
+    let from_index = match set.index {
+        Some(ix) if matcher.is_some() && time_ordered => ix.select(&captures, &kept, spec),
+        _ => None,
     };
+    let indexed = from_index.is_some();
+    let prefiltered = from_index.or_else(|| {
+        (speculative && matcher.is_some())
+            .then(|| set::prefilter(&captures, spec))
+            .flatten()
+    });
     let read_in_advance = prefiltered.as_ref().map(|p| p.records);
     let mut merger = match prefiltered {
         Some(p) => Feed::selected(p, &captures, &shifts),
@@ -467,6 +490,16 @@ fn pass(
             "  {} packet(s) selected of {} read",
             selected,
             frame - passed.frames_before
+        );
+    } else if let Some(read) = read_in_advance {
+        let _ = writeln!(
+            e,
+            "  {written} packet(s) selected of {read} read{}",
+            if indexed {
+                " (from the index: the blocks the selection can match)"
+            } else {
+                ""
+            }
         );
     }
     if passed.files > 0 {

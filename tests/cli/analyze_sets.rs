@@ -24,7 +24,7 @@ fn editcap(args: &[&str], input: &Path, output: &Path) {
 /// Splits `input` into `dir` with editcap (`split`: `-c N` or `-i SECONDS`), then renames
 /// the pieces `{prefix}{k}.{ext}` with k counting down, so that name order is the reverse of
 /// time order. The pieces in time order.
-fn rotate(input: &Path, dir: &Path, split: &[&str], prefix: &str) -> Vec<PathBuf> {
+pub fn rotate(input: &Path, dir: &Path, split: &[&str], prefix: &str) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     let ext = input.extension().unwrap().to_str().unwrap();
     let staging = dir.join(format!("staging.{ext}"));
@@ -227,7 +227,7 @@ fn several_files_a_side_are_given_around_double_dash() {
 /// of 100 bytes, a response of 300, and a FIN each way (8 packets, 10 ms apart), seen at a
 /// client-side point and at a server-side point whose clock is `ahead` ns ahead, 0.3 ms of
 /// path between them. The same bytes at both points: nothing in between. Classic pcaps, µs.
-fn generated(n: u32, ahead: i64) -> (Vec<u8>, Vec<u8>) {
+pub fn generated(n: u32, ahead: i64) -> (Vec<u8>, Vec<u8>) {
     generated_drifting(n, ahead, 0)
 }
 

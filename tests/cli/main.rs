@@ -11,6 +11,7 @@ mod analyze_snapshots;
 mod anonymize;
 mod extract;
 mod flows;
+mod index;
 mod info;
 mod merge;
 mod report;

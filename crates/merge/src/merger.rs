@@ -78,6 +78,19 @@ pub struct Survey<'a> {
 }
 
 impl Survey<'_> {
+    /// The survey of an input known to be in time order (from an index), without a walk.
+    #[must_use]
+    pub fn known_in_order(records: u64, span: Option<(i64, i64)>) -> Self {
+        Survey {
+            records,
+            late: 0,
+            runs: u64::from(records > 0),
+            span,
+            starts: Vec::new(),
+            suffix_min: Vec::new(),
+        }
+    }
+
     /// The input is in time order: merged as it is.
     #[must_use]
     pub fn in_order(&self) -> bool {

@@ -55,10 +55,26 @@ pub fn choose<'a>(
     spec: &Spec,
     time_ordered: bool,
 ) -> Chosen<'a> {
+    choose_surveyed(captures, shifts, spec, time_ordered, None)
+}
+
+/// [`choose`] with the inputs' surveys already known (`known`, one per capture: from an
+/// index), so that none is walked.
+#[must_use]
+pub fn choose_surveyed<'a>(
+    captures: &'a [Capture],
+    shifts: &[i64],
+    spec: &Spec,
+    time_ordered: bool,
+    known: Option<Vec<Survey<'a>>>,
+) -> Chosen<'a> {
     let selecting = !spec.is_everything();
     let windowed = spec.after.is_some() || spec.before.is_some();
-    let mut surveys: Option<Vec<Survey>> = (time_ordered || windowed)
-        .then(|| captures.par_iter().map(|c| survey(&c.records())).collect());
+    let mut surveys: Option<Vec<Survey>> = match known {
+        Some(k) => Some(k),
+        None => (time_ordered || windowed)
+            .then(|| captures.par_iter().map(|c| survey(&c.records())).collect()),
+    };
     let mut chosen = Chosen {
         captures: captures.iter().collect(),
         kept: (0..captures.len()).collect(),

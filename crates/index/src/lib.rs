@@ -1,0 +1,498 @@
+//! `tracekit index`: an index beside a capture set, so that selections answer without reading
+//! every packet. A directory holds a manifest (`tracekit-index.json`: the files, each with its
+//! identity, summary and part) and one part per file (`parts/*.tkx`: blocks of records with
+//! their byte offsets and time ranges, and postings from keys to blocks; see [`part`]).
+//! Documented in docs/index-format.md.
+//!
+//! A query reads only the blocks its selection can match ([`plan`], the time window, and every
+//! block the postings cannot describe), matches their records exactly as a full scan does, and
+//! hands them to the same merge: the answer is the full scan's, byte for byte. Whatever the
+//! index cannot narrow (frames, Community IDs, files out of time order or damaged, pcapng) is
+//! read in full, still correct.
+//!
+//! Each file is indexed on its own (in parallel), and again only when it changed: a re-run on
+//! a directory that gained rotated files indexes those. Parts and the manifest are written
+//! under a temporary name and renamed, so two runs at once never leave a torn index.
+
+pub mod keys;
+pub mod part;
+pub mod plan;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tracekit_capture::Capture;
+use tracekit_capture::output::AtomicFile;
+use tracekit_merge::Survey;
+use tracekit_merge::set::Prefiltered;
+use tracekit_select::Spec;
+
+pub use part::{Part, Summary};
+pub use plan::Plan;
+
+pub const FORMAT: &str = "tracekit-index";
+pub const VERSION: u32 = 1;
+pub const MANIFEST: &str = "tracekit-index.json";
+/// Bytes at each end of a file hashed for its identity (with its size and mtime).
+const ENDS: u64 = 64 << 10;
+
+/// The index's table of contents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    /// The tracekit that wrote it.
+    pub tool: String,
+    pub block_bytes: u64,
+    /// The indexed files, in the order a full scan reads them.
+    pub files: Vec<Entry>,
+    /// blake3 of `files` as compact JSON: a manifest edited or cut is refused.
+    pub checksum: String,
+}
+
+/// One indexed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Absolute.
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// blake3 of its first and last 64 KiB (with size and mtime: whether it changed).
+    pub ends_blake3: String,
+    /// blake3 of the whole file as stored (as `b3sum` prints it).
+    pub blake3: String,
+    /// The part, relative to the index directory, and the blake3 of its bytes.
+    pub part: String,
+    pub part_blake3: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// What went wrong with an index.
+#[derive(Debug)]
+pub enum Error {
+    /// Not an index, another format version, or damaged: never answered from.
+    Damaged(String),
+    /// A file changed or vanished since it was indexed.
+    Stale(String),
+    Io(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Damaged(m) | Error::Io(m) => write!(f, "{m}"),
+            Error::Stale(m) => write!(f, "stale index: {m}; run tracekit index again"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A file's identity: size, mtime, and a hash of its ends.
+fn identity(path: &Path) -> std::io::Result<(u64, i64, String)> {
+    let meta = std::fs::metadata(path)?;
+    let size = meta.len();
+    let mtime = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let mut f = std::fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; ENDS as usize];
+    let n = (&mut f).take(ENDS).read(&mut buf)?;
+    h.update(&buf[..n]);
+    if size > ENDS {
+        use std::io::Seek as _;
+        f.seek(std::io::SeekFrom::Start(
+            size.saturating_sub(ENDS).max(ENDS),
+        ))?;
+        let mut rest = Vec::new();
+        f.take(ENDS).read_to_end(&mut rest)?;
+        h.update(&rest);
+    }
+    Ok((size, mtime, h.finalize().to_hex().to_string()))
+}
+
+fn whole_blake3(path: &Path) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path)?)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+fn checksum(files: &[Entry]) -> String {
+    let json = serde_json::to_vec(files).unwrap_or_default();
+    blake3::hash(&json).to_hex().to_string()
+}
+
+/// Reads and checks the manifest of the index at `dir`.
+///
+/// # Errors
+/// A missing, foreign, other-version or damaged manifest.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| Error::Io(format!("{}: {e} (not a tracekit index?)", path.display())))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Damaged(format!(
+            "{}: not a tracekit index manifest: {e}",
+            path.display()
+        ))
+    })?;
+    if m.format != FORMAT {
+        return Err(Error::Damaged(format!(
+            "{}: format {:?}, not {FORMAT}",
+            path.display(),
+            m.format
+        )));
+    }
+    if m.version != VERSION {
+        return Err(Error::Damaged(format!(
+            "{}: index format version {} (this tracekit reads version {VERSION}); run tracekit index --rebuild",
+            path.display(),
+            m.version
+        )));
+    }
+    if checksum(&m.files) != m.checksum {
+        return Err(Error::Damaged(format!(
+            "{}: checksum mismatch: the manifest is damaged; run tracekit index --rebuild",
+            path.display()
+        )));
+    }
+    Ok(m)
+}
+
+/// What an `index` run did.
+#[derive(Debug, Default)]
+pub struct Updated {
+    pub indexed: Vec<PathBuf>,
+    pub kept: usize,
+    /// Files of the old manifest no longer given or found.
+    pub dropped: Vec<PathBuf>,
+    /// Files that changed since they were indexed (re-indexed).
+    pub changed: Vec<PathBuf>,
+    /// Files that could not be indexed, and why.
+    pub failed: Vec<(PathBuf, String)>,
+    pub manifest: Option<Manifest>,
+}
+
+/// Indexes `files` (in the order a full scan reads them) into `dir`, re-using the parts of
+/// files that have not changed since an earlier run; `rebuild` starts afresh (an index that
+/// cannot be read is refused otherwise). `progress` is told of each file done (bytes).
+///
+/// # Errors
+/// An index that exists but cannot be read (without `rebuild`), or one that cannot be written.
+pub fn update(
+    dir: &Path,
+    files: &[PathBuf],
+    rebuild: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Updated, Error> {
+    let old = if dir.join(MANIFEST).exists() && !rebuild {
+        Some(read_manifest(dir)?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(dir.join("parts"))
+        .map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+    let abs: Vec<PathBuf> = files
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let inputs: Vec<&Path> = abs.iter().map(PathBuf::as_path).collect();
+    let results: Vec<(PathBuf, Result<Indexed, String>)> = abs
+        .par_iter()
+        .map(|path| {
+            let r = index_one(dir, path, old.as_ref(), &inputs);
+            if let Ok((e, _, _)) = &r {
+                progress(e.size);
+            }
+            (path.clone(), r)
+        })
+        .collect();
+    let mut out = Updated::default();
+    let mut entries = Vec::new();
+    for (path, r) in results {
+        match r {
+            Ok((entry, reused, changed)) => {
+                if reused {
+                    out.kept += 1;
+                } else {
+                    out.indexed.push(path.clone());
+                }
+                if changed {
+                    out.changed.push(path);
+                }
+                entries.push(entry);
+            }
+            Err(e) => out.failed.push((path, e)),
+        }
+    }
+    if let Some(old) = &old {
+        for e in &old.files {
+            if !entries.iter().any(|n| n.path == e.path) {
+                out.dropped.push(e.path.clone());
+            }
+            // The part of a file dropped or changed is no one's any more.
+            if !entries.iter().any(|n| n.part == e.part) {
+                let _ = std::fs::remove_file(dir.join(&e.part));
+            }
+        }
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        tool: format!("tracekit {}", env!("CARGO_PKG_VERSION")),
+        block_bytes: part::BLOCK_BYTES,
+        checksum: checksum(&entries),
+        files: entries,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(e.to_string()))?;
+    write_atomic(&dir.join(MANIFEST), &json, &inputs)?;
+    out.manifest = Some(manifest);
+    Ok(out)
+}
+
+fn write_atomic(target: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", target.display()));
+    let mut f = AtomicFile::create(target, inputs).map_err(|e| io(&e))?;
+    f.write_all(bytes).map_err(|e| io(&e))?;
+    f.commit(false).map_err(|e| io(&e))?;
+    Ok(())
+}
+
+/// A file's entry, whether its part was re-used, and whether it changed since indexed.
+type Indexed = (Entry, bool, bool);
+
+/// Indexes one file, or re-uses its part.
+fn index_one(
+    dir: &Path,
+    path: &Path,
+    old: Option<&Manifest>,
+    inputs: &[&Path],
+) -> Result<Indexed, String> {
+    let (size, mtime_ns, ends) = identity(path).map_err(|e| e.to_string())?;
+    let before = old.and_then(|m| m.files.iter().find(|e| e.path == path));
+    if let Some(e) = before
+        && e.size == size
+        && e.mtime_ns == mtime_ns
+        && e.ends_blake3 == ends
+        && std::fs::read(dir.join(&e.part))
+            .is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == e.part_blake3)
+    {
+        return Ok((e.clone(), true, false));
+    }
+    let capture = Capture::open(path).map_err(|e| e.to_string())?;
+    let ((built, summary), whole) = rayon::join(|| Part::build(&capture), || whole_blake3(path));
+    let bytes = built.encode();
+    let id = blake3::hash(format!("{}\0{size}\0{mtime_ns}\0{ends}", path.display()).as_bytes())
+        .to_hex()
+        .to_string();
+    let part = format!("parts/{}.tkx", &id[..32]);
+    write_atomic(&dir.join(&part), &bytes, inputs).map_err(|e| e.to_string())?;
+    Ok((
+        Entry {
+            path: path.to_path_buf(),
+            size,
+            mtime_ns,
+            ends_blake3: ends,
+            blake3: whole.map_err(|e| e.to_string())?,
+            part,
+            part_blake3: blake3::hash(&bytes).to_hex().to_string(),
+            summary,
+        },
+        false,
+        before.is_some(),
+    ))
+}
+
+/// An index opened for queries: its manifest and parts, every file checked unchanged.
+#[derive(Debug)]
+pub struct Index {
+    pub manifest: Manifest,
+    pub parts: Vec<Part>,
+}
+
+impl Index {
+    /// Opens the index at `dir`, checking the manifest, each part's checksum, and that every
+    /// file is as it was indexed (size, mtime and both ends).
+    ///
+    /// # Errors
+    /// A damaged or foreign index, or a file changed or vanished since (stale).
+    pub fn open(dir: &Path) -> Result<Index, Error> {
+        let manifest = read_manifest(dir)?;
+        let parts = manifest
+            .files
+            .par_iter()
+            .map(|e| {
+                let (size, mtime, ends) = identity(&e.path)
+                    .map_err(|err| Error::Stale(format!("{}: {err}", e.path.display())))?;
+                if size != e.size {
+                    return Err(Error::Stale(format!(
+                        "{} is {size} bytes, {} when indexed",
+                        e.path.display(),
+                        e.size
+                    )));
+                }
+                if mtime != e.mtime_ns || ends != e.ends_blake3 {
+                    return Err(Error::Stale(format!(
+                        "{} was modified since it was indexed",
+                        e.path.display()
+                    )));
+                }
+                let bytes = std::fs::read(dir.join(&e.part)).map_err(|err| {
+                    Error::Damaged(format!("{}: {err}: the index is damaged", e.part))
+                })?;
+                if blake3::hash(&bytes).to_hex().as_str() != e.part_blake3 {
+                    return Err(Error::Damaged(format!(
+                        "{}: checksum mismatch: the index is damaged; run tracekit index --rebuild",
+                        e.part
+                    )));
+                }
+                Part::decode(&bytes).map_err(|m| {
+                    Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Index { manifest, parts })
+    }
+
+    /// The indexed files, in the order a full scan reads them.
+    #[must_use]
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.manifest.files.iter().map(|e| e.path.clone()).collect()
+    }
+
+    /// Surveys of the files without a walk, when every one is in time order and undamaged
+    /// (what a time-ordered merge needs to know of them); `None` otherwise.
+    #[must_use]
+    pub fn surveys<'a>(&self) -> Option<Vec<Survey<'a>>> {
+        self.manifest
+            .files
+            .iter()
+            .map(|e| {
+                let s = &e.summary;
+                (s.in_order && !s.damaged)
+                    .then(|| Survey::known_in_order(s.packets, s.first_ns.zip(s.last_ns)))
+            })
+            .collect()
+    }
+
+    /// The selected records of the chosen files (`kept`: their positions in the index),
+    /// reading only the blocks the selection can match: what `set::prefilter` gives from a full
+    /// walk. `None` when the index cannot answer alone (frames or a Community ID asked for, a
+    /// file not classic pcap, out of time order, damaged or with oddities read past); the
+    /// caller then reads the files.
+    #[must_use]
+    pub fn select<'a>(
+        &self,
+        captures: &[&'a Capture],
+        kept: &[usize],
+        spec: &Spec,
+    ) -> Option<Prefiltered<'a>> {
+        if spec.frames.is_some() || spec.community_id.is_some() || spec.is_everything() {
+            return None;
+        }
+        let plain = kept.iter().all(|&i| {
+            let s = &self.manifest.files[i].summary;
+            s.format == "pcap" && s.in_order && !s.damaged && s.problems == 0
+        });
+        if !plain || captures.len() != kept.len() {
+            return None;
+        }
+        let plan = spec
+            .filter
+            .as_ref()
+            .map_or(Plan::All, |f| plan::of_filter(&f.expr));
+        // The window's first packet: the earliest of all the files, as the full scan has it.
+        let first = self
+            .manifest
+            .files
+            .iter()
+            .filter_map(|e| e.summary.first_ns)
+            .min()
+            .unwrap_or(0);
+        let window = spec.window(first);
+        let walked: Vec<Option<(Vec<tracekit_capture::Record<'a>>, u64)>> = kept
+            .par_iter()
+            .zip(captures.par_iter())
+            .map(|(&i, &capture)| {
+                let part = &self.parts[i];
+                let mut matcher = spec.matcher(first);
+                let mut selected = Vec::new();
+                let mut read = 0u64;
+                for b in candidates(part, &plan) {
+                    let block = part.blocks[b as usize];
+                    if !window.overlaps(block.min_ts, block.max_ts) {
+                        continue;
+                    }
+                    let mut records =
+                        capture.pcap_records_from(block.offset as usize, block.first)?;
+                    for _ in 0..block.records {
+                        let r = records.next()?.ok()?;
+                        read += 1;
+                        if matcher.matches(0, &r).ok()? {
+                            selected.push(r);
+                        }
+                    }
+                }
+                Some((selected, read))
+            })
+            .collect();
+        let mut out = Prefiltered {
+            selected: Vec::with_capacity(kept.len()),
+            records: 0,
+            problems: vec![0; kept.len()],
+        };
+        for w in walked {
+            let (selected, read) = w?;
+            out.selected.push(selected);
+            out.records += read;
+        }
+        Some(out)
+    }
+}
+
+/// The blocks of `part` that `plan` can match, with its opaque blocks, ascending.
+fn candidates(part: &Part, plan: &Plan) -> Vec<u32> {
+    let mut out = eval(part, plan).unwrap_or_else(|| (0..part.blocks.len() as u32).collect());
+    out.extend_from_slice(&part.opaque);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The blocks of a plan (`None`: all of them).
+fn eval(part: &Part, plan: &Plan) -> Option<Vec<u32>> {
+    match plan {
+        Plan::All => None,
+        Plan::Key(k) => Some(part.blocks_of(*k).to_vec()),
+        Plan::Or(ps) => {
+            let mut out = Vec::new();
+            for p in ps {
+                out.extend(eval(part, p)?);
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+        Plan::And(ps) => {
+            let mut acc: Option<Vec<u32>> = None;
+            for p in ps {
+                if let Some(v) = eval(part, p) {
+                    acc = Some(match acc {
+                        None => v,
+                        Some(a) => a
+                            .into_iter()
+                            .filter(|b| v.binary_search(b).is_ok())
+                            .collect(),
+                    });
+                }
+            }
+            acc
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! One file's part of the index: its blocks of records and the postings from keys to blocks,
+//! in a small binary file (docs/index-format.md) with a blake3 checksum of its body.
+//! (Hand-written: a few sorted arrays, read in full in microseconds; a key-value store or
+//! bitmap crate would add a dependency for what a binary search does here.)
+
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+use tracekit_capture::{Capture, Format};
+
+use crate::keys;
+
+/// A block closes once its records reach this many bytes (or [`BLOCK_RECORDS`]): on the bench
+/// a one-host query reads a block per packet of the host it finds, so smaller blocks read less
+/// and cost postings (see the benchmark's figures in docs/index-format.md).
+pub const BLOCK_BYTES: u64 = 1 << 20;
+pub const BLOCK_RECORDS: u32 = 8192;
+
+pub const MAGIC: &[u8; 8] = b"TKXPART\x01";
+
+/// A contiguous run of records of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Byte offset of its first record (pcap: of the record header) in the (decompressed) file.
+    pub offset: u64,
+    /// 0-based index of its first record in the file.
+    pub first: u64,
+    pub records: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+/// What the walk of a file found, kept in the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub format: String,
+    pub packets: u64,
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    /// Every record's time is at or after the one before.
+    pub in_order: bool,
+    /// Oddities read past, and whether the walk stopped at damage (the query then reads the
+    /// file itself, which reports them as a full scan does).
+    pub problems: u64,
+    pub damaged: bool,
+    pub link_types: Vec<u16>,
+}
+
+/// A file's blocks and postings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    pub blocks: Vec<Block>,
+    /// Sorted keys; the blocks of `keys[i]` are `postings[starts[i]..starts[i + 1]]`.
+    keys: Vec<u64>,
+    starts: Vec<u32>,
+    postings: Vec<u32>,
+    /// Blocks with a packet the postings cannot describe (see `keys`): read by every query.
+    pub opaque: Vec<u32>,
+}
+
+impl Part {
+    /// The blocks holding `key`, ascending.
+    #[must_use]
+    pub fn blocks_of(&self, key: u64) -> &[u32] {
+        match self.keys.binary_search(&key) {
+            Ok(i) => &self.postings[self.starts[i] as usize..self.starts[i + 1] as usize],
+            Err(_) => &[],
+        }
+    }
+
+    /// Keys held.
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Walks `capture` once: its blocks, postings and summary.
+    #[must_use]
+    pub fn build(capture: &Capture) -> (Part, Summary) {
+        let mut s = Summary {
+            format: match capture.format() {
+                Format::Pcap(_) => "pcap".into(),
+                Format::Pcapng => "pcapng".into(),
+            },
+            in_order: true,
+            ..Summary::default()
+        };
+        let mut part = Part::default();
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        let mut in_block: FxHashSet<u64> = FxHashSet::default();
+        let mut opaque_here = false;
+        let mut keys_buf = Vec::with_capacity(16);
+        let mut layers = tracekit_wire::Layers::default();
+        let mut block: Option<Block> = None;
+        let mut block_bytes = 0u64;
+        let mut last_ts = i64::MIN;
+        let close = |part: &mut Part,
+                     block: &mut Option<Block>,
+                     in_block: &mut FxHashSet<u64>,
+                     opaque_here: &mut bool,
+                     pairs: &mut Vec<(u64, u32)>| {
+            if let Some(b) = block.take() {
+                let id = part.blocks.len() as u32;
+                pairs.extend(in_block.drain().map(|k| (k, id)));
+                if std::mem::take(opaque_here) {
+                    part.opaque.push(id);
+                }
+                part.blocks.push(b);
+            }
+        };
+        let mut records = capture.records();
+        for r in records.by_ref() {
+            let Ok(r) = r else {
+                s.damaged = true;
+                break;
+            };
+            let ts = r.ts.0;
+            if s.packets > 0 && ts < last_ts {
+                s.in_order = false;
+            }
+            last_ts = ts;
+            s.packets += 1;
+            s.first_ns = Some(s.first_ns.map_or(ts, |f| f.min(ts)));
+            s.last_ns = Some(s.last_ns.map_or(ts, |l| l.max(ts)));
+            if !s.link_types.contains(&r.link.0) {
+                s.link_types.push(r.link.0);
+            }
+            if block
+                .as_ref()
+                .is_some_and(|b| b.records >= BLOCK_RECORDS || block_bytes >= BLOCK_BYTES)
+            {
+                close(
+                    &mut part,
+                    &mut block,
+                    &mut in_block,
+                    &mut opaque_here,
+                    &mut pairs,
+                );
+            }
+            let b = block.get_or_insert(Block {
+                offset: r.offset,
+                first: r.index,
+                records: 0,
+                min_ts: ts,
+                max_ts: ts,
+            });
+            if b.records == 0 {
+                block_bytes = 0;
+            }
+            b.records += 1;
+            b.min_ts = b.min_ts.min(ts);
+            b.max_ts = b.max_ts.max(ts);
+            block_bytes += r.data.len() as u64 + 16;
+            tracekit_wire::dissect_into(r.link.0, r.data, &mut layers);
+            keys_buf.clear();
+            if !keys::of(&layers, r.data, &mut keys_buf) {
+                opaque_here = true;
+            }
+            in_block.extend(keys_buf.iter().copied());
+        }
+        close(
+            &mut part,
+            &mut block,
+            &mut in_block,
+            &mut opaque_here,
+            &mut pairs,
+        );
+        s.problems = records.problems().1;
+        pairs.sort_unstable();
+        for (k, id) in pairs {
+            if part.keys.last() != Some(&k) {
+                part.keys.push(k);
+                part.starts.push(part.postings.len() as u32);
+            }
+            part.postings.push(id);
+        }
+        part.starts.push(part.postings.len() as u32);
+        (part, s)
+    }
+
+    /// The part as stored: magic, body length, blake3 of the body, body.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        let put = |body: &mut Vec<u8>, v: u64| body.extend_from_slice(&v.to_le_bytes());
+        put(&mut body, self.blocks.len() as u64);
+        for b in &self.blocks {
+            put(&mut body, b.offset);
+            put(&mut body, b.first);
+            put(&mut body, u64::from(b.records));
+            put(&mut body, b.min_ts as u64);
+            put(&mut body, b.max_ts as u64);
+        }
+        put(&mut body, self.keys.len() as u64);
+        for &k in &self.keys {
+            put(&mut body, k);
+        }
+        for &s in &self.starts {
+            body.extend_from_slice(&s.to_le_bytes());
+        }
+        for list in [&self.postings, &self.opaque] {
+            put(&mut body, list.len() as u64);
+            for &p in list {
+                body.extend_from_slice(&p.to_le_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() + 48);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(blake3::hash(&body).as_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Reads a part, checking its magic, length and checksum, and that every number in it is
+    /// in range (a damaged part is refused, never half read).
+    ///
+    /// # Errors
+    /// What is wrong with it.
+    pub fn decode(bytes: &[u8]) -> Result<Part, String> {
+        if bytes.len() < 48 || &bytes[..8] != MAGIC {
+            return Err("not a tracekit index part (or of another format version)".into());
+        }
+        let len = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| "header")?);
+        let body = &bytes[48..];
+        if len != body.len() as u64 {
+            return Err(format!(
+                "{} bytes of body, the header says {len}",
+                body.len()
+            ));
+        }
+        if blake3::hash(body).as_bytes() != &bytes[16..48] {
+            return Err("checksum mismatch: the part is damaged".into());
+        }
+        let mut r = Reader { b: body, at: 0 };
+        let n = r.count(40)?;
+        let mut blocks = Vec::with_capacity(n);
+        for _ in 0..n {
+            blocks.push(Block {
+                offset: r.u64()?,
+                first: r.u64()?,
+                records: u32::try_from(r.u64()?).map_err(|_| "block size")?,
+                min_ts: r.u64()? as i64,
+                max_ts: r.u64()? as i64,
+            });
+        }
+        let nk = r.count(12)?;
+        let keys = (0..nk).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+        let starts = (0..=nk).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+        let np = r.count(4)?;
+        let postings = (0..np).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+        let no = r.count(4)?;
+        let opaque = (0..no).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+        let sorted = keys.windows(2).all(|w| w[0] < w[1])
+            && starts.windows(2).all(|w| w[0] <= w[1])
+            && starts.last().is_some_and(|&s| s as usize == postings.len())
+            && postings
+                .iter()
+                .chain(&opaque)
+                .all(|&p| (p as usize) < blocks.len());
+        if !sorted || r.at != body.len() {
+            return Err("inconsistent part: the index is damaged".into());
+        }
+        Ok(Part {
+            blocks,
+            keys,
+            starts,
+            postings,
+            opaque,
+        })
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let s = self
+            .b
+            .get(self.at..self.at + n)
+            .ok_or("truncated part: the index is damaged")?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| "u64")?,
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| "u32")?,
+        ))
+    }
+    /// A count of items of at least `each` bytes, checked against what is left (never
+    /// allocate what a length claims).
+    fn count(&mut self, each: usize) -> Result<usize, String> {
+        let n = self.u64()?;
+        let left = (self.b.len() - self.at) as u64;
+        if n.saturating_mul(each as u64) > left {
+            return Err("a count larger than the part: the index is damaged".into());
+        }
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Part {
+        Part {
+            blocks: vec![
+                Block {
+                    offset: 24,
+                    first: 0,
+                    records: 3,
+                    min_ts: 5,
+                    max_ts: 9,
+                },
+                Block {
+                    offset: 400,
+                    first: 3,
+                    records: 1,
+                    min_ts: 9,
+                    max_ts: 9,
+                },
+            ],
+            keys: vec![keys::port(80), keys::proto(6)],
+            starts: vec![0, 2, 3],
+            postings: vec![0, 1, 1],
+            opaque: vec![1],
+        }
+    }
+
+    #[test]
+    fn a_part_reads_back_as_written() {
+        let p = sample();
+        let back = Part::decode(&p.encode()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.blocks_of(keys::port(80)), &[0, 1]);
+        assert_eq!(back.blocks_of(keys::proto(6)), &[1]);
+        assert!(back.blocks_of(keys::port(81)).is_empty());
+    }
+
+    #[test]
+    fn a_damaged_part_is_refused_whatever_byte_is_wrong() {
+        let bytes = sample().encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(Part::decode(&b).is_err(), "byte {i} flipped");
+        }
+        for n in 0..bytes.len() {
+            assert!(Part::decode(&bytes[..n]).is_err(), "cut at {n}");
+        }
+    }
+}

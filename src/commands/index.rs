@@ -1,0 +1,65 @@
+//! `tracekit index`: indexes a capture set (see `tracekit_index`), or brings its index up to
+//! date: new and changed files are indexed, vanished ones dropped.
+
+use anyhow::bail;
+
+use crate::cli::IndexArgs;
+use crate::{Outcome, inputs, progress};
+
+pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
+    let found = inputs::expand(&args.inputs);
+    let mut trouble: Vec<String> = found
+        .unreadable
+        .iter()
+        .map(|(p, e)| format!("{}: unreadable: {e}", p.display()))
+        .collect();
+    if found.files.is_empty() {
+        bail!("no capture file among the inputs");
+    }
+    let total: u64 = found
+        .files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = progress::bytes(total, args.quiet);
+    let done = |n: u64| bar.inc(n);
+    let updated = tracekit_index::update(&args.output, &found.files, args.rebuild, &done)?;
+    bar.finish_and_clear();
+    for (p, e) in &updated.failed {
+        trouble.push(format!("{}: not indexed: {e}", p.display()));
+    }
+    let m = updated.manifest.as_ref();
+    let (files, bytes, packets) = m.map_or((0, 0, 0), |m| {
+        (
+            m.files.len(),
+            m.files.iter().map(|e| e.size).sum::<u64>(),
+            m.files.iter().map(|e| e.summary.packets).sum::<u64>(),
+        )
+    });
+    let index_bytes: u64 = std::fs::read_dir(args.output.join("parts"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>()
+        + std::fs::metadata(args.output.join(tracekit_index::MANIFEST)).map_or(0, |m| m.len());
+    eprintln!(
+        "tracekit index: {files} files ({bytes} bytes, {packets} packets): {} indexed ({} changed since), {} unchanged, {} dropped; index {index_bytes} bytes ({:.3}% of the captures) in {}",
+        updated.indexed.len(),
+        updated.changed.len(),
+        updated.kept,
+        updated.dropped.len(),
+        index_bytes as f64 * 100.0 / bytes.max(1) as f64,
+        args.output.display()
+    );
+    for t in &trouble {
+        eprintln!("tracekit index: {t}");
+    }
+    Ok(if trouble.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}

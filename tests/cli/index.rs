@@ -1,0 +1,296 @@
+//! `tracekit index` and `extract --index`: the same bytes as the full scan for many
+//! selections, also after files are added, truncated, replaced or removed; stale and damaged
+//! indexes refused.
+
+use std::path::{Path, PathBuf};
+
+use crate::analyze_sets::{generated, rotate};
+use crate::{corpus, run, stderr, succeed, tracekit};
+
+/// A set: generated traffic rotated into eight pcap files, and corpus pcaps of other link
+/// types, VLANs, IPv6, fragments, ARP (their own times: the set is merged by time).
+fn set(dir: &Path) -> PathBuf {
+    let (client, _) = generated(400, 0);
+    let whole = dir.join("whole.pcap");
+    std::fs::write(&whole, client).unwrap();
+    let set = dir.join("set");
+    rotate(&whole, &set, &["-F", "pcap", "-c", "400"], "rot-");
+    for name in [
+        "ppp_VlanPackets.pcap",
+        "ppp_ip6_fragments.pcap",
+        "ppp_ip4_fragments.pcap",
+        "ppp_many-protocols.pcap",
+        "tcpdump_pptp_be.pcap",
+        "suri_nfs3_be_v2.1.pcap",
+    ] {
+        std::fs::copy(corpus(name), set.join(name)).unwrap();
+    }
+    set
+}
+
+fn index(set: &Path, ix: &Path) -> String {
+    let o = succeed(tracekit().arg("index").arg("-o").arg(ix).arg(set));
+    stderr(&o)
+}
+
+/// Extracts `selection` from `set` by a full scan and from the index `ix`: the two outputs'
+/// bytes (both must succeed).
+fn both(set: &Path, ix: &Path, selection: &[&str], dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let (full, indexed) = (dir.join("full.out"), dir.join("indexed.out"));
+    let o = run(tracekit()
+        .args(["extract", "-q", "-o"])
+        .arg(&full)
+        .args(selection)
+        .arg(set));
+    // (Exit 1 for damage read past, as in a truncated file, which both report.)
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{selection:?}: {}",
+        stderr(&o)
+    );
+    let p = run(tracekit()
+        .args(["extract", "-q", "-o"])
+        .arg(&indexed)
+        .arg("--index")
+        .arg(ix)
+        .args(selection));
+    assert_eq!(
+        p.status.code(),
+        o.status.code(),
+        "{selection:?} from the index: {}",
+        stderr(&p)
+    );
+    (
+        std::fs::read(&full).unwrap(),
+        std::fs::read(&indexed).unwrap(),
+    )
+}
+
+const SELECTIONS: &[&[&str]] = &[
+    &["--filter", "host 192.0.2.10"],
+    &["--filter", "host 198.51.100.20 and port 20007"],
+    &["--filter", "port 20007 or port 20100"],
+    &["--filter", "tcp port 20399"],
+    &["--filter", "udp"],
+    &["--filter", "icmp or icmp6"],
+    &["--filter", "ip6"],
+    &["--filter", "vlan"],
+    &["--filter", "vlan 200"],
+    &["--filter", "arp"],
+    &["--filter", "not tcp"],
+    &["--filter", "tcp[tcpflags] & tcp-syn != 0"],
+    &["--filter", "net 192.0.2.0/24 and port 20001"],
+    &["--filter", "host 203.0.113.99"],
+    &["--after", "1700000010", "--before", "1700000012"],
+    &["--after", "1700000005", "--filter", "port 20040"],
+    &["--frames", "100-120"],
+    &["--after", "+10s", "--before", "+12s"],
+    &["--community-id", "1:LQU9qZlK+B5F3KDmev6m5PMibrg="],
+];
+
+#[test]
+fn indexed_answers_are_the_full_scans_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let ix = dir.path().join("ix");
+    let said = index(&set, &ix);
+    assert!(said.contains("14 files"), "{said}");
+    assert!(said.contains("14 indexed"), "{said}");
+    let mut nonempty = 0;
+    for sel in SELECTIONS {
+        let (full, indexed) = both(&set, &ix, sel, dir.path());
+        assert!(
+            full == indexed,
+            "{sel:?}: {} vs {} bytes",
+            full.len(),
+            indexed.len()
+        );
+        nonempty += usize::from(full.len() > 100);
+    }
+    assert!(nonempty >= 12, "{nonempty} selections found packets");
+    // The index read only some blocks for a rare port, a host, a window.
+    let read = |sel: &[&str], from: &[&std::ffi::OsStr]| -> u64 {
+        let o = succeed(
+            tracekit()
+                .args(["extract", "-o"])
+                .arg(dir.path().join("r.pcap"))
+                .args(sel)
+                .args(from),
+        );
+        let e = stderr(&o);
+        let line = e
+            .lines()
+            .find(|l| l.contains("selected of"))
+            .unwrap_or_else(|| panic!("{e}"));
+        assert_eq!(from.len() == 2, line.contains("(from the index"), "{e}");
+        line.split("selected of ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let via = [std::ffi::OsStr::new("--index"), ix.as_os_str()];
+    for sel in [
+        &["--filter", "port 20007"][..],
+        &["--filter", "host 203.0.113.99 or udp port 2049"],
+        &[
+            "--after",
+            "1700000010",
+            "--before",
+            "1700000012",
+            "--filter",
+            "tcp",
+        ],
+    ] {
+        let all = read(sel, &[set.as_os_str()]);
+        let some = read(sel, &via);
+        // (The full scan of a window passes over other files after a header walk; the
+        // index needs no walk, and reads the blocks of the window.)
+        let windowed = sel[0] == "--after";
+        assert!(
+            some * 2 < all || windowed && some <= all,
+            "{sel:?}: {some} of {all} read"
+        );
+    }
+}
+
+#[test]
+fn an_index_follows_its_directory_and_refuses_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let ix = dir.path().join("ix");
+    index(&set, &ix);
+    let sel: &[&str] = &["--filter", "port 20007 or udp"];
+    // A new rotated file: indexed alone.
+    std::fs::copy(corpus("ppp_DnsPackets.pcap"), set.join("zz-new.pcap")).unwrap();
+    let said = index(&set, &ix);
+    assert!(
+        said.contains("1 indexed (0 changed since), 14 unchanged"),
+        "{said}"
+    );
+    let (full, indexed) = both(&set, &ix, sel, dir.path());
+    assert!(full == indexed);
+    // A file cut short: the index is stale until indexed again.
+    let victim = set.join("rot-004.pcap");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() - 1000]).unwrap();
+    let o = run(tracekit()
+        .args(["extract", "-q", "-o"])
+        .arg(dir.path().join("x.pcap"))
+        .arg("--index")
+        .arg(&ix)
+        .args(sel));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("stale index") && stderr(&o).contains("rot-004.pcap"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("x.pcap").exists(), "nothing written");
+    let said = index(&set, &ix);
+    assert!(said.contains("1 indexed (1 changed since)"), "{said}");
+    let (full, indexed) = both(&set, &ix, sel, dir.path());
+    assert!(full == indexed);
+    // Replaced by another file of the same size: refused too.
+    let other = set.join("rot-002.pcap");
+    let mut b = std::fs::read(&other).unwrap();
+    let n = b.len();
+    b[n - 5] ^= 0xff;
+    std::fs::write(&other, &b).unwrap();
+    let o = run(tracekit()
+        .args(["extract", "-q", "-o"])
+        .arg(dir.path().join("x.pcap"))
+        .arg("--index")
+        .arg(&ix)
+        .args(sel));
+    assert!(
+        stderr(&o).contains("rot-002.pcap was modified"),
+        "{}",
+        stderr(&o)
+    );
+    // A file removed: dropped by the next run.
+    std::fs::remove_file(set.join("zz-new.pcap")).unwrap();
+    let said = index(&set, &ix);
+    assert!(said.contains("1 dropped"), "{said}");
+    let (full, indexed) = both(&set, &ix, sel, dir.path());
+    assert!(full == indexed);
+}
+
+#[test]
+fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let ix = dir.path().join("ix");
+    index(&set, &ix);
+    let query = |ix: &Path| {
+        run(tracekit()
+            .args(["extract", "-q", "--filter", "udp", "-o"])
+            .arg(dir.path().join("x.pcap"))
+            .arg("--index")
+            .arg(ix))
+    };
+    // A byte of a part flipped.
+    let part = std::fs::read_dir(ix.join("parts"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut b = std::fs::read(&part).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&part, &b).unwrap();
+    let o = query(&ix);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("the index is damaged"),
+        "{}",
+        stderr(&o)
+    );
+    // The manifest edited.
+    let manifest = ix.join("tracekit-index.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("\"packets\": ", "\"packets\": 1", 1),
+    )
+    .unwrap();
+    let o = query(&ix);
+    assert!(
+        stderr(&o).contains("the manifest is damaged"),
+        "{}",
+        stderr(&o)
+    );
+    // Indexing over it is refused too, unless asked to rebuild.
+    let o = run(tracekit().arg("index").arg("-o").arg(&ix).arg(&set));
+    assert!(!o.status.success(), "{}", stderr(&o));
+    succeed(
+        tracekit()
+            .args(["index", "--rebuild", "-o"])
+            .arg(&ix)
+            .arg(&set),
+    );
+    assert!(query(&ix).status.success());
+    // Not an index at all, or another version.
+    let o = query(&set);
+    assert!(
+        stderr(&o).contains("not a tracekit index"),
+        "{}",
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("\"version\": 1", "\"version\": 99", 1),
+    )
+    .unwrap();
+    let o = query(&ix);
+    assert!(
+        stderr(&o).contains("index format version 99"),
+        "{}",
+        stderr(&o)
+    );
+}
