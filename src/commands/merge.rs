@@ -317,7 +317,7 @@ fn pass(
     // A selection that needs no order, over pcap inputs: selected on all cores first.
     // Or from the index: only the blocks the selection can match.
     let from_index = match set.index {
-        Some(ix) if matcher.is_some() && time_ordered => ix.select(&captures, &kept, spec),
+        Some(ix) if matcher.is_some() && time_ordered => ix.select(&captures, &kept, spec)?,
         _ => None,
     };
     let indexed = from_index.is_some();

@@ -225,31 +225,36 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
     let set = set(dir.path());
     let ix = dir.path().join("ix");
     index(&set, &ix);
-    let query = |ix: &Path| {
+    let query_for = |filter: &str, ix: &Path| {
         run(tracekit()
-            .args(["extract", "-q", "--filter", "udp", "-o"])
+            .args(["extract", "-q", "--filter", filter, "-o"])
             .arg(dir.path().join("x.pcap"))
             .arg("--index")
             .arg(ix))
     };
-    // A byte of a part flipped.
+    let query = |ix: &Path| query_for("udp", ix);
+    // A byte of a part's sieve flipped (every narrowed query reads every sieve), then one of
+    // its body (read by a query that needs the part: one that cannot be narrowed).
     let part = std::fs::read_dir(ix.join("parts"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    let mut b = std::fs::read(&part).unwrap();
-    let last = b.len() - 1;
-    b[last] ^= 1;
-    std::fs::write(&part, &b).unwrap();
-    let o = query(&ix);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("the index is damaged"),
-        "{}",
-        stderr(&o)
-    );
+    let good = std::fs::read(&part).unwrap();
+    for (at, filter) in [(60, "udp"), (good.len() - 1, "not udp")] {
+        let mut b = good.clone();
+        b[at] ^= 1;
+        std::fs::write(&part, &b).unwrap();
+        let o = query_for(filter, &ix);
+        assert!(!o.status.success(), "byte {at}");
+        assert!(
+            stderr(&o).contains("the index is damaged"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!dir.path().join("x.pcap").exists(), "nothing written");
+    }
     // The manifest edited.
     let manifest = ix.join("tracekit-index.json");
     let text = std::fs::read_to_string(&manifest).unwrap();

@@ -309,55 +309,72 @@ fn index_one(
     ))
 }
 
-/// An index opened for queries: its manifest and parts, every file checked unchanged.
+/// An index opened for queries: its manifest, every file checked unchanged. Parts are read
+/// when a query needs them: first each part's sieve (a few kilobytes), then the parts that
+/// may hold what the query asks.
 #[derive(Debug)]
 pub struct Index {
+    pub dir: PathBuf,
     pub manifest: Manifest,
-    pub parts: Vec<Part>,
 }
 
 impl Index {
-    /// Opens the index at `dir`, checking the manifest, each part's checksum, and that every
-    /// file is as it was indexed (size, mtime and both ends).
+    /// Opens the index at `dir`, checking the manifest and that every file is as it was
+    /// indexed (size, mtime and both ends).
     ///
     /// # Errors
-    /// A damaged or foreign index, or a file changed or vanished since (stale).
+    /// A damaged or foreign manifest, or a file changed or vanished since (stale).
     pub fn open(dir: &Path) -> Result<Index, Error> {
         let manifest = read_manifest(dir)?;
-        let parts = manifest
-            .files
-            .par_iter()
-            .map(|e| {
-                let (size, mtime, ends) = identity(&e.path)
-                    .map_err(|err| Error::Stale(format!("{}: {err}", e.path.display())))?;
-                if size != e.size {
-                    return Err(Error::Stale(format!(
-                        "{} is {size} bytes, {} when indexed",
-                        e.path.display(),
-                        e.size
-                    )));
-                }
-                if mtime != e.mtime_ns || ends != e.ends_blake3 {
-                    return Err(Error::Stale(format!(
-                        "{} was modified since it was indexed",
-                        e.path.display()
-                    )));
-                }
-                let bytes = std::fs::read(dir.join(&e.part)).map_err(|err| {
-                    Error::Damaged(format!("{}: {err}: the index is damaged", e.part))
-                })?;
-                if blake3::hash(&bytes).to_hex().as_str() != e.part_blake3 {
-                    return Err(Error::Damaged(format!(
-                        "{}: checksum mismatch: the index is damaged; run tracekit index --rebuild",
-                        e.part
-                    )));
-                }
-                Part::decode(&bytes).map_err(|m| {
-                    Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Index { manifest, parts })
+        manifest.files.par_iter().try_for_each(|e| {
+            let (size, mtime, ends) = identity(&e.path)
+                .map_err(|err| Error::Stale(format!("{}: {err}", e.path.display())))?;
+            if size != e.size {
+                return Err(Error::Stale(format!(
+                    "{} is {size} bytes, {} when indexed",
+                    e.path.display(),
+                    e.size
+                )));
+            }
+            if mtime != e.mtime_ns || ends != e.ends_blake3 {
+                return Err(Error::Stale(format!(
+                    "{} was modified since it was indexed",
+                    e.path.display()
+                )));
+            }
+            Ok(())
+        })?;
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// The part of file `i`, checked against the manifest's checksum.
+    fn part(&self, i: usize) -> Result<Part, Error> {
+        let e = &self.manifest.files[i];
+        let bytes = std::fs::read(self.dir.join(&e.part))
+            .map_err(|err| Error::Damaged(format!("{}: {err}: the index is damaged", e.part)))?;
+        if blake3::hash(&bytes).to_hex().as_str() != e.part_blake3 {
+            return Err(Error::Damaged(format!(
+                "{}: checksum mismatch: the index is damaged; run tracekit index --rebuild",
+                e.part
+            )));
+        }
+        Part::decode(&bytes)
+            .map_err(|m| Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part)))
+    }
+
+    /// Whether file `i` may hold what `plan` asks, from its part's sieve.
+    fn may_match(&self, i: usize, plan: &Plan) -> Result<bool, Error> {
+        if *plan == Plan::All {
+            return Ok(true);
+        }
+        let e = &self.manifest.files[i];
+        let sieve = part::Sieve::read(&self.dir.join(&e.part)).map_err(|m| {
+            Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
+        })?;
+        Ok(sieve.opaque || sieve_may(&sieve, plan))
     }
 
     /// The indexed files, in the order a full scan reads them.
@@ -382,26 +399,28 @@ impl Index {
     }
 
     /// The selected records of the chosen files (`kept`: their positions in the index),
-    /// reading only the blocks the selection can match: what `set::prefilter` gives from a full
-    /// walk. `None` when the index cannot answer alone (frames or a Community ID asked for, a
-    /// file not classic pcap, out of time order, damaged or with oddities read past); the
-    /// caller then reads the files.
-    #[must_use]
+    /// reading only the parts and blocks the selection can match: what `set::prefilter` gives
+    /// from a full walk. `Ok(None)` when the index cannot answer alone (frames or a Community
+    /// ID asked for, a file not classic pcap, out of time order, damaged or with oddities read
+    /// past); the caller then reads the files.
+    ///
+    /// # Errors
+    /// A part found damaged.
     pub fn select<'a>(
         &self,
         captures: &[&'a Capture],
         kept: &[usize],
         spec: &Spec,
-    ) -> Option<Prefiltered<'a>> {
+    ) -> Result<Option<Prefiltered<'a>>, Error> {
         if spec.frames.is_some() || spec.community_id.is_some() || spec.is_everything() {
-            return None;
+            return Ok(None);
         }
         let plain = kept.iter().all(|&i| {
             let s = &self.manifest.files[i].summary;
             s.format == "pcap" && s.in_order && !s.damaged && s.problems == 0
         });
         if !plain || captures.len() != kept.len() {
-            return None;
+            return Ok(None);
         }
         let plan = spec
             .filter
@@ -416,30 +435,45 @@ impl Index {
             .min()
             .unwrap_or(0);
         let window = spec.window(first);
-        let walked: Vec<Option<(Vec<tracekit_capture::Record<'a>>, u64)>> = kept
+        let walked: Vec<Result<Walked<'a>, Error>> = kept
             .par_iter()
             .zip(captures.par_iter())
             .map(|(&i, &capture)| {
-                let part = &self.parts[i];
+                let s = &self.manifest.files[i].summary;
+                let in_window = s
+                    .first_ns
+                    .zip(s.last_ns)
+                    .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
+                if !in_window || !self.may_match(i, &plan)? {
+                    return Ok(Some((Vec::new(), 0)));
+                }
+                let part = self.part(i)?;
                 let mut matcher = spec.matcher(first);
                 let mut selected = Vec::new();
                 let mut read = 0u64;
-                for b in candidates(part, &plan) {
+                for b in candidates(&part, &plan) {
                     let block = part.blocks[b as usize];
                     if !window.overlaps(block.min_ts, block.max_ts) {
                         continue;
                     }
-                    let mut records =
-                        capture.pcap_records_from(block.offset as usize, block.first)?;
+                    let Some(mut records) =
+                        capture.pcap_records_from(block.offset as usize, block.first)
+                    else {
+                        return Ok(None);
+                    };
                     for _ in 0..block.records {
-                        let r = records.next()?.ok()?;
+                        let Some(Ok(r)) = records.next() else {
+                            return Ok(None);
+                        };
                         read += 1;
-                        if matcher.matches(0, &r).ok()? {
-                            selected.push(r);
+                        match matcher.matches(0, &r) {
+                            Ok(true) => selected.push(r),
+                            Ok(false) => {}
+                            Err(_) => return Ok(None),
                         }
                     }
                 }
-                Some((selected, read))
+                Ok(Some((selected, read)))
             })
             .collect();
         let mut out = Prefiltered {
@@ -448,11 +482,26 @@ impl Index {
             problems: vec![0; kept.len()],
         };
         for w in walked {
-            let (selected, read) = w?;
+            let Some((selected, read)) = w? else {
+                return Ok(None);
+            };
             out.selected.push(selected);
             out.records += read;
         }
-        Some(out)
+        Ok(Some(out))
+    }
+}
+
+/// A file's selected records and the records read (`None`: the index cannot answer).
+type Walked<'a> = Option<(Vec<tracekit_capture::Record<'a>>, u64)>;
+
+/// Whether a part whose sieve is `sieve` may hold what `plan` asks.
+fn sieve_may(sieve: &part::Sieve, plan: &Plan) -> bool {
+    match plan {
+        Plan::All => true,
+        Plan::Key(k) => sieve.may_hold(*k),
+        Plan::And(ps) => ps.iter().all(|p| sieve_may(sieve, p)),
+        Plan::Or(ps) => ps.iter().any(|p| sieve_may(sieve, p)),
     }
 }
 

@@ -177,7 +177,8 @@ impl Part {
         (part, s)
     }
 
-    /// The part as stored: magic, body length, blake3 of the body, body.
+    /// The part as stored: magic, then its sieve and its body, each as length, blake3,
+    /// bytes (see docs/index-format.md).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
@@ -203,33 +204,28 @@ impl Part {
                 body.extend_from_slice(&p.to_le_bytes());
             }
         }
-        let mut out = Vec::with_capacity(body.len() + 48);
+        let sieve = Sieve::of(&self.keys, !self.opaque.is_empty()).encode();
+        let mut out = Vec::with_capacity(body.len() + sieve.len() + 88);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(blake3::hash(&body).as_bytes());
-        out.extend_from_slice(&body);
+        for section in [&sieve, &body] {
+            out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            out.extend_from_slice(blake3::hash(section).as_bytes());
+            out.extend_from_slice(section);
+        }
         out
     }
 
-    /// Reads a part, checking its magic, length and checksum, and that every number in it is
-    /// in range (a damaged part is refused, never half read).
+    /// Reads a part, checking its magic, lengths and checksums, and that every number in it
+    /// is in range (a damaged part is refused, never half read).
     ///
     /// # Errors
     /// What is wrong with it.
     pub fn decode(bytes: &[u8]) -> Result<Part, String> {
-        if bytes.len() < 48 || &bytes[..8] != MAGIC {
-            return Err("not a tracekit index part (or of another format version)".into());
-        }
-        let len = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| "header")?);
-        let body = &bytes[48..];
-        if len != body.len() as u64 {
-            return Err(format!(
-                "{} bytes of body, the header says {len}",
-                body.len()
-            ));
-        }
-        if blake3::hash(body).as_bytes() != &bytes[16..48] {
-            return Err("checksum mismatch: the part is damaged".into());
+        let (sieve, rest) = section(bytes, true)?;
+        Sieve::decode(sieve)?;
+        let (body, rest) = section(rest, false)?;
+        if !rest.is_empty() {
+            return Err("bytes after the part: the index is damaged".into());
         }
         let mut r = Reader { b: body, at: 0 };
         let n = r.count(40)?;
@@ -267,6 +263,125 @@ impl Part {
             postings,
             opaque,
         })
+    }
+}
+
+/// One section of a part: (its bytes, checked against its blake3; what follows). `first`:
+/// the magic comes before it.
+fn section(bytes: &[u8], first: bool) -> Result<(&[u8], &[u8]), String> {
+    let bytes = if first {
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err("not a tracekit index part (or of another format version)".into());
+        }
+        &bytes[8..]
+    } else {
+        bytes
+    };
+    if bytes.len() < 40 {
+        return Err("truncated part: the index is damaged".into());
+    }
+    let len = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "length")?);
+    let rest = &bytes[40..];
+    if len > rest.len() as u64 {
+        return Err("truncated part: the index is damaged".into());
+    }
+    let (data, after) = rest.split_at(len as usize);
+    if blake3::hash(data).as_bytes() != &bytes[8..40] {
+        return Err("checksum mismatch: the index is damaged".into());
+    }
+    Ok((data, after))
+}
+
+/// The keys of a part as a Bloom filter at the front of its file (about 1% false positives,
+/// 10 bits a key), so that a query tells which files can hold what it asks from a few
+/// kilobytes of each, and reads those parts only. (Hand-written: twenty lines, and the bits
+/// are part of the documented format, which a crate's own hashing could change.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sieve {
+    /// The part has opaque blocks: every query reads it.
+    pub opaque: bool,
+    words: Vec<u64>,
+}
+
+const SIEVE_HASHES: u64 = 4;
+
+impl Sieve {
+    fn of(keys: &[u64], opaque: bool) -> Sieve {
+        let bits = (keys.len() as u64 * 10).max(64).div_ceil(64) * 64;
+        let mut s = Sieve {
+            opaque,
+            words: vec![0; (bits / 64) as usize],
+        };
+        for &k in keys {
+            let bits: Vec<u64> = s.bits(k).collect();
+            for bit in bits {
+                s.words[(bit / 64) as usize] |= 1 << (bit % 64);
+            }
+        }
+        s
+    }
+
+    fn bits(&self, key: u64) -> impl Iterator<Item = u64> + use<> {
+        // splitmix64's finalizer, then double hashing.
+        let mut h = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+        let m = self.words.len() as u64 * 64;
+        let (h1, h2) = (h, h.rotate_left(32) | 1);
+        (0..SIEVE_HASHES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % m)
+    }
+
+    /// Whether the part may hold `key` (false: it does not).
+    #[must_use]
+    pub fn may_hold(&self, key: u64) -> bool {
+        self.bits(key)
+            .all(|bit| self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.words.len() * 8);
+        out.extend_from_slice(&u64::from(self.opaque).to_le_bytes());
+        out.extend_from_slice(&(self.words.len() as u64).to_le_bytes());
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Sieve, String> {
+        let mut r = Reader { b: bytes, at: 0 };
+        let opaque = r.u64()? != 0;
+        let n = r.count(8)?;
+        let words = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+        if words.is_empty() || r.at != bytes.len() {
+            return Err("inconsistent sieve: the index is damaged".into());
+        }
+        Ok(Sieve { opaque, words })
+    }
+
+    /// Reads the sieve at the front of the part file `path` (its first kilobytes only),
+    /// checked against its checksum.
+    ///
+    /// # Errors
+    /// A part that cannot be read, or is damaged.
+    pub fn read(path: &std::path::Path) -> Result<Sieve, String> {
+        use std::io::Read as _;
+        let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let mut head = [0u8; 48];
+        f.read_exact(&mut head)
+            .map_err(|_| "truncated part: the index is damaged".to_string())?;
+        let len = u64::from_le_bytes(head[8..16].try_into().map_err(|_| "length")?);
+        let size = f.metadata().map_err(|e| e.to_string())?.len();
+        if len > size {
+            return Err("truncated part: the index is damaged".into());
+        }
+        let mut bytes = head.to_vec();
+        bytes.resize(48 + len as usize, 0);
+        f.read_exact(&mut bytes[48..])
+            .map_err(|_| "truncated part: the index is damaged".to_string())?;
+        let (sieve, _) = section(&bytes, true)?;
+        Sieve::decode(sieve)
     }
 }
 
