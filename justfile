@@ -31,6 +31,7 @@ bench size_gb="2":
     bench/anonymize.sh
     bench/select.sh
     bench/analyze-sets.sh
+    bench/index.sh
 
 # Split about a million streams under the default open-file limit (scale, conservation).
 bench-scale:

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Benchmark: tracekit index and extract --index on a set of rotated files (issue: about 200
+# files, 20 GB), against flows over the same set (index <= 1.5x flows), the full-scan extract
+# and tcpdump over the set for a one-host query (the index >= 50x faster, identical output),
+# and a time window of a twentieth of the set; index size and peak memory reported.
+# Usage: bench/index.sh [SIZE_GB] [FILES]   (default 20 and 200; RUNS=N best of N, default 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+prepare tcpdump tcpdump
+size_gb=${1:-20}
+files=${2:-200}
+set_dir="$out/index-set-${size_gb}g"
+ix="$out/index-${size_gb}g.idx"
+if [ ! -d "$set_dir" ]; then
+  big="$out/index-big.pcap"
+  bytes=$(python3 -c "print(int(float('$size_gb') * 1e9))")
+  flows=$(python3 -c "print(int(float('$size_gb') * 50000))")
+  ./target/release/tracekit-bench gen --size "$bytes" --flows "$flows" --seed 7 -o "$big"
+  packets=$(./target/release/tracekit info "$big" | awk '/^Packets:/ {print $2; exit}')
+  ./target/release/tracekit split -q --by "count=$(( (packets + files - 1) / files ))" -o "$set_dir" "$big"
+  rm -f "$big"
+fi
+n=$(ls "$set_dir" | wc -l)
+echo "machine: $(nproc) cores; set: $n files, $(du -sh "$set_dir" | cut -f1)"
+cat "$set_dir"/* > /dev/null
+
+t_flows=$(best ./target/release/tracekit flows -o /dev/null "$set_dir")
+t_index=$(runs=1 best sh -c "rm -rf $ix && ./target/release/tracekit index -q -o $ix $set_dir")
+rm -rf "$ix.peak"
+mem_index=$(python3 bench/peak.py ./target/release/tracekit index -q -o "$ix.peak" "$set_dir")
+rm -rf "$ix.peak"
+ix_bytes=$(du -sb "$ix" | cut -f1)
+set_bytes=$(du -sb "$set_dir" | cut -f1)
+t_again=$(best ./target/release/tracekit index -q -o "$ix" "$set_dir")
+
+# A host in about 0.1% of the flows, and a host of one flow.
+read -r host rare < <(./target/release/tracekit flows --format csv "$set_dir" | python3 -c "
+import csv, collections, sys
+c = collections.Counter(); n = 0
+for r in csv.DictReader(sys.stdin):
+    n += 1; c[r['client']] += 1; c[r['server']] += 1
+target = max(1, n // 1000)
+print(min(c, key=lambda h: (abs(c[h] - target), h)), min(h for h in c if c[h] == 1))")
+query() {  # query LABEL FILTER: full scan, index, tcpdump; prints one line of figures
+  local filter=$2 t_full t_ix t_td mem same sel
+  t_full=$(best ./target/release/tracekit extract -q --filter "$filter" -o "$out/ix-full.pcap" "$set_dir")
+  t_ix=$(best ./target/release/tracekit extract -q --index "$ix" --filter "$filter" -o "$out/ix-query.pcap")
+  mem=$(python3 bench/peak.py ./target/release/tracekit extract -q --index "$ix" --filter "$filter" -o "$out/ix-query.pcap")
+  t_td=$(runs=1 best sh -c "for f in $set_dir/*; do tcpdump -r \$f -w - '$filter' 2>/dev/null; done > /dev/null")
+  cmp -s "$out/ix-full.pcap" "$out/ix-query.pcap" && same=yes || same=NO
+  sel=$(./target/release/tracekit info "$out/ix-query.pcap" | awk '/^Packets:/ {print $2; exit}')
+  read_=$(./target/release/tracekit extract --index "$ix" --filter "$filter" -o "$out/ix-query.pcap" 2>&1 | awk '/selected of/ {print $5}')
+  echo "$1|$filter|$t_full|$t_ix|$t_td|$mem|$same|$sel|$read_"
+}
+q1=$(query "host in 0.1% of the flows" "host $host")
+q2=$(query "host of one flow" "host $rare")
+# A window of a twentieth of the set's time, in its middle.
+read -r first last < <(python3 -c "
+import json
+m = json.load(open('$ix/tracekit-index.json'))
+print(min(f['first_ns'] for f in m['files']), max(f['last_ns'] for f in m['files']))")
+if [ "$first" != 0 ]; then
+  span=$(( last - first )); a=$(( first + span / 2 )); b=$(( a + span / 20 ))
+  after=$(python3 -c "print(f'{$a/1e9:.9f}')"); before=$(python3 -c "print(f'{$b/1e9:.9f}')")
+  win_full=$(best ./target/release/tracekit extract -q --after "$after" --before "$before" -o "$out/ix-wfull.pcap" "$set_dir")
+  win_ix=$(best ./target/release/tracekit extract -q --index "$ix" --after "$after" --before "$before" -o "$out/ix-wquery.pcap")
+  cmp "$out/ix-wfull.pcap" "$out/ix-wquery.pcap" && wsame=yes || wsame=NO
+  wread=$(./target/release/tracekit extract --index "$ix" --after "$after" --before "$before" --filter "ip or ip6" -o "$out/ix-wquery2.pcap" 2>&1 | awk '/selected of/ {print $5}')
+else
+  win_full=0; win_ix=0; wsame=n/a; wread=n/a
+fi
+packets=$(python3 -c "
+import json
+print(sum(f['packets'] for f in json.load(open('$ix/tracekit-index.json'))['files']))")
+python3 - "$t_flows" "$t_index" "$t_again" "$win_full" "$win_ix" "$ix_bytes" "$set_bytes" \
+  "$mem_index" "$wsame" "$wread" "$packets" "$q1" "$q2" <<'PY'
+import sys
+fl, ix, again, wf, wq = map(float, sys.argv[1:6])
+ixb, setb = int(sys.argv[6]), int(sys.argv[7])
+mi = int(sys.argv[8].split()[0]) // 1024
+wsame, wread, packets = sys.argv[9], sys.argv[10], sys.argv[11]
+print(f"{'':<52} {'seconds':>8}  ratio")
+print(f"{'tracekit flows over the set':<52} {fl:8.3f}")
+print(f"{'tracekit index (fresh)':<52} {ix:8.3f}  {ix/fl:.2f}x flows")
+print(f"{'tracekit index again (nothing changed)':<52} {again:8.3f}")
+for q in sys.argv[12:14]:
+    label, filt, full, q_, td, mem, same, sel, read = q.split("|")
+    full, q_, td = float(full), float(q_), float(td)
+    print(f"{label}: --filter '{filt}': {sel} packets, {read} of {packets} records read; same bytes as the full scan: {same}; query peak RSS {int(mem.split()[0])//1024} MB")
+    print(f"{'  tracekit extract, full scan':<52} {full:8.3f}")
+    print(f"{'  tcpdump -r each file in turn':<52} {td:8.3f}")
+    print(f"{'  tracekit extract --index':<52} {q_:8.3f}  {full/q_:.1f}x the full scan, {td/q_:.1f}x tcpdump")
+if wf:
+    print(f"window of a twentieth of the set's time: same bytes: {wsame}; {wread} of {packets} records read")
+    print(f"{'  tracekit extract, full scan':<52} {wf:8.3f}")
+    print(f"{'  tracekit extract --index':<52} {wq:8.3f}  {wf/wq:.1f}x")
+print(f"index: {ixb/1e6:.1f} MB = {100*ixb/setb:.2f}% of the set; peak RSS of index {mi} MB")
+PY
