@@ -391,6 +391,18 @@ impl AtomicFile {
             target: target.clone(),
             source,
         };
+        // A device or a pipe (`-o /dev/null`, a FIFO) is written in place, as a stream: a file
+        // renamed over it would replace the device itself.
+        if fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(io)?;
+            return Ok(AtomicFile {
+                out: Out::Stdout(io::BufWriter::with_capacity(CHUNK, f)),
+                target,
+            });
+        }
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -486,6 +498,37 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-o /dev/null` (or a FIFO) is written in place: the device stays a device (a file
+    /// renamed over it once replaced this machine's /dev/null with a regular file).
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut out = AtomicFile::create(&fifo, &[]).unwrap();
+        out.write_all(b"through the pipe").unwrap();
+        out.commit(false).unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file");
+        let mut null = AtomicFile::create("/dev/null", &[]).unwrap();
+        null.write_all(b"gone").unwrap();
+        null.commit(false).unwrap();
+        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    }
 
     /// Writes of every size (small ones gathered, large ones handed straight over, unaligned
     /// tails) past the point where the output goes direct come out byte for byte, on the disk
