@@ -387,12 +387,21 @@ impl AtomicFile {
         if inputs.iter().any(|input| same_file(input, &target)) {
             return Err(OutputError::WouldOverwriteInput { target });
         }
+        // A symbolic link is followed: the file it names is the one replaced (a file renamed
+        // over the link would replace the link, and `-o /dev/stdout` would replace
+        // /dev/stdout). A device or a pipe (`-o /dev/null`, a FIFO, /dev/stdout on a pipe) is
+        // written in place, as a stream: a file renamed over it would replace the device.
+        let target = match fs::symlink_metadata(&target) {
+            Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(&target) {
+                Ok(real) if real.is_file() => real,
+                _ => target,
+            },
+            _ => target,
+        };
         let io = |source| OutputError::Io {
             target: target.clone(),
             source,
         };
-        // A device or a pipe (`-o /dev/null`, a FIFO) is written in place, as a stream: a file
-        // renamed over it would replace the device itself.
         if fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
             let f = fs::OpenOptions::new()
                 .write(true)
@@ -528,6 +537,16 @@ mod tests {
         null.write_all(b"gone").unwrap();
         null.commit(false).unwrap();
         assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        // A link to a file: the file is replaced, the link stays.
+        let file = dir.path().join("real.txt");
+        fs::write(&file, b"old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let mut out = AtomicFile::create(&link, &[]).unwrap();
+        out.write_all(b"new").unwrap();
+        out.commit(false).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&file).unwrap(), b"new");
     }
 
     /// Writes of every size (small ones gathered, large ones handed straight over, unaligned
