@@ -532,11 +532,20 @@ mod tests {
         out.commit(false).unwrap();
         assert_eq!(reader.join().unwrap(), b"through the pipe");
         assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file"
+        );
         let mut null = AtomicFile::create("/dev/null", &[]).unwrap();
         null.write_all(b"gone").unwrap();
         null.commit(false).unwrap();
-        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
         // A link to a file: the file is replaced, the link stays.
         let file = dir.path().join("real.txt");
         fs::write(&file, b"old").unwrap();
@@ -545,7 +554,12 @@ mod tests {
         let mut out = AtomicFile::create(&link, &[]).unwrap();
         out.write_all(b"new").unwrap();
         out.commit(false).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read(&file).unwrap(), b"new");
     }
 
