@@ -358,7 +358,7 @@ pub struct MergeArgs {
     pub inputs: Vec<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct InfoArgs {
     /// Print one JSON object per input file, each on its own line.
     #[arg(long)]
@@ -377,9 +377,13 @@ pub struct InfoArgs {
     // capture, instead of one per file.
     #[command(flatten)]
     pub select: SelectArgs,
+    /// The summaries an index (`tracekit index`) recorded of its files, checked unchanged,
+    /// without reading them: what `tracekit info` of the indexed inputs prints.
+    #[arg(long, value_name = "INDEX", conflicts_with = "files")]
+    pub index: Option<PathBuf>,
     /// Capture files (pcap, pcapng, gzip or zstd compressed), directories (searched
     /// recursively), or `-` for standard input.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "index", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
 

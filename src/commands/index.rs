@@ -24,7 +24,17 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
         .sum();
     let bar = progress::bytes(total, args.quiet);
     let done = |n: u64| bar.inc(n);
-    let updated = tracekit_index::update(&args.output, &found.files, args.rebuild, &done)?;
+    // What `tracekit info --index` prints of each file: `info`'s own summary, as text and as
+    // its JSON line, made once here.
+    let describe = |path: &std::path::Path| {
+        let s = super::info::summarize(path);
+        serde_json::json!({
+            "json": super::info::json_line(&s),
+            "text": super::info::text(&s),
+        })
+    };
+    let updated =
+        tracekit_index::update(&args.output, &found.files, args.rebuild, &done, &describe)?;
     bar.finish_and_clear();
     for (p, e) in &updated.failed {
         trouble.push(format!("{}: not indexed: {e}", p.display()));

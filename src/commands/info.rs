@@ -348,6 +348,9 @@ fn resolution_name(r: TsResolution) -> String {
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
+    if let Some(dir) = &args.index {
+        return run_indexed(args, dir);
+    }
     let spec = Spec::try_from(&args.select)?;
     if !args.hash.is_empty() && args.files.iter().any(|f| f.as_os_str() == "-") {
         anyhow::bail!("--hash reads each file again from disk: it cannot hash standard input");
@@ -403,6 +406,71 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
         }
         print_one(&mut out, s, args.json)?;
         if !s.ok() {
+            outcome = Outcome::Partial;
+        }
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
+/// A summary as `info --json` prints it (one line, with its newline).
+#[must_use]
+pub fn json_line(s: &Summary) -> String {
+    let mut v = Vec::new();
+    let _ = print_one(&mut v, s, true);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// A summary as `info` prints it.
+#[must_use]
+pub fn text(s: &Summary) -> String {
+    let mut v = Vec::new();
+    let _ = print_one(&mut v, s, false);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// `info --index`: the summaries the index recorded of its files, as `info` prints them of
+/// the files (checked unchanged since); with `--hash` or a selection, the files are read.
+fn run_indexed(args: &InfoArgs, dir: &Path) -> anyhow::Result<Outcome> {
+    let index = tracekit_index::Index::open(dir)?;
+    let spec = Spec::try_from(&args.select)?;
+    if !args.hash.is_empty() || !spec.is_everything() {
+        let files = index
+            .manifest
+            .files
+            .iter()
+            .map(|e| {
+                if e.given.as_os_str().is_empty() {
+                    e.path.clone()
+                } else {
+                    e.given.clone()
+                }
+            })
+            .collect();
+        let args = InfoArgs {
+            index: None,
+            files,
+            ..args.clone()
+        };
+        return run(&args);
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let key = if args.json { "json" } else { "text" };
+    let mut outcome = Outcome::Success;
+    for (n, e) in index.manifest.files.iter().enumerate() {
+        let Some(stored) = e.info[key].as_str() else {
+            anyhow::bail!(
+                "{}: the index holds no summary of {} (made by an older tracekit): run tracekit index --rebuild",
+                dir.display(),
+                e.path.display()
+            );
+        };
+        if n > 0 && !args.json {
+            writeln!(out)?;
+        }
+        out.write_all(stored.as_bytes())?;
+        if e.summary.damaged || e.summary.problems > 0 {
             outcome = Outcome::Partial;
         }
     }

@@ -96,6 +96,16 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
     let said = index(&set, &ix);
     assert!(said.contains("14 files"), "{said}");
     assert!(said.contains("14 indexed"), "{said}");
+    // info from the index: what info of the files prints, text and JSON, without reading them.
+    for json in [&[][..], &["--json"][..]] {
+        let full = succeed(tracekit().arg("info").args(json).arg(&set));
+        let indexed = succeed(tracekit().arg("info").args(json).arg("--index").arg(&ix));
+        assert!(!full.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&indexed.stdout),
+            String::from_utf8_lossy(&full.stdout)
+        );
+    }
     let mut nonempty = 0;
     for sel in SELECTIONS {
         let (full, indexed) = both(&set, &ix, sel, dir.path());

@@ -68,7 +68,16 @@ pub struct Entry {
     pub part_blake3: String,
     #[serde(flatten)]
     pub summary: Summary,
+    /// The path as it was given to `tracekit index` (a directory's files as found in it),
+    /// and what the caller recorded of the file then (`tracekit info`'s summary of it).
+    #[serde(default)]
+    pub given: PathBuf,
+    #[serde(default)]
+    pub info: serde_json::Value,
 }
+
+/// What the caller records of each file it indexes (see [`Entry::info`]).
+pub type Describe<'a> = &'a (dyn Fn(&Path) -> serde_json::Value + Sync);
 
 /// What went wrong with an index.
 #[derive(Debug)]
@@ -189,6 +198,7 @@ pub fn update(
     files: &[PathBuf],
     rebuild: bool,
     progress: &(dyn Fn(u64) + Sync),
+    describe: Describe<'_>,
 ) -> Result<Updated, Error> {
     let old = if dir.join(MANIFEST).exists() && !rebuild {
         Some(read_manifest(dir)?)
@@ -204,8 +214,9 @@ pub fn update(
     let inputs: Vec<&Path> = abs.iter().map(PathBuf::as_path).collect();
     let results: Vec<(PathBuf, Result<Indexed, String>)> = abs
         .par_iter()
-        .map(|path| {
-            let r = index_one(dir, path, old.as_ref(), &inputs);
+        .zip(files.par_iter())
+        .map(|(path, given)| {
+            let r = index_one(dir, (path, given), old.as_ref(), &inputs, describe);
             if let Ok((e, _, _)) = &r {
                 progress(e.size);
             }
@@ -270,9 +281,10 @@ type Indexed = (Entry, bool, bool);
 /// Indexes one file, or re-uses its part.
 fn index_one(
     dir: &Path,
-    path: &Path,
+    (path, given): (&Path, &Path),
     old: Option<&Manifest>,
     inputs: &[&Path],
+    describe: Describe<'_>,
 ) -> Result<Indexed, String> {
     let (size, mtime_ns, ends) = identity(path).map_err(|e| e.to_string())?;
     let before = old.and_then(|m| m.files.iter().find(|e| e.path == path));
@@ -280,11 +292,13 @@ fn index_one(
         && e.size == size
         && e.mtime_ns == mtime_ns
         && e.ends_blake3 == ends
+        && e.given == given
         && std::fs::read(dir.join(&e.part))
             .is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == e.part_blake3)
     {
         return Ok((e.clone(), true, false));
     }
+    let info = describe(given);
     let capture = Capture::open(path).map_err(|e| e.to_string())?;
     let ((built, summary), whole) = rayon::join(|| Part::build(&capture), || whole_blake3(path));
     let bytes = built.encode();
@@ -303,6 +317,8 @@ fn index_one(
             part,
             part_blake3: blake3::hash(&bytes).to_hex().to_string(),
             summary,
+            given: given.to_path_buf(),
+            info,
         },
         false,
         before.is_some(),
