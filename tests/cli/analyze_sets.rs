@@ -231,6 +231,15 @@ pub fn generated(n: u32, ahead: i64) -> (Vec<u8>, Vec<u8>) {
     generated_drifting(n, ahead, 0)
 }
 
+/// [`generated_drifting`] written as `client.pcap` and `server.pcap` in `dir`.
+fn generated_files(dir: &Path, n: u32, ahead: i64, ppm: i64) -> (PathBuf, PathBuf) {
+    let (a, b) = generated_drifting(n, ahead, ppm);
+    let (client, server) = (dir.join("client.pcap"), dir.join("server.pcap"));
+    std::fs::write(&client, a).unwrap();
+    std::fs::write(&server, b).unwrap();
+    (client, server)
+}
+
 /// [`generated`] with the server side's clock gaining `ppm` parts per million.
 fn generated_drifting(n: u32, ahead: i64, ppm: i64) -> (Vec<u8>, Vec<u8>) {
     const MS: i64 = 1_000_000;
@@ -297,13 +306,7 @@ fn generated_drifting(n: u32, ahead: i64, ppm: i64) -> (Vec<u8>, Vec<u8>) {
 fn generated_traffic_rotated_differently_on_each_side_is_analyzed_as_two_whole_captures() {
     let dir = tempfile::tempdir().unwrap();
     let ahead = 2_500_000_000;
-    let (a_bytes, b_bytes) = generated(400, ahead);
-    let (client, server) = (
-        dir.path().join("client.pcap"),
-        dir.path().join("server.pcap"),
-    );
-    std::fs::write(&client, a_bytes).unwrap();
-    std::fs::write(&server, b_bytes).unwrap();
+    let (client, server) = generated_files(dir.path(), 400, ahead, 0);
     // Client side by count (about 1.9 s a file), server side by time, 3 s a file: other
     // boundaries, and the clock offset is more than a client file's span.
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
@@ -353,13 +356,7 @@ fn generated_traffic_rotated_differently_on_each_side_is_analyzed_as_two_whole_c
 fn batch_pairs_rotated_files_by_content_when_the_clock_offset_exceeds_their_span() {
     let dir = tempfile::tempdir().unwrap();
     let ahead = 2_500_000_000;
-    let (a_bytes, b_bytes) = generated(240, ahead);
-    let (client, server) = (
-        dir.path().join("client.pcap"),
-        dir.path().join("server.pcap"),
-    );
-    std::fs::write(&client, a_bytes).unwrap();
-    std::fs::write(&server, b_bytes).unwrap();
+    let (client, server) = generated_files(dir.path(), 240, ahead, 0);
     // The same packets in each pair of files (100 a file: about 1.9 s, less than the offset),
     // names that do not match, in the opposite order.
     let (a, b, out) = (
@@ -426,13 +423,7 @@ fn clocks_that_drift_over_a_long_set_get_an_offset_per_window_and_the_report_say
     let dir = tempfile::tempdir().unwrap();
     // Three minutes of traffic; the server side's clock gains 200 ppm (36 ms by the end,
     // over a hundred times the path's 0.3 ms).
-    let (a_bytes, b_bytes) = generated_drifting(1200, 2_500_000_000, 200);
-    let (client, server) = (
-        dir.path().join("client.pcap"),
-        dir.path().join("server.pcap"),
-    );
-    std::fs::write(&client, a_bytes).unwrap();
-    std::fs::write(&server, b_bytes).unwrap();
+    let (client, server) = generated_files(dir.path(), 1200, 2_500_000_000, 200);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     rotate(&client, &a, &["-i", "20"], "a-");
     rotate(&server, &b, &["-i", "30"], "b-");
@@ -467,9 +458,7 @@ fn clocks_that_drift_over_a_long_set_get_an_offset_per_window_and_the_report_say
         "{text}"
     );
     // Clocks that keep time have no drift.
-    let (a_bytes, b_bytes) = generated(1200, 2_500_000_000);
-    std::fs::write(&client, a_bytes).unwrap();
-    std::fs::write(&server, b_bytes).unwrap();
+    let (client, server) = generated_files(dir.path(), 1200, 2_500_000_000, 0);
     let v = analysis(&[&client, &server]);
     assert!(v["clock"].get("drift").is_none(), "{:#}", v["clock"]);
 }
@@ -477,13 +466,7 @@ fn clocks_that_drift_over_a_long_set_get_an_offset_per_window_and_the_report_say
 #[test]
 fn the_selection_narrows_both_sets() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_bytes, b_bytes) = generated(400, 2_500_000_000);
-    let (client, server) = (
-        dir.path().join("client.pcap"),
-        dir.path().join("server.pcap"),
-    );
-    std::fs::write(&client, a_bytes).unwrap();
-    std::fs::write(&server, b_bytes).unwrap();
+    let (client, server) = generated_files(dir.path(), 400, 2_500_000_000, 0);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     rotate(&client, &a, &["-c", "100"], "a-");
     rotate(&server, &b, &["-i", "3"], "b-");
