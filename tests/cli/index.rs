@@ -118,6 +118,22 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
         nonempty += usize::from(full.len() > 100);
     }
     assert!(nonempty >= 12, "{nonempty} selections found packets");
+    // Hosts files: a few addresses (looked up) and a wide prefix (every block).
+    for (name, text) in [
+        ("few.txt", "# two hosts\n192.0.2.10\n2001:db8::1\n"),
+        ("wide.txt", "10.0.0.0/8\n192.0.2.0/24\n"),
+    ] {
+        let hosts = dir.path().join(name);
+        std::fs::write(&hosts, text).unwrap();
+        let h = hosts.to_str().unwrap();
+        for sel in [
+            &["--hosts-file", h][..],
+            &["--hosts-file", h, "--filter", "port 20009"],
+        ] {
+            let (full, indexed) = both(&set, &ix, sel, dir.path());
+            assert!(full.len() > 100 && full == indexed, "{sel:?}");
+        }
+    }
     // The index read only some blocks for a rare port, a host, a window.
     let read = |sel: &[&str], from: &[&std::ffi::OsStr]| -> u64 {
         let o = succeed(

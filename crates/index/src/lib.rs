@@ -438,10 +438,12 @@ impl Index {
         if !plain || captures.len() != kept.len() {
             return Ok(None);
         }
-        let plan = spec
-            .filter
-            .as_ref()
-            .map_or(Plan::All, |f| plan::of_filter(&f.expr));
+        let plan = plan::and(
+            spec.filter
+                .as_ref()
+                .map_or(Plan::All, |f| plan::of_filter(&f.expr)),
+            spec.hosts.as_ref().map_or(Plan::All, |h| plan::of_hosts(h)),
+        );
         // The window's first packet: the earliest of all the files, as the full scan has it.
         let first = self
             .manifest

@@ -36,6 +36,27 @@ pub fn of_filter(expr: &str) -> Plan {
     }
 }
 
+/// Addresses of a hosts file the index looks up one by one, at most.
+const HOSTS_LOOKED_UP: usize = 4096;
+
+/// The plan of a hosts file: its addresses, when it holds at most [`HOSTS_LOOKED_UP`] (a
+/// wide prefix reads every block).
+#[must_use]
+pub fn of_hosts(hosts: &tracekit_select::HostSet) -> Plan {
+    hosts.addresses(HOSTS_LOOKED_UP).map_or(Plan::All, |a| {
+        Plan::Or(a.into_iter().map(|a| Plan::Key(keys::addr(a))).collect())
+    })
+}
+
+/// Both plans must hold.
+#[must_use]
+pub fn and(a: Plan, b: Plan) -> Plan {
+    match (a, b) {
+        (Plan::All, p) | (p, Plan::All) => p,
+        (a, b) => Plan::And(vec![a, b]),
+    }
+}
+
 fn tokenize(expr: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();

@@ -60,6 +60,33 @@ pub struct HostsError {
 }
 
 impl HostSet {
+    /// Every address the set holds, when there are at most `max` (an index looks each up);
+    /// `None` for more (a wide prefix).
+    #[must_use]
+    pub fn addresses(&self, max: usize) -> Option<Vec<std::net::IpAddr>> {
+        let count = |i: &Intervals<u128>| {
+            i.start
+                .iter()
+                .zip(&i.end)
+                .try_fold(0u128, |n, (s, e)| n.checked_add((e - s).checked_add(1)?))
+        };
+        let v4 = Intervals {
+            start: self.v4.start.iter().map(|&a| u128::from(a)).collect(),
+            end: self.v4.end.iter().map(|&a| u128::from(a)).collect(),
+        };
+        if count(&v4)?.checked_add(count(&self.v6)?)? > max as u128 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (s, e) in v4.start.iter().zip(&v4.end) {
+            out.extend((*s..=*e).map(|a| std::net::IpAddr::V4((a as u32).into())));
+        }
+        for (s, e) in self.v6.start.iter().zip(&self.v6.end) {
+            out.extend((*s..=*e).map(|a| std::net::IpAddr::V6(a.into())));
+        }
+        Some(out)
+    }
+
     /// Parses one address or CIDR prefix a line; `#` starts a comment; blank lines are skipped.
     pub fn parse(text: &str) -> Result<HostSet, HostsError> {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
@@ -161,6 +188,26 @@ impl HostSet {
 mod tests {
     use super::*;
     use std::fmt::Write;
+
+    #[test]
+    fn a_small_set_lists_its_addresses_and_a_wide_one_does_not() {
+        let set = HostSet::parse("192.0.2.1\n192.0.2.0/31\n2001:db8::/127\n").unwrap();
+        let all: Vec<String> = set
+            .addresses(10)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(all, ["192.0.2.0", "192.0.2.1", "2001:db8::", "2001:db8::1"]);
+        assert!(set.addresses(3).is_none());
+        assert!(
+            HostSet::parse("10.0.0.0/8\n")
+                .unwrap()
+                .addresses(4096)
+                .is_none()
+        );
+        assert!(HostSet::parse("::/0\n").unwrap().addresses(4096).is_none());
+    }
 
     fn set(text: &str) -> HostSet {
         HostSet::parse(text).unwrap()
