@@ -30,7 +30,11 @@ impl Timings {
     /// (Arguments, not a string: without `--timings` no step is formatted.)
     fn mark(self, step: std::fmt::Arguments<'_>) {
         if let Some(start) = self.0 {
-            eprintln!(
+            // The time is read holding stderr's lock, so that steps marked on several threads
+            // are printed in the order of their times.
+            let mut e = io::stderr().lock();
+            let _ = writeln!(
+                e,
                 "tracekit analyze: {:8.3} s  {step}",
                 start.elapsed().as_secs_f64()
             );
