@@ -281,23 +281,26 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
         );
         assert!(!dir.path().join("x.pcap").exists(), "nothing written");
     }
-    // The manifest edited.
+    // The manifest edited, or of another version; not an index at all.
     let manifest = ix.join("tracekit-index.json");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        text.replacen("\"packets\": ", "\"packets\": 1", 1),
-    )
-    .unwrap();
-    let o = query(&ix);
-    assert!(
-        stderr(&o).contains("the manifest is damaged"),
-        "{}",
-        stderr(&o)
-    );
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replacen(from, to, 1)).unwrap();
+    };
+    let refused = |o: std::process::Output, why: &str| {
+        assert!(
+            !o.status.success() && stderr(&o).contains(why),
+            "{why}: {}",
+            stderr(&o)
+        );
+    };
+    edit("\"packets\": ", "\"packets\": 1");
+    refused(query(&ix), "the manifest is damaged");
     // Indexing over it is refused too, unless asked to rebuild.
-    let o = run(tracekit().arg("index").arg("-o").arg(&ix).arg(&set));
-    assert!(!o.status.success(), "{}", stderr(&o));
+    refused(
+        run(tracekit().arg("index").arg("-o").arg(&ix).arg(&set)),
+        "the manifest is damaged",
+    );
     succeed(
         tracekit()
             .args(["index", "--rebuild", "-o"])
@@ -305,23 +308,7 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
             .arg(&set),
     );
     assert!(query(&ix).status.success());
-    // Not an index at all, or another version.
-    let o = query(&set);
-    assert!(
-        stderr(&o).contains("not a tracekit index"),
-        "{}",
-        stderr(&o)
-    );
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        text.replacen("\"version\": 1", "\"version\": 99", 1),
-    )
-    .unwrap();
-    let o = query(&ix);
-    assert!(
-        stderr(&o).contains("index format version 99"),
-        "{}",
-        stderr(&o)
-    );
+    refused(query(&set), "not a tracekit index");
+    edit("\"version\": 1", "\"version\": 99");
+    refused(query(&ix), "index format version 99");
 }

@@ -29,6 +29,33 @@ pub struct Block {
     pub max_ts: i64,
 }
 
+/// A part while its file is walked: the blocks closed so far, with their (key, block)
+/// pairs, and the block being filled.
+#[derive(Default)]
+struct Blocks {
+    part: Part,
+    pairs: Vec<(u64, u32)>,
+    current: Option<Block>,
+    current_bytes: u64,
+    keys_here: FxHashSet<u64>,
+    opaque_here: bool,
+}
+
+impl Blocks {
+    /// Closes the block being filled (if any): its keys become postings.
+    fn close(&mut self) {
+        if let Some(b) = self.current.take() {
+            let id = self.part.blocks.len() as u32;
+            self.pairs.extend(self.keys_here.drain().map(|k| (k, id)));
+            if std::mem::take(&mut self.opaque_here) {
+                self.part.opaque.push(id);
+            }
+            self.part.blocks.push(b);
+            self.current_bytes = 0;
+        }
+    }
+}
+
 /// What the walk of a file found, kept in the manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -84,29 +111,10 @@ impl Part {
             in_order: true,
             ..Summary::default()
         };
-        let mut part = Part::default();
-        let mut pairs: Vec<(u64, u32)> = Vec::new();
-        let mut in_block: FxHashSet<u64> = FxHashSet::default();
-        let mut opaque_here = false;
+        let mut blocks = Blocks::default();
         let mut keys_buf = Vec::with_capacity(16);
         let mut layers = tracekit_wire::Layers::default();
-        let mut block: Option<Block> = None;
-        let mut block_bytes = 0u64;
         let mut last_ts = i64::MIN;
-        let close = |part: &mut Part,
-                     block: &mut Option<Block>,
-                     in_block: &mut FxHashSet<u64>,
-                     opaque_here: &mut bool,
-                     pairs: &mut Vec<(u64, u32)>| {
-            if let Some(b) = block.take() {
-                let id = part.blocks.len() as u32;
-                pairs.extend(in_block.drain().map(|k| (k, id)));
-                if std::mem::take(opaque_here) {
-                    part.opaque.push(id);
-                }
-                part.blocks.push(b);
-            }
-        };
         let mut records = capture.records();
         for r in records.by_ref() {
             let Ok(r) = r else {
@@ -124,47 +132,38 @@ impl Part {
             if !s.link_types.contains(&r.link.0) {
                 s.link_types.push(r.link.0);
             }
-            if block
+            if blocks
+                .current
                 .as_ref()
-                .is_some_and(|b| b.records >= BLOCK_RECORDS || block_bytes >= BLOCK_BYTES)
+                .is_some_and(|b| b.records >= BLOCK_RECORDS || blocks.current_bytes >= BLOCK_BYTES)
             {
-                close(
-                    &mut part,
-                    &mut block,
-                    &mut in_block,
-                    &mut opaque_here,
-                    &mut pairs,
-                );
+                blocks.close();
             }
-            let b = block.get_or_insert(Block {
+            let b = blocks.current.get_or_insert(Block {
                 offset: r.offset,
                 first: r.index,
                 records: 0,
                 min_ts: ts,
                 max_ts: ts,
             });
-            if b.records == 0 {
-                block_bytes = 0;
-            }
             b.records += 1;
             b.min_ts = b.min_ts.min(ts);
             b.max_ts = b.max_ts.max(ts);
-            block_bytes += r.data.len() as u64 + 16;
+            blocks.current_bytes += r.data.len() as u64 + 16;
             tracekit_wire::dissect_into(r.link.0, r.data, &mut layers);
             keys_buf.clear();
             if !keys::of(&layers, r.data, &mut keys_buf) {
-                opaque_here = true;
+                blocks.opaque_here = true;
             }
-            in_block.extend(keys_buf.iter().copied());
+            blocks.keys_here.extend(keys_buf.iter().copied());
         }
-        close(
-            &mut part,
-            &mut block,
-            &mut in_block,
-            &mut opaque_here,
-            &mut pairs,
-        );
+        blocks.close();
         s.problems = records.problems().1;
+        let Blocks {
+            mut part,
+            mut pairs,
+            ..
+        } = blocks;
         pairs.sort_unstable();
         for (k, id) in pairs {
             if part.keys.last() != Some(&k) {
