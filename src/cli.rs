@@ -309,8 +309,14 @@ pub struct FlowsArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Answer from this index (`tracekit index`) of the inputs: without a selection, the
+    /// flow table it stored (no packet read); with one, only the blocks the selection can
+    /// match are read. The rows are the full scan's, byte for byte. A stale or damaged index
+    /// is refused.
+    #[arg(long, value_name = "INDEX", conflicts_with = "inputs")]
+    pub index: Option<PathBuf>,
     /// Capture files or directories of rotated files, read as one capture in time order.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "index", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
 

@@ -12,6 +12,14 @@ pub fn rfc3339(ts: Timestamp) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
+/// The nanoseconds of a time [`rfc3339`] printed; `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    let t = time::PrimitiveDateTime::parse(s, format).ok()?.assume_utc();
+    i64::try_from(t.unix_timestamp_nanos()).ok()
+}
+
 /// A duration in seconds with nanoseconds, e.g. `1.000001000`.
 pub fn seconds(ns: i64) -> String {
     Timestamp(ns).to_string()

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracekit_capture::Capture;
 use tracekit_merge::set;
 use tracekit_merge::{Item, Merger, Order};
@@ -17,7 +17,7 @@ use crate::cli::FlowsArgs;
 use crate::{Outcome, inputs, progress, timefmt};
 
 /// One conversation's row; `Files` is a list in JSON, a `;`-joined string in CSV.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Row<Files> {
     proto: String,
     /// The IP protocol number (null for frames without IP).
@@ -43,7 +43,7 @@ struct Row<Files> {
     /// ACK, D data, F FIN, R RST, each once per side, in the order first seen.
     history: String,
     /// Who sent the first FIN or RST: client, server, or nobody (null).
-    closed_by: Option<&'static str>,
+    closed_by: Option<String>,
     /// The input files holding its packets, in order of first appearance.
     files: Files,
     first_frame: u64,
@@ -55,21 +55,34 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     if args.top == Some(0) {
         bail!("--top must be at least 1");
     }
+    let index = args
+        .index
+        .as_deref()
+        .map(tracekit_index::Index::open)
+        .transpose()?;
+    // The whole set's table, stored by `tracekit index`: no packet read.
+    if let Some(ix) = &index
+        && spec.is_everything()
+        && let Some((rows, stored)) = ix.flows()?
+    {
+        return print_stored(args, ix, &rows, stored);
+    }
+    let paths = index
+        .as_ref()
+        .map_or_else(|| args.inputs.clone(), tracekit_index::Index::paths);
     let inputs::Opened {
         captures,
         mut trouble,
         ..
-    } = inputs::open(&args.inputs)?;
-    // As merge does: first a pass that reads each input in its own order, then, if one is not
-    // in time order, a pass in time order from a survey.
-    let windowed = spec.after.is_some() || spec.before.is_some();
-    let table = match (!windowed)
-        .then(|| table(&captures, &spec, true, args.quiet))
-        .transpose()?
-        .flatten()
-    {
+    } = inputs::open(&paths)?;
+    let from_index = match &index {
+        Some(ix) => indexed(ix, &captures, &spec)?,
+        None => None,
+    };
+    let indexed = from_index.is_some();
+    let table = match from_index {
         Some(t) => t,
-        None => table(&captures, &spec, false, args.quiet)?.expect("a surveyed pass finishes"),
+        None => compute(&captures, &spec, args.quiet)?,
     };
     trouble.extend(table.trouble.iter().cloned());
     let flows = table.flows.flows();
@@ -86,37 +99,27 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
         order.sort_by(|&a, &b| key(&flows[b]).cmp(&key(&flows[a])).then(a.cmp(&b)));
         order.truncate(n);
     }
-    let rows = order
-        .iter()
-        .map(|&i| row(&flows[i].summary(), &table.names));
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    if args.format == "csv" {
-        let mut w = csv::Writer::from_writer(out);
-        for r in rows {
-            w.serialize(r.for_csv()).map_err(csv_error)?;
-        }
-        w.flush()?;
-    } else {
-        for r in rows {
-            // Serialized apart so that a closed pipe (`| head`) is an I/O error, ended quietly.
-            let mut line = serde_json::to_vec(&r)?;
-            line.push(b'\n');
-            out.write_all(&line)?;
-        }
-        out.flush()?;
-    }
+    print(
+        args,
+        order
+            .iter()
+            .map(|&i| row(&flows[i].summary(), &table.names)),
+    )?;
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
-        "tracekit flows: {} flow(s) from {} packet(s) of {} input(s)",
+        "tracekit flows: {} flow(s) from {} packet(s) of {} input(s){}",
         flows.len(),
         table.selected,
-        table.names.len()
+        table.names.len(),
+        if indexed {
+            format!(
+                " ({} record(s) read: the blocks the index says the selection can match)",
+                table.read
+            )
+        } else {
+            String::new()
+        }
     );
     let p = &table.passed;
     if p.files > 0 {
@@ -136,6 +139,170 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Prints the flow table `tracekit index` stored (`rows`: its JSON lines) as the full scan
+/// prints it.
+fn print_stored(
+    args: &FlowsArgs,
+    ix: &tracekit_index::Index,
+    rows: &[u8],
+    stored: &tracekit_index::Flows,
+) -> anyhow::Result<Outcome> {
+    let mut rows = rows
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice::<Row<Vec<String>>>)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the index's flow table")?;
+    if let Some(n) = args.top {
+        let keys: Vec<i128> = rows.iter().map(|r| r.rank(&args.by)).collect();
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        // Largest first; ties in order of first appearance, as for a scan.
+        order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
+        order.truncate(n);
+        let mut picked: Vec<Option<Row<Vec<String>>>> = rows.into_iter().map(Some).collect();
+        rows = order.iter().filter_map(|&i| picked[i].take()).collect();
+    }
+    print(args, rows.into_iter())?;
+    let files = &ix.manifest.files;
+    let packets: u64 = files.iter().map(|e| e.summary.packets).sum();
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "tracekit flows: {} flow(s) from {packets} packet(s) of {} input(s) (from the index's flow table)",
+        stored.rows,
+        files.len()
+    );
+    for t in &stored.trouble {
+        let _ = writeln!(e, "  {t}");
+    }
+    Ok(if stored.trouble.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// The flow table of all of `captures`, as `flows` prints it with no selection: what
+/// `tracekit index` stores (JSON lines into `out`).
+pub fn store(
+    paths: &[std::path::PathBuf],
+    out: &mut dyn Write,
+) -> Result<tracekit_index::FlowsMade, String> {
+    let inputs::Opened {
+        captures,
+        mut trouble,
+        ..
+    } = inputs::open(paths).map_err(|e| format!("{e:#}"))?;
+    let table = compute(&captures, &Spec::default(), true).map_err(|e| format!("{e:#}"))?;
+    trouble.extend(table.trouble.iter().cloned());
+    let flows = table.flows.flows();
+    for f in flows {
+        let mut line =
+            serde_json::to_vec(&row(&f.summary(), &table.names)).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        out.write_all(&line).map_err(|e| e.to_string())?;
+    }
+    Ok(tracekit_index::FlowsMade {
+        rows: flows.len() as u64,
+        trouble,
+    })
+}
+
+/// Prints the rows in the asked format to the output or standard output.
+fn print(args: &FlowsArgs, rows: impl Iterator<Item = Row<Vec<String>>>) -> anyhow::Result<()> {
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    if args.format == "csv" {
+        let mut w = csv::Writer::from_writer(out);
+        for r in rows {
+            w.serialize(r.for_csv()).map_err(csv_error)?;
+        }
+        w.flush()?;
+    } else {
+        let mut out = out;
+        for r in rows {
+            // Serialized apart so that a closed pipe (`| head`) is an I/O error, ended quietly.
+            let mut line = serde_json::to_vec(&r)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The table of a full scan: first a pass that reads each input in its own order, then, if
+/// one is not in time order, a pass in time order from a survey (as merge does).
+fn compute(captures: &[Capture], spec: &Spec, quiet: bool) -> anyhow::Result<Table> {
+    let windowed = spec.after.is_some() || spec.before.is_some();
+    Ok(
+        match (!windowed)
+            .then(|| table(captures, spec, true, quiet))
+            .transpose()?
+            .flatten()
+        {
+            Some(t) => t,
+            None => table(captures, spec, false, quiet)?.expect("a surveyed pass finishes"),
+        },
+    )
+}
+
+/// The table of a selection from the index: only the blocks it can match are read, their
+/// records matched and merged by time as the full scan merges them, each numbered with its
+/// frame of the full scan. `None` when the index cannot answer alone (see `Index::select`).
+fn indexed(
+    ix: &tracekit_index::Index,
+    captures: &[Capture],
+    spec: &Spec,
+) -> anyhow::Result<Option<Table>> {
+    let Some(frames) = ix.frame_numbers(captures) else {
+        return Ok(None);
+    };
+    let shifts = vec![0i64; captures.len()];
+    let chosen = set::choose_surveyed(captures, &shifts, spec, true, ix.surveys());
+    let Some(p) = ix.select(&chosen.captures, &chosen.kept, spec)? else {
+        return Ok(None);
+    };
+    let names: Vec<String> = chosen
+        .captures
+        .iter()
+        .map(|c| c.path().display().to_string())
+        .collect();
+    let mut lists: Vec<_> = p.selected.into_iter().map(Vec::into_iter).collect();
+    let mut next: Vec<_> = lists.iter_mut().map(Iterator::next).collect();
+    let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = next
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| std::cmp::Reverse((r.ts.0, i))))
+        .collect();
+    let mut flows = FlowTable::default();
+    let mut selected = 0u64;
+    while let Some(std::cmp::Reverse((_, input))) = heads.pop() {
+        let Some(record) = next[input].take() else {
+            continue;
+        };
+        next[input] = lists[input].next();
+        if let Some(r) = &next[input] {
+            heads.push(std::cmp::Reverse((r.ts.0, input)));
+        }
+        let frame = frames.frame(chosen.kept[input], record.index, record.ts.0);
+        selected += 1;
+        flows.add(&Packet::dissect(record, frame, input as u32));
+    }
+    Ok(Some(Table {
+        flows,
+        names,
+        selected,
+        read: p.records,
+        passed: chosen.passed,
+        trouble: Vec::new(),
+    }))
+}
+
 /// A CSV error, its I/O error unwrapped so that a closed pipe (`| head`) ends quietly.
 fn csv_error(e: csv::Error) -> anyhow::Error {
     if !e.is_io_error() {
@@ -152,6 +319,8 @@ struct Table {
     flows: FlowTable,
     names: Vec<String>,
     selected: u64,
+    /// Records read (from the index: those of the blocks the selection can match).
+    read: u64,
     passed: set::Passed,
     trouble: Vec<String>,
 }
@@ -215,6 +384,7 @@ fn table(
         flows: counter,
         names,
         selected,
+        read: 0,
         passed: chosen.passed,
         trouble,
     }))
@@ -308,7 +478,7 @@ fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
         community_id: f.community_id.clone(),
         state: f.state.to_string(),
         history: f.history.clone(),
-        closed_by: f.closed_by,
+        closed_by: f.closed_by.map(str::to_string),
         files: f.files.iter().map(|&i| names[i as usize].clone()).collect(),
         first_frame: f.first_frame,
         last_frame: f.last_frame,
@@ -316,6 +486,19 @@ fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
 }
 
 impl Row<Vec<String>> {
+    /// What `--top` ranks a stored row by (as `Flow` ranks it: duration in nanoseconds).
+    fn rank(&self, by: &str) -> i128 {
+        match by {
+            "packets" => i128::from(self.packets_c2s + self.packets_s2c),
+            "duration" => timefmt::parse_rfc3339(&self.last_ts)
+                .zip(timefmt::parse_rfc3339(&self.first_ts))
+                .map_or((self.duration * 1e9) as i128, |(l, f)| {
+                    i128::from(l.saturating_sub(f))
+                }),
+            _ => i128::from(self.bytes_c2s + self.bytes_s2c),
+        }
+    }
+
     /// The CSV form: the file list joined with `;`.
     fn for_csv(self) -> Row<String> {
         Row {

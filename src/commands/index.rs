@@ -33,8 +33,14 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
             "text": super::info::text(&s),
         })
     };
-    let updated =
-        tracekit_index::update(&args.output, &found.files, args.rebuild, &done, &describe)?;
+    let updated = tracekit_index::update(
+        &args.output,
+        &found.files,
+        args.rebuild,
+        &done,
+        &describe,
+        Some(&super::flows::store),
+    )?;
     bar.finish_and_clear();
     for (p, e) in &updated.failed {
         trouble.push(format!("{}: not indexed: {e}", p.display()));
@@ -54,13 +60,22 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum::<u64>()
-        + std::fs::metadata(args.output.join(tracekit_index::MANIFEST)).map_or(0, |m| m.len());
+        + [tracekit_index::MANIFEST, tracekit_index::FLOWS]
+            .iter()
+            .filter_map(|f| std::fs::metadata(args.output.join(f)).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
     eprintln!(
-        "tracekit index: {files} files ({bytes} bytes, {packets} packets): {} indexed ({} changed since), {} unchanged, {} dropped; index {index_bytes} bytes ({:.3}% of the captures) in {}",
+        "tracekit index: {files} files ({bytes} bytes, {packets} packets): {} indexed ({} changed since), {} unchanged, {} dropped; flow table {}; index {index_bytes} bytes ({:.3}% of the captures) in {}",
         updated.indexed.len(),
         updated.changed.len(),
         updated.kept,
         updated.dropped.len(),
+        match (updated.flows_made, m.and_then(|m| m.flows.as_ref())) {
+            (true, Some(f)) => format!("made ({} flows)", f.rows),
+            (false, Some(f)) => format!("unchanged ({} flows)", f.rows),
+            _ => "none".to_string(),
+        },
         index_bytes as f64 * 100.0 / bytes.max(1) as f64,
         args.output.display()
     );

@@ -66,6 +66,50 @@ fn both(set: &Path, ix: &Path, selection: &[&str], dir: &Path) -> (Vec<u8>, Vec<
     )
 }
 
+/// `tracekit flows ARGS` over `set` (its path made absolute, as the index names its files)
+/// and from the index `ix`: both outputs (both must succeed), and what the indexed one said.
+fn flows_both(set: &Path, ix: &Path, args: &[&str]) -> (String, String, String) {
+    let set = std::fs::canonicalize(set).unwrap();
+    let full = run(tracekit().arg("flows").args(args).arg(&set));
+    let indexed = run(tracekit().arg("flows").args(args).arg("--index").arg(ix));
+    assert_eq!(
+        full.status.code(),
+        indexed.status.code(),
+        "{args:?}: {} / {}",
+        stderr(&full),
+        stderr(&indexed)
+    );
+    let said = stderr(&indexed);
+    (
+        String::from_utf8(full.stdout).unwrap(),
+        String::from_utf8(indexed.stdout).unwrap(),
+        said,
+    )
+}
+
+/// The flow table from the index equals the full scan's, row for row: the stored one without
+/// a selection (no packet read), in both formats and ranked by `--top`; narrowed by the
+/// index for every selection of `SELECTIONS`.
+fn flows_agree(set: &Path, ix: &Path) {
+    for args in [
+        &[][..],
+        &["--format", "csv"],
+        &["--top", "5", "--by", "duration"],
+        &["--top", "9", "--by", "packets", "--format", "csv"],
+        &["--top", "3"],
+    ] {
+        let (full, indexed, said) = flows_both(set, ix, args);
+        assert!(full.lines().count() > 2, "{args:?}: {full}");
+        assert_eq!(full, indexed, "{args:?}");
+        assert!(said.contains("from the index's flow table"), "{said}");
+    }
+    for sel in SELECTIONS {
+        let (full, indexed, said) = flows_both(set, ix, sel);
+        assert_eq!(full, indexed, "{sel:?}");
+        assert!(!said.contains("flow table"), "{said}");
+    }
+}
+
 const SELECTIONS: &[&[&str]] = &[
     &["--filter", "host 192.0.2.10"],
     &["--filter", "host 198.51.100.20 and port 20007"],
@@ -118,6 +162,10 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
         nonempty += usize::from(full.len() > 100);
     }
     assert!(nonempty >= 12, "{nonempty} selections found packets");
+    flows_agree(&set, &ix);
+    // Narrowed by the index: fewer records read than the set holds.
+    let (_, _, said) = flows_both(&set, &ix, &["--filter", "port 20007"]);
+    assert!(said.contains("record(s) read: the blocks"), "{said}");
     // Hosts files: a few addresses (looked up) and a wide prefix (every block).
     for (name, text) in [
         ("few.txt", "# two hosts\n192.0.2.10\n2001:db8::1\n"),
@@ -197,8 +245,17 @@ fn an_index_follows_its_directory_and_refuses_what_changed() {
         said.contains("1 indexed (0 changed since), 14 unchanged"),
         "{said}"
     );
+    assert!(said.contains("flow table made"), "{said}");
     let (full, indexed) = both(&set, &ix, sel, dir.path());
     assert!(full == indexed);
+    let (full, indexed, _) = flows_both(&set, &ix, &[]);
+    assert!(full.contains("zz-new.pcap") && full == indexed);
+    // Nothing changed: nothing indexed, the flow table kept.
+    let said = index(&set, &ix);
+    assert!(
+        said.contains("0 indexed") && said.contains("flow table unchanged"),
+        "{said}"
+    );
     // A file cut short: the index is stale until indexed again.
     let victim = set.join("rot-004.pcap");
     let bytes = std::fs::read(&victim).unwrap();
@@ -243,6 +300,41 @@ fn an_index_follows_its_directory_and_refuses_what_changed() {
     assert!(said.contains("1 dropped"), "{said}");
     let (full, indexed) = both(&set, &ix, sel, dir.path());
     assert!(full == indexed);
+    let (full, indexed, _) = flows_both(&set, &ix, &[]);
+    assert!(!full.contains("zz-new.pcap") && full == indexed);
+}
+
+/// Files that overlap in time interleave in the merge: frame numbers count the other file's
+/// records from their times; the rows are the same.
+#[test]
+fn flows_of_files_overlapping_in_time_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = generated(120, 0);
+    let set = dir.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    std::fs::write(set.join("a.pcap"), &client).unwrap();
+    let shifted = run(std::process::Command::new("editcap")
+        .args(["-F", "pcap", "-t", "0.5"])
+        .arg(set.join("a.pcap"))
+        .arg(set.join("b.pcap")));
+    assert!(shifted.status.success());
+    let ix = dir.path().join("ix");
+    index(&set, &ix);
+    for sel in [&["--filter", "port 20007"][..], &["--filter", "tcp"], &[]] {
+        let (full, indexed, said) = flows_both(&set, &ix, sel);
+        assert!(full.lines().count() >= 1, "{sel:?}");
+        assert_eq!(full, indexed, "{sel:?}");
+        assert!(sel.is_empty() || said.contains("record(s) read"), "{said}");
+    }
+}
+
+fn refused_flows(ix: &Path) {
+    let o = run(tracekit().args(["flows", "--index"]).arg(ix));
+    assert!(
+        !o.status.success() && stderr(&o).contains("the index is damaged") && o.stdout.is_empty(),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -281,6 +373,13 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
         );
         assert!(!dir.path().join("x.pcap").exists(), "nothing written");
     }
+    std::fs::write(&part, &good).unwrap();
+    // A byte of the flow table flipped: refused by `flows --index`.
+    let table = ix.join("flows.jsonl.zst");
+    let mut b = std::fs::read(&table).unwrap();
+    b[20] ^= 1;
+    std::fs::write(&table, &b).unwrap();
+    refused_flows(&ix);
     // The manifest edited, or of another version; not an index at all.
     let manifest = ix.join("tracekit-index.json");
     let edit = |from: &str, to: &str| {
@@ -309,6 +408,7 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
     );
     assert!(query(&ix).status.success());
     refused(query(&set), "not a tracekit index");
-    edit("\"version\": 1", "\"version\": 99");
+    let version = format!("\"version\": {}", tracekit_index::VERSION);
+    edit(&version, "\"version\": 99");
     refused(query(&ix), "index format version 99");
 }

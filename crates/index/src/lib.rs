@@ -33,8 +33,11 @@ pub use part::{Part, Summary};
 pub use plan::Plan;
 
 pub const FORMAT: &str = "tracekit-index";
-pub const VERSION: u32 = 1;
+/// 2: the flow table (`flows.jsonl.zst`) and its entry in the manifest.
+pub const VERSION: u32 = 2;
 pub const MANIFEST: &str = "tracekit-index.json";
+/// The set's flow table: `tracekit flows`'s JSON lines, zstd-compressed.
+pub const FLOWS: &str = "flows.jsonl.zst";
 /// Bytes at each end of a file hashed for its identity (with its size and mtime).
 const ENDS: u64 = 64 << 10;
 
@@ -48,8 +51,60 @@ pub struct Manifest {
     pub block_bytes: u64,
     /// The indexed files, in the order a full scan reads them.
     pub files: Vec<Entry>,
-    /// blake3 of `files` as compact JSON: a manifest edited or cut is refused.
+    /// The flow table of all the files, when one was made.
+    pub flows: Option<Flows>,
+    /// blake3 of `files` and `flows` as compact JSON: a manifest edited or cut is refused.
     pub checksum: String,
+}
+
+/// The flow table of the whole set: what `tracekit flows` prints of the indexed files (as
+/// JSON lines), so that it is answered without reading a packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flows {
+    /// Relative to the index directory ([`FLOWS`]), and the blake3 of its bytes.
+    pub file: String,
+    pub blake3: String,
+    /// The identity of the files it was made from ([`Manifest::set_identity`]).
+    pub set: String,
+    pub rows: u64,
+    /// What the reading reported (damaged inputs), as `tracekit flows` reports it.
+    pub trouble: Vec<String>,
+}
+
+/// What a flow-table maker made (the rows themselves written to the writer it was given).
+#[derive(Debug, Clone, Default)]
+pub struct FlowsMade {
+    pub rows: u64,
+    pub trouble: Vec<String>,
+}
+
+/// Writes the flow table of the files (absolute paths, in the index's order) as JSON lines.
+pub type MakeFlows<'a> =
+    &'a (dyn Fn(&[PathBuf], &mut dyn std::io::Write) -> Result<FlowsMade, String> + Sync);
+
+impl Manifest {
+    /// The identity of the indexed set: every file's path, size, mtime and ends, in order.
+    #[must_use]
+    pub fn set_identity(&self) -> String {
+        set_identity(&self.files)
+    }
+}
+
+fn set_identity(files: &[Entry]) -> String {
+    let mut h = blake3::Hasher::new();
+    for e in files {
+        h.update(
+            format!(
+                "{}\0{}\0{}\0{}\n",
+                e.path.display(),
+                e.size,
+                e.mtime_ns,
+                e.ends_blake3
+            )
+            .as_bytes(),
+        );
+    }
+    h.finalize().to_hex().to_string()
 }
 
 /// One indexed file.
@@ -131,8 +186,8 @@ fn whole_blake3(path: &Path) -> std::io::Result<String> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-fn checksum(files: &[Entry]) -> String {
-    let json = serde_json::to_vec(files).unwrap_or_default();
+fn checksum(files: &[Entry], flows: Option<&Flows>) -> String {
+    let json = serde_json::to_vec(&(files, flows)).unwrap_or_default();
     blake3::hash(&json).to_hex().to_string()
 }
 
@@ -164,7 +219,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
             m.version
         )));
     }
-    if checksum(&m.files) != m.checksum {
+    if checksum(&m.files, m.flows.as_ref()) != m.checksum {
         return Err(Error::Damaged(format!(
             "{}: checksum mismatch: the manifest is damaged; run tracekit index --rebuild",
             path.display()
@@ -185,6 +240,8 @@ pub struct Updated {
     /// Files that could not be indexed, and why.
     pub failed: Vec<(PathBuf, String)>,
     pub manifest: Option<Manifest>,
+    /// Whether the flow table was made anew (the set changed, or it had none).
+    pub flows_made: bool,
 }
 
 /// Indexes `files` (in the order a full scan reads them) into `dir`, re-using the parts of
@@ -199,6 +256,7 @@ pub fn update(
     rebuild: bool,
     progress: &(dyn Fn(u64) + Sync),
     describe: Describe<'_>,
+    make_flows: Option<MakeFlows<'_>>,
 ) -> Result<Updated, Error> {
     let old = if dir.join(MANIFEST).exists() && !rebuild {
         Some(read_manifest(dir)?)
@@ -252,18 +310,88 @@ pub fn update(
             }
         }
     }
+    let set = set_identity(&entries);
+    let kept_flows = old.as_ref().and_then(|m| m.flows.clone()).filter(|f| {
+        f.set == set
+            && std::fs::read(dir.join(&f.file))
+                .is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == f.blake3)
+    });
+    let flows = match (kept_flows, make_flows) {
+        (Some(f), _) => Some(f),
+        (None, Some(make)) => {
+            let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+            out.flows_made = true;
+            Some(write_flows(dir, &paths, set, make, &inputs)?)
+        }
+        (None, None) => None,
+    };
+    if flows.is_none() {
+        let _ = std::fs::remove_file(dir.join(FLOWS));
+    }
     let manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,
         tool: format!("tracekit {}", env!("CARGO_PKG_VERSION")),
         block_bytes: part::BLOCK_BYTES,
-        checksum: checksum(&entries),
+        checksum: checksum(&entries, flows.as_ref()),
         files: entries,
+        flows,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(e.to_string()))?;
     write_atomic(&dir.join(MANIFEST), &json, &inputs)?;
     out.manifest = Some(manifest);
     Ok(out)
+}
+
+/// Makes the flow table of `paths` into [`FLOWS`] (zstd, written atomically).
+fn write_flows(
+    dir: &Path,
+    paths: &[PathBuf],
+    set: String,
+    make: MakeFlows<'_>,
+    inputs: &[&Path],
+) -> Result<Flows, Error> {
+    let target = dir.join(FLOWS);
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", target.display()));
+    let mut file = AtomicFile::create(&target, inputs).map_err(|e| io(&e))?;
+    let mut hashed = Hashed {
+        inner: &mut file,
+        hash: blake3::Hasher::new(),
+    };
+    let mut z = zstd::Encoder::new(&mut hashed, 3).map_err(|e| io(&e))?;
+    let made = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut z);
+        let made = make(paths, &mut w).map_err(|e| io(&e))?;
+        std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
+        made
+    };
+    z.finish().map_err(|e| io(&e))?;
+    let blake3 = hashed.hash.finalize().to_hex().to_string();
+    file.commit(false).map_err(|e| io(&e))?;
+    Ok(Flows {
+        file: FLOWS.into(),
+        blake3,
+        set,
+        rows: made.rows,
+        trouble: made.trouble,
+    })
+}
+
+/// A writer that hashes what passes through it.
+struct Hashed<W> {
+    inner: W,
+    hash: blake3::Hasher,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn write_atomic(target: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), Error> {
@@ -394,6 +522,39 @@ impl Index {
             Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
         })?;
         Ok(sieve.opaque || sieve_may(&sieve, plan))
+    }
+
+    /// The set's flow table (`tracekit flows`'s JSON lines of all the files) and what its
+    /// reading reported, checked against its checksum; `None` when the index has none.
+    ///
+    /// # Errors
+    /// A flow table missing or damaged.
+    pub fn flows(&self) -> Result<Option<(Vec<u8>, &Flows)>, Error> {
+        let Some(f) = &self.manifest.flows else {
+            return Ok(None);
+        };
+        if f.set != self.manifest.set_identity() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(self.dir.join(&f.file))
+            .map_err(|err| Error::Damaged(format!("{}: {err}: the index is damaged", f.file)))?;
+        if blake3::hash(&bytes).to_hex().as_str() != f.blake3 {
+            return Err(Error::Damaged(format!(
+                "{}: checksum mismatch: the index is damaged; run tracekit index --rebuild",
+                f.file
+            )));
+        }
+        let rows = zstd::decode_all(bytes.as_slice())
+            .map_err(|err| Error::Damaged(format!("{}: {err}: the index is damaged", f.file)))?;
+        Ok(Some((rows, f)))
+    }
+
+    /// The full scan's frame numbers of the indexed files' records (`captures`: the files,
+    /// in the index's order), or `None` when a file is out of time order or damaged (the
+    /// merge's order then needs a walk of its own).
+    #[must_use]
+    pub fn frame_numbers(&self, captures: &[Capture]) -> Option<FrameNumbers> {
+        FrameNumbers::new(&self.manifest.files, captures)
     }
 
     /// The indexed files, in the order a full scan reads them.
@@ -564,5 +725,94 @@ fn eval(part: &Part, plan: &Plan) -> Option<Vec<u32>> {
             }
             acc
         }
+    }
+}
+
+/// Frame numbers of a set's records as the full scan numbers them: the time-ordered merge
+/// takes records by time, a tie by the earlier file, each file in its own order. A record's
+/// frame is its place in its file plus, for every other file, the records the merge takes
+/// from it first: all or none for a file whose span lies wholly before or after this file's
+/// (the only case in a set of rotated files), else counted from that file's record times,
+/// read once (a header walk) for the files that overlap another.
+#[derive(Debug)]
+pub struct FrameNumbers {
+    /// Per file: records of the files wholly before it, and the files overlapping it.
+    base: Vec<u64>,
+    overlapping: Vec<Vec<usize>>,
+    /// Record times of the files that overlap another (empty for the rest).
+    times: Vec<Vec<i64>>,
+}
+
+impl FrameNumbers {
+    fn new(files: &[Entry], captures: &[Capture]) -> Option<FrameNumbers> {
+        if files.len() != captures.len()
+            || files
+                .iter()
+                .any(|e| !e.summary.in_order || e.summary.damaged || e.summary.problems > 0)
+        {
+            return None;
+        }
+        let span = |e: &Entry| e.summary.first_ns.zip(e.summary.last_ns);
+        let mut base = vec![0u64; files.len()];
+        let mut overlapping = vec![Vec::new(); files.len()];
+        for (i, ei) in files.iter().enumerate() {
+            let Some((lo, hi)) = span(ei) else { continue };
+            for (j, ej) in files.iter().enumerate() {
+                let Some((lo_j, hi_j)) = span(ej) else {
+                    continue;
+                };
+                if j == i {
+                    continue;
+                }
+                let wholly_before = hi_j < lo || (hi_j == lo && j < i);
+                let wholly_after = lo_j > hi || (lo_j == hi && j > i);
+                if wholly_before {
+                    base[i] += ej.summary.packets;
+                } else if !wholly_after {
+                    overlapping[i].push(j);
+                }
+            }
+        }
+        let walked: Vec<bool> = (0..files.len())
+            .map(|j| overlapping.iter().any(|o| o.contains(&j)))
+            .collect();
+        let times: Vec<Vec<i64>> = captures
+            .par_iter()
+            .zip(&walked)
+            .map(|(c, &w)| {
+                if w {
+                    c.records().map_while(Result::ok).map(|r| r.ts.0).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        // A walk that disagrees with the summary (the file changed under us): no answer.
+        let agree = walked
+            .iter()
+            .zip(&times)
+            .zip(files)
+            .all(|((&w, t), e)| !w || t.len() as u64 == e.summary.packets);
+        agree.then_some(FrameNumbers {
+            base,
+            overlapping,
+            times,
+        })
+    }
+
+    /// The frame number (from 1) of record `index` (from 0) of file `file`, at time `ts`.
+    #[must_use]
+    pub fn frame(&self, file: usize, index: u64, ts: i64) -> u64 {
+        let mut before = self.base[file];
+        for &j in &self.overlapping[file] {
+            let t = &self.times[j];
+            // The merge takes an earlier file's records of the same time first.
+            before += if j < file {
+                t.partition_point(|&x| x <= ts)
+            } else {
+                t.partition_point(|&x| x < ts)
+            } as u64;
+        }
+        before + index + 1
     }
 }
