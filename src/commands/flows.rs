@@ -65,7 +65,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
         && spec.is_everything()
         && let Some((rows, stored)) = ix.flows()?
     {
-        return print_stored(args, ix, &rows, stored);
+        return print_stored(args, ix, rows, stored);
     }
     let paths = index
         .as_ref()
@@ -139,20 +139,15 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Prints the flow table `tracekit index` stored (`rows`: its JSON lines) as the full scan
+/// Prints the flow table `tracekit index` stored (`rows`: its Parquet file) as the full scan
 /// prints it.
 fn print_stored(
     args: &FlowsArgs,
     ix: &tracekit_index::Index,
-    rows: &[u8],
+    rows: Vec<u8>,
     stored: &tracekit_index::Flows,
 ) -> anyhow::Result<Outcome> {
-    let mut rows = rows
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(serde_json::from_slice::<Row<Vec<String>>>)
-        .collect::<Result<Vec<_>, _>>()
-        .context("the index's flow table")?;
+    let mut rows = stored_rows(rows).context("the index's flow table: damaged")?;
     if let Some(n) = args.top {
         let keys: Vec<i128> = rows.iter().map(|r| r.rank(&args.by)).collect();
         let mut order: Vec<usize> = (0..rows.len()).collect();
@@ -182,11 +177,12 @@ fn print_stored(
     })
 }
 
-/// The flow table of all of `captures`, as `flows` prints it with no selection: what
-/// `tracekit index` stores (JSON lines into `out`).
+/// The flow table of all of `paths`, as `flows` prints it with no selection: what `tracekit
+/// index` stores, as Parquet (one column per field of a row, in row groups of
+/// [`ROW_GROUP`] rows, zstd), which DuckDB, Polars or Spark read as they are.
 pub fn store(
     paths: &[std::path::PathBuf],
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<tracekit_index::FlowsMade, String> {
     let inputs::Opened {
         captures,
@@ -196,16 +192,52 @@ pub fn store(
     let table = compute(&captures, &Spec::default(), true).map_err(|e| format!("{e:#}"))?;
     trouble.extend(table.trouble.iter().cloned());
     let flows = table.flows.flows();
-    for f in flows {
-        let mut line =
-            serde_json::to_vec(&row(&f.summary(), &table.names)).map_err(|e| e.to_string())?;
-        line.push(b'\n');
-        out.write_all(&line).map_err(|e| e.to_string())?;
+    let fields = parquet_fields().map_err(|e| e.to_string())?;
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields.clone()));
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(
+            parquet::basic::ZstdLevel::default(),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))
+        .map_err(|e| e.to_string())?;
+    for chunk in flows.chunks(ROW_GROUP) {
+        let rows: Vec<Row<Vec<String>>> = chunk
+            .iter()
+            .map(|f| row(&f.summary(), &table.names))
+            .collect();
+        let batch = serde_arrow::to_record_batch(&fields, &rows).map_err(|e| e.to_string())?;
+        w.write(&batch).map_err(|e| e.to_string())?;
     }
+    w.close().map_err(|e| e.to_string())?;
     Ok(tracekit_index::FlowsMade {
         rows: flows.len() as u64,
         trouble,
     })
+}
+
+/// Rows a row group of the stored flow table holds.
+const ROW_GROUP: usize = 65_536;
+
+/// The Parquet columns of a row: its fields, in order, with their types.
+fn parquet_fields() -> Result<Vec<arrow_schema::FieldRef>, serde_arrow::Error> {
+    use serde_arrow::schema::{SchemaLike, TracingOptions};
+    Vec::<arrow_schema::FieldRef>::from_type::<Row<Vec<String>>>(TracingOptions::default())
+}
+
+/// The rows of a flow table `store` wrote.
+fn stored_rows(bytes: Vec<u8>) -> anyhow::Result<Vec<Row<Vec<String>>>> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )?
+    .build()?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch: Vec<Row<Vec<String>>> = serde_arrow::from_record_batch(&batch?)?;
+        rows.extend(batch);
+    }
+    Ok(rows)
 }
 
 /// Prints the rows in the asked format to the output or standard output.

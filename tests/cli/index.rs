@@ -110,6 +110,43 @@ fn flows_agree(set: &Path, ix: &Path) {
     }
 }
 
+/// info from the index: what info of the files prints, text and JSON, without reading them.
+fn info_agrees(set: &Path, ix: &Path) {
+    for json in [&[][..], &["--json"][..]] {
+        let full = succeed(tracekit().arg("info").args(json).arg(set));
+        let indexed = succeed(tracekit().arg("info").args(json).arg("--index").arg(ix));
+        assert!(!full.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&indexed.stdout),
+            String::from_utf8_lossy(&full.stdout)
+        );
+    }
+}
+
+/// Community IDs of every flow of the set's fragment captures (a fragment after the first is
+/// matched by its first), and of generated flows (last).
+fn community_ids(set: &Path) -> Vec<String> {
+    let rows = succeed(
+        tracekit()
+            .args(["flows", "--format", "csv"])
+            .arg(set.join("ppp_ip4_fragments.pcap"))
+            .arg(set.join("ppp_ip6_fragments.pcap"))
+            .arg(set.join("rot-003.pcap")),
+    );
+    let text = String::from_utf8(rows.stdout).unwrap();
+    let mut header = text.lines().next().unwrap().split(',');
+    let column = header.position(|c| c == "community_id").unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(column))
+        .filter(|id| id.starts_with("1:"))
+        .map(str::to_string)
+        .collect();
+    assert!(ids.len() > 20, "{}", ids.len());
+    ids
+}
+
 const SELECTIONS: &[&[&str]] = &[
     &["--filter", "host 192.0.2.10"],
     &["--filter", "host 198.51.100.20 and port 20007"],
@@ -140,16 +177,7 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
     let said = index(&set, &ix);
     assert!(said.contains("14 files"), "{said}");
     assert!(said.contains("14 indexed"), "{said}");
-    // info from the index: what info of the files prints, text and JSON, without reading them.
-    for json in [&[][..], &["--json"][..]] {
-        let full = succeed(tracekit().arg("info").args(json).arg(&set));
-        let indexed = succeed(tracekit().arg("info").args(json).arg("--index").arg(&ix));
-        assert!(!full.stdout.is_empty());
-        assert_eq!(
-            String::from_utf8_lossy(&indexed.stdout),
-            String::from_utf8_lossy(&full.stdout)
-        );
-    }
+    info_agrees(&set, &ix);
     let mut nonempty = 0;
     for sel in SELECTIONS {
         let (full, indexed) = both(&set, &ix, sel, dir.path());
@@ -163,9 +191,18 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
     }
     assert!(nonempty >= 12, "{nonempty} selections found packets");
     flows_agree(&set, &ix);
-    // Narrowed by the index: fewer records read than the set holds.
-    let (_, _, said) = flows_both(&set, &ix, &["--filter", "port 20007"]);
-    assert!(said.contains("record(s) read: the blocks"), "{said}");
+    let ids = community_ids(&set);
+    for id in ids.iter().step_by(3) {
+        let (full, indexed) = both(&set, &ix, &["--community-id", id], dir.path());
+        assert!(full.len() > 24 && full == indexed, "{id}");
+        let (full, indexed) = both(
+            &set,
+            &ix,
+            &["--community-id", id, "--seed", "7"],
+            dir.path(),
+        );
+        assert!(full == indexed, "{id} (seed 7)");
+    }
     // Hosts files: a few addresses (looked up) and a wide prefix (every block).
     for (name, text) in [
         ("few.txt", "# two hosts\n192.0.2.10\n2001:db8::1\n"),
@@ -207,8 +244,10 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
             .unwrap()
     };
     let via = [std::ffi::OsStr::new("--index"), ix.as_os_str()];
+    let generated_flow = ids.last().unwrap().as_str();
     for sel in [
-        &["--filter", "port 20007"][..],
+        &["--community-id", generated_flow][..],
+        &["--filter", "port 20007"],
         &["--filter", "host 203.0.113.99 or udp port 2049"],
         &[
             "--after",
@@ -375,7 +414,7 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
     }
     std::fs::write(&part, &good).unwrap();
     // A byte of the flow table flipped: refused by `flows --index`.
-    let table = ix.join("flows.jsonl.zst");
+    let table = ix.join("flows.parquet");
     let mut b = std::fs::read(&table).unwrap();
     b[20] ^= 1;
     std::fs::write(&table, &b).unwrap();

@@ -7,8 +7,8 @@
 //! A query reads only the blocks its selection can match ([`plan`], the time window, and every
 //! block the postings cannot describe), matches their records exactly as a full scan does, and
 //! hands them to the same merge: the answer is the full scan's, byte for byte. Whatever the
-//! index cannot narrow (frames, Community IDs, files out of time order or damaged, pcapng) is
-//! read in full, still correct.
+//! index cannot narrow (frames, Community IDs of another seed, files out of time order or
+//! damaged, pcapng) is read in full, still correct.
 //!
 //! Each file is indexed on its own (in parallel), and again only when it changed: a re-run on
 //! a directory that gained rotated files indexes those. Parts and the manifest are written
@@ -33,11 +33,12 @@ pub use part::{Part, Summary};
 pub use plan::Plan;
 
 pub const FORMAT: &str = "tracekit-index";
-/// 2: the flow table (`flows.jsonl.zst`) and its entry in the manifest.
-pub const VERSION: u32 = 2;
+/// 3: the flow table (`flows.parquet`) and its entry in the manifest (2, briefly: as
+/// zstd-compressed JSON lines), and Community ID keys.
+pub const VERSION: u32 = 3;
 pub const MANIFEST: &str = "tracekit-index.json";
-/// The set's flow table: `tracekit flows`'s JSON lines, zstd-compressed.
-pub const FLOWS: &str = "flows.jsonl.zst";
+/// The set's flow table: `tracekit flows`'s rows as Parquet (made by the caller).
+pub const FLOWS: &str = "flows.parquet";
 /// Bytes at each end of a file hashed for its identity (with its size and mtime).
 const ENDS: u64 = 64 << 10;
 
@@ -58,7 +59,8 @@ pub struct Manifest {
 }
 
 /// The flow table of the whole set: what `tracekit flows` prints of the indexed files (as
-/// JSON lines), so that it is answered without reading a packet.
+/// Parquet, one column per field of its rows), so that it is answered without reading a
+/// packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flows {
     /// Relative to the index directory ([`FLOWS`]), and the blake3 of its bytes.
@@ -78,9 +80,9 @@ pub struct FlowsMade {
     pub trouble: Vec<String>,
 }
 
-/// Writes the flow table of the files (absolute paths, in the index's order) as JSON lines.
+/// Writes the flow table of the files (absolute paths, in the index's order) to the writer.
 pub type MakeFlows<'a> =
-    &'a (dyn Fn(&[PathBuf], &mut dyn std::io::Write) -> Result<FlowsMade, String> + Sync);
+    &'a (dyn Fn(&[PathBuf], &mut (dyn std::io::Write + Send)) -> Result<FlowsMade, String> + Sync);
 
 impl Manifest {
     /// The identity of the indexed set: every file's path, size, mtime and ends, in order.
@@ -313,6 +315,7 @@ pub fn update(
     let set = set_identity(&entries);
     let kept_flows = old.as_ref().and_then(|m| m.flows.clone()).filter(|f| {
         f.set == set
+            && f.file == FLOWS
             && std::fs::read(dir.join(&f.file))
                 .is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == f.blake3)
     });
@@ -343,7 +346,7 @@ pub fn update(
     Ok(out)
 }
 
-/// Makes the flow table of `paths` into [`FLOWS`] (zstd, written atomically).
+/// Makes the flow table of `paths` into [`FLOWS`] (written atomically).
 fn write_flows(
     dir: &Path,
     paths: &[PathBuf],
@@ -358,14 +361,12 @@ fn write_flows(
         inner: &mut file,
         hash: blake3::Hasher::new(),
     };
-    let mut z = zstd::Encoder::new(&mut hashed, 3).map_err(|e| io(&e))?;
     let made = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut z);
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut hashed);
         let made = make(paths, &mut w).map_err(|e| io(&e))?;
         std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
         made
     };
-    z.finish().map_err(|e| io(&e))?;
     let blake3 = hashed.hash.finalize().to_hex().to_string();
     file.commit(false).map_err(|e| io(&e))?;
     Ok(Flows {
@@ -524,8 +525,8 @@ impl Index {
         Ok(sieve.opaque || sieve_may(&sieve, plan))
     }
 
-    /// The set's flow table (`tracekit flows`'s JSON lines of all the files) and what its
-    /// reading reported, checked against its checksum; `None` when the index has none.
+    /// The set's flow table (the bytes of [`FLOWS`]) and what its reading reported, checked
+    /// against its checksum; `None` when the index has none.
     ///
     /// # Errors
     /// A flow table missing or damaged.
@@ -544,9 +545,7 @@ impl Index {
                 f.file
             )));
         }
-        let rows = zstd::decode_all(bytes.as_slice())
-            .map_err(|err| Error::Damaged(format!("{}: {err}: the index is damaged", f.file)))?;
-        Ok(Some((rows, f)))
+        Ok(Some((bytes, f)))
     }
 
     /// The full scan's frame numbers of the indexed files' records (`captures`: the files,
@@ -580,9 +579,9 @@ impl Index {
 
     /// The selected records of the chosen files (`kept`: their positions in the index),
     /// reading only the parts and blocks the selection can match: what `set::prefilter` gives
-    /// from a full walk. `Ok(None)` when the index cannot answer alone (frames or a Community
-    /// ID asked for, a file not classic pcap, out of time order, damaged or with oddities read
-    /// past); the caller then reads the files.
+    /// from a full walk. `Ok(None)` when the index cannot answer alone (frames asked for, a
+    /// file not classic pcap, out of time order, damaged or with oddities read past); the
+    /// caller then reads the files.
     ///
     /// # Errors
     /// A part found damaged.
@@ -592,7 +591,7 @@ impl Index {
         kept: &[usize],
         spec: &Spec,
     ) -> Result<Option<Prefiltered<'a>>, Error> {
-        if spec.frames.is_some() || spec.community_id.is_some() || spec.is_everything() {
+        if spec.frames.is_some() || spec.is_everything() {
             return Ok(None);
         }
         let plain = kept.iter().all(|&i| {
@@ -603,11 +602,20 @@ impl Index {
             return Ok(None);
         }
         let plan = plan::and(
-            spec.filter
+            plan::and(
+                spec.filter
+                    .as_ref()
+                    .map_or(Plan::All, |f| plan::of_filter(&f.expr)),
+                spec.hosts.as_ref().map_or(Plan::All, |h| plan::of_hosts(h)),
+            ),
+            spec.community_id
                 .as_ref()
-                .map_or(Plan::All, |f| plan::of_filter(&f.expr)),
-            spec.hosts.as_ref().map_or(Plan::All, |h| plan::of_hosts(h)),
+                .map_or(Plan::All, |(id, seed)| plan::of_community(id, *seed)),
         );
+        // A Community ID matches a fragment by its first fragment, which may lie in another
+        // file: its candidates are matched by one matcher in the merge's order, as the full
+        // scan matches them; the rest, each file on its own.
+        let ordered = spec.community_id.is_some();
         // The window's first packet: the earliest of all the files, as the full scan has it.
         let first = self
             .manifest
@@ -648,6 +656,10 @@ impl Index {
                             return Ok(None);
                         };
                         read += 1;
+                        if ordered {
+                            selected.push(r);
+                            continue;
+                        }
                         match matcher.matches(0, &r) {
                             Ok(true) => selected.push(r),
                             Ok(false) => {}
@@ -670,8 +682,46 @@ impl Index {
             out.selected.push(selected);
             out.records += read;
         }
+        if ordered {
+            let Some(selected) = match_in_order(std::mem::take(&mut out.selected), spec, first)
+            else {
+                return Ok(None);
+            };
+            out.selected = selected;
+        }
         Ok(Some(out))
     }
+}
+
+/// The records of `lists` (one per file, each in its order) the selection picks, matched by
+/// one matcher in the order the time-ordered merge reads them (by time, a tie by the earlier
+/// file); `None` when the matcher fails (the full scan then reports it).
+fn match_in_order<'a>(
+    lists: Vec<Vec<tracekit_capture::Record<'a>>>,
+    spec: &Spec,
+    first: i64,
+) -> Option<Vec<Vec<tracekit_capture::Record<'a>>>> {
+    use std::cmp::Reverse;
+    let mut out = vec![Vec::new(); lists.len()];
+    let mut iters: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut next: Vec<_> = iters.iter_mut().map(Iterator::next).collect();
+    let mut heads: std::collections::BinaryHeap<Reverse<(i64, usize)>> = next
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| Reverse((r.ts.0, i))))
+        .collect();
+    let mut matcher = spec.matcher(first);
+    while let Some(Reverse((_, i))) = heads.pop() {
+        let r = next[i].take()?;
+        next[i] = iters[i].next();
+        if let Some(n) = &next[i] {
+            heads.push(Reverse((n.ts.0, i)));
+        }
+        if matcher.matches(0, &r).ok()? {
+            out[i].push(r);
+        }
+    }
+    Some(out)
 }
 
 /// A file's selected records and the records read (`None`: the index cannot answer).

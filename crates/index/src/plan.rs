@@ -48,6 +48,24 @@ pub fn of_hosts(hosts: &tracekit_select::HostSet) -> Plan {
     })
 }
 
+/// The plan of `--community-id ID` with `seed`: the blocks of its flow and those holding
+/// fragments after the first (matched by their first fragment). Only seed 0 is indexed.
+#[must_use]
+pub fn of_community(id: &str, seed: u16) -> Plan {
+    use base64::Engine as _;
+    let digest = id
+        .strip_prefix("1:")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|d| <[u8; 20]>::try_from(d).ok());
+    match digest {
+        Some(d) if seed == 0 => Plan::Or(vec![
+            Plan::Key(keys::community(&d)),
+            Plan::Key(keys::FRAGMENT_REST),
+        ]),
+        _ => Plan::All,
+    }
+}
+
 /// Both plans must hold.
 #[must_use]
 pub fn and(a: Plan, b: Plan) -> Plan {
@@ -290,6 +308,28 @@ mod tests {
 
     fn host(s: &str) -> Plan {
         Plan::Key(address(s).unwrap())
+    }
+
+    #[test]
+    fn a_community_id_of_seed_0_is_its_key_or_a_later_fragment() {
+        // The spec's baseline: 1.2.3.4:1122 -> 5.6.7.8:3344 over TCP.
+        let id = "1:wCb3OG7yAFWelaUydu0D+125CLM=";
+        let tuple = tracekit_wire::community::FlowTuple {
+            src: "1.2.3.4".parse().unwrap(),
+            dst: "5.6.7.8".parse().unwrap(),
+            protocol: 6,
+            ports: Some((1122, 3344)),
+        };
+        assert_eq!(
+            of_community(id, 0),
+            Plan::Or(vec![
+                Plan::Key(keys::community(&tuple.digest(0))),
+                Plan::Key(keys::FRAGMENT_REST)
+            ])
+        );
+        assert_eq!(of_community(id, 1), Plan::All);
+        assert_eq!(of_community("1:not base64!", 0), Plan::All);
+        assert_eq!(of_community("2:wCb3OG7yAFWelaUydu0D+125CLM=", 0), Plan::All);
     }
 
     #[test]

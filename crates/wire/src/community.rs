@@ -70,6 +70,15 @@ impl FlowTuple {
     /// The Community ID v1 string (`1:` and 28 base64 characters).
     #[must_use]
     pub fn community_id(&self, seed: u16) -> String {
+        let mut id = String::with_capacity(30);
+        id.push_str("1:");
+        base64::engine::general_purpose::STANDARD.encode_string(self.digest(seed), &mut id);
+        id
+    }
+
+    /// The SHA-1 digest the Community ID v1 string encodes.
+    #[must_use]
+    pub fn digest(&self, seed: u16) -> [u8; 20] {
         let v6 = self.src.is_ipv6();
         let icmp = self.protocol == IpProtocol::ICMP.0 && !v6
             || self.protocol == IpProtocol::ICMPV6.0 && v6;
@@ -96,10 +105,7 @@ impl FlowTuple {
             h.update(sport.to_be_bytes());
             h.update(dport.to_be_bytes());
         }
-        let mut id = String::with_capacity(30);
-        id.push_str("1:");
-        base64::engine::general_purpose::STANDARD.encode_string(h.finalize(), &mut id);
-        id
+        h.finalize().into()
     }
 }
 
