@@ -12,6 +12,7 @@ prepare tcpdump tcpdump
 size_gb=${1:-20}
 files=${2:-200}
 set_dir="$out/index-set-${size_gb}g"
+set_dir_abs=$(realpath -m "$set_dir")
 ix="$out/index-${size_gb}g.idx"
 if [ ! -d "$set_dir" ]; then
   big="$out/index-big.pcap"
@@ -56,6 +57,19 @@ query() {  # query LABEL FILTER: full scan, index, tcpdump; prints one line of f
 }
 q1=$(query "host in 0.1% of the flows" "host $host")
 q2=$(query "host of one flow" "host $rare")
+# flows from the index: the stored table (no packet read), and narrowed by a host.
+t_flows_ix=$(best ./target/release/tracekit flows --index "$ix" -o "$out/ix-flows-ix.jsonl")
+./target/release/tracekit flows -o "$out/ix-flows-full.jsonl" "$set_dir_abs"
+cmp -s "$out/ix-flows-full.jsonl" "$out/ix-flows-ix.jsonl" && fsame=yes || fsame=NO
+t_fh_full=$(best ./target/release/tracekit flows --filter "host $rare" -o "$out/ix-fh-full.jsonl" "$set_dir_abs")
+t_fh_ix=$(best ./target/release/tracekit flows --index "$ix" --filter "host $rare" -o "$out/ix-fh-ix.jsonl")
+cmp -s "$out/ix-fh-full.jsonl" "$out/ix-fh-ix.jsonl" && fhsame=yes || fhsame=NO
+# One flow by its Community ID.
+cid=$(head -1 "$out/ix-fh-full.jsonl" | python3 -c "import json,sys; print(json.load(sys.stdin)['community_id'])")
+t_c_full=$(best ./target/release/tracekit extract -q --community-id "$cid" -o "$out/ix-c-full.pcap" "$set_dir")
+t_c_ix=$(best ./target/release/tracekit extract -q --index "$ix" --community-id "$cid" -o "$out/ix-c-ix.pcap")
+cmp -s "$out/ix-c-full.pcap" "$out/ix-c-ix.pcap" && csame=yes || csame=NO
+flows_bytes=$(stat -c %s "$ix/flows.parquet")
 # A window of a twentieth of the set's time, in its middle.
 read -r first last < <(python3 -c "
 import json
@@ -75,7 +89,8 @@ packets=$(python3 -c "
 import json
 print(sum(f['packets'] for f in json.load(open('$ix/tracekit-index.json'))['files']))")
 python3 - "$t_flows" "$t_index" "$t_again" "$win_full" "$win_ix" "$ix_bytes" "$set_bytes" \
-  "$mem_index" "$wsame" "$wread" "$packets" "$q1" "$q2" <<'PY'
+  "$mem_index" "$wsame" "$wread" "$packets" "$q1" "$q2" \
+  "$t_flows_ix|$fsame|$t_fh_full|$t_fh_ix|$fhsame|$t_c_full|$t_c_ix|$csame|$flows_bytes" <<'PY'
 import sys
 fl, ix, again, wf, wq = map(float, sys.argv[1:6])
 ixb, setb = int(sys.argv[6]), int(sys.argv[7])
@@ -96,5 +111,16 @@ if wf:
     print(f"window of a twentieth of the set's time: same bytes: {wsame}; {wread} of {packets} records read")
     print(f"{'  tracekit extract, full scan':<52} {wf:8.3f}")
     print(f"{'  tracekit extract --index':<52} {wq:8.3f}  {wf/wq:.1f}x")
-print(f"index: {ixb/1e6:.1f} MB = {100*ixb/setb:.2f}% of the set; peak RSS of index {mi} MB")
+fix, fsame, fhf, fhi, fhsame, cf, ci, csame, flb = sys.argv[14].split("|")
+fix, fhf, fhi, cf, ci, flb = float(fix), float(fhf), float(fhi), float(cf), float(ci), int(flb)
+print(f"flows --index (the stored table, no packet read): same rows: {fsame}")
+print(f"{'  tracekit flows over the set':<52} {fl:8.3f}")
+print(f"{'  tracekit flows --index':<52} {fix:8.3f}  {fl/fix:.1f}x")
+print(f"flows of the host of one flow: same rows: {fhsame}")
+print(f"{'  tracekit flows --filter, full scan':<52} {fhf:8.3f}")
+print(f"{'  tracekit flows --index --filter':<52} {fhi:8.3f}  {fhf/fhi:.1f}x")
+print(f"one flow by --community-id: same bytes: {csame}")
+print(f"{'  tracekit extract, full scan':<52} {cf:8.3f}")
+print(f"{'  tracekit extract --index':<52} {ci:8.3f}  {cf/ci:.1f}x")
+print(f"index: {ixb/1e6:.1f} MB = {100*ixb/setb:.2f}% of the set (flow table {flb/1e6:.1f} MB, {100*flb/setb:.2f}%); peak RSS of index {mi} MB")
 PY

@@ -43,6 +43,9 @@ enum Command {
     },
     /// Time `tracekit_wire::dissect` and etherparse's lax slicing over every packet of FILE.
     Dissect { file: PathBuf },
+    /// What an index's parts hold, by kind of key: keys, postings and bytes (the size
+    /// breakdown bench/index.sh prints).
+    PartStats { index: PathBuf },
     /// Time analyze's reading of FILE in memory (page cache warm), step by step: dissection
     /// alone, the connection table, its finish, the clock-alignment signatures (best of 3).
     Table { file: PathBuf },
@@ -102,6 +105,7 @@ fn main() -> Result<()> {
             out,
         } => generate(size, flows, seed, (tls, scan), &out),
         Command::Dissect { file } => dissect_bench(&file),
+        Command::PartStats { index } => part_stats(&index),
         Command::Seeds { out, paths } => seeds(&out, &paths),
         Command::PairSeeds { out, dir } => pair_seeds(&out, &dir),
         Command::Read { file } => read_bench(&file),
@@ -110,6 +114,53 @@ fn main() -> Result<()> {
         Command::Compare { a, b } => compare_bench(&a, &b),
         Command::Files { like, threads, out } => files_floor(&like, threads, &out),
     }
+}
+
+fn part_stats(index: &std::path::Path) -> Result<()> {
+    let mut totals = std::collections::BTreeMap::<u8, (u64, u64, u64)>::new();
+    let (mut files, mut bytes, mut blocks) = (0u64, 0u64, 0u64);
+    for e in std::fs::read_dir(index.join("parts"))? {
+        let data = std::fs::read(e?.path())?;
+        bytes += data.len() as u64;
+        files += 1;
+        let part = tracekit_index::Part::decode(&data).map_err(anyhow::Error::msg)?;
+        blocks += part.blocks.len() as u64;
+        for (kind, k, p, b) in part.stats() {
+            let t = totals.entry(kind).or_default();
+            t.0 += k;
+            t.1 += p;
+            t.2 += b;
+        }
+    }
+    let names = [
+        "",
+        "ipv4",
+        "ipv6",
+        "port",
+        "proto",
+        "vlan",
+        "any-vlan",
+        "version",
+        "arp",
+        "community",
+        "fragment-rest",
+    ];
+    println!(
+        "{files} parts, {bytes} bytes, {blocks} blocks ({} bytes of block table)",
+        blocks * 40
+    );
+    println!(
+        "{:<14} {:>12} {:>12} {:>12} {:>6}",
+        "key kind", "keys", "postings", "bytes", "%"
+    );
+    for (kind, (k, p, b)) in totals {
+        let name = names.get(usize::from(kind)).copied().unwrap_or("?");
+        println!(
+            "{name:<14} {k:>12} {p:>12} {b:>12} {:>5.1}%",
+            100.0 * b as f64 / bytes as f64
+        );
+    }
+    Ok(())
 }
 
 /// splitmix64: small, fast, deterministic.

@@ -1,7 +1,8 @@
 //! What a selection can ask of a packet, as 64-bit keys: its addresses (every IP header, outer
 //! and inner, the ICMP-quoted one, ARP's), ports, IP protocols, IP versions, VLAN IDs, and the
-//! Community ID (seed 0) of its outer IP header's flow, or, for a fragment after the first
-//! (which carries no ports), the mark that it is one. The
+//! mark of a fragment after the first (which carries no ports: `--community-id` matches it by
+//! its first). A Community ID is looked up in the index's flow table, then asked as its flow's
+//! addresses, ports and protocol (see [`crate::Index::select`]). The
 //! top byte says what a key is; IPv4 addresses, ports, protocols and VLANs are kept whole,
 //! IPv6 addresses folded to 56 bits (two that fold alike only make a query read a block more:
 //! the records are matched exactly after).
@@ -10,7 +11,6 @@
 //! truncated header, something other than IP) may still match a filter that libpcap applies
 //! at its own offsets: its block is then marked opaque, and every query reads it.
 
-use tracekit_wire::community::FlowTuple;
 use tracekit_wire::{IpLayer, Layers};
 
 pub const IPV4: u64 = 1 << 56;
@@ -21,17 +21,8 @@ pub const VLAN: u64 = 5 << 56;
 pub const ANY_VLAN: u64 = 6 << 56;
 pub const VERSION: u64 = 7 << 56;
 pub const ARP: u64 = 8 << 56;
-pub const COMMUNITY: u64 = 9 << 56;
 /// A fragment after the first: `--community-id` matches it by its first fragment.
 pub const FRAGMENT_REST: u64 = 10 << 56;
-
-/// The key of a Community ID: the first 56 bits of the digest it encodes (seed 0).
-#[must_use]
-pub fn community(digest: &[u8; 20]) -> u64 {
-    let mut b = [0u8; 8];
-    b[1..].copy_from_slice(&digest[..7]);
-    COMMUNITY | u64::from_be_bytes(b)
-}
 
 /// The key of a TCP, UDP or SCTP port.
 #[must_use]
@@ -86,12 +77,11 @@ pub fn of(layers: &Layers, data: &[u8], out: &mut Vec<u64>) -> bool {
         out.push(VLAN | u64::from(v));
         out.push(ANY_VLAN);
     }
-    if let Some(ip) = layers.outer_ip() {
-        if ip.fragment.is_some_and(|f| f.offset != 0) {
-            out.push(FRAGMENT_REST);
-        } else {
-            out.push(community(&FlowTuple::of(ip, data).digest(0)));
-        }
+    if layers
+        .outer_ip()
+        .is_some_and(|ip| ip.fragment.is_some_and(|f| f.offset != 0))
+    {
+        out.push(FRAGMENT_REST);
     }
     let mut known = false;
     for ip in layers.ips() {

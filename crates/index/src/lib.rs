@@ -28,13 +28,14 @@ use tracekit_capture::output::AtomicFile;
 use tracekit_merge::Survey;
 use tracekit_merge::set::Prefiltered;
 use tracekit_select::Spec;
+use tracekit_wire::community::FlowTuple;
 
 pub use part::{Part, Summary};
 pub use plan::Plan;
 
 pub const FORMAT: &str = "tracekit-index";
 /// 3: the flow table (`flows.parquet`) and its entry in the manifest (2, briefly: as
-/// zstd-compressed JSON lines), and Community ID keys.
+/// zstd-compressed JSON lines), and the mark of fragments after the first.
 pub const VERSION: u32 = 3;
 pub const MANIFEST: &str = "tracekit-index.json";
 /// The set's flow table: `tracekit flows`'s rows as Parquet (made by the caller).
@@ -548,6 +549,71 @@ impl Index {
         Ok(Some((bytes, f)))
     }
 
+    /// The flows of the stored flow table whose Community ID (seed 0) is `id`, as the tuples
+    /// of their addresses, protocol and ports, each checked by computing its ID again. `None`
+    /// when there is no flow table or no TCP, UDP or SCTP flow has that ID (the packets of
+    /// the ID, if any, are then found by reading every block).
+    ///
+    /// # Errors
+    /// A flow table found damaged.
+    pub fn community_flows(&self, id: &str) -> Result<Option<Vec<FlowTuple>>, Error> {
+        let Some((bytes, f)) = self.flows()? else {
+            return Ok(None);
+        };
+        let damaged = |e: &dyn std::fmt::Display| {
+            Error::Damaged(format!("{}: {e}: the index is damaged", f.file))
+        };
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(bytes),
+        )
+        .map_err(|e| damaged(&e))?;
+        let columns = [
+            "ip_proto",
+            "client",
+            "client_port",
+            "server",
+            "server_port",
+            "community_id",
+        ];
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| damaged(&e))?;
+        let mut found = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| damaged(&e))?;
+            let Some(ids) = batch.column_by_name("community_id") else {
+                return Err(damaged(&"no community_id column"));
+            };
+            for row in strings_equal(ids.as_ref(), id) {
+                let rows: Vec<Flow5> = serde_arrow::from_record_batch(&batch.slice(row, 1))
+                    .map_err(|e| damaged(&e))?;
+                for r in rows {
+                    let tuple = match (r.client.parse(), r.server.parse(), r.ip_proto) {
+                        (Ok(src), Ok(dst), Some(protocol)) => FlowTuple {
+                            src,
+                            dst,
+                            protocol,
+                            ports: r.client_port.zip(r.server_port),
+                        },
+                        _ => continue,
+                    };
+                    if tuple.ports.is_some()
+                        && tuple.community_id(0) == id
+                        && !found.contains(&tuple)
+                    {
+                        found.push(tuple);
+                    }
+                }
+            }
+        }
+        Ok((!found.is_empty()).then_some(found))
+    }
+
     /// The full scan's frame numbers of the indexed files' records (`captures`: the files,
     /// in the index's order), or `None` when a file is out of time order or damaged (the
     /// merge's order then needs a walk of its own).
@@ -608,9 +674,12 @@ impl Index {
                     .map_or(Plan::All, |f| plan::of_filter(&f.expr)),
                 spec.hosts.as_ref().map_or(Plan::All, |h| plan::of_hosts(h)),
             ),
-            spec.community_id
-                .as_ref()
-                .map_or(Plan::All, |(id, seed)| plan::of_community(id, *seed)),
+            match &spec.community_id {
+                Some((id, 0)) => self
+                    .community_flows(id)?
+                    .map_or(Plan::All, |flows| plan::of_flows(&flows)),
+                _ => Plan::All,
+            },
         );
         // A Community ID matches a fragment by its first fragment, which may lie in another
         // file: its candidates are matched by one matcher in the merge's order, as the full
@@ -722,6 +791,33 @@ fn match_in_order<'a>(
         }
     }
     Some(out)
+}
+
+/// The columns of a flow table's row that give its tuple and Community ID.
+#[derive(Deserialize)]
+struct Flow5 {
+    ip_proto: Option<u8>,
+    client: String,
+    client_port: Option<u16>,
+    server: String,
+    server_port: Option<u16>,
+}
+
+/// The rows of a string column equal to `value`.
+fn strings_equal(column: &dyn arrow_array::Array, value: &str) -> Vec<usize> {
+    use arrow_array::cast::AsArray as _;
+    let rows = |it: &mut dyn Iterator<Item = Option<&str>>| -> Vec<usize> {
+        it.enumerate()
+            .filter_map(|(i, v)| (v == Some(value)).then_some(i))
+            .collect()
+    };
+    if let Some(a) = column.as_string_opt::<i64>() {
+        rows(&mut a.iter())
+    } else if let Some(a) = column.as_string_opt::<i32>() {
+        rows(&mut a.iter())
+    } else {
+        Vec::new()
+    }
 }
 
 /// A file's selected records and the records read (`None`: the index cannot answer).

@@ -100,6 +100,36 @@ impl Part {
         self.keys.len()
     }
 
+    /// What the postings cost, by kind of key (its top byte): (kind, keys, postings, encoded
+    /// bytes), for the benchmark's breakdown of the index's size.
+    #[must_use]
+    pub fn stats(&self) -> Vec<(u8, u64, u64, u64)> {
+        let mut out: Vec<(u8, u64, u64, u64)> = Vec::new();
+        let mut prev = 0u64;
+        let mut scratch = Vec::new();
+        for (i, &k) in self.keys.iter().enumerate() {
+            let list = &self.postings[self.starts[i] as usize..self.starts[i + 1] as usize];
+            scratch.clear();
+            varint(&mut scratch, k - prev);
+            varint(&mut scratch, list.len() as u64);
+            let mut last = 0u32;
+            for (j, &b) in list.iter().enumerate() {
+                varint(&mut scratch, u64::from(if j == 0 { b } else { b - last }));
+                last = b;
+            }
+            prev = k;
+            let kind = (k >> 56) as u8;
+            if out.last().is_none_or(|o| o.0 != kind) {
+                out.push((kind, 0, 0, 0));
+            }
+            let o = out.last_mut().expect("pushed");
+            o.1 += 1;
+            o.2 += list.len() as u64;
+            o.3 += scratch.len() as u64;
+        }
+        out
+    }
+
     /// Walks `capture` once: its blocks, postings and summary.
     #[must_use]
     pub fn build(capture: &Capture) -> (Part, Summary) {

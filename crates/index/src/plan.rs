@@ -48,22 +48,27 @@ pub fn of_hosts(hosts: &tracekit_select::HostSet) -> Plan {
     })
 }
 
-/// The plan of `--community-id ID` with `seed`: the blocks of its flow and those holding
-/// fragments after the first (matched by their first fragment). Only seed 0 is indexed.
+/// The plan of `--community-id`, given the flows that have its ID (their outer IP headers'
+/// tuples, from the flow table): the blocks holding all of a flow's addresses, ports and
+/// protocol, and those holding fragments after the first (matched by their first fragment).
 #[must_use]
-pub fn of_community(id: &str, seed: u16) -> Plan {
-    use base64::Engine as _;
-    let digest = id
-        .strip_prefix("1:")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|d| <[u8; 20]>::try_from(d).ok());
-    match digest {
-        Some(d) if seed == 0 => Plan::Or(vec![
-            Plan::Key(keys::community(&d)),
-            Plan::Key(keys::FRAGMENT_REST),
-        ]),
-        _ => Plan::All,
-    }
+pub fn of_flows(flows: &[tracekit_wire::community::FlowTuple]) -> Plan {
+    let mut any: Vec<Plan> = flows
+        .iter()
+        .map(|t| {
+            let mut all = vec![
+                Plan::Key(keys::addr(t.src)),
+                Plan::Key(keys::addr(t.dst)),
+                Plan::Key(keys::proto(t.protocol)),
+            ];
+            if let Some((a, b)) = t.ports {
+                all.extend([Plan::Key(keys::port(a)), Plan::Key(keys::port(b))]);
+            }
+            Plan::And(all)
+        })
+        .collect();
+    any.push(Plan::Key(keys::FRAGMENT_REST));
+    Plan::Or(any)
 }
 
 /// Both plans must hold.
@@ -311,25 +316,26 @@ mod tests {
     }
 
     #[test]
-    fn a_community_id_of_seed_0_is_its_key_or_a_later_fragment() {
-        // The spec's baseline: 1.2.3.4:1122 -> 5.6.7.8:3344 over TCP.
-        let id = "1:wCb3OG7yAFWelaUydu0D+125CLM=";
+    fn a_community_id_asks_its_flows_tuples_or_a_later_fragment() {
         let tuple = tracekit_wire::community::FlowTuple {
-            src: "1.2.3.4".parse().unwrap(),
-            dst: "5.6.7.8".parse().unwrap(),
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "2001:db8::1".parse().unwrap(),
             protocol: 6,
             ports: Some((1122, 3344)),
         };
         assert_eq!(
-            of_community(id, 0),
+            of_flows(&[tuple]),
             Plan::Or(vec![
-                Plan::Key(keys::community(&tuple.digest(0))),
+                Plan::And(vec![
+                    host("192.0.2.1"),
+                    host("2001:db8::1"),
+                    Plan::Key(keys::proto(6)),
+                    Plan::Key(keys::port(1122)),
+                    Plan::Key(keys::port(3344)),
+                ]),
                 Plan::Key(keys::FRAGMENT_REST)
             ])
         );
-        assert_eq!(of_community(id, 1), Plan::All);
-        assert_eq!(of_community("1:not base64!", 0), Plan::All);
-        assert_eq!(of_community("2:wCb3OG7yAFWelaUydu0D+125CLM=", 0), Plan::All);
     }
 
     #[test]
