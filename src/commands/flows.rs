@@ -103,7 +103,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
         args,
         order
             .iter()
-            .map(|&i| row(&flows[i].summary(), &table.names)),
+            .map(|&i| Ok(row(&flows[i].summary(), &table.names))),
     )?;
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
@@ -147,17 +147,28 @@ fn print_stored(
     rows: Vec<u8>,
     stored: &tracekit_index::Flows,
 ) -> anyhow::Result<Outcome> {
-    let mut rows = stored_rows(rows).context("the index's flow table: damaged")?;
-    if let Some(n) = args.top {
-        let keys: Vec<i128> = rows.iter().map(|r| r.rank(&args.by)).collect();
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        // Largest first; ties in order of first appearance, as for a scan.
-        order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
-        order.truncate(n);
-        let mut picked: Vec<Option<Row<Vec<String>>>> = rows.into_iter().map(Some).collect();
-        rows = order.iter().filter_map(|&i| picked[i].take()).collect();
+    let bytes = bytes::Bytes::from(rows);
+    let damaged = "the index's flow table: damaged";
+    match args.top {
+        // Streamed, a row group at a time.
+        None => print(args, stored_rows(bytes, None).context(damaged)?)?,
+        // Ranked from the ranking's columns alone; then only the rows kept are read.
+        Some(n) => {
+            let order = stored_top(bytes.clone(), n, &args.by).context(damaged)?;
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            let mut rows: Vec<Option<Row<Vec<String>>>> = Vec::with_capacity(n);
+            for r in stored_rows(bytes, Some(&sorted)).context(damaged)? {
+                rows.push(Some(r?));
+            }
+            let at = |i: usize| sorted.binary_search(&i).ok();
+            let picked = order
+                .iter()
+                .filter_map(|&i| at(i).and_then(|k| rows.get_mut(k)?.take()))
+                .map(Ok);
+            print(args, picked)?;
+        }
     }
-    print(args, rows.into_iter())?;
     let files = &ix.manifest.files;
     let packets: u64 = files.iter().map(|e| e.summary.packets).sum();
     let mut e = std::io::stderr().lock();
@@ -226,22 +237,92 @@ fn parquet_fields() -> Result<Vec<arrow_schema::FieldRef>, serde_arrow::Error> {
     Vec::<arrow_schema::FieldRef>::from_type::<Row<Vec<String>>>(TracingOptions::default())
 }
 
-/// The rows of a flow table `store` wrote.
-fn stored_rows(bytes: Vec<u8>) -> anyhow::Result<Vec<Row<Vec<String>>>> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        bytes::Bytes::from(bytes),
-    )?
-    .build()?;
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch: Vec<Row<Vec<String>>> = serde_arrow::from_record_batch(&batch?)?;
-        rows.extend(batch);
+/// The rows of a flow table `store` wrote, read a row group at a time; `only`: the rows
+/// to read (ascending positions), the others not decoded.
+fn stored_rows(
+    bytes: bytes::Bytes,
+    only: Option<&[usize]>,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Row<Vec<String>>>>> {
+    use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    if let Some(rows) = only {
+        let total = usize::try_from(builder.metadata().file_metadata().num_rows())?;
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+            rows.iter().map(|&i| i..i + 1),
+            total,
+        ));
     }
-    Ok(rows)
+    let reader = builder.build()?;
+    Ok(reader.flat_map(|batch| {
+        let rows: anyhow::Result<Vec<Row<Vec<String>>>> = batch
+            .map_err(anyhow::Error::from)
+            .and_then(|b| serde_arrow::from_record_batch(&b).map_err(anyhow::Error::from));
+        match rows {
+            Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        }
+    }))
+}
+
+/// The columns of a stored row `--top` ranks by.
+#[derive(Deserialize)]
+struct Rank {
+    first_ts: String,
+    last_ts: String,
+    duration: f64,
+    packets_c2s: u64,
+    packets_s2c: u64,
+    bytes_c2s: u64,
+    bytes_s2c: u64,
+}
+
+impl Rank {
+    /// What `--top` ranks a stored row by (as `Flow` ranks it: duration in nanoseconds).
+    fn key(&self, by: &str) -> i128 {
+        match by {
+            "packets" => i128::from(self.packets_c2s + self.packets_s2c),
+            "duration" => timefmt::parse_rfc3339(&self.last_ts)
+                .zip(timefmt::parse_rfc3339(&self.first_ts))
+                .map_or((self.duration * 1e9) as i128, |(l, f)| {
+                    i128::from(l.saturating_sub(f))
+                }),
+            _ => i128::from(self.bytes_c2s + self.bytes_s2c),
+        }
+    }
+}
+
+/// The positions of the `n` stored rows `--top` keeps, largest first (ties in order of first
+/// appearance, as for a scan), from the ranking's columns alone.
+fn stored_top(bytes: bytes::Bytes, n: usize, by: &str) -> anyhow::Result<Vec<usize>> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let columns = [
+        "first_ts",
+        "last_ts",
+        "duration",
+        "packets_c2s",
+        "packets_s2c",
+        "bytes_c2s",
+        "bytes_s2c",
+    ];
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns);
+    let mut keys: Vec<i128> = Vec::new();
+    for batch in builder.with_projection(mask).build()? {
+        let ranks: Vec<Rank> = serde_arrow::from_record_batch(&batch?)?;
+        keys.extend(ranks.iter().map(|r| r.key(by)));
+    }
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
+    order.truncate(n);
+    Ok(order)
 }
 
 /// Prints the rows in the asked format to the output or standard output.
-fn print(args: &FlowsArgs, rows: impl Iterator<Item = Row<Vec<String>>>) -> anyhow::Result<()> {
+fn print(
+    args: &FlowsArgs,
+    rows: impl Iterator<Item = anyhow::Result<Row<Vec<String>>>>,
+) -> anyhow::Result<()> {
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -251,14 +332,14 @@ fn print(args: &FlowsArgs, rows: impl Iterator<Item = Row<Vec<String>>>) -> anyh
     if args.format == "csv" {
         let mut w = csv::Writer::from_writer(out);
         for r in rows {
-            w.serialize(r.for_csv()).map_err(csv_error)?;
+            w.serialize(r?.for_csv()).map_err(csv_error)?;
         }
         w.flush()?;
     } else {
         let mut out = out;
         for r in rows {
             // Serialized apart so that a closed pipe (`| head`) is an I/O error, ended quietly.
-            let mut line = serde_json::to_vec(&r)?;
+            let mut line = serde_json::to_vec(&r?)?;
             line.push(b'\n');
             out.write_all(&line)?;
         }
@@ -518,19 +599,6 @@ fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
 }
 
 impl Row<Vec<String>> {
-    /// What `--top` ranks a stored row by (as `Flow` ranks it: duration in nanoseconds).
-    fn rank(&self, by: &str) -> i128 {
-        match by {
-            "packets" => i128::from(self.packets_c2s + self.packets_s2c),
-            "duration" => timefmt::parse_rfc3339(&self.last_ts)
-                .zip(timefmt::parse_rfc3339(&self.first_ts))
-                .map_or((self.duration * 1e9) as i128, |(l, f)| {
-                    i128::from(l.saturating_sub(f))
-                }),
-            _ => i128::from(self.bytes_c2s + self.bytes_s2c),
-        }
-    }
-
     /// The CSV form: the file list joined with `;`.
     fn for_csv(self) -> Row<String> {
         Row {
