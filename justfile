@@ -32,6 +32,7 @@ bench size_gb="2":
     bench/select.sh
     bench/analyze-sets.sh
     bench/index.sh
+    bench/index-day.sh
 
 # Split about a million streams under the default open-file limit (scale, conservation).
 bench-scale:
