@@ -33,6 +33,7 @@ bench size_gb="2":
     bench/analyze-sets.sh
     bench/index.sh
     bench/index-day.sh
+    bench/compress.sh
 
 # Split about a million streams under the default open-file limit (scale, conservation).
 bench-scale:

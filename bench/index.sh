@@ -31,6 +31,7 @@ t_flows=$(best ./target/release/tracekit flows -o /dev/null "$set_dir")
 t_index=$(runs=1 best sh -c "rm -rf $ix && ./target/release/tracekit index -q -o $ix $set_dir")
 rm -rf "$ix.peak"
 mem_index=$(python3 bench/peak.py ./target/release/tracekit index -q -o "$ix.peak" "$set_dir")
+mem_flows=$(python3 bench/peak.py ./target/release/tracekit flows -o /dev/null "$set_dir")
 rm -rf "$ix.peak"
 ix_bytes=$(du -sb "$ix" | cut -f1)
 set_bytes=$(du -sb "$set_dir" | cut -f1)
@@ -90,7 +91,8 @@ import json
 print(sum(f['packets'] for f in json.load(open('$ix/tracekit-index.json'))['files']))")
 python3 - "$t_flows" "$t_index" "$t_again" "$win_full" "$win_ix" "$ix_bytes" "$set_bytes" \
   "$mem_index" "$wsame" "$wread" "$packets" "$q1" "$q2" \
-  "$t_flows_ix|$fsame|$t_fh_full|$t_fh_ix|$fhsame|$t_c_full|$t_c_ix|$csame|$flows_bytes" <<'PY'
+  "$t_flows_ix|$fsame|$t_fh_full|$t_fh_ix|$fhsame|$t_c_full|$t_c_ix|$csame|$flows_bytes" \
+  "$mem_index" "$mem_flows" <<'PY'
 import sys
 fl, ix, again, wf, wq = map(float, sys.argv[1:6])
 ixb, setb = int(sys.argv[6]), int(sys.argv[7])
@@ -103,7 +105,7 @@ print(f"{'tracekit index again (nothing changed)':<52} {again:8.3f}")
 for q in sys.argv[12:14]:
     label, filt, full, q_, td, mem, same, sel, read = q.split("|")
     full, q_, td = float(full), float(q_), float(td)
-    print(f"{label}: --filter '{filt}': {sel} packets, {read} of {packets} records read; same bytes as the full scan: {same}; query peak RSS {int(mem.split()[0])//1024} MB")
+    print(f"{label}: --filter '{filt}': {sel} packets, {read} of {packets} records read; same bytes as the full scan: {same}; query peak RSS {int(mem.split()[0])//1024} MB ({int(mem.split()[1])//1024} MB allocated)")
     print(f"{'  tracekit extract, full scan':<52} {full:8.3f}")
     print(f"{'  tcpdump -r each file in turn':<52} {td:8.3f}")
     print(f"{'  tracekit extract --index':<52} {q_:8.3f}  {full/q_:.1f}x the full scan, {td/q_:.1f}x tcpdump")
@@ -122,5 +124,7 @@ print(f"{'  tracekit flows --index --filter':<52} {fhi:8.3f}  {fhf/fhi:.1f}x")
 print(f"one flow by --community-id: same bytes: {csame}")
 print(f"{'  tracekit extract, full scan':<52} {cf:8.3f}")
 print(f"{'  tracekit extract --index':<52} {ci:8.3f}  {cf/ci:.1f}x")
-print(f"index: {ixb/1e6:.1f} MB = {100*ixb/setb:.2f}% of the set (flow table {flb/1e6:.1f} MB, {100*flb/setb:.2f}%); peak RSS of index {mi} MB")
+print(f"index: {ixb/1e6:.1f} MB = {100*ixb/setb:.2f}% of the set (flow table {flb/1e6:.1f} MB, {100*flb/setb:.2f}%)")
+mem = lambda v: "peak RSS {} MB ({} MB allocated, the rest mapped capture pages)".format(*(int(x) // 1024 for x in v.split()))
+print(f"memory: index {mem(sys.argv[15])}; flows over the set {mem(sys.argv[16])}")
 PY

@@ -97,6 +97,10 @@ pub struct AnonymizeArgs {
     /// writes one input's output to standard output (a pipe or a file, not a terminal).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
+    /// Compress the output: gzip or zstd (Zstandard, on every core), or none. Default: by the
+    /// output's name (.gz, .zst).
+    #[arg(long, value_name = "HOW", value_parser = ["gzip", "zstd", "none"])]
+    pub compress: Option<String>,
     /// Payloads: keep, zero (lengths kept), truncate (cut after the transport header, original
     /// length kept), tls-headers (TLS record headers, handshake types, hello randoms and
     /// alerts kept, the rest zeroed). Bodies of non-IP frames (LLDP, CDP…) go the same way.
@@ -258,6 +262,10 @@ pub struct ExtractArgs {
     /// refused.
     #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
     pub format: Option<String>,
+    /// Compress the output: gzip or zstd (Zstandard, on every core), or none. Default: by the
+    /// output's name (.gz, .zst).
+    #[arg(long, value_name = "HOW", value_parser = ["gzip", "zstd", "none"])]
+    pub compress: Option<String>,
     #[command(flatten)]
     pub select: SelectArgs,
     /// No progress bar.
@@ -333,6 +341,10 @@ pub struct MergeArgs {
     /// format that contradicts the name is refused.
     #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
     pub format: Option<String>,
+    /// Compress the output: gzip or zstd (Zstandard, on every core), or none. Default: by the
+    /// output's name (.gz, .zst).
+    #[arg(long, value_name = "HOW", value_parser = ["gzip", "zstd", "none"])]
+    pub compress: Option<String>,
     /// auto: estimate every input's clock offset relative to the first input from the packets
     /// both saw (same payload, TLS hello random, TCP stream bytes, TCP timestamps, SYN initial
     /// sequence number, IPv4 ID, or sequence numbers once each direction's offset is removed),

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tracekit_anonymize::{
     Key, Mapper, Payload, Policy, Reassembled, Reassembler, Rewriter, Secrets,
 };
-use tracekit_capture::output::AtomicFile;
+use tracekit_capture::output::{AtomicFile, Compression};
 use tracekit_capture::pcapng::{OptionsBuilder, epb_numeric, idb_numeric, opt};
 use tracekit_capture::writer::{PacketTime, PcapWriter, PcapngWriter, Precision};
 use tracekit_capture::{Capture, Format, Interface, Record, Timestamp, TsResolution};
@@ -85,6 +85,7 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
         outcome = Outcome::Partial;
     }
     let mut names = std::collections::BTreeSet::new();
+    let compress = args.compress.as_deref().and_then(Compression::parse);
     for input in &found.files {
         let target = if many {
             let name = input
@@ -99,11 +100,12 @@ pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
                 outcome = Outcome::Partial;
                 continue;
             }
-            args.output.join(name)
+            with_compression(args.output.join(name), compress)
         } else {
             args.output.clone()
         };
-        let result = pool.install(|| one(input, &target, &rewriter, (shift, &spec), args.quiet));
+        let to = (target.as_path(), compress);
+        let result = pool.install(|| one(input, to, &rewriter, (shift, &spec), args.quiet));
         match result {
             Ok(report) => {
                 if !report.problems.is_empty() {
@@ -425,16 +427,34 @@ fn write_batch(
     Ok(())
 }
 
-/// Anonymizes one file into `target`.
+/// A directory output's name (its input's) with the suffix of `--compress`: `.gz` or `.zst`
+/// added, or a compression's suffix taken off for `none`.
+fn with_compression(target: PathBuf, compress: Option<Compression>) -> PathBuf {
+    let Some(how) = compress else {
+        return target;
+    };
+    let had = Compression::by_name(&target);
+    if had == how {
+        return target;
+    }
+    let name = target.to_string_lossy();
+    let bare = name.strip_suffix(had.suffix()).unwrap_or(&name);
+    PathBuf::from(format!("{bare}{}", how.suffix()))
+}
+
+/// Anonymizes one file into `target` (compressed as asked, else as its name says).
 fn one(
     input: &Path,
-    target: &Path,
+    (target, compress): (&Path, Option<Compression>),
     rewriter: &Rewriter,
     (shift, spec): (i64, &Spec),
     quiet: bool,
 ) -> anyhow::Result<Report> {
     let capture = Capture::open(input)?;
-    let mut file = AtomicFile::create(target, &[input])?;
+    let mut file = match compress {
+        Some(how) => AtomicFile::create_compressed(target, &[input], how)?,
+        None => AtomicFile::create(target, &[input])?,
+    };
     let mut sink = match capture.format() {
         Format::Pcap(h) => {
             let precision = if h.nanos || shift % 1000 != 0 {

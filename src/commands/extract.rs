@@ -18,6 +18,7 @@ pub fn run(args: &ExtractArgs) -> anyhow::Result<Outcome> {
     let merge = MergeArgs {
         output: args.output.clone(),
         format: args.format.clone(),
+        compress: args.compress.clone(),
         align: "none".into(),
         shift: Vec::new(),
         append: false,

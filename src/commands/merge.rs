@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
-use tracekit_capture::output::AtomicFile;
+use tracekit_capture::output::{AtomicFile, Compression};
 use tracekit_capture::pcapng::{Block, OptionsBuilder, block, idb_numeric, opt};
 use tracekit_capture::writer::{PcapWriter, PcapngWriter, Precision, WriteError};
 use tracekit_capture::{Capture, Format, Interface, LinkType, Record, Timestamp, TsResolution};
@@ -42,16 +42,19 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     write(args, "merge", "pcapng")
 }
 
-/// The output format: `--format`, else the output's name (`.pcap`, `.pcapng`), else
+/// The output format: `--format`, else the output's name (`.pcap`, `.pcapng`, also under
+/// `.gz` or `.zst`), else
 /// `default`; refused when `--format` contradicts the name.
 fn output_format(asked: Option<&str>, output: &Path, default: &str) -> anyhow::Result<String> {
-    let name = output.to_string_lossy();
-    let by_name = if name.ends_with(".pcapng") {
-        Some("pcapng")
-    } else if name.ends_with(".pcap") {
-        Some("pcap")
-    } else {
-        None
+    // Under a compression's suffix: `all.pcapng.gz` is pcapng.
+    let bare = match Compression::by_name(output) {
+        Compression::None => output.to_path_buf(),
+        _ => output.with_extension(""),
+    };
+    let by_name = match bare.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("pcapng") => Some("pcapng"),
+        Some(e) if e.eq_ignore_ascii_case("pcap") => Some("pcap"),
+        _ => None,
     };
     match (asked, by_name) {
         (Some(a), Some(n)) if a != n => bail!(
@@ -239,7 +242,10 @@ fn pass(
     }
 
     // Every input named, read or passed over, is protected from being overwritten.
-    let mut file = AtomicFile::create(&args.output, &set.paths)?;
+    let mut file = match args.compress.as_deref().and_then(Compression::parse) {
+        Some(how) => AtomicFile::create_compressed(&args.output, &set.paths, how)?,
+        None => AtomicFile::create(&args.output, &set.paths)?,
+    };
     let pcap = match set.format.as_str() {
         "pcap" => true,
         "auto" => {

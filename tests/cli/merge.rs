@@ -858,3 +858,100 @@ fn the_format_follows_the_name_and_a_contradiction_is_refused() {
         "pcapng"
     );
 }
+
+/// Decompresses `path` with the outside tool for its suffix (`gzip -dc`, `zstd -dc`).
+fn decompressed(path: &Path) -> Vec<u8> {
+    let tool = if path.extension().is_some_and(|e| e == "gz") {
+        "gzip"
+    } else {
+        "zstd"
+    };
+    let o = run(std::process::Command::new(tool).arg("-dc").arg(path));
+    assert!(
+        o.status.success(),
+        "{tool} -dc {}: {}",
+        path.display(),
+        stderr(&o)
+    );
+    o.stdout
+}
+
+/// Compressed output (issue 29): `.gz` and `.zst` by the name, and `--compress` to say it (also
+/// for `-`); the format follows the name under the suffix; gzip and zstd decompress it to the
+/// plain output's bytes, and capinfos reads the gzip one as it is.
+#[test]
+fn outputs_are_compressed_by_name_or_by_compress() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = [corpus("ppp_tls2.pcap"), corpus("ppp_DnsPackets.pcap")];
+    for plain_name in ["plain.pcapng", "plain.pcap"] {
+        let (plain, o) = merge(dir.path(), plain_name, &[], &inputs[..1]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let plain = std::fs::read(plain).unwrap();
+        for suffix in [".gz", ".zst"] {
+            let name = format!("{plain_name}{suffix}");
+            let (path, o) = merge(dir.path(), &name, &[], &inputs[..1]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let bytes = std::fs::read(&path).unwrap();
+            let magic: &[u8] = if suffix == ".gz" {
+                &[0x1f, 0x8b]
+            } else {
+                &[0x28, 0xb5, 0x2f, 0xfd]
+            };
+            assert!(bytes.starts_with(magic), "{name}");
+            assert!(bytes.len() < plain.len(), "{name}");
+            assert!(decompressed(&path) == plain, "{name}");
+            // Read back as it is: by tracekit, and (gzip) by capinfos.
+            let c = tracekit_capture::Capture::open(&path).unwrap();
+            assert_eq!(c.format().name(), plain_name.split('.').nth(1).unwrap());
+            if suffix == ".gz" {
+                let info = run(std::process::Command::new("capinfos").arg("-c").arg(&path));
+                assert!(info.status.success(), "{}", stderr(&info));
+            }
+        }
+    }
+    // --compress says it for a name that does not, for standard output, and `none` for a name
+    // that says gzip.
+    let (plain, _) = merge(dir.path(), "two.pcapng", &[], &inputs);
+    let plain = std::fs::read(plain).unwrap();
+    let (path, o) = merge(dir.path(), "two.out", &["--compress", "zstd"], &inputs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let named = dir.path().join("two.out.zst");
+    std::fs::copy(&path, &named).unwrap();
+    assert!(decompressed(&named) == plain);
+    let piped = run(tracekit()
+        .args(["merge", "-q", "--compress", "gzip", "-o", "-"])
+        .args(&inputs));
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    let gz = dir.path().join("piped.gz");
+    std::fs::write(&gz, &piped.stdout).unwrap();
+    assert!(decompressed(&gz) == plain);
+    let (path, _) = merge(
+        dir.path(),
+        "two.pcapng.gz",
+        &["--compress", "none"],
+        &inputs,
+    );
+    assert!(std::fs::read(path).unwrap() == plain);
+    // extract and anonymize too.
+    let out = dir.path().join("x.pcap.gz");
+    let o = run(tracekit()
+        .args(["extract", "-q", "--filter", "tcp", "-o"])
+        .arg(&out)
+        .arg(&inputs[0]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(decompressed(&out).starts_with(&[0xd4, 0xc3, 0xb2, 0xa1]));
+    let key = dir.path().join("key");
+    std::fs::write(&key, "00".repeat(32)).unwrap();
+    let anon = dir.path().join("anon");
+    let o = run(tracekit()
+        .args(["anonymize", "-q", "--compress", "zstd", "--key-file"])
+        .arg(&key)
+        .arg("-o")
+        .arg(&anon)
+        .args(&inputs));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["ppp_tls2.pcap.zst", "ppp_DnsPackets.pcap.zst"] {
+        let bytes = decompressed(&anon.join(name));
+        assert!(bytes.len() > 1000, "{name}");
+    }
+}

@@ -42,7 +42,68 @@ pub enum OutputError {
 #[derive(Debug)]
 pub struct AtomicFile {
     target: PathBuf,
-    out: Out,
+    out: Layer,
+}
+
+/// How an output's bytes are compressed on their way to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// gzip (level 6, gzip's default), as Wireshark's tools write `.gz`: on every core, a
+    /// member per 4 MiB of input (see [`ParallelGzip`]).
+    Gzip,
+    /// Zstandard (level 3), on every core.
+    Zstd,
+}
+
+impl Compression {
+    /// By the output's name: `.gz` gzip, `.zst` (or `.zstd`) Zstandard, else none.
+    #[must_use]
+    pub fn by_name(path: &Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Compression::Gzip,
+            Some("zst" | "zstd") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+
+    /// `gzip`, `zstd` or `none`, as `--compress` takes them.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Compression> {
+        match name {
+            "gzip" | "gz" => Some(Compression::Gzip),
+            "zstd" | "zst" => Some(Compression::Zstd),
+            "none" => Some(Compression::None),
+            _ => None,
+        }
+    }
+
+    /// The file-name suffix it adds (`.gz`, `.zst`, or nothing).
+    #[must_use]
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+        }
+    }
+}
+
+/// The output, compressed or not, on its way to [`Out`].
+enum Layer {
+    Plain(Out),
+    Gzip(ParallelGzip),
+    Zstd(zstd::stream::write::Encoder<'static, Out>),
+}
+
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Layer::Plain(_) => "Plain",
+            Layer::Gzip(_) => "Gzip",
+            Layer::Zstd(_) => "Zstd",
+        })
+    }
 }
 
 /// Where an output's bytes go: a temporary file renamed into place, or standard output (the
@@ -52,6 +113,8 @@ enum Out {
     File(WriteBehind),
     /// A duplicate of file descriptor 1, written without `Stdout`'s line buffering.
     Stdout(io::BufWriter<fs::File>),
+    /// Only while the compression layer is being changed.
+    Empty,
 }
 
 /// Bytes gathered before a buffer is handed to the writing thread. Small enough to stay in the
@@ -350,7 +413,17 @@ impl AtomicFile {
     /// Starts writing `target`, unless it is one of `inputs` (compared as files, so another
     /// path to the same file is caught too).
     pub fn create(target: impl AsRef<Path>, inputs: &[&Path]) -> Result<AtomicFile, OutputError> {
-        Self::create_with_mode(target.as_ref(), inputs, 0o666)
+        let how = Compression::by_name(target.as_ref());
+        Self::create_with_mode(target.as_ref(), inputs, 0o666)?.compressed(how)
+    }
+
+    /// As [`AtomicFile::create`], compressed as `how` whatever the name says (`--compress`).
+    pub fn create_compressed(
+        target: impl AsRef<Path>,
+        inputs: &[&Path],
+        how: Compression,
+    ) -> Result<AtomicFile, OutputError> {
+        Self::create_with_mode(target.as_ref(), inputs, 0o666)?.compressed(how)
     }
 
     /// As [`AtomicFile::create`], for a file only its owner may read (mode 0600): a secret,
@@ -380,7 +453,10 @@ impl AtomicFile {
                     source,
                 })?;
             return Ok(AtomicFile {
-                out: Out::Stdout(io::BufWriter::with_capacity(CHUNK, fs::File::from(fd))),
+                out: Layer::Plain(Out::Stdout(io::BufWriter::with_capacity(
+                    CHUNK,
+                    fs::File::from(fd),
+                ))),
                 target,
             });
         }
@@ -408,7 +484,7 @@ impl AtomicFile {
                 .open(&target)
                 .map_err(io)?;
             return Ok(AtomicFile {
-                out: Out::Stdout(io::BufWriter::with_capacity(CHUNK, f)),
+                out: Layer::Plain(Out::Stdout(io::BufWriter::with_capacity(CHUNK, f))),
                 target,
             });
         }
@@ -432,9 +508,33 @@ impl AtomicFile {
         let _ = mode;
         let tmp = builder.tempfile_in(&dir).map_err(io)?;
         Ok(AtomicFile {
-            out: Out::File(WriteBehind::new(tmp).map_err(io)?),
+            out: Layer::Plain(Out::File(WriteBehind::new(tmp).map_err(io)?)),
             target,
         })
+    }
+
+    /// The new, plain output compressed as `how`.
+    fn compressed(mut self, how: Compression) -> Result<AtomicFile, OutputError> {
+        let io = |source| OutputError::Io {
+            target: self.target.clone(),
+            source,
+        };
+        self.out = match std::mem::replace(&mut self.out, Layer::Plain(Out::Empty)) {
+            Layer::Plain(plain) => match how {
+                Compression::None => Layer::Plain(plain),
+                Compression::Gzip => Layer::Gzip(ParallelGzip::new(plain)),
+                Compression::Zstd => {
+                    let mut e = zstd::stream::write::Encoder::new(plain, 3).map_err(io)?;
+                    let workers =
+                        std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+                    e.multithread(workers).map_err(io)?;
+                    Layer::Zstd(e)
+                }
+            },
+            // Only ever called on a new output (plain); one already compressed stays so.
+            other => other,
+        };
+        Ok(self)
     }
 
     #[must_use]
@@ -450,12 +550,18 @@ impl AtomicFile {
             target: target.clone(),
             source,
         };
-        let tmp = match self.out {
+        let out = match self.out {
+            Layer::Plain(o) => o,
+            Layer::Gzip(e) => e.finish().map_err(io)?,
+            Layer::Zstd(e) => e.finish().map_err(io)?,
+        };
+        let tmp = match out {
             Out::File(out) => out.finish().map_err(io)?,
             Out::Stdout(mut out) => {
                 out.flush().map_err(io)?;
                 return Ok(target);
             }
+            Out::Empty => return Ok(target),
         };
         if sync {
             tmp.as_file().sync_all().map_err(io)?;
@@ -469,22 +575,145 @@ impl Write for AtomicFile {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.out {
-            Out::File(o) => o.write(buf),
-            Out::Stdout(o) => o.write(buf),
+            Layer::Plain(o) => o.write(buf),
+            Layer::Gzip(e) => e.write(buf),
+            Layer::Zstd(e) => e.write(buf),
         }
     }
     #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match &mut self.out {
-            Out::File(o) => o.write_all(buf),
-            Out::Stdout(o) => o.write_all(buf),
+            Layer::Plain(o) => o.write_all(buf),
+            Layer::Gzip(e) => e.write_all(buf),
+            Layer::Zstd(e) => e.write_all(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.out {
+            Layer::Plain(o) => o.flush(),
+            Layer::Gzip(e) => e.flush(),
+            Layer::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+impl Write for Out {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Out::File(o) => o.write(buf),
+            Out::Stdout(o) => o.write(buf),
+            Out::Empty => Ok(buf.len()),
+        }
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Out::File(o) => o.write_all(buf),
+            Out::Stdout(o) => o.write_all(buf),
+            Out::Empty => Ok(()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
             Out::File(o) => o.flush(),
             Out::Stdout(o) => o.flush(),
+            Out::Empty => Ok(()),
         }
+    }
+}
+
+/// gzip on every core, as `pigz --independent` writes it: the input cut into 4 MiB pieces,
+/// each compressed on its own into a gzip member (the pieces of a batch, one a core, side by
+/// side), the members written in order. A file of several members is one gzip file to every
+/// reader (RFC 1952; zlib, gzip, Wireshark); the ratio differs from one member's by the
+/// dictionary each piece starts without (0.3% larger on the bench). Hand-written: the crates
+/// that do this (gzp) add a thread pool and a channel layer for what a scoped thread does here.
+#[derive(Debug)]
+struct ParallelGzip {
+    out: Out,
+    pieces: Vec<Vec<u8>>,
+    workers: usize,
+}
+
+/// Bytes of input a gzip member holds.
+const GZIP_PIECE: usize = 4 << 20;
+
+impl ParallelGzip {
+    fn new(out: Out) -> Self {
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        ParallelGzip {
+            out,
+            pieces: vec![Vec::with_capacity(GZIP_PIECE)],
+            workers,
+        }
+    }
+
+    /// Compresses the pieces gathered (side by side) and writes their members in order.
+    fn drain(&mut self) -> io::Result<()> {
+        let pieces = std::mem::take(&mut self.pieces);
+        let members: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| scope.spawn(move || gzip_member(p)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("a gzip worker failed")))
+                })
+                .collect()
+        });
+        for m in members {
+            self.out.write_all(&m?)?;
+        }
+        self.pieces = vec![Vec::with_capacity(GZIP_PIECE)];
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<Out> {
+        self.drain()?;
+        Ok(self.out)
+    }
+}
+
+/// One gzip member of `data`, at gzip's default level.
+fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::default(),
+    );
+    e.write_all(data)?;
+    e.finish()
+}
+
+impl Write for ParallelGzip {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.pieces.is_empty() {
+                self.pieces.push(Vec::with_capacity(GZIP_PIECE));
+            }
+            let last = self.pieces.len() - 1;
+            let piece = &mut self.pieces[last];
+            let n = (GZIP_PIECE - piece.len()).min(rest.len());
+            piece.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if piece.len() == GZIP_PIECE {
+                if self.pieces.len() == self.workers {
+                    self.drain()?;
+                } else {
+                    self.pieces.push(Vec::with_capacity(GZIP_PIECE));
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+    /// Flushing writes nothing early: a member ends where its piece does.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -507,6 +736,35 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `.gz` output larger than a piece a core is several gzip members, read back as one
+    /// stream by a reader of concatenated members (as zlib, gzip and Wireshark read them).
+    #[test]
+    fn gzip_output_is_members_on_every_core_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin.gz");
+        let mut data = Vec::with_capacity(3 * GZIP_PIECE + 12_345);
+        let mut x = 1u64;
+        while data.len() < 3 * GZIP_PIECE + 12_345 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            data.extend_from_slice(&(x >> 60).to_le_bytes());
+        }
+        let mut f = AtomicFile::create(&target, &[]).unwrap();
+        for chunk in data.chunks(100_003) {
+            f.write_all(chunk).unwrap();
+        }
+        f.commit(false).unwrap();
+        let bytes = std::fs::read(&target).unwrap();
+        let members = bytes.windows(3).filter(|w| *w == [0x1f, 0x8b, 8]).count();
+        assert!(members >= 4, "{members} members");
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(bytes.as_slice()),
+            &mut back,
+        )
+        .unwrap();
+        assert!(back == data);
+    }
 
     /// `-o /dev/null` (or a FIFO) is written in place: the device stays a device (a file
     /// renamed over it once replaced this machine's /dev/null with a regular file).
