@@ -421,6 +421,11 @@ pub struct SplitArgs {
     /// Output format (default: the input's; pcapng when inputs differ).
     #[arg(long, value_name = "FORMAT", value_parser = ["pcap", "pcapng"])]
     pub format: Option<String>,
+    /// Compress every output: gzip or zstd (its name gains .gz or .zst), or none (default).
+    /// Each write to an output is a gzip member or zstd frame of its own: one stream to
+    /// every reader. --by size counts the bytes before compression.
+    #[arg(long, value_name = "HOW", value_parser = ["gzip", "zstd", "none"])]
+    pub compress: Option<String>,
     /// Output file names: {id} {proto} {a} {aport} {b} {bport} {key} {n}; the extension is added.
     #[arg(long, value_name = "TEMPLATE")]
     pub name: Option<String>,

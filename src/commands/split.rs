@@ -21,6 +21,7 @@ pub struct SplitOptions {
     pub mode: Mode,
     pub keys: KeyOptions,
     pub format: Option<String>,
+    pub compression: tracekit_capture::output::Compression,
     pub template: Option<String>,
     pub max_open: usize,
     pub budget: usize,
@@ -67,6 +68,11 @@ impl TryFrom<&SplitArgs> for SplitOptions {
                 vlan: a.vlan,
             },
             format: a.format.clone(),
+            compression: a
+                .compress
+                .as_deref()
+                .and_then(tracekit_capture::output::Compression::parse)
+                .unwrap_or(tracekit_capture::output::Compression::None),
             template: a.name.clone(),
             max_open: a.max_open_files,
             budget: usize::try_from(
@@ -160,7 +166,8 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
         format,
         opts.threads.min(opts.max_open),
         opts.budget,
-    )?;
+    )?
+    .compressed(opts.compression);
     let mut assigner = Assigner::new(opts.mode, opts.keys);
     let total: u64 = captures.iter().map(|(_, c)| c.data().len() as u64).sum();
     let bar = progress::bytes(total, args.quiet);

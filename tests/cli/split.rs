@@ -593,3 +593,48 @@ fn name_templates_and_bad_arguments() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// `--compress` (issue 29): every output gains `.gz` or `.zst` and decompresses (gzip, zstd) to
+/// the plain split's bytes, also when outputs are appended to window after window (a member
+/// or frame per write), and capinfos reads the gzip ones as they are.
+#[test]
+fn compressed_outputs_decompress_to_the_plain_split() {
+    let input = corpus("ppp_many-protocols.pcap");
+    let (plain, _, o) = split(&input, &["--by", "stream"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = std::fs::read_dir(plain.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() > 20, "{}", names.len());
+    for (how, suffix, tool) in [("gzip", ".gz", "gzip"), ("zstd", ".zst", "zstd")] {
+        // A small buffer and few open files: outputs appended to again and again.
+        let (dir, _, o) = split(
+            &input,
+            &[
+                "--by",
+                "stream",
+                "--compress",
+                how,
+                "--buffer",
+                "4k",
+                "--max-open-files",
+                "2",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        for name in &names {
+            let packed = dir.path().join("out").join(format!("{name}{suffix}"));
+            let d = run(std::process::Command::new(tool).arg("-dc").arg(&packed));
+            assert!(d.status.success(), "{}: {}", packed.display(), stderr(&d));
+            let want = std::fs::read(plain.path().join("out").join(name)).unwrap();
+            assert!(d.stdout == want, "{}", packed.display());
+            if how == "gzip" {
+                let info = run(std::process::Command::new("capinfos")
+                    .arg("-c")
+                    .arg(&packed));
+                assert!(info.status.success(), "{}", stderr(&info));
+            }
+        }
+    }
+}

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use tracekit_capture::output::Compression;
 use tracekit_capture::pcapng::{Options, OptionsBuilder, epb_numeric, idb_numeric};
 use tracekit_capture::writer::{WriteError, encode};
 use tracekit_capture::{Interface, LinkType, Record, Timestamp};
@@ -149,6 +150,8 @@ pub struct OutputSet {
     section: Arc<[u8]>,
     /// The buffers of the last finished flush, for the next window.
     recycled: Option<Batch>,
+    /// How every output is compressed (each write to it a gzip member or zstd frame).
+    compression: Compression,
 }
 
 /// The records of one window, taken out of the set to be written (possibly on other threads
@@ -231,6 +234,7 @@ impl OutputSet {
             idbs: Arc::new(Vec::new()),
             section: section.into(),
             recycled: None,
+            compression: Compression::None,
         })
     }
 
@@ -246,6 +250,14 @@ impl OutputSet {
         (self.idbs.len() - 1) as u32
     }
 
+    /// Every output compressed as `how` (its name gains `.gz` or `.zst`); before any output
+    /// is created.
+    #[must_use]
+    pub fn compressed(mut self, how: Compression) -> Self {
+        self.compression = how;
+        self
+    }
+
     /// Creates output `out`, named `stem()` plus the extension, unless it exists. Outputs are
     /// numbered densely in the order they appear, as the assigner creates them.
     pub fn ensure(&mut self, out: u32, stem: impl FnOnce() -> String) {
@@ -257,7 +269,12 @@ impl OutputSet {
             self.outs.len(),
             "outputs are created in order"
         );
-        let name = format!("{}.{}", stem_safe(&stem()), self.format.extension());
+        let name = format!(
+            "{}.{}{}",
+            stem_safe(&stem()),
+            self.format.extension(),
+            self.compression.suffix()
+        );
         self.outs.push(Out {
             name,
             ..Out::default()
@@ -395,10 +412,10 @@ impl OutputSet {
         sources: &'env [&'env [u8]],
     ) -> Option<Flushing<'scope>> {
         let (batch, jobs) = self.take_batch()?;
-        let (pool, format) = (Arc::clone(&self.pool), self.format);
+        let (pool, how) = (Arc::clone(&self.pool), (self.format, self.compression));
         let (idbs, section) = (Arc::clone(&self.idbs), Arc::clone(&self.section));
         let handle =
-            scope.spawn(move || write_batch(&pool, format, sources, &idbs, &section, batch, &jobs));
+            scope.spawn(move || write_batch(&pool, how, sources, &idbs, &section, batch, &jobs));
         Some(Flushing { handle })
     }
 
@@ -546,7 +563,7 @@ struct Job {
 /// jobs in order. Returns the batch for its buffers to be reused.
 fn write_batch(
     pool: &rayon::ThreadPool,
-    format: OutputFormat,
+    (format, compression): (OutputFormat, Compression),
     sources: &[&[u8]],
     idbs: &[Vec<u8>],
     section: &[u8],
@@ -555,6 +572,7 @@ fn write_batch(
 ) -> Result<Batch, OutputError> {
     let writer = Writer {
         format,
+        compression,
         pending: &batch.pending,
         order: &batch.order,
         sources,
@@ -562,9 +580,16 @@ fn write_batch(
         idbs,
         section,
     };
+    // Jobs are shared out in runs of 16 (small writes), one by one when compressing (each
+    // job is then mostly the compressor's work).
+    let run = if compression == Compression::None {
+        16
+    } else {
+        1
+    };
     pool.install(|| {
         jobs.par_iter()
-            .with_min_len(16)
+            .with_min_len(run)
             .try_for_each(|job| WRITE_BUFFER.with_borrow_mut(|buf| writer.write(job, buf)))
     })?;
     Ok(batch)
@@ -578,6 +603,7 @@ thread_local! {
 /// What the worker threads share during a flush (all read-only).
 struct Writer<'a> {
     format: OutputFormat,
+    compression: Compression,
     pending: &'a [Pending],
     order: &'a [u32],
     sources: &'a [&'a [u8]],
@@ -593,7 +619,7 @@ impl Writer<'_> {
             path: job.path.clone(),
             source,
         };
-        let mut file = if job.create {
+        let file = if job.create {
             OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -603,6 +629,7 @@ impl Writer<'_> {
             OpenOptions::new().append(true).open(&job.path)
         }
         .map_err(io)?;
+        let mut file = Compressed::new(file, self.compression).map_err(io)?;
         buf.clear();
         if job.create {
             match (self.format, job.link) {
@@ -655,7 +682,45 @@ impl Writer<'_> {
                 buf.clear();
             }
         }
-        file.write_all(buf).map_err(io)
+        file.write_all(buf).map_err(io)?;
+        file.finish().map_err(io)
+    }
+}
+
+/// An output file as one write to it sees it: plain, or a gzip member or zstd frame of its
+/// own (the members of the writes in turn make one gzip or zstd stream).
+enum Compressed {
+    Plain(std::fs::File),
+    Gzip(flate2::write::GzEncoder<std::fs::File>),
+    Zstd(zstd::stream::write::Encoder<'static, std::fs::File>),
+}
+
+impl Compressed {
+    fn new(file: std::fs::File, how: Compression) -> io::Result<Self> {
+        Ok(match how {
+            Compression::None => Compressed::Plain(file),
+            Compression::Gzip => Compressed::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => Compressed::Zstd(zstd::stream::write::Encoder::new(file, 3)?),
+        })
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Compressed::Plain(f) => f.write_all(buf),
+            Compressed::Gzip(e) => e.write_all(buf),
+            Compressed::Zstd(e) => e.write_all(buf),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Compressed::Plain(_) => Ok(()),
+            Compressed::Gzip(e) => e.finish().map(drop),
+            Compressed::Zstd(e) => e.finish().map(drop),
+        }
     }
 }
 
