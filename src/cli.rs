@@ -40,8 +40,10 @@ pub enum Command {
     /// read as one capture, like Zeek's conn.log or `tshark -z conv`, without writing packets.
     Flows(FlowsArgs),
     /// Index a capture set once (a directory of rotated files, thousands of them), so that
-    /// `extract --index` answers a selection reading only the blocks it can match, byte for
-    /// byte what a full scan gives. Re-running indexes only new or changed files.
+    /// `extract --index` and `flows --index` answer a selection reading only the blocks it can
+    /// match, byte for byte what a full scan gives; the set's flow table is stored as Parquet
+    /// (INDEX/flows.parquet, for `flows --index` and your own tools). Re-running indexes only
+    /// new or changed files (the flow table is made again when the set changed).
     Index(IndexArgs),
     /// Write a new random key (64 hex characters: the Crypto-PAn AES key, then the pad
     /// secret), readable by its owner only.
