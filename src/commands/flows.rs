@@ -385,23 +385,9 @@ fn indexed(
         .iter()
         .map(|c| c.path().display().to_string())
         .collect();
-    let mut lists: Vec<_> = p.selected.into_iter().map(Vec::into_iter).collect();
-    let mut next: Vec<_> = lists.iter_mut().map(Iterator::next).collect();
-    let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = next
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| std::cmp::Reverse((r.ts.0, i))))
-        .collect();
     let mut flows = FlowTable::default();
     let mut selected = 0u64;
-    while let Some(std::cmp::Reverse((_, input))) = heads.pop() {
-        let Some(record) = next[input].take() else {
-            continue;
-        };
-        next[input] = lists[input].next();
-        if let Some(r) = &next[input] {
-            heads.push(std::cmp::Reverse((r.ts.0, input)));
-        }
+    for (input, record, _) in set::ByTime::new(p.selected, &[]) {
         let frame = frames.frame(chosen.kept[input], record.index, record.ts.0);
         selected += 1;
         flows.add(&Packet::dissect(record, frame, input as u32));

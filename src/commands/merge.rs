@@ -1,8 +1,7 @@
 //! `tracekit merge`: inputs merged by time (or appended), with optional clock shifts, automatic
 //! clock alignment and duplicate removal.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -558,11 +557,7 @@ fn pass(
 enum Feed<'a> {
     Merged(Merger<'a>),
     Selected {
-        lists: Vec<std::vec::IntoIter<Record<'a>>>,
-        /// The next record of each list, by (shifted time, input).
-        heads: BinaryHeap<Reverse<(i64, usize)>>,
-        next: Vec<Option<Record<'a>>>,
-        shifts: Vec<i64>,
+        records: set::ByTime<'a>,
         interfaces: Vec<Vec<Interface>>,
         problems: Vec<u64>,
         bytes: u64,
@@ -571,21 +566,8 @@ enum Feed<'a> {
 
 impl<'a> Feed<'a> {
     fn selected(p: set::Prefiltered<'a>, captures: &[&'a Capture], shifts: &[i64]) -> Self {
-        let mut lists: Vec<_> = p.selected.into_iter().map(Vec::into_iter).collect();
-        let mut heads = BinaryHeap::new();
-        let mut next = Vec::with_capacity(lists.len());
-        for (i, list) in lists.iter_mut().enumerate() {
-            let r = list.next();
-            if let Some(r) = &r {
-                heads.push(Reverse((r.ts.0 + shifts[i], i)));
-            }
-            next.push(r);
-        }
         Feed::Selected {
-            lists,
-            heads,
-            next,
-            shifts: shifts.to_vec(),
+            records: set::ByTime::new(p.selected, shifts),
             interfaces: captures
                 .iter()
                 .map(|c| c.records().interfaces().to_vec())
@@ -598,21 +580,9 @@ impl<'a> Feed<'a> {
     fn next(&mut self) -> Option<Item<'a>> {
         match self {
             Feed::Merged(m) => m.next(),
-            Feed::Selected {
-                lists,
-                heads,
-                next,
-                shifts,
-                ..
-            } => {
-                let Reverse((ts, input)) = heads.pop()?;
-                let record = next[input].take()?;
-                next[input] = lists[input].next();
-                if let Some(r) = &next[input] {
-                    heads.push(Reverse((r.ts.0 + shifts[input], input)));
-                }
-                Some(Item::Record { input, record, ts })
-            }
+            Feed::Selected { records, .. } => records
+                .next()
+                .map(|(input, record, ts)| Item::Record { input, record, ts }),
         }
     }
 

@@ -770,22 +770,9 @@ fn match_in_order<'a>(
     spec: &Spec,
     first: i64,
 ) -> Option<Vec<Vec<tracekit_capture::Record<'a>>>> {
-    use std::cmp::Reverse;
     let mut out = vec![Vec::new(); lists.len()];
-    let mut iters: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
-    let mut next: Vec<_> = iters.iter_mut().map(Iterator::next).collect();
-    let mut heads: std::collections::BinaryHeap<Reverse<(i64, usize)>> = next
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| Reverse((r.ts.0, i))))
-        .collect();
     let mut matcher = spec.matcher(first);
-    while let Some(Reverse((_, i))) = heads.pop() {
-        let r = next[i].take()?;
-        next[i] = iters[i].next();
-        if let Some(n) = &next[i] {
-            heads.push(Reverse((n.ts.0, i)));
-        }
+    for (i, r, _) in tracekit_merge::set::ByTime::new(lists, &[]) {
         if matcher.matches(0, &r).ok()? {
             out[i].push(r);
         }

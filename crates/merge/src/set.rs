@@ -143,6 +143,58 @@ pub struct Prefiltered<'a> {
     pub problems: Vec<u64>,
 }
 
+/// Lists of records (each in its own time order, e.g. the selected records of each input) in
+/// the order the time-ordered merge reads them: by time plus the list's shift, a tie going to
+/// the earlier list. Yields (list, record, shifted time).
+#[derive(Debug)]
+pub struct ByTime<'a> {
+    lists: Vec<std::vec::IntoIter<Record<'a>>>,
+    next: Vec<Option<Record<'a>>>,
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
+    shifts: Vec<i64>,
+}
+
+impl<'a> ByTime<'a> {
+    /// `shifts`: one per list (missing ones count as 0).
+    #[must_use]
+    pub fn new(lists: Vec<Vec<Record<'a>>>, shifts: &[i64]) -> Self {
+        let shifts: Vec<i64> = (0..lists.len())
+            .map(|i| shifts.get(i).copied().unwrap_or(0))
+            .collect();
+        let mut lists: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+        let next: Vec<_> = lists.iter_mut().map(Iterator::next).collect();
+        let heads = next
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                r.as_ref()
+                    .map(|r| std::cmp::Reverse((r.ts.0 + shifts[i], i)))
+            })
+            .collect();
+        ByTime {
+            lists,
+            next,
+            heads,
+            shifts,
+        }
+    }
+}
+
+impl<'a> Iterator for ByTime<'a> {
+    type Item = (usize, Record<'a>, i64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let std::cmp::Reverse((ts, i)) = self.heads.pop()?;
+        let record = self.next[i].take()?;
+        self.next[i] = self.lists[i].next();
+        if let Some(r) = &self.next[i] {
+            self.heads
+                .push(std::cmp::Reverse((r.ts.0 + self.shifts[i], i)));
+        }
+        Some((i, record, ts))
+    }
+}
+
 /// Selected records a piece may hold before the parallel path gives way to the ordinary one
 /// (whose memory does not grow with the selection).
 const MAX_HELD: usize = 1 << 20;
