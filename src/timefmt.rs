@@ -2,10 +2,14 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use tracekit_capture::Timestamp;
 
+/// RFC 3339 in UTC with all nine digits of the fraction: what [`rfc3339`] prints and
+/// [`parse_rfc3339`] reads back.
+const RFC3339: &[time::format_description::BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+
 /// RFC 3339 in UTC with all nine digits of the fraction, e.g. `2014-12-09T17:16:09.999999000Z`.
 pub fn rfc3339(ts: Timestamp) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    let format = RFC3339;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0))
         .ok()
         .and_then(|t| t.format(format).ok())
@@ -14,9 +18,9 @@ pub fn rfc3339(ts: Timestamp) -> String {
 
 /// The nanoseconds of a time [`rfc3339`] printed; `None` for anything else.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
-    let t = time::PrimitiveDateTime::parse(s, format).ok()?.assume_utc();
+    let t = time::PrimitiveDateTime::parse(s, RFC3339)
+        .ok()?
+        .assume_utc();
     i64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
