@@ -292,6 +292,11 @@ pub struct IndexArgs {
     /// Start afresh: an index that cannot be read (damaged, another version) is replaced.
     #[arg(long)]
     pub rebuild: bool,
+    /// Records after which a block of the index closes (it also closes at 1 MiB): fewer make
+    /// a larger index that reads fewer records for a frequent key. Changing it re-indexes
+    /// every file.
+    #[arg(long, value_name = "N", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub block_records: u32,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

@@ -123,7 +123,7 @@ fn main() -> Result<()> {
 }
 
 fn part_stats(index: &std::path::Path) -> Result<()> {
-    let mut totals = std::collections::BTreeMap::<u8, (u64, u64, u64)>::new();
+    let mut totals = std::collections::BTreeMap::<u8, [u64; 4]>::new();
     let (mut files, mut bytes, mut blocks) = (0u64, 0u64, 0u64);
     for e in std::fs::read_dir(index.join("parts"))? {
         let data = std::fs::read(e?.path())?;
@@ -131,11 +131,11 @@ fn part_stats(index: &std::path::Path) -> Result<()> {
         files += 1;
         let part = tracekit_index::Part::decode(&data).map_err(anyhow::Error::msg)?;
         blocks += part.blocks.len() as u64;
-        for (kind, k, p, b) in part.stats() {
+        for (kind, figures) in part.stats() {
             let t = totals.entry(kind).or_default();
-            t.0 += k;
-            t.1 += p;
-            t.2 += b;
+            for (t, f) in t.iter_mut().zip(figures) {
+                *t += f;
+            }
         }
     }
     let names = [
@@ -150,19 +150,20 @@ fn part_stats(index: &std::path::Path) -> Result<()> {
         "arp",
         "community",
         "fragment-rest",
+        "opaque",
     ];
     println!(
         "{files} parts, {bytes} bytes, {blocks} blocks ({} bytes of block table)",
         blocks * 40
     );
     println!(
-        "{:<14} {:>12} {:>12} {:>12} {:>6}",
-        "key kind", "keys", "postings", "bytes", "%"
+        "{:<14} {:>12} {:>12} {:>12} {:>12} {:>6}",
+        "key kind", "keys", "postings", "records", "bytes", "%"
     );
-    for (kind, (k, p, b)) in totals {
+    for (kind, [k, p, r, b]) in totals {
         let name = names.get(usize::from(kind)).copied().unwrap_or("?");
         println!(
-            "{name:<14} {k:>12} {p:>12} {b:>12} {:>5.1}%",
+            "{name:<14} {k:>12} {p:>12} {r:>12} {b:>12} {:>5.1}%",
             100.0 * b as f64 / bytes as f64
         );
     }

@@ -209,7 +209,33 @@ pub fn store(
         .set_compression(parquet::basic::Compression::ZSTD(
             parquet::basic::ZstdLevel::default(),
         ))
-        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .set_max_row_group_row_count(Some(ROW_GROUP));
+    // Counters, ports and frame numbers as deltas, the times (RFC 3339 strings sharing their
+    // front) by shared prefix: 17% smaller than dictionaries on the bench (docs/index-format.md).
+    let delta_ints = [
+        "stream",
+        "client_port",
+        "server_port",
+        "packets_c2s",
+        "packets_s2c",
+        "bytes_c2s",
+        "bytes_s2c",
+        "first_frame",
+        "last_frame",
+    ];
+    let props = delta_ints
+        .iter()
+        .map(|c| (c, parquet::basic::Encoding::DELTA_BINARY_PACKED))
+        .chain(
+            ["first_ts", "last_ts"]
+                .iter()
+                .map(|c| (c, parquet::basic::Encoding::DELTA_BYTE_ARRAY)),
+        )
+        .fold(props, |p, (c, e)| {
+            let c = parquet::schema::types::ColumnPath::from(*c);
+            p.set_column_dictionary_enabled(c.clone(), false)
+                .set_column_encoding(c, e)
+        })
         .build();
     let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))
         .map_err(|e| e.to_string())?;
@@ -418,7 +444,7 @@ struct Table {
     flows: FlowTable,
     names: Vec<String>,
     selected: u64,
-    /// Records read (from the index: those of the blocks the selection can match).
+    /// Records read (from the index: those the selection can match).
     read: u64,
     passed: set::Passed,
     trouble: Vec<String>,

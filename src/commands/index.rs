@@ -36,7 +36,7 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
     let updated = tracekit_index::update(
         &args.output,
         &found.files,
-        args.rebuild,
+        (args.rebuild, args.block_records),
         &done,
         &describe,
         Some(&super::flows::store),

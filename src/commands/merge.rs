@@ -75,7 +75,7 @@ pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::R
 }
 
 /// [`write`], answering the selection from `index` (of `args.inputs`, in its order) where it
-/// can: only the blocks the selection can match are read.
+/// can: only the records the selection can match are read.
 pub fn write_indexed(
     args: &MergeArgs,
     command: &str,
@@ -298,14 +298,6 @@ fn pass(
 
     let total: u64 = captures.iter().map(|c| c.data().len() as u64).sum();
     let bar = progress::bytes(total, args.quiet);
-    let inputs: Vec<Input<'_>> = captures
-        .iter()
-        .zip(&shifts)
-        .map(|(c, &shift)| Input {
-            records: c.records(),
-            shift,
-        })
-        .collect();
     let order = if args.append {
         Order::Append
     } else if args.keep_order || speculative {
@@ -320,12 +312,32 @@ fn pass(
         _ => Vec::new(),
     };
     // A selection that needs no order, over pcap inputs: selected on all cores first.
-    // Or from the index: only the blocks the selection can match.
+    // Or from the index: only the records the selection can match.
     let from_index = match set.index {
         Some(ix) if matcher.is_some() && time_ordered => ix.select(&captures, &kept, spec)?,
         _ => None,
     };
-    let indexed = from_index.is_some();
+    // A set with pcapng files: each file walked in full but for the runs of records the
+    // selection cannot match, jumped over (side blocks are met where the full scan meets them).
+    let mut skipping = match set.index {
+        Some(ix) if from_index.is_none() && matcher.is_some() && time_ordered => {
+            ix.skips(&captures, &kept, spec)?
+        }
+        _ => None,
+    };
+    let indexed = from_index.is_some() || skipping.is_some();
+    let inputs: Vec<Input<'_>> = captures
+        .iter()
+        .zip(&shifts)
+        .enumerate()
+        .map(|(i, (c, &shift))| Input {
+            records: match skipping.as_mut() {
+                Some(s) => c.records_skipping(std::mem::take(&mut s[i])),
+                None => c.records(),
+            },
+            shift,
+        })
+        .collect();
     let prefiltered = from_index.or_else(|| {
         (speculative && matcher.is_some())
             .then(|| set::prefilter(&captures, spec))
@@ -492,16 +504,21 @@ fn pass(
     if matcher.is_some() {
         let _ = writeln!(
             e,
-            "  {} packet(s) selected of {} read",
+            "  {} packet(s) selected of {} read{}",
             selected,
-            frame - passed.frames_before
+            frame - passed.frames_before,
+            if indexed {
+                " (from the index: the records the selection can match, and the one before each run of side blocks)"
+            } else {
+                ""
+            }
         );
     } else if let Some(read) = read_in_advance {
         let _ = writeln!(
             e,
             "  {written} packet(s) selected of {read} read{}",
             if indexed {
-                " (from the index: the blocks the selection can match)"
+                " (from the index: the records the selection can match)"
             } else {
                 ""
             }

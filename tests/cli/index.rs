@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::analyze_sets::{generated, rotate};
-use crate::{corpus, run, stderr, succeed, tracekit};
+use crate::{corpus, records_of, run, stderr, stdout, succeed, tracekit};
 
 /// A set: generated traffic rotated into eight pcap files, and corpus pcaps of other link
 /// types, VLANs, IPv6, fragments, ARP (their own times: the set is merged by time).
@@ -450,4 +450,317 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
     let version = format!("\"version\": {}", tracekit_index::VERSION);
     edit(&version, "\"version\": 99");
     refused(query(&ix), "index format version 99");
+}
+
+/// UDP flows of many hosts, interleaved in time (each flow's 12 packets 37 ms apart, a flow
+/// starting every millisecond), rotated into files of 1,200 records: each host has a few
+/// records in every small block, so an index of small blocks lists its records one by one.
+fn interleaved(dir: &Path) -> PathBuf {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.truncate(24);
+    let mut packets: Vec<(i64, Vec<u8>)> = Vec::new();
+    for i in 0..300u32 {
+        for j in 0..12u32 {
+            let back = j % 2 == 1;
+            let (c, s) = ([10, 1, (i % 50) as u8, 7], [198, 51, 100, (i % 7) as u8]);
+            let (src, dst) = if back { (s, c) } else { (c, s) };
+            let (sport, dport) = (30_000 + i as u16, 5_000 + (i % 3) as u16);
+            let (sport, dport) = if back { (dport, sport) } else { (sport, dport) };
+            let mut p = vec![0u8; 14 + 20 + 8 + 20];
+            p[12..14].copy_from_slice(&[0x08, 0x00]);
+            p[14..18].copy_from_slice(&[0x45, 0, 0, 48]);
+            p[22] = 64;
+            p[23] = 17;
+            p[26..30].copy_from_slice(&src);
+            p[30..34].copy_from_slice(&dst);
+            p[34..36].copy_from_slice(&sport.to_be_bytes());
+            p[36..38].copy_from_slice(&dport.to_be_bytes());
+            p[38..40].copy_from_slice(&28u16.to_be_bytes());
+            p[42] = j as u8;
+            let ns =
+                1_700_000_000_000_000_000 + i64::from(i) * 1_000_000 + i64::from(j) * 37_000_000;
+            packets.push((ns, p));
+        }
+    }
+    packets.sort_by_key(|p| p.0);
+    for (ns, p) in packets {
+        let us = ns / 1000;
+        for v in [
+            (us / 1_000_000) as u32,
+            (us % 1_000_000) as u32,
+            p.len() as u32,
+            p.len() as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&p);
+    }
+    let whole = dir.join("interleaved.pcap");
+    std::fs::write(&whole, out).unwrap();
+    let set = dir.join("iset");
+    rotate(&whole, &set, &["-F", "pcap", "-c", "1200"], "rot-");
+    for name in ["ppp_ip4_fragments.pcap", "ppp_ip6_fragments.pcap"] {
+        std::fs::copy(corpus(name), set.join(name)).unwrap();
+    }
+    set
+}
+
+/// (packets selected, records read) as `extract` reports them.
+fn selected_and_read(args: &[&std::ffi::OsStr]) -> (u64, u64) {
+    let o = succeed(tracekit().arg("extract").args(args));
+    let e = stderr(&o);
+    let line = e
+        .lines()
+        .find(|l| l.contains("selected of"))
+        .unwrap_or_else(|| panic!("{e}"));
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
+#[test]
+fn an_index_of_small_blocks_reads_a_hosts_records_one_by_one_with_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = interleaved(dir.path());
+    let (small, big) = (dir.path().join("small"), dir.path().join("big"));
+    succeed(
+        tracekit()
+            .args(["index", "-q", "--block-records", "40", "-o"])
+            .arg(&small)
+            .arg(&set),
+    );
+    index(&set, &big);
+    let ids = community_ids(&set);
+    let mut selections: Vec<Vec<&str>> = [
+        &["--filter", "host 10.1.3.7"][..],
+        &["--filter", "host 10.1.3.7 or host 10.1.4.7"],
+        &["--filter", "host 10.1.3.7 and port 5000"],
+        &["--filter", "src host 198.51.100.3 and udp"],
+        &["--filter", "udp port 30007 or port 30100"],
+        &["--filter", "port 5002"],
+        &[
+            "--filter",
+            "host 10.1.9.7",
+            "--after",
+            "2023-11-14T22:13:20.2Z",
+            "--before",
+            "2023-11-14T22:13:20.5Z",
+        ],
+        &["--filter", "ip and not host 10.1.3.7"],
+        &["--frames", "10-20"],
+    ]
+    .iter()
+    .map(|s| s.to_vec())
+    .collect();
+    selections.extend(
+        ids.iter()
+            .step_by(5)
+            .map(|id| vec!["--community-id", id.as_str()]),
+    );
+    for ix in [&small, &big] {
+        for sel in &selections {
+            let (full, indexed) = both(&set, ix, sel, dir.path());
+            assert!(
+                full.len() > 100 && full == indexed,
+                "{sel:?}: {} vs {}",
+                full.len(),
+                indexed.len()
+            );
+        }
+    }
+    // A host in one flow of fifty: the small blocks read its records alone, the big ones
+    // whole blocks.
+    let out = dir.path().join("h.pcap");
+    let ask = |ix: &Path| {
+        selected_and_read(&[
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--filter".as_ref(),
+            "host 10.1.3.7".as_ref(),
+            "--index".as_ref(),
+            ix.as_os_str(),
+        ])
+    };
+    let (selected, read) = ask(&small);
+    assert!(selected == 72 && read == selected, "{selected} of {read}");
+    let (selected, read) = ask(&big);
+    assert!(
+        selected == 72 && read > 10 * selected,
+        "{selected} of {read}"
+    );
+    // Another block size re-indexes every file.
+    let said = stderr(&succeed(
+        tracekit()
+            .args(["index", "--block-records", "64", "-o"])
+            .arg(&small)
+            .arg(&set),
+    ));
+    let files = std::fs::read_dir(&set).unwrap().count();
+    assert!(said.contains(&format!("{files} indexed")), "{said}");
+}
+
+/// Appends a little-endian pcapng block.
+fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+    let mut body = body.to_vec();
+    body.resize(body.len().div_ceil(4) * 4, 0);
+    let len = (body.len() + 12) as u32;
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
+/// Writes `packets` (time in ns, Ethernet frame) as pcapng: a section, an interface, the
+/// packets, an interface statistics block after every `every`-th packet and at the end (as
+/// dumpcap writes them), a name resolution block and a custom block after the first.
+fn pcapng_with_side_blocks(path: &Path, packets: &[(i64, Vec<u8>)], every: usize) {
+    let mut out = Vec::new();
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    block(&mut out, 0x0a0d_0d0a, &shb);
+    let mut idb = vec![1, 0, 0, 0];
+    idb.extend_from_slice(&65_535u32.to_le_bytes());
+    block(&mut out, 1, &idb);
+    let stats = |out: &mut Vec<u8>, us: u64| {
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+        b.extend_from_slice(&(us as u32).to_le_bytes());
+        block(out, 5, &b);
+    };
+    for (i, (ns, p)) in packets.iter().enumerate() {
+        let us = (*ns / 1000) as u64;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(us as u32).to_le_bytes());
+        epb.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        epb.extend_from_slice(p);
+        block(&mut out, 6, &epb);
+        if (i + 1) % every == 0 {
+            stats(&mut out, us);
+        }
+        if i == 0 {
+            let mut nrb = vec![1, 0, 12, 0, 198, 51, 100, 3];
+            nrb.extend_from_slice(b"srv3\0\0\0\0");
+            nrb.extend_from_slice(&[0, 0, 0, 0]);
+            block(&mut out, 4, &nrb);
+            let mut custom = 32_473u32.to_le_bytes().to_vec();
+            custom.extend_from_slice(b"tracekit test");
+            block(&mut out, 0x0000_0bad, &custom);
+        }
+    }
+    let last = packets.last().map_or(0, |p| (p.0 / 1000) as u64);
+    stats(&mut out, last);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn pcapng_sets_are_narrowed_with_their_side_blocks_where_the_full_scan_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = interleaved(dir.path());
+    // Two capture points (even and odd flows, by client port), each rotated into pcapng files
+    // of 500 packets: their records interleave in time across files.
+    let whole = records_of(&dir.path().join("interleaved.pcap"));
+    let set = dir.path().join("ngset");
+    std::fs::create_dir(&set).unwrap();
+    for side in 0..2u16 {
+        let mine: Vec<(i64, Vec<u8>)> = whole
+            .iter()
+            .filter(|(_, p)| {
+                let port =
+                    u16::from_be_bytes([p[34], p[35]]).max(u16::from_be_bytes([p[36], p[37]]));
+                port % 2 == side
+            })
+            .cloned()
+            .collect();
+        for (k, chunk) in mine.chunks(500).enumerate() {
+            let every = if side == 0 { 170 } else { 333 };
+            pcapng_with_side_blocks(&set.join(format!("p{side}-{k:03}.pcapng")), chunk, every);
+        }
+    }
+    // And a pcap of the same traffic, and corpus pcapng files with blocks of every kind.
+    std::fs::copy(pcap.join("rot-001.pcap"), set.join("q-rot-001.pcap")).unwrap();
+    for name in [
+        "pcapng-gen_le_test102_allblocks.pcapng",
+        "zeek_pcapng-multi-interface.pcapng",
+    ] {
+        std::fs::copy(corpus(name), set.join(name)).unwrap();
+    }
+    let (small, big) = (dir.path().join("small"), dir.path().join("big"));
+    succeed(
+        tracekit()
+            .args(["index", "-q", "--block-records", "40", "-o"])
+            .arg(&small)
+            .arg(&set),
+    );
+    index(&set, &big);
+    for ix in [&small, &big] {
+        for sel in [
+            &["--filter", "host 10.1.3.7"][..],
+            &[
+                "--filter",
+                "host 10.1.3.7 or host 10.1.4.7",
+                "--format",
+                "pcapng",
+            ],
+            &["--filter", "udp port 30007"],
+            &["--filter", "port 5002 and host 198.51.100.2"],
+            &[
+                "--after",
+                "2023-11-14T22:13:20.2Z",
+                "--before",
+                "2023-11-14T22:13:20.3Z",
+            ],
+            &["--filter", "not udp"],
+            &["--filter", "host 192.0.2.1 or tcp"],
+        ] {
+            let (full, indexed) = both(&set, ix, sel, dir.path());
+            assert!(
+                full.len() > 100 && full == indexed,
+                "{sel:?}: {} vs {}",
+                full.len(),
+                indexed.len()
+            );
+        }
+    }
+    // The small blocks read the host's records (and the record before each run of side
+    // blocks), the big ones whole files.
+    let out = dir.path().join("h.pcapng");
+    let ask = |ix: &Path| {
+        selected_and_read(&[
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--filter".as_ref(),
+            "host 10.1.3.7".as_ref(),
+            "--index".as_ref(),
+            ix.as_os_str(),
+        ])
+    };
+    let (_, read_big) = ask(&big);
+    let (selected, read) = ask(&small);
+    assert!(
+        selected == 92 && read * 3 < read_big && read < 1000,
+        "{selected} of {read} ({read_big})"
+    );
+    // Wireshark reads it, side blocks and all (it shows custom blocks as frames of their own).
+    let text = stdout(&succeed(
+        std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&out)
+            .args([
+                "-Y",
+                "ip.addr == 10.1.3.7",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ]),
+    ));
+    assert_eq!(text.lines().count() as u64, selected);
 }

@@ -21,7 +21,7 @@ pub mod writer;
 pub use error::{OpenError, Problem, ReadError, ReadErrorKind};
 pub use linktype::LinkType;
 pub use probe::{Compression, FileKind, probe, probe_file};
-pub use reader::{Capture, Format, Interface, Records};
+pub use reader::{Capture, Format, Interface, Records, Skip};
 pub use source::{HUGE_FROM, HugePageAlloc, prefetch_value};
 pub use timestamp::{Timestamp, TsResolution};
 

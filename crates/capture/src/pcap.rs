@@ -166,6 +166,11 @@ pub struct Reader<'a> {
     done: bool,
     problems: Vec<Problem>,
     problem_count: u64,
+    /// Jumps still to make (see `Capture::records_skipping`), the next one first.
+    skips: std::collections::VecDeque<crate::Skip>,
+    /// Whether the walk requests the bytes ahead of it (not for a few records read here and
+    /// there, where it would cost more than it saves).
+    prefetch: bool,
 }
 
 /// Problems kept in full; later ones are only counted, so a damaged file cannot fill memory.
@@ -184,7 +189,72 @@ impl<'a> Reader<'a> {
             done: false,
             problems: Vec::new(),
             problem_count: 0,
+            skips: std::collections::VecDeque::new(),
+            prefetch: true,
         }
+    }
+
+    pub(crate) fn without_prefetch(mut self) -> Self {
+        self.prefetch = false;
+        self
+    }
+
+    pub(crate) fn with_skips(mut self, skips: Vec<crate::Skip>) -> Self {
+        self.skips = skips.into();
+        self
+    }
+
+    /// The captured length of the record whose header is `h` (versions before 2.3 wrote the
+    /// two lengths the other way round; for 2.3 itself files of both kinds exist, and only
+    /// the captured length can be the smaller one), and its length on the wire.
+    fn lengths(&self, h: &[u8]) -> (u32, u32) {
+        let be = self.header.big_endian;
+        let (mut caplen, mut orig_len) = (u32_at(h, 8, be), u32_at(h, 12, be));
+        let (major, minor) = self.header.version;
+        if major == 2 && (minor < 3 || (minor == 3 && caplen > orig_len)) {
+            std::mem::swap(&mut caplen, &mut orig_len);
+        }
+        (caplen, orig_len)
+    }
+
+    /// Makes the jump due before record `self.index`, if one is; `Err` when the file does not
+    /// bear it out.
+    fn skip(&mut self) -> Result<(), ReadErrorKind> {
+        let Some(s) = self.skips.front().copied().filter(|s| s.from == self.index) else {
+            return Ok(());
+        };
+        self.skips.pop_front();
+        let hlen = self.header.record_header_len();
+        if let Some(pos) = s.to_pos {
+            self.pos = usize::try_from(pos)
+                .ok()
+                .filter(|&p| p >= HEADER_LEN && p <= self.data.len())
+                .ok_or(ReadErrorKind::TruncatedData {
+                    claimed: pos,
+                    available: self.data.len() as u64,
+                })?;
+            self.index = s.to;
+        }
+        for _ in 0..s.walk {
+            let rest = self.data.len() - self.pos;
+            let h =
+                self.data
+                    .get(self.pos..self.pos + hlen)
+                    .ok_or(ReadErrorKind::TruncatedHeader {
+                        needed: hlen as u64,
+                        available: rest as u64,
+                    })?;
+            let (caplen, _) = self.lengths(h);
+            if caplen as usize > rest - hlen {
+                return Err(ReadErrorKind::TruncatedData {
+                    claimed: caplen.into(),
+                    available: (rest - hlen) as u64,
+                });
+            }
+            self.pos += hlen + caplen as usize;
+            self.index += 1;
+        }
+        Ok(())
     }
 
     /// A walk that starts at byte `pos` (a record boundary, e.g. one `guess_boundary` found),
@@ -248,6 +318,11 @@ impl<'a> Iterator for Reader<'a> {
         if self.done {
             return None;
         }
+        if !self.skips.is_empty()
+            && let Err(kind) = self.skip()
+        {
+            return Some(self.fail(kind));
+        }
         let data = self.data;
         let rest = data.len() - self.pos;
         if rest == 0 {
@@ -262,20 +337,15 @@ impl<'a> Iterator for Reader<'a> {
                 available: rest as u64,
             }));
         }
-        prefetch_window(data, self.pos, &mut self.ahead);
+        if self.prefetch {
+            prefetch_window(data, self.pos, &mut self.ahead);
+        }
         self.drop_behind.advance(self.pos);
         let be = self.header.big_endian;
         let h = &data[self.pos..self.pos + hlen];
         let secs = u32_at(h, 0, be);
         let frac = u32_at(h, 4, be);
-        let mut caplen = u32_at(h, 8, be);
-        let mut orig_len = u32_at(h, 12, be);
-        // Before version 2.3, libpcap wrote the two lengths the other way round; for 2.3 itself
-        // files of both kinds exist, and only the captured length can be the smaller one.
-        let (major, minor) = self.header.version;
-        if major == 2 && (minor < 3 || (minor == 3 && caplen > orig_len)) {
-            std::mem::swap(&mut caplen, &mut orig_len);
-        }
+        let (caplen, orig_len) = self.lengths(h);
         let limit = self.header.max_record();
         if caplen > limit {
             return Some(self.fail(ReadErrorKind::OversizedRecord {

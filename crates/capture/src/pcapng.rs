@@ -386,6 +386,8 @@ pub struct Reader<'a> {
     counts: BlockCounts,
     problems: Vec<Problem>,
     problem_count: u64,
+    /// Jumps still to make (see `Capture::records_skipping`), the next one first.
+    skips: std::collections::VecDeque<crate::Skip>,
 }
 
 impl<'a> Reader<'a> {
@@ -405,7 +407,71 @@ impl<'a> Reader<'a> {
             counts: BlockCounts::default(),
             problems: Vec::new(),
             problem_count: 0,
+            skips: std::collections::VecDeque::new(),
         }
+    }
+
+    pub(crate) fn with_skips(mut self, skips: Vec<crate::Skip>) -> Self {
+        self.skips = skips.into();
+        self
+    }
+
+    /// The length of the packet block at `pos` (enhanced, simple or obsolete), checked
+    /// against the data; `Err` for anything else.
+    fn packet_block_len(&self, pos: usize) -> Result<usize, ReadErrorKind> {
+        let rest = self.data.len().saturating_sub(pos);
+        if rest < 12 {
+            return Err(ReadErrorKind::TruncatedHeader {
+                needed: 12,
+                available: rest as u64,
+            });
+        }
+        let be = self.big_endian;
+        let block_type = u32_at(self.data, pos, be);
+        let length = u32_at(self.data, pos + 4, be);
+        let packet = matches!(
+            block_type,
+            block::ENHANCED_PACKET | block::SIMPLE_PACKET | block::PACKET_OBSOLETE
+        );
+        if !packet || length < 12 || !length.is_multiple_of(4) || length as usize > rest {
+            return Err(ReadErrorKind::BadBlockLength {
+                block_type,
+                length: length.into(),
+                why: "not the packet block the index says is here",
+            });
+        }
+        Ok(length as usize)
+    }
+
+    /// Makes the jump due before record `self.index` when a packet block is next (side
+    /// blocks before it are read first); `Err` when the file does not bear it out.
+    fn skip(&mut self) -> Result<(), ReadErrorKind> {
+        let due = self.skips.front().is_some_and(|s| s.from == self.index);
+        if !due || self.packet_block_len(self.pos).is_err() {
+            return Ok(());
+        }
+        let Some(s) = self.skips.pop_front() else {
+            return Ok(());
+        };
+        if let Some(pos) = s.to_pos {
+            let pos = usize::try_from(pos).unwrap_or(usize::MAX);
+            if pos > self.data.len() {
+                return Err(ReadErrorKind::TruncatedData {
+                    claimed: pos as u64,
+                    available: self.data.len() as u64,
+                });
+            }
+            self.pos = pos;
+            self.index = s.to;
+            if pos < self.data.len() {
+                self.packet_block_len(pos)?;
+            }
+        }
+        for _ in 0..s.walk {
+            self.pos += self.packet_block_len(self.pos)?;
+            self.index += 1;
+        }
+        Ok(())
     }
 
     pub(crate) fn with_drop_behind(mut self, drop_behind: DropBehind<'a>) -> Self {
@@ -469,6 +535,11 @@ impl<'a> Reader<'a> {
     pub fn next_block(&mut self) -> Option<Result<Block<'a>, ReadError>> {
         if self.done {
             return None;
+        }
+        if !self.skips.is_empty()
+            && let Err(kind) = self.skip()
+        {
+            return Some(Err(self.error(kind)));
         }
         let data = self.data;
         let rest = data.len() - self.pos;

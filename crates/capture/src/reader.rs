@@ -303,6 +303,32 @@ impl Capture {
         Some(pieces)
     }
 
+    /// A walk over the records from the start that makes the jumps `skips` say (ascending by
+    /// [`Skip::from`]), passing over records a selection cannot match without reading them;
+    /// every other block (pcapng's section headers, interfaces, statistics…) is read as
+    /// [`Capture::records`] reads it, and records keep their indexes. A jump the file does not
+    /// bear out (a record that is not where the skip says) ends the walk with an error.
+    #[must_use]
+    pub fn records_skipping(&self, skips: Vec<Skip>) -> Records<'_> {
+        match self.records() {
+            Records::Pcap(r, i) => Records::Pcap(r.with_skips(skips), i),
+            Records::Pcapng(r) => Records::Pcapng(r.with_skips(skips)),
+        }
+    }
+
+    /// [`Capture::pcap_records_from`] for a few records read here and there (an index's
+    /// query): nothing requested ahead, nothing given back behind.
+    #[must_use]
+    pub fn pcap_records_at(&self, pos: usize, index: u64) -> Option<Records<'_>> {
+        let Format::Pcap(header) = self.format else {
+            return None;
+        };
+        Some(Records::Pcap(
+            pcap::Reader::starting_at(&self.bytes, header, pos, index).without_prefetch(),
+            [Interface::from_pcap(&header)],
+        ))
+    }
+
     /// A walk over a classic pcap capture from byte `pos` (a confirmed or guessed record
     /// boundary), numbering records from `index`; `None` for pcapng.
     #[must_use]
@@ -332,6 +358,17 @@ impl Capture {
             }
         }
     }
+}
+
+/// A jump over records: when the next record to read would be record `from` (0-based), go to
+/// byte `to_pos` (the start of record `to`; `None`: stay), then pass over `walk` records by
+/// their lengths alone. (Made by an index, which knows where records start.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skip {
+    pub from: u64,
+    pub to_pos: Option<u64>,
+    pub to: u64,
+    pub walk: u32,
 }
 
 /// A walk over the packet records of either format. After an `Err` it ends: what follows

@@ -9,7 +9,7 @@
 //!
 //! A packet the dissector cannot take apart to its IP header or ARP (an unknown link type, a
 //! truncated header, something other than IP) may still match a filter that libpcap applies
-//! at its own offsets: its block is then marked opaque, and every query reads it.
+//! at its own offsets: it is then posted under [`OPAQUE`], which every query reads.
 
 use tracekit_wire::{IpLayer, Layers};
 
@@ -23,6 +23,8 @@ pub const VERSION: u64 = 7 << 56;
 pub const ARP: u64 = 8 << 56;
 /// A fragment after the first: `--community-id` matches it by its first fragment.
 pub const FRAGMENT_REST: u64 = 10 << 56;
+/// A packet the keys cannot describe (see the module's note): every query reads it.
+pub const OPAQUE: u64 = 11 << 56;
 
 /// The key of a TCP, UDP or SCTP port.
 #[must_use]

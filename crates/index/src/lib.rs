@@ -1,14 +1,16 @@
 //! `tracekit index`: an index beside a capture set, so that selections answer without reading
 //! every packet. A directory holds a manifest (`tracekit-index.json`: the files, each with its
 //! identity, summary and part) and one part per file (`parts/*.tkx`: blocks of records with
-//! their byte offsets and time ranges, and postings from keys to blocks; see [`part`]).
-//! Documented in docs/index-format.md.
+//! their byte offsets and time ranges, and postings from keys to blocks and records; see
+//! [`part`]). Documented in docs/index-format.md.
 //!
-//! A query reads only the blocks its selection can match ([`plan`], the time window, and every
-//! block the postings cannot describe), matches their records exactly as a full scan does, and
-//! hands them to the same merge: the answer is the full scan's, byte for byte. Whatever the
-//! index cannot narrow (frames, Community IDs of another seed, files out of time order or
-//! damaged, pcapng) is read in full, still correct.
+//! A query reads only the records its selection can match ([`plan`], the time window, and
+//! every record the postings cannot describe), matches them exactly as a full scan does, and
+//! hands them to the same merge: the answer is the full scan's, byte for byte. A set of pcap
+//! files gives the merge the records read ([`Index::select`]); a set with pcapng files is
+//! walked with jumps over what cannot match, its side blocks read where they are
+//! ([`Index::skips`]). Whatever the index cannot narrow (frames, Community IDs of another seed,
+//! files out of time order or damaged) is read in full, still correct.
 //!
 //! Each file is indexed on its own (in parallel), and again only when it changed: a re-run on
 //! a directory that gained rotated files indexes those. Parts and the manifest are written
@@ -23,20 +25,22 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tracekit_capture::Capture;
 use tracekit_capture::output::AtomicFile;
+use tracekit_capture::{Capture, Skip};
 use tracekit_merge::Survey;
 use tracekit_merge::set::Prefiltered;
 use tracekit_select::Spec;
 use tracekit_wire::community::FlowTuple;
 
-pub use part::{Part, Summary};
+use part::{Block, Hits, Postings};
+pub use part::{Part, PartFile, Summary};
 pub use plan::Plan;
 
 pub const FORMAT: &str = "tracekit-index";
-/// 3: the flow table (`flows.parquet`) and its entry in the manifest (2, briefly: as
-/// zstd-compressed JSON lines), and the mark of fragments after the first.
-pub const VERSION: u32 = 3;
+/// 4: postings name records, not only blocks, and parts are read a page at a time (3: the
+/// flow table `flows.parquet` and the mark of fragments after the first; 2, briefly: the
+/// table as zstd-compressed JSON lines).
+pub const VERSION: u32 = 4;
 pub const MANIFEST: &str = "tracekit-index.json";
 /// The set's flow table: `tracekit flows`'s rows as Parquet (made by the caller).
 pub const FLOWS: &str = "flows.parquet";
@@ -51,6 +55,8 @@ pub struct Manifest {
     /// The tracekit that wrote it.
     pub tool: String,
     pub block_bytes: u64,
+    /// Records after which a block closes (`tracekit index --block-records`).
+    pub block_records: u32,
     /// The indexed files, in the order a full scan reads them.
     pub files: Vec<Entry>,
     /// The flow table of all the files, when one was made.
@@ -124,6 +130,9 @@ pub struct Entry {
     /// The part, relative to the index directory, and the blake3 of its bytes.
     pub part: String,
     pub part_blake3: String,
+    /// The blake3 of the part's head as stored in it: a query checks the head it reads
+    /// against it, and each page it reads against the head.
+    pub part_head: String,
     #[serde(flatten)]
     pub summary: Summary,
     /// The path as it was given to `tracekit index` (a directory's files as found in it),
@@ -256,7 +265,7 @@ pub struct Updated {
 pub fn update(
     dir: &Path,
     files: &[PathBuf],
-    rebuild: bool,
+    (rebuild, block_records): (bool, u32),
     progress: &(dyn Fn(u64) + Sync),
     describe: Describe<'_>,
     make_flows: Option<MakeFlows<'_>>,
@@ -273,11 +282,22 @@ pub fn update(
         .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
         .collect();
     let inputs: Vec<&Path> = abs.iter().map(PathBuf::as_path).collect();
+    let block_records = block_records.clamp(1, part::BLOCK_RECORDS);
+    // Parts of blocks of another size are made again.
+    let reusable = old
+        .as_ref()
+        .filter(|m| m.block_records == block_records && m.block_bytes == part::BLOCK_BYTES);
     let results: Vec<(PathBuf, Result<Indexed, String>)> = abs
         .par_iter()
         .zip(files.par_iter())
         .map(|(path, given)| {
-            let r = index_one(dir, (path, given), old.as_ref(), &inputs, describe);
+            let r = index_one(
+                dir,
+                (path, given),
+                (reusable, block_records),
+                &inputs,
+                describe,
+            );
             if let Ok((e, _, _)) = &r {
                 progress(e.size);
             }
@@ -337,6 +357,7 @@ pub fn update(
         version: VERSION,
         tool: format!("tracekit {}", env!("CARGO_PKG_VERSION")),
         block_bytes: part::BLOCK_BYTES,
+        block_records,
         checksum: checksum(&entries, flows.as_ref()),
         files: entries,
         flows,
@@ -412,7 +433,7 @@ type Indexed = (Entry, bool, bool);
 fn index_one(
     dir: &Path,
     (path, given): (&Path, &Path),
-    old: Option<&Manifest>,
+    (old, block_records): (Option<&Manifest>, u32),
     inputs: &[&Path],
     describe: Describe<'_>,
 ) -> Result<Indexed, String> {
@@ -431,7 +452,7 @@ fn index_one(
     let capture = Capture::open(path).map_err(|e| e.to_string())?;
     // Three walks of the file, side by side: its part, its hash, the caller's summary.
     let ((built, summary), (whole, info)) = rayon::join(
-        || Part::build(&capture),
+        || Part::build(&capture, block_records),
         || rayon::join(|| whole_blake3(path), || describe(given)),
     );
     let bytes = built.encode();
@@ -449,6 +470,7 @@ fn index_one(
             blake3: whole.map_err(|e| e.to_string())?,
             part,
             part_blake3: blake3::hash(&bytes).to_hex().to_string(),
+            part_head: part::head_blake3(&bytes).unwrap_or_default(),
             summary,
             given: given.to_path_buf(),
             info,
@@ -499,18 +521,10 @@ impl Index {
         })
     }
 
-    /// The part of file `i`, checked against the manifest's checksum.
-    fn part(&self, i: usize) -> Result<Part, Error> {
+    /// The part of file `i`, its head checked against the manifest's checksum.
+    fn part(&self, i: usize) -> Result<PartFile, Error> {
         let e = &self.manifest.files[i];
-        let bytes = std::fs::read(self.dir.join(&e.part))
-            .map_err(|err| Error::Damaged(format!("{}: {err}: the index is damaged", e.part)))?;
-        if blake3::hash(&bytes).to_hex().as_str() != e.part_blake3 {
-            return Err(Error::Damaged(format!(
-                "{}: checksum mismatch: the index is damaged; run tracekit index --rebuild",
-                e.part
-            )));
-        }
-        Part::decode(&bytes)
+        PartFile::open(&self.dir.join(&e.part), Some(&e.part_head))
             .map_err(|m| Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part)))
     }
 
@@ -643,6 +657,96 @@ impl Index {
             .collect()
     }
 
+    /// What `spec` asks of the index, and the set's first packet time (which relative times
+    /// of the window count from, as the full scan has it).
+    fn plan(&self, spec: &Spec) -> Result<(Plan, i64), Error> {
+        let plan = plan::and(
+            plan::and(
+                spec.filter
+                    .as_ref()
+                    .map_or(Plan::All, |f| plan::of_filter(&f.expr)),
+                spec.hosts.as_ref().map_or(Plan::All, |h| plan::of_hosts(h)),
+            ),
+            match &spec.community_id {
+                Some((id, 0)) => self
+                    .community_flows(id)?
+                    .map_or(Plan::All, |flows| plan::of_flows(&flows)),
+                _ => Plan::All,
+            },
+        );
+        let first = self
+            .manifest
+            .files
+            .iter()
+            .filter_map(|e| e.summary.first_ns)
+            .min()
+            .unwrap_or(0);
+        Ok((plan, first))
+    }
+
+    /// For a walk of every chosen file (`kept`: their positions in the index) that reads all
+    /// their blocks but the runs of records the selection cannot match
+    /// (`Capture::records_skipping`): the jumps, per file. What a set with pcapng files needs,
+    /// whose side blocks (interfaces, statistics, name resolution…) the full scan carries in
+    /// the merge's order: the record just before each run of side blocks is read too (the
+    /// merge's matcher turns it down unless it matches), so the merge meets them where the
+    /// full scan does. A file out of time order, damaged or with oddities read past is read
+    /// whole. `Ok(None)` when the index cannot answer alone (frames asked for).
+    ///
+    /// # Errors
+    /// A part found damaged.
+    pub fn skips(
+        &self,
+        captures: &[&Capture],
+        kept: &[usize],
+        spec: &Spec,
+    ) -> Result<Option<Vec<Vec<Skip>>>, Error> {
+        if spec.frames.is_some() || spec.is_everything() || captures.len() != kept.len() {
+            return Ok(None);
+        }
+        let (plan, first) = self.plan(spec)?;
+        let window = spec.window(first);
+        kept.par_iter()
+            .zip(captures.par_iter())
+            .map(|(&i, &capture)| {
+                let e = &self.manifest.files[i];
+                let s = &e.summary;
+                if !s.in_order || s.damaged || s.problems > 0 {
+                    // Read whole, as the full scan reads it (its runs, its damage).
+                    return Ok(Vec::new());
+                }
+                let mut part = self.part(i)?;
+                let in_window = e
+                    .summary
+                    .first_ns
+                    .zip(e.summary.last_ns)
+                    .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
+                let found = if in_window && self.may_match(i, &plan)? {
+                    candidates(&mut part, &plan)
+                } else {
+                    part.postings(keys::OPAQUE)
+                };
+                let found = found.map_err(|m| {
+                    Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
+                })?;
+                let found: Postings = found
+                    .into_iter()
+                    .filter(|(b, _)| {
+                        let b = &part.blocks[*b as usize];
+                        window.overlaps(b.min_ts, b.max_ts)
+                    })
+                    .collect();
+                Ok(skips_of(
+                    &part,
+                    &found,
+                    capture.data().len() as u64,
+                    e.summary.packets,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map(Some)
+    }
+
     /// The selected records of the chosen files (`kept`: their positions in the index),
     /// reading only the parts and blocks the selection can match: what `set::prefilter` gives
     /// from a full walk. `Ok(None)` when the index cannot answer alone (frames asked for, a
@@ -667,32 +771,11 @@ impl Index {
         if !plain || captures.len() != kept.len() {
             return Ok(None);
         }
-        let plan = plan::and(
-            plan::and(
-                spec.filter
-                    .as_ref()
-                    .map_or(Plan::All, |f| plan::of_filter(&f.expr)),
-                spec.hosts.as_ref().map_or(Plan::All, |h| plan::of_hosts(h)),
-            ),
-            match &spec.community_id {
-                Some((id, 0)) => self
-                    .community_flows(id)?
-                    .map_or(Plan::All, |flows| plan::of_flows(&flows)),
-                _ => Plan::All,
-            },
-        );
+        let (plan, first) = self.plan(spec)?;
         // A Community ID matches a fragment by its first fragment, which may lie in another
         // file: its candidates are matched by one matcher in the merge's order, as the full
         // scan matches them; the rest, each file on its own.
         let ordered = spec.community_id.is_some();
-        // The window's first packet: the earliest of all the files, as the full scan has it.
-        let first = self
-            .manifest
-            .files
-            .iter()
-            .filter_map(|e| e.summary.first_ns)
-            .min()
-            .unwrap_or(0);
         let window = spec.window(first);
         let walked: Vec<Result<Walked<'a>, Error>> = kept
             .par_iter()
@@ -706,24 +789,25 @@ impl Index {
                 if !in_window || !self.may_match(i, &plan)? {
                     return Ok(Some((Vec::new(), 0)));
                 }
-                let part = self.part(i)?;
+                let mut part = self.part(i)?;
                 let mut matcher = spec.matcher(first);
                 let mut selected = Vec::new();
                 let mut read = 0u64;
-                for b in candidates(&part, &plan) {
+                let damaged = |m: String| {
+                    let e = &self.manifest.files[i];
+                    Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
+                };
+                for (b, hits) in candidates(&mut part, &plan).map_err(damaged)? {
                     let block = part.blocks[b as usize];
                     if !window.overlaps(block.min_ts, block.max_ts) {
                         continue;
                     }
-                    let Some(mut records) =
-                        capture.pcap_records_from(block.offset as usize, block.first)
+                    let Some(records) =
+                        block_records(capture, &block, &part.samples[b as usize], &hits)
                     else {
                         return Ok(None);
                     };
-                    for _ in 0..block.records {
-                        let Some(Ok(r)) = records.next() else {
-                            return Ok(None);
-                        };
+                    for r in records {
                         read += 1;
                         if ordered {
                             selected.push(r);
@@ -820,45 +904,166 @@ fn sieve_may(sieve: &part::Sieve, plan: &Plan) -> bool {
     }
 }
 
-/// The blocks of `part` that `plan` can match, with its opaque blocks, ascending.
-fn candidates(part: &Part, plan: &Plan) -> Vec<u32> {
-    let mut out = eval(part, plan).unwrap_or_else(|| (0..part.blocks.len() as u32).collect());
-    out.extend_from_slice(&part.opaque);
-    out.sort_unstable();
-    out.dedup();
-    out
+/// The blocks of `part` that `plan` can match, ascending, each with the records that can
+/// (with the records no key describes, which every query reads).
+fn candidates(part: &mut PartFile, plan: &Plan) -> Result<Postings, String> {
+    let found = match eval(part, plan)? {
+        Some(p) => p,
+        None => (0..part.blocks.len() as u32)
+            .map(|b| (b, Hits::Block))
+            .collect(),
+    };
+    Ok(part::union(found, part.postings(keys::OPAQUE)?))
 }
 
-/// The blocks of a plan (`None`: all of them).
-fn eval(part: &Part, plan: &Plan) -> Option<Vec<u32>> {
-    match plan {
+/// The postings of a plan (`None`: every record).
+fn eval(part: &mut PartFile, plan: &Plan) -> Result<Option<Postings>, String> {
+    Ok(match plan {
         Plan::All => None,
-        Plan::Key(k) => Some(part.blocks_of(*k).to_vec()),
+        Plan::Key(k) => Some(part.postings(*k)?),
         Plan::Or(ps) => {
             let mut out = Vec::new();
             for p in ps {
-                out.extend(eval(part, p)?);
+                let Some(v) = eval(part, p)? else {
+                    return Ok(None);
+                };
+                out = part::union(out, v);
             }
-            out.sort_unstable();
-            out.dedup();
             Some(out)
         }
         Plan::And(ps) => {
-            let mut acc: Option<Vec<u32>> = None;
+            let mut acc: Option<Postings> = None;
             for p in ps {
-                if let Some(v) = eval(part, p) {
+                if acc.as_ref().is_some_and(Vec::is_empty) {
+                    break;
+                }
+                if let Some(v) = eval(part, p)? {
                     acc = Some(match acc {
                         None => v,
-                        Some(a) => a
-                            .into_iter()
-                            .filter(|b| v.binary_search(b).is_ok())
-                            .collect(),
+                        Some(a) => part::intersect(&a, &v),
                     });
                 }
             }
             acc
         }
+    })
+}
+
+/// The records of `block` that `hits` names, reached from the nearest sampled offset
+/// (`samples`: the block's); `None` when the file does not hold them as the part says.
+fn block_records<'a>(
+    capture: &'a Capture,
+    block: &Block,
+    samples: &[u32],
+    hits: &Hits,
+) -> Option<Vec<tracekit_capture::Record<'a>>> {
+    // A whole block is walked with the bytes ahead requested; a few records, without.
+    let at = |ord: u32, few: bool| {
+        let s = ord / part::SAMPLE;
+        let offset = usize::try_from(block.offset + u64::from(*samples.get(s as usize)?)).ok()?;
+        let first = block.first + u64::from(s * part::SAMPLE);
+        let records = if few {
+            capture.pcap_records_at(offset, first)
+        } else {
+            capture.pcap_records_from(offset, first)
+        }?;
+        Some((records, s * part::SAMPLE))
+    };
+    match hits {
+        Hits::Block => {
+            let (records, _) = at(0, false)?;
+            records
+                .take(block.records as usize)
+                .map(Result::ok)
+                .collect::<Option<Vec<_>>>()
+                .filter(|v| v.len() == block.records as usize)
+        }
+        Hits::Records(ords) => {
+            let mut out = Vec::with_capacity(ords.len());
+            // The walk so far and the place of the record it reads next.
+            let mut walk: Option<(tracekit_capture::Records<'a>, u32)> = None;
+            for &ord in ords {
+                let ord = u32::from(ord);
+                let sample = ord - ord % part::SAMPLE;
+                if walk.as_ref().is_none_or(|w| w.1 > ord || w.1 < sample) {
+                    walk = Some(at(ord, true)?);
+                }
+                let (records, next) = walk.as_mut()?;
+                while *next < ord {
+                    records.next()?.ok()?;
+                    *next += 1;
+                }
+                out.push(records.next()?.ok()?);
+                *next += 1;
+            }
+            Some(out)
+        }
     }
+}
+
+/// The jumps of a walk of a file of `total` records and `len` bytes whose part is `part` that
+/// reads the records `found` names, the last record of every block that side blocks follow,
+/// and every block but records.
+fn skips_of(part: &PartFile, found: &Postings, len: u64, total: u64) -> Vec<Skip> {
+    // The records to read, as ranges of their indexes, ascending, each with its block.
+    let mut wanted: Vec<(u64, u64, usize)> = Vec::new();
+    let mut push = |start: u64, end: u64, b: usize| match wanted.last_mut() {
+        Some(last) if last.1 >= start => last.1 = last.1.max(end),
+        _ => wanted.push((start, end, b)),
+    };
+    let mut found = found.iter().peekable();
+    for (b, block) in part.blocks.iter().enumerate() {
+        let first = block.first;
+        match found.next_if(|(id, _)| *id as usize == b).map(|f| &f.1) {
+            Some(Hits::Block) => push(first, first + u64::from(block.records), b),
+            Some(Hits::Records(ords)) => {
+                for &o in ords {
+                    push(first + u64::from(o), first + u64::from(o) + 1, b);
+                }
+            }
+            None => {}
+        }
+        let next = part.blocks.get(b + 1).map_or(len, |n| n.offset);
+        if next != block.end {
+            let last = first + u64::from(block.records) - 1;
+            push(last, last + 1, b);
+        }
+    }
+    let mut out = Vec::new();
+    let mut next = 0u64;
+    for (start, end, b) in wanted {
+        if start > next {
+            let block = &part.blocks[b];
+            let sample = (start - block.first) as u32 / part::SAMPLE;
+            let sample_first = block.first + u64::from(sample * part::SAMPLE);
+            let offset = part.samples[b].get(sample as usize).copied().unwrap_or(0);
+            out.push(if sample_first >= next {
+                Skip {
+                    from: next,
+                    to_pos: Some(block.offset + u64::from(offset)),
+                    to: sample_first,
+                    walk: (start - sample_first) as u32,
+                }
+            } else {
+                Skip {
+                    from: next,
+                    to_pos: None,
+                    to: next,
+                    walk: (start - next) as u32,
+                }
+            });
+        }
+        next = end;
+    }
+    if next < total {
+        out.push(Skip {
+            from: next,
+            to_pos: Some(len),
+            to: total,
+            walk: 0,
+        });
+    }
+    out
 }
 
 /// Frame numbers of a set's records as the full scan numbers them: the time-ordered merge

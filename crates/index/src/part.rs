@@ -1,21 +1,35 @@
-//! One file's part of the index: its blocks of records and the postings from keys to blocks,
-//! in a small binary file (docs/index-format.md) with a blake3 checksum of its body.
-//! (Hand-written: a few sorted arrays, read in full in microseconds; a key-value store or
-//! bitmap crate would add a dependency for what a binary search does here.)
+//! One file's part of the index: its blocks of records, and the postings from keys to the
+//! records that hold them, in a small binary file (docs/index-format.md) that a query reads a
+//! page at a time, each page checked against its blake3.
+//! (Hand-written: sorted arrays and varints, a page decoded in microseconds; a key-value store
+//! or bitmap crate would add a dependency for what a binary search does here, and the bytes
+//! are part of the documented format.)
 
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tracekit_capture::{Capture, Format};
 
 use crate::keys;
 
-/// A block closes once its records reach this many bytes (or [`BLOCK_RECORDS`]): on the bench
-/// a one-host query reads a block per packet of the host it finds, so smaller blocks read less
-/// and cost postings (see the benchmark's figures in docs/index-format.md).
+/// A block closes once its records reach this many bytes, or this many records (at most
+/// [`BLOCK_RECORDS`], the default; `tracekit index --block-records` says fewer).
 pub const BLOCK_BYTES: u64 = 1 << 20;
 pub const BLOCK_RECORDS: u32 = 8192;
+/// The offset of every `SAMPLE`th record of a block is kept: a listed record is reached by
+/// walking at most `SAMPLE - 1` record headers from the nearest one.
+pub const SAMPLE: u32 = 16;
+/// A key's records in a block are listed when they are at most one in `DENSE` of the block's
+/// records; otherwise the posting names the whole block (reading it whole costs about what
+/// finding that many records one by one costs, and the list would cost its bytes).
+pub const DENSE: usize = 8;
+/// A key's records are listed only when it is in at least this many blocks of the file: a key
+/// in fewer (a flow's ports, the address of a host of one flow) costs a query only those few
+/// blocks, read whole, while listing its records would cost most of the index's bytes.
+pub const LISTED_FROM_BLOCKS: usize = 8;
+/// A page of postings closes after this many bytes (at a key's end).
+pub const PAGE_BYTES: usize = 8 << 10;
 
-pub const MAGIC: &[u8; 8] = b"TKXPART\x01";
+pub const MAGIC: &[u8; 8] = b"TKXPART\x02";
 
 /// A contiguous run of records of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,32 +41,123 @@ pub struct Block {
     pub records: u32,
     pub min_ts: i64,
     pub max_ts: i64,
+    /// Byte offset just after its last record. A block holds no block but records: a pcapng
+    /// side block (statistics, name resolution, another section…) closes it, so it lies
+    /// between this end and the next block's offset (or the file's end).
+    pub end: u64,
 }
 
-/// A part while its file is walked: the blocks closed so far, with their (key, block)
-/// pairs, and the block being filled.
+/// Which records of a block hold a key: any of them (read the whole block), or these (their
+/// 0-based places in the block, ascending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hits {
+    Block,
+    Records(Vec<u16>),
+}
+
+impl Hits {
+    fn union(self, other: Hits) -> Hits {
+        match (self, other) {
+            (Hits::Records(mut a), Hits::Records(b)) => {
+                // (Short lists: a sort is as quick as a merge here.)
+                a.extend(b);
+                a.sort_unstable();
+                a.dedup();
+                Hits::Records(a)
+            }
+            _ => Hits::Block,
+        }
+    }
+
+    /// The records in both (`None`: none).
+    fn intersect(&self, other: &Hits) -> Option<Hits> {
+        let out = match (self, other) {
+            (Hits::Block, h) | (h, Hits::Block) => h.clone(),
+            (Hits::Records(a), Hits::Records(b)) => Hits::Records(
+                a.iter()
+                    .copied()
+                    .filter(|x| b.binary_search(x).is_ok())
+                    .collect(),
+            ),
+        };
+        (out != Hits::Records(Vec::new())).then_some(out)
+    }
+}
+
+/// A key's postings: the blocks holding it, ascending, each with the records that do.
+pub type Postings = Vec<(u32, Hits)>;
+
+/// The postings of either.
+#[must_use]
+pub fn union(a: Postings, b: Postings) -> Postings {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let (Some((id, x)), Some((_, y))) = (a.next(), b.next()) else {
+                    break;
+                };
+                out.push((id, x.union(y)));
+                continue;
+            }
+            (Some(x), Some(y)) => x.0 < y.0,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+    out
+}
+
+/// The postings of both.
+#[must_use]
+pub fn intersect(a: &Postings, b: &Postings) -> Postings {
+    a.iter()
+        .filter_map(|(id, x)| {
+            let j = b.binary_search_by_key(id, |p| p.0).ok()?;
+            Some((*id, x.intersect(&b[j].1)?))
+        })
+        .collect()
+}
+
+/// A part while its file is walked: the blocks closed so far with their postings, and the
+/// block being filled with its (key, record) pairs.
 #[derive(Default)]
 struct Blocks {
     part: Part,
-    pairs: Vec<(u64, u32)>,
+    pairs: Vec<(u64, u32, Hits)>,
     current: Option<Block>,
     current_bytes: u64,
-    keys_here: FxHashSet<u64>,
-    opaque_here: bool,
+    samples_here: Vec<u32>,
+    keys_here: Vec<(u64, u16)>,
 }
 
 impl Blocks {
-    /// Closes the block being filled (if any): its keys become postings.
+    /// Closes the block being filled (if any): its keys become postings, each listing its
+    /// records unless they are more than one in [`DENSE`].
     fn close(&mut self) {
-        if let Some(b) = self.current.take() {
-            let id = self.part.blocks.len() as u32;
-            self.pairs.extend(self.keys_here.drain().map(|k| (k, id)));
-            if std::mem::take(&mut self.opaque_here) {
-                self.part.opaque.push(id);
-            }
-            self.part.blocks.push(b);
-            self.current_bytes = 0;
+        let Some(b) = self.current.take() else {
+            return;
+        };
+        let id = self.part.blocks.len() as u32;
+        self.keys_here.sort_unstable();
+        self.keys_here.dedup();
+        for group in self.keys_here.chunk_by(|x, y| x.0 == y.0) {
+            let hits = if group.len() * DENSE <= b.records as usize {
+                Hits::Records(group.iter().map(|p| p.1).collect())
+            } else {
+                Hits::Block
+            };
+            self.pairs.push((group[0].0, id, hits));
         }
+        self.keys_here.clear();
+        self.part.blocks.push(b);
+        self.part
+            .samples
+            .push(std::mem::take(&mut self.samples_here));
+        self.current_bytes = 0;
     }
 }
 
@@ -72,22 +177,22 @@ pub struct Summary {
     pub link_types: Vec<u16>,
 }
 
-/// A file's blocks and postings.
+/// A file's blocks and postings, whole (as built, or as [`Part::decode`] reads every page).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Part {
     pub blocks: Vec<Block>,
-    /// Sorted keys; the blocks of `keys[i]` are `postings[starts[i]..starts[i + 1]]`.
+    /// Per block: the offsets of its records 0, `SAMPLE`, 2 × `SAMPLE`… from the block's.
+    pub samples: Vec<Vec<u32>>,
+    /// Sorted keys; the postings of `keys[i]` are `postings[starts[i]..starts[i + 1]]`.
     keys: Vec<u64>,
     starts: Vec<u32>,
-    postings: Vec<u32>,
-    /// Blocks with a packet the postings cannot describe (see `keys`): read by every query.
-    pub opaque: Vec<u32>,
+    postings: Vec<(u32, Hits)>,
 }
 
 impl Part {
-    /// The blocks holding `key`, ascending.
+    /// The postings of `key`: blocks ascending.
     #[must_use]
-    pub fn blocks_of(&self, key: u64) -> &[u32] {
+    pub fn postings_of(&self, key: u64) -> &[(u32, Hits)] {
         match self.keys.binary_search(&key) {
             Ok(i) => &self.postings[self.starts[i] as usize..self.starts[i + 1] as usize],
             Err(_) => &[],
@@ -100,39 +205,45 @@ impl Part {
         self.keys.len()
     }
 
-    /// What the postings cost, by kind of key (its top byte): (kind, keys, postings, encoded
-    /// bytes), for the benchmark's breakdown of the index's size.
+    /// What the postings cost, by kind of key (its top byte): (kind, keys, postings, records
+    /// listed, encoded bytes), for the benchmark's breakdown of the index's size.
     #[must_use]
-    pub fn stats(&self) -> Vec<(u8, u64, u64, u64)> {
-        let mut out: Vec<(u8, u64, u64, u64)> = Vec::new();
-        let mut prev = 0u64;
+    pub fn stats(&self) -> Vec<(u8, [u64; 4])> {
+        let mut out: Vec<(u8, [u64; 4])> = Vec::new();
         let mut scratch = Vec::new();
         for (i, &k) in self.keys.iter().enumerate() {
             let list = &self.postings[self.starts[i] as usize..self.starts[i + 1] as usize];
             scratch.clear();
-            varint(&mut scratch, k - prev);
-            varint(&mut scratch, list.len() as u64);
-            let mut last = 0u32;
-            for (j, &b) in list.iter().enumerate() {
-                varint(&mut scratch, u64::from(if j == 0 { b } else { b - last }));
-                last = b;
-            }
-            prev = k;
+            encode_key(
+                &mut scratch,
+                k,
+                if i == 0 { k } else { self.keys[i - 1] },
+                list,
+            );
             let kind = (k >> 56) as u8;
             if out.last().is_none_or(|o| o.0 != kind) {
-                out.push((kind, 0, 0, 0));
+                out.push((kind, [0; 4]));
             }
-            let o = out.last_mut().expect("pushed");
-            o.1 += 1;
-            o.2 += list.len() as u64;
-            o.3 += scratch.len() as u64;
+            let o = &mut out.last_mut().expect("pushed").1;
+            o[0] += 1;
+            o[1] += list.len() as u64;
+            o[2] += list
+                .iter()
+                .map(|(_, h)| match h {
+                    Hits::Block => 0,
+                    Hits::Records(r) => r.len() as u64,
+                })
+                .sum::<u64>();
+            o[3] += scratch.len() as u64;
         }
         out
     }
 
-    /// Walks `capture` once: its blocks, postings and summary.
+    /// Walks `capture` once: its blocks (of at most `block_records` records, itself at most
+    /// [`BLOCK_RECORDS`]), postings and summary.
     #[must_use]
-    pub fn build(capture: &Capture) -> (Part, Summary) {
+    pub fn build(capture: &Capture, block_records: u32) -> (Part, Summary) {
+        let block_records = block_records.clamp(1, BLOCK_RECORDS);
         let mut s = Summary {
             format: match capture.format() {
                 Format::Pcap(_) => "pcap".into(),
@@ -146,7 +257,8 @@ impl Part {
         let mut layers = tracekit_wire::Layers::default();
         let mut last_ts = i64::MIN;
         let mut records = capture.records();
-        for r in records.by_ref() {
+        let mut last_end = 0u64;
+        while let Some(r) = records.next() {
             let Ok(r) = r else {
                 s.damaged = true;
                 break;
@@ -162,20 +274,30 @@ impl Part {
             if !s.link_types.contains(&r.link.0) {
                 s.link_types.push(r.link.0);
             }
-            if blocks
-                .current
-                .as_ref()
-                .is_some_and(|b| b.records >= BLOCK_RECORDS || blocks.current_bytes >= BLOCK_BYTES)
-            {
+            let full = |b: &Block| {
+                r.offset != last_end
+                    || b.records >= block_records
+                    || blocks.current_bytes >= BLOCK_BYTES
+                    || r.offset - b.offset > u64::from(u32::MAX)
+            };
+            if blocks.current.as_ref().is_some_and(full) {
                 blocks.close();
             }
+            last_end = records.position();
             let b = blocks.current.get_or_insert(Block {
                 offset: r.offset,
                 first: r.index,
                 records: 0,
                 min_ts: ts,
                 max_ts: ts,
+                end: 0,
             });
+            b.end = last_end;
+            let ord = b.records;
+            if ord % SAMPLE == 0 {
+                // In range: a block closes before its records' offsets leave a u32.
+                blocks.samples_here.push((r.offset - b.offset) as u32);
+            }
             b.records += 1;
             b.min_ts = b.min_ts.min(ts);
             b.max_ts = b.max_ts.max(ts);
@@ -183,9 +305,11 @@ impl Part {
             tracekit_wire::dissect_into(r.link.0, r.data, &mut layers);
             keys_buf.clear();
             if !keys::of(&layers, r.data, &mut keys_buf) {
-                blocks.opaque_here = true;
+                keys_buf.push(keys::OPAQUE);
             }
-            blocks.keys_here.extend(keys_buf.iter().copied());
+            // `ord` < BLOCK_RECORDS, which fits a u16.
+            let ord = ord as u16;
+            blocks.keys_here.extend(keys_buf.iter().map(|&k| (k, ord)));
         }
         blocks.close();
         s.problems = records.problems().1;
@@ -194,140 +318,404 @@ impl Part {
             mut pairs,
             ..
         } = blocks;
-        pairs.sort_unstable();
-        for (k, id) in pairs {
+        pairs.sort_unstable_by_key(|p| (p.0, p.1));
+        for key in pairs.chunk_by_mut(|x, y| x.0 == y.0) {
+            if key.len() < LISTED_FROM_BLOCKS {
+                for p in key {
+                    p.2 = Hits::Block;
+                }
+            }
+        }
+        for (k, id, hits) in pairs {
             if part.keys.last() != Some(&k) {
                 part.keys.push(k);
                 part.starts.push(part.postings.len() as u32);
             }
-            part.postings.push(id);
+            part.postings.push((id, hits));
         }
         part.starts.push(part.postings.len() as u32);
         (part, s)
     }
 
-    /// The part as stored: magic, then its sieve and its body, each as length, blake3,
-    /// bytes (see docs/index-format.md).
+    /// The part as stored: magic, its sieve and its head (each as length, blake3, bytes),
+    /// then its pages of postings (see docs/index-format.md).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        let put = |body: &mut Vec<u8>, v: u64| body.extend_from_slice(&v.to_le_bytes());
-        put(&mut body, self.blocks.len() as u64);
-        for b in &self.blocks {
-            put(&mut body, b.offset);
-            put(&mut body, b.first);
-            put(&mut body, u64::from(b.records));
-            put(&mut body, b.min_ts as u64);
-            put(&mut body, b.max_ts as u64);
-        }
-        // Keys and postings as LEB128 varints of their differences: keys ascend, each key's
-        // blocks ascend (on the bench this took the index from 3.0% to under 2% of the set).
-        put(&mut body, self.keys.len() as u64);
-        let mut prev = 0u64;
+        let mut pages: Vec<u8> = Vec::new();
+        let mut directory: Vec<(u64, u64, u64, [u8; 32])> = Vec::new();
+        let mut page = Vec::new();
+        let mut first = None;
+        let close =
+            |page: &mut Vec<u8>, first: &mut Option<u64>, pages: &mut Vec<u8>, dir: &mut Vec<_>| {
+                if let Some(k) = first.take() {
+                    dir.push((
+                        k,
+                        pages.len() as u64,
+                        page.len() as u64,
+                        *blake3::hash(page).as_bytes(),
+                    ));
+                    pages.append(page);
+                }
+            };
         for (i, &k) in self.keys.iter().enumerate() {
-            varint(&mut body, k - prev);
-            prev = k;
             let list = &self.postings[self.starts[i] as usize..self.starts[i + 1] as usize];
-            varint(&mut body, list.len() as u64);
-            let mut last = 0u32;
-            for (j, &b) in list.iter().enumerate() {
-                varint(&mut body, u64::from(if j == 0 { b } else { b - last }));
-                last = b;
+            // The page's first key is written as 0 (the directory holds it).
+            let prev = if first.is_none() { k } else { self.keys[i - 1] };
+            first.get_or_insert(k);
+            encode_key(&mut page, k, prev, list);
+            if page.len() >= PAGE_BYTES {
+                close(&mut page, &mut first, &mut pages, &mut directory);
             }
         }
-        put(&mut body, self.opaque.len() as u64);
-        for &p in &self.opaque {
-            body.extend_from_slice(&p.to_le_bytes());
+        close(&mut page, &mut first, &mut pages, &mut directory);
+        let opaque = self.keys.binary_search(&keys::OPAQUE).is_ok();
+        let sieve = Sieve::of(&self.keys, opaque).encode();
+        let mut head = Vec::new();
+        let put = |head: &mut Vec<u8>, v: u64| head.extend_from_slice(&v.to_le_bytes());
+        put(&mut head, self.blocks.len() as u64);
+        for b in &self.blocks {
+            put(&mut head, b.offset);
+            put(&mut head, b.first);
+            put(&mut head, u64::from(b.records));
+            put(&mut head, b.min_ts as u64);
+            put(&mut head, b.max_ts as u64);
+            put(&mut head, b.end);
         }
-        let sieve = Sieve::of(&self.keys, !self.opaque.is_empty()).encode();
-        let mut out = Vec::with_capacity(body.len() + sieve.len() + 88);
+        for s in self.samples.iter().flatten() {
+            head.extend_from_slice(&s.to_le_bytes());
+        }
+        put(&mut head, directory.len() as u64);
+        for (k, offset, len, hash) in &directory {
+            put(&mut head, *k);
+            put(&mut head, *offset);
+            put(&mut head, *len);
+            head.extend_from_slice(hash);
+        }
+        head.extend_from_slice(blake3::hash(&sieve).as_bytes());
+        let mut out = Vec::with_capacity(sieve.len() + head.len() + pages.len() + 88);
         out.extend_from_slice(MAGIC);
-        for section in [&sieve, &body] {
+        for section in [&sieve, &head] {
             out.extend_from_slice(&(section.len() as u64).to_le_bytes());
             out.extend_from_slice(blake3::hash(section).as_bytes());
             out.extend_from_slice(section);
         }
+        out.extend_from_slice(&pages);
         out
     }
 
-    /// Reads a part, checking its magic, lengths and checksums, and that every number in it
-    /// is in range (a damaged part is refused, never half read).
+    /// Reads a whole part, checking its magic, lengths and checksums, and that every number
+    /// in it is in range (a damaged part is refused, never half read).
     ///
     /// # Errors
     /// What is wrong with it.
     pub fn decode(bytes: &[u8]) -> Result<Part, String> {
-        let (sieve, rest) = section(bytes, true)?;
-        Sieve::decode(sieve)?;
-        let (body, rest) = section(rest, false)?;
-        if !rest.is_empty() {
-            return Err("bytes after the part: the index is damaged".into());
+        let mut file = PartFile::from_bytes(bytes.to_vec(), None)?;
+        let mut part = Part {
+            blocks: file.blocks.clone(),
+            samples: file.samples.clone(),
+            ..Part::default()
+        };
+        for i in 0..file.pages.len() {
+            for (k, list) in std::mem::take(file.page(i)?) {
+                part.keys.push(k);
+                part.starts.push(part.postings.len() as u32);
+                part.postings.extend(list);
+            }
         }
-        let mut r = Reader { b: body, at: 0 };
-        let n = r.count(40)?;
+        part.starts.push(part.postings.len() as u32);
+        Ok(part)
+    }
+}
+
+/// The blake3 (hex) of the head of an encoded part, as stored in it (the manifest keeps it).
+#[must_use]
+pub fn head_blake3(bytes: &[u8]) -> Option<String> {
+    let sieve_len = usize::try_from(u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?)).ok()?;
+    let at = 48usize.checked_add(sieve_len)?.checked_add(8)?;
+    let hash: [u8; 32] = bytes.get(at..at + 32)?.try_into().ok()?;
+    Some(blake3::Hash::from(hash).to_hex().to_string())
+}
+
+/// Appends a key and its postings to a page: the key's difference from the one before (the
+/// page's first key: from itself, so 0; the directory holds it), the number of its blocks, and per block
+/// its id's difference from the one before (the first: the id) shifted left by one, the low
+/// bit set when its records are listed: then their number less one and their places, as
+/// differences (the first: the place).
+fn encode_key(page: &mut Vec<u8>, key: u64, prev: u64, list: &[(u32, Hits)]) {
+    varint(page, key - prev);
+    varint(page, list.len() as u64);
+    let mut last = 0u32;
+    for (j, (b, hits)) in list.iter().enumerate() {
+        let d = u64::from(if j == 0 { *b } else { b - last });
+        last = *b;
+        match hits {
+            Hits::Block => varint(page, d << 1),
+            Hits::Records(r) => {
+                varint(page, (d << 1) | 1);
+                varint(page, r.len() as u64 - 1);
+                let mut prev = 0u16;
+                for (i, &o) in r.iter().enumerate() {
+                    varint(page, u64::from(if i == 0 { o } else { o - prev }));
+                    prev = o;
+                }
+            }
+        }
+    }
+}
+
+/// Where a part's bytes come from: its file (read a piece at a time) or memory.
+#[derive(Debug)]
+enum Source {
+    File(std::fs::File, u64),
+    Bytes(Vec<u8>),
+}
+
+impl Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::File(_, len) => *len,
+            Source::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    /// `len` bytes at `at`, checked against the size first (never allocate what a length
+    /// claims).
+    fn read(&self, at: u64, len: u64) -> Result<Vec<u8>, String> {
+        if at.checked_add(len).is_none_or(|end| end > self.len()) {
+            return Err("truncated part: the index is damaged".into());
+        }
+        match self {
+            Source::File(f, _) => {
+                use std::os::unix::fs::FileExt as _;
+                let mut buf = vec![0; len as usize];
+                f.read_exact_at(&mut buf, at)
+                    .map_err(|e| format!("{e}: the index is damaged"))?;
+                Ok(buf)
+            }
+            Source::Bytes(b) => Ok(b[at as usize..(at + len) as usize].to_vec()),
+        }
+    }
+}
+
+/// A page of the directory: its first key, where its bytes are (from the pages' start) and
+/// their blake3.
+#[derive(Debug, Clone)]
+struct Page {
+    first: u64,
+    offset: u64,
+    len: u64,
+    blake3: [u8; 32],
+}
+
+/// A decoded page: its keys, ascending, each with its postings.
+type Decoded = Vec<(u64, Postings)>;
+
+/// A part opened for queries: its head (blocks, samples, page directory) read and checked;
+/// pages read when a key asks for them, each checked against its blake3, decoded once.
+#[derive(Debug)]
+pub struct PartFile {
+    source: Source,
+    pub blocks: Vec<Block>,
+    /// Per block: the offsets of its records 0, `SAMPLE`, 2 × `SAMPLE`… from the block's.
+    pub samples: Vec<Vec<u32>>,
+    pages: Vec<Page>,
+    pages_at: u64,
+    decoded: FxHashMap<usize, Decoded>,
+    /// The head's blake3 as stored (hex): the manifest holds it too.
+    pub head_blake3: String,
+}
+
+impl PartFile {
+    /// Opens the part file at `path`; `head_blake3`: the manifest's checksum of its head.
+    ///
+    /// # Errors
+    /// A part that cannot be read, is damaged, or is not the one the manifest names.
+    pub fn open(path: &std::path::Path, head_blake3: Option<&str>) -> Result<PartFile, String> {
+        let f = std::fs::File::open(path).map_err(|e| format!("{e}: the index is damaged"))?;
+        let len = f.metadata().map_err(|e| e.to_string())?.len();
+        PartFile::new(Source::File(f, len), head_blake3)
+    }
+
+    /// A part held in memory.
+    ///
+    /// # Errors
+    /// As [`PartFile::open`].
+    pub fn from_bytes(bytes: Vec<u8>, head_blake3: Option<&str>) -> Result<PartFile, String> {
+        PartFile::new(Source::Bytes(bytes), head_blake3)
+    }
+
+    fn new(source: Source, expected: Option<&str>) -> Result<PartFile, String> {
+        let magic = source.read(0, 8)?;
+        if magic != MAGIC {
+            return Err("not a tracekit index part (or of another format version)".into());
+        }
+        let stored = |at: u64| -> Result<(u64, [u8; 32]), String> {
+            let b = source.read(at, 40)?;
+            let len = u64::from_le_bytes(b[..8].try_into().map_err(|_| "length")?);
+            Ok((len, b[8..40].try_into().map_err(|_| "hash")?))
+        };
+        let (sieve_len, sieve_hash) = stored(8)?;
+        let head_at = 48u64
+            .checked_add(sieve_len)
+            .ok_or("truncated part: the index is damaged")?;
+        let (head_len, head_hash) = stored(head_at)?;
+        let head = source.read(head_at + 40, head_len)?;
+        if blake3::hash(&head).as_bytes() != &head_hash {
+            return Err("checksum mismatch: the index is damaged".into());
+        }
+        let head_blake3 = blake3::Hash::from(head_hash).to_hex().to_string();
+        if expected.is_some_and(|e| e != head_blake3) {
+            return Err("checksum mismatch with the manifest: the index is damaged".into());
+        }
+        let pages_at = head_at + 40 + head_len;
+        let mut r = Reader { b: &head, at: 0 };
+        let n = r.count(48)?;
         let mut blocks = Vec::with_capacity(n);
         for _ in 0..n {
             blocks.push(Block {
                 offset: r.u64()?,
                 first: r.u64()?,
-                records: u32::try_from(r.u64()?).map_err(|_| "block size")?,
+                records: u32::try_from(r.u64()?)
+                    .ok()
+                    .filter(|&n| (1..=BLOCK_RECORDS).contains(&n))
+                    .ok_or("inconsistent part: the index is damaged")?,
                 min_ts: r.u64()? as i64,
                 max_ts: r.u64()? as i64,
+                end: r.u64()?,
             });
         }
-        let nk = r.count(3)?;
-        let (mut keys, mut starts, mut postings) = (
-            Vec::with_capacity(nk),
-            Vec::with_capacity(nk + 1),
-            Vec::new(),
-        );
-        let mut prev = 0u64;
-        for i in 0..nk {
-            let d = r.varint()?;
-            if i > 0 && d == 0 {
+        let samples = blocks
+            .iter()
+            .map(|b| {
+                (0..b.records.div_ceil(SAMPLE))
+                    .map(|_| r.u32())
+                    .collect::<Result<Vec<u32>, String>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let np = r.count(56)?;
+        let mut pages = Vec::with_capacity(np);
+        let mut end = 0u64;
+        for _ in 0..np {
+            let p = Page {
+                first: r.u64()?,
+                offset: r.u64()?,
+                len: r.u64()?,
+                blake3: r.take(32)?.try_into().map_err(|_| "hash")?,
+            };
+            let ascending = pages.last().is_none_or(|q: &Page| q.first < p.first);
+            if p.offset != end || p.len == 0 || !ascending {
                 return Err("inconsistent part: the index is damaged".into());
             }
-            prev = prev.checked_add(d).ok_or("key out of range")?;
-            keys.push(prev);
-            starts.push(u32::try_from(postings.len()).map_err(|_| "too many postings")?);
-            let n = r.varint()?;
-            if n == 0 || n > (body.len() - r.at) as u64 {
-                return Err("inconsistent part: the index is damaged".into());
-            }
-            let mut last = 0u32;
-            for j in 0..n {
-                let d = u32::try_from(r.varint()?).map_err(|_| "block id out of range")?;
-                if j > 0 && d == 0 {
-                    return Err("inconsistent part: the index is damaged".into());
-                }
-                last = if j == 0 {
-                    d
-                } else {
-                    last.checked_add(d).ok_or("block id")?
-                };
-                postings.push(last);
-            }
+            end = p.offset.saturating_add(p.len);
+            pages.push(p);
         }
-        starts.push(u32::try_from(postings.len()).map_err(|_| "too many postings")?);
-        let no = r.count(4)?;
-        let opaque = (0..no).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-        let sorted = keys.windows(2).all(|w| w[0] < w[1])
-            && starts.windows(2).all(|w| w[0] <= w[1])
-            && starts.last().is_some_and(|&s| s as usize == postings.len())
-            && postings
-                .iter()
-                .chain(&opaque)
-                .all(|&p| (p as usize) < blocks.len());
-        if !sorted || r.at != body.len() {
+        let sieve_checked = r.take(32)? == sieve_hash;
+        if !sieve_checked || r.at != head.len() || pages_at.checked_add(end) != Some(source.len()) {
             return Err("inconsistent part: the index is damaged".into());
         }
-        Ok(Part {
+        Ok(PartFile {
+            source,
             blocks,
-            keys,
-            starts,
-            postings,
-            opaque,
+            samples,
+            pages,
+            pages_at,
+            decoded: FxHashMap::default(),
+            head_blake3,
         })
     }
+
+    /// The postings of `key`: blocks ascending (empty: no record holds it).
+    ///
+    /// # Errors
+    /// A damaged page.
+    pub fn postings(&mut self, key: u64) -> Result<Postings, String> {
+        let i = self.pages.partition_point(|p| p.first <= key);
+        if i == 0 {
+            return Ok(Vec::new());
+        }
+        let page = self.page(i - 1)?;
+        Ok(page
+            .binary_search_by_key(&key, |e| e.0)
+            .map(|j| page[j].1.clone())
+            .unwrap_or_default())
+    }
+
+    /// Page `i`, read, checked and decoded once.
+    fn page(&mut self, i: usize) -> Result<&mut Decoded, String> {
+        if !self.decoded.contains_key(&i) {
+            let p = &self.pages[i];
+            let bytes = self.source.read(self.pages_at + p.offset, p.len)?;
+            if blake3::hash(&bytes).as_bytes() != &p.blake3 {
+                return Err("checksum mismatch: the index is damaged".into());
+            }
+            let limit = self.pages.get(i + 1).map_or(u64::MAX, |q| q.first);
+            let page = decode_page(&bytes, p.first, limit, &self.blocks)?;
+            self.decoded.insert(i, page);
+        }
+        self.decoded.get_mut(&i).ok_or_else(|| "page".to_string())
+    }
+}
+
+/// Reads a page whose first key is `first` and whose keys stay below `limit`, checking every
+/// number against the blocks.
+fn decode_page(bytes: &[u8], first: u64, limit: u64, blocks: &[Block]) -> Result<Decoded, String> {
+    let bad = || "inconsistent part: the index is damaged".to_string();
+    let mut r = Reader { b: bytes, at: 0 };
+    let mut out: Decoded = Vec::new();
+    let mut key = first;
+    while r.at < bytes.len() {
+        let delta = r.varint()?;
+        if out.is_empty() != (delta == 0) {
+            return Err(bad());
+        }
+        key = key
+            .checked_add(delta)
+            .filter(|&k| k < limit)
+            .ok_or_else(bad)?;
+        let count = r.varint()?;
+        if count == 0 || count > (bytes.len() - r.at) as u64 {
+            return Err(bad());
+        }
+        let mut list = Vec::with_capacity(count as usize);
+        let mut id = 0u32;
+        for j in 0..count {
+            let word = r.varint()?;
+            let step = u32::try_from(word >> 1).map_err(|_| bad())?;
+            if j > 0 && step == 0 {
+                return Err(bad());
+            }
+            id = id.checked_add(step).ok_or_else(bad)?;
+            let block = blocks.get(id as usize).ok_or_else(bad)?;
+            let hits = if word & 1 == 0 {
+                Hits::Block
+            } else {
+                let c = r.varint()?.checked_add(1).ok_or_else(bad)?;
+                if c > u64::from(block.records) {
+                    return Err(bad());
+                }
+                let mut at = 0u16;
+                let mut records = Vec::with_capacity(c as usize);
+                for i in 0..c {
+                    let gap = u16::try_from(r.varint()?).map_err(|_| bad())?;
+                    if i > 0 && gap == 0 {
+                        return Err(bad());
+                    }
+                    at = at.checked_add(gap).ok_or_else(bad)?;
+                    if u32::from(at) >= block.records {
+                        return Err(bad());
+                    }
+                    records.push(at);
+                }
+                Hits::Records(records)
+            };
+            list.push((id, hits));
+        }
+        out.push((key, list));
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 /// One section of a part: (its bytes, checked against its blake3; what follows). `first`:
@@ -516,45 +904,116 @@ mod tests {
                 Block {
                     offset: 24,
                     first: 0,
-                    records: 3,
+                    records: 40,
                     min_ts: 5,
                     max_ts: 9,
+                    end: 3900,
                 },
                 Block {
-                    offset: 400,
-                    first: 3,
+                    offset: 4000,
+                    first: 40,
                     records: 1,
                     min_ts: 9,
                     max_ts: 9,
+                    end: 4100,
                 },
             ],
-            keys: vec![keys::port(80), keys::proto(6)],
-            starts: vec![0, 2, 3],
-            postings: vec![0, 1, 1],
-            opaque: vec![1],
+            samples: vec![(0..40u32.div_ceil(SAMPLE)).map(|s| s * 1000).collect(), vec![0]],
+            keys: vec![keys::port(80), keys::proto(6), keys::OPAQUE],
+            starts: vec![0, 2, 3, 4],
+            postings: vec![
+                (0, Hits::Records(vec![1, 7, 39])),
+                (1, Hits::Block),
+                (1, Hits::Block),
+                (0, Hits::Records(vec![3])),
+            ],
         }
     }
 
     #[test]
-    fn a_part_reads_back_as_written() {
+    fn a_part_reads_back_as_written_whole_or_a_page_at_a_time() {
         let p = sample();
-        let back = Part::decode(&p.encode()).unwrap();
+        let bytes = p.encode();
+        let back = Part::decode(&bytes).unwrap();
         assert_eq!(back, p);
-        assert_eq!(back.blocks_of(keys::port(80)), &[0, 1]);
-        assert_eq!(back.blocks_of(keys::proto(6)), &[1]);
-        assert!(back.blocks_of(keys::port(81)).is_empty());
+        let mut file = PartFile::from_bytes(bytes, None).unwrap();
+        assert_eq!(
+            file.postings(keys::port(80)).unwrap(),
+            p.postings_of(keys::port(80))
+        );
+        assert_eq!(
+            file.postings(keys::proto(6)).unwrap(),
+            vec![(1, Hits::Block)]
+        );
+        assert!(file.postings(keys::port(81)).unwrap().is_empty());
+        assert!(file.postings(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn many_keys_make_many_pages_each_found() {
+        let mut p = sample();
+        p.keys = (0..5000u64).map(|i| keys::port(i as u16)).collect();
+        p.starts = (0..=5000).collect();
+        p.postings = (0..5000u16)
+            .map(|i| (0, Hits::Records(vec![i % 40])))
+            .collect();
+        let mut file = PartFile::from_bytes(p.encode(), None).unwrap();
+        assert!(file.pages.len() > 1);
+        for i in (0..5000u16).step_by(97) {
+            assert_eq!(
+                file.postings(keys::port(i)).unwrap(),
+                vec![(0, Hits::Records(vec![i % 40]))]
+            );
+        }
+        assert_eq!(Part::decode(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn postings_meet_and_join_record_by_record() {
+        let a = vec![(0, Hits::Records(vec![1, 5])), (2, Hits::Block)];
+        let b = vec![
+            (0, Hits::Records(vec![5, 6])),
+            (1, Hits::Block),
+            (2, Hits::Records(vec![4])),
+        ];
+        assert_eq!(
+            intersect(&a, &b),
+            vec![(0, Hits::Records(vec![5])), (2, Hits::Records(vec![4]))]
+        );
+        assert_eq!(
+            union(a.clone(), b),
+            vec![
+                (0, Hits::Records(vec![1, 5, 6])),
+                (1, Hits::Block),
+                (2, Hits::Block)
+            ]
+        );
+        assert!(intersect(&a, &vec![(0, Hits::Records(vec![2]))]).is_empty());
     }
 
     #[test]
     fn a_damaged_part_is_refused_whatever_byte_is_wrong() {
         let bytes = sample().encode();
+        let read_all = |b: &[u8]| -> Result<(), String> {
+            Sieve::decode(section(b, true)?.0)?;
+            let mut f = PartFile::from_bytes(b.to_vec(), None)?;
+            for k in [keys::port(80), keys::proto(6), keys::OPAQUE] {
+                f.postings(k)?;
+            }
+            Part::decode(b).map(|_| ())
+        };
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x40;
-            assert!(Part::decode(&b).is_err(), "byte {i} flipped");
+            assert!(read_all(&b).is_err(), "byte {i} flipped");
         }
         for n in 0..bytes.len() {
-            assert!(Part::decode(&bytes[..n]).is_err(), "cut at {n}");
+            assert!(read_all(&bytes[..n]).is_err(), "cut at {n}");
         }
+        let other = PartFile::from_bytes(bytes.clone(), None)
+            .unwrap()
+            .head_blake3;
+        assert!(PartFile::from_bytes(bytes.clone(), Some(&other)).is_ok());
+        assert!(PartFile::from_bytes(bytes, Some(&"0".repeat(64))).is_err());
     }
 }
