@@ -918,7 +918,10 @@ mod tests {
                     end: 4100,
                 },
             ],
-            samples: vec![(0..40u32.div_ceil(SAMPLE)).map(|s| s * 1000).collect(), vec![0]],
+            samples: vec![
+                (0..40u32.div_ceil(SAMPLE)).map(|s| s * 1000).collect(),
+                vec![0],
+            ],
             keys: vec![keys::port(80), keys::proto(6), keys::OPAQUE],
             starts: vec![0, 2, 3, 4],
             postings: vec![
