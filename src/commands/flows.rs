@@ -392,7 +392,7 @@ fn compute(captures: &[Capture], spec: &Spec, quiet: bool) -> anyhow::Result<Tab
 
 /// The table of a selection from the index: only the blocks it can match are read, their
 /// records matched and merged by time as the full scan merges them, each numbered with its
-/// frame of the full scan. `None` when the index cannot answer alone (see `Index::select`).
+/// frame of the full scan. `None` when the index cannot answer alone (see `Index::gather`).
 fn indexed(
     ix: &tracekit_index::Index,
     captures: &[Capture],
@@ -403,7 +403,8 @@ fn indexed(
     };
     let shifts = vec![0i64; captures.len()];
     let chosen = set::choose_surveyed(captures, &shifts, spec, true, ix.surveys());
-    let Some(p) = ix.select(&chosen.captures, &chosen.kept, spec)? else {
+    let gathered = ix.gather(&chosen.captures, &chosen.kept, spec)?;
+    let Some(p) = gathered.as_ref().and_then(|g| g.selected(spec)) else {
         return Ok(None);
     };
     let names: Vec<String> = chosen

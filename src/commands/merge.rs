@@ -313,10 +313,11 @@ fn pass(
     };
     // A selection that needs no order, over pcap inputs: selected on all cores first.
     // Or from the index: only the records the selection can match.
-    let from_index = match set.index {
-        Some(ix) if matcher.is_some() && time_ordered => ix.select(&captures, &kept, spec)?,
+    let gathered = match set.index {
+        Some(ix) if matcher.is_some() && time_ordered => ix.gather(&captures, &kept, spec)?,
         _ => None,
     };
+    let from_index = gathered.as_ref().and_then(|g| g.selected(spec));
     // A set with pcapng files: each file walked in full but for the runs of records the
     // selection cannot match, jumped over (side blocks are met where the full scan meets them).
     let mut skipping = match set.index {

@@ -453,8 +453,9 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
 }
 
 /// UDP flows of many hosts, interleaved in time (each flow's 12 packets 37 ms apart, a flow
-/// starting every millisecond), rotated into files of 1,200 records: each host has a few
-/// records in every small block, so an index of small blocks lists its records one by one.
+/// starting every millisecond), rotated into files of 1,200 records (the second gzipped): each
+/// host has a few records in every small block, so an index of small blocks lists its
+/// records one by one.
 fn interleaved(dir: &Path) -> PathBuf {
     let mut out = Vec::new();
     for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
@@ -502,6 +503,13 @@ fn interleaved(dir: &Path) -> PathBuf {
     std::fs::write(&whole, out).unwrap();
     let set = dir.join("iset");
     rotate(&whole, &set, &["-F", "pcap", "-c", "1200"], "rot-");
+    // One file gzip-compressed: read from memory, not from its file.
+    let last = set.join("rot-002.pcap");
+    let status = std::process::Command::new("gzip")
+        .arg(&last)
+        .status()
+        .unwrap();
+    assert!(status.success());
     for name in ["ppp_ip4_fragments.pcap", "ppp_ip6_fragments.pcap"] {
         std::fs::copy(corpus(name), set.join(name)).unwrap();
     }

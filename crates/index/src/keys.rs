@@ -2,7 +2,7 @@
 //! and inner, the ICMP-quoted one, ARP's), ports, IP protocols, IP versions, VLAN IDs, and the
 //! mark of a fragment after the first (which carries no ports: `--community-id` matches it by
 //! its first). A Community ID is looked up in the index's flow table, then asked as its flow's
-//! addresses, ports and protocol (see [`crate::Index::select`]). The
+//! addresses, ports and protocol (see [`crate::Index::gather`]). The
 //! top byte says what a key is; IPv4 addresses, ports, protocols and VLANs are kept whole,
 //! IPv6 addresses folded to 56 bits (two that fold alike only make a query read a block more:
 //! the records are matched exactly after).

@@ -7,7 +7,7 @@
 //! A query reads only the records its selection can match ([`plan`], the time window, and
 //! every record the postings cannot describe), matches them exactly as a full scan does, and
 //! hands them to the same merge: the answer is the full scan's, byte for byte. A set of pcap
-//! files gives the merge the records read ([`Index::select`]); a set with pcapng files is
+//! files gives the merge the records read ([`Index::gather`]); a set with pcapng files is
 //! walked with jumps over what cannot match, its side blocks read where they are
 //! ([`Index::skips`]). Whatever the index cannot narrow (frames, Community IDs of another seed,
 //! files out of time order or damaged) is read in full, still correct.
@@ -16,6 +16,7 @@
 //! a directory that gained rotated files indexes those. Parts and the manifest are written
 //! under a temporary name and renamed, so two runs at once never leave a torn index.
 
+mod gather;
 pub mod keys;
 pub mod part;
 pub mod plan;
@@ -26,12 +27,12 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracekit_capture::output::AtomicFile;
-use tracekit_capture::{Capture, Skip};
+use tracekit_capture::{Capture, Skip, pcap};
 use tracekit_merge::Survey;
-use tracekit_merge::set::Prefiltered;
 use tracekit_select::Spec;
 use tracekit_wire::community::FlowTuple;
 
+pub use gather::Gathered;
 use part::{Block, Hits, Postings};
 pub use part::{Part, PartFile, Summary};
 pub use plan::Plan;
@@ -684,6 +685,75 @@ impl Index {
         Ok((plan, first))
     }
 
+    /// The records of file `i` (`capture`, pcap with `header`) that `plan` and `window` can
+    /// match, matched (unless a Community ID is asked: see [`Index::gather`]).
+    fn gather_file<'a>(
+        &self,
+        i: usize,
+        (capture, header): (&'a Capture, pcap::Header),
+        (plan, window, first): (&Plan, tracekit_select::Window, i64),
+        spec: &Spec,
+    ) -> Result<Walked<'a>, Error> {
+        let ordered = spec.community_id.is_some();
+        let s = &self.manifest.files[i].summary;
+        let in_window = s
+            .first_ns
+            .zip(s.last_ns)
+            .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
+        if !in_window || !self.may_match(i, plan)? {
+            return Ok(Some((Vec::new(), gather::Copied::new(), 0)));
+        }
+        let mut part = self.part(i)?;
+        let mut matcher = spec.matcher(first);
+        let mut keep = |r: &tracekit_capture::Record<'_>| -> Option<bool> {
+            if ordered {
+                return Some(true);
+            }
+            matcher.matches(0, r).ok()
+        };
+        let file = gather::file_of(capture);
+        let len = capture.data().len() as u64;
+        let mut selected = Vec::new();
+        let mut copied = gather::Copied::new();
+        let mut read = 0u64;
+        let damaged = |m: String| {
+            let e = &self.manifest.files[i];
+            Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
+        };
+        for (b, hits) in candidates(&mut part, plan).map_err(damaged)? {
+            let block = part.blocks[b as usize];
+            if !window.overlaps(block.min_ts, block.max_ts) {
+                continue;
+            }
+            let samples = &part.samples[b as usize];
+            if let (Hits::Records(ords), Some(f)) = (&hits, &file) {
+                let Some(n) = gather::read_listed(
+                    (f, header, len),
+                    (&block, samples),
+                    ords,
+                    &mut keep,
+                    &mut copied,
+                ) else {
+                    return Ok(None);
+                };
+                read += n;
+                continue;
+            }
+            let Some(records) = block_records(capture, &block, samples, &hits) else {
+                return Ok(None);
+            };
+            for r in records {
+                read += 1;
+                match keep(&r) {
+                    Some(true) => selected.push(r),
+                    Some(false) => {}
+                    None => return Ok(None),
+                }
+            }
+        }
+        Ok(Some((selected, copied, read)))
+    }
+
     /// For a walk of every chosen file (`kept`: their positions in the index) that reads all
     /// their blocks but the runs of records the selection cannot match
     /// (`Capture::records_skipping`): the jumps, per file. What a set with pcapng files needs,
@@ -747,30 +817,38 @@ impl Index {
             .map(Some)
     }
 
-    /// The selected records of the chosen files (`kept`: their positions in the index),
-    /// reading only the parts and blocks the selection can match: what `set::prefilter` gives
-    /// from a full walk. `Ok(None)` when the index cannot answer alone (frames asked for, a
-    /// file not classic pcap, out of time order, damaged or with oddities read past); the
-    /// caller then reads the files.
+    /// What a query reads of the chosen files (`kept`: their positions in the index), only
+    /// the parts, blocks and records the selection can match; [`Gathered::selected`] gives
+    /// what `set::prefilter` gives from a full walk. `Ok(None)` when the index cannot answer
+    /// alone this way (frames asked for, a file not classic pcap, out of time order, damaged
+    /// or with oddities read past); the caller then reads the files, or walks them with
+    /// [`Index::skips`].
     ///
     /// # Errors
     /// A part found damaged.
-    pub fn select<'a>(
+    pub fn gather<'a>(
         &self,
         captures: &[&'a Capture],
         kept: &[usize],
         spec: &Spec,
-    ) -> Result<Option<Prefiltered<'a>>, Error> {
-        if spec.frames.is_some() || spec.is_everything() {
+    ) -> Result<Option<Gathered<'a>>, Error> {
+        if spec.frames.is_some() || spec.is_everything() || captures.len() != kept.len() {
             return Ok(None);
         }
         let plain = kept.iter().all(|&i| {
             let s = &self.manifest.files[i].summary;
             s.format == "pcap" && s.in_order && !s.damaged && s.problems == 0
         });
-        if !plain || captures.len() != kept.len() {
+        let headers: Option<Vec<pcap::Header>> = captures
+            .iter()
+            .map(|c| match c.format() {
+                tracekit_capture::Format::Pcap(h) => Some(h),
+                tracekit_capture::Format::Pcapng => None,
+            })
+            .collect();
+        let (true, Some(headers)) = (plain, headers) else {
             return Ok(None);
-        }
+        };
         let (plan, first) = self.plan(spec)?;
         // A Community ID matches a fragment by its first fragment, which may lie in another
         // file: its candidates are matched by one matcher in the merge's order, as the full
@@ -780,67 +858,26 @@ impl Index {
         let walked: Vec<Result<Walked<'a>, Error>> = kept
             .par_iter()
             .zip(captures.par_iter())
-            .map(|(&i, &capture)| {
-                let s = &self.manifest.files[i].summary;
-                let in_window = s
-                    .first_ns
-                    .zip(s.last_ns)
-                    .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
-                if !in_window || !self.may_match(i, &plan)? {
-                    return Ok(Some((Vec::new(), 0)));
-                }
-                let mut part = self.part(i)?;
-                let mut matcher = spec.matcher(first);
-                let mut selected = Vec::new();
-                let mut read = 0u64;
-                let damaged = |m: String| {
-                    let e = &self.manifest.files[i];
-                    Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
-                };
-                for (b, hits) in candidates(&mut part, &plan).map_err(damaged)? {
-                    let block = part.blocks[b as usize];
-                    if !window.overlaps(block.min_ts, block.max_ts) {
-                        continue;
-                    }
-                    let Some(records) =
-                        block_records(capture, &block, &part.samples[b as usize], &hits)
-                    else {
-                        return Ok(None);
-                    };
-                    for r in records {
-                        read += 1;
-                        if ordered {
-                            selected.push(r);
-                            continue;
-                        }
-                        match matcher.matches(0, &r) {
-                            Ok(true) => selected.push(r),
-                            Ok(false) => {}
-                            Err(_) => return Ok(None),
-                        }
-                    }
-                }
-                Ok(Some((selected, read)))
+            .zip(headers.par_iter())
+            .map(|((&i, &capture), &header)| {
+                self.gather_file(i, (capture, header), (&plan, window, first), spec)
             })
             .collect();
-        let mut out = Prefiltered {
-            selected: Vec::with_capacity(kept.len()),
+        let mut out = Gathered {
+            mapped: Vec::with_capacity(kept.len()),
+            copied: Vec::with_capacity(kept.len()),
+            headers,
             records: 0,
-            problems: vec![0; kept.len()],
+            ordered,
+            first,
         };
         for w in walked {
-            let Some((selected, read)) = w? else {
+            let Some((selected, copied, read)) = w? else {
                 return Ok(None);
             };
-            out.selected.push(selected);
+            out.mapped.push(selected);
+            out.copied.push(copied);
             out.records += read;
-        }
-        if ordered {
-            let Some(selected) = match_in_order(std::mem::take(&mut out.selected), spec, first)
-            else {
-                return Ok(None);
-            };
-            out.selected = selected;
         }
         Ok(Some(out))
     }
@@ -849,7 +886,7 @@ impl Index {
 /// The records of `lists` (one per file, each in its order) the selection picks, matched by
 /// one matcher in the order the time-ordered merge reads them (by time, a tie by the earlier
 /// file); `None` when the matcher fails (the full scan then reports it).
-fn match_in_order<'a>(
+pub(crate) fn match_in_order<'a>(
     lists: Vec<Vec<tracekit_capture::Record<'a>>>,
     spec: &Spec,
     first: i64,
@@ -891,8 +928,9 @@ fn strings_equal(column: &dyn arrow_array::Array, value: &str) -> Vec<usize> {
     }
 }
 
-/// A file's selected records and the records read (`None`: the index cannot answer).
-type Walked<'a> = Option<(Vec<tracekit_capture::Record<'a>>, u64)>;
+/// A file's selected records, read in blocks and copied, and the records read (`None`: the
+/// index cannot answer).
+type Walked<'a> = Option<(Vec<tracekit_capture::Record<'a>>, gather::Copied, u64)>;
 
 /// Whether a part whose sieve is `sieve` may hold what `plan` asks.
 fn sieve_may(sieve: &part::Sieve, plan: &Plan) -> bool {

@@ -17,7 +17,7 @@ pub const BLOCK_BYTES: u64 = 1 << 20;
 pub const BLOCK_RECORDS: u32 = 8192;
 /// The offset of every `SAMPLE`th record of a block is kept: a listed record is reached by
 /// walking at most `SAMPLE - 1` record headers from the nearest one.
-pub const SAMPLE: u32 = 16;
+pub const SAMPLE: u32 = 8;
 /// A key's records in a block are listed when they are at most one in `DENSE` of the block's
 /// records; otherwise the posting names the whole block (reading it whole costs about what
 /// finding that many records one by one costs, and the list would cost its bytes).
@@ -381,8 +381,12 @@ impl Part {
             put(&mut head, b.max_ts as u64);
             put(&mut head, b.end);
         }
-        for s in self.samples.iter().flatten() {
-            head.extend_from_slice(&s.to_le_bytes());
+        for samples in &self.samples {
+            let mut prev = 0u32;
+            for &s in samples {
+                varint(&mut head, u64::from(s - prev));
+                prev = s;
+            }
         }
         put(&mut head, directory.len() as u64);
         for (k, offset, len, hash) in &directory {
@@ -584,14 +588,24 @@ impl PartFile {
                 end: r.u64()?,
             });
         }
-        let samples = blocks
-            .iter()
-            .map(|b| {
-                (0..b.records.div_ceil(SAMPLE))
-                    .map(|_| r.u32())
-                    .collect::<Result<Vec<u32>, String>>()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut samples = Vec::with_capacity(blocks.len());
+        for b in &blocks {
+            let n = b.records.div_ceil(SAMPLE) as usize;
+            if n > head.len() - r.at {
+                return Err("inconsistent part: the index is damaged".into());
+            }
+            let mut at = 0u32;
+            let mut list = Vec::with_capacity(n);
+            for _ in 0..n {
+                let step = u32::try_from(r.varint()?).map_err(|_| "sample out of range")?;
+                at = at.checked_add(step).ok_or("sample out of range")?;
+                if u64::from(at) >= b.end.saturating_sub(b.offset) {
+                    return Err("inconsistent part: the index is damaged".into());
+                }
+                list.push(at);
+            }
+            samples.push(list);
+        }
         let np = r.count(56)?;
         let mut pages = Vec::with_capacity(np);
         let mut end = 0u64;
@@ -877,11 +891,6 @@ impl Reader<'_> {
         }
         Err("a varint too long: the index is damaged".into())
     }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| "u32")?,
-        ))
-    }
     /// A count of items of at least `each` bytes, checked against what is left (never
     /// allocate what a length claims).
     fn count(&mut self, each: usize) -> Result<usize, String> {
@@ -919,7 +928,7 @@ mod tests {
                 },
             ],
             samples: vec![
-                (0..40u32.div_ceil(SAMPLE)).map(|s| s * 1000).collect(),
+                (0..40u32.div_ceil(SAMPLE)).map(|s| s * 100).collect(),
                 vec![0],
             ],
             keys: vec![keys::port(80), keys::proto(6), keys::OPAQUE],
