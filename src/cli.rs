@@ -39,9 +39,9 @@ pub enum Command {
     /// One row per conversation (TCP/UDP stream, or address pair and protocol) over all inputs
     /// read as one capture, like Zeek's conn.log or `tshark -z conv`, without writing packets.
     Flows(FlowsArgs),
-    /// Index a capture set once (a directory of rotated files, thousands of them), so that
-    /// `extract --index` and `flows --index` answer a selection reading only the blocks it can
-    /// match, byte for byte what a full scan gives; the set's flow table is stored as Parquet
+    /// Index a capture set once (a directory of rotated files, thousands of them, pcap or
+    /// pcapng), so that `extract --index` and `flows --index` answer a selection reading only
+    /// the records it can match, byte for byte what a full scan gives; the set's flow table is stored as Parquet
     /// (INDEX/flows.parquet, for `flows --index` and your own tools). Re-running indexes only
     /// new or changed files (the flow table is made again when the set changed).
     Index(IndexArgs),
@@ -50,6 +50,26 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Search an anonymized capture for every address of the original (IPv4, IPv6, MAC).
     Leakcheck(LeakcheckArgs),
+    /// Print a shell completion script: `source <(tracekit completions bash)`, or save it where
+    /// your shell looks (bash: ~/.local/share/bash-completion/completions/tracekit).
+    Completions(CompletionsArgs),
+    /// Write a man page per command into DIR (tracekit.1, tracekit-merge.1, …): `man -l
+    /// DIR/tracekit-merge.1`, or put DIR in MANPATH.
+    Manpages(ManpagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// The directory (created).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

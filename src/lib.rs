@@ -45,6 +45,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Index(args) => commands::index::run(&args),
         cli::Command::Keygen(args) => commands::anonymize::keygen(&args),
         cli::Command::Leakcheck(args) => commands::anonymize::leakcheck(&args),
+        cli::Command::Completions(args) => commands::docs::completions(&args),
+        cli::Command::Manpages(args) => commands::docs::manpages(&args),
     }
 }
 

@@ -1,5 +1,6 @@
 pub mod analyze;
 pub mod anonymize;
+pub mod docs;
 pub mod extract;
 pub mod flows;
 pub mod index;

@@ -9,6 +9,7 @@ mod analyze;
 mod analyze_sets;
 mod analyze_snapshots;
 mod anonymize;
+mod docs;
 mod extract;
 mod flows;
 mod index;
