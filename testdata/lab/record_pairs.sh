@@ -11,8 +11,8 @@
 # tests check):
 #   firewall  mb is haproxy, transparent (TPROXY, `usesrc client`: same addresses and ports),
 #             TTL 255, no ECN, small window scale; it terminates TCP on both sides and closes both
-#             right after the server's Server Hello on port 443 (as in the story in
-#             ../shared/seed/), and lets TLS on port 4433 through. Steps: UDP query, failed TLS
+#             right after the server's Server Hello on port 443 (as in the story told
+#             in docs/story.md), and lets TLS on port 4433 through. Steps: UDP query, failed TLS
 #             from port 53695, TLS on 4433 that works, UDP, failed TLS from port 53712, UDP.
 #   nat       mb is a router doing source NAT with random ports (SNAT --random-fully).
 #   clamp     mb is a router that clamps the MSS to 1200 and removes ECN setup flags.
