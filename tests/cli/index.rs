@@ -516,6 +516,43 @@ fn interleaved(dir: &Path) -> PathBuf {
     set
 }
 
+/// Two indexes of `set` in `dir`: of blocks of 40 records, and of the default blocks.
+fn small_and_big(set: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    let (small, big) = (dir.join("small"), dir.join("big"));
+    succeed(
+        tracekit()
+            .args(["index", "-q", "--block-records", "40", "-o"])
+            .arg(&small)
+            .arg(set),
+    );
+    index(set, &big);
+    (small, big)
+}
+
+/// `host 10.1.3.7` extracted from the index `ix` into `out`: (packets selected, records
+/// read).
+fn host_from_index(ix: &Path, out: &Path) -> (u64, u64) {
+    selected_and_read(&[
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--filter".as_ref(),
+        "host 10.1.3.7".as_ref(),
+        "--index".as_ref(),
+        ix.as_os_str(),
+    ])
+}
+
+/// `sel` from `set` and from the index `ix`: the same bytes, and some packets.
+fn same_and_found(set: &Path, ix: &Path, sel: &[&str], dir: &Path) {
+    let (full, indexed) = both(set, ix, sel, dir);
+    assert!(
+        full.len() > 100 && full == indexed,
+        "{sel:?}: {} vs {}",
+        full.len(),
+        indexed.len()
+    );
+}
+
 /// (packets selected, records read) as `extract` reports them.
 fn selected_and_read(args: &[&std::ffi::OsStr]) -> (u64, u64) {
     let o = succeed(tracekit().arg("extract").args(args));
@@ -535,14 +572,7 @@ fn selected_and_read(args: &[&std::ffi::OsStr]) -> (u64, u64) {
 fn an_index_of_small_blocks_reads_a_hosts_records_one_by_one_with_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();
     let set = interleaved(dir.path());
-    let (small, big) = (dir.path().join("small"), dir.path().join("big"));
-    succeed(
-        tracekit()
-            .args(["index", "-q", "--block-records", "40", "-o"])
-            .arg(&small)
-            .arg(&set),
-    );
-    index(&set, &big);
+    let (small, big) = small_and_big(&set, dir.path());
     let ids = community_ids(&set);
     let mut selections: Vec<Vec<&str>> = [
         &["--filter", "host 10.1.3.7"][..],
@@ -572,28 +602,13 @@ fn an_index_of_small_blocks_reads_a_hosts_records_one_by_one_with_the_same_answe
     );
     for ix in [&small, &big] {
         for sel in &selections {
-            let (full, indexed) = both(&set, ix, sel, dir.path());
-            assert!(
-                full.len() > 100 && full == indexed,
-                "{sel:?}: {} vs {}",
-                full.len(),
-                indexed.len()
-            );
+            same_and_found(&set, ix, sel, dir.path());
         }
     }
     // A host in one flow of fifty: the small blocks read its records alone, the big ones
     // whole blocks.
     let out = dir.path().join("h.pcap");
-    let ask = |ix: &Path| {
-        selected_and_read(&[
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--filter".as_ref(),
-            "host 10.1.3.7".as_ref(),
-            "--index".as_ref(),
-            ix.as_os_str(),
-        ])
-    };
+    let ask = |ix: &Path| host_from_index(ix, &out);
     let (selected, read) = ask(&small);
     assert!(selected == 72 && read == selected, "{selected} of {read}");
     let (selected, read) = ask(&big);
@@ -700,14 +715,7 @@ fn pcapng_sets_are_narrowed_with_their_side_blocks_where_the_full_scan_has_them(
     ] {
         std::fs::copy(corpus(name), set.join(name)).unwrap();
     }
-    let (small, big) = (dir.path().join("small"), dir.path().join("big"));
-    succeed(
-        tracekit()
-            .args(["index", "-q", "--block-records", "40", "-o"])
-            .arg(&small)
-            .arg(&set),
-    );
-    index(&set, &big);
+    let (small, big) = small_and_big(&set, dir.path());
     for ix in [&small, &big] {
         for sel in [
             &["--filter", "host 10.1.3.7"][..],
@@ -728,28 +736,13 @@ fn pcapng_sets_are_narrowed_with_their_side_blocks_where_the_full_scan_has_them(
             &["--filter", "not udp"],
             &["--filter", "host 192.0.2.1 or tcp"],
         ] {
-            let (full, indexed) = both(&set, ix, sel, dir.path());
-            assert!(
-                full.len() > 100 && full == indexed,
-                "{sel:?}: {} vs {}",
-                full.len(),
-                indexed.len()
-            );
+            same_and_found(&set, ix, sel, dir.path());
         }
     }
     // The small blocks read the host's records (and the record before each run of side
     // blocks), the big ones whole files.
     let out = dir.path().join("h.pcapng");
-    let ask = |ix: &Path| {
-        selected_and_read(&[
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--filter".as_ref(),
-            "host 10.1.3.7".as_ref(),
-            "--index".as_ref(),
-            ix.as_os_str(),
-        ])
-    };
+    let ask = |ix: &Path| host_from_index(ix, &out);
     let (_, read_big) = ask(&big);
     let (selected, read) = ask(&small);
     assert!(
