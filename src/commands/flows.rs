@@ -114,7 +114,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
         table.names.len(),
         if indexed {
             format!(
-                " ({} record(s) read: the blocks the index says the selection can match)",
+                " ({} record(s) read: those the index says the selection can match)",
                 table.read
             )
         } else {
@@ -405,7 +405,7 @@ fn indexed(
     let chosen = set::choose_surveyed(captures, &shifts, spec, true, ix.surveys());
     let gathered = ix.gather(&chosen.captures, &chosen.kept, spec)?;
     let Some(p) = gathered.as_ref().and_then(|g| g.selected(spec)) else {
-        return Ok(None);
+        return skipping(ix, chosen, spec, &frames);
     };
     let names: Vec<String> = chosen
         .captures
@@ -424,6 +424,66 @@ fn indexed(
         names,
         selected,
         read: p.records,
+        passed: chosen.passed,
+        trouble: Vec::new(),
+    }))
+}
+
+/// [`indexed`] for a set with pcapng files: every file walked with jumps over the records
+/// the selection cannot match (`Index::skips`), the rest matched as the full scan matches
+/// them, each numbered with its frame of the full scan.
+fn skipping(
+    ix: &tracekit_index::Index,
+    chosen: set::Chosen<'_>,
+    spec: &Spec,
+    frames: &tracekit_index::FrameNumbers,
+) -> anyhow::Result<Option<Table>> {
+    let Some(skips) = ix.skips(&chosen.captures, &chosen.kept, spec)? else {
+        return Ok(None);
+    };
+    let (Some(surveys), Some(mut matcher)) = (chosen.surveys, chosen.matcher) else {
+        return Ok(None);
+    };
+    let inputs = chosen
+        .captures
+        .iter()
+        .zip(skips)
+        .map(|(c, s)| tracekit_merge::Input {
+            records: c.records_skipping(s),
+            shift: 0,
+        })
+        .collect();
+    let merger = Merger::new(inputs, Order::Time(surveys));
+    let mut flows = FlowTable::default();
+    let (mut selected, mut read) = (0u64, 0u64);
+    for item in merger {
+        match item {
+            Item::Record { input, record, .. } => {
+                read += 1;
+                match matcher.matches(0, &record) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    // The full scan reports it.
+                    Err(_) => return Ok(None),
+                }
+                let frame = frames.frame(chosen.kept[input], record.index, record.ts.0);
+                selected += 1;
+                flows.add(&Packet::dissect(record, frame, input as u32));
+            }
+            // Damage: the full scan reports it.
+            Item::Damaged { .. } => return Ok(None),
+            Item::Side { .. } => {}
+        }
+    }
+    Ok(Some(Table {
+        flows,
+        names: chosen
+            .captures
+            .iter()
+            .map(|c| c.path().display().to_string())
+            .collect(),
+        selected,
+        read,
         passed: chosen.passed,
         trouble: Vec::new(),
     }))
