@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rayon::prelude::*;
 use serde::Serialize;
+use tracekit_capture::pcapng::opt;
 use tracekit_capture::{Capture, Format, LinkType, Timestamp, TsResolution};
 use tracekit_merge::set;
 use tracekit_merge::{Item, Merger, Order};
@@ -58,6 +59,13 @@ pub struct Summary {
     pub data_rate_bits_per_sec: Option<f64>,
     pub packet_rate_per_sec: Option<f64>,
     pub blocks: Option<BlockSummary>,
+    /// pcapng: each section header's hardware, operating system, application and comments
+    /// (capinfos' "Capture hardware/oper-sys/application/comment").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub section_headers: Vec<SectionSummary>,
+    /// pcapng: packets that carry at least one comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets_with_comments: Option<u64>,
     /// Problems found: damage that stopped the walk (`fatal`), or oddities read past.
     pub errors: Vec<ErrorEntry>,
     /// Problems beyond those listed (only the first hundred are kept).
@@ -85,6 +93,14 @@ pub struct InterfaceSummary {
     pub packets: u64,
     pub received: Option<u64>,
     pub dropped: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SectionSummary {
+    pub hardware: Option<String>,
+    pub os: Option<String>,
+    pub application: Option<String>,
+    pub comments: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +171,8 @@ impl Summary {
             data_rate_bits_per_sec: None,
             packet_rate_per_sec: None,
             blocks: None,
+            section_headers: Vec::new(),
+            packets_with_comments: None,
             errors: Vec::new(),
             errors_not_listed: 0,
             hashes: BTreeMap::new(),
@@ -185,6 +203,7 @@ pub fn summarize(path: &Path) -> Summary {
     let mut per_iface: Vec<u64> = Vec::new();
     let (mut first, mut last, mut prev) = (i64::MAX, i64::MIN, i64::MIN);
     let mut smallest = u64::MAX;
+    let mut commented = 0u64;
     // The hot loop: header fields only, no allocation.
     for item in records.by_ref() {
         let r = match item {
@@ -206,6 +225,7 @@ pub fn summarize(path: &Path) -> Summary {
         s.largest_packet = s.largest_packet.max(caplen);
         smallest = smallest.min(caplen);
         s.truncated_packets += u64::from(caplen < u64::from(r.orig_len));
+        commented += u64::from(!r.options.is_empty() && r.options.get(opt::COMMENT).is_some());
         let i = r.interface as usize;
         if i >= per_iface.len() {
             per_iface.resize(i + 1, 0);
@@ -238,6 +258,9 @@ pub fn summarize(path: &Path) -> Summary {
     s.smallest_packet = (s.packets > 0).then_some(smallest);
 
     describe_container(&capture, &records, &mut s, &per_iface);
+    if s.format == Some("pcapng") {
+        s.packets_with_comments = Some(commented);
+    }
     if first <= last {
         s.first_ts = Some(timefmt::rfc3339(Timestamp(first)));
         s.last_ts = Some(timefmt::rfc3339(Timestamp(last)));
@@ -288,6 +311,20 @@ fn describe_container(
             s.version = sections
                 .first()
                 .map(|x| format!("{}.{}", x.version.0, x.version.1));
+            s.section_headers = sections
+                .iter()
+                .map(|x| SectionSummary {
+                    hardware: x.hardware(),
+                    os: x.os(),
+                    application: x.user_application(),
+                    comments: x
+                        .options
+                        .view()
+                        .comments()
+                        .map(std::borrow::Cow::into_owned)
+                        .collect(),
+                })
+                .collect();
             let c = r.counts();
             s.blocks = Some(BlockSummary {
                 section_header: c.section,
@@ -593,6 +630,23 @@ fn print_text(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             b.custom,
             b.other
         )?;
+    }
+    for h in &s.section_headers {
+        for (label, v) in [
+            ("Capture hardware:", &h.hardware),
+            ("Capture oper-sys:", &h.os),
+            ("Capture application:", &h.application),
+        ] {
+            if let Some(v) = v {
+                writeln!(out, "{label:<22}{v}")?;
+            }
+        }
+        for c in &h.comments {
+            writeln!(out, "Capture comment:      {c}")?;
+        }
+    }
+    if let Some(n) = s.packets_with_comments {
+        writeln!(out, "Packets with comments: {n}")?;
     }
     writeln!(out, "Interfaces:           {}", s.interfaces.len())?;
     for i in &s.interfaces {

@@ -309,3 +309,48 @@ fn hashes_equal_sha256sum_and_b3sum() {
     let piped = crate::run(crate::tracekit().args(["info", "--hash", "sha256", "-"]));
     assert_eq!(piped.status.code(), Some(2));
 }
+
+/// The section headers' hardware, OS, application and comments, as capinfos prints them
+/// (every section of a file of several), and the packets with comments, as tshark counts them.
+#[test]
+fn section_headers_and_comments_agree_with_capinfos_and_tshark() {
+    for name in [
+        "pcapng-gen_test202_mixed-endian-sections.pcapng",
+        "ppp_pcapng-example.pcapng",
+        "pcap-parser_wireshark_samples-test.pcapng",
+        "pcapng-gen_le_test102_allblocks.pcapng",
+    ] {
+        let path = corpus(name);
+        let ours = stdout(&run(tracekit().arg("info").arg(&path)));
+        let theirs = stdout(&run(std::process::Command::new("capinfos").arg(&path)));
+        let lines = |text: &str| -> Vec<(String, String)> {
+            text.lines()
+                .filter_map(|l| l.split_once(':'))
+                .filter(|(k, _)| {
+                    [
+                        "Capture hardware",
+                        "Capture oper-sys",
+                        "Capture application",
+                        "Capture comment",
+                    ]
+                    .contains(&k.trim())
+                })
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect()
+        };
+        let (a, b) = (lines(&ours), lines(&theirs));
+        assert!(!a.is_empty() && a == b, "{name}: {a:?} vs {b:?}");
+        let commented = stdout(&run(std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-Y", "frame.comment", "-T", "fields", "-e", "frame.number"])))
+        .lines()
+        .count();
+        let json = json_lines(&run(tracekit().args(["info", "--json"]).arg(&path)));
+        assert_eq!(json[0]["packets_with_comments"], commented as u64, "{name}");
+        assert!(
+            ours.contains(&format!("Packets with comments: {commented}")),
+            "{ours}"
+        );
+    }
+}
