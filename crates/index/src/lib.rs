@@ -525,8 +525,28 @@ impl Index {
     /// The part of file `i`, its head checked against the manifest's checksum.
     fn part(&self, i: usize) -> Result<PartFile, Error> {
         let e = &self.manifest.files[i];
-        PartFile::open(&self.dir.join(&e.part), Some(&e.part_head))
-            .map_err(|m| Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part)))
+        PartFile::open(&self.dir.join(&e.part), Some(&e.part_head)).map_err(|m| self.damaged(i, &m))
+    }
+
+    /// Whether file `i` may hold what `plan` and `window` ask: its time span and its sieve.
+    fn may_hold(
+        &self,
+        i: usize,
+        plan: &Plan,
+        window: tracekit_select::Window,
+    ) -> Result<bool, Error> {
+        let s = &self.manifest.files[i].summary;
+        let in_window = s
+            .first_ns
+            .zip(s.last_ns)
+            .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
+        Ok(in_window && self.may_match(i, plan)?)
+    }
+
+    /// The part of file `i` found damaged: `what` is wrong with it.
+    fn damaged(&self, i: usize, what: &str) -> Error {
+        let e = &self.manifest.files[i];
+        Error::Damaged(format!("{}: {what}; run tracekit index --rebuild", e.part))
     }
 
     /// Whether file `i` may hold what `plan` asks, from its part's sieve.
@@ -535,9 +555,7 @@ impl Index {
             return Ok(true);
         }
         let e = &self.manifest.files[i];
-        let sieve = part::Sieve::read(&self.dir.join(&e.part)).map_err(|m| {
-            Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
-        })?;
+        let sieve = part::Sieve::read(&self.dir.join(&e.part)).map_err(|m| self.damaged(i, &m))?;
         Ok(sieve.opaque || sieve_may(&sieve, plan))
     }
 
@@ -695,12 +713,7 @@ impl Index {
         spec: &Spec,
     ) -> Result<Walked<'a>, Error> {
         let ordered = spec.community_id.is_some();
-        let s = &self.manifest.files[i].summary;
-        let in_window = s
-            .first_ns
-            .zip(s.last_ns)
-            .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
-        if !in_window || !self.may_match(i, plan)? {
+        if !self.may_hold(i, plan, window)? {
             return Ok(Some((Vec::new(), gather::Copied::new(), 0)));
         }
         let mut part = self.part(i)?;
@@ -716,15 +729,9 @@ impl Index {
         let mut selected = Vec::new();
         let mut copied = gather::Copied::new();
         let mut read = 0u64;
-        let damaged = |m: String| {
-            let e = &self.manifest.files[i];
-            Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
-        };
-        for (b, hits) in candidates(&mut part, plan).map_err(damaged)? {
+        let found = candidates(&mut part, plan).map_err(|m| self.damaged(i, &m))?;
+        for (b, hits) in in_window(&part, found, window) {
             let block = part.blocks[b as usize];
-            if !window.overlaps(block.min_ts, block.max_ts) {
-                continue;
-            }
             let samples = &part.samples[b as usize];
             if let (Hits::Records(ords), Some(f)) = (&hits, &file) {
                 let Some(n) = gather::read_listed(
@@ -786,26 +793,13 @@ impl Index {
                     return Ok(Vec::new());
                 }
                 let mut part = self.part(i)?;
-                let in_window = e
-                    .summary
-                    .first_ns
-                    .zip(e.summary.last_ns)
-                    .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
-                let found = if in_window && self.may_match(i, &plan)? {
+                let found = if self.may_hold(i, &plan, window)? {
                     candidates(&mut part, &plan)
                 } else {
                     part.postings(keys::OPAQUE)
                 };
-                let found = found.map_err(|m| {
-                    Error::Damaged(format!("{}: {m}; run tracekit index --rebuild", e.part))
-                })?;
-                let found: Postings = found
-                    .into_iter()
-                    .filter(|(b, _)| {
-                        let b = &part.blocks[*b as usize];
-                        window.overlaps(b.min_ts, b.max_ts)
-                    })
-                    .collect();
+                let found = found.map_err(|m| self.damaged(i, &m))?;
+                let found = in_window(&part, found, window);
                 Ok(skips_of(
                     &part,
                     &found,
@@ -1037,6 +1031,17 @@ fn block_records<'a>(
             Some(out)
         }
     }
+}
+
+/// The postings of `found` whose blocks overlap `window`.
+fn in_window(part: &PartFile, found: Postings, window: tracekit_select::Window) -> Postings {
+    found
+        .into_iter()
+        .filter(|(b, _)| {
+            let b = &part.blocks[*b as usize];
+            window.overlaps(b.min_ts, b.max_ts)
+        })
+        .collect()
 }
 
 /// The jumps of a walk of a file of `total` records and `len` bytes whose part is `part` that
