@@ -104,6 +104,9 @@ pub(crate) fn file_of(capture: &Capture) -> Option<std::fs::File> {
         return None;
     }
     let f = std::fs::File::open(capture.path()).ok()?;
+    // No read-ahead on this descriptor (the map keeps its own): a record read from a file not
+    // in the page cache then costs the pages it spans, not the kernel's read-ahead window.
+    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Random);
     (f.metadata().ok()?.len() == capture.data().len() as u64).then_some(f)
 }
 
@@ -128,7 +131,8 @@ pub(crate) fn read_listed(
             .position(|&o| u32::from(o) / part::SAMPLE != s)
             .map_or(ords.len(), |p| i + p);
         let group = &ords[i..end];
-        // The records from this sample to the next (or the block's end), read at once.
+        // The window from this sample to the next (or the block's end): read through the
+        // group's last record.
         let start = block.offset + u64::from(*samples.get(s as usize)?);
         let stop = samples
             .get(s as usize + 1)
@@ -137,9 +141,18 @@ pub(crate) fn read_listed(
             return None;
         }
         let first = block.first + u64::from(s * part::SAMPLE);
-        buf.clear();
-        buf.resize(ROOM + usize::try_from(stop.checked_sub(start)?).ok()?, 0);
-        file.read_exact_at(&mut buf[ROOM..], start).ok()?;
+        let in_window = block
+            .records
+            .saturating_sub(s * part::SAMPLE)
+            .min(part::SAMPLE);
+        let have = reach(
+            (file, header),
+            (start, stop.checked_sub(start)?),
+            in_window,
+            u32::from(*group.last()?) - s * part::SAMPLE,
+            &mut buf,
+        )?;
+        buf.truncate(ROOM + have);
         let records = walk(&buf, header, first, s * part::SAMPLE, group)?;
         for r in records {
             if keep(&r)? {
@@ -152,6 +165,64 @@ pub(crate) fn read_listed(
         i = end;
     }
     Some(ords.len() as u64)
+}
+
+/// Reads into `buf` (after [`ROOM`]) the bytes of a window of `window.1` bytes at `window.0`
+/// holding `records` records, from its start through the end of its record `last` (0-based),
+/// and no further: a record header at a time decides what more to read, and the first read
+/// guesses from the window's mean record size. On the bench set's host query this read 121 MB
+/// where whole windows read 170 MB (the kernel's copy out of the page cache is most of a
+/// query's time). Gives the number of bytes read; `None` when the window does not hold the record.
+fn reach(
+    (file, header): (&std::fs::File, Header),
+    (start, len): (u64, u64),
+    records: u32,
+    last: u32,
+    buf: &mut Vec<u8>,
+) -> Option<usize> {
+    let len = usize::try_from(len).ok()?;
+    let hlen = header.record_header_len();
+    let mean = len / records.max(1) as usize;
+    // A guess of one record more than the mean says: fewer second reads (on the bench set, a
+    // fifth fewer than no slack), for a tenth more bytes.
+    let slack = mean;
+    let mut have = 0usize;
+    let more = |buf: &mut Vec<u8>, have: &mut usize, need: usize, guess: usize| -> Option<()> {
+        if need <= *have {
+            return Some(());
+        }
+        if need > len {
+            return None;
+        }
+        let to = need.max(guess).min(len);
+        buf.resize(ROOM + to, 0);
+        file.read_exact_at(&mut buf[ROOM + *have..ROOM + to], start + *have as u64)
+            .ok()?;
+        *have = to;
+        Some(())
+    };
+    buf.clear();
+    buf.resize(ROOM, 0);
+    let mut pos = 0usize;
+    for ord in 0..=last {
+        let guess = pos + (last - ord + 1) as usize * mean + hlen + slack;
+        more(buf, &mut have, pos + hlen, guess)?;
+        let at = ROOM + pos + 8;
+        let field: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
+        let incl = if header.big_endian {
+            u32::from_be_bytes(field)
+        } else {
+            u32::from_le_bytes(field)
+        };
+        pos += hlen + usize::try_from(incl).ok()?;
+        let guess = if ord == last {
+            pos
+        } else {
+            pos + (last - ord) as usize * mean + hlen + slack
+        };
+        more(buf, &mut have, pos, guess)?;
+    }
+    Some(have)
 }
 
 /// The records `group` (places in their block, all from `from` on) of a piece of a file read

