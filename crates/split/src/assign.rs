@@ -766,12 +766,15 @@ impl OutputKey {
                 format!("port-{}-{port:05}", protocol_name(*protocol))
             }
             OutputKey::Protocol(p) => format!("proto-{}", protocol_name(*p)),
-            OutputKey::Chunk { index, .. } => format!("chunk-{index:06}"),
+            // `{start}` is filled in when the chunk is written (its earliest packet's time):
+            // the names sort in time order, also when packets come out of order.
+            OutputKey::Chunk { index, .. } => format!("chunk-{{start}}-{index:06}"),
         }
     }
 
     /// Fills a `--name` template: `{id}` (6 digits), `{proto}`, `{a}`, `{aport}`, `{b}`,
-    /// `{bport}`, `{key}` (the default name) and `{n}` (output number, 6 digits).
+    /// `{bport}`, `{key}` (the default name) and `{n}` (output number, 6 digits). `{start}`
+    /// and `{end}` are left for the output set, which knows the times once it is written.
     #[must_use]
     pub fn render(&self, template: &str, n: u32) -> String {
         let (a, aport, b, bport) = match self {

@@ -52,6 +52,10 @@ pub enum OutputError {
     },
     #[error("{path}: refusing to overwrite an input file")]
     WouldOverwriteInput { path: PathBuf },
+    #[error(
+        "two outputs would both be named {name:?}: add {{n}} (or {{id}}) to the --name template"
+    )]
+    SameName { name: String },
 }
 
 /// Why one record could not go into its output (counted as skipped, with a reason).
@@ -504,12 +508,31 @@ impl OutputSet {
             .iter()
             .enumerate()
             .filter(|(_, o)| o.created)
-            .map(|(i, o)| (i as u32, o.name.clone(), o.stats.clone()))
+            .map(|(i, o)| (i as u32, with_times(&o.name, &o.stats), o.stats.clone()))
             .collect();
         let io = |path: &Path, source| OutputError::Io {
             path: path.to_path_buf(),
             source,
         };
+        let mut names: Vec<&str> = done.iter().map(|(_, n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            let name = w[0].to_string();
+            self.abandon();
+            return Err(OutputError::SameName { name });
+        }
+        // Names with a time are known now that the outputs are written.
+        for (out, name, _) in &done {
+            if *name != self.outs[*out as usize].name
+                && let Some(staging) = &self.staging
+            {
+                let (from, to) = (self.temp_path(*out), staging.join(name));
+                if let Err(e) = std::fs::rename(&from, &to) {
+                    self.abandon();
+                    return Err(io(&to, e));
+                }
+            }
+        }
         if let Some(staging) = &self.staging {
             // The target was new or empty: no input can be in it. One rename moves everything
             // (rename replaces an empty directory).
@@ -525,7 +548,10 @@ impl OutputSet {
             if forbidden.iter().any(|f| f == name) {
                 return Err(OutputError::WouldOverwriteInput { path: target });
             }
-            let tmp = self.temp_path(*out);
+            let tmp = match &self.staging {
+                Some(staging) => staging.join(name),
+                None => self.temp_path(*out),
+            };
             std::fs::rename(&tmp, &target).map_err(|e| io(&target, e))?;
         }
         if let Some(staging) = &self.staging {
@@ -747,6 +773,24 @@ fn input_names_in(dir: &Path, inputs: &[PathBuf]) -> Vec<String> {
 }
 
 /// File names from keys: no path separators or control characters.
+/// `name` with `{start}` and `{end}` replaced by the times of its earliest and latest packets
+/// (UTC, to the second, e.g. `20240501T140500Z`: names sort in time order).
+fn with_times(name: &str, stats: &OutputStats) -> String {
+    if !name.contains("{start}") && !name.contains("{end}") {
+        return name.to_string();
+    }
+    let utc = |ns: Option<i64>| {
+        let format =
+            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        time::OffsetDateTime::from_unix_timestamp(ns.unwrap_or(0).div_euclid(1_000_000_000))
+            .ok()
+            .and_then(|t| t.format(format).ok())
+            .unwrap_or_else(|| "time-unknown".to_string())
+    };
+    name.replace("{start}", &utc(stats.first_ts))
+        .replace("{end}", &utc(stats.last_ts))
+}
+
 fn stem_safe(stem: &str) -> String {
     stem.chars()
         .map(|c| {

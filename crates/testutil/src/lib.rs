@@ -5,22 +5,80 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The third-party corpus: `TRACEKIT_CORPUS`, else `../shared/corpus` beside the repository,
-/// else `/work/shared/corpus` (where this workplace keeps it, whatever the clone's location).
-pub fn corpus_dir() -> PathBuf {
+/// The third-party corpus, when this machine has it: the directory `TRACEKIT_CORPUS` names;
+/// else `target/corpus` of this repository, where `scripts/fetch-corpus` puts it; else a
+/// directory named `corpus` holding the manifest beside the repository or beside its parent
+/// (a checkout shared by several clones).
+pub fn find_corpus() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("TRACEKIT_CORPUS") {
-        return PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
+        return holds_corpus(&dir).then_some(dir);
     }
-    let candidates = [
-        repo_dir().join("../shared/corpus"),
-        PathBuf::from("/work/shared/corpus"),
-    ];
-    for dir in &candidates {
-        if dir.join("MANIFEST.tsv").exists() {
-            return dir.clone();
+    let repo = repo_dir().canonicalize().ok()?;
+    let fetched = repo.join("target/corpus");
+    if holds_corpus(&fetched) {
+        return Some(fetched);
+    }
+    for up in repo.ancestors().skip(1).take(2) {
+        let mut beside: Vec<PathBuf> = std::fs::read_dir(up)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("corpus"))
+            .filter(|d| holds_corpus(d))
+            .collect();
+        beside.sort();
+        if let Some(dir) = beside.into_iter().next() {
+            return Some(dir);
         }
     }
-    panic!("corpus not found at {candidates:?}; set TRACEKIT_CORPUS");
+    None
+}
+
+/// A manifest and the first capture it lists (not a clone's `corpus/`, which has only the
+/// manifest).
+fn holds_corpus(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("MANIFEST.tsv")).is_ok_and(|text| {
+        text.lines()
+            .nth(1)
+            .and_then(|row| row.split('\t').next())
+            .is_some_and(|file| dir.join(file).is_file())
+    })
+}
+
+/// The third-party corpus; panics when there is none (tests call [`corpus_or_skip`] first).
+pub fn corpus_dir() -> PathBuf {
+    find_corpus().unwrap_or_else(|| {
+        panic!("no corpus: run scripts/fetch-corpus, or set TRACEKIT_CORPUS to its directory")
+    })
+}
+
+/// For a test that reads the corpus, called first: `true` when the corpus is here. When it is
+/// not, the test is to return at once: it is counted (its name appended to
+/// `target/corpus-skipped`, which `scripts/test` counts in one line), unless
+/// `TRACEKIT_REQUIRE_CORPUS=1` (CI), which makes a missing corpus a failure.
+pub fn has_corpus() -> bool {
+    if find_corpus().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("TRACEKIT_REQUIRE_CORPUS").as_deref() != Ok("1"),
+        "TRACEKIT_REQUIRE_CORPUS=1 and no corpus: run scripts/fetch-corpus, or set TRACEKIT_CORPUS"
+    );
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let log = repo_dir().join("target/corpus-skipped");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write as _;
+        let _ = writeln!(f, "{name}");
+    }
+    false
 }
 
 /// The repository root.
