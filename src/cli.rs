@@ -56,6 +56,61 @@ pub enum Command {
     /// Write a man page per command into DIR (tracekit.1, tracekit-merge.1, …): `man -l
     /// DIR/tracekit-merge.1`, or put DIR in MANPATH.
     Manpages(ManpagesArgs),
+    /// A command cut into steps any engine can schedule (a plan, tasks, a finish) with the
+    /// same result as the command on one machine; `tracekit-dist` runs them on a Ray cluster,
+    /// and `xargs -P`, Slurm job arrays or Kubernetes Indexed Jobs can too (docs/distributed.md).
+    #[command(subcommand)]
+    Step(StepCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StepCommand {
+    /// Decide once what a distributed run of COMMAND needs: its inputs in the order the
+    /// command reads them, the shards, the stages and their tasks.
+    Plan(StepPlanArgs),
+    /// Run task N of a stage of a plan; its result is committed atomically beside the plan,
+    /// and a task already committed does nothing (retries and duplicates are harmless).
+    Task(StepTaskArgs),
+    /// Check that every task committed, then write what `tracekit COMMAND ARGS…` writes.
+    Finish(StepFinishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StepPlanArgs {
+    /// The plan (JSON); tasks commit into PLAN.d beside it.
+    #[arg(short, long, value_name = "PLAN")]
+    pub output: PathBuf,
+    /// Shards: contiguous ranges of the inputs of about equal bytes (default: one per input).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub shards: usize,
+    /// The command and its arguments, as `tracekit COMMAND ARGS…` takes them.
+    #[arg(
+        value_name = "COMMAND ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StepTaskArgs {
+    /// The plan `tracekit step plan` wrote.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The stage (the plan names them: `map`, …).
+    #[arg(value_name = "STAGE")]
+    pub stage: String,
+    /// The task's number in its stage, from 0.
+    #[arg(value_name = "N")]
+    pub task: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct StepFinishArgs {
+    /// The plan `tracekit step plan` wrote.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
 }
 
 #[derive(Debug, Args)]

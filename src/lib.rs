@@ -47,6 +47,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Leakcheck(args) => commands::anonymize::leakcheck(&args),
         cli::Command::Completions(args) => commands::docs::completions(&args),
         cli::Command::Manpages(args) => commands::docs::manpages(&args),
+        cli::Command::Step(cli::StepCommand::Plan(args)) => commands::steps::plan(&args),
+        cli::Command::Step(cli::StepCommand::Task(args)) => commands::steps::task(&args),
+        cli::Command::Step(cli::StepCommand::Finish(args)) => commands::steps::finish(&args),
     }
 }
 

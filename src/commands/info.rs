@@ -396,7 +396,36 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
         return run_selection(args, &spec);
     }
     let found = inputs::expand(&args.files);
-    let files = &found.files;
+    let summaries = summaries_of(&found.files, args)?;
+    let rendered: Vec<Rendered> = summaries.iter().map(|s| render(s, args.json)).collect();
+    let unreadable: Vec<(PathBuf, String)> = found
+        .unreadable
+        .iter()
+        .map(|(p, e)| (p.clone(), e.to_string()))
+        .collect();
+    emit(&found.not_captures, &unreadable, &rendered, args.json)
+}
+
+/// One file's summary as printed, and whether it was read whole.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Rendered {
+    pub text: String,
+    pub ok: bool,
+}
+
+/// `s` as `info` prints it (text, or a JSON line).
+#[must_use]
+pub fn render(s: &Summary, json: bool) -> Rendered {
+    let mut v = Vec::new();
+    let _ = print_one(&mut v, s, json);
+    Rendered {
+        text: String::from_utf8_lossy(&v).into_owned(),
+        ok: s.ok(),
+    }
+}
+
+/// The summaries of `files`, read on `args.threads` threads, in the order given.
+pub fn summaries_of(files: &[PathBuf], args: &InfoArgs) -> anyhow::Result<Vec<Summary>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()
@@ -421,28 +450,40 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
             .collect()
     });
     bar.finish_and_clear();
+    Ok(summaries)
+}
 
+/// What `info` prints of a set of files: the files passed over (on stderr), the directories
+/// that could not be read, then each file's summary (`rendered`, in input order; text ones
+/// apart by a blank line). The single run and a distributed one (`tracekit step finish`) both
+/// print through here.
+pub fn emit(
+    not_captures: &[PathBuf],
+    unreadable: &[(PathBuf, String)],
+    rendered: &[Rendered],
+    json: bool,
+) -> anyhow::Result<Outcome> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut outcome = Outcome::Success;
-    if !found.not_captures.is_empty() {
+    if !not_captures.is_empty() {
         eprintln!(
             "tracekit: passed over {} file(s) in the directories given that are not captures (first: {})",
-            found.not_captures.len(),
-            found.not_captures[0].display()
+            not_captures.len(),
+            not_captures[0].display()
         );
     }
-    for (path, e) in &found.unreadable {
+    for (path, e) in unreadable {
         let s = Summary::failed(path, format!("{}: {e}", path.display()));
-        print_one(&mut out, &s, args.json)?;
+        print_one(&mut out, &s, json)?;
         outcome = Outcome::Partial;
     }
-    for (n, s) in summaries.iter().enumerate() {
-        if n > 0 && !args.json {
+    for (n, r) in rendered.iter().enumerate() {
+        if n > 0 && !json {
             writeln!(out)?;
         }
-        print_one(&mut out, s, args.json)?;
-        if !s.ok() {
+        out.write_all(r.text.as_bytes())?;
+        if !r.ok {
             outcome = Outcome::Partial;
         }
     }

@@ -7,3 +7,4 @@ pub mod index;
 pub mod info;
 pub mod merge;
 pub mod split;
+pub mod steps;

@@ -17,6 +17,7 @@ mod info;
 mod merge;
 mod report;
 mod split;
+mod steps;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

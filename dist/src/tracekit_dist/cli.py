@@ -1,0 +1,209 @@
+"""`tracekit-dist [--address ADDR] COMMAND ARGS...`: `tracekit COMMAND ARGS...` on a Ray cluster.
+
+The steps are tracekit's own (`tracekit step plan`, `step task`, `step finish`): the plan fixes
+the inputs, their order and the tasks; each task is a pure function of (plan, stage, number)
+that commits its result atomically beside the plan, so Ray may retry or repeat it; the finish
+writes exactly what the command writes on one machine. Ray only schedules: no packet byte
+passes through it.
+
+The tracekit binary and the inputs must be at the same paths on every node (shared storage),
+and so must the state directory, where plans and committed results stay: running the same
+command again reuses them, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+RETRIES = 3
+
+
+@dataclass
+class Failure:
+    """A task that failed after its retries."""
+
+    stage: str
+    task: int
+    inputs: list[str]
+    why: str
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tracekit-dist",
+        description=(
+            "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
+            "machine (commands so far: info)."
+        ),
+    )
+    parser.add_argument(
+        "--address",
+        help="the Ray cluster to join (head:6379, ray://head:10001); default: start one here",
+    )
+    parser.add_argument(
+        "--tracekit",
+        default=os.environ.get("TRACEKIT_BIN") or shutil.which("tracekit") or "tracekit",
+        help="the tracekit binary, at the same path on every node (default: $TRACEKIT_BIN, "
+        "else tracekit on PATH)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="tasks per stage: contiguous ranges of the inputs (default: one per input)",
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=Path(".tracekit-dist"),
+        help="where plans and committed task results stay (default: ./.tracekit-dist)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    parser.add_argument("command", help="the tracekit command (info, ...)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    return parser.parse_args(argv)
+
+
+def plan_path(state: Path, command: str, args: list[str], shards: int) -> Path:
+    """The plan of one command line, run from this directory: the same path every time."""
+    key = json.dumps([os.getcwd(), command, args, shards]).encode()
+    return state / f"{command}-{hashlib.sha256(key).hexdigest()[:16]}.plan.json"
+
+
+def without_work(plan: dict) -> dict:
+    return {k: v for k, v in plan.items() if k != "work"}
+
+
+def make_plan(binary: str, path: Path, command: str, args: list[str], shards: int) -> dict:
+    """Plans the run; keeps the plan there (and what its tasks committed) when it is the same
+    plan, so a run interrupted earlier resumes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(path.name + ".new")
+    step = [binary, "step", "plan", "-o", str(fresh), "--shards", str(shards), command, *args]
+    done = subprocess.run(step, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(done.returncode)
+    new = json.loads(fresh.read_text())
+    work = Path(str(path) + ".d")
+    if path.exists() and without_work(json.loads(path.read_text())) == without_work(new):
+        fresh.unlink()
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(Path(str(fresh) + ".d"), ignore_errors=True)
+        # The plan names its work directory: plan again under the final name.
+        fresh.unlink()
+        step[4] = str(path)
+        subprocess.run(step, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(path.read_text())
+
+
+@ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=True)
+def run_task(binary: str, plan: str, stage: str, task: int) -> str:
+    """One task of the plan, on whichever node Ray chose; returns that node's ID, raises (and
+    is retried) on failure."""
+    done = subprocess.run(
+        [binary, "step", "task", plan, stage, str(task)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip() or f"exit status {done.returncode}")
+    return ray.get_runtime_context().get_node_id()
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def run_stages(binary: str, path: Path, plan: dict, quiet: bool) -> list[Failure]:
+    """Every stage's tasks, in order; a stage starts when the one before has finished."""
+    failures: list[Failure] = []
+    inputs = plan["inputs"]
+    live = not quiet and sys.stderr.isatty()
+    for stage in plan["stages"]:
+        name, tasks = stage["name"], stage["tasks"]
+        pending = {run_task.remote(binary, str(path), name, n): n for n in range(len(tasks))}
+        done = failed = 0
+        done_bytes = 0
+        nodes: set[str] = set()
+        total_bytes = sum(i["size"] for i in inputs)
+        started = time.monotonic()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                n = pending.pop(ref)
+                lo, hi = tasks[n]
+                try:
+                    nodes.add(ray.get(ref))
+                    done += 1
+                    done_bytes += sum(i["size"] for i in inputs[lo:hi])
+                except Exception as e:  # a task's failure after its retries, reported below
+                    failed += 1
+                    failures.append(
+                        Failure(name, n, [i["path"] for i in inputs[lo:hi]], last_line(e))
+                    )
+            if live:
+                sys.stderr.write(
+                    f"\rtracekit-dist: {name}: {done}/{len(tasks)} tasks done, {failed} failed, "
+                    f"{human(done_bytes)} of {human(total_bytes)}"
+                )
+        if live:
+            sys.stderr.write("\n")
+        if not quiet:
+            sys.stderr.write(
+                f"tracekit-dist: {name}: {done} task(s) done on {len(nodes)} node(s), "
+                f"{failed} failed, {human(done_bytes)} in {time.monotonic() - started:.1f} s\n"
+            )
+        if failed:
+            break
+    return failures
+
+
+def last_line(e: Exception) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(e).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(sys.argv[1:] if argv is None else argv)
+    binary = str(Path(a.tracekit).resolve()) if os.sep in a.tracekit else a.tracekit
+    binary = shutil.which(binary) or binary
+    path = plan_path(a.state.resolve(), a.command, a.args, a.shards)
+    plan = make_plan(binary, path, a.command, a.args, a.shards)
+    ray.init(address=a.address, logging_level="ERROR", log_to_driver=False)
+    try:
+        failures = run_stages(binary, path, plan, a.quiet)
+    finally:
+        ray.shutdown()
+    if failures:
+        sys.stderr.write(
+            f"tracekit-dist: {len(failures)} task(s) failed after {RETRIES} retries:\n"
+        )
+        for f in failures:
+            names = ", ".join(f.inputs[:3]) + (", ..." if len(f.inputs) > 3 else "")
+            sys.stderr.write(f"  {f.stage} {f.task} ({names}): {f.why}\n")
+        sys.stderr.write(f"tracekit-dist: run it again to retry them (the plan is {path})\n")
+        return 2
+    sys.stdout.flush()
+    return subprocess.run([binary, "step", "finish", str(path)]).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+//! `tracekit step`: a command cut into deterministic steps that any engine can run (Ray through
+//! `tracekit-dist`, `xargs -P`, Slurm job arrays, Kubernetes Indexed Jobs) with the same result
+//! as the command run on one machine, byte for byte (issue 27).
+//!
+//! - `step plan -o PLAN [--shards N] COMMAND ARGS…` decides once what the run needs: the inputs
+//!   in the command's own order, the shards (contiguous ranges of them), what the command
+//!   passes over, and the stages with their task counts.
+//! - `step task PLAN STAGE N` runs task N of a stage: a pure function of (plan, stage, N). It
+//!   commits its result atomically under the plan's work directory (written under a temporary
+//!   name, then renamed); a task that finds its result committed does nothing, so retried and
+//!   duplicated tasks are harmless.
+//! - `step finish PLAN` checks that every task committed and writes what the command writes,
+//!   through the same code.
+//!
+//! Commands so far: `info` (one summary per file; a selection, which makes one summary of the
+//! set, is refused until it has a reduce step).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Parser as _;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
+use crate::commands::info;
+use crate::{Outcome, inputs};
+
+/// The plan's format version: a plan of another version is refused.
+const PLAN_VERSION: u32 = 1;
+
+/// What a distributed run needs, decided once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub plan_version: u32,
+    /// The tracekit that made the plan; tasks and the finish refuse a plan of another.
+    pub tool: String,
+    pub command: String,
+    /// The command's arguments as given (after the command's name).
+    pub args: Vec<String>,
+    /// How the inputs are ordered: the order the single-machine command reads them in.
+    pub order: String,
+    pub inputs: Vec<Input>,
+    /// Files in the directories given that are not captures (the command reports them).
+    pub not_captures: Vec<PathBuf>,
+    /// Directories that could not be read, and why.
+    pub unreadable: Vec<(PathBuf, String)>,
+    pub stages: Vec<Stage>,
+    /// Where tasks commit their results (beside the plan).
+    pub work: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Input {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    /// Per task: the range of `inputs` it reads (half-open).
+    pub tasks: Vec<(usize, usize)>,
+}
+
+/// What an `info` map task commits: its files' summaries as printed.
+#[derive(Debug, Serialize, Deserialize)]
+struct InfoPart {
+    rendered: Vec<info::Rendered>,
+}
+
+fn tool() -> String {
+    format!("tracekit {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The command `args` name, parsed as `tracekit` parses it.
+fn parse(command: &str, args: &[String]) -> anyhow::Result<Command> {
+    let argv = std::iter::once("tracekit".to_string())
+        .chain(std::iter::once(command.to_string()))
+        .chain(args.iter().cloned());
+    Ok(Cli::try_parse_from(argv)?.command)
+}
+
+pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
+    let Some((command, args)) = a.command.split_first() else {
+        bail!(
+            "step plan: name the command to plan, e.g. `tracekit step plan -o run.json info DIR`"
+        );
+    };
+    let found = match parse(command, args)? {
+        Command::Info(i) => {
+            if i.index.is_some() {
+                bail!("step plan: info --index reads no capture; run it on one machine");
+            }
+            let spec = tracekit_select::Spec::try_from(&i.select)?;
+            if !spec.is_everything() {
+                bail!(
+                    "step plan: info with a selection summarizes the set as one capture, which has no distributed reduce step yet; run it on one machine"
+                );
+            }
+            if i.files.iter().any(|f| f.as_os_str() == "-") {
+                bail!("step plan: standard input cannot be shared with tasks on other machines");
+            }
+            inputs::expand(&i.files)
+        }
+        _ => bail!(
+            "step plan: {command} cannot be distributed yet (so far: info); run it on one machine"
+        ),
+    };
+    let inputs: Vec<Input> = found
+        .files
+        .iter()
+        .map(|p| Input {
+            path: std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            size: std::fs::metadata(p).map_or(0, |m| m.len()),
+        })
+        .collect();
+    let shards = shards(&inputs, a.shards);
+    let work = work_dir(&a.output)?;
+    let plan = Plan {
+        plan_version: PLAN_VERSION,
+        tool: tool(),
+        command: command.clone(),
+        args: args.to_vec(),
+        order: "as given, directories walked in name order (what tracekit info prints)".into(),
+        inputs,
+        not_captures: found.not_captures.clone(),
+        unreadable: found
+            .unreadable
+            .iter()
+            .map(|(p, e)| (p.clone(), e.to_string()))
+            .collect(),
+        stages: vec![Stage {
+            name: "map".into(),
+            tasks: shards,
+        }],
+        work,
+    };
+    let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
+    serde_json::to_writer_pretty(&mut out, &plan)?;
+    writeln!(out)?;
+    out.commit(false)?;
+    eprintln!(
+        "tracekit step plan: {} {} input(s), stages: {}",
+        plan.inputs.len(),
+        plan.command,
+        plan.stages
+            .iter()
+            .map(|s| format!("{} ({} tasks)", s.name, s.tasks.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Outcome::Success)
+}
+
+/// `count` contiguous ranges of `inputs` of about equal bytes (one per input when `count` is
+/// 0 or more than the inputs); none when there are no inputs.
+fn shards(inputs: &[Input], count: usize) -> Vec<(usize, usize)> {
+    let n = inputs.len();
+    let count = if count == 0 { n } else { count.min(n) };
+    if count == 0 {
+        return Vec::new();
+    }
+    let total: u64 = inputs.iter().map(|i| i.size.max(1)).sum();
+    let mut out = Vec::with_capacity(count);
+    let (mut start, mut acc) = (0usize, 0u64);
+    for (i, input) in inputs.iter().enumerate() {
+        acc += input.size.max(1);
+        let left_inputs = n - (i + 1);
+        let left_shards = count - out.len() - 1;
+        // Cut when this shard has its share, or when every input left must start a shard.
+        let share = total * (out.len() as u64 + 1) / count as u64;
+        if left_shards > 0 && (acc >= share || left_inputs == left_shards) {
+            out.push((start, i + 1));
+            start = i + 1;
+        }
+    }
+    out.push((start, n));
+    out
+}
+
+/// The work directory of a plan at `plan`: `PLAN.d` beside it, absolute.
+fn work_dir(plan: &Path) -> anyhow::Result<PathBuf> {
+    let mut name = plan
+        .file_name()
+        .context("the plan needs a file name")?
+        .to_os_string();
+    name.push(".d");
+    let dir = std::path::absolute(plan.with_file_name(name))?;
+    Ok(dir)
+}
+
+fn load(path: &Path) -> anyhow::Result<Plan> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the plan {}", path.display()))?;
+    let plan: Plan = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a tracekit plan", path.display()))?;
+    if plan.plan_version != PLAN_VERSION || plan.tool != tool() {
+        bail!(
+            "{}: a plan of {} (plan format {}), and this is {} (plan format {PLAN_VERSION}): make the plan again with this tracekit",
+            path.display(),
+            plan.tool,
+            plan.plan_version,
+            tool()
+        );
+    }
+    Ok(plan)
+}
+
+/// Where task `n` of `stage` commits.
+fn result_path(plan: &Plan, stage: &str, n: usize) -> PathBuf {
+    plan.work.join(format!("{stage}-{n:06}.json"))
+}
+
+pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
+    let plan = load(&a.plan)?;
+    let Some(stage) = plan.stages.iter().find(|s| s.name == a.stage) else {
+        bail!("the plan has no stage {:?}", a.stage);
+    };
+    let Some(&(from, to)) = stage.tasks.get(a.task) else {
+        bail!(
+            "stage {} has {} tasks (0 to {}), not {}",
+            stage.name,
+            stage.tasks.len(),
+            stage.tasks.len().saturating_sub(1),
+            a.task
+        );
+    };
+    let target = result_path(&plan, &stage.name, a.task);
+    if target.exists() {
+        eprintln!(
+            "tracekit step task: {} {} already committed",
+            stage.name, a.task
+        );
+        return Ok(Outcome::Success);
+    }
+    std::fs::create_dir_all(&plan.work)
+        .with_context(|| format!("creating {}", plan.work.display()))?;
+    let files: Vec<PathBuf> = plan.inputs[from..to]
+        .iter()
+        .map(|i| i.path.clone())
+        .collect();
+    let result = match parse(&plan.command, &plan.args)? {
+        Command::Info(mut i) => {
+            i.quiet = true;
+            let summaries = info::summaries_of(&files, &i)?;
+            InfoPart {
+                rendered: summaries.iter().map(|s| info::render(s, i.json)).collect(),
+            }
+        }
+        _ => bail!("the plan's command {} has no tasks", plan.command),
+    };
+    let mut out = tracekit_capture::output::AtomicFile::create(&target, &[])?;
+    serde_json::to_writer(&mut out, &result)?;
+    out.commit(false)?;
+    Ok(Outcome::Success)
+}
+
+pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
+    let plan = load(&a.plan)?;
+    let mut missing = Vec::new();
+    let mut parts = Vec::new();
+    for stage in &plan.stages {
+        for n in 0..stage.tasks.len() {
+            let path = result_path(&plan, &stage.name, n);
+            match std::fs::read(&path) {
+                Ok(bytes) => parts.push(
+                    serde_json::from_slice::<InfoPart>(&bytes)
+                        .with_context(|| format!("{}: not a task's result", path.display()))?,
+                ),
+                Err(_) => missing.push(format!("{} {n}", stage.name)),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "{} task(s) have not committed: {}{}; run them (tracekit step task PLAN STAGE N), then finish again",
+            missing.len(),
+            missing[..missing.len().min(10)].join(", "),
+            if missing.len() > 10 { ", …" } else { "" }
+        );
+    }
+    match parse(&plan.command, &plan.args)? {
+        Command::Info(i) => {
+            let rendered: Vec<info::Rendered> =
+                parts.into_iter().flat_map(|p| p.rendered).collect();
+            info::emit(&plan.not_captures, &plan.unreadable, &rendered, i.json)
+        }
+        _ => bail!("the plan's command {} has no finish", plan.command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized(sizes: &[u64]) -> Vec<Input> {
+        sizes
+            .iter()
+            .map(|&size| Input {
+                path: PathBuf::new(),
+                size,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shards_are_contiguous_cover_every_input_and_balance_bytes() {
+        assert_eq!(shards(&sized(&[]), 4), Vec::<(usize, usize)>::new());
+        assert_eq!(shards(&sized(&[5, 5, 5]), 0), vec![(0, 1), (1, 2), (2, 3)]);
+        assert_eq!(shards(&sized(&[5, 5, 5]), 9), vec![(0, 1), (1, 2), (2, 3)]);
+        assert_eq!(shards(&sized(&[1, 1, 1, 1]), 2), vec![(0, 2), (2, 4)]);
+        assert_eq!(shards(&sized(&[100, 1, 1, 1]), 2), vec![(0, 1), (1, 4)]);
+        assert_eq!(shards(&sized(&[1, 1, 1, 100]), 2), vec![(0, 3), (3, 4)]);
+        for count in 1..8 {
+            let s = shards(&sized(&[3, 9, 1, 0, 7, 2, 2]), count);
+            assert_eq!(s.len(), count.min(7));
+            assert_eq!(s[0].0, 0);
+            assert_eq!(s.last().unwrap().1, 7);
+            assert!(s.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+        }
+    }
+}
