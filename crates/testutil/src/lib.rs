@@ -7,8 +7,9 @@ use std::process::Command;
 
 /// The third-party corpus, when this machine has it: the directory `TRACEKIT_CORPUS` names;
 /// else `target/corpus` of this repository, where `scripts/fetch-corpus` puts it; else a
-/// directory named `corpus` holding the manifest beside the repository or beside its parent
-/// (a checkout shared by several clones).
+/// directory named `corpus` holding the manifest and its captures beside the repository or
+/// beside one of its three nearest ancestors (a copy shared by several clones), the nearest
+/// first.
 pub fn find_corpus() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("TRACEKIT_CORPUS") {
         let dir = PathBuf::from(dir);
@@ -19,7 +20,7 @@ pub fn find_corpus() -> Option<PathBuf> {
     if holds_corpus(&fetched) {
         return Some(fetched);
     }
-    for up in repo.ancestors().skip(1).take(2) {
+    for up in repo.ancestors().skip(1).take(4) {
         let mut beside: Vec<PathBuf> = std::fs::read_dir(up)
             .into_iter()
             .flatten()
