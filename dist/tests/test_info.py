@@ -120,3 +120,17 @@ def test_refused_commands_say_why(cluster: Cluster, tracekit: str, tmp_path: Pat
     )
     assert got.returncode == 2
     assert b"cannot be distributed yet" in got.stderr
+
+
+def test_without_an_address_a_local_instance_runs_it(tracekit: str, tmp_path: Path) -> None:
+    files = inputs(tmp_path)
+    one = subprocess.run([tracekit, "info", "-q", "--json", *files], capture_output=True)
+    got = subprocess.run(
+        [
+            *(sys.executable, "-m", "tracekit_dist.cli", "--tracekit", tracekit),
+            *("--state", str(tmp_path / "state"), "info", "-q", "--json", *files),
+        ],
+        capture_output=True,
+    )
+    assert got.stdout == one.stdout, got.stderr.decode()
+    assert b"task(s) done on 1 node(s)" in got.stderr, got.stderr.decode()

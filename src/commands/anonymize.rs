@@ -45,104 +45,208 @@ fn read_key(args: &AnonymizeArgs) -> anyhow::Result<Key> {
     Key::from_passphrase(line).with_context(|| format!("{}", f.display()))
 }
 
-pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
-    let spec = Spec::try_from(&args.select)?;
-    let key = read_key(args)?;
-    let payload = match args.payload.as_str() {
-        "keep" => Payload::Keep,
-        "truncate" => Payload::Truncate,
-        "tls-headers" => Payload::TlsHeaders,
-        _ => Payload::Zero,
-    };
-    let policy = Policy {
-        keep_private: args.private == "keep-private",
-        mac_full: args.mac == "full",
-        keep_names: args.names == "keep",
-    };
-    let shift = args
-        .shift
-        .as_deref()
-        .map(parse_signed_duration)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--shift {e}"))?
-        .unwrap_or(0);
-    let found = inputs::expand(&args.inputs);
-    if found.files.is_empty() {
+/// What every input of one `anonymize` run shares: the key's rewriter and the options.
+#[derive(Debug)]
+pub struct Setup {
+    pub key: Key,
+    pub policy: Policy,
+    rewriter: Rewriter,
+    shift: i64,
+    spec: Spec,
+    compress: Option<Compression>,
+    pool: rayon::ThreadPool,
+}
+
+impl Setup {
+    pub fn new(args: &AnonymizeArgs) -> anyhow::Result<Setup> {
+        let spec = Spec::try_from(&args.select)?;
+        let key = read_key(args)?;
+        let payload = match args.payload.as_str() {
+            "keep" => Payload::Keep,
+            "truncate" => Payload::Truncate,
+            "tls-headers" => Payload::TlsHeaders,
+            _ => Payload::Zero,
+        };
+        let policy = Policy {
+            keep_private: args.private == "keep-private",
+            mac_full: args.mac == "full",
+            keep_names: args.names == "keep",
+        };
+        let shift = args
+            .shift
+            .as_deref()
+            .map(parse_signed_duration)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--shift {e}"))?
+            .unwrap_or(0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads.unwrap_or(0))
+            .build()?;
+        Ok(Setup {
+            rewriter: Rewriter::new(Mapper::new(&key, policy), payload),
+            key,
+            policy,
+            shift,
+            spec,
+            compress: args.compress.as_deref().and_then(Compression::parse),
+            pool,
+        })
+    }
+}
+
+/// Where each input goes (in input order): its output, or why it is left out (another input
+/// has its name); with several inputs, the output directory is made.
+pub fn targets(
+    args: &AnonymizeArgs,
+    files: &[PathBuf],
+) -> anyhow::Result<Vec<Result<PathBuf, String>>> {
+    if files.is_empty() {
         bail!("no capture among the inputs");
     }
-    let many = writes_a_directory(args, found.files.len())?;
+    let many = writes_a_directory(args, files.len())?;
     if many {
         std::fs::create_dir_all(&args.output)
             .with_context(|| format!("creating {}", args.output.display()))?;
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
-        .build()?;
-    let rewriter = Rewriter::new(Mapper::new(&key, policy), payload);
-    let mut outcome = Outcome::Success;
-    for (path, e) in &found.unreadable {
-        eprintln!("tracekit anonymize: {}: unreadable: {e}", path.display());
-        outcome = Outcome::Partial;
-    }
-    let mut names = std::collections::BTreeSet::new();
     let compress = args.compress.as_deref().and_then(Compression::parse);
-    for input in &found.files {
-        let target = if many {
+    let mut names = std::collections::BTreeSet::new();
+    Ok(files
+        .iter()
+        .map(|input| {
+            if !many {
+                return Ok(args.output.clone());
+            }
             let name = input
                 .file_name()
                 .map_or_else(|| "capture".into(), std::ffi::OsStr::to_os_string);
-            if !names.insert(name.clone()) {
-                eprintln!(
+            if names.insert(name.clone()) {
+                Ok(with_compression(args.output.join(name), compress))
+            } else {
+                Err(format!(
                     "tracekit anonymize: {}: another input has the name {}; left out",
                     input.display(),
                     name.to_string_lossy()
-                );
-                outcome = Outcome::Partial;
-                continue;
+                ))
             }
-            with_compression(args.output.join(name), compress)
-        } else {
-            args.output.clone()
-        };
-        let to = (target.as_path(), compress);
-        let result = pool.install(|| one(input, to, &rewriter, (shift, &spec), args.quiet));
-        match result {
-            Ok(report) => {
-                if !report.problems.is_empty() {
-                    outcome = Outcome::Partial;
-                }
-                for p in report.problems.iter().chain(&report.notes) {
-                    eprintln!("tracekit anonymize: {}: {p}", input.display());
-                }
-                if args.verify {
-                    let mut mapper = rewriter.mapper.clone();
-                    let c = check(input, &target, Some(&mut mapper))?;
-                    if c.leaks > 0 {
-                        outcome = Outcome::Partial;
-                    }
-                    say_leaks(&target, &c, &mut std::io::stderr().lock())?;
-                }
-                eprintln!(
-                    "{} -> {}: {} packets anonymized",
-                    input.display(),
-                    target.display(),
-                    report.packets
-                );
+        })
+        .collect())
+}
+
+/// What `anonymize` says of one input on stderr, and whether the run is partial because of it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Said {
+    pub lines: Vec<String>,
+    pub partial: bool,
+}
+
+/// Anonymizes one input into `target` (or says why it was left out).
+pub fn anonymize_one(
+    input: &Path,
+    target: &Result<PathBuf, String>,
+    setup: &Setup,
+    args: &AnonymizeArgs,
+) -> anyhow::Result<Said> {
+    let target = match target {
+        Ok(t) => t,
+        Err(why) => {
+            return Ok(Said {
+                lines: vec![why.clone()],
+                partial: true,
+            });
+        }
+    };
+    let mut said = Said {
+        lines: Vec::new(),
+        partial: false,
+    };
+    let to = (target.as_path(), setup.compress);
+    let spec = (setup.shift, &setup.spec);
+    match setup
+        .pool
+        .install(|| one(input, to, &setup.rewriter, spec, args.quiet))
+    {
+        Ok(report) => {
+            said.partial |= !report.problems.is_empty();
+            for p in report.problems.iter().chain(&report.notes) {
+                said.lines
+                    .push(format!("tracekit anonymize: {}: {p}", input.display()));
             }
-            Err(e) => {
-                eprintln!("tracekit anonymize: {}: {e:#}", input.display());
-                outcome = Outcome::Partial;
+            if args.verify {
+                let mut mapper = setup.rewriter.mapper.clone();
+                let c = check(input, target, Some(&mut mapper))?;
+                said.partial |= c.leaks > 0;
+                let mut text = Vec::new();
+                say_leaks(target, &c, &mut text)?;
+                said.lines
+                    .extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
             }
+            said.lines.push(format!(
+                "{} -> {}: {} packets anonymized",
+                input.display(),
+                target.display(),
+                report.packets
+            ));
+        }
+        Err(e) => {
+            said.lines
+                .push(format!("tracekit anonymize: {}: {e:#}", input.display()));
+            said.partial = true;
+        }
+    }
+    Ok(said)
+}
+
+/// Prints what was said of the unreadable directories, then `said` (in input order, as each
+/// comes), writes `--mapping-out` from `rows`, and gives the run's outcome. The single run and
+/// a distributed one (`tracekit step finish`) both report through here.
+pub fn report(
+    args: &AnonymizeArgs,
+    unreadable: &[(PathBuf, String)],
+    said: impl IntoIterator<Item = anyhow::Result<Said>>,
+    rows: impl FnOnce() -> anyhow::Result<std::collections::BTreeSet<String>>,
+) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::Success;
+    for (path, e) in unreadable {
+        eprintln!("tracekit anonymize: {}: unreadable: {e}", path.display());
+        outcome = Outcome::Partial;
+    }
+    for s in said {
+        let s = s?;
+        let mut err = std::io::stderr().lock();
+        for line in &s.lines {
+            let _ = writeln!(err, "{line}");
+        }
+        if s.partial {
+            outcome = Outcome::Partial;
         }
     }
     if let Some(out) = &args.mapping_out {
-        write_mapping(out, &found.files, &key, policy)?;
+        write_mapping(out, &rows()?)?;
         eprintln!(
             "tracekit anonymize: warning: {} undoes the anonymization; do not publish it",
             out.display()
         );
     }
     Ok(outcome)
+}
+
+pub fn run(args: &AnonymizeArgs) -> anyhow::Result<Outcome> {
+    let setup = Setup::new(args)?;
+    let found = inputs::expand(&args.inputs);
+    let targets = targets(args, &found.files)?;
+    let unreadable: Vec<(PathBuf, String)> = found
+        .unreadable
+        .iter()
+        .map(|(p, e)| (p.clone(), e.to_string()))
+        .collect();
+    let said = found
+        .files
+        .iter()
+        .zip(&targets)
+        .map(|(input, target)| anonymize_one(input, target, &setup, args));
+    report(args, &unreadable, said, || {
+        Ok(mapping_rows(&found.files, &setup.key, setup.policy))
+    })
 }
 
 /// Whether `-o` names a directory of outputs (several inputs, or an existing directory); `-`
@@ -674,8 +778,12 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `--mapping-out`: every address of the inputs with its image, as CSV.
-fn write_mapping(out: &Path, files: &[PathBuf], key: &Key, policy: Policy) -> anyhow::Result<()> {
+/// `--mapping-out`'s rows: every address of `files` with its image (`original,anonymized`).
+pub fn mapping_rows(
+    files: &[PathBuf],
+    key: &Key,
+    policy: Policy,
+) -> std::collections::BTreeSet<String> {
     let mut mapper = Mapper::new(key, policy);
     let mut rows = std::collections::BTreeSet::new();
     for f in files {
@@ -689,9 +797,14 @@ fn write_mapping(out: &Path, files: &[PathBuf], key: &Key, policy: Policy) -> an
             rows.insert(mapping_row(&mut mapper, &bytes));
         }
     }
+    rows
+}
+
+/// `--mapping-out`: the rows as CSV, readable by its owner only.
+fn write_mapping(out: &Path, rows: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
     let mut text = String::from("original,anonymized\n");
     for r in rows {
-        text.push_str(&r);
+        text.push_str(r);
         text.push('\n');
     }
     // The originals, next to their images: as secret as the key.

@@ -13,7 +13,9 @@
 //!   through the same code.
 //!
 //! Commands so far: `info` (one summary per file; a selection, which makes one summary of the
-//! set, is refused until it has a reduce step).
+//! set, is refused until it has a reduce step) and `anonymize` (each input on its own; the
+//! key stays in its file, which every task reads, and the plan holds only its fingerprint;
+//! `--mapping-out` is the union of the tasks' rows, kept private like the file itself).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
-use crate::commands::info;
+use crate::commands::{anonymize, info};
 use crate::{Outcome, inputs};
 
 /// The plan's format version: a plan of another version is refused.
@@ -38,6 +40,9 @@ pub struct Plan {
     pub command: String,
     /// The command's arguments as given (after the command's name).
     pub args: Vec<String>,
+    /// The directory the plan was made in: tasks and the finish work there, so that relative
+    /// paths in `args` name the same files on every machine (shared storage).
+    pub cwd: PathBuf,
     /// How the inputs are ordered: the order the single-machine command reads them in.
     pub order: String,
     pub inputs: Vec<Input>,
@@ -48,6 +53,17 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Where tasks commit their results (beside the plan).
     pub work: PathBuf,
+    /// `anonymize`: where each input goes, and the key's fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymize: Option<AnonymizePlan>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AnonymizePlan {
+    /// Per input: its output, or the message that says why it is left out.
+    pub targets: Vec<Result<PathBuf, String>>,
+    /// [`tracekit_anonymize::Key::fingerprint`] of the key the plan was made with.
+    pub key: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,10 +79,17 @@ pub struct Stage {
     pub tasks: Vec<(usize, usize)>,
 }
 
-/// What an `info` map task commits: its files' summaries as printed.
+/// What a map task commits.
 #[derive(Debug, Serialize, Deserialize)]
-struct InfoPart {
-    rendered: Vec<info::Rendered>,
+enum Part {
+    /// `info`: its files' summaries as printed.
+    Info(Vec<info::Rendered>),
+    /// `anonymize`: what was said of each of its inputs, and (with `--mapping-out`) the
+    /// mapping rows of its inputs.
+    Anonymize {
+        said: Vec<anonymize::Said>,
+        rows: Option<std::collections::BTreeSet<String>>,
+    },
 }
 
 fn tool() -> String {
@@ -87,6 +110,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             "step plan: name the command to plan, e.g. `tracekit step plan -o run.json info DIR`"
         );
     };
+    let mut anonymize_plan = None;
     let found = match parse(command, args)? {
         Command::Info(i) => {
             if i.index.is_some() {
@@ -98,13 +122,27 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
                     "step plan: info with a selection summarizes the set as one capture, which has no distributed reduce step yet; run it on one machine"
                 );
             }
-            if i.files.iter().any(|f| f.as_os_str() == "-") {
-                bail!("step plan: standard input cannot be shared with tasks on other machines");
-            }
+            no_stdin(&i.files)?;
             inputs::expand(&i.files)
         }
+        Command::Anonymize(an) => {
+            no_stdin(&an.inputs)?;
+            if an.output.as_os_str() == "-" {
+                bail!("step plan: tasks cannot share standard output: give a file or directory");
+            }
+            let setup = anonymize::Setup::new(&an)?;
+            let found = inputs::expand(&an.inputs);
+            anonymize_plan = Some(AnonymizePlan {
+                targets: anonymize::targets(&an, &found.files)?
+                    .into_iter()
+                    .map(|t| t.map(|p| std::path::absolute(&p).unwrap_or(p)))
+                    .collect(),
+                key: setup.key.fingerprint(),
+            });
+            found
+        }
         _ => bail!(
-            "step plan: {command} cannot be distributed yet (so far: info); run it on one machine"
+            "step plan: {command} cannot be distributed yet (so far: info, anonymize); run it on one machine"
         ),
     };
     let inputs: Vec<Input> = found
@@ -122,7 +160,9 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         tool: tool(),
         command: command.clone(),
         args: args.to_vec(),
-        order: "as given, directories walked in name order (what tracekit info prints)".into(),
+        cwd: std::env::current_dir().context("the current directory")?,
+        order: "as given, directories walked in name order (the order the command reads them)"
+            .into(),
         inputs,
         not_captures: found.not_captures.clone(),
         unreadable: found
@@ -135,6 +175,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             tasks: shards,
         }],
         work,
+        anonymize: anonymize_plan,
     };
     let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
     serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -151,6 +192,13 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             .join(", ")
     );
     Ok(Outcome::Success)
+}
+
+fn no_stdin(files: &[PathBuf]) -> anyhow::Result<()> {
+    if files.iter().any(|f| f.as_os_str() == "-") {
+        bail!("step plan: standard input cannot be shared with tasks on other machines");
+    }
+    Ok(())
 }
 
 /// `count` contiguous ranges of `inputs` of about equal bytes (one per input when `count` is
@@ -190,18 +238,29 @@ fn work_dir(plan: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Reads the plan at `path` and enters its directory (see [`Plan::cwd`]).
 fn load(path: &Path) -> anyhow::Result<Plan> {
+    let path = &std::path::absolute(path)?;
     let bytes =
         std::fs::read(path).with_context(|| format!("reading the plan {}", path.display()))?;
-    let plan: Plan = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a tracekit plan", path.display()))?;
-    if plan.plan_version != PLAN_VERSION || plan.tool != tool() {
+    let not_a_plan = || format!("{}: not a tracekit plan", path.display());
+    let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(not_a_plan)?;
+    let (version, made_by) = (v["plan_version"].as_u64(), v["tool"].as_str());
+    if version != Some(u64::from(PLAN_VERSION)) || made_by != Some(tool().as_str()) {
         bail!(
             "{}: a plan of {} (plan format {}), and this is {} (plan format {PLAN_VERSION}): make the plan again with this tracekit",
             path.display(),
-            plan.tool,
-            plan.plan_version,
+            made_by.unwrap_or("an unknown tool"),
+            version.map_or_else(|| "unknown".to_string(), |n| n.to_string()),
             tool()
+        );
+    }
+    let plan: Plan = serde_json::from_value(v).with_context(not_a_plan)?;
+    if let Err(e) = std::env::set_current_dir(&plan.cwd) {
+        bail!(
+            "{}: the plan was made in {}, which this machine cannot enter ({e}): plan from a directory every machine shares",
+            path.display(),
+            plan.cwd.display()
         );
     }
     Ok(plan)
@@ -240,19 +299,48 @@ pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
         .iter()
         .map(|i| i.path.clone())
         .collect();
-    let result = match parse(&plan.command, &plan.args)? {
+    let (result, private) = match parse(&plan.command, &plan.args)? {
         Command::Info(mut i) => {
             i.quiet = true;
             let summaries = info::summaries_of(&files, &i)?;
-            InfoPart {
-                rendered: summaries.iter().map(|s| info::render(s, i.json)).collect(),
+            let rendered = summaries.iter().map(|s| info::render(s, i.json)).collect();
+            (Part::Info(rendered), false)
+        }
+        Command::Anonymize(mut an) => {
+            an.quiet = true;
+            let setup = anonymize::Setup::new(&an)?;
+            let Some(ap) = &plan.anonymize else {
+                bail!("the plan has no anonymize section");
+            };
+            if setup.key.fingerprint() != ap.key {
+                bail!(
+                    "the key this task read (fingerprint {}) is not the plan's ({}): every task must read the same key file",
+                    setup.key.fingerprint(),
+                    ap.key
+                );
             }
+            let said = files
+                .iter()
+                .zip(&ap.targets[from..to])
+                .map(|(input, target)| anonymize::anonymize_one(input, target, &setup, &an))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rows = an
+                .mapping_out
+                .is_some()
+                .then(|| anonymize::mapping_rows(&files, &setup.key, setup.policy));
+            // Mapping rows hold the original addresses: as secret as the key.
+            let private = rows.is_some();
+            (Part::Anonymize { said, rows }, private)
         }
         _ => bail!("the plan's command {} has no tasks", plan.command),
     };
-    let mut out = tracekit_capture::output::AtomicFile::create(&target, &[])?;
+    let mut out = if private {
+        tracekit_capture::output::AtomicFile::create_private(&target, &[])?
+    } else {
+        tracekit_capture::output::AtomicFile::create(&target, &[])?
+    };
     serde_json::to_writer(&mut out, &result)?;
-    out.commit(false)?;
+    out.commit(private)?;
     Ok(Outcome::Success)
 }
 
@@ -265,7 +353,7 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
             let path = result_path(&plan, &stage.name, n);
             match std::fs::read(&path) {
                 Ok(bytes) => parts.push(
-                    serde_json::from_slice::<InfoPart>(&bytes)
+                    serde_json::from_slice::<Part>(&bytes)
                         .with_context(|| format!("{}: not a task's result", path.display()))?,
                 ),
                 Err(_) => missing.push(format!("{} {n}", stage.name)),
@@ -282,9 +370,26 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
     }
     match parse(&plan.command, &plan.args)? {
         Command::Info(i) => {
-            let rendered: Vec<info::Rendered> =
-                parts.into_iter().flat_map(|p| p.rendered).collect();
+            let mut rendered = Vec::new();
+            for p in parts {
+                let Part::Info(r) = p else {
+                    bail!("a task's result is not info's");
+                };
+                rendered.extend(r);
+            }
             info::emit(&plan.not_captures, &plan.unreadable, &rendered, i.json)
+        }
+        Command::Anonymize(an) => {
+            let mut said = Vec::new();
+            let mut rows = std::collections::BTreeSet::new();
+            for p in parts {
+                let Part::Anonymize { said: s, rows: r } = p else {
+                    bail!("a task's result is not anonymize's");
+                };
+                said.extend(s.into_iter().map(Ok));
+                rows.extend(r.unwrap_or_default());
+            }
+            anonymize::report(&an, &plan.unreadable, said, || Ok(rows))
         }
         _ => bail!("the plan's command {} has no finish", plan.command),
     }

@@ -37,7 +37,15 @@ fn by_xargs(plan: &Path, shards: usize, args: &[&str], inputs: &[PathBuf]) -> st
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
     let tasks = v["stages"][0]["tasks"].as_array().unwrap().len();
-    assert_eq!(tasks, if shards == 0 { 9 } else { shards });
+    let inputs = v["inputs"].as_array().unwrap().len();
+    assert_eq!(
+        tasks,
+        if shards == 0 {
+            inputs
+        } else {
+            shards.min(inputs)
+        }
+    );
     let list: Vec<String> = (0..tasks).rev().map(|n| n.to_string()).collect();
     let script = format!(
         "printf '%s\\n' {} | xargs -P 2 -I{{}} {} step task {} map {{}}",
@@ -152,13 +160,26 @@ fn tasks_commit_once_and_the_finish_waits_for_all_of_them() {
         .arg(&plan)
         .args(["map", "3"]));
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
-    std::fs::write(&plan, b"{\"plan_version\": 1}").unwrap();
-    let bad = run(tracekit().args(["step", "finish"]).arg(&plan));
-    assert!(
-        stderr(&bad).contains("not a tracekit plan"),
-        "{}",
-        stderr(&bad)
-    );
+    let text = std::fs::read_to_string(&plan).unwrap();
+    for (bad_plan, why) in [
+        (
+            text.replace("\"tracekit ", "\"tracekit 0.0.1-"),
+            "make the plan again",
+        ),
+        (
+            "{\"plan_version\": 1}".to_string(),
+            "a plan of an unknown tool",
+        ),
+        (
+            text.replace("\"stages\"", "\"stagez\""),
+            "not a tracekit plan",
+        ),
+    ] {
+        std::fs::write(&plan, bad_plan).unwrap();
+        let bad = run(tracekit().args(["step", "finish"]).arg(&plan));
+        assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+        assert!(stderr(&bad).contains(why), "{why}: {}", stderr(&bad));
+    }
 }
 
 #[test]
@@ -186,4 +207,166 @@ fn commands_without_distributed_steps_are_refused_with_the_reason() {
         assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
         assert!(!plan.exists());
     }
+}
+
+/// Every file of a directory: name → bytes.
+fn files_in(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn anonymize_by_xargs_equals_anonymize_on_one_machine_and_the_key_stays_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs = set(dir.path());
+    // Two inputs of one name: the second is left out, on one machine as in steps.
+    std::fs::copy(
+        testdata("handshake.pcap"),
+        dir.path().join("set/more/handshake.pcap"),
+    )
+    .unwrap();
+    inputs.push(testdata("reset-client.pcapng"));
+    let key = dir.path().join("k.key");
+    succeed(tracekit().args(["keygen", "-o"]).arg(&key));
+    let key_hex = std::fs::read_to_string(&key).unwrap().trim().to_string();
+    let args = |out: &str| -> Vec<String> {
+        let d = dir.path().display();
+        vec![
+            "anonymize".into(),
+            "--key-file".into(),
+            key.display().to_string(),
+            "--verify".into(),
+            "--payload".into(),
+            "keep".into(),
+            "-o".into(),
+            format!("{d}/{out}"),
+            "--mapping-out".into(),
+            format!("{d}/{out}.csv"),
+        ]
+    };
+    let one = run(tracekit().args(args("one")).args(&inputs));
+    for shards in [0, 3] {
+        let out = format!("steps{shards}");
+        let plan = dir.path().join(format!("a{shards}.json"));
+        let a = args(&out);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let got = by_xargs(&plan, shards, &a, &inputs);
+        assert_eq!(got.status.code(), one.status.code(), "{}", stderr(&got));
+        assert_eq!(
+            files_in(&dir.path().join(&out)),
+            files_in(&dir.path().join("one")),
+            "shards {shards}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(format!("{out}.csv"))).unwrap(),
+            std::fs::read(dir.path().join("one.csv")).unwrap()
+        );
+        assert_eq!(stderr(&got).replace(&out, "one"), stderr(&one));
+        // The plan names the key file and its fingerprint, never the key; so do the results.
+        let text = std::fs::read_to_string(&plan).unwrap();
+        assert!(text.contains("\"key\": \""), "{text}");
+        assert!(!text.to_lowercase().contains(&key_hex.to_lowercase()));
+        for (_, bytes) in files_in(&dir.path().join(format!("a{shards}.json.d"))) {
+            assert!(!String::from_utf8_lossy(&bytes).contains(&key_hex));
+        }
+    }
+    assert!(stderr(&one).contains("left out"), "{}", stderr(&one));
+    assert!(
+        stderr(&one).contains("leak check passed"),
+        "{}",
+        stderr(&one)
+    );
+
+    // A task that reads another key than the plan's is refused, and commits nothing.
+    let plan = dir.path().join("other.json");
+    let a = args("other");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    succeed(
+        tracekit()
+            .args(["step", "plan", "-o"])
+            .arg(&plan)
+            .args(&a)
+            .args(&inputs),
+    );
+    std::fs::remove_file(&key).unwrap();
+    succeed(tracekit().args(["keygen", "-o"]).arg(&key));
+    let bad = run(tracekit()
+        .args(["step", "task"])
+        .arg(&plan)
+        .args(["map", "0"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("is not the plan's"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!dir.path().join("other.json.d/map-000000.json").exists());
+}
+
+/// Relative paths in the command mean what they mean where the plan was made, wherever the
+/// tasks and the finish run from.
+#[test]
+fn relative_paths_mean_what_they_mean_where_the_plan_was_made() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    for name in ["handshake.pcap", "mixed.pcapng"] {
+        std::fs::copy(testdata(name), dir.path().join("in").join(name)).unwrap();
+    }
+    succeed(
+        tracekit()
+            .current_dir(dir.path())
+            .args(["keygen", "-o", "k.key"]),
+    );
+    let args = |out: &str| {
+        vec![
+            "anonymize".to_string(),
+            "--key-file".into(),
+            "k.key".into(),
+            "-o".into(),
+            out.into(),
+            "--mapping-out".into(),
+            format!("{out}.csv"),
+            "in".into(),
+        ]
+    };
+    succeed(tracekit().current_dir(dir.path()).args(args("one")));
+    succeed(
+        tracekit()
+            .current_dir(dir.path())
+            .args(["step", "plan", "-o", "run.json"])
+            .args(args("many")),
+    );
+    let plan = dir.path().join("run.json");
+    for n in ["0", "1"] {
+        succeed(
+            tracekit()
+                .current_dir("/")
+                .args(["step", "task"])
+                .arg(&plan)
+                .args(["map", n]),
+        );
+    }
+    succeed(
+        tracekit()
+            .current_dir("/")
+            .args(["step", "finish"])
+            .arg(&plan),
+    );
+    assert_eq!(
+        files_in(&dir.path().join("many")),
+        files_in(&dir.path().join("one"))
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("many.csv")).unwrap(),
+        std::fs::read(dir.path().join("one.csv")).unwrap()
+    );
+    assert!(!std::path::Path::new("/many.csv").exists());
 }

@@ -35,6 +35,7 @@ pub enum KeyError {
 /// blake3 key-derivation contexts: fixed forever, or old keys would map differently.
 const PASSPHRASE_CONTEXT: &str = "tracekit 2026-11 anonymize passphrase to Crypto-PAn key";
 const MAC_CONTEXT: &str = "tracekit 2026-11 anonymize MAC key from Crypto-PAn key";
+const FINGERPRINT_CONTEXT: &str = "tracekit 2026-12 anonymize key fingerprint";
 
 impl Key {
     /// From the text of a key file: 64 hex characters, surrounding white space ignored.
@@ -64,6 +65,14 @@ impl Key {
             return Err(KeyError::EmptyPassphrase);
         }
         Ok(Key(blake3::derive_key(PASSPHRASE_CONTEXT, t)))
+    }
+
+    /// A name for the key that does not reveal it (a one-way derivation, 16 hex digits): what
+    /// a distributed run's plan holds so that every task can check it read the same key.
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        blake3::Hash::from(blake3::derive_key(FINGERPRINT_CONTEXT, &self.0)).to_hex()[..16]
+            .to_string()
     }
 
     /// A fresh random key.

@@ -44,7 +44,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="tracekit-dist",
         description=(
             "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
-            "machine (commands so far: info)."
+            "machine (commands so far: info, anonymize)."
         ),
     )
     parser.add_argument(
@@ -186,8 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     binary = str(Path(a.tracekit).resolve()) if os.sep in a.tracekit else a.tracekit
     binary = shutil.which(binary) or binary
     path = plan_path(a.state.resolve(), a.command, a.args, a.shards)
+    started = time.monotonic()
     plan = make_plan(binary, path, a.command, a.args, a.shards)
-    ray.init(address=a.address, logging_level="ERROR", log_to_driver=False)
+    planned = time.monotonic()
+    # Without --address, a Ray instance of its own here ("local"), never one found running.
+    ray.init(address=a.address or "local", logging_level="ERROR", log_to_driver=False)
+    joined = time.monotonic()
+    if not a.quiet:
+        sys.stderr.write(
+            f"tracekit-dist: plan {planned - started:.1f} s ({len(plan['inputs'])} inputs, "
+            f"{human(sum(i['size'] for i in plan['inputs']))}); Ray joined in "
+            f"{joined - planned:.1f} s\n"
+        )
     try:
         failures = run_stages(binary, path, plan, a.quiet)
     finally:
@@ -202,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"tracekit-dist: run it again to retry them (the plan is {path})\n")
         return 2
     sys.stdout.flush()
-    return subprocess.run([binary, "step", "finish", str(path)]).returncode
+    finishing = time.monotonic()
+    code = subprocess.run([binary, "step", "finish", str(path)]).returncode
+    if not a.quiet:
+        sys.stderr.write(f"tracekit-dist: finish {time.monotonic() - finishing:.1f} s\n")
+    return code
 
 
 if __name__ == "__main__":

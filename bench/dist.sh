@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Benchmark: tracekit-dist on a three-node Ray cluster on this machine (a head and two workers,
+# each its own raylet and object store, one CPU each) against the same command on one machine,
+# over a rotated set (default: the 4 GB day of bench/index-day.sh): `info --json` and
+# `anonymize` (with --mapping-out). Checks that the outputs are identical, prints the ratio,
+# and the driver's own account of where the time goes (plan, joining Ray, tasks, finish).
+# Usage: bench/dist.sh [SET_DIR]   (RUNS=N best of N, default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+RUNS=${RUNS:-2}
+prepare python3 python3
+set_dir=${1:-$out/index-day-4g}
+[ -d "$set_dir" ] || bash bench/index-day.sh >/dev/null
+distenv=target/distenv
+if ! "$distenv/bin/python" -c "import ray, wheel" >/dev/null 2>&1; then
+  python3 -m venv "$distenv"
+  "$distenv/bin/pip" install -q wheel "./dist[test]"
+fi
+"$distenv/bin/pip" install -q --no-deps --no-build-isolation ./dist
+tk=$PWD/target/release/tracekit
+work=$(mktemp -d "$out/dist-XXXXXX")
+trap 'kill "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+# The cluster lives as long as this process (killed at exit).
+"$distenv/bin/python" - "$work/address" <<'PY' &
+import signal, sys, time
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+for _ in range(2):
+    c.add_node(num_cpus=1)
+c.wait_for_nodes()
+open(sys.argv[1], "w").write(c.address)
+signal.signal(signal.SIGTERM, lambda *_: (c.shutdown(), sys.exit(0)))
+while True:
+    time.sleep(1)
+PY
+cluster_pid=$!
+for _ in $(seq 120); do [ -s "$work/address" ] && break; sleep 0.5; done
+address=$(cat "$work/address")
+echo "machine: $(nproc) cores; set: $(ls -R "$set_dir" | grep -c '\.pcap') files, $(du -sh "$set_dir" | cut -f1); Ray cluster at $address (3 nodes)"
+cat "$set_dir"/* >/dev/null
+"$tk" keygen -o "$work/k.key" 2>/dev/null
+dist="$distenv/bin/tracekit-dist --address $address --tracekit $tk"
+
+t_info=$(best sh -c "$tk info -q --json $set_dir > $work/one.jsonl")
+t_info_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state info -q --json $set_dir > $work/many.jsonl")
+cmp -s "$work/one.jsonl" "$work/many.jsonl" && info_same=yes || info_same=NO
+info_where=$(rm -rf "$work/state"; $dist --state "$work/state" info -q --json "$set_dir" 2>&1 >/dev/null | tr '\n' ' ')
+
+anon() { echo "rm -rf $work/$1 $work/$1.csv $work/state; $2 anonymize -q --key-file $work/k.key -o $work/$1 --mapping-out $work/$1.csv $set_dir"; }
+t_anon=$(best sh -c "$(anon one "$tk")")
+t_anon_d=$(best sh -c "$(anon many "$dist -q --state $work/state")")
+diff -rq "$work/one" "$work/many" >/dev/null && cmp -s "$work/one.csv" "$work/many.csv" && anon_same=yes || anon_same=NO
+anon_where=$(sh -c "$(anon many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
+rm -rf "$work/one" "$work/many"
+
+python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" <<'PY'
+import sys
+ti, tid, isame, ta, tad, asame = sys.argv[1:]
+ti, tid, ta, tad = map(float, (ti, tid, ta, tad))
+print(f"{'':<58} {'seconds':>8}  ratio")
+print(f"info --json, one machine (tracekit info, 2 threads){'':<7} {ti:8.3f}")
+print(f"info --json, tracekit-dist on 3 nodes (1 CPU each){'':<7} {tid:8.3f}  {tid/ti:.2f}x one machine; same bytes: {isame}")
+print(f"anonymize --mapping-out, one machine{'':<22} {ta:8.3f}")
+print(f"anonymize --mapping-out, tracekit-dist on 3 nodes{'':<9} {tad:8.3f}  {tad/ta:.2f}x one machine; same files: {asame}")
+PY
+echo "where the time goes (info): $info_where"
+echo "where the time goes (anonymize): $anon_where"
