@@ -134,3 +134,20 @@ def test_without_an_address_a_local_instance_runs_it(tracekit: str, tmp_path: Pa
     )
     assert got.stdout == one.stdout, got.stderr.decode()
     assert b"task(s) done on 1 node(s)" in got.stderr, got.stderr.decode()
+
+
+def test_relative_paths_read_as_on_one_machine(
+    cluster: Cluster, tracekit: str, tmp_path: Path
+) -> None:
+    inputs(tmp_path)
+    one = subprocess.run([tracekit, "info", "-q", "set"], capture_output=True, cwd=tmp_path)
+    got = subprocess.run(
+        [
+            *(sys.executable, "-m", "tracekit_dist.cli", "--address", cluster.address, "-q"),
+            *("--tracekit", tracekit, "info", "-q", "set"),
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    assert got.stdout == one.stdout, got.stderr.decode()
+    assert b"File name:            set/handshake.pcap\n" in got.stdout

@@ -133,10 +133,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             let setup = anonymize::Setup::new(&an)?;
             let found = inputs::expand(&an.inputs);
             anonymize_plan = Some(AnonymizePlan {
-                targets: anonymize::targets(&an, &found.files)?
-                    .into_iter()
-                    .map(|t| t.map(|p| std::path::absolute(&p).unwrap_or(p)))
-                    .collect(),
+                targets: anonymize::targets(&an, &found.files)?,
                 key: setup.key.fingerprint(),
             });
             found
@@ -149,7 +146,9 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         .files
         .iter()
         .map(|p| Input {
-            path: std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            // As the command names it (its messages and summaries show it so): a relative
+            // path is read from the plan's directory.
+            path: p.clone(),
             size: std::fs::metadata(p).map_or(0, |m| m.len()),
         })
         .collect();

@@ -337,7 +337,7 @@ fn relative_paths_mean_what_they_mean_where_the_plan_was_made() {
             "in".into(),
         ]
     };
-    succeed(tracekit().current_dir(dir.path()).args(args("one")));
+    let one = succeed(tracekit().current_dir(dir.path()).args(args("one")));
     succeed(
         tracekit()
             .current_dir(dir.path())
@@ -354,11 +354,18 @@ fn relative_paths_mean_what_they_mean_where_the_plan_was_made() {
                 .args(["map", n]),
         );
     }
-    succeed(
+    let many = succeed(
         tracekit()
             .current_dir("/")
             .args(["step", "finish"])
             .arg(&plan),
+    );
+    // The messages name the files as the command was given them.
+    assert_eq!(stderr(&many).replace("many", "one"), stderr(&one));
+    assert!(
+        stderr(&one).contains("in/handshake.pcap -> one/handshake.pcap"),
+        "{}",
+        stderr(&one)
     );
     assert_eq!(
         files_in(&dir.path().join("many")),
