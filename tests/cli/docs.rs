@@ -88,3 +88,69 @@ fn man_renders_a_page_of_every_command() {
         "{merge}"
     );
 }
+
+/// `scripts/fetch-corpus` (issue 29) puts every capture of corpus/MANIFEST.tsv in place and
+/// checks each one's sha256; here from the local corpus (`--from`, the machine has no internet),
+/// which takes the same checks: a capture that differs from the manifest is refused by name.
+#[test]
+fn fetch_corpus_checks_every_capture_against_the_manifest() {
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
+    let script = tracekit_testutil::repo_dir().join("scripts/fetch-corpus");
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("corpus");
+    let source = tracekit_testutil::corpus_dir();
+    let out = succeed(
+        std::process::Command::new(&script)
+            .arg("--from")
+            .arg(&source)
+            .arg(&dest),
+    );
+    let rows = tracekit_testutil::manifest().len();
+    assert!(
+        stderr(&out).contains(&format!(
+            "{rows} captures in {}: 0 already there, {rows} from",
+            dest.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), rows + 1);
+    // Again: everything is there already.
+    let again = succeed(
+        std::process::Command::new(&script)
+            .arg("--from")
+            .arg(&source)
+            .arg(&dest),
+    );
+    assert!(
+        stderr(&again).contains(&format!("{rows} already there, 0 from")),
+        "{}",
+        stderr(&again)
+    );
+    // A source whose capture differs from the manifest: refused, named, exit 1.
+    let mirror = dir.path().join("mirror");
+    std::fs::create_dir(&mirror).unwrap();
+    for e in std::fs::read_dir(&dest).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), mirror.join(e.file_name())).unwrap();
+    }
+    let victim = &tracekit_testutil::manifest()[3].file;
+    std::fs::write(mirror.join(victim), b"not the capture").unwrap();
+    std::fs::write(dest.join(victim), b"damaged too").unwrap();
+    let bad = crate::run(
+        std::process::Command::new(&script)
+            .arg("--from")
+            .arg(&mirror)
+            .arg(&dest),
+    );
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains(&format!("{victim}: sha256 ")),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(stderr(&bad).contains("1 failed"), "{}", stderr(&bad));
+    assert_eq!(std::fs::read(dest.join(victim)).unwrap(), b"damaged too");
+}
