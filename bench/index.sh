@@ -71,6 +71,7 @@ t_c_full=$(best ./target/release/tracekit extract -q --community-id "$cid" -o "$
 t_c_ix=$(best ./target/release/tracekit extract -q --index "$ix" --community-id "$cid" -o "$out/ix-c-ix.pcap")
 cmp -s "$out/ix-c-full.pcap" "$out/ix-c-ix.pcap" && csame=yes || csame=NO
 flows_bytes=$(stat -c %s "$ix/flows.parquet")
+rm -f "$out"/ix-flows-*.jsonl  # 2.4 GB each, compared already
 # A window of a twentieth of the set's time, in its middle.
 read -r first last < <(python3 -c "
 import json
@@ -83,6 +84,7 @@ if [ "$first" != 0 ]; then
   win_ix=$(best ./target/release/tracekit extract -q --index "$ix" --after "$after" --before "$before" -o "$out/ix-wquery.pcap")
   cmp "$out/ix-wfull.pcap" "$out/ix-wquery.pcap" && wsame=yes || wsame=NO
   wread=$(./target/release/tracekit extract --index "$ix" --after "$after" --before "$before" --filter "ip or ip6" -o "$out/ix-wquery2.pcap" 2>&1 | awk '/selected of/ {print $5}')
+  rm -f "$out"/ix-wfull.pcap "$out"/ix-wquery.pcap "$out"/ix-wquery2.pcap
 else
   win_full=0; win_ix=0; wsame=n/a; wread=n/a
 fi
