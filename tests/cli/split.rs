@@ -465,7 +465,7 @@ fn a_million_streams_do_not_need_a_million_open_files() {
 }
 
 /// Every file of a directory: name → bytes.
-fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::split::files_of;
 use crate::{run, stderr, succeed, testdata, tracekit};
 
 /// A directory of captures with one that is not a capture and one cut short.
@@ -209,20 +210,6 @@ fn commands_without_distributed_steps_are_refused_with_the_reason() {
     }
 }
 
-/// Every file of a directory: name → bytes.
-fn files_in(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn anonymize_by_xargs_equals_anonymize_on_one_machine_and_the_key_stays_in_its_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,8 +248,8 @@ fn anonymize_by_xargs_equals_anonymize_on_one_machine_and_the_key_stays_in_its_f
         let got = by_xargs(&plan, shards, &a, &inputs);
         assert_eq!(got.status.code(), one.status.code(), "{}", stderr(&got));
         assert_eq!(
-            files_in(&dir.path().join(&out)),
-            files_in(&dir.path().join("one")),
+            files_of(&dir.path().join(&out)),
+            files_of(&dir.path().join("one")),
             "shards {shards}"
         );
         assert_eq!(
@@ -274,7 +261,7 @@ fn anonymize_by_xargs_equals_anonymize_on_one_machine_and_the_key_stays_in_its_f
         let text = std::fs::read_to_string(&plan).unwrap();
         assert!(text.contains("\"key\": \""), "{text}");
         assert!(!text.to_lowercase().contains(&key_hex.to_lowercase()));
-        for (_, bytes) in files_in(&dir.path().join(format!("a{shards}.json.d"))) {
+        for (_, bytes) in files_of(&dir.path().join(format!("a{shards}.json.d"))) {
             assert!(!String::from_utf8_lossy(&bytes).contains(&key_hex));
         }
     }
@@ -368,8 +355,8 @@ fn relative_paths_mean_what_they_mean_where_the_plan_was_made() {
         stderr(&one)
     );
     assert_eq!(
-        files_in(&dir.path().join("many")),
-        files_in(&dir.path().join("one"))
+        files_of(&dir.path().join("many")),
+        files_of(&dir.path().join("one"))
     );
     assert_eq!(
         std::fs::read(dir.path().join("many.csv")).unwrap(),
