@@ -430,7 +430,25 @@ fn a_million_streams_do_not_need_a_million_open_files() {
     // closed and reopened to append.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("many.pcap");
-    let mut f = std::fs::File::create(&input).unwrap();
+    udp_pcap(
+        &input,
+        (0..3u16).flat_map(|round| {
+            (0..3000u16).map(move |port| {
+                let ts = i64::from(round) * 1_000_000_000 + i64::from(port) * 1000;
+                (ts, 10_000 + port, 0, vec![round as u8; 20])
+            })
+        }),
+    );
+    let (out_dir, index, out) = split(&input, &["--max-open-files", "16", "--buffer", "16K"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(index["outputs"].as_array().unwrap().len(), 3000);
+    assert_conserved(&input, &out_dir.path().join("out"), 1);
+}
+
+/// A raw-IP pcap (microseconds) of UDP datagrams 192.0.2.1:SPORT → 198.51.100.2:53, each
+/// given as (time in ns, source port, IP identification, payload).
+fn udp_pcap(path: &Path, packets: impl IntoIterator<Item = (i64, u16, u8, Vec<u8>)>) {
+    let mut f = std::fs::File::create(path).unwrap();
     let mut w = tracekit_capture::writer::PcapWriter::new(
         &mut f,
         tracekit_capture::LinkType::RAW,
@@ -438,30 +456,20 @@ fn a_million_streams_do_not_need_a_million_open_files() {
         65535,
     )
     .unwrap();
-    for round in 0..3u16 {
-        for port in 0..3000u16 {
-            let mut p = vec![
-                0x45, 0, 0, 0x30, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2,
-            ];
-            p.extend((10_000 + port).to_be_bytes());
-            p.extend(53u16.to_be_bytes());
-            p.extend([0, 28, 0, 0]);
-            p.extend([round as u8; 20]);
-            w.write(
-                tracekit_capture::Timestamp(
-                    i64::from(round) * 1_000_000_000 + i64::from(port) * 1000,
-                ),
-                &p,
-                p.len() as u32,
-            )
+    for (ts, sport, id, payload) in packets {
+        let total = (28 + payload.len()) as u16;
+        let mut p = vec![0x45, 0];
+        p.extend(total.to_be_bytes());
+        p.extend([0, id, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2]);
+        p.extend(sport.to_be_bytes());
+        p.extend(53u16.to_be_bytes());
+        p.extend((total - 20).to_be_bytes());
+        p.extend([0, 0]);
+        p.extend(&payload);
+        w.write(tracekit_capture::Timestamp(ts), &p, p.len() as u32)
             .unwrap();
-        }
     }
     w.into_inner().unwrap();
-    let (out_dir, index, out) = split(&input, &["--max-open-files", "16", "--buffer", "16K"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(index["outputs"].as_array().unwrap().len(), 3000);
-    assert_conserved(&input, &out_dir.path().join("out"), 1);
 }
 
 /// Every file of a directory: name → bytes.
@@ -671,35 +679,18 @@ fn compressed_outputs_decompress_to_the_plain_split() {
 fn chunks_are_named_by_their_times_and_sort_in_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("times.pcap");
-    let mut f = std::fs::File::create(&input).unwrap();
-    let mut w = tracekit_capture::writer::PcapWriter::new(
-        &mut f,
-        tracekit_capture::LinkType::RAW,
-        tracekit_capture::writer::Precision::Micro,
-        65535,
-    )
-    .unwrap();
     // 2024-05-01T14:05:00Z, then packets each 7 s apart, and two from a minute before the
     // first (out of order) at the end.
     let t0 = 1_714_572_300i64;
     let mut times: Vec<i64> = (0..12).map(|i| t0 + 7 * i).collect();
     times.extend([t0 - 60, t0 - 55]);
-    for (i, &t) in times.iter().enumerate() {
-        let mut p = vec![
-            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2,
-        ];
-        p.extend(1000u16.to_be_bytes());
-        p.extend(53u16.to_be_bytes());
-        p.extend([0, 8, 0, 0]);
-        p[5] = i as u8;
-        w.write(
-            tracekit_capture::Timestamp(t * 1_000_000_000 + 250_000_000),
-            &p,
-            p.len() as u32,
-        )
-        .unwrap();
-    }
-    w.into_inner().unwrap();
+    udp_pcap(
+        &input,
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t * 1_000_000_000 + 250_000_000, 1000, i as u8, Vec::new())),
+    );
 
     // By time: the default names, sorted, are the chunks in time order.
     let (out_dir, index, out) = split(&input, &["--by", "time=30s"]);
