@@ -46,3 +46,4 @@ fuzz seconds="120":
 # Rebuild testdata/ from its generator script.
 testdata:
     python3 testdata/make_testdata.py
+    python3 testdata/make_rotated.py

@@ -83,6 +83,10 @@ pub struct StepPlanArgs {
     /// Shards: contiguous ranges of the inputs of about equal bytes (default: one per input).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub shards: usize,
+    /// Partitions of a shuffle (`split --by stream`): reduce tasks, each the conversations of
+    /// some address pairs (default: as many as shards).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub partitions: usize,
     /// The command and its arguments, as `tracekit COMMAND ARGS…` takes them.
     #[arg(
         value_name = "COMMAND ARGS",

@@ -7,4 +7,5 @@ pub mod index;
 pub mod info;
 pub mod merge;
 pub mod split;
+pub mod split_steps;
 pub mod steps;

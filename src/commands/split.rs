@@ -89,7 +89,7 @@ impl TryFrom<&SplitArgs> for SplitOptions {
 
 /// One row of the flow index.
 #[derive(Debug, Serialize)]
-struct IndexRow {
+pub(crate) struct IndexRow {
     /// Wireshark's stream number for TCP/UDP, else the pair/chunk number or the port.
     id: u64,
     /// Position of the output in order of first appearance.
@@ -114,15 +114,15 @@ struct JsonIndex<'a> {
 
 /// Why packets or files were skipped, with the first place it happened.
 #[derive(Debug, Default)]
-struct Skipped {
-    reasons: BTreeMap<String, (u64, String)>,
+pub(crate) struct Skipped {
+    pub(crate) reasons: BTreeMap<String, (u64, String)>,
 }
 
 impl Skipped {
-    fn add(&mut self, reason: String, place: impl FnOnce() -> String) {
+    pub(crate) fn add(&mut self, reason: String, place: impl FnOnce() -> String) {
         self.reasons.entry(reason).or_insert_with(|| (0, place())).0 += 1;
     }
-    fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.reasons.values().map(|(n, _)| n).sum()
     }
 }
@@ -137,20 +137,7 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
         skipped.add(format!("unreadable: {e}"), || path.display().to_string());
     }
 
-    // Open every input and order them by their first packet: rotated files are one capture.
-    let mut captures = Vec::new();
-    for path in &found.files {
-        match Capture::open(path) {
-            Ok(c) => {
-                let first = c
-                    .records()
-                    .find_map(|r| r.ok().filter(|r| r.has_ts).map(|r| r.ts.0));
-                captures.push((first.unwrap_or(i64::MAX), c));
-            }
-            Err(e) => skipped.add("input could not be opened".into(), || e.to_string()),
-        }
-    }
-    captures.sort_by_key(|(first, _)| *first);
+    let captures = ordered(&found.files, &mut skipped);
     let input_paths: Vec<PathBuf> = found.files.clone();
     // Frame numbers count records in the order split reads them (files by first packet, each
     // in its own order): the time order of a rotated set.
@@ -290,7 +277,7 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
         eprintln!("tracekit split: {selected} packet(s) selected of {input_packets} read");
     }
     report(
-        &captures,
+        captures.len(),
         input_packets,
         rows.len(),
         &skipped,
@@ -305,8 +292,27 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Opens every input and orders them by their first packet (rotated files are one capture):
+/// the order split reads them in. Inputs that cannot be opened are counted in `skipped`.
+pub(crate) fn ordered(files: &[PathBuf], skipped: &mut Skipped) -> Vec<(i64, Capture)> {
+    let mut captures = Vec::new();
+    for path in files {
+        match Capture::open(path) {
+            Ok(c) => {
+                let first = c
+                    .records()
+                    .find_map(|r| r.ok().filter(|r| r.has_ts).map(|r| r.ts.0));
+                captures.push((first.unwrap_or(i64::MAX), c));
+            }
+            Err(e) => skipped.add("input could not be opened".into(), || e.to_string()),
+        }
+    }
+    captures.sort_by_key(|(first, _)| *first);
+    captures
+}
+
 /// The output format: as asked; else the inputs' own when they agree; else pcapng.
-fn output_format(asked: Option<&str>, captures: &[(i64, Capture)]) -> OutputFormat {
+pub(crate) fn output_format(asked: Option<&str>, captures: &[(i64, Capture)]) -> OutputFormat {
     let any_ns = captures.iter().any(|(_, c)| match c.format() {
         Format::Pcap(h) => h.nanos,
         Format::Pcapng => true,
@@ -322,7 +328,10 @@ fn output_format(asked: Option<&str>, captures: &[(i64, Capture)]) -> OutputForm
     }
 }
 
-fn index_rows(keys: &[OutputKey], finished: &[(u32, String, OutputStats)]) -> Vec<IndexRow> {
+pub(crate) fn index_rows(
+    keys: &[OutputKey],
+    finished: &[(u32, String, OutputStats)],
+) -> Vec<IndexRow> {
     finished
         .iter()
         .map(|(out, file, s)| {
@@ -349,7 +358,7 @@ fn index_rows(keys: &[OutputKey], finished: &[(u32, String, OutputStats)]) -> Ve
         .collect()
 }
 
-fn write_index(
+pub(crate) fn write_index(
     path: &Path,
     rows: &[IndexRow],
     input_packets: u64,
@@ -382,8 +391,8 @@ fn write_index(
     Ok(())
 }
 
-fn report(
-    captures: &[(i64, Capture)],
+pub(crate) fn report(
+    inputs: usize,
     packets: u64,
     outputs: usize,
     skipped: &Skipped,
@@ -394,8 +403,7 @@ fn report(
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,
-        "tracekit split: {} input(s), {packets} packets, {outputs} outputs in {}, {} skipped",
-        captures.len(),
+        "tracekit split: {inputs} input(s), {packets} packets, {outputs} outputs in {}, {} skipped",
         dir.display(),
         skipped.total()
     );

@@ -25,7 +25,7 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
-use crate::commands::{anonymize, info};
+use crate::commands::{anonymize, info, split_steps};
 use crate::{Outcome, inputs};
 
 /// The plan's format version: a plan of another version is refused.
@@ -56,6 +56,9 @@ pub struct Plan {
     /// `anonymize`: where each input goes, and the key's fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymize: Option<AnonymizePlan>,
+    /// `split`: the output format, the partitions, what is skipped before reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<split_steps::SplitPlan>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,7 +78,8 @@ pub struct Input {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Stage {
     pub name: String,
-    /// Per task: the range of `inputs` it reads (half-open).
+    /// Per task: the range of `inputs` it reads (half-open; empty for a reduce task, which
+    /// reads what the map tasks sent its partition).
     pub tasks: Vec<(usize, usize)>,
 }
 
@@ -90,6 +94,10 @@ enum Part {
         said: Vec<anonymize::Said>,
         rows: Option<std::collections::BTreeSet<String>>,
     },
+    /// `split`: a map task's counts (its packets' places are in files beside it).
+    SplitMap(split_steps::Mapped),
+    /// `split`: a reduce task's outputs and what it numbered.
+    SplitReduce(split_steps::ReducedPart),
 }
 
 fn tool() -> String {
@@ -110,7 +118,92 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             "step plan: name the command to plan, e.g. `tracekit step plan -o run.json info DIR`"
         );
     };
+    let Decided {
+        found,
+        ordered,
+        anonymize: anonymize_plan,
+        mut split,
+    } = decide(command, args, a.partitions)?;
+    let inputs: Vec<Input> = ordered
+        .as_ref()
+        .unwrap_or(&found.files)
+        .iter()
+        .map(|p| Input {
+            // As the command names it (its messages and summaries show it so): a relative
+            // path is read from the plan's directory.
+            path: p.clone(),
+            size: std::fs::metadata(p).map_or(0, |m| m.len()),
+        })
+        .collect();
+    let shards = shards(&inputs, a.shards);
+    if let Some(sp) = &mut split
+        && sp.partitions == 0
+    {
+        sp.partitions = u32::try_from(shards.len().max(1)).unwrap_or(u32::MAX);
+    }
+    let work = work_dir(&a.output)?;
+    let plan = Plan {
+        plan_version: PLAN_VERSION,
+        tool: tool(),
+        command: command.clone(),
+        args: args.to_vec(),
+        cwd: std::env::current_dir().context("the current directory")?,
+        order: if ordered.is_some() {
+            "by each file's first packet (the order split reads them in)".into()
+        } else {
+            "as given, directories walked in name order (the order the command reads them)".into()
+        },
+        inputs,
+        not_captures: found.not_captures.clone(),
+        unreadable: found
+            .unreadable
+            .iter()
+            .map(|(p, e)| (p.clone(), e.to_string()))
+            .collect(),
+        stages: std::iter::once(Stage {
+            name: "map".into(),
+            tasks: shards,
+        })
+        .chain(split.as_ref().map(|sp| Stage {
+            name: "reduce".into(),
+            tasks: vec![(0, 0); sp.partitions as usize],
+        }))
+        .collect(),
+        work,
+        anonymize: anonymize_plan,
+        split,
+    };
+    let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
+    serde_json::to_writer_pretty(&mut out, &plan)?;
+    writeln!(out)?;
+    out.commit(false)?;
+    eprintln!(
+        "tracekit step plan: {} {} input(s), stages: {}",
+        plan.inputs.len(),
+        plan.command,
+        plan.stages
+            .iter()
+            .map(|s| format!("{} ({} tasks)", s.name, s.tasks.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Outcome::Success)
+}
+
+/// What a plan holds that depends on its command.
+struct Decided {
+    found: inputs::Inputs,
+    /// The inputs in the command's order when it is not `found`'s.
+    ordered: Option<Vec<PathBuf>>,
+    anonymize: Option<AnonymizePlan>,
+    split: Option<split_steps::SplitPlan>,
+}
+
+/// The inputs and the decisions of `command ARGS…`, or why it cannot be distributed.
+fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<Decided> {
     let mut anonymize_plan = None;
+    let mut split_plan = None;
+    let mut ordered = None;
     let found = match parse(command, args)? {
         Command::Info(i) => {
             if i.index.is_some() {
@@ -138,59 +231,23 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             });
             found
         }
+        Command::Split(sa) => {
+            // No --partitions: as many as shards, decided below.
+            let (paths, sp) = split_steps::plan(&sa, partitions)?;
+            ordered = Some(paths);
+            split_plan = Some(sp);
+            inputs::expand(&sa.inputs)
+        }
         _ => bail!(
-            "step plan: {command} cannot be distributed yet (so far: info, anonymize); run it on one machine"
+            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream); run it on one machine"
         ),
     };
-    let inputs: Vec<Input> = found
-        .files
-        .iter()
-        .map(|p| Input {
-            // As the command names it (its messages and summaries show it so): a relative
-            // path is read from the plan's directory.
-            path: p.clone(),
-            size: std::fs::metadata(p).map_or(0, |m| m.len()),
-        })
-        .collect();
-    let shards = shards(&inputs, a.shards);
-    let work = work_dir(&a.output)?;
-    let plan = Plan {
-        plan_version: PLAN_VERSION,
-        tool: tool(),
-        command: command.clone(),
-        args: args.to_vec(),
-        cwd: std::env::current_dir().context("the current directory")?,
-        order: "as given, directories walked in name order (the order the command reads them)"
-            .into(),
-        inputs,
-        not_captures: found.not_captures.clone(),
-        unreadable: found
-            .unreadable
-            .iter()
-            .map(|(p, e)| (p.clone(), e.to_string()))
-            .collect(),
-        stages: vec![Stage {
-            name: "map".into(),
-            tasks: shards,
-        }],
-        work,
+    Ok(Decided {
+        found,
+        ordered,
         anonymize: anonymize_plan,
-    };
-    let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
-    serde_json::to_writer_pretty(&mut out, &plan)?;
-    writeln!(out)?;
-    out.commit(false)?;
-    eprintln!(
-        "tracekit step plan: {} {} input(s), stages: {}",
-        plan.inputs.len(),
-        plan.command,
-        plan.stages
-            .iter()
-            .map(|s| format!("{} ({} tasks)", s.name, s.tasks.len()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(Outcome::Success)
+        split: split_plan,
+    })
 }
 
 fn no_stdin(files: &[PathBuf]) -> anyhow::Result<()> {
@@ -331,6 +388,28 @@ pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
             let private = rows.is_some();
             (Part::Anonymize { said, rows }, private)
         }
+        Command::Split(sa) => {
+            let Some(sp) = &plan.split else {
+                bail!("the plan has no split section");
+            };
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            let part = if stage.name == "map" {
+                Part::SplitMap(split_steps::map(
+                    &sa,
+                    sp,
+                    &paths,
+                    (from, to),
+                    &plan.work,
+                    a.task,
+                )?)
+            } else {
+                let maps = plan.stages[0].tasks.len();
+                Part::SplitReduce(split_steps::reduce(
+                    &sa, sp, &paths, maps, &plan.work, a.task,
+                )?)
+            };
+            (part, false)
+        }
         _ => bail!("the plan's command {} has no tasks", plan.command),
     };
     let mut out = if private {
@@ -345,6 +424,13 @@ pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
 
 pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
     let plan = load(&a.plan)?;
+    let finished = plan.work.join("finished");
+    if finished.exists() {
+        bail!(
+            "{}: this plan was finished already (its outputs were moved into place); plan again to run again",
+            a.plan.display()
+        );
+    }
     let mut missing = Vec::new();
     let mut parts = Vec::new();
     for stage in &plan.stages {
@@ -389,6 +475,25 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
                 rows.extend(r.unwrap_or_default());
             }
             anonymize::report(&an, &plan.unreadable, said, || Ok(rows))
+        }
+        Command::Split(sa) => {
+            let Some(sp) = &plan.split else {
+                bail!("the plan has no split section");
+            };
+            let (mut maps, mut reduces) = (Vec::new(), Vec::new());
+            for p in parts {
+                match p {
+                    Part::SplitMap(m) => maps.push(m),
+                    Part::SplitReduce(r) => reduces.push(r),
+                    _ => bail!("a task's result is not split's"),
+                }
+            }
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            let outcome = split_steps::finish(&sa, sp, &paths, &maps, &reduces, &plan.work)?;
+            // The outputs were moved: a second finish would find nothing to move.
+            std::fs::write(&finished, b"")
+                .with_context(|| format!("writing {}", finished.display()))?;
+            Ok(outcome)
         }
         _ => bail!("the plan's command {} has no finish", plan.command),
     }

@@ -28,14 +28,7 @@ fn set(dir: &Path) -> Vec<PathBuf> {
 
 /// The plan, every task by `xargs -P 2` (in reverse order), the finish: as the docs show it.
 fn by_xargs(plan: &Path, shards: usize, args: &[&str], inputs: &[PathBuf]) -> std::process::Output {
-    succeed(
-        tracekit()
-            .args(["step", "plan", "-o"])
-            .arg(plan)
-            .args(["--shards", &shards.to_string()])
-            .args(args)
-            .args(inputs),
-    );
+    let out = planned_by_xargs(plan, &["--shards", &shards.to_string()], args, inputs);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
     let tasks = v["stages"][0]["tasks"].as_array().unwrap().len();
     let inputs = v["inputs"].as_array().unwrap().len();
@@ -47,15 +40,39 @@ fn by_xargs(plan: &Path, shards: usize, args: &[&str], inputs: &[PathBuf]) -> st
             shards.min(inputs)
         }
     );
-    let list: Vec<String> = (0..tasks).rev().map(|n| n.to_string()).collect();
-    let script = format!(
-        "printf '%s\\n' {} | xargs -P 2 -I{{}} {} step task {} map {{}}",
-        list.join(" "),
-        env!("CARGO_BIN_EXE_tracekit"),
-        plan.display()
+    out
+}
+
+/// `step plan PLAN_ARGS… ARGS… INPUTS…`, each stage's tasks by `xargs -P 2` (in reverse
+/// order), a stage after the one before, then the finish.
+fn planned_by_xargs(
+    plan: &Path,
+    plan_args: &[&str],
+    args: &[&str],
+    inputs: &[PathBuf],
+) -> std::process::Output {
+    succeed(
+        tracekit()
+            .args(["step", "plan", "-o"])
+            .arg(plan)
+            .args(plan_args)
+            .args(args)
+            .args(inputs),
     );
-    let x = run(std::process::Command::new("sh").args(["-c", &script]));
-    assert_eq!(x.status.code(), Some(0), "{}", stderr(&x));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
+    for stage in v["stages"].as_array().unwrap() {
+        let tasks = stage["tasks"].as_array().unwrap().len();
+        let list: Vec<String> = (0..tasks).rev().map(|n| n.to_string()).collect();
+        let script = format!(
+            "printf '%s\\n' {} | xargs -P 2 -I{{}} {} step task {} {} {{}}",
+            list.join(" "),
+            env!("CARGO_BIN_EXE_tracekit"),
+            plan.display(),
+            stage["name"].as_str().unwrap()
+        );
+        let x = run(std::process::Command::new("sh").args(["-c", &script]));
+        assert_eq!(x.status.code(), Some(0), "{}", stderr(&x));
+    }
     run(tracekit().args(["step", "finish"]).arg(plan))
 }
 
@@ -199,6 +216,18 @@ fn commands_without_distributed_steps_are_refused_with_the_reason() {
             "has no distributed reduce step yet",
         ),
         (vec!["info", "-"], "standard input"),
+        (
+            vec!["split", "--by", "host", "-o", "out", hs],
+            "--by host cannot be distributed yet",
+        ),
+        (
+            vec!["split", "--compress", "gzip", "-o", "out", hs],
+            "split --compress cannot be distributed yet",
+        ),
+        (
+            vec!["split", "--filter", "tcp", "-o", "out", hs],
+            "split with a selection",
+        ),
     ] {
         let out = run(tracekit()
             .args(["step", "plan", "-o"])
@@ -363,4 +392,146 @@ fn relative_paths_mean_what_they_mean_where_the_plan_was_made() {
         std::fs::read(dir.path().join("one.csv")).unwrap()
     );
     assert!(!std::path::Path::new("/many.csv").exists());
+}
+
+/// `split ARGS… -o DIR --index DIR.csv INPUTS…` on one machine and by steps (plan with
+/// `plan_args`): the same files with the same bytes, the same index, report and exit status.
+fn split_both_ways(dir: &Path, n: usize, plan_args: &[&str], args: &[&str], inputs: &[PathBuf]) {
+    let (one, many) = (dir.join(format!("one-{n}")), dir.join(format!("many-{n}")));
+    let index = |d: &Path| d.with_extension("csv");
+    let single = run(tracekit()
+        .args(["split", "-q"])
+        .args(args)
+        .arg("-o")
+        .arg(&one)
+        .arg("--index")
+        .arg(index(&one))
+        .args(inputs));
+    let mut with_outputs: Vec<&str> = vec!["split", "-q"];
+    with_outputs.extend(args);
+    let (m, mi) = (
+        many.display().to_string(),
+        index(&many).display().to_string(),
+    );
+    with_outputs.extend(["-o", &m, "--index", &mi]);
+    let stepped = planned_by_xargs(
+        &dir.join(format!("plan-{n}.json")),
+        plan_args,
+        &with_outputs,
+        inputs,
+    );
+    let what = format!("{plan_args:?} {args:?}");
+    assert_eq!(
+        stepped.status.code(),
+        single.status.code(),
+        "{what}: {}",
+        stderr(&stepped)
+    );
+    assert_eq!(
+        stderr(&stepped).replace(&m, "DIR"),
+        stderr(&single).replace(&one.display().to_string(), "DIR"),
+        "{what}"
+    );
+    let (a, b) = (files_of(&one), files_of(&many));
+    assert!(a.len() > 10, "{what}: {} outputs", a.len());
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "{what}"
+    );
+    assert!(a == b, "{what}: same names, other bytes");
+    assert_eq!(
+        std::fs::read(index(&one)).unwrap(),
+        std::fs::read(index(&many)).unwrap(),
+        "{what}"
+    );
+}
+
+#[test]
+fn split_by_stream_in_partitions_equals_split_on_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    // Conversations spanning files, a reused tuple, fragments before their first fragment,
+    // ICMP errors before the conversation they quote, VXLAN (testdata/make_rotated.py).
+    let rotated = vec![testdata("rotated")];
+    let mut n = 0;
+    for args in [
+        &["--by", "stream"][..],
+        &["--by", "stream", "--icmp-with-flow"],
+        &["--by", "stream", "--inner"],
+        &["--by", "stream", "--inner", "--icmp-with-flow", "--vlan"],
+        &["--name", "{n}-{proto}-{id}-{start}", "--format", "pcapng"],
+    ] {
+        for (shards, partitions) in [("1", "1"), ("3", "2"), ("9", "5"), ("4", "11")] {
+            n += 1;
+            split_both_ways(
+                dir.path(),
+                n,
+                &["--shards", shards, "--partitions", partitions],
+                args,
+                &rotated,
+            );
+        }
+    }
+    if !tracekit_testutil::has_corpus() {
+        return;
+    }
+    // Every reader's oddities, damaged files, link types, tunnels, fragments.
+    let corpus = vec![tracekit_testutil::corpus_dir()];
+    for args in [&["--by", "stream"][..], &["--icmp-with-flow", "--inner"]] {
+        for (shards, partitions) in [("5", "3"), ("16", "7")] {
+            n += 1;
+            split_both_ways(
+                dir.path(),
+                n,
+                &["--shards", shards, "--partitions", partitions],
+                args,
+                &corpus,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_split_finishes_once_and_reduces_wait_for_every_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("p.json");
+    let out = dir.path().join("out");
+    succeed(
+        tracekit()
+            .args(["step", "plan", "-o"])
+            .arg(&plan)
+            .args(["--shards", "3", "--partitions", "2", "split", "-o"])
+            .arg(&out)
+            .arg(testdata("rotated")),
+    );
+    let task = |stage: &str, n: &str| {
+        run(tracekit()
+            .args(["step", "task"])
+            .arg(&plan)
+            .args([stage, n]))
+    };
+    assert_eq!(task("map", "0").status.code(), Some(0));
+    let early = task("reduce", "0");
+    assert_eq!(early.status.code(), Some(2));
+    assert!(
+        stderr(&early).contains("map task 1 has not committed"),
+        "{}",
+        stderr(&early)
+    );
+    for n in ["1", "2", "2"] {
+        assert_eq!(task("map", n).status.code(), Some(0));
+    }
+    // A reduce run twice (a retry) leaves one result; the finish uses what was committed.
+    for n in ["0", "1", "1"] {
+        assert_eq!(task("reduce", n).status.code(), Some(0), "{n}");
+    }
+    succeed(tracekit().args(["step", "finish"]).arg(&plan));
+    assert!(files_of(&out).len() > 10);
+    let again = run(tracekit().args(["step", "finish"]).arg(&plan));
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("finished already"),
+        "{}",
+        stderr(&again)
+    );
 }

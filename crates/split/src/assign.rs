@@ -8,13 +8,14 @@
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use tracekit_wire::tcp::flags;
 use tracekit_wire::{FlowKey, IpLayer, Layers, TransportKind, dissect};
 
 use crate::mode::Mode;
 
 /// What an output holds; the index of an output is its position in [`Assigner::outputs`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutputKey {
     Tcp {
         stream: u32,
@@ -76,10 +77,43 @@ pub struct KeyOptions {
     pub vlan: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ConvKey {
-    flow: FlowKey,
-    vlan: u16,
+/// A TCP or UDP conversation's tuple (and VLAN, with `--vlan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConvKey {
+    pub flow: FlowKey,
+    pub vlan: u16,
+}
+
+/// What the assigner numbered while placing one packet, in the order it did (see
+/// [`Assigner::record_numbering`]): what a distributed split needs to give every stream, pair
+/// and output the number a single run gives it (`crate::shuffle`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Numbered {
+    /// A TCP stream: `fresh` when its tuple had none yet (else a new SYN on a reused tuple);
+    /// `quoted` when the packet quoted by an ICMP error numbered it.
+    Tcp {
+        key: ConvKey,
+        stream: u32,
+        fresh: bool,
+        quoted: bool,
+    },
+    /// A TCP conversation numbered from a quoted packet first, now met in a packet's own
+    /// headers (its sequence numbers start to count).
+    TcpOwn {
+        key: ConvKey,
+    },
+    Udp {
+        key: ConvKey,
+        stream: u32,
+    },
+    /// An address-pair output (`id`) for other IP protocols and orphan fragments.
+    Pair {
+        key: (IpAddr, IpAddr, u16),
+        id: u32,
+    },
+    Output {
+        out: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +124,8 @@ struct TcpConv {
     output: Option<u32>,
     /// First sequence number seen in each direction (lo→hi, hi→lo).
     base_seq: [Option<u32>; 2],
+    /// Met in a packet's own headers, not only quoted by ICMP errors.
+    own: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +175,7 @@ impl FragKey {
 }
 
 /// How many following packets are searched for the first fragment of a datagram.
-const LOOKAHEAD_PACKETS: usize = 1024;
+pub(crate) const LOOKAHEAD_PACKETS: usize = 1024;
 
 /// Fragments whose first fragment was seen this long ago are forgotten (Linux's ipfrag_time).
 const FRAGMENT_TIMEOUT_NS: i64 = 30_000_000_000;
@@ -171,6 +207,8 @@ pub struct Assigner {
     next_pair: u32,
     /// Non-first fragments whose first fragment was never seen (they go per address pair).
     pub unmatched_fragments: u64,
+    /// What was numbered since the last [`Assigner::take_numbered`], when recorded.
+    numbered: Option<Vec<Numbered>>,
 }
 
 impl Assigner {
@@ -198,6 +236,27 @@ impl Assigner {
             next_udp: 0,
             next_pair: 0,
             unmatched_fragments: 0,
+            numbered: None,
+        }
+    }
+
+    /// From now on, keep a log of what is numbered (streams, pairs, outputs), in order, for
+    /// [`Assigner::take_numbered`].
+    pub fn record_numbering(&mut self) {
+        self.numbered.get_or_insert_with(Vec::new);
+    }
+
+    /// What was numbered since the last call (empty unless recording).
+    pub fn take_numbered(&mut self) -> Vec<Numbered> {
+        self.numbered
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn log(&mut self, n: Numbered) {
+        if let Some(log) = &mut self.numbered {
+            log.push(n);
         }
     }
 
@@ -209,7 +268,9 @@ impl Assigner {
 
     fn new_output(&mut self, key: OutputKey) -> u32 {
         self.outputs.push(key);
-        (self.outputs.len() - 1) as u32
+        let out = (self.outputs.len() - 1) as u32;
+        self.log(Numbered::Output { out });
+        out
     }
 
     /// The output(s) for one packet. `encoded_len` is what the packet adds to an output file
@@ -323,7 +384,12 @@ impl Assigner {
             return;
         };
         let key = FragKey::of(ip, data, frag.ident);
-        if self.frags.contains_key(&key) || self.orphans.contains_key(&key) {
+        let known = self
+            .frags
+            .get(&key)
+            .is_some_and(|&(_, seen)| fresh(seen, now))
+            || self.orphans.get(&key).is_some_and(|&seen| fresh(seen, now));
+        if known {
             return;
         }
         let inner = self.opts.inner;
@@ -363,10 +429,14 @@ impl Assigner {
             layers.outer_ip()
         };
         let Some(ip) = ip.copied() else {
-            let o = *self.non_ip.get_or_insert_with(|| {
-                self.outputs.push(OutputKey::NonIp);
-                (self.outputs.len() - 1) as u32
-            });
+            let o = match self.non_ip {
+                Some(o) => o,
+                None => {
+                    let o = self.new_output(OutputKey::NonIp);
+                    self.non_ip = Some(o);
+                    o
+                }
+            };
             return Targets::one(o);
         };
         let vlan = if self.opts.vlan && layers.vlan_count > 0 {
@@ -410,19 +480,22 @@ impl Assigner {
             OutputKey::HostPair { lo, hi }
         } else {
             self.next_pair += 1;
-            OutputKey::IpPair {
-                id: self.next_pair - 1,
-                lo,
-                hi,
-            }
+            let id = self.next_pair - 1;
+            self.log(Numbered::Pair {
+                key: (lo, hi, vlan),
+                id,
+            });
+            OutputKey::IpPair { id, lo, hi }
         };
         let o = self.new_output(key);
         self.pairs.insert((lo, hi, vlan), o);
         o
     }
 
-    /// Where a fragment goes when it carries no transport header of its own.
-    fn fragment(&mut self, ip: &IpLayer, data: &[u8]) -> Fragment {
+    /// Where a fragment goes when it carries no transport header of its own. A first fragment
+    /// seen [`FRAGMENT_TIMEOUT_NS`] or more before counts as never seen, whenever the table
+    /// was last purged (so the answer depends on the datagram alone, not on other traffic).
+    fn fragment(&mut self, ip: &IpLayer, data: &[u8], ts: i64) -> Fragment {
         let Some(frag) = ip.fragment.filter(|f| f.offset != 0) else {
             return Fragment::WholeOrFirst;
         };
@@ -430,8 +503,8 @@ impl Assigner {
         // Kept after the last fragment: duplicated and retransmitted fragments still follow
         // (entries expire with time, and a new first fragment with the same ID replaces them).
         match self.frags.get(&key) {
-            Some(&(o, _)) => Fragment::Follows(o),
-            None => {
+            Some(&(o, seen)) if fresh(seen, ts) => Fragment::Follows(o),
+            _ => {
                 self.unmatched_fragments += 1;
                 Fragment::Orphan
             }
@@ -480,7 +553,7 @@ impl Assigner {
             .quoted
             .and_then(|q| self.conversation(&q, data, vlan, true));
 
-        match self.fragment(ip, data) {
+        match self.fragment(ip, data, ts) {
             Fragment::Follows(o) => return Targets::one(o),
             Fragment::Orphan => {
                 let (lo, hi) = ordered(ip.src(data), ip.dst(data));
@@ -521,13 +594,15 @@ impl Assigner {
             TransportKind::Udp => {
                 if !self.udp.contains_key(&key) {
                     self.next_udp += 1;
+                    let stream = self.next_udp - 1;
                     self.udp.insert(
                         key,
                         UdpConv {
-                            stream: self.next_udp - 1,
+                            stream,
                             output: None,
                         },
                     );
+                    self.log(Numbered::Udp { key, stream });
                 }
                 Some(ConvRef { tcp: false, key })
             }
@@ -547,7 +622,15 @@ impl Assigner {
                     )
                 });
                 let dir = usize::from(!forward);
+                let mut fresh = true;
                 if let Some(conv) = self.tcp.get_mut(&key) {
+                    fresh = false;
+                    let first_own = !quoted && !conv.own;
+                    conv.own |= !quoted;
+                    if first_own {
+                        self.log(Numbered::TcpOwn { key });
+                    }
+                    let conv = self.tcp.get_mut(&key).expect("found above");
                     let Some((seq, fl)) = seq_flags else {
                         return Some(ConvRef { tcp: true, key });
                     };
@@ -562,16 +645,24 @@ impl Assigner {
                     }
                 }
                 self.next_tcp += 1;
+                let stream = self.next_tcp - 1;
                 let mut base_seq = [None, None];
                 base_seq[dir] = seq_flags.map(|(s, _)| s);
                 self.tcp.insert(
                     key,
                     TcpConv {
-                        stream: self.next_tcp - 1,
+                        stream,
                         output: None,
                         base_seq,
+                        own: !quoted,
                     },
                 );
+                self.log(Numbered::Tcp {
+                    key,
+                    stream,
+                    fresh,
+                    quoted,
+                });
                 Some(ConvRef { tcp: true, key })
             }
             _ => None,
@@ -606,7 +697,7 @@ impl Assigner {
     }
 
     fn port(&mut self, ip: &IpLayer, data: &[u8], vlan: u16, ts: i64) -> Targets {
-        if let Fragment::Follows(o) = self.fragment(ip, data) {
+        if let Fragment::Follows(o) = self.fragment(ip, data, ts) {
             return Targets::one(o);
         }
         let ports = ip.transport.and_then(|t| t.ports(data));
@@ -654,6 +745,11 @@ impl Assigner {
         self.remember_first_fragment(ip, data, o, ts);
         Targets::one(o)
     }
+}
+
+/// Whether something seen at `seen` still counts at `now` (less than the fragment timeout ago).
+fn fresh(seen: i64, now: i64) -> bool {
+    now.saturating_sub(seen) < FRAGMENT_TIMEOUT_NS
 }
 
 fn ordered(a: IpAddr, b: IpAddr) -> (IpAddr, IpAddr) {

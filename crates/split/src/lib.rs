@@ -6,3 +6,4 @@ pub mod assign;
 pub mod flows;
 pub mod mode;
 pub mod outputs;
+pub mod shuffle;

@@ -24,7 +24,7 @@ use tracekit_capture::writer::{WriteError, encode};
 use tracekit_capture::{Interface, LinkType, Record, Timestamp};
 
 /// The container of the outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputFormat {
     /// Classic pcap, one link type per file; nanosecond timestamps when `nanos`.
     Pcap { nanos: bool },
@@ -70,7 +70,7 @@ pub enum RecordError {
 }
 
 /// What was written to one output.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct OutputStats {
     pub packets: u64,
     /// Captured packet bytes (not counting headers).
@@ -747,6 +747,104 @@ impl Compressed {
             Compressed::Gzip(e) => e.finish().map(drop),
             Compressed::Zstd(e) => e.finish().map(drop),
         }
+    }
+}
+
+/// The file name an output with this stem gets once written, as [`OutputSet::finish`] names it
+/// (for outputs written elsewhere and placed with [`place`]).
+#[must_use]
+pub fn file_name(
+    stem: &str,
+    format: OutputFormat,
+    compression: Compression,
+    stats: &OutputStats,
+) -> String {
+    with_times(
+        &format!(
+            "{}.{}{}",
+            stem_safe(stem),
+            format.extension(),
+            compression.suffix()
+        ),
+        stats,
+    )
+}
+
+/// Moves finished files (where each is, the name it gets) into `dir` as [`OutputSet::finish`]
+/// moves its outputs: into a new or empty `dir` by one rename of a staging directory, else one
+/// by one, never over an input. Two files with one name are refused before anything moves.
+pub fn place(
+    dir: &Path,
+    files: &[(PathBuf, String)],
+    inputs: &[PathBuf],
+) -> Result<(), OutputError> {
+    let io = |path: &Path, source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut names: Vec<&str> = files.iter().map(|(_, n)| n.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(OutputError::SameName {
+            name: w[0].to_string(),
+        });
+    }
+    let fresh = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => return Err(io(dir, e)),
+    };
+    let mut files: Vec<(PathBuf, String)> = files.to_vec();
+    let mut staged = None;
+    if fresh {
+        let name = dir
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        let staging = parent.join(format!(".{name}.tracekit-split-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        }
+        std::fs::create_dir(&staging).map_err(|e| io(&staging, e))?;
+        for (from, name) in &mut files {
+            let to = staging.join(&*name);
+            move_file(from, &to).map_err(|e| io(&to, e))?;
+            *from = to;
+        }
+        if std::fs::rename(&staging, dir).is_ok() {
+            return Ok(());
+        }
+        // Something appeared in the target meanwhile: move the files one by one.
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        staged = Some(staging);
+    }
+    let forbidden = input_names_in(dir, inputs);
+    for (from, name) in &files {
+        let target = dir.join(name);
+        if forbidden.iter().any(|f| f == name) {
+            return Err(OutputError::WouldOverwriteInput { path: target });
+        }
+        move_file(from, &target).map_err(|e| io(&target, e))?;
+    }
+    if let Some(staging) = staged {
+        let _ = std::fs::remove_dir(staging);
+    }
+    Ok(())
+}
+
+/// A rename, or a copy and a removal across file systems.
+fn move_file(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            std::fs::copy(from, to)?;
+            std::fs::remove_file(from)
+        }
+        Err(e) => Err(e),
     }
 }
 

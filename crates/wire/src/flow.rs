@@ -4,7 +4,9 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// An address and port (port 0 for protocols without ports).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Endpoint {
     pub addr: IpAddr,
     pub port: u16,
@@ -34,7 +36,9 @@ impl fmt::Display for Endpoint {
 }
 
 /// (protocol, lower endpoint, upper endpoint): the same for both directions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct FlowKey {
     pub protocol: u8,
     pub lo: Endpoint,
