@@ -173,10 +173,10 @@ def traffic():
     events.append((2_000 * ms, icmp_unreachable(router, ip4("192.0.2.81"), early_tcp)))
     events += connection(rng, 12_000 * ms, ip4("192.0.2.81"), ip4("198.51.100.2"), 36000, 443, 555, 2)
     # VXLAN: one outer conversation carrying three inner connections, and three of their own.
-    inner = lambda f: eth(MAC_A, MAC_B, 0x0800, f[14:])  # noqa: E731
+    inner = lambda f: eth(MAC_A, MAC_B, 0x0800, f[14:])
     for k in range(6):
         sport = 49152 if k < 3 else 49200 + k
-        wrap = lambda f, sport=sport: vxlan(sport, inner(f))  # noqa: E731
+        wrap = lambda f, sport=sport: vxlan(sport, inner(f))
         events += connection(rng, rng.randint(0, 18_000) * ms, ip4(f"192.0.2.{100 + k}"),
                              ip4("198.51.100.100"), 42000 + k, 443, rng.getrandbits(32), 2, wrap)
     for k in range(8):
