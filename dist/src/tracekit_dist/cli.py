@@ -48,7 +48,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="tracekit-dist",
         description=(
             "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
-            "machine (commands so far: info, anonymize)."
+            "machine (commands so far: info, anonymize, split --by stream)."
         ),
     )
     parser.add_argument(
@@ -69,6 +69,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         f"{SHARDS_PER_CPU} per CPU of the cluster, at most one per input)",
     )
     parser.add_argument(
+        "--partitions",
+        type=int,
+        default=0,
+        help="reduce tasks of a shuffle (split --by stream), each the conversations of some "
+        "address pairs (default: as many as shards)",
+    )
+    parser.add_argument(
         "--state",
         type=Path,
         default=Path(".tracekit-dist"),
@@ -80,9 +87,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def plan_path(state: Path, command: str, args: list[str], shards: int) -> Path:
+def plan_path(state: Path, command: str, args: list[str], shards: int, partitions: int) -> Path:
     """The plan of one command line, run from this directory: the same path every time."""
-    key = json.dumps([os.getcwd(), command, args, shards]).encode()
+    key = json.dumps([os.getcwd(), command, args, shards, partitions]).encode()
     return state / f"{command}-{hashlib.sha256(key).hexdigest()[:16]}.plan.json"
 
 
@@ -90,12 +97,15 @@ def without_work(plan: dict) -> dict:
     return {k: v for k, v in plan.items() if k != "work"}
 
 
-def make_plan(binary: str, path: Path, command: str, args: list[str], shards: int) -> dict:
+def make_plan(
+    binary: str, path: Path, command: str, args: list[str], shards: int, partitions: int
+) -> dict:
     """Plans the run; keeps the plan there (and what its tasks committed) when it is the same
     plan, so a run interrupted earlier resumes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = path.with_name(path.name + ".new")
-    step = [binary, "step", "plan", "-o", str(fresh), "--shards", str(shards), command, *args]
+    step = [binary, "step", "plan", "-o", str(fresh), "--shards", str(shards)]
+    step += ["--partitions", str(partitions), command, *args]
     done = subprocess.run(step, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
@@ -148,7 +158,9 @@ def run_stages(binary: str, path: Path, plan: dict, quiet: bool) -> list[Failure
         done = failed = 0
         done_bytes = 0
         nodes: set[str] = set()
-        total_bytes = sum(i["size"] for i in inputs)
+        # A map task reads a range of the inputs; a reduce task (an empty range) the packets
+        # the map tasks sent its partition, from every input.
+        total_bytes = sum(i["size"] for lo, hi in tasks for i in inputs[lo:hi])
         started = time.monotonic()
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -161,20 +173,20 @@ def run_stages(binary: str, path: Path, plan: dict, quiet: bool) -> list[Failure
                     done_bytes += sum(i["size"] for i in inputs[lo:hi])
                 except Exception as e:  # a task's failure after its retries, reported below
                     failed += 1
-                    failures.append(
-                        Failure(name, n, [i["path"] for i in inputs[lo:hi]], last_line(e))
-                    )
+                    names = [i["path"] for i in inputs[lo:hi]] or [f"partition {n}"]
+                    failures.append(Failure(name, n, names, last_line(e)))
             if live:
                 sys.stderr.write(
-                    f"\rtracekit-dist: {name}: {done}/{len(tasks)} tasks done, {failed} failed, "
-                    f"{human(done_bytes)} of {human(total_bytes)}"
+                    f"\rtracekit-dist: {name}: {done}/{len(tasks)} tasks done, {failed} failed"
+                    + (f", {human(done_bytes)} of {human(total_bytes)}" if total_bytes else "")
                 )
         if live:
             sys.stderr.write("\n")
         if not quiet:
+            read = f"{human(done_bytes)} " if total_bytes else ""
             sys.stderr.write(
                 f"tracekit-dist: {name}: {done} task(s) done on {len(nodes)} node(s), "
-                f"{failed} failed, {human(done_bytes)} in {time.monotonic() - started:.1f} s\n"
+                f"{failed} failed, {read}in {time.monotonic() - started:.1f} s\n"
             )
         if failed:
             break
@@ -195,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(address=a.address or "local", logging_level="ERROR", log_to_driver=False)
     joined = time.monotonic()
     shards = a.shards or SHARDS_PER_CPU * max(1, int(ray.cluster_resources().get("CPU", 1)))
-    path = plan_path(a.state.resolve(), a.command, a.args, shards)
+    path = plan_path(a.state.resolve(), a.command, a.args, shards, a.partitions)
     try:
-        plan = make_plan(binary, path, a.command, a.args, shards)
+        plan = make_plan(binary, path, a.command, a.args, shards, a.partitions)
     except SystemExit:
         ray.shutdown()
         raise
@@ -226,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     code = subprocess.run([binary, "step", "finish", str(path)]).returncode
     if not a.quiet:
         sys.stderr.write(f"tracekit-dist: finish {time.monotonic() - finishing:.1f} s\n")
+    work = Path(str(path) + ".d")
+    if (work / "finished").exists():
+        # The finish moved the results into place (split): nothing is left to resume.
+        shutil.rmtree(work, ignore_errors=True)
+        path.unlink(missing_ok=True)
     return code
 
 
