@@ -89,13 +89,9 @@ pub struct Mapped {
     pub not_exact: Option<String>,
 }
 
-/// Where map task `n` keeps what it sends to each partition.
-fn parts_dir(work: &Path, n: usize) -> PathBuf {
+/// Where map task `n` keeps what it sends the partitions.
+fn parts_file(work: &Path, n: usize) -> PathBuf {
     work.join(format!("map-{n:06}.parts"))
-}
-
-fn part_file(dir: &Path, p: u32) -> PathBuf {
-    dir.join(format!("p-{p:06}.bin"))
 }
 
 /// Map task `n`: inputs `from..to` (of `paths`, the run's order) read, each packet's place
@@ -160,29 +156,14 @@ pub fn map(
         mapped.problems += records.problems().1;
     }
     // Written under a name of this attempt's, then renamed: a repeated task writes the same.
-    let dir = parts_dir(work, n);
-    let tmp = work.join(format!(
-        ".map-{n:06}.parts.{}-{}",
-        std::process::id(),
-        nanos()
-    ));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    for (p, located) in parts.iter().enumerate() {
-        let path = part_file(&tmp, p as u32);
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        shuffle::write_positions(&mut f, located)
-            .and_then(|()| std::io::Write::flush(&mut f))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if std::fs::rename(&tmp, &dir).is_err() {
-        // Another attempt got there first, with the same contents.
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !dir.is_dir() {
-            bail!("could not commit {}", dir.display());
-        }
-    }
+    let target = parts_file(work, n);
+    let mut out = tracekit_capture::output::AtomicFile::create(&target, &[])?;
+    let mut w = std::io::BufWriter::new(&mut out);
+    shuffle::write_parts(&mut w, &parts)
+        .and_then(|()| std::io::Write::flush(&mut w))
+        .with_context(|| format!("writing {}", target.display()))?;
+    drop(w);
+    out.commit(false)?;
     Ok(mapped)
 }
 
@@ -217,8 +198,7 @@ pub fn reduce(
             bail!("map task {m} has not committed: run the map stage first");
         }
         located.extend(
-            shuffle::read_positions(&part_file(&parts_dir(work, m), p as u32))
-                .map_err(anyhow::Error::msg)?,
+            shuffle::read_part(&parts_file(work, m), p as u32).map_err(anyhow::Error::msg)?,
         );
     }
     // A directory of this attempt's own: a repeated task never writes into another's.

@@ -6,7 +6,8 @@
 //!   conversation (stream numbers, a reused tuple's new SYN, the first fragment of a datagram
 //!   and its later fragments, the ICMP errors `--icmp-with-flow` puts with their flow) is keyed
 //!   by one address pair, so each conversation's packets all reach one partition. What moves
-//!   is the packet's place (file, record, byte offset: 20 bytes), never its bytes.
+//!   is the packet's place (file, record, byte offset: 20 bytes), never its bytes, in one
+//!   file per map task ([`write_parts`]).
 //! - **Reduce** (one task per partition): [`reduce`] reads the partition's packets from the
 //!   inputs in the single run's order and runs the unchanged assigner and output writer over
 //!   them, logging what it numbers and where ([`Numbered`]).
@@ -118,44 +119,79 @@ pub fn pair_partition(a: IpAddr, b: IpAddr, partitions: u32) -> u32 {
     (h % u64::from(partitions.max(1))) as u32
 }
 
-const POSITIONS_MAGIC: &[u8; 8] = b"TKPOS\x001\x00";
+const PARTS_MAGIC: &[u8; 8] = b"TKPARTS1";
 
-/// Writes a map task's packets for one partition: a magic, a count, then (file u32, record
-/// u64, offset u64) little-endian per packet.
-pub fn write_positions(out: &mut impl Write, located: &[Located]) -> std::io::Result<()> {
-    out.write_all(POSITIONS_MAGIC)?;
-    out.write_all(&(located.len() as u64).to_le_bytes())?;
-    let mut buf = Vec::with_capacity(located.len() * 20);
-    for l in located {
+/// Bytes of one packet's place in a parts file.
+const LOCATED_LEN: usize = 20;
+
+/// Writes what a map task sends every partition, as one file: a magic, the partition count
+/// P (u64), P + 1 byte offsets (u64) where each partition's list starts (the last: the file's
+/// length), then the lists, (file u32, record u64, offset u64) per packet, all little-endian.
+/// One file per map task, whatever the partition count, and a reduce task reads only its
+/// list.
+pub fn write_parts(out: &mut impl Write, parts: &[Vec<Located>]) -> std::io::Result<()> {
+    let head = 16 + 8 * (parts.len() as u64 + 1);
+    out.write_all(PARTS_MAGIC)?;
+    out.write_all(&(parts.len() as u64).to_le_bytes())?;
+    let mut at = head;
+    out.write_all(&at.to_le_bytes())?;
+    for part in parts {
+        at += (part.len() * LOCATED_LEN) as u64;
+        out.write_all(&at.to_le_bytes())?;
+    }
+    let mut buf = Vec::with_capacity(1 << 16);
+    for l in parts.iter().flatten() {
         buf.extend_from_slice(&l.file.to_le_bytes());
         buf.extend_from_slice(&l.record.to_le_bytes());
         buf.extend_from_slice(&l.offset.to_le_bytes());
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
     }
     out.write_all(&buf)
 }
 
-/// Reads what [`write_positions`] wrote; a file of another kind or length is an error.
-pub fn read_positions(path: &Path) -> Result<Vec<Located>, String> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let damaged = || {
-        format!(
-            "{}: not a complete list of packet positions",
-            path.display()
-        )
-    };
-    if bytes.len() < 16 || &bytes[..8] != POSITIONS_MAGIC {
+/// Reads partition `p`'s list from a file [`write_parts`] wrote; a file of another kind or
+/// length is an error.
+pub fn read_part(path: &Path, p: u32) -> Result<Vec<Located>, String> {
+    use std::io::{Seek, SeekFrom};
+    let damaged = || format!("{}: not a complete map task's parts file", path.display());
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut head = [0u8; 16];
+    f.read_exact(&mut head).map_err(|_| damaged())?;
+    if &head[..8] != PARTS_MAGIC {
         return Err(damaged());
     }
-    let count = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let body = &bytes[16..];
-    if Some(body.len() as u64) != count.checked_mul(20) {
+    let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+    // The count is checked against the file before it is used (garbage must not overflow).
+    let table_end = count
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(8))
+        .and_then(|n| n.checked_add(16));
+    if u64::from(p) >= count || table_end.is_none_or(|end| end > len) {
         return Err(damaged());
     }
+    let mut offsets = [0u8; 16];
+    f.seek(SeekFrom::Start(16 + 8 * u64::from(p))).map_err(io)?;
+    f.read_exact(&mut offsets).map_err(|_| damaged())?;
+    let (from, to) = (
+        u64::from_le_bytes(offsets[..8].try_into().expect("8 bytes")),
+        u64::from_le_bytes(offsets[8..].try_into().expect("8 bytes")),
+    );
+    let mut last = [0u8; 8];
+    f.seek(SeekFrom::Start(16 + 8 * count)).map_err(io)?;
+    f.read_exact(&mut last).map_err(|_| damaged())?;
+    if u64::from_le_bytes(last) != len || from > to || to > len || (to - from) % 20 != 0 {
+        return Err(damaged());
+    }
+    let mut body = vec![0u8; usize::try_from(to - from).map_err(|_| damaged())?];
+    f.seek(SeekFrom::Start(from)).map_err(io)?;
+    f.read_exact(&mut body).map_err(|_| damaged())?;
     Ok(body
-        .chunks_exact(20)
+        .chunks_exact(LOCATED_LEN)
         .map(|c| Located {
             file: u32::from_le_bytes(c[0..4].try_into().expect("4 bytes")),
             record: u64::from_le_bytes(c[4..12].try_into().expect("8 bytes")),
@@ -676,27 +712,31 @@ mod tests {
     }
 
     #[test]
-    fn positions_are_read_back_as_written_and_a_cut_file_is_refused() {
+    fn parts_are_read_back_as_written_and_a_cut_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.bin");
-        let located: Vec<Located> = (0..5)
-            .map(|i| Located {
-                file: i,
-                record: u64::from(i) * 3,
-                offset: 24 + u64::from(i) * 100,
-            })
-            .collect();
+        let path = dir.path().join("map.parts");
+        let located = |n: u32| -> Vec<Located> {
+            (0..n)
+                .map(|i| Located {
+                    file: i,
+                    record: u64::from(i) * 3,
+                    offset: 24 + u64::from(i) * 100,
+                })
+                .collect()
+        };
+        let parts = vec![located(5), Vec::new(), located(2)];
         let mut bytes = Vec::new();
-        write_positions(&mut bytes, &located).unwrap();
+        write_parts(&mut bytes, &parts).unwrap();
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(read_positions(&path).unwrap(), located);
+        for (p, part) in parts.iter().enumerate() {
+            assert_eq!(&read_part(&path, p as u32).unwrap(), part);
+        }
+        assert!(read_part(&path, 3).is_err(), "no such partition");
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(
-            read_positions(&path)
-                .unwrap_err()
-                .contains("not a complete list")
-        );
-        std::fs::write(&path, b"TKPOS\x002\x00\0\0\0\0\0\0\0\0").unwrap();
-        assert!(read_positions(&path).is_err(), "another version");
+        assert!(read_part(&path, 0).unwrap_err().contains("not a complete"));
+        let mut other = bytes.clone();
+        other[7] = b'2';
+        std::fs::write(&path, &other).unwrap();
+        assert!(read_part(&path, 0).is_err(), "another version");
     }
 }
