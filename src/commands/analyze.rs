@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracekit_analyze::batch::{self, Reason, Sketch};
 use tracekit_analyze::reading::display_name;
 use tracekit_analyze::trace::Conn;
@@ -153,7 +153,7 @@ fn sides(args: &AnalyzeArgs) -> anyhow::Result<(&[PathBuf], &[PathBuf])> {
 
 /// The selection, applied to each side on its own clock; frames are refused (they would
 /// name frames of which side?).
-fn selection(args: &AnalyzeArgs) -> anyhow::Result<Option<Spec>> {
+pub(crate) fn selection(args: &AnalyzeArgs) -> anyhow::Result<Option<Spec>> {
     if args.select.frames.is_some() {
         bail!(
             "--frames names frames of one capture; analyze reads two (narrow with --after/--before, --filter, --conn or --port)"
@@ -237,12 +237,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
 }
 
 /// One row of the batch summary.
-#[derive(Debug, Serialize)]
-struct SummaryRow {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SummaryRow {
     a: String,
     b: String,
     /// `content`: by the signatures both files hold (see `tracekit_analyze::batch`).
-    paired_by: &'static str,
+    paired_by: String,
     /// Signatures found in both files.
     shared_signatures: usize,
     /// Nanoseconds to add to b's times to put them on a's clock, as the pair's analysis found
@@ -258,10 +258,10 @@ struct SummaryRow {
 }
 
 /// A file left without a partner, in the summary.
-#[derive(Debug, Serialize)]
-struct UnpairedRow {
-    file: String,
-    reason: String,
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct UnpairedRow {
+    pub(crate) file: String,
+    pub(crate) reason: String,
 }
 
 /// A directory's captures, opened and sketched (in parallel); those that could not be opened
@@ -310,6 +310,35 @@ fn batch(
     let mut unpaired = Vec::new();
     let files_a = sketched(dir_a, &mut unpaired)?;
     let files_b = sketched(dir_b, &mut unpaired)?;
+    let pairs = pairing(&files_a, &files_b, &mut unpaired);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let bar = progress::items(pairs.len() as u64, "pairs", args.quiet);
+    let rows: Vec<SummaryRow> = pairs
+        .par_iter()
+        .map(|p| {
+            let row = batch_one(
+                &files_a[p.a].0,
+                &files_b[p.b].0,
+                p.shared,
+                out,
+                args,
+                select,
+            );
+            bar.inc(1);
+            row
+        })
+        .collect();
+    bar.finish_and_clear();
+    batch_end(out, &rows, &unpaired)
+}
+
+/// The pairs of a batch, and (in `unpaired`, sorted by file) the files left without a partner
+/// with the reason.
+pub(crate) fn pairing(
+    files_a: &[(PathBuf, Sketch)],
+    files_b: &[(PathBuf, Sketch)],
+    unpaired: &mut Vec<UnpairedRow>,
+) -> Vec<batch::Paired> {
     let (sa, sb): (Vec<&Sketch>, Vec<&Sketch>) = (
         files_a.iter().map(|(_, s)| s).collect(),
         files_b.iter().map(|(_, s)| s).collect(),
@@ -317,9 +346,9 @@ fn batch(
     let (pairs, left) = batch::pair(&sa, &sb);
     for u in left {
         let (files, other) = if u.side == "a" {
-            (&files_a, &files_b)
+            (files_a, files_b)
         } else {
-            (&files_b, &files_a)
+            (files_b, files_a)
         };
         let (path, sketch) = &files[u.file];
         let reason = match u.reason {
@@ -342,26 +371,17 @@ fn batch(
         });
     }
     unpaired.sort_by(|x, y| x.file.cmp(&y.file));
-    drop((sa, sb));
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let bar = progress::items(pairs.len() as u64, "pairs", args.quiet);
-    let rows: Vec<SummaryRow> = pairs
-        .par_iter()
-        .map(|p| {
-            let row = batch_one(
-                &files_a[p.a].0,
-                &files_b[p.b].0,
-                p.shared,
-                out,
-                args,
-                select,
-            );
-            bar.inc(1);
-            row
-        })
-        .collect();
-    bar.finish_and_clear();
-    let csv_path = write_summary(out, &rows, &unpaired)?;
+    pairs
+}
+
+/// The end of a batch: the summary written, the count printed, the files without a partner
+/// named.
+pub(crate) fn batch_end(
+    out: &Path,
+    rows: &[SummaryRow],
+    unpaired: &[UnpairedRow],
+) -> anyhow::Result<Outcome> {
+    let csv_path = write_summary(out, rows, unpaired)?;
     let failed_pairs = rows.iter().filter(|r| !r.error.is_empty()).count();
     println!(
         "{} pair(s) analyzed, {} with failed connections, {failed_pairs} could not be read, {} file(s) without a partner; summary in {}",
@@ -370,7 +390,7 @@ fn batch(
         unpaired.len(),
         csv_path.display()
     );
-    for u in &unpaired {
+    for u in unpaired {
         eprintln!("tracekit analyze: {}: no partner: {}", u.file, u.reason);
     }
     Ok(if failed_pairs > 0 || !unpaired.is_empty() {
@@ -438,7 +458,7 @@ fn write_summary(
     Ok(csv_path)
 }
 
-fn batch_one(
+pub(crate) fn batch_one(
     a: &Path,
     b: &Path,
     shared: usize,
@@ -450,7 +470,7 @@ fn batch_one(
     let mut row = SummaryRow {
         a: a.display().to_string(),
         b: b.display().to_string(),
-        paired_by: "content",
+        paired_by: "content".into(),
         shared_signatures: shared,
         clock_offset_ns: None,
         report: String::new(),

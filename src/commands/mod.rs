@@ -1,4 +1,5 @@
 pub mod analyze;
+pub mod analyze_steps;
 pub mod anonymize;
 pub mod docs;
 pub mod extract;

@@ -25,7 +25,7 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
-use crate::commands::{anonymize, info, split_steps};
+use crate::commands::{analyze_steps, anonymize, info, split_steps};
 use crate::{Outcome, inputs};
 
 /// The plan's format version: a plan of another version is refused.
@@ -59,6 +59,9 @@ pub struct Plan {
     /// `split`: the output format, the partitions, what is skipped before reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<split_steps::SplitPlan>,
+    /// `analyze --batch`: where DIR_B's files start among the inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyze_batch: Option<analyze_steps::BatchPlan>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,6 +101,10 @@ enum Part {
     SplitMap(split_steps::Mapped),
     /// `split`: a reduce task's outputs and what it numbered.
     SplitReduce(split_steps::ReducedPart),
+    /// `analyze --batch`: a sketch task's sketches (or why a file did not open).
+    AnalyzeSketch(Vec<Result<tracekit_analyze::batch::Sketch, String>>),
+    /// `analyze --batch`: a pairs task's summary rows (its reports are in the output).
+    AnalyzePairs(Vec<crate::commands::analyze::SummaryRow>),
 }
 
 fn tool() -> String {
@@ -123,6 +130,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         ordered,
         anonymize: anonymize_plan,
         mut split,
+        analyze_batch,
     } = decide(command, args, a.partitions)?;
     let inputs: Vec<Input> = ordered
         .as_ref()
@@ -161,17 +169,28 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             .map(|(p, e)| (p.clone(), e.to_string()))
             .collect(),
         stages: std::iter::once(Stage {
-            name: "map".into(),
-            tasks: shards,
+            name: if analyze_batch.is_some() {
+                "sketch"
+            } else {
+                "map"
+            }
+            .into(),
+            tasks: shards.clone(),
         })
         .chain(split.as_ref().map(|sp| Stage {
             name: "reduce".into(),
             tasks: vec![(0, 0); sp.partitions as usize],
         }))
+        .chain(analyze_batch.as_ref().map(|_| Stage {
+            // As many as the sketch tasks, each a share of the pairs.
+            name: "pairs".into(),
+            tasks: vec![(0, 0); shards.len()],
+        }))
         .collect(),
         work,
         anonymize: anonymize_plan,
         split,
+        analyze_batch,
     };
     let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
     serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -197,14 +216,21 @@ struct Decided {
     ordered: Option<Vec<PathBuf>>,
     anonymize: Option<AnonymizePlan>,
     split: Option<split_steps::SplitPlan>,
+    analyze_batch: Option<analyze_steps::BatchPlan>,
 }
 
 /// The inputs and the decisions of `command ARGS…`, or why it cannot be distributed.
 fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<Decided> {
     let mut anonymize_plan = None;
     let mut split_plan = None;
+    let mut batch_plan = None;
     let mut ordered = None;
     let found = match parse(command, args)? {
+        Command::Analyze(an) => {
+            let (found, bp) = analyze_steps::plan(&an)?;
+            batch_plan = Some(bp);
+            found
+        }
         Command::Info(i) => {
             if i.index.is_some() {
                 bail!("step plan: info --index reads no capture; run it on one machine");
@@ -239,7 +265,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
             inputs::expand(&sa.inputs)
         }
         _ => bail!(
-            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream); run it on one machine"
+            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, analyze --batch); run it on one machine"
         ),
     };
     Ok(Decided {
@@ -247,6 +273,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
         ordered,
         anonymize: anonymize_plan,
         split: split_plan,
+        analyze_batch: batch_plan,
     })
 }
 
@@ -322,6 +349,24 @@ fn load(path: &Path) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// Every sketch task's sketches, in input order; an error names the tasks not committed.
+fn sketches(plan: &Plan) -> anyhow::Result<Vec<Result<tracekit_analyze::batch::Sketch, String>>> {
+    let mut out = Vec::new();
+    for n in 0..plan.stages[0].tasks.len() {
+        let path = result_path(plan, &plan.stages[0].name, n);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("sketch task {n} has not committed: run the sketch stage first")
+        })?;
+        match serde_json::from_slice::<Part>(&bytes)
+            .with_context(|| format!("{}: not a task's result", path.display()))?
+        {
+            Part::AnalyzeSketch(s) => out.extend(s),
+            _ => bail!("{}: not a sketch task's result", path.display()),
+        }
+    }
+    Ok(out)
+}
+
 /// Where task `n` of `stage` commits.
 fn result_path(plan: &Plan, stage: &str, n: usize) -> PathBuf {
     plan.work.join(format!("{stage}-{n:06}.json"))
@@ -351,11 +396,30 @@ pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
     }
     std::fs::create_dir_all(&plan.work)
         .with_context(|| format!("creating {}", plan.work.display()))?;
+    let (result, private) = compute(&plan, stage, a.task, (from, to))?;
+    let mut out = if private {
+        tracekit_capture::output::AtomicFile::create_private(&target, &[])?
+    } else {
+        tracekit_capture::output::AtomicFile::create(&target, &[])?
+    };
+    serde_json::to_writer(&mut out, &result)?;
+    out.commit(private)?;
+    Ok(Outcome::Success)
+}
+
+/// What task `n` of `stage` (reading inputs `from..to`) commits, and whether it is private
+/// (as secret as the key).
+fn compute(
+    plan: &Plan,
+    stage: &Stage,
+    n: usize,
+    (from, to): (usize, usize),
+) -> anyhow::Result<(Part, bool)> {
     let files: Vec<PathBuf> = plan.inputs[from..to]
         .iter()
         .map(|i| i.path.clone())
         .collect();
-    let (result, private) = match parse(&plan.command, &plan.args)? {
+    Ok(match parse(&plan.command, &plan.args)? {
         Command::Info(mut i) => {
             i.quiet = true;
             let summaries = info::summaries_of(&files, &i)?;
@@ -388,6 +452,25 @@ pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
             let private = rows.is_some();
             (Part::Anonymize { said, rows }, private)
         }
+        Command::Analyze(an) => {
+            let Some(bp) = &plan.analyze_batch else {
+                bail!("the plan has no analyze --batch section");
+            };
+            let part = if stage.name == "sketch" {
+                Part::AnalyzeSketch(analyze_steps::sketch(&files))
+            } else {
+                let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+                let sketches = sketches(plan)?;
+                Part::AnalyzePairs(analyze_steps::pairs(
+                    &an,
+                    &paths,
+                    bp,
+                    sketches,
+                    (n, stage.tasks.len()),
+                )?)
+            };
+            (part, false)
+        }
         Command::Split(sa) => {
             let Some(sp) = &plan.split else {
                 bail!("the plan has no split section");
@@ -400,26 +483,16 @@ pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {
                     &paths,
                     (from, to),
                     &plan.work,
-                    a.task,
+                    n,
                 )?)
             } else {
                 let maps = plan.stages[0].tasks.len();
-                Part::SplitReduce(split_steps::reduce(
-                    &sa, sp, &paths, maps, &plan.work, a.task,
-                )?)
+                Part::SplitReduce(split_steps::reduce(&sa, sp, &paths, maps, &plan.work, n)?)
             };
             (part, false)
         }
         _ => bail!("the plan's command {} has no tasks", plan.command),
-    };
-    let mut out = if private {
-        tracekit_capture::output::AtomicFile::create_private(&target, &[])?
-    } else {
-        tracekit_capture::output::AtomicFile::create(&target, &[])?
-    };
-    serde_json::to_writer(&mut out, &result)?;
-    out.commit(private)?;
-    Ok(Outcome::Success)
+    })
 }
 
 pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
@@ -475,6 +548,21 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
                 rows.extend(r.unwrap_or_default());
             }
             anonymize::report(&an, &plan.unreadable, said, || Ok(rows))
+        }
+        Command::Analyze(an) => {
+            let Some(bp) = &plan.analyze_batch else {
+                bail!("the plan has no analyze --batch section");
+            };
+            let (mut sketches, mut rows) = (Vec::new(), Vec::new());
+            for p in parts {
+                match p {
+                    Part::AnalyzeSketch(s) => sketches.extend(s),
+                    Part::AnalyzePairs(r) => rows.extend(r),
+                    _ => bail!("a task's result is not analyze's"),
+                }
+            }
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            analyze_steps::finish(&an, &paths, bp, sketches, &rows, &plan.unreadable)
         }
         Command::Split(sa) => {
             let Some(sp) = &plan.split else {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::split::files_of;
-use crate::{run, stderr, succeed, testdata, tracekit};
+use crate::{run, stderr, stdout, succeed, testdata, tracekit};
 
 /// A directory of captures with one that is not a capture and one cut short.
 fn set(dir: &Path) -> Vec<PathBuf> {
@@ -534,4 +534,102 @@ fn a_split_finishes_once_and_reduces_wait_for_every_map() {
         "{}",
         stderr(&again)
     );
+}
+
+#[test]
+fn analyze_batch_by_steps_equals_analyze_batch_on_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same two directories under two roots: the summaries name the files relatively.
+    for root in ["one", "many"] {
+        let (a, b) = (
+            dir.path().join(root).join("A"),
+            dir.path().join(root).join("B"),
+        );
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for lab in ["firewall", "nat", "reset", "clamp", "synproxy", "router"] {
+            std::fs::copy(
+                testdata(&format!("{lab}-client.pcapng")),
+                a.join(format!("{lab}-c.pcapng")),
+            )
+            .unwrap();
+            std::fs::copy(
+                testdata(&format!("{lab}-server.pcapng")),
+                b.join(format!("{lab}-s.pcapng")),
+            )
+            .unwrap();
+        }
+        // Without a partner: a file that shares nothing, and one that is not a capture.
+        std::fs::copy(testdata("handshake.pcap"), a.join("lone.pcap")).unwrap();
+        std::fs::write(b.join("notes.txt"), "not a capture\n").unwrap();
+    }
+    let args = ["analyze", "--batch", "A", "B", "-o", "out"];
+    let one = run(tracekit().current_dir(dir.path().join("one")).args(args));
+    assert_eq!(one.status.code(), Some(1), "{}", stderr(&one));
+    let many = dir.path().join("many");
+    for shards in ["1", "4", "13"] {
+        let _ = std::fs::remove_dir_all(many.join("out"));
+        succeed(
+            tracekit()
+                .current_dir(&many)
+                .args(["step", "plan", "-o", "p.json", "--shards", shards])
+                .args(args),
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(many.join("p.json")).unwrap()).unwrap();
+        let stages: Vec<(String, usize)> = v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["tasks"].as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        assert_eq!(stages[0].0, "sketch");
+        assert_eq!(stages[1].0, "pairs");
+        if shards == "1" {
+            // The pairs stage before the sketches: refused, naming what is missing.
+            let early = run(tracekit()
+                .current_dir(&many)
+                .args(["step", "task", "p.json", "pairs", "0"]));
+            assert_eq!(early.status.code(), Some(2));
+            assert!(
+                stderr(&early).contains("sketch task 0 has not committed"),
+                "{}",
+                stderr(&early)
+            );
+        }
+        for (stage, tasks) in &stages {
+            for n in (0..*tasks).rev() {
+                succeed(tracekit().current_dir(&many).args([
+                    "step",
+                    "task",
+                    "p.json",
+                    stage,
+                    &n.to_string(),
+                ]));
+            }
+        }
+        let got = run(tracekit()
+            .current_dir(&many)
+            .args(["step", "finish", "p.json"]));
+        assert_eq!(got.status.code(), one.status.code(), "{}", stderr(&got));
+        assert_eq!(stdout(&got), stdout(&one), "shards {shards}");
+        assert_eq!(stderr(&got), stderr(&one), "shards {shards}");
+        let (a, b) = (
+            files_of(&dir.path().join("one/out")),
+            files_of(&many.join("out")),
+        );
+        assert_eq!(
+            a.len(),
+            6 * 3 + 3,
+            "a report of three files per pair, the summaries"
+        );
+        assert!(a == b, "shards {shards}");
+        std::fs::remove_file(many.join("p.json")).unwrap();
+        std::fs::remove_dir_all(many.join("p.json.d")).unwrap();
+    }
 }

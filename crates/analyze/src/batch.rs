@@ -14,7 +14,7 @@ use tracekit_merge::align::Trace;
 pub const SKETCH_PACKETS: u64 = 20_000;
 
 /// What pairing needs of a file: its signatures.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sketch {
     /// Strong signatures seen once, sorted (see `Trace::strong_keys`).
     keys: Vec<u64>,

@@ -48,7 +48,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="tracekit-dist",
         description=(
             "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
-            "machine (commands so far: info, anonymize, split --by stream)."
+            "machine (commands so far: info, anonymize, split --by stream, analyze --batch)."
         ),
     )
     parser.add_argument(
@@ -173,7 +173,7 @@ def run_stages(binary: str, path: Path, plan: dict, quiet: bool) -> list[Failure
                     done_bytes += sum(i["size"] for i in inputs[lo:hi])
                 except Exception as e:  # a task's failure after its retries, reported below
                     failed += 1
-                    names = [i["path"] for i in inputs[lo:hi]] or [f"partition {n}"]
+                    names = [i["path"] for i in inputs[lo:hi]]
                     failures.append(Failure(name, n, names, last_line(e)))
             if live:
                 sys.stderr.write(
@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for f in failures:
             names = ", ".join(f.inputs[:3]) + (", ..." if len(f.inputs) > 3 else "")
-            sys.stderr.write(f"  {f.stage} {f.task} ({names}): {f.why}\n")
+            # A task of a later stage reads what the tasks before it committed, not inputs.
+            reads = f" ({names})" if names else ""
+            sys.stderr.write(f"  {f.stage} {f.task}{reads}: {f.why}\n")
         sys.stderr.write(f"tracekit-dist: run it again to retry them (the plan is {path})\n")
         return 2
     sys.stdout.flush()
