@@ -70,6 +70,10 @@ fn chain_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// The exit status of a `step finish` that refuses because the set cannot be cut into
+/// partitions with the single run's answer (see `tracekit_split::shuffle::NotExact`).
+pub const NOT_EXACT: u8 = 3;
+
 /// Prints the error chain and maps it to an exit code; a closed stdout (`| head`) is quiet.
 #[must_use]
 pub fn finish(result: anyhow::Result<Outcome>) -> std::process::ExitCode {
@@ -82,6 +86,15 @@ pub fn finish(result: anyhow::Result<Outcome>) -> std::process::ExitCode {
             }) =>
         {
             std::process::ExitCode::SUCCESS
+        }
+        // `step finish` of a set its partitions cannot answer exactly: the command run on one
+        // machine can (the Ray driver does that on status 3).
+        Err(e)
+            if e.chain()
+                .any(<dyn std::error::Error>::is::<tracekit_split::shuffle::NotExact>) =>
+        {
+            eprintln!("tracekit: error: {}", chain_text(&e));
+            std::process::ExitCode::from(NOT_EXACT)
         }
         Err(e) => {
             eprintln!("tracekit: error: {}", chain_text(&e));

@@ -18,12 +18,12 @@ use crate::{Outcome, inputs, progress, timefmt};
 
 /// One conversation's row; `Files` is a list in JSON, a `;`-joined string in CSV.
 #[derive(Debug, Serialize, Deserialize)]
-struct Row<Files> {
-    proto: String,
+pub struct Row<Files> {
+    pub(crate) proto: String,
     /// The IP protocol number (null for frames without IP).
     ip_proto: Option<u8>,
     /// Wireshark's tcp.stream / udp.stream; absent for other protocols.
-    stream: Option<u32>,
+    pub(crate) stream: Option<u32>,
     client: String,
     client_port: Option<u16>,
     server: String,
@@ -46,7 +46,7 @@ struct Row<Files> {
     closed_by: Option<String>,
     /// The input files holding its packets, in order of first appearance.
     files: Files,
-    first_frame: u64,
+    pub(crate) first_frame: u64,
     last_frame: u64,
 }
 
@@ -292,7 +292,7 @@ fn stored_rows(
 
 /// The columns of a stored row `--top` ranks by.
 #[derive(Deserialize)]
-struct Rank {
+pub(crate) struct Rank {
     first_ts: String,
     last_ts: String,
     duration: f64,
@@ -304,7 +304,7 @@ struct Rank {
 
 impl Rank {
     /// What `--top` ranks a stored row by (as `Flow` ranks it: duration in nanoseconds).
-    fn key(&self, by: &str) -> i128 {
+    pub(crate) fn key(&self, by: &str) -> i128 {
         match by {
             "packets" => i128::from(self.packets_c2s + self.packets_s2c),
             "duration" => timefmt::parse_rfc3339(&self.last_ts)
@@ -345,7 +345,7 @@ fn stored_top(bytes: bytes::Bytes, n: usize, by: &str) -> anyhow::Result<Vec<usi
 }
 
 /// Prints the rows in the asked format to the output or standard output.
-fn print(
+pub(crate) fn print(
     args: &FlowsArgs,
     rows: impl Iterator<Item = anyhow::Result<Row<Vec<String>>>>,
 ) -> anyhow::Result<()> {
@@ -645,7 +645,7 @@ impl<'a> Reading<'a, '_> {
 const BATCH: usize = 1024;
 
 /// The printed row of a flow: times in RFC 3339, inputs by name.
-fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
+pub(crate) fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
     Row {
         proto: f.proto.clone(),
         ip_proto: f.ip_proto,
@@ -672,6 +672,20 @@ fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
 }
 
 impl Row<Vec<String>> {
+    /// What `--top` ranks the row by (as [`Rank::key`]).
+    pub(crate) fn rank(&self, by: &str) -> i128 {
+        Rank {
+            first_ts: self.first_ts.clone(),
+            last_ts: self.last_ts.clone(),
+            duration: self.duration,
+            packets_c2s: self.packets_c2s,
+            packets_s2c: self.packets_s2c,
+            bytes_c2s: self.bytes_c2s,
+            bytes_s2c: self.bytes_s2c,
+        }
+        .key(by)
+    }
+
     /// The CSV form: the file list joined with `;`.
     fn for_csv(self) -> Row<String> {
         Row {

@@ -4,6 +4,7 @@ pub mod anonymize;
 pub mod docs;
 pub mod extract;
 pub mod flows;
+pub mod flows_steps;
 pub mod index;
 pub mod info;
 pub mod merge;

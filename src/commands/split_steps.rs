@@ -220,9 +220,9 @@ pub fn finish(
 ) -> anyhow::Result<Outcome> {
     let opts = SplitOptions::try_from(s)?;
     let refuse = |why: &str| {
-        anyhow::anyhow!(
+        anyhow::Error::new(shuffle::NotExact(format!(
             "this set cannot be split in partitions with the single run's result: {why}; run `tracekit split` on one machine"
-        )
+        )))
     };
     if let Some(why) = maps.iter().find_map(|m| m.not_exact.as_deref()) {
         return Err(refuse(why));

@@ -25,7 +25,7 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
-use crate::commands::{analyze_steps, anonymize, info, split_steps};
+use crate::commands::{analyze_steps, anonymize, flows_steps, info, split_steps};
 use crate::{Outcome, inputs};
 
 /// The plan's format version: a plan of another version is refused.
@@ -62,6 +62,9 @@ pub struct Plan {
     /// `analyze --batch`: where DIR_B's files start among the inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyze_batch: Option<analyze_steps::BatchPlan>,
+    /// `flows`: the partitions, what the single run says of inputs it cannot open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<flows_steps::FlowsPlan>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +108,10 @@ enum Part {
     AnalyzeSketch(Vec<Result<tracekit_analyze::batch::Sketch, String>>),
     /// `analyze --batch`: a pairs task's summary rows (its reports are in the output).
     AnalyzePairs(Vec<crate::commands::analyze::SummaryRow>),
+    /// `flows`: a map task's files (their packets' places are in a file beside it).
+    FlowsMap(flows_steps::Mapped),
+    /// `flows`: a reduce task's flows and what it numbered.
+    FlowsReduce(flows_steps::Reduced),
 }
 
 fn tool() -> String {
@@ -131,6 +138,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         anonymize: anonymize_plan,
         mut split,
         analyze_batch,
+        flows: mut flows_plan,
     } = decide(command, args, a.partitions)?;
     let inputs: Vec<Input> = ordered
         .as_ref()
@@ -144,11 +152,21 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         })
         .collect();
     let shards = shards(&inputs, a.shards);
+    let default_partitions = u32::try_from(shards.len().max(1)).unwrap_or(u32::MAX);
     if let Some(sp) = &mut split
         && sp.partitions == 0
     {
-        sp.partitions = u32::try_from(shards.len().max(1)).unwrap_or(u32::MAX);
+        sp.partitions = default_partitions;
     }
+    if let Some(fp) = &mut flows_plan
+        && fp.partitions == 0
+    {
+        fp.partitions = default_partitions;
+    }
+    let partitions = split
+        .as_ref()
+        .map(|sp| sp.partitions)
+        .or(flows_plan.as_ref().map(|fp| fp.partitions));
     let work = work_dir(&a.output)?;
     let plan = Plan {
         plan_version: PLAN_VERSION,
@@ -177,9 +195,9 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
             .into(),
             tasks: shards.clone(),
         })
-        .chain(split.as_ref().map(|sp| Stage {
+        .chain(partitions.map(|p| Stage {
             name: "reduce".into(),
-            tasks: vec![(0, 0); sp.partitions as usize],
+            tasks: vec![(0, 0); p as usize],
         }))
         .chain(analyze_batch.as_ref().map(|_| Stage {
             // As many as the sketch tasks, each a share of the pairs.
@@ -191,6 +209,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         anonymize: anonymize_plan,
         split,
         analyze_batch,
+        flows: flows_plan,
     };
     let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
     serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -217,6 +236,7 @@ struct Decided {
     anonymize: Option<AnonymizePlan>,
     split: Option<split_steps::SplitPlan>,
     analyze_batch: Option<analyze_steps::BatchPlan>,
+    flows: Option<flows_steps::FlowsPlan>,
 }
 
 /// The inputs and the decisions of `command ARGS…`, or why it cannot be distributed.
@@ -224,8 +244,16 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
     let mut anonymize_plan = None;
     let mut split_plan = None;
     let mut batch_plan = None;
+    let mut flows_plan = None;
     let mut ordered = None;
     let found = match parse(command, args)? {
+        Command::Flows(fa) => {
+            // No --partitions: as many as shards, decided below.
+            let (paths, fp) = flows_steps::plan(&fa, partitions)?;
+            ordered = Some(paths);
+            flows_plan = Some(fp);
+            inputs::expand(&fa.inputs)
+        }
         Command::Analyze(an) => {
             let (found, bp) = analyze_steps::plan(&an)?;
             batch_plan = Some(bp);
@@ -265,7 +293,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
             inputs::expand(&sa.inputs)
         }
         _ => bail!(
-            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, analyze --batch); run it on one machine"
+            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, flows, analyze --batch); run it on one machine"
         ),
     };
     Ok(Decided {
@@ -274,6 +302,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
         anonymize: anonymize_plan,
         split: split_plan,
         analyze_batch: batch_plan,
+        flows: flows_plan,
     })
 }
 
@@ -471,6 +500,19 @@ fn compute(
             };
             (part, false)
         }
+        Command::Flows(_) => {
+            let Some(fp) = &plan.flows else {
+                bail!("the plan has no flows section");
+            };
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            let part = if stage.name == "map" {
+                Part::FlowsMap(flows_steps::map(fp, &paths, (from, to), &plan.work, n)?)
+            } else {
+                let maps = plan.stages[0].tasks.len();
+                Part::FlowsReduce(flows_steps::reduce(&paths, maps, &plan.work, n)?)
+            };
+            (part, false)
+        }
         Command::Split(sa) => {
             let Some(sp) = &plan.split else {
                 bail!("the plan has no split section");
@@ -526,6 +568,12 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
             if missing.len() > 10 { ", …" } else { "" }
         );
     }
+    finish_command(&plan, parts, &finished)
+}
+
+/// What the command writes, from every task's result (`finished`: the marker a finish that
+/// moves results leaves).
+fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Result<Outcome> {
     match parse(&plan.command, &plan.args)? {
         Command::Info(i) => {
             let mut rendered = Vec::new();
@@ -564,6 +612,22 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
             let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             analyze_steps::finish(&an, &paths, bp, sketches, &rows, &plan.unreadable)
         }
+        Command::Flows(fa) => {
+            let Some(fp) = &plan.flows else {
+                bail!("the plan has no flows section");
+            };
+            let mut reduces = Vec::new();
+            for p in parts {
+                match p {
+                    Part::FlowsMap(_) => {}
+                    Part::FlowsReduce(r) => reduces.push(r),
+                    _ => bail!("a task's result is not flows'"),
+                }
+            }
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            let maps = plan.stages[0].tasks.len();
+            flows_steps::finish(&fa, fp, &paths, maps, reduces, &plan.work)
+        }
         Command::Split(sa) => {
             let Some(sp) = &plan.split else {
                 bail!("the plan has no split section");
@@ -579,7 +643,7 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
             let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             let outcome = split_steps::finish(&sa, sp, &paths, &maps, &reduces, &plan.work)?;
             // The outputs were moved: a second finish would find nothing to move.
-            std::fs::write(&finished, b"")
+            std::fs::write(finished, b"")
                 .with_context(|| format!("writing {}", finished.display()))?;
             Ok(outcome)
         }

@@ -134,8 +134,8 @@ fn directories_are_searched_recursively_in_name_order() {
     let out = run(tracekit().args(["info", "--json"]).arg(testdata("")));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("passed over 9 file"),
-        "make_testdata.py, README.md and the lab scripts are not captures: {}",
+        stderr(&out).contains("passed over 10 file"),
+        "make_testdata.py, make_rotated.py, README.md and the lab scripts are not captures: {}",
         stderr(&out)
     );
     let paths: Vec<String> = json_lines(&out)
@@ -167,6 +167,15 @@ fn directories_are_searched_recursively_in_name_order() {
             "nat-server.pcapng",
             "reset-client.pcapng",
             "reset-server.pcapng",
+            "rot-000.pcap",
+            "rot-001.pcap",
+            "rot-002.pcap",
+            "rot-003.pcap",
+            "rot-004.pcap",
+            "rot-005.pcap",
+            "rot-006.pcap",
+            "rot-007.pcap",
+            "rot-008.pcap",
             "router-client.pcapng",
             "router-server.pcapng",
             "scramble-client.pcapng",

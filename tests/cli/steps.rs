@@ -633,3 +633,63 @@ fn analyze_batch_by_steps_equals_analyze_batch_on_one_machine() {
         std::fs::remove_dir_all(many.join("p.json.d")).unwrap();
     }
 }
+
+#[test]
+fn flows_in_partitions_equals_flows_on_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotated = vec![testdata("rotated")];
+    for (n, args) in [
+        &["flows"][..],
+        &["flows", "--format", "csv"],
+        &["flows", "--top", "9", "--by", "duration"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let one = run(tracekit().args(args).args(&rotated));
+        assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+        for (shards, partitions) in [("1", "1"), ("3", "2"), ("9", "5"), ("4", "11")] {
+            let plan = dir.path().join(format!("f{n}-{shards}-{partitions}.json"));
+            let got = planned_by_xargs(
+                &plan,
+                &["--shards", shards, "--partitions", partitions],
+                args,
+                &rotated,
+            );
+            let what = format!("{args:?} {shards}/{partitions}");
+            assert_eq!(got.status.code(), Some(0), "{what}: {}", stderr(&got));
+            assert_eq!(stdout(&got), stdout(&one), "{what}");
+            assert_eq!(stderr(&got), stderr(&one), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_set_whose_files_overlap_in_time_is_refused_with_status_3() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same files in reverse time order: flows interleaves them, file after file does not.
+    let set = dir.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(testdata("rotated"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for (i, f) in files.iter().rev().enumerate() {
+        std::fs::copy(f, set.join(format!("{i:02}.pcap"))).unwrap();
+    }
+    let got = planned_by_xargs(
+        &dir.path().join("p.json"),
+        &["--shards", "3"],
+        &["flows"],
+        &[set],
+    );
+    assert_eq!(got.status.code(), Some(3), "{}", stderr(&got));
+    assert!(
+        stderr(&got).contains("do not follow one another")
+            && stderr(&got).contains("on one machine"),
+        "{}",
+        stderr(&got)
+    );
+    assert!(got.stdout.is_empty());
+}

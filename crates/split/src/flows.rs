@@ -262,6 +262,17 @@ const UNSEEN: u32 = u32::MAX;
 const NOT_A_STREAM: u32 = u32::MAX - 1;
 
 impl FlowTable {
+    /// From now on, log what the stream numbering numbers (see
+    /// [`Assigner::record_numbering`]): a partition's table of a distributed run.
+    pub fn record_numbering(&mut self) {
+        self.assigner.record_numbering();
+    }
+
+    /// What was numbered since the last call, in order (empty unless recording).
+    pub fn take_numbered(&mut self) -> Vec<crate::assign::Numbered> {
+        self.assigner.take_numbered()
+    }
+
     /// The flows, in order of first appearance.
     #[must_use]
     pub fn flows(&self) -> &[Flow] {

@@ -251,22 +251,7 @@ pub fn reduce(
     format: OutputFormat,
     dir: &Path,
 ) -> Result<Reduced, String> {
-    let mut by_file: Vec<(u32, &[Located])> = Vec::new();
-    for run in located.chunk_by(|a, b| a.file == b.file) {
-        if run.windows(2).any(|w| w[0].record >= w[1].record)
-            || by_file.last().is_some_and(|(f, _)| *f >= run[0].file)
-        {
-            return Err("the partition's packets are not in the run's order".into());
-        }
-        by_file.push((run[0].file, run));
-    }
-    let mut captures = Vec::with_capacity(by_file.len());
-    for (file, _) in &by_file {
-        let path = inputs
-            .get(*file as usize)
-            .ok_or_else(|| format!("input {file} is not in the plan"))?;
-        captures.push(Capture::open(path).map_err(|e| e.to_string())?);
-    }
+    let (by_file, captures) = open_partition(inputs, located)?;
     let sources: Vec<&[u8]> = captures.iter().map(Capture::data).collect();
     let mut outputs = OutputSet::new(dir, format, 1, 64 << 20).map_err(|e| e.to_string())?;
     let mut assigner = Assigner::new(Mode::Stream, keys);
@@ -278,25 +263,11 @@ pub fn reduce(
             index: i as u32,
             bytes: capture.data(),
         };
-        let is_mine = |record: u64| mine.binary_search_by_key(&record, |l| l.record).is_ok();
-        let mut records = match capture.format() {
-            Format::Pcap(_) => capture.records_skipping(jumps(mine)),
-            // Interface blocks may stand anywhere between packets: walk them all.
-            Format::Pcapng => capture.records(),
-        };
+        let is_mine = |record: u64| is_mine(mine, record);
+        let mut walk = Mine::new(capture, mine);
         let mut global: Vec<u32> = Vec::new();
-        let mut left = mine.len();
-        while left > 0 {
-            let Some(Ok(r)) = records.next() else {
-                return Err(format!(
-                    "{}: {left} packet(s) of the partition could not be read again: the file changed since the plan",
-                    capture.path().display()
-                ));
-            };
-            if !is_mine(r.index) {
-                continue;
-            }
-            left -= 1;
+        while let Some(r) = walk.next_mine()? {
+            let records = &walk.records;
             while global.len() <= r.interface as usize {
                 let iface = &records.interfaces()[global.len()];
                 global.push(outputs.add_interface(iface));
@@ -348,6 +319,85 @@ pub fn reduce(
         skipped,
         unmatched_fragments: assigner.unmatched_fragments,
     })
+}
+
+/// A partition's packets grouped by file (in the run's order), and those files opened.
+pub type Partition<'l> = (Vec<(u32, &'l [Located])>, Vec<Capture>);
+
+/// Groups a partition's packets by file and opens those files (`inputs`: the plan's, in the
+/// run's order).
+pub fn open_partition<'l>(
+    inputs: &[PathBuf],
+    located: &'l [Located],
+) -> Result<Partition<'l>, String> {
+    let mut by_file: Vec<(u32, &[Located])> = Vec::new();
+    for run in located.chunk_by(|a, b| a.file == b.file) {
+        if run.windows(2).any(|w| w[0].record >= w[1].record)
+            || by_file.last().is_some_and(|(f, _)| *f >= run[0].file)
+        {
+            return Err("the partition's packets are not in the run's order".into());
+        }
+        by_file.push((run[0].file, run));
+    }
+    let mut captures = Vec::with_capacity(by_file.len());
+    for (file, _) in &by_file {
+        let path = inputs
+            .get(*file as usize)
+            .ok_or_else(|| format!("input {file} is not in the plan"))?;
+        captures.push(Capture::open(path).map_err(|e| e.to_string())?);
+    }
+    Ok((by_file, captures))
+}
+
+/// Whether record `record` of a file is one of `mine` (that file's, in order).
+#[must_use]
+pub fn is_mine(mine: &[Located], record: u64) -> bool {
+    mine.binary_search_by_key(&record, |l| l.record).is_ok()
+}
+
+/// A walk over one file that yields a partition's packets of it, in order: jumping from one to
+/// the next in a pcap file, reading past the others in a pcapng file (whose interface blocks
+/// may stand anywhere between packets).
+#[derive(Debug)]
+pub struct Mine<'c, 'l> {
+    /// The walk itself (for a look ahead, or the interfaces met so far).
+    pub records: tracekit_capture::Records<'c>,
+    wanted: &'l [Located],
+    left: usize,
+    path: &'c Path,
+}
+
+impl<'c, 'l> Mine<'c, 'l> {
+    #[must_use]
+    pub fn new(capture: &'c Capture, mine: &'l [Located]) -> Self {
+        Mine {
+            records: match capture.format() {
+                Format::Pcap(_) => capture.records_skipping(jumps(mine)),
+                Format::Pcapng => capture.records(),
+            },
+            wanted: mine,
+            left: mine.len(),
+            path: capture.path(),
+        }
+    }
+
+    /// The next of the partition's packets; an error when the file no longer holds them.
+    pub fn next_mine(&mut self) -> Result<Option<tracekit_capture::Record<'c>>, String> {
+        while self.left > 0 {
+            let Some(Ok(r)) = self.records.next() else {
+                return Err(format!(
+                    "{}: {} packet(s) of the partition could not be read again: the file changed since the plan",
+                    self.path.display(),
+                    self.left
+                ));
+            };
+            if is_mine(self.wanted, r.index) {
+                self.left -= 1;
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The jumps that take a pcap walk from one of `mine` to the next (records in order).

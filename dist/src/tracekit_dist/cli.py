@@ -27,6 +27,8 @@ from pathlib import Path
 import ray
 
 RETRIES = 3
+# `tracekit step finish`'s exit status when the set cannot be answered by partitions exactly.
+NOT_EXACT = 3
 # Tasks per CPU when --shards is not given: enough to balance files of unequal sizes, few
 # enough that the cost of a task (a process, a Ray round trip: about 10 ms here) stays small
 # (bench/dist.sh: info over 200 files took 1.9 s as 200 tasks on three CPUs).
@@ -48,7 +50,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="tracekit-dist",
         description=(
             "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
-            "machine (commands so far: info, anonymize, split --by stream, analyze --batch)."
+            "machine (commands so far: info, anonymize, split --by stream, flows, analyze --batch)."
         ),
     )
     parser.add_argument(
@@ -237,15 +239,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.stdout.flush()
     finishing = time.monotonic()
-    code = subprocess.run([binary, "step", "finish", str(path)]).returncode
+    done = subprocess.run([binary, "step", "finish", str(path)], stderr=subprocess.PIPE)
+    work = Path(str(path) + ".d")
+    if done.returncode == NOT_EXACT:
+        # The partitions cannot give the single run's answer for this set (the finish says
+        # why): the command itself, on this node, gives it.
+        why = last_line(RuntimeError(done.stderr.decode(errors="replace")))
+        sys.stderr.write(f"tracekit-dist: {why.removeprefix('tracekit: error: ')}\n")
+        sys.stderr.write(f"tracekit-dist: running tracekit {a.command} on this node instead\n")
+        sys.stderr.flush()
+        code = subprocess.run([binary, a.command, *a.args]).returncode
+        shutil.rmtree(work, ignore_errors=True)
+        path.unlink(missing_ok=True)
+        return code
+    sys.stderr.buffer.write(done.stderr)
+    sys.stderr.flush()
     if not a.quiet:
         sys.stderr.write(f"tracekit-dist: finish {time.monotonic() - finishing:.1f} s\n")
-    work = Path(str(path) + ".d")
     if (work / "finished").exists():
         # The finish moved the results into place (split): nothing is left to resume.
         shutil.rmtree(work, ignore_errors=True)
         path.unlink(missing_ok=True)
-    return code
+    return done.returncode
 
 
 if __name__ == "__main__":
