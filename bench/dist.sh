@@ -2,8 +2,8 @@
 # Benchmark: tracekit-dist on a three-node Ray cluster on this machine (a head and two workers,
 # each its own raylet and object store, one CPU each) against the same command on one machine,
 # over a rotated set (default: the 4 GB day of bench/index-day.sh): `info --json`,
-# `anonymize` (with --mapping-out) and `split --by stream` (with --index; map, shuffle of
-# packet places, reduce, finish). Checks that the outputs are identical, prints the ratio,
+# `anonymize` (with --mapping-out), `split --by stream` (with --index; map, shuffle of
+# packet places, reduce, finish) and `flows` (the same shuffle). Checks that the outputs are identical, prints the ratio,
 # and the driver's own account of where the time goes (plan, joining Ray, tasks, finish).
 # Usage: bench/dist.sh [SET_DIR]   (RUNS=N best of N, default 2)
 set -euo pipefail
@@ -57,6 +57,11 @@ diff -rq "$work/one" "$work/many" >/dev/null && cmp -s "$work/one.csv" "$work/ma
 anon_where=$(sh -c "$(anon many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
 rm -rf "$work/one" "$work/many"
 
+t_flows=$(best sh -c "$tk flows -q $set_dir > $work/one.jsonl")
+t_flows_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state flows -q $set_dir > $work/many.jsonl")
+cmp -s "$work/one.jsonl" "$work/many.jsonl" && flows_same=yes || flows_same=NO
+flows_where=$(rm -rf "$work/state"; $dist --state "$work/state" flows -q "$set_dir" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
+
 splits() { echo "rm -rf $work/$1 $work/$1.csv $work/state; $2 split -q --by stream -o $work/$1 --index $work/$1.csv $set_dir"; }
 t_split=$(best sh -c "$(splits one "$tk")")
 t_split_d=$(best sh -c "$(splits many "$dist -q --state $work/state")")
@@ -65,10 +70,10 @@ outputs=$(find "$work/one" -type f | wc -l)
 split_where=$(sh -c "$(splits many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
 rm -rf "$work/one" "$work/many"
 
-python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" "$t_split" "$t_split_d" "$split_same" "$outputs" <<'PY'
+python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" "$t_split" "$t_split_d" "$split_same" "$outputs" "$t_flows" "$t_flows_d" "$flows_same" <<'PY'
 import sys
-ti, tid, isame, ta, tad, asame, ts, tsd, ssame, outputs = sys.argv[1:]
-ti, tid, ta, tad, ts, tsd = map(float, (ti, tid, ta, tad, ts, tsd))
+ti, tid, isame, ta, tad, asame, ts, tsd, ssame, outputs, tf, tfd, fsame = sys.argv[1:]
+ti, tid, ta, tad, ts, tsd, tf, tfd = map(float, (ti, tid, ta, tad, ts, tsd, tf, tfd))
 print(f"{'':<58} {'seconds':>8}  ratio")
 print(f"info --json, one machine (tracekit info, 2 threads){'':<7} {ti:8.3f}")
 print(f"info --json, tracekit-dist on 3 nodes (1 CPU each){'':<7} {tid:8.3f}  {tid/ti:.2f}x one machine; same bytes: {isame}")
@@ -76,7 +81,10 @@ print(f"anonymize --mapping-out, one machine{'':<22} {ta:8.3f}")
 print(f"anonymize --mapping-out, tracekit-dist on 3 nodes{'':<9} {tad:8.3f}  {tad/ta:.2f}x one machine; same files: {asame}")
 print(f"split --by stream --index, one machine ({outputs} outputs){'':<5} {ts:8.3f}")
 print(f"split --by stream --index, tracekit-dist on 3 nodes{'':<7} {tsd:8.3f}  {tsd/ts:.2f}x one machine; same files: {ssame}")
+print(f"flows, one machine (tracekit flows, 2 threads){'':<12} {tf:8.3f}")
+print(f"flows, tracekit-dist on 3 nodes{'':<27} {tfd:8.3f}  {tfd/tf:.2f}x one machine; same bytes: {fsame}")
 PY
 echo "where the time goes (info): $info_where"
 echo "where the time goes (anonymize): $anon_where"
 echo "where the time goes (split): $split_where"
+echo "where the time goes (flows): $flows_where"

@@ -203,6 +203,16 @@ pub fn store(
     let table = compute(&captures, &Spec::default(), true).map_err(|e| format!("{e:#}"))?;
     trouble.extend(table.trouble.iter().cloned());
     let flows = table.flows.flows();
+    let rows = flows.iter().map(|f| row(&f.summary(), &table.names));
+    let n = store_rows(rows, out)?;
+    Ok(tracekit_index::FlowsMade { rows: n, trouble })
+}
+
+/// Writes flow rows as `store` stores them (Parquet); returns how many.
+pub(crate) fn store_rows(
+    rows: impl Iterator<Item = Row<Vec<String>>>,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, String> {
     let fields = parquet_fields().map_err(|e| e.to_string())?;
     let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields.clone()));
     let props = parquet::file::properties::WriterProperties::builder()
@@ -239,19 +249,16 @@ pub fn store(
         .build();
     let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))
         .map_err(|e| e.to_string())?;
-    for chunk in flows.chunks(ROW_GROUP) {
-        let rows: Vec<Row<Vec<String>>> = chunk
-            .iter()
-            .map(|f| row(&f.summary(), &table.names))
-            .collect();
-        let batch = serde_arrow::to_record_batch(&fields, &rows).map_err(|e| e.to_string())?;
+    let mut rows = rows.peekable();
+    let mut n = 0u64;
+    while rows.peek().is_some() {
+        let chunk: Vec<Row<Vec<String>>> = rows.by_ref().take(ROW_GROUP).collect();
+        n += chunk.len() as u64;
+        let batch = serde_arrow::to_record_batch(&fields, &chunk).map_err(|e| e.to_string())?;
         w.write(&batch).map_err(|e| e.to_string())?;
     }
     w.close().map_err(|e| e.to_string())?;
-    Ok(tracekit_index::FlowsMade {
-        rows: flows.len() as u64,
-        trouble,
-    })
+    Ok(n)
 }
 
 /// Rows a row group of the stored flow table holds.

@@ -156,7 +156,12 @@ fn spans(work: &Path, maps: usize) -> anyhow::Result<Vec<FileSpan>> {
             .with_context(|| format!("map task {m} has not committed: run the map stage first"))?;
         let part: serde_json::Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: not a task's result", path.display()))?;
-        let mapped: Mapped = serde_json::from_value(part["FlowsMap"].clone())
+        // A map task of `flows`, or of `index` (which makes the flow table too).
+        let found = match &part["IndexMap"] {
+            serde_json::Value::Null => &part["FlowsMap"],
+            index => &index["flows"],
+        };
+        let mapped: Mapped = serde_json::from_value(found.clone())
             .with_context(|| format!("{}: not a flows map task's result", path.display()))?;
         out.extend(mapped.files);
     }
@@ -249,6 +254,47 @@ pub fn finish(
     reduces: Vec<Reduced>,
     work: &Path,
 ) -> anyhow::Result<Outcome> {
+    let Collected {
+        rows,
+        trouble,
+        packets,
+    } = collect(&fp.trouble, paths, maps, reduces, work)?;
+    let total = rows.len();
+    let mut rows = rows;
+    if let Some(n) = f.top {
+        let keys: Vec<i128> = rows.iter().map(|r| r.rank(&f.by)).collect();
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
+        order.truncate(n);
+        let mut slots: Vec<Option<Row<Vec<String>>>> = rows.into_iter().map(Some).collect();
+        rows = order.iter().filter_map(|&i| slots[i].take()).collect();
+    }
+    flows::print(f, rows.into_iter().map(Ok))?;
+    eprintln!(
+        "tracekit flows: {total} flow(s) from {packets} packet(s) of {} input(s)",
+        paths.len()
+    );
+    for t in &trouble {
+        eprintln!("  {t}");
+    }
+    Ok(if trouble.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
+}
+
+/// The rows of the whole set in order of first appearance, with the single run's stream
+/// numbers; the trouble lines (`opened`: those of inputs that did not open, then each damaged
+/// file's); the packets read. An error [`shuffle::NotExact`] when partitions cannot give the
+/// single run's table.
+pub fn collect(
+    opened: &[String],
+    paths: &[PathBuf],
+    maps: usize,
+    reduces: Vec<Reduced>,
+    work: &Path,
+) -> anyhow::Result<Collected> {
     let spans = spans(work, maps)?;
     if let Some(why) = overlap(&spans, paths) {
         return Err(shuffle::NotExact(format!(
@@ -275,29 +321,23 @@ pub fn finish(
         }
     }
     rows.sort_by_key(|r| r.first_frame);
-    let total = rows.len();
-    if let Some(n) = f.top {
-        let keys: Vec<i128> = rows.iter().map(|r| r.rank(&f.by)).collect();
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
-        order.truncate(n);
-        let mut slots: Vec<Option<Row<Vec<String>>>> = rows.into_iter().map(Some).collect();
-        rows = order.iter().filter_map(|&i| slots[i].take()).collect();
-    }
-    flows::print(f, rows.into_iter().map(Ok))?;
-    let mut trouble = fp.trouble.clone();
+    let mut trouble = opened.to_vec();
     trouble.extend(spans.iter().filter_map(|s| s.damage.clone()));
     let packets: u64 = spans.iter().map(|s| s.packets).sum();
-    eprintln!(
-        "tracekit flows: {total} flow(s) from {packets} packet(s) of {} input(s)",
-        paths.len()
-    );
-    for t in &trouble {
-        eprintln!("  {t}");
-    }
-    Ok(if trouble.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Partial
+    Ok(Collected {
+        rows,
+        trouble,
+        packets,
     })
+}
+
+/// The flow table of a set from its partitions (see [`collect`]).
+#[derive(Debug)]
+pub struct Collected {
+    /// In order of first appearance, with the single run's stream numbers.
+    pub rows: Vec<Row<Vec<String>>>,
+    /// What the single run says of inputs that did not open or were damaged.
+    pub trouble: Vec<String>,
+    /// Packets read.
+    pub packets: u64,
 }

@@ -6,9 +6,10 @@ use anyhow::bail;
 use crate::cli::IndexArgs;
 use crate::{Outcome, inputs, progress};
 
-pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
+/// The inputs found, and what is said of directories that could not be read.
+pub(crate) fn found(args: &IndexArgs) -> anyhow::Result<(inputs::Inputs, Vec<String>)> {
     let found = inputs::expand(&args.inputs);
-    let mut trouble: Vec<String> = found
+    let trouble: Vec<String> = found
         .unreadable
         .iter()
         .map(|(p, e)| format!("{}: unreadable: {e}", p.display()))
@@ -16,6 +17,21 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
     if found.files.is_empty() {
         bail!("no capture file among the inputs");
     }
+    Ok((found, trouble))
+}
+
+/// What `tracekit info --index` prints of each file: `info`'s own summary, as text and as its
+/// JSON line, made once when the file is indexed.
+pub(crate) fn describe(path: &std::path::Path) -> serde_json::Value {
+    let s = super::info::summarize(path);
+    serde_json::json!({
+        "json": super::info::json_line(&s),
+        "text": super::info::text(&s),
+    })
+}
+
+pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
+    let (found, trouble) = found(args)?;
     let total: u64 = found
         .files
         .iter()
@@ -24,15 +40,6 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
         .sum();
     let bar = progress::bytes(total, args.quiet);
     let done = |n: u64| bar.inc(n);
-    // What `tracekit info --index` prints of each file: `info`'s own summary, as text and as
-    // its JSON line, made once here.
-    let describe = |path: &std::path::Path| {
-        let s = super::info::summarize(path);
-        serde_json::json!({
-            "json": super::info::json_line(&s),
-            "text": super::info::text(&s),
-        })
-    };
     let updated = tracekit_index::update(
         &args.output,
         &found.files,
@@ -42,6 +49,16 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
         Some(&super::flows::store),
     )?;
     bar.finish_and_clear();
+    Ok(report(args, &updated, trouble))
+}
+
+/// What `index` says once the index is written: the files indexed, kept, dropped, the flow
+/// table, the size; then each file that could not be read or indexed.
+pub(crate) fn report(
+    args: &IndexArgs,
+    updated: &tracekit_index::Updated,
+    mut trouble: Vec<String>,
+) -> Outcome {
     for (p, e) in &updated.failed {
         trouble.push(format!("{}: not indexed: {e}", p.display()));
     }
@@ -82,9 +99,9 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
     for t in &trouble {
         eprintln!("tracekit index: {t}");
     }
-    Ok(if trouble.is_empty() {
+    if trouble.is_empty() {
         Outcome::Success
     } else {
         Outcome::Partial
-    })
+    }
 }

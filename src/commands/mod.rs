@@ -6,6 +6,7 @@ pub mod extract;
 pub mod flows;
 pub mod flows_steps;
 pub mod index;
+pub mod index_steps;
 pub mod info;
 pub mod merge;
 pub mod split;

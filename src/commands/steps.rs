@@ -25,7 +25,7 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
-use crate::commands::{analyze_steps, anonymize, flows_steps, info, split_steps};
+use crate::commands::{analyze_steps, anonymize, flows_steps, index_steps, info, split_steps};
 use crate::{Outcome, inputs};
 
 /// The plan's format version: a plan of another version is refused.
@@ -65,6 +65,9 @@ pub struct Plan {
     /// `flows`: the partitions, what the single run says of inputs it cannot open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows: Option<flows_steps::FlowsPlan>,
+    /// `index`: the inputs' absolute paths, the partitions of the flow table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<index_steps::IndexPlan>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,8 +113,10 @@ enum Part {
     AnalyzePairs(Vec<crate::commands::analyze::SummaryRow>),
     /// `flows`: a map task's files (their packets' places are in a file beside it).
     FlowsMap(flows_steps::Mapped),
-    /// `flows`: a reduce task's flows and what it numbered.
+    /// `flows` and `index`: a reduce task's flows and what it numbered.
     FlowsReduce(flows_steps::Reduced),
+    /// `index`: a map task's files indexed, and its flows map.
+    IndexMap(index_steps::Mapped),
 }
 
 fn tool() -> String {
@@ -139,6 +144,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         mut split,
         analyze_batch,
         flows: mut flows_plan,
+        index: mut index_plan,
     } = decide(command, args, a.partitions)?;
     let inputs: Vec<Input> = ordered
         .as_ref()
@@ -152,21 +158,14 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         })
         .collect();
     let shards = shards(&inputs, a.shards);
-    let default_partitions = u32::try_from(shards.len().max(1)).unwrap_or(u32::MAX);
-    if let Some(sp) = &mut split
-        && sp.partitions == 0
-    {
-        sp.partitions = default_partitions;
-    }
-    if let Some(fp) = &mut flows_plan
-        && fp.partitions == 0
-    {
-        fp.partitions = default_partitions;
-    }
-    let partitions = split
-        .as_ref()
-        .map(|sp| sp.partitions)
-        .or(flows_plan.as_ref().map(|fp| fp.partitions));
+    let partitions = partitions(
+        shards.len(),
+        [
+            split.as_mut().map(|sp| &mut sp.partitions),
+            flows_plan.as_mut().map(|fp| &mut fp.partitions),
+            index_plan.as_mut().map(|ip| &mut ip.partitions),
+        ],
+    );
     let work = work_dir(&a.output)?;
     let plan = Plan {
         plan_version: PLAN_VERSION,
@@ -210,6 +209,7 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
         split,
         analyze_batch,
         flows: flows_plan,
+        index: index_plan,
     };
     let mut out = tracekit_capture::output::AtomicFile::create(&a.output, &[])?;
     serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -228,6 +228,18 @@ pub fn plan(a: &StepPlanArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// The partitions of the plan's shuffle, if it has one: as asked, else as many as shards.
+fn partitions<const N: usize>(shards: usize, asked: [Option<&mut u32>; N]) -> Option<u32> {
+    let mut out = None;
+    for p in asked.into_iter().flatten() {
+        if *p == 0 {
+            *p = u32::try_from(shards.max(1)).unwrap_or(u32::MAX);
+        }
+        out = Some(*p);
+    }
+    out
+}
+
 /// What a plan holds that depends on its command.
 struct Decided {
     found: inputs::Inputs,
@@ -237,6 +249,7 @@ struct Decided {
     split: Option<split_steps::SplitPlan>,
     analyze_batch: Option<analyze_steps::BatchPlan>,
     flows: Option<flows_steps::FlowsPlan>,
+    index: Option<index_steps::IndexPlan>,
 }
 
 /// The inputs and the decisions of `command ARGS…`, or why it cannot be distributed.
@@ -245,8 +258,16 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
     let mut split_plan = None;
     let mut batch_plan = None;
     let mut flows_plan = None;
+    let mut index_plan = None;
     let mut ordered = None;
     let found = match parse(command, args)? {
+        Command::Index(ia) => {
+            // No --partitions: as many as shards, decided below.
+            let (paths, ip) = index_steps::plan(&ia, partitions)?;
+            ordered = Some(paths);
+            index_plan = Some(ip);
+            inputs::expand(&ia.inputs)
+        }
         Command::Flows(fa) => {
             // No --partitions: as many as shards, decided below.
             let (paths, fp) = flows_steps::plan(&fa, partitions)?;
@@ -293,7 +314,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
             inputs::expand(&sa.inputs)
         }
         _ => bail!(
-            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, flows, analyze --batch); run it on one machine"
+            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, flows, index, analyze --batch); run it on one machine"
         ),
     };
     Ok(Decided {
@@ -303,6 +324,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
         split: split_plan,
         analyze_batch: batch_plan,
         flows: flows_plan,
+        index: index_plan,
     })
 }
 
@@ -500,25 +522,60 @@ fn compute(
             };
             (part, false)
         }
+        c @ (Command::Index(_) | Command::Flows(_) | Command::Split(_)) => {
+            (shuffled(plan, stage, n, (from, to), c)?, false)
+        }
+        _ => bail!("the plan's command {} has no tasks", plan.command),
+    })
+}
+
+/// Task `n` of `stage` of a command with a shuffle (map tasks reading inputs `from..to`, then
+/// reduce tasks).
+fn shuffled(
+    plan: &Plan,
+    stage: &Stage,
+    n: usize,
+    (from, to): (usize, usize),
+    command: Command,
+) -> anyhow::Result<Part> {
+    Ok(match command {
+        Command::Index(ia) => {
+            let Some(ip) = &plan.index else {
+                bail!("the plan has no index section");
+            };
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            if stage.name == "map" {
+                Part::IndexMap(index_steps::map(
+                    &ia,
+                    ip,
+                    &paths,
+                    (from, to),
+                    &plan.work,
+                    n,
+                )?)
+            } else {
+                let maps = plan.stages[0].tasks.len();
+                Part::FlowsReduce(flows_steps::reduce(&ip.absolute, maps, &plan.work, n)?)
+            }
+        }
         Command::Flows(_) => {
             let Some(fp) = &plan.flows else {
                 bail!("the plan has no flows section");
             };
             let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
-            let part = if stage.name == "map" {
+            if stage.name == "map" {
                 Part::FlowsMap(flows_steps::map(fp, &paths, (from, to), &plan.work, n)?)
             } else {
                 let maps = plan.stages[0].tasks.len();
                 Part::FlowsReduce(flows_steps::reduce(&paths, maps, &plan.work, n)?)
-            };
-            (part, false)
+            }
         }
         Command::Split(sa) => {
             let Some(sp) = &plan.split else {
                 bail!("the plan has no split section");
             };
             let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
-            let part = if stage.name == "map" {
+            if stage.name == "map" {
                 Part::SplitMap(split_steps::map(
                     &sa,
                     sp,
@@ -530,10 +587,9 @@ fn compute(
             } else {
                 let maps = plan.stages[0].tasks.len();
                 Part::SplitReduce(split_steps::reduce(&sa, sp, &paths, maps, &plan.work, n)?)
-            };
-            (part, false)
+            }
         }
-        _ => bail!("the plan's command {} has no tasks", plan.command),
+        _ => bail!("the plan's command {} has no shuffle", plan.command),
     })
 }
 
@@ -611,6 +667,20 @@ fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Res
             }
             let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             analyze_steps::finish(&an, &paths, bp, sketches, &rows, &plan.unreadable)
+        }
+        Command::Index(ia) => {
+            let Some(ip) = &plan.index else {
+                bail!("the plan has no index section");
+            };
+            let (mut maps, mut reduces) = (Vec::new(), Vec::new());
+            for p in parts {
+                match p {
+                    Part::IndexMap(m) => maps.push(m),
+                    Part::FlowsReduce(r) => reduces.push(r),
+                    _ => bail!("a task's result is not index's"),
+                }
+            }
+            index_steps::finish(&ia, ip, maps, reduces, &plan.work)
         }
         Command::Flows(fa) => {
             let Some(fp) = &plan.flows else {

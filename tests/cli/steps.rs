@@ -693,3 +693,128 @@ fn a_set_whose_files_overlap_in_time_is_refused_with_status_3() {
     );
     assert!(got.stdout.is_empty());
 }
+
+/// `step plan PLAN_ARGS… ARGS…` run from `dir`, every stage's tasks in reverse order, then the
+/// finish: its output.
+fn stepped_in(dir: &Path, plan_args: &[&str], args: &[&str]) -> std::process::Output {
+    let _ = std::fs::remove_file(dir.join("p.json"));
+    let _ = std::fs::remove_dir_all(dir.join("p.json.d"));
+    succeed(
+        tracekit()
+            .current_dir(dir)
+            .args(["step", "plan", "-o", "p.json"])
+            .args(plan_args)
+            .args(args),
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("p.json")).unwrap()).unwrap();
+    for stage in v["stages"].as_array().unwrap() {
+        let name = stage["name"].as_str().unwrap();
+        for n in (0..stage["tasks"].as_array().unwrap().len()).rev() {
+            succeed(tracekit().current_dir(dir).args([
+                "step",
+                "task",
+                "p.json",
+                name,
+                &n.to_string(),
+            ]));
+        }
+    }
+    run(tracekit()
+        .current_dir(dir)
+        .args(["step", "finish", "p.json"]))
+}
+
+#[test]
+fn index_by_steps_equals_index_on_one_machine_also_when_the_set_grows_or_a_file_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut rotated: Vec<PathBuf> = std::fs::read_dir(testdata("rotated"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    rotated.sort();
+    std::fs::create_dir(root.join("set")).unwrap();
+    let add = |files: &[PathBuf]| {
+        for f in files {
+            std::fs::copy(f, root.join("set").join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    // The index records the captures' absolute paths: both are made in the same place, `ix`,
+    // each kept aside (ix-one, ix-many) while the other is brought up to date.
+    let args = ["index", "-q", "-o", "ix", "set"];
+    let in_place = |name: &str, f: &dyn Fn() -> std::process::Output| {
+        let aside = root.join(name);
+        if aside.exists() {
+            std::fs::rename(&aside, root.join("ix")).unwrap();
+        }
+        let out = f();
+        std::fs::rename(root.join("ix"), &aside).unwrap();
+        out
+    };
+    let tree = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        for sub in ["", "parts"] {
+            for e in std::fs::read_dir(d.join(sub)).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    let name = p.strip_prefix(d).unwrap().display().to_string();
+                    files.push((name, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let compare = |what: &str| {
+        let single = in_place("ix-one", &|| run(tracekit().current_dir(root).args(args)));
+        let stepped = in_place("ix-many", &|| {
+            stepped_in(root, &["--shards", "3", "--partitions", "4"], &args)
+        });
+        assert_eq!(
+            stepped.status.code(),
+            single.status.code(),
+            "{what}: {}",
+            stderr(&stepped)
+        );
+        assert_eq!(stderr(&stepped), stderr(&single), "{what}");
+        let (a, b) = (tree(&root.join("ix-one")), tree(&root.join("ix-many")));
+        assert!(a.len() > 3, "{what}");
+        assert_eq!(
+            a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            b.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "{what}"
+        );
+        assert!(a == b, "{what}: the same files, other bytes");
+        single
+    };
+    add(&rotated[..6]);
+    let first = compare("six files");
+    assert!(stderr(&first).contains("6 indexed"), "{}", stderr(&first));
+    add(&rotated[6..]);
+    let grown = compare("three more");
+    assert!(
+        stderr(&grown).contains("3 indexed (0 changed since), 6 unchanged"),
+        "{}",
+        stderr(&grown)
+    );
+    let last = root.join("set").join(rotated[8].file_name().unwrap());
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() - 100]).unwrap();
+    let cut = compare("the last one cut");
+    assert!(stderr(&cut).contains("1 changed since"), "{}", stderr(&cut));
+    // Queries from the index made by steps answer as from the captures.
+    std::fs::rename(root.join("ix-many"), root.join("ix")).unwrap();
+    let from_index = run(tracekit()
+        .current_dir(root)
+        .args(["flows", "--index", "ix"]));
+    let from_captures = run(tracekit().current_dir(root).args(["flows", "set"]));
+    // (The index names files by their absolute paths.)
+    let absolute = format!("{}/", root.display());
+    let rows = String::from_utf8_lossy(&from_index.stdout).replace(&absolute, "");
+    assert!(rows.lines().count() > 100);
+    assert!(
+        rows == String::from_utf8_lossy(&from_captures.stdout),
+        "flows --index differs"
+    );
+}

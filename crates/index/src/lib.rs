@@ -271,31 +271,17 @@ pub fn update(
     describe: Describe<'_>,
     make_flows: Option<MakeFlows<'_>>,
 ) -> Result<Updated, Error> {
-    let old = if dir.join(MANIFEST).exists() && !rebuild {
-        Some(read_manifest(dir)?)
-    } else {
-        None
-    };
-    std::fs::create_dir_all(dir.join("parts"))
-        .map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
-    let abs: Vec<PathBuf> = files
-        .iter()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
-        .collect();
+    let old = prepare(dir, rebuild)?;
+    let abs = absolute(files);
     let inputs: Vec<&Path> = abs.iter().map(PathBuf::as_path).collect();
-    let block_records = block_records.clamp(1, part::BLOCK_RECORDS);
-    // Parts of blocks of another size are made again.
-    let reusable = old
-        .as_ref()
-        .filter(|m| m.block_records == block_records && m.block_bytes == part::BLOCK_BYTES);
     let results: Vec<(PathBuf, Result<Indexed, String>)> = abs
         .par_iter()
         .zip(files.par_iter())
         .map(|(path, given)| {
-            let r = index_one(
+            let r = index_file(
                 dir,
                 (path, given),
-                (reusable, block_records),
+                (old.as_ref(), block_records),
                 &inputs,
                 describe,
             );
@@ -305,6 +291,83 @@ pub fn update(
             (path.clone(), r)
         })
         .collect();
+    conclude(
+        dir,
+        old.as_ref(),
+        results,
+        block_records,
+        &inputs,
+        make_flows,
+    )
+}
+
+/// The first step of an update: the index's manifest as it is (none when there is none, or
+/// with `rebuild`), and its parts directory made.
+///
+/// # Errors
+/// An index that exists but cannot be read (without `rebuild`), or a directory that cannot be
+/// made.
+pub fn prepare(dir: &Path, rebuild: bool) -> Result<Option<Manifest>, Error> {
+    let old = if dir.join(MANIFEST).exists() && !rebuild {
+        Some(read_manifest(dir)?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(dir.join("parts"))
+        .map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+    Ok(old)
+}
+
+/// The paths an index records: each file's canonical path (as given when it has none).
+#[must_use]
+pub fn absolute(files: &[PathBuf]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect()
+}
+
+/// Indexes one file (`path`: its absolute path; `given`: as named), or re-uses its part of
+/// the `old` manifest when the file has not changed; `inputs`: every file of the set (none may
+/// be overwritten).
+///
+/// # Errors
+/// Why the file could not be indexed.
+pub fn index_file(
+    dir: &Path,
+    (path, given): (&Path, &Path),
+    (old, block_records): (Option<&Manifest>, u32),
+    inputs: &[&Path],
+    describe: Describe<'_>,
+) -> Result<Indexed, String> {
+    let block_records = block_records.clamp(1, part::BLOCK_RECORDS);
+    // Parts of blocks of another size are made again.
+    let reusable =
+        old.filter(|m| m.block_records == block_records && m.block_bytes == part::BLOCK_BYTES);
+    index_one(
+        dir,
+        (path, given),
+        (reusable, block_records),
+        inputs,
+        describe,
+    )
+}
+
+/// The last step of an update: the parts of files dropped or changed removed, the flow table
+/// kept when the set is the one it was made of, else made by `make_flows`, and the manifest
+/// written. `results`: each file's [`index_file`], in the set's order.
+///
+/// # Errors
+/// A flow table or manifest that cannot be written.
+pub fn conclude(
+    dir: &Path,
+    old: Option<&Manifest>,
+    results: Vec<(PathBuf, Result<Indexed, String>)>,
+    block_records: u32,
+    inputs: &[&Path],
+    make_flows: Option<MakeFlows<'_>>,
+) -> Result<Updated, Error> {
+    let block_records = block_records.clamp(1, part::BLOCK_RECORDS);
     let mut out = Updated::default();
     let mut entries = Vec::new();
     for (path, r) in results {
@@ -323,7 +386,7 @@ pub fn update(
             Err(e) => out.failed.push((path, e)),
         }
     }
-    if let Some(old) = &old {
+    if let Some(old) = old {
         for e in &old.files {
             if !entries.iter().any(|n| n.path == e.path) {
                 out.dropped.push(e.path.clone());
@@ -335,7 +398,7 @@ pub fn update(
         }
     }
     let set = set_identity(&entries);
-    let kept_flows = old.as_ref().and_then(|m| m.flows.clone()).filter(|f| {
+    let kept_flows = old.and_then(|m| m.flows.clone()).filter(|f| {
         f.set == set
             && f.file == FLOWS
             && std::fs::read(dir.join(&f.file))
@@ -346,7 +409,7 @@ pub fn update(
         (None, Some(make)) => {
             let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
             out.flows_made = true;
-            Some(write_flows(dir, &paths, set, make, &inputs)?)
+            Some(write_flows(dir, &paths, set, make, inputs)?)
         }
         (None, None) => None,
     };
@@ -364,7 +427,7 @@ pub fn update(
         flows,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(e.to_string()))?;
-    write_atomic(&dir.join(MANIFEST), &json, &inputs)?;
+    write_atomic(&dir.join(MANIFEST), &json, inputs)?;
     out.manifest = Some(manifest);
     Ok(out)
 }
@@ -428,7 +491,7 @@ fn write_atomic(target: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), Err
 }
 
 /// A file's entry, whether its part was re-used, and whether it changed since indexed.
-type Indexed = (Entry, bool, bool);
+pub type Indexed = (Entry, bool, bool);
 
 /// Indexes one file, or re-uses its part.
 fn index_one(

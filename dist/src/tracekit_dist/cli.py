@@ -50,7 +50,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="tracekit-dist",
         description=(
             "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
-            "machine (commands so far: info, anonymize, split --by stream, flows, analyze --batch)."
+            "machine (commands so far: info, anonymize, split --by stream, flows, index, "
+            "analyze --batch)."
         ),
     )
     parser.add_argument(
