@@ -37,8 +37,30 @@ def tracekit() -> str:
 
 
 def corpus() -> Path | None:
-    """The third-party corpus, as the Rust tests find it (TRACEKIT_CORPUS, target/corpus)."""
-    for d in (os.environ.get("TRACEKIT_CORPUS"), REPO / "target" / "corpus"):
-        if d and (Path(d) / "MANIFEST.tsv").exists():
-            return Path(d)
+    """The third-party corpus, found as the Rust tests find it: TRACEKIT_CORPUS, else
+    target/corpus, else a directory `corpus` beside the clone or one of its nearest
+    ancestors that holds the manifest's captures."""
+    env = os.environ.get("TRACEKIT_CORPUS")
+    if env:
+        return Path(env) if holds_corpus(Path(env)) else None
+    if holds_corpus(REPO / "target" / "corpus"):
+        return REPO / "target" / "corpus"
+    for up in list(REPO.resolve().parents)[:4]:
+        try:
+            beside = sorted(d / "corpus" for d in up.iterdir() if d.is_dir())
+        except OSError:
+            continue
+        for d in beside:
+            if holds_corpus(d):
+                return d
     return None
+
+
+def holds_corpus(d: Path) -> bool:
+    """A manifest and the first capture it lists (not a clone's `corpus/`, which has only the
+    manifest)."""
+    try:
+        rows = (d / "MANIFEST.tsv").read_text().splitlines()
+    except OSError:
+        return False
+    return len(rows) > 1 and (d / rows[1].split("\t")[0]).is_file()
