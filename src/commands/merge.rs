@@ -74,6 +74,47 @@ pub fn write(args: &MergeArgs, command: &str, default_format: &str) -> anyhow::R
     write_indexed(args, command, default_format, None)
 }
 
+/// The records a selection picked in each input, found elsewhere (by the tasks of a
+/// distributed extract): per input its records' (index, byte offset), in file order; the
+/// records read in all; the oddities read past per input. What [`set::prefilter`] finds.
+#[derive(Debug)]
+pub struct Given {
+    pub selected: Vec<Vec<(u64, u64)>>,
+    pub records: u64,
+    pub problems: Vec<u64>,
+}
+
+impl Given {
+    /// The records themselves, read at their offsets; `None` if one is not there.
+    fn read<'a>(&self, captures: &[&'a Capture]) -> Option<set::Prefiltered<'a>> {
+        let mut selected = Vec::with_capacity(captures.len());
+        for (c, list) in captures.iter().zip(&self.selected) {
+            let mut records = Vec::with_capacity(list.len());
+            for &(index, offset) in list {
+                let at = usize::try_from(offset).ok()?;
+                records.push(c.pcap_records_at(at, index)?.next()?.ok()?);
+            }
+            selected.push(records);
+        }
+        (selected.len() == captures.len()).then(|| set::Prefiltered {
+            selected,
+            records: self.records,
+            problems: self.problems.clone(),
+        })
+    }
+}
+
+/// [`write_indexed`] with the selected records given (see [`Given`]), as the single run's
+/// parallel selection would have found them: the same output and report.
+pub fn write_given(
+    args: &MergeArgs,
+    command: &str,
+    default_format: &str,
+    given: &Given,
+) -> anyhow::Result<Outcome> {
+    write_with(args, command, default_format, None, Some(given))
+}
+
 /// [`write`], answering the selection from `index` (of `args.inputs`, in its order) where it
 /// can: only the records the selection can match are read.
 pub fn write_indexed(
@@ -81,6 +122,16 @@ pub fn write_indexed(
     command: &str,
     default_format: &str,
     index: Option<&tracekit_index::Index>,
+) -> anyhow::Result<Outcome> {
+    write_with(args, command, default_format, index, None)
+}
+
+fn write_with(
+    args: &MergeArgs,
+    command: &str,
+    default_format: &str,
+    index: Option<&tracekit_index::Index>,
+    given: Option<&Given>,
 ) -> anyhow::Result<Outcome> {
     let spec = Spec::try_from(&args.select)?;
     let format = output_format(args.format.as_deref(), &args.output, default_format)?;
@@ -173,6 +224,7 @@ pub fn write_indexed(
         unaligned,
         dedup_window,
         index: index.filter(|ix| ix.manifest.files.len() == captures.len()),
+        given,
     };
     // Without a time window, the inputs are first read as if each were in time order (one walk
     // instead of a survey and a walk); the first record found out of order stops that pass,
@@ -204,6 +256,8 @@ struct Prepared<'a> {
     dedup_window: Option<i64>,
     /// An index of the captures (in their order), to answer the selection from.
     index: Option<&'a tracekit_index::Index>,
+    /// The selected records, found by the tasks of a distributed run.
+    given: Option<&'a Given>,
 }
 
 /// One pass over the inputs, writing the output. `speculative`: each input is read in its own
@@ -341,7 +395,10 @@ fn pass(
         .collect();
     let prefiltered = from_index.or_else(|| {
         (speculative && matcher.is_some())
-            .then(|| set::prefilter(&captures, spec))
+            .then(|| match set.given {
+                Some(g) => g.read(&captures),
+                None => set::prefilter(&captures, spec),
+            })
             .flatten()
     });
     let read_in_advance = prefiltered.as_ref().map(|p| p.records);

@@ -3,6 +3,7 @@ pub mod analyze_steps;
 pub mod anonymize;
 pub mod docs;
 pub mod extract;
+pub mod extract_steps;
 pub mod flows;
 pub mod flows_steps;
 pub mod index;

@@ -25,7 +25,9 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
-use crate::commands::{analyze_steps, anonymize, flows_steps, index_steps, info, split_steps};
+use crate::commands::{
+    analyze_steps, anonymize, extract_steps, flows_steps, index_steps, info, split_steps,
+};
 use crate::{Outcome, inputs};
 
 /// The plan's format version: a plan of another version is refused.
@@ -117,6 +119,8 @@ enum Part {
     FlowsReduce(flows_steps::Reduced),
     /// `index`: a map task's files indexed, and its flows map.
     IndexMap(index_steps::Mapped),
+    /// `extract`: a map task's selected records (their places).
+    ExtractMap(extract_steps::Mapped),
 }
 
 fn tool() -> String {
@@ -261,6 +265,10 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
     let mut index_plan = None;
     let mut ordered = None;
     let found = match parse(command, args)? {
+        Command::Extract(ea) => {
+            ordered = Some(extract_steps::plan(&ea)?);
+            inputs::expand(&ea.inputs)
+        }
         Command::Index(ia) => {
             // No --partitions: as many as shards, decided below.
             let (paths, ip) = index_steps::plan(&ia, partitions)?;
@@ -314,7 +322,7 @@ fn decide(command: &str, args: &[String], partitions: usize) -> anyhow::Result<D
             inputs::expand(&sa.inputs)
         }
         _ => bail!(
-            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, flows, index, analyze --batch); run it on one machine"
+            "step plan: {command} cannot be distributed yet (so far: info, anonymize, split --by stream, flows, index, extract, analyze --batch); run it on one machine"
         ),
     };
     Ok(Decided {
@@ -522,6 +530,13 @@ fn compute(
             };
             (part, false)
         }
+        Command::Extract(ea) => {
+            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+            (
+                Part::ExtractMap(extract_steps::map(&ea, &paths, (from, to))?),
+                false,
+            )
+        }
         c @ (Command::Index(_) | Command::Flows(_) | Command::Split(_)) => {
             (shuffled(plan, stage, n, (from, to), c)?, false)
         }
@@ -667,6 +682,16 @@ fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Res
             }
             let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             analyze_steps::finish(&an, &paths, bp, sketches, &rows, &plan.unreadable)
+        }
+        Command::Extract(ea) => {
+            let mut maps = Vec::new();
+            for p in parts {
+                let Part::ExtractMap(m) = p else {
+                    bail!("a task's result is not extract's");
+                };
+                maps.push(m);
+            }
+            extract_steps::finish(&ea, maps, &plan.work)
         }
         Command::Index(ia) => {
             let Some(ip) = &plan.index else {

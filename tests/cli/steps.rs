@@ -228,6 +228,25 @@ fn commands_without_distributed_steps_are_refused_with_the_reason() {
             vec!["split", "--filter", "tcp", "-o", "out", hs],
             "split with a selection",
         ),
+        (
+            vec![
+                "extract",
+                "--after",
+                "2023-11-14T00:00:00Z",
+                "-o",
+                "x.pcap",
+                hs,
+            ],
+            "use tracekit index, then extract --index",
+        ),
+        (
+            vec!["extract", "--filter", "tcp", "-o", "-", hs],
+            "standard output",
+        ),
+        (
+            vec!["flows", "--filter", "tcp", hs],
+            "flows with a selection",
+        ),
     ] {
         let out = run(tracekit()
             .args(["step", "plan", "-o"])
@@ -817,4 +836,102 @@ fn index_by_steps_equals_index_on_one_machine_also_when_the_set_grows_or_a_file_
         rows == String::from_utf8_lossy(&from_captures.stdout),
         "flows --index differs"
     );
+}
+
+#[test]
+fn extract_with_a_filter_by_steps_equals_extract_on_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    // The rotated set, and its files renamed into reverse time order (merged by time).
+    let reversed = dir.path().join("reversed");
+    std::fs::create_dir(&reversed).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(testdata("rotated"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for (i, f) in files.iter().rev().enumerate() {
+        std::fs::copy(f, reversed.join(format!("{i:02}.pcap"))).unwrap();
+    }
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(&hosts, "192.0.2.7\n198.51.100.96/30\n").unwrap();
+    let hosts = hosts.display().to_string();
+    let mut n = 0;
+    for (set, selection, out) in [
+        (testdata("rotated"), vec!["--filter", "udp"], "x.pcap"),
+        (
+            testdata("rotated"),
+            vec!["--filter", "tcp port 443"],
+            "x.pcapng",
+        ),
+        (
+            reversed.clone(),
+            vec!["--hosts-file", hosts.as_str()],
+            "x.pcap.gz",
+        ),
+        (
+            reversed.clone(),
+            vec!["--filter", "icmp or arp"],
+            "x.pcap.zst",
+        ),
+    ] {
+        for shards in ["1", "3", "9"] {
+            n += 1;
+            let (one, many) = (
+                dir.path().join(format!("one-{n}-{out}")),
+                dir.path().join(format!("many-{n}-{out}")),
+            );
+            let single = run(tracekit()
+                .arg("extract")
+                .args(&selection)
+                .arg("-o")
+                .arg(&one)
+                .arg(&set));
+            let m = many.display().to_string();
+            let mut args = vec!["extract"];
+            args.extend(&selection);
+            args.extend(["-o", m.as_str()]);
+            let got = planned_by_xargs(
+                &dir.path().join(format!("e{n}.json")),
+                &["--shards", shards],
+                &args,
+                std::slice::from_ref(&set),
+            );
+            let what = format!("{selection:?} {out} shards {shards}");
+            assert_eq!(
+                got.status.code(),
+                single.status.code(),
+                "{what}: {}",
+                stderr(&got)
+            );
+            assert_eq!(
+                stderr(&got).replace(&m, "OUT"),
+                stderr(&single).replace(&one.display().to_string(), "OUT"),
+                "{what}"
+            );
+            let bytes = std::fs::read(&one).unwrap();
+            assert!(bytes.len() > 100, "{what}");
+            assert!(
+                bytes == std::fs::read(&many).unwrap(),
+                "{what}: other bytes"
+            );
+        }
+    }
+    // pcapng inputs: the single run selects them another way; the finish says so (status 3).
+    let got = planned_by_xargs(
+        &dir.path().join("ng.json"),
+        &["--shards", "2"],
+        &[
+            "extract",
+            "--filter",
+            "tcp",
+            "-o",
+            &dir.path().join("ng.pcapng").display().to_string(),
+        ],
+        &[
+            testdata("firewall-client.pcapng"),
+            testdata("handshake.pcap"),
+        ],
+    );
+    assert_eq!(got.status.code(), Some(3), "{}", stderr(&got));
+    assert!(stderr(&got).contains("on one machine"), "{}", stderr(&got));
 }

@@ -207,12 +207,7 @@ const MAX_HELD: usize = 1 << 20;
 /// caller then reads the inputs the ordinary way, which reports all of that.
 #[must_use]
 pub fn prefilter<'a>(captures: &[&'a Capture], spec: &Spec) -> Option<Prefiltered<'a>> {
-    let stateless = spec.frames.is_none()
-        && spec.community_id.is_none()
-        && spec.after.is_none()
-        && spec.before.is_none()
-        && !spec.is_everything();
-    if !stateless {
+    if !stateless(spec) {
         return None;
     }
     let threads = rayon::current_num_threads().max(1);
@@ -254,6 +249,36 @@ pub fn prefilter<'a>(captures: &[&'a Capture], spec: &Spec) -> Option<Prefiltere
         out.problems[input] += piece.problems;
     }
     Some(out)
+}
+
+/// A selection that needs no order: each record is matched alone (a filter or hosts file,
+/// without frames, Community ID or time window).
+#[must_use]
+pub fn stateless(spec: &Spec) -> bool {
+    spec.frames.is_none()
+        && spec.community_id.is_none()
+        && spec.after.is_none()
+        && spec.before.is_none()
+        && !spec.is_everything()
+}
+
+/// A file's selected records' (index, byte offset), the records read, the oddities read past.
+pub type FileSelection = (Vec<(u64, u64)>, u64, u64);
+
+/// One classic pcap file walked whole as [`prefilter`] walks a piece: its selected records'
+/// (index, byte offset), the records read, the oddities read past. `None` where [`prefilter`]
+/// gives way: not pcap, out of time order, damaged, or too many selected records to hold.
+#[must_use]
+pub fn select_file(capture: &Capture, spec: &Spec) -> Option<FileSelection> {
+    let &(start, end) = capture.pcap_pieces(1)?.first()?;
+    let p = walk(capture, spec, start, end)?;
+    (p.end == end as u64).then(|| {
+        (
+            p.selected.iter().map(|r| (r.index, r.offset)).collect(),
+            p.records,
+            p.problems,
+        )
+    })
 }
 
 /// What the walk of one piece found.

@@ -50,7 +50,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="tracekit-dist",
         description=(
             "Run `tracekit COMMAND ARGS...` on a Ray cluster with the same result as on one "
-            "machine (commands so far: info, anonymize, split --by stream, flows, index, "
+            "machine (info, anonymize, split --by stream, flows, index, extract with a filter, "
             "analyze --batch)."
         ),
     )
