@@ -62,6 +62,22 @@ t_flows_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state flows -
 cmp -s "$work/one.jsonl" "$work/many.jsonl" && flows_same=yes || flows_same=NO
 flows_where=$(rm -rf "$work/state"; $dist --state "$work/state" flows -q "$set_dir" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
 
+idx() { echo "rm -rf $work/$1 $work/state; $2 index -q -o $work/$1 $set_dir"; }
+t_index=$(best sh -c "$(idx ix-one "$tk")")
+t_index_d=$(best sh -c "$(idx ix-many "$dist -q --state $work/state")")
+diff -r "$work/ix-one" "$work/ix-many" >/dev/null && index_same=yes || index_same=NO
+index_where=$(sh -c "$(idx ix-many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
+rm -rf "$work/ix-one" "$work/ix-many"
+
+# A filter matching one host of the set's 512 (about 0.4% of the packets).
+ext() { echo "rm -f $work/$1 ; rm -rf $work/state; $2 extract -q --filter 'host 203.0.113.13' -o $work/$1 $set_dir"; }
+t_ext=$(best sh -c "$(ext one.pcap "$tk")")
+t_ext_d=$(best sh -c "$(ext many.pcap "$dist -q --state $work/state")")
+cmp -s "$work/one.pcap" "$work/many.pcap" && ext_same=yes || ext_same=NO
+ext_packets=$("$tk" info "$work/one.pcap" | awk '/^Packets:/ {print $2}')
+ext_where=$(sh -c "$(ext many.pcap "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
+rm -f "$work/one.pcap" "$work/many.pcap"
+
 splits() { echo "rm -rf $work/$1 $work/$1.csv $work/state; $2 split -q --by stream -o $work/$1 --index $work/$1.csv $set_dir"; }
 t_split=$(best sh -c "$(splits one "$tk")")
 t_split_d=$(best sh -c "$(splits many "$dist -q --state $work/state")")
@@ -70,10 +86,12 @@ outputs=$(find "$work/one" -type f | wc -l)
 split_where=$(sh -c "$(splits many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
 rm -rf "$work/one" "$work/many"
 
-python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" "$t_split" "$t_split_d" "$split_same" "$outputs" "$t_flows" "$t_flows_d" "$flows_same" <<'PY'
+python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" "$t_split" "$t_split_d" "$split_same" "$outputs" "$t_flows" "$t_flows_d" "$flows_same" "$t_index" "$t_index_d" "$index_same" "$t_ext" "$t_ext_d" "$ext_same" "$ext_packets" <<'PY'
 import sys
-ti, tid, isame, ta, tad, asame, ts, tsd, ssame, outputs, tf, tfd, fsame = sys.argv[1:]
-ti, tid, ta, tad, ts, tsd, tf, tfd = map(float, (ti, tid, ta, tad, ts, tsd, tf, tfd))
+(ti, tid, isame, ta, tad, asame, ts, tsd, ssame, outputs, tf, tfd, fsame,
+ tx, txd, xsame, te, ted, esame, epackets) = sys.argv[1:]
+ti, tid, ta, tad, ts, tsd, tf, tfd, tx, txd, te, ted = map(
+    float, (ti, tid, ta, tad, ts, tsd, tf, tfd, tx, txd, te, ted))
 print(f"{'':<58} {'seconds':>8}  ratio")
 print(f"info --json, one machine (tracekit info, 2 threads){'':<7} {ti:8.3f}")
 print(f"info --json, tracekit-dist on 3 nodes (1 CPU each){'':<7} {tid:8.3f}  {tid/ti:.2f}x one machine; same bytes: {isame}")
@@ -83,8 +101,14 @@ print(f"split --by stream --index, one machine ({outputs} outputs){'':<5} {ts:8.
 print(f"split --by stream --index, tracekit-dist on 3 nodes{'':<7} {tsd:8.3f}  {tsd/ts:.2f}x one machine; same files: {ssame}")
 print(f"flows, one machine (tracekit flows, 2 threads){'':<12} {tf:8.3f}")
 print(f"flows, tracekit-dist on 3 nodes{'':<27} {tfd:8.3f}  {tfd/tf:.2f}x one machine; same bytes: {fsame}")
+print(f"index, one machine{'':<40} {tx:8.3f}")
+print(f"index, tracekit-dist on 3 nodes{'':<27} {txd:8.3f}  {txd/tx:.2f}x one machine; same index: {xsame}")
+print(f"extract --filter ({epackets} packets), one machine{'':<14} {te:8.3f}")
+print(f"extract --filter, tracekit-dist on 3 nodes{'':<16} {ted:8.3f}  {ted/te:.2f}x one machine; same bytes: {esame}")
 PY
 echo "where the time goes (info): $info_where"
 echo "where the time goes (anonymize): $anon_where"
 echo "where the time goes (split): $split_where"
 echo "where the time goes (flows): $flows_where"
+echo "where the time goes (index): $index_where"
+echo "where the time goes (extract): $ext_where"
