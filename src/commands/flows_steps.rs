@@ -83,10 +83,6 @@ pub struct Mapped {
     pub files: Vec<FileSpan>,
 }
 
-fn parts_file(work: &Path, n: usize) -> PathBuf {
-    work.join(format!("map-{n:06}.parts"))
-}
-
 /// Map task `n`: inputs `from..to` read in order, each packet's place sent to its partition.
 pub fn map(
     fp: &FlowsPlan,
@@ -136,14 +132,7 @@ pub fn map(
         }
         files.push(span);
     }
-    let target = parts_file(work, n);
-    let mut out = tracekit_capture::output::AtomicFile::create(&target, &[])?;
-    let mut w = std::io::BufWriter::new(&mut out);
-    shuffle::write_parts(&mut w, &parts)
-        .and_then(|()| std::io::Write::flush(&mut w))
-        .with_context(|| format!("writing {}", target.display()))?;
-    drop(w);
-    out.commit(false)?;
+    shuffle::commit_parts(&shuffle::parts_file(work, n), &parts).map_err(anyhow::Error::msg)?;
     Ok(Mapped { files })
 }
 
@@ -215,7 +204,8 @@ pub fn reduce(paths: &[PathBuf], maps: usize, work: &Path, p: usize) -> anyhow::
     let mut located = Vec::new();
     for m in 0..maps {
         located.extend(
-            shuffle::read_part(&parts_file(work, m), p as u32).map_err(anyhow::Error::msg)?,
+            shuffle::read_part(&shuffle::parts_file(work, m), p as u32)
+                .map_err(anyhow::Error::msg)?,
         );
     }
     let (by_file, captures) =

@@ -79,7 +79,7 @@ pub fn plan(s: &SplitArgs, partitions: usize) -> anyhow::Result<(Vec<PathBuf>, S
     ))
 }
 
-/// What a map task commits (its positions files are in [`parts_dir`]).
+/// What a map task commits (its packets' places are in its parts file, `shuffle::parts_file`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Mapped {
     pub packets: u64,
@@ -87,11 +87,6 @@ pub struct Mapped {
     pub skipped: Vec<Skipped>,
     /// Why the set cannot be split exactly in partitions, if a packet showed it.
     pub not_exact: Option<String>,
-}
-
-/// Where map task `n` keeps what it sends the partitions.
-fn parts_file(work: &Path, n: usize) -> PathBuf {
-    work.join(format!("map-{n:06}.parts"))
 }
 
 /// Map task `n`: inputs `from..to` (of `paths`, the run's order) read, each packet's place
@@ -155,15 +150,7 @@ pub fn map(
         }
         mapped.problems += records.problems().1;
     }
-    // Written under a name of this attempt's, then renamed: a repeated task writes the same.
-    let target = parts_file(work, n);
-    let mut out = tracekit_capture::output::AtomicFile::create(&target, &[])?;
-    let mut w = std::io::BufWriter::new(&mut out);
-    shuffle::write_parts(&mut w, &parts)
-        .and_then(|()| std::io::Write::flush(&mut w))
-        .with_context(|| format!("writing {}", target.display()))?;
-    drop(w);
-    out.commit(false)?;
+    shuffle::commit_parts(&shuffle::parts_file(work, n), &parts).map_err(anyhow::Error::msg)?;
     Ok(mapped)
 }
 
@@ -198,7 +185,8 @@ pub fn reduce(
             bail!("map task {m} has not committed: run the map stage first");
         }
         located.extend(
-            shuffle::read_part(&parts_file(work, m), p as u32).map_err(anyhow::Error::msg)?,
+            shuffle::read_part(&shuffle::parts_file(work, m), p as u32)
+                .map_err(anyhow::Error::msg)?,
         );
     }
     // A directory of this attempt's own: a repeated task never writes into another's.

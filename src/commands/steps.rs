@@ -553,12 +553,13 @@ fn shuffled(
     (from, to): (usize, usize),
     command: Command,
 ) -> anyhow::Result<Part> {
+    let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
+    let maps = plan.stages[0].tasks.len();
     Ok(match command {
         Command::Index(ia) => {
             let Some(ip) = &plan.index else {
                 bail!("the plan has no index section");
             };
-            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             if stage.name == "map" {
                 Part::IndexMap(index_steps::map(
                     &ia,
@@ -569,7 +570,6 @@ fn shuffled(
                     n,
                 )?)
             } else {
-                let maps = plan.stages[0].tasks.len();
                 Part::FlowsReduce(flows_steps::reduce(&ip.absolute, maps, &plan.work, n)?)
             }
         }
@@ -577,11 +577,9 @@ fn shuffled(
             let Some(fp) = &plan.flows else {
                 bail!("the plan has no flows section");
             };
-            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             if stage.name == "map" {
                 Part::FlowsMap(flows_steps::map(fp, &paths, (from, to), &plan.work, n)?)
             } else {
-                let maps = plan.stages[0].tasks.len();
                 Part::FlowsReduce(flows_steps::reduce(&paths, maps, &plan.work, n)?)
             }
         }
@@ -589,7 +587,6 @@ fn shuffled(
             let Some(sp) = &plan.split else {
                 bail!("the plan has no split section");
             };
-            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             if stage.name == "map" {
                 Part::SplitMap(split_steps::map(
                     &sa,
@@ -600,7 +597,6 @@ fn shuffled(
                     n,
                 )?)
             } else {
-                let maps = plan.stages[0].tasks.len();
                 Part::SplitReduce(split_steps::reduce(&sa, sp, &paths, maps, &plan.work, n)?)
             }
         }

@@ -194,20 +194,7 @@ impl OutputSet {
             Err(e) => return Err(io(e)),
         };
         let staging = if fresh {
-            let name = dir
-                .file_name()
-                .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-            let parent = dir
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::create_dir_all(parent).map_err(io)?;
-            let staging = parent.join(format!(".{name}.tracekit-split-{}", std::process::id()));
-            if staging.exists() {
-                std::fs::remove_dir_all(&staging).map_err(io)?;
-            }
-            std::fs::create_dir(&staging).map_err(io)?;
-            Some(staging)
+            Some(staging_dir(dir).map_err(io)?)
         } else {
             None
         };
@@ -797,19 +784,7 @@ pub fn place(
     let mut files: Vec<(PathBuf, String)> = files.to_vec();
     let mut staged = None;
     if fresh {
-        let name = dir
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        let staging = parent.join(format!(".{name}.tracekit-split-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
-        }
-        std::fs::create_dir(&staging).map_err(|e| io(&staging, e))?;
+        let staging = staging_dir(dir).map_err(|e| io(dir, e))?;
         for (from, name) in &mut files {
             let to = staging.join(&*name);
             move_file(from, &to).map_err(|e| io(&to, e))?;
@@ -834,6 +809,25 @@ pub fn place(
         let _ = std::fs::remove_dir(staging);
     }
     Ok(())
+}
+
+/// A new, empty hidden sibling of `dir` where outputs are written before one rename moves
+/// them all into place.
+fn staging_dir(dir: &Path) -> io::Result<PathBuf> {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let staging = parent.join(format!(".{name}.tracekit-split-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir(&staging)?;
+    Ok(staging)
 }
 
 /// A rename, or a copy and a removal across file systems.

@@ -152,6 +152,31 @@ pub fn write_parts(out: &mut impl Write, parts: &[Vec<Located>]) -> std::io::Res
     out.write_all(&buf)
 }
 
+/// Where map task `n` of a plan whose work directory is `work` keeps what it sends the
+/// partitions.
+#[must_use]
+pub fn parts_file(work: &Path, n: usize) -> PathBuf {
+    work.join(format!("map-{n:06}.parts"))
+}
+
+/// Writes `parts` ([`write_parts`]) to `target` under a temporary name, then renames it: a
+/// repeated map task writes the same file.
+///
+/// # Errors
+/// The file could not be written.
+pub fn commit_parts(target: &Path, parts: &[Vec<Located>]) -> Result<(), String> {
+    let failed = |e: &dyn std::fmt::Display| format!("writing {}: {e}", target.display());
+    let mut out =
+        tracekit_capture::output::AtomicFile::create(target, &[]).map_err(|e| failed(&e))?;
+    let mut w = std::io::BufWriter::new(&mut out);
+    write_parts(&mut w, parts)
+        .and_then(|()| w.flush())
+        .map_err(|e| failed(&e))?;
+    drop(w);
+    out.commit(false).map_err(|e| failed(&e))?;
+    Ok(())
+}
+
 /// Reads partition `p`'s list from a file [`write_parts`] wrote; a file of another kind or
 /// length is an error.
 pub fn read_part(path: &Path, p: u32) -> Result<Vec<Located>, String> {
