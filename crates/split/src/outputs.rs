@@ -785,11 +785,13 @@ pub fn place(
     let mut staged = None;
     if fresh {
         let staging = staging_dir(dir).map_err(|e| io(dir, e))?;
-        for (from, name) in &mut files {
+        // Renamed on every core: a distributed split places hundreds of thousands of files.
+        files.par_iter_mut().try_for_each(|(from, name)| {
             let to = staging.join(&*name);
             move_file(from, &to).map_err(|e| io(&to, e))?;
             *from = to;
-        }
+            Ok(())
+        })?;
         if std::fs::rename(&staging, dir).is_ok() {
             return Ok(());
         }
