@@ -356,12 +356,28 @@ pub(crate) fn print(
     args: &FlowsArgs,
     rows: impl Iterator<Item = anyhow::Result<Row<Vec<String>>>>,
 ) -> anyhow::Result<()> {
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    match &args.output {
+        // Written under a temporary name and renamed into place once complete.
+        Some(path) => {
+            let mut file = tracekit_capture::output::AtomicFile::create(path, &[])?;
+            write_rows(args, rows, std::io::BufWriter::new(&mut file))?;
+            file.commit(false)?;
+        }
+        None => write_rows(
+            args,
+            rows,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        )?,
+    }
+    Ok(())
+}
+
+/// The rows, as JSON lines or CSV, into `out`.
+fn write_rows(
+    args: &FlowsArgs,
+    rows: impl Iterator<Item = anyhow::Result<Row<Vec<String>>>>,
+    mut out: impl Write,
+) -> anyhow::Result<()> {
     if args.format == "csv" {
         let mut w = csv::Writer::from_writer(out);
         for r in rows {
@@ -369,7 +385,6 @@ pub(crate) fn print(
         }
         w.flush()?;
     } else {
-        let mut out = out;
         for r in rows {
             // Serialized apart so that a closed pipe (`| head`) is an I/O error, ended quietly.
             let mut line = serde_json::to_vec(&r?)?;

@@ -327,3 +327,24 @@ fn a_closed_pipe_ends_flows_quietly() {
         assert!(!err.contains("Broken pipe"), "{format}: {err}");
     }
 }
+
+#[test]
+fn the_output_file_is_written_whole_then_renamed_into_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("flows.csv");
+    std::fs::write(&out, "an older table\n").unwrap();
+    let to_stdout = crate::succeed(
+        crate::tracekit()
+            .args(["flows", "--format", "csv"])
+            .arg(crate::testdata("rotated")),
+    );
+    crate::succeed(
+        crate::tracekit()
+            .args(["flows", "--format", "csv", "-o"])
+            .arg(&out)
+            .arg(crate::testdata("rotated")),
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), to_stdout.stdout);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left beside it");
+}
