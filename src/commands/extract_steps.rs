@@ -7,7 +7,7 @@
 //! That parallel selection applies to classic pcap inputs each in time order; a set of another
 //! kind is answered by the finish with status 3 (run the command on one machine).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ pub fn map(
 }
 
 /// The finish: the selected records written as the single run writes them.
-pub fn finish(e: &ExtractArgs, maps: Vec<Mapped>, _work: &Path) -> anyhow::Result<Outcome> {
+pub fn finish(e: &ExtractArgs, maps: Vec<Mapped>) -> anyhow::Result<Outcome> {
     let mut given = Given {
         selected: Vec::new(),
         records: 0,

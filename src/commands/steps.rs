@@ -641,6 +641,7 @@ pub fn finish(a: &StepFinishArgs) -> anyhow::Result<Outcome> {
 /// What the command writes, from every task's result (`finished`: the marker a finish that
 /// moves results leaves).
 fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Result<Outcome> {
+    let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
     match parse(&plan.command, &plan.args)? {
         Command::Info(i) => {
             let mut rendered = Vec::new();
@@ -676,7 +677,6 @@ fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Res
                     _ => bail!("a task's result is not analyze's"),
                 }
             }
-            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             analyze_steps::finish(&an, &paths, bp, sketches, &rows, &plan.unreadable)
         }
         Command::Extract(ea) => {
@@ -687,7 +687,7 @@ fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Res
                 };
                 maps.push(m);
             }
-            extract_steps::finish(&ea, maps, &plan.work)
+            extract_steps::finish(&ea, maps)
         }
         Command::Index(ia) => {
             let Some(ip) = &plan.index else {
@@ -715,7 +715,6 @@ fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Res
                     _ => bail!("a task's result is not flows'"),
                 }
             }
-            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             let maps = plan.stages[0].tasks.len();
             flows_steps::finish(&fa, fp, &paths, maps, reduces, &plan.work)
         }
@@ -731,7 +730,6 @@ fn finish_command(plan: &Plan, parts: Vec<Part>, finished: &Path) -> anyhow::Res
                     _ => bail!("a task's result is not split's"),
                 }
             }
-            let paths: Vec<PathBuf> = plan.inputs.iter().map(|i| i.path.clone()).collect();
             let outcome = split_steps::finish(&sa, sp, &paths, &maps, &reduces, &plan.work)?;
             // The outputs were moved: a second finish would find nothing to move.
             std::fs::write(finished, b"")
