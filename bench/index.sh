@@ -37,6 +37,22 @@ ix_bytes=$(du -sb "$ix" | cut -f1)
 set_bytes=$(du -sb "$set_dir" | cut -f1)
 t_again=$(best ./target/release/tracekit index -q -o "$ix" "$set_dir")
 
+# The set grown by its last rotated file: an index of the others, then of them all, with and
+# without --flow-state (with it, the flow table is carried on from the state the first run
+# saved, reading only the new file); the tables equal the fresh index's, byte for byte.
+mapfile -t all < <(find "$set_dir_abs" -type f | sort)
+grow() {  # grow [--flow-state]: seconds of the run that adds the last file; state bytes
+  rm -rf "$ix.grow"
+  ./target/release/tracekit index -q "$@" -o "$ix.grow" "${all[@]:0:${#all[@]}-1}" 2>/dev/null
+  local t; t=$(runs=1 best ./target/release/tracekit index -q "$@" -o "$ix.grow" "${all[@]}")
+  cmp -s "$ix/flows.parquet" "$ix.grow/flows.parquet" || { echo "grown flow table differs" >&2; exit 1; }
+  echo "$t $(stat -c %s "$ix.grow/flows.state" 2>/dev/null || echo 0)"
+}
+read -r t_grow _ < <(grow)
+read -r t_grow_state state_bytes < <(grow --flow-state)
+t_index_state=$(runs=1 best sh -c "rm -rf $ix.grow && ./target/release/tracekit index -q --flow-state -o $ix.grow $set_dir")
+rm -rf "$ix.grow"
+
 # A host in about 0.1% of the flows, and a host of one flow.
 read -r host rare < <(./target/release/tracekit flows --format csv "$set_dir" | python3 -c "
 import csv, collections, sys
@@ -94,7 +110,7 @@ print(sum(f['packets'] for f in json.load(open('$ix/tracekit-index.json'))['file
 python3 - "$t_flows" "$t_index" "$t_again" "$win_full" "$win_ix" "$ix_bytes" "$set_bytes" \
   "$mem_index" "$wsame" "$wread" "$packets" "$q1" "$q2" \
   "$t_flows_ix|$fsame|$t_fh_full|$t_fh_ix|$fhsame|$t_c_full|$t_c_ix|$csame|$flows_bytes" \
-  "$mem_index" "$mem_flows" <<'PY'
+  "$mem_index" "$mem_flows" "$t_grow|$t_grow_state|$t_index_state|$state_bytes" <<'PY'
 import sys
 fl, ix, again, wf, wq = map(float, sys.argv[1:6])
 ixb, setb = int(sys.argv[6]), int(sys.argv[7])
@@ -104,6 +120,10 @@ print(f"{'':<52} {'seconds':>8}  ratio")
 print(f"{'tracekit flows over the set':<52} {fl:8.3f}")
 print(f"{'tracekit index (fresh)':<52} {ix:8.3f}  {ix/fl:.2f}x flows")
 print(f"{'tracekit index again (nothing changed)':<52} {again:8.3f}")
+g, gs, ixs, stb = (float(v) for v in sys.argv[17].split("|"))
+print(f"{'tracekit index --flow-state (fresh)':<52} {ixs:8.3f}  {ixs/fl:.2f}x flows; the state {stb/1e6:.1f} MB, {100*stb/setb:.2f}% of the set")
+print(f"{'tracekit index, the set grown by one file':<52} {g:8.3f}  {g/fl:.2f}x flows (the flow table counted again)")
+print(f"{'tracekit index, grown by one file, with the state':<52} {gs:8.3f}  {gs/fl:.2f}x flows, {g/gs:.1f}x faster than without")
 for q in sys.argv[12:14]:
     label, filt, full, q_, td, mem, same, sel, read = q.split("|")
     full, q_, td = float(full), float(q_), float(td)

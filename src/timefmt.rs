@@ -1,27 +1,8 @@
-use time::OffsetDateTime;
-use time::macros::format_description;
 use tracekit_capture::Timestamp;
-
-/// RFC 3339 in UTC with all nine digits of the fraction: what [`rfc3339`] prints and
-/// [`parse_rfc3339`] reads back.
-const RFC3339: &[time::format_description::BorrowedFormatItem<'_>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
 /// RFC 3339 in UTC with all nine digits of the fraction, e.g. `2014-12-09T17:16:09.999999000Z`.
 pub fn rfc3339(ts: Timestamp) -> String {
-    let format = RFC3339;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0))
-        .ok()
-        .and_then(|t| t.format(format).ok())
-        .unwrap_or_else(|| ts.to_string())
-}
-
-/// The nanoseconds of a time [`rfc3339`] printed; `None` for anything else.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let t = time::PrimitiveDateTime::parse(s, RFC3339)
-        .ok()?
-        .assume_utc();
-    i64::try_from(t.unix_timestamp_nanos()).ok()
+    ts.rfc3339()
 }
 
 /// A duration in seconds with nanoseconds, e.g. `1.000001000`.

@@ -19,7 +19,9 @@ use tracekit_split::flows::{FlowTable, Packet};
 use tracekit_split::shuffle::{self, Located, Position};
 
 use crate::cli::FlowsArgs;
-use crate::commands::flows::{self, Row};
+use tracekit_flows::Row;
+
+use crate::commands::flows;
 use crate::{Outcome, inputs};
 
 /// What a plan of `flows` decides besides the inputs.
@@ -229,7 +231,7 @@ pub fn reduce(paths: &[PathBuf], maps: usize, work: &Path, p: usize) -> anyhow::
     let rows = table
         .flows()
         .iter()
-        .map(|f| flows::row(&f.summary(), &names))
+        .map(|f| tracekit_flows::row(&f.summary(), &names))
         .collect();
     Ok(Reduced { rows, numbered })
 }

@@ -46,7 +46,9 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<Outcome> {
         (args.rebuild, args.block_records),
         &done,
         &describe,
-        Some(&super::flows::store),
+        Some(tracekit_index::FlowsBy::Scan {
+            keep_state: args.flow_state,
+        }),
     )?;
     bar.finish_and_clear();
     Ok(report(args, &updated, trouble))
@@ -77,11 +79,15 @@ pub(crate) fn report(
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum::<u64>()
-        + [tracekit_index::MANIFEST, tracekit_index::FLOWS]
-            .iter()
-            .filter_map(|f| std::fs::metadata(args.output.join(f)).ok())
-            .map(|m| m.len())
-            .sum::<u64>();
+        + [
+            tracekit_index::MANIFEST,
+            tracekit_index::FLOWS,
+            tracekit_index::STATE,
+        ]
+        .iter()
+        .filter_map(|f| std::fs::metadata(args.output.join(f)).ok())
+        .map(|m| m.len())
+        .sum::<u64>();
     eprintln!(
         "tracekit index: {files} files ({bytes} bytes, {packets} packets): {} indexed ({} changed since), {} unchanged, {} dropped; flow table {}; index {index_bytes} bytes ({:.3}% of the captures) in {}",
         updated.indexed.len(),
@@ -89,7 +95,13 @@ pub(crate) fn report(
         updated.kept,
         updated.dropped.len(),
         match (updated.flows_made, m.and_then(|m| m.flows.as_ref())) {
-            (true, Some(f)) => format!("made ({} flows)", f.rows),
+            (true, Some(f)) => match updated.flows_carried {
+                Some(n) => format!(
+                    "carried on over the {n} new file(s) from the table saved last time ({} flows)",
+                    f.rows
+                ),
+                None => format!("made ({} flows)", f.rows),
+            },
             (false, Some(f)) => format!("unchanged ({} flows)", f.rows),
             _ => "none".to_string(),
         },

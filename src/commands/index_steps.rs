@@ -14,7 +14,7 @@ use tracekit_split::shuffle;
 
 use crate::Outcome;
 use crate::cli::IndexArgs;
-use crate::commands::{flows, flows_steps, index};
+use crate::commands::{flows_steps, index};
 
 /// What a plan of `index` decides besides the inputs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ pub fn finish(
         };
         match made {
             Ok(c) => {
-                let rows = flows::store_rows(c.rows.into_iter(), out)?;
+                let rows = tracekit_flows::stored::store_rows(c.rows.into_iter(), out)?;
                 Ok(tracekit_index::FlowsMade {
                     rows,
                     trouble: c.trouble,
@@ -151,7 +151,7 @@ pub fn finish(
         results,
         args.block_records,
         &inputs,
-        Some(&make),
+        Some(tracekit_index::FlowsBy::Caller(&make)),
     );
     if let Some(e) = refused.into_inner().ok().flatten() {
         return Err(e);

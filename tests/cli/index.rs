@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::analyze_sets::{generated, rotate};
-use crate::{corpus, records_of, run, stderr, stdout, succeed, tracekit};
+use crate::{corpus, records_of, run, stderr, stdout, succeed, testdata, tracekit};
 
 /// A set: generated traffic rotated into eight pcap files, and corpus pcaps of other link
 /// types, VLANs, IPv6, fragments, ARP (their own times: the set is merged by time).
@@ -347,6 +347,144 @@ fn an_index_follows_its_directory_and_refuses_what_changed() {
     assert!(full == indexed);
     let (full, indexed, _) = flows_both(&set, &ix, &[]);
     assert!(!full.contains("zz-new.pcap") && full == indexed);
+}
+
+/// Every file of an index directory (the manifest, the flow table and its saved state, the
+/// parts), by name, with its bytes.
+pub fn tree(ix: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for sub in ["", "parts"] {
+        for e in std::fs::read_dir(ix.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let name = p.strip_prefix(ix).unwrap().display().to_string();
+                files.push((name, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `tracekit index --flow-state`: what it says.
+fn index_keeping_state(set: &Path, ix: &Path) -> String {
+    let o = succeed(
+        tracekit()
+            .args(["index", "--flow-state", "-o"])
+            .arg(ix)
+            .arg(set),
+    );
+    stderr(&o)
+}
+
+/// A set that grew by files that come after it in time: its flow table is carried on from
+/// the table the last run saved, reading only the new files, and the index is the one a
+/// fresh run over the whole set makes, byte for byte (flow table and saved state included).
+/// A new file that comes earlier in time, or a saved state that is damaged, makes the run
+/// count every file again, with the same answer.
+#[test]
+fn a_grown_set_carries_its_flow_table_on_from_where_the_last_run_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    let mut rotated: Vec<PathBuf> = std::fs::read_dir(testdata("rotated"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    rotated.sort();
+    let add = |files: &[PathBuf]| {
+        for f in files {
+            std::fs::copy(f, set.join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    let ix = dir.path().join("ix");
+    let agree = |what: &str| {
+        for sel in [&[][..], &["--filter", "udp or icmp"], &["--format", "csv"]] {
+            let (full, indexed, _) = flows_both(&set, &ix, sel);
+            assert!(full.lines().count() > 10, "{what} {sel:?}");
+            assert!(full == indexed, "{what} {sel:?}: the rows differ");
+        }
+    };
+    add(&rotated[..3]);
+    // Without --flow-state no state is kept, and a grown set is counted again.
+    index(&set, &ix);
+    assert!(!ix.join(tracekit_index::STATE).exists());
+    add(&rotated[3..4]);
+    assert!(index(&set, &ix).contains("flow table made"));
+    // Asked for, on a set that has not changed: counted again to save the state.
+    let said = index_keeping_state(&set, &ix);
+    assert!(said.contains("flow table made"), "{said}");
+    assert!(ix.join(tracekit_index::STATE).exists());
+    // Once kept, kept up to date without the option.
+    for (k, range) in [(1, 4..6), (2, 6..9)] {
+        add(&rotated[range.clone()]);
+        let said = index(&set, &ix);
+        let n = range.len();
+        assert!(
+            said.contains(&format!("flow table carried on over the {n} new file(s)")),
+            "{said}"
+        );
+        let fresh = dir.path().join(format!("fresh-{k}"));
+        assert!(index_keeping_state(&set, &fresh).contains("flow table made"));
+        let (a, b) = (tree(&ix), tree(&fresh));
+        assert!(
+            a.iter().any(|f| f.0 == tracekit_index::STATE),
+            "a state saved"
+        );
+        assert_eq!(
+            a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            b.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        assert!(
+            a == b,
+            "carried on over {n} file(s): other bytes than a fresh index"
+        );
+        agree("carried on");
+    }
+    // Later still: the last file again, an hour on (its conversations go on after a pause).
+    let shifted = |name: &str, secs: &str| {
+        let o = run(std::process::Command::new("editcap")
+            .args(["-F", "pcap", "-t", secs])
+            .arg(&rotated[8])
+            .arg(set.join(name)));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    shifted("rot-009.pcap", "3600");
+    assert!(index(&set, &ix).contains("carried on over the 1 new file(s)"));
+    agree("an hour on");
+    // A file earlier in time than the set's end, though its name sorts last: every file is
+    // counted again.
+    std::fs::copy(&rotated[3], set.join("zz-early.pcap")).unwrap();
+    let said = index(&set, &ix);
+    assert!(said.contains("flow table made"), "{said}");
+    agree("earlier in time");
+    std::fs::remove_file(set.join("zz-early.pcap")).unwrap();
+    assert!(index(&set, &ix).contains("flow table made"));
+    // A damaged state is not carried on from.
+    let state = ix.join(tracekit_index::STATE);
+    let mut bytes = std::fs::read(&state).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 0x55;
+    std::fs::write(&state, &bytes).unwrap();
+    shifted("rot-010.pcap", "7200");
+    let said = index(&set, &ix);
+    assert!(said.contains("flow table made"), "{said}");
+    agree("a damaged state");
+    // The state saved then is whole again.
+    shifted("rot-011.pcap", "10800");
+    assert!(index(&set, &ix).contains("carried on over the 1 new file(s)"));
+    agree("after the damage");
+    let fresh = dir.path().join("fresh-last");
+    index_keeping_state(&set, &fresh);
+    assert!(tree(&ix) == tree(&fresh));
+    // --rebuild without the option drops the state.
+    succeed(
+        tracekit()
+            .args(["index", "--rebuild", "-q", "-o"])
+            .arg(&ix)
+            .arg(&set),
+    );
+    assert!(!ix.join(tracekit_index::STATE).exists());
 }
 
 /// Files that overlap in time interleave in the merge: frame numbers count the other file's

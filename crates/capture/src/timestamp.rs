@@ -17,7 +17,31 @@ impl Timestamp {
     pub fn subsec_nanos(self) -> u32 {
         self.0.rem_euclid(Self::NANOS_PER_SEC) as u32
     }
+
+    /// RFC 3339 in UTC with all nine digits of the fraction, e.g.
+    /// `2014-12-09T17:16:09.999999000Z` (the `seconds.nanoseconds` form past year 9999).
+    #[must_use]
+    pub fn rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .ok()
+            .and_then(|t| t.format(RFC3339).ok())
+            .unwrap_or_else(|| self.to_string())
+    }
+
+    /// The time [`Timestamp::rfc3339`] printed; `None` for anything else.
+    #[must_use]
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let t = time::PrimitiveDateTime::parse(s, RFC3339)
+            .ok()?
+            .assume_utc();
+        i64::try_from(t.unix_timestamp_nanos()).ok().map(Timestamp)
+    }
 }
+
+/// RFC 3339 in UTC with all nine digits of the fraction.
+const RFC3339: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+);
 
 impl fmt::Display for Timestamp {
     /// `seconds.nanoseconds` since the epoch, as tshark's `frame.time_epoch` prints it.

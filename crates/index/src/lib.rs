@@ -20,6 +20,7 @@ mod gather;
 pub mod keys;
 pub mod part;
 pub mod plan;
+mod state;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub use gather::Gathered;
 use part::{Block, Hits, Postings};
 pub use part::{Part, PartFile, Summary};
 pub use plan::Plan;
+pub use state::STATE;
 
 pub const FORMAT: &str = "tracekit-index";
 /// 4: postings name records, not only blocks, and parts are read a page at a time (3: the
@@ -91,6 +93,28 @@ pub struct FlowsMade {
 /// Writes the flow table of the files (absolute paths, in the index's order) to the writer.
 pub type MakeFlows<'a> =
     &'a (dyn Fn(&[PathBuf], &mut (dyn std::io::Write + Send)) -> Result<FlowsMade, String> + Sync);
+
+/// Who makes the flow table when the set changed.
+#[derive(Clone, Copy)]
+pub enum FlowsBy<'a> {
+    /// This run, counting every file, or, when the set only grew by files that come after all
+    /// of its own in time, only the new ones on top of the table saved last time ([`STATE`]).
+    /// The table's state is saved for the next run when `keep_state`, or when the last run
+    /// saved one.
+    Scan { keep_state: bool },
+    /// The caller (a distributed run, from its partitions). No table is saved: the next run
+    /// counts every file.
+    Caller(MakeFlows<'a>),
+}
+
+impl std::fmt::Debug for FlowsBy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FlowsBy::Scan { .. } => "Scan",
+            FlowsBy::Caller(_) => "Caller",
+        })
+    }
+}
 
 impl Manifest {
     /// The identity of the indexed set: every file's path, size, mtime and ends, in order.
@@ -255,6 +279,8 @@ pub struct Updated {
     pub manifest: Option<Manifest>,
     /// Whether the flow table was made anew (the set changed, or it had none).
     pub flows_made: bool,
+    /// When it was made from the table saved last time: the files counted on top of it.
+    pub flows_carried: Option<usize>,
 }
 
 /// Indexes `files` (in the order a full scan reads them) into `dir`, re-using the parts of
@@ -269,7 +295,7 @@ pub fn update(
     (rebuild, block_records): (bool, u32),
     progress: &(dyn Fn(u64) + Sync),
     describe: Describe<'_>,
-    make_flows: Option<MakeFlows<'_>>,
+    make_flows: Option<FlowsBy<'_>>,
 ) -> Result<Updated, Error> {
     let old = prepare(dir, rebuild)?;
     let abs = absolute(files);
@@ -313,6 +339,9 @@ pub fn prepare(dir: &Path, rebuild: bool) -> Result<Option<Manifest>, Error> {
     } else {
         None
     };
+    if rebuild {
+        state::remove(dir);
+    }
     std::fs::create_dir_all(dir.join("parts"))
         .map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
     Ok(old)
@@ -365,7 +394,7 @@ pub fn conclude(
     results: Vec<(PathBuf, Result<Indexed, String>)>,
     block_records: u32,
     inputs: &[&Path],
-    make_flows: Option<MakeFlows<'_>>,
+    make_flows: Option<FlowsBy<'_>>,
 ) -> Result<Updated, Error> {
     let block_records = block_records.clamp(1, part::BLOCK_RECORDS);
     let mut out = Updated::default();
@@ -398,23 +427,37 @@ pub fn conclude(
         }
     }
     let set = set_identity(&entries);
+    // Asked to keep a state it has not saved yet: the table is counted again to save one.
+    let stated = dir.join(STATE).exists();
+    let counting_for_state =
+        matches!(make_flows, Some(FlowsBy::Scan { keep_state: true })) && !stated;
     let kept_flows = old.and_then(|m| m.flows.clone()).filter(|f| {
-        f.set == set
+        !counting_for_state
+            && f.set == set
             && f.file == FLOWS
             && std::fs::read(dir.join(&f.file))
                 .is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == f.blake3)
     });
     let flows = match (kept_flows, make_flows) {
         (Some(f), _) => Some(f),
-        (None, Some(make)) => {
+        (None, Some(FlowsBy::Scan { keep_state })) => {
+            out.flows_made = true;
+            let keep = keep_state || stated;
+            let (flows, carried) = scan_flows(dir, (old, keep), &entries, set, inputs)?;
+            out.flows_carried = carried;
+            Some(flows)
+        }
+        (None, Some(FlowsBy::Caller(make))) => {
             let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
             out.flows_made = true;
+            state::remove(dir);
             Some(write_flows(dir, &paths, set, make, inputs)?)
         }
         (None, None) => None,
     };
     if flows.is_none() {
         let _ = std::fs::remove_file(dir.join(FLOWS));
+        state::remove(dir);
     }
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -430,6 +473,127 @@ pub fn conclude(
     write_atomic(&dir.join(MANIFEST), &json, inputs)?;
     out.manifest = Some(manifest);
     Ok(out)
+}
+
+/// Counts the flow table of the set `entries` into [`FLOWS`], and, when `keep`, saves its
+/// state ([`STATE`]): from the state the last run saved when the set only grew since (the
+/// number of files counted on top of it returned), else from every file.
+fn scan_flows(
+    dir: &Path,
+    (old, keep): (Option<&Manifest>, bool),
+    entries: &[Entry],
+    set: String,
+    inputs: &[&Path],
+) -> Result<(Flows, Option<usize>), Error> {
+    let hidden = indicatif::ProgressBar::hidden();
+    let carried = old.filter(|_| keep).and_then(|old| {
+        let prior = carried_from(dir, old, entries)?;
+        let added = &entries[prior.names.len()..];
+        let captures: Vec<Capture> = added
+            .iter()
+            .map(|e| Capture::open(&e.path))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some((
+            tracekit_flows::scan::resume(prior, &captures, &hidden),
+            added.len(),
+        ))
+    });
+    let (table, trouble, carried) = match carried {
+        Some((table, added)) => (table, Vec::new(), Some(added)),
+        None => {
+            let mut trouble = Vec::new();
+            let mut captures = Vec::new();
+            for e in entries {
+                match Capture::open(&e.path) {
+                    Ok(c) => captures.push(c),
+                    Err(err) => trouble.push(format!("{err} (input left out)")),
+                }
+            }
+            let table = if captures.is_empty() {
+                Err(format!("no input could be opened: {}", trouble.join("; ")))
+            } else {
+                tracekit_flows::scan::compute(&captures, &Spec::default(), &hidden)
+            };
+            (table, trouble, None)
+        }
+    };
+    let target = dir.join(FLOWS);
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", target.display()));
+    let table = table.map_err(|e| io(&e))?;
+    let mut trouble = trouble;
+    trouble.extend(table.trouble.iter().cloned());
+    let rows = table
+        .flows
+        .flows()
+        .iter()
+        .map(|f| tracekit_flows::row(&f.summary(), &table.names));
+    let mut file = AtomicFile::create(&target, inputs).map_err(|e| io(&e))?;
+    let mut hashed = Hashed {
+        inner: &mut file,
+        hash: blake3::Hasher::new(),
+    };
+    let n = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut hashed);
+        let n = tracekit_flows::stored::store_rows(rows, &mut w).map_err(|e| io(&e))?;
+        std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
+        n
+    };
+    let blake3 = hashed.hash.finalize().to_hex().to_string();
+    file.commit(false).map_err(|e| io(&e))?;
+    // A table of inputs left out is not carried on (the next run counts them all again).
+    if keep && table.names.len() == entries.len() {
+        state::save(
+            dir,
+            (&set, &table.names, table.frames),
+            &trouble,
+            &table.flows,
+            inputs,
+        )
+        .map_err(|e| Error::Io(format!("{}: {e}", dir.join(STATE).display())))?;
+    } else {
+        state::remove(dir);
+    }
+    Ok((
+        Flows {
+            file: FLOWS.into(),
+            blake3,
+            set,
+            rows: n,
+            trouble,
+        },
+        carried,
+    ))
+}
+
+/// The table saved by the run that made `old`, when `entries` is `old`'s set followed by files
+/// whose records all come at or after every record of it (so a scan of `entries` reads all of
+/// `old`'s first): then counting the new files on top of it gives a scan's table.
+fn carried_from(dir: &Path, old: &Manifest, entries: &[Entry]) -> Option<tracekit_flows::Prior> {
+    let flows = old.flows.as_ref()?;
+    let k = old.files.len();
+    if k == 0 || entries.len() <= k || set_identity(&entries[..k]) != flows.set {
+        return None;
+    }
+    // In time order within each file, so that a file's first and last times are its extremes.
+    if !entries.iter().all(|e| e.summary.in_order) {
+        return None;
+    }
+    let old_last = entries[..k].iter().filter_map(|e| e.summary.last_ns).max();
+    let new_first = entries[k..].iter().filter_map(|e| e.summary.first_ns).min();
+    if let (Some(last), Some(first)) = (old_last, new_first)
+        && first < last
+    {
+        return None;
+    }
+    let prior = state::load(dir, &flows.set)?;
+    let names_match = prior.names.len() == k
+        && prior
+            .names
+            .iter()
+            .zip(&entries[..k])
+            .all(|(n, e)| *n == e.path.display().to_string());
+    names_match.then_some(prior)
 }
 
 /// Makes the flow table of `paths` into [`FLOWS`] (written atomically).

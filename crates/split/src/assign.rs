@@ -67,7 +67,7 @@ impl Targets {
 }
 
 /// Options that change the keys (all off by default, as in Wireshark).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct KeyOptions {
     /// ICMP errors go with the TCP/UDP stream of the packet they quote.
     pub icmp_with_flow: bool,
@@ -116,7 +116,7 @@ pub enum Numbered {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct TcpConv {
     stream: u32,
     /// Created when a packet is keyed on this conversation (an inner or quoted conversation is
@@ -128,7 +128,7 @@ struct TcpConv {
     own: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct UdpConv {
     stream: u32,
     output: Option<u32>,
@@ -141,7 +141,7 @@ struct ConvRef {
     key: ConvKey,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 struct FragKey {
     src: IpAddr,
     dst: IpAddr,
@@ -181,23 +181,33 @@ pub(crate) const LOOKAHEAD_PACKETS: usize = 1024;
 const FRAGMENT_TIMEOUT_NS: i64 = 30_000_000_000;
 
 /// Assigns packets to outputs.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Assigner {
     mode: Mode,
     opts: KeyOptions,
     outputs: Vec<OutputKey>,
+    #[serde(serialize_with = "crate::sorted::map")]
     tcp: FxHashMap<ConvKey, TcpConv>,
+    #[serde(serialize_with = "crate::sorted::map")]
     udp: FxHashMap<ConvKey, UdpConv>,
+    #[serde(serialize_with = "crate::sorted::map")]
     pairs: FxHashMap<(IpAddr, IpAddr, u16), u32>,
+    #[serde(serialize_with = "crate::sorted::map")]
     hosts: FxHashMap<IpAddr, u32>,
+    #[serde(serialize_with = "crate::sorted::map")]
     server_ports: FxHashMap<ConvKey, u16>,
+    #[serde(serialize_with = "crate::sorted::map")]
     ports: FxHashMap<(u8, u16), u32>,
+    #[serde(serialize_with = "crate::sorted::map")]
     protocols: FxHashMap<u8, u32>,
+    #[serde(serialize_with = "crate::sorted::map")]
     frags: FxHashMap<FragKey, (u32, i64)>,
     /// Datagrams whose first fragment the look-ahead did not find (so it is not repeated for
     /// each of their fragments), with when that was.
+    #[serde(serialize_with = "crate::sorted::map")]
     orphans: FxHashMap<FragKey, i64>,
     frag_purge_at: i64,
+    #[serde(serialize_with = "crate::sorted::map")]
     chunks: FxHashMap<i64, u32>,
     chunk: Option<(u32, u64)>,
     first_ts: Option<i64>,

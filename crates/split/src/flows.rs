@@ -16,7 +16,7 @@ use crate::assign::{Assigner, KeyOptions, OutputKey};
 use crate::mode::Mode;
 
 /// A conversation being counted. Direction 0 is client → server.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Flow {
     proto: u8,
     tcp: bool,
@@ -46,7 +46,7 @@ pub struct Flow {
 }
 
 /// Zeek's history letters, each at most once: 12 of them at most.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct History {
     letters: [u8; 12],
     len: u8,
@@ -66,7 +66,9 @@ impl History {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 enum Addr {
     Ip(IpAddr),
     Mac([u8; 6]),
@@ -159,7 +161,9 @@ fn icmp_pair(icmp_type: u16, code: u16, proto: u8) -> (u16, u16) {
 }
 
 /// Key of a row that is not a TCP/UDP stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 struct OtherKey {
     proto: u8,
     /// ICMP: the type and its counterpart (echo and reply together), or type and code.
@@ -170,12 +174,13 @@ struct OtherKey {
 }
 
 /// The flow table being built: split's stream numbering for TCP and UDP, a map for the rest.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct FlowTable {
     assigner: Assigner,
     flows: Vec<Flow>,
     /// Per assigner output: the row of its TCP/UDP stream.
     by_output: Vec<u32>,
+    #[serde(serialize_with = "crate::sorted::map")]
     others: FxHashMap<OtherKey, u32>,
 }
 
@@ -279,6 +284,44 @@ impl FlowTable {
         &self.flows
     }
 
+    /// The table's whole state (stream numbering, conversations, pending fragments, every
+    /// flow), so that counting can go on later from where it stopped ([`FlowTable::restore`]):
+    /// what `tracekit index` keeps so that a set that grew by later files is counted from
+    /// there. A compact binary form (postcard) compressed with zstd, after [`STATE_MAGIC`].
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn save(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let bytes = postcard::to_stdvec(self).map_err(std::io::Error::other)?;
+        w.write_all(STATE_MAGIC)?;
+        let mut z = zstd::Encoder::new(w, 3)?;
+        // The flow table of a large set is hundreds of MB before compression.
+        z.multithread(2)?;
+        z.write_all(&bytes)?;
+        z.finish()?;
+        Ok(())
+    }
+
+    /// A table saved by [`FlowTable::save`] of this same version of the code.
+    ///
+    /// # Errors
+    /// Another magic (another layout of the state), or bytes that do not decode.
+    pub fn restore(bytes: &[u8]) -> Result<FlowTable, String> {
+        let rest = bytes
+            .strip_prefix(STATE_MAGIC.as_slice())
+            .ok_or("not a flow table state of this version")?;
+        let raw = zstd::decode_all(rest).map_err(|e| e.to_string())?;
+        postcard::from_bytes(&raw).map_err(|e| e.to_string())
+    }
+}
+
+/// What a saved flow table starts with: its layout's version. Any change to the fields of
+/// the table, the assigner or a flow must change it, so that an old state is never decoded
+/// as a new one (a state of another version is not restored: the table is counted again).
+pub const STATE_MAGIC: &[u8; 8] = b"TKFLOW01";
+
+impl FlowTable {
     /// The row of a packet that is not part of a TCP/UDP stream: per protocol and address
     /// pair (ICMP per type pair), frames without IP per EtherType and MAC pair.
     fn other_row(
@@ -682,5 +725,97 @@ mod tests {
             conversation(&[(true, SYN | ACK, false), (true, RST, false)]).state,
             "RSTRH"
         );
+    }
+
+    /// Conversations on several ports, some reusing a port with a new SYN (a new stream),
+    /// as frames.
+    fn traffic() -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        for round in 0..3u32 {
+            for port in [40_000u16, 40_001, 40_002] {
+                let isn = 1000 + round * 100_000 + u32::from(port);
+                frames.push(segment(port, false, 64, 0, isn, SYN));
+                frames.push(segment(port, true, 64, 0, isn + 7, SYN | ACK));
+                frames.push(with_payload(segment(port, false, 64, 0, isn, ACK), b"hi"));
+                if port != 40_001 {
+                    frames.push(segment(port, true, 64, 0, isn, FIN | ACK));
+                }
+            }
+        }
+        frames
+    }
+
+    fn count_into(table: &mut FlowTable, frames: &[Vec<u8>], from: usize) {
+        for (i, data) in frames.iter().enumerate() {
+            let n = from + i;
+            let record = Record {
+                index: n as u64,
+                offset: 0,
+                ts: Timestamp(n as i64 * 1000),
+                raw_ts: 0,
+                interface: 0,
+                link: LinkType::ETHERNET,
+                orig_len: data.len() as u32,
+                data,
+                options: pcapng::Options::EMPTY,
+                has_ts: true,
+            };
+            table.add(&Packet::dissect(record, n as u64 + 1, u32::from(n >= 10)));
+        }
+    }
+
+    fn saved(table: &FlowTable) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        table.save(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_saved_table_carries_on_as_if_counted_in_one_go() {
+        let frames = traffic();
+        let mut whole = FlowTable::default();
+        count_into(&mut whole, &frames, 0);
+        for cut in [1, 10, 17, frames.len() - 1] {
+            let mut first = FlowTable::default();
+            count_into(&mut first, &frames[..cut], 0);
+            let mut carried = FlowTable::restore(&saved(&first)).unwrap();
+            count_into(&mut carried, &frames[cut..], cut);
+            let summaries = |t: &FlowTable| t.flows().iter().map(Flow::summary).collect::<Vec<_>>();
+            assert_eq!(summaries(&carried), summaries(&whole), "cut at {cut}");
+            assert!(
+                saved(&carried) == saved(&whole),
+                "cut at {cut}: other bytes saved"
+            );
+        }
+        assert!(
+            whole.flows().len() >= 9,
+            "new SYNs on reused ports make new streams"
+        );
+        assert!(FlowTable::restore(b"TKFLOW00 not a state").is_err());
+        let mut cut = saved(&whole);
+        cut.truncate(cut.len() / 2);
+        assert!(FlowTable::restore(&cut).is_err());
+    }
+
+    /// The layout of a saved table: a change to the fields of the table, the assigner or a
+    /// flow changes these bytes. Then change `STATE_MAGIC` (so that no older state is read
+    /// as a newer one) and this pin with it.
+    #[test]
+    fn the_saved_layout_is_pinned_to_its_magic() {
+        let mut table = FlowTable::default();
+        count_into(&mut table, &traffic(), 0);
+        let raw = postcard::to_stdvec(&table).unwrap();
+        assert_eq!(
+            (STATE_MAGIC, fnv1a(&raw)),
+            (b"TKFLOW01", 11_191_495_615_931_058_314),
+            "the saved layout changed: bump STATE_MAGIC and this pin"
+        );
+    }
+
+    /// FNV-1a of the bytes.
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 }

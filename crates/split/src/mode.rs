@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How packets are grouped into outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// One output per TCP/UDP stream (Wireshark's `tcp.stream`/`udp.stream`), per address pair
     /// for other IP protocols, one file for non-IP frames.
