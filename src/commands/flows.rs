@@ -6,12 +6,9 @@
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use tracekit_capture::Capture;
-use tracekit_flows::{Row, Table, row, scan, stored};
-use tracekit_merge::set;
-use tracekit_merge::{Item, Merger, Order};
+use tracekit_flows::{Row, row, scan, stored};
 use tracekit_select::Spec;
-use tracekit_split::flows::{Flow, FlowTable, Packet};
+use tracekit_split::flows::Flow;
 
 use crate::cli::FlowsArgs;
 use crate::{Outcome, inputs, progress};
@@ -42,7 +39,7 @@ pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
         ..
     } = inputs::open(&paths)?;
     let from_index = match &index {
-        Some(ix) => indexed(ix, &captures, &spec)?,
+        Some(ix) => ix.flow_table(&captures, &spec)?,
         None => None,
     };
     let indexed = from_index.is_some();
@@ -209,107 +206,6 @@ fn write_rows(
         out.flush()?;
     }
     Ok(())
-}
-
-/// The table of a selection from the index: only the blocks it can match are read, their
-/// records matched and merged by time as the full scan merges them, each numbered with its
-/// frame of the full scan. `None` when the index cannot answer alone (see `Index::gather`).
-fn indexed(
-    ix: &tracekit_index::Index,
-    captures: &[Capture],
-    spec: &Spec,
-) -> anyhow::Result<Option<Table>> {
-    let Some(frames) = ix.frame_numbers(captures) else {
-        return Ok(None);
-    };
-    let shifts = vec![0i64; captures.len()];
-    let chosen = set::choose_surveyed(captures, &shifts, spec, true, ix.surveys());
-    let gathered = ix.gather(&chosen.captures, &chosen.kept, spec)?;
-    let Some(p) = gathered.as_ref().and_then(|g| g.selected(spec)) else {
-        return skipping(ix, chosen, spec, &frames);
-    };
-    let names: Vec<String> = chosen
-        .captures
-        .iter()
-        .map(|c| c.path().display().to_string())
-        .collect();
-    let mut flows = FlowTable::default();
-    let mut selected = 0u64;
-    for (input, record, _) in set::ByTime::new(p.selected, &[]) {
-        let frame = frames.frame(chosen.kept[input], record.index, record.ts.0);
-        selected += 1;
-        flows.add(&Packet::dissect(record, frame, input as u32));
-    }
-    Ok(Some(Table {
-        flows,
-        names,
-        selected,
-        read: p.records,
-        frames: 0,
-        passed: chosen.passed,
-        trouble: Vec::new(),
-    }))
-}
-
-/// [`indexed`] for a set with pcapng files: every file walked with jumps over the records
-/// the selection cannot match (`Index::skips`), the rest matched as the full scan matches
-/// them, each numbered with its frame of the full scan.
-fn skipping(
-    ix: &tracekit_index::Index,
-    chosen: set::Chosen<'_>,
-    spec: &Spec,
-    frames: &tracekit_index::FrameNumbers,
-) -> anyhow::Result<Option<Table>> {
-    let Some(skips) = ix.skips(&chosen.captures, &chosen.kept, spec)? else {
-        return Ok(None);
-    };
-    let (Some(surveys), Some(mut matcher)) = (chosen.surveys, chosen.matcher) else {
-        return Ok(None);
-    };
-    let inputs = chosen
-        .captures
-        .iter()
-        .zip(skips)
-        .map(|(c, s)| tracekit_merge::Input {
-            records: c.records_skipping(s),
-            shift: 0,
-        })
-        .collect();
-    let merger = Merger::new(inputs, Order::Time(surveys));
-    let mut flows = FlowTable::default();
-    let (mut selected, mut read) = (0u64, 0u64);
-    for item in merger {
-        match item {
-            Item::Record { input, record, .. } => {
-                read += 1;
-                match matcher.matches(0, &record) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    // The full scan reports it.
-                    Err(_) => return Ok(None),
-                }
-                let frame = frames.frame(chosen.kept[input], record.index, record.ts.0);
-                selected += 1;
-                flows.add(&Packet::dissect(record, frame, input as u32));
-            }
-            // Damage: the full scan reports it.
-            Item::Damaged { .. } => return Ok(None),
-            Item::Side { .. } => {}
-        }
-    }
-    Ok(Some(Table {
-        flows,
-        names: chosen
-            .captures
-            .iter()
-            .map(|c| c.path().display().to_string())
-            .collect(),
-        selected,
-        read,
-        frames: 0,
-        passed: chosen.passed,
-        trouble: Vec::new(),
-    }))
 }
 
 /// A CSV error, its I/O error unwrapped so that a closed pipe (`| head`) ends quietly.

@@ -20,6 +20,7 @@ mod gather;
 pub mod keys;
 pub mod part;
 pub mod plan;
+mod selected_flows;
 mod state;
 
 use std::io::Read as _;
@@ -882,6 +883,22 @@ impl Index {
         FrameNumbers::new(&self.manifest.files, captures)
     }
 
+    /// The flow table `tracekit flows` counts for `spec` over the indexed files (`captures`,
+    /// opened in the index's order), from the records the selection can match alone; `None`
+    /// when the index cannot answer alone (frames asked for, damage, oddities read past, a
+    /// file out of time order with a time window or a Community ID, a pcapng set out of time
+    /// order): the caller then scans the files.
+    ///
+    /// # Errors
+    /// A part found damaged.
+    pub fn flow_table(
+        &self,
+        captures: &[Capture],
+        spec: &Spec,
+    ) -> Result<Option<tracekit_flows::Table>, Error> {
+        selected_flows::of_selection(self, captures, spec)
+    }
+
     /// The indexed files, in the order a full scan reads them.
     #[must_use]
     pub fn paths(&self) -> Vec<PathBuf> {
@@ -1053,12 +1070,40 @@ impl Index {
         kept: &[usize],
         spec: &Spec,
     ) -> Result<Option<Gathered<'a>>, Error> {
+        self.gather_in(captures, kept, spec, false)
+    }
+
+    /// [`Index::gather`], also over files whose records are not in time order, for a filter or
+    /// hosts file alone (no time window, Community ID or frames): each file's records come in
+    /// its own order, and the caller orders them as its merge does.
+    ///
+    /// # Errors
+    /// As [`Index::gather`].
+    pub fn gather_any_order<'a>(
+        &self,
+        captures: &[&'a Capture],
+        kept: &[usize],
+        spec: &Spec,
+    ) -> Result<Option<Gathered<'a>>, Error> {
+        if spec.after.is_some() || spec.before.is_some() || spec.community_id.is_some() {
+            return Ok(None);
+        }
+        self.gather_in(captures, kept, spec, true)
+    }
+
+    fn gather_in<'a>(
+        &self,
+        captures: &[&'a Capture],
+        kept: &[usize],
+        spec: &Spec,
+        any_order: bool,
+    ) -> Result<Option<Gathered<'a>>, Error> {
         if spec.frames.is_some() || spec.is_everything() || captures.len() != kept.len() {
             return Ok(None);
         }
         let plain = kept.iter().all(|&i| {
             let s = &self.manifest.files[i].summary;
-            s.format == "pcap" && s.in_order && !s.damaged && s.problems == 0
+            s.format == "pcap" && (s.in_order || any_order) && !s.damaged && s.problems == 0
         });
         let headers: Option<Vec<pcap::Header>> = captures
             .iter()
@@ -1361,8 +1406,11 @@ pub struct FrameNumbers {
     /// Per file: records of the files wholly before it, and the files overlapping it.
     base: Vec<u64>,
     overlapping: Vec<Vec<usize>>,
-    /// Record times of the files that overlap another (empty for the rest).
+    /// Record times, ascending, of the files that overlap another (empty for the rest).
     times: Vec<Vec<i64>>,
+    /// Per file not in time order: (time, index) of its records, ascending (empty for the
+    /// rest): the merge reads its records by time, a tie in file order.
+    own: Vec<Vec<(i64, u64)>>,
 }
 
 impl FrameNumbers {
@@ -1370,11 +1418,18 @@ impl FrameNumbers {
         if files.len() != captures.len()
             || files
                 .iter()
-                .any(|e| !e.summary.in_order || e.summary.damaged || e.summary.problems > 0)
+                .any(|e| e.summary.damaged || e.summary.problems > 0)
         {
             return None;
         }
-        let span = |e: &Entry| e.summary.first_ns.zip(e.summary.last_ns);
+        // A file out of time order has no span to compare: it overlaps every other.
+        let span = |e: &Entry| -> Option<(i64, i64)> {
+            if e.summary.in_order {
+                e.summary.first_ns.zip(e.summary.last_ns)
+            } else {
+                (e.summary.packets > 0).then_some((i64::MIN, i64::MAX))
+            }
+        };
         let mut base = vec![0u64; files.len()];
         let mut overlapping = vec![Vec::new(); files.len()];
         for (i, ei) in files.iter().enumerate() {
@@ -1398,27 +1453,43 @@ impl FrameNumbers {
         let walked: Vec<bool> = (0..files.len())
             .map(|j| overlapping.iter().any(|o| o.contains(&j)))
             .collect();
-        let times: Vec<Vec<i64>> = captures
+        let (times, own): (Vec<_>, Vec<_>) = captures
             .par_iter()
             .zip(&walked)
-            .map(|(c, &w)| {
-                if w {
-                    c.records().map_while(Result::ok).map(|r| r.ts.0).collect()
+            .zip(files)
+            .map(|((c, &w), e)| {
+                if !e.summary.in_order {
+                    let mut own: Vec<(i64, u64)> = c
+                        .records()
+                        .map_while(Result::ok)
+                        .map(|r| (r.ts.0, r.index))
+                        .collect();
+                    own.sort_unstable();
+                    let times = if w {
+                        own.iter().map(|p| p.0).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (times, own)
+                } else if w {
+                    let times = c.records().map_while(Result::ok).map(|r| r.ts.0).collect();
+                    (times, Vec::new())
                 } else {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 }
             })
-            .collect();
+            .unzip();
         // A walk that disagrees with the summary (the file changed under us): no answer.
-        let agree = walked
-            .iter()
-            .zip(&times)
-            .zip(files)
-            .all(|((&w, t), e)| !w || t.len() as u64 == e.summary.packets);
+        let agree = (0..files.len()).all(|i| {
+            let n = files[i].summary.packets;
+            (!walked[i] || times[i].len() as u64 == n)
+                && (files[i].summary.in_order || own[i].len() as u64 == n)
+        });
         agree.then_some(FrameNumbers {
             base,
             overlapping,
             times,
+            own,
         })
     }
 
@@ -1435,6 +1506,15 @@ impl FrameNumbers {
                 t.partition_point(|&x| x < ts)
             } as u64;
         }
-        before + index + 1
+        // Its own records before it: those of its file before it, unless the file is out of
+        // time order (then those earlier, or as early and before it in the file).
+        let own = &self.own[file];
+        before
+            + if own.is_empty() {
+                index
+            } else {
+                own.partition_point(|&p| p < (ts, index)) as u64
+            }
+            + 1
     }
 }
