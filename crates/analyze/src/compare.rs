@@ -9,6 +9,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracekit_merge::align::Alignment;
 use tracekit_wire::tcp::flags;
 
+use crate::closer;
 use crate::model::{
     Analysis, Clock, Connection, Evidence, Hops, Middlebox, Row, Rtt, TraceSummary, Traces,
     Unmatched,
@@ -623,7 +624,7 @@ fn b_is_client_side(a: &ConnTable, b: &ConnTable, pairs: &[(usize, usize, &str)]
     votes > 0
 }
 
-fn ms_text(ns: i64) -> String {
+pub(crate) fn ms_text(ns: i64) -> String {
     let v = ns as f64 / 1e6;
     if v.abs() < 1.0 {
         format!("{v:.3} ms")
@@ -794,15 +795,15 @@ impl Ranges {
     }
 }
 
-struct PathDiff {
+pub(crate) struct PathDiff {
     /// (frame at the sending side, description)
     dropped: Vec<(usize, u64, String)>,
     /// (side index 0 = a / 1 = b, frame, description)
-    injected: Vec<(usize, u64, String, u16, u8)>,
+    pub(crate) injected: Vec<(usize, u64, String, u16, u8)>,
     /// Packets one capture lacks though the ends' own packets there show they passed its
     /// point (capture loss): (side index of the capture that lacks it, frame at the other
     /// side, sent by the client).
-    not_captured: Vec<(usize, u64, bool)>,
+    pub(crate) not_captured: Vec<(usize, u64, bool)>,
 }
 
 fn describe_pkt(p: &Pkt) -> String {
@@ -1034,7 +1035,7 @@ fn isns(x: &ConnRef<'_>) -> Option<[u32; 2]> {
 /// packet, or the client's first data when that was lost too; not a later ACK of server data
 /// whose packets were lost as well), or, with no packet of the server there after the SYN, when
 /// it is a bare ACK.
-fn isn_seen(x: &ConnRef<'_>, dir: usize) -> Option<u32> {
+pub(crate) fn isn_seen(x: &ConnRef<'_>, dir: usize) -> Option<u32> {
     if let Some(isn) = x.isn(dir) {
         return Some(isn);
     }
@@ -1059,135 +1060,6 @@ fn isn_seen(x: &ConnRef<'_>, dir: usize) -> Option<u32> {
         (plain_ack && fits).then_some(p)?
     };
     Some(acknowledging.ack.wrapping_sub(1))
-}
-
-/// A FIN of one sender that a capture lacks though the packets captured there show it passed:
-/// the sender's stream ends at one number, and then its next packet starts one past that
-/// number without data, or the receiver acknowledges one past it (as for `sent_past` and
-/// `acknowledged` of the path comparison, but from one capture alone).
-#[derive(Debug, Clone, Copy)]
-struct LostFin {
-    /// The first packet that shows it, and when it passed (the FIN passed before it).
-    proof: u64,
-    ts: i64,
-    /// The earliest it can have passed: the sender's packet whose data (or SYN) ends where
-    /// the FIN goes, and when it passed (the proof's, when that packet was lost too).
-    after: Option<u64>,
-    earliest: i64,
-    /// Sent by the FIN's receiver (an acknowledgement), not by its sender.
-    acknowledged: bool,
-    /// The TTL of the sender's packet nearest before it there (after it, when none is).
-    ttl: Option<u8>,
-}
-
-/// The FIN of `dir` that `x`'s capture lacks, if its packets show one passed (see
-/// [`LostFin`]). Only where every packet of the connection was kept and none of them is a FIN
-/// of that sender; nothing is inferred when data or acknowledgements reach past the FIN's
-/// number (more than one packet was lost, or it was not a FIN).
-fn lost_fin(x: &ConnRef<'_>, dir: usize) -> Option<LostFin> {
-    if x.folded > 0 || x.first_fin[dir].is_some() {
-        return None;
-    }
-    let isn = isn_seen(x, dir)?;
-    let rel = |p: &Pkt| p.seq.wrapping_sub(isn);
-    // The sender's next number after its SYN and data: where its FIN goes.
-    let fin = stream_end(x, dir, isn, false);
-    let after = fin.wrapping_add(1);
-    // Its number as the packet shows it: the sender's sequence number, the receiver's ack.
-    let reach = |p: &Pkt| {
-        if p.dir() == dir {
-            (p.len == 0).then(|| rel(p))
-        } else {
-            (p.flags & flags::ACK != 0).then(|| p.ack.wrapping_sub(isn))
-        }
-    };
-    // Exactly one number past the data: further, the lost packets may as well have been data
-    // only (a lost Server Hello acknowledged by a proxy that then closes looks the same).
-    if x.pkts
-        .iter()
-        .any(|p| reach(p).is_some_and(|r| r.wrapping_sub(after).cast_signed() > 0))
-    {
-        return None;
-    }
-    let proof = x.pkts.iter().find(|p| reach(p) == Some(after))?;
-    let before = x.pkts.iter().rev().find(|p| {
-        p.dir() == dir
-            && p.frame < proof.frame
-            && (p.len > 0 || p.flags & flags::SYN != 0)
-            && end_of(p, isn, flags::SYN) == fin
-    });
-    let sent = |p: &&Pkt| p.dir() == dir;
-    let ttl = x
-        .pkts
-        .iter()
-        .filter(sent)
-        .take_while(|p| p.frame < proof.frame)
-        .last()
-        .or_else(|| x.pkts.iter().filter(sent).find(|p| p.frame > proof.frame))
-        .map(|p| p.ttl);
-    Some(LostFin {
-        proof: proof.frame,
-        ts: proof.ts,
-        after: before.map(|p| p.frame),
-        earliest: before.map_or(proof.ts, |p| p.ts.min(proof.ts)),
-        acknowledged: proof.dir() != dir,
-        ttl,
-    })
-}
-
-/// How far the packets of `dir` captured in `x` reach into its stream, relative to its ISN
-/// `isn` (the SYN is number 0): its SYN and data, and with `fin` its FIN. (A bare packet's
-/// sequence number is where the stream stands, not a number seen.)
-fn stream_end(x: &ConnRef<'_>, dir: usize, isn: u32, fin: bool) -> u32 {
-    let counted = flags::SYN | if fin { flags::FIN } else { 0 };
-    x.pkts
-        .iter()
-        .filter(|p| p.dir() == dir && (p.len > 0 || p.flags & counted != 0))
-        .map(|p| end_of(p, isn, counted))
-        .fold(1, u32::max)
-}
-
-/// The number after packet `p`, relative to its sender's ISN `isn`: its data, and one for a
-/// SYN or FIN among the `counted` flags.
-fn end_of(p: &Pkt, isn: u32, counted: u16) -> u32 {
-    p.seq
-        .wrapping_sub(isn)
-        .wrapping_add(p.len)
-        .wrapping_add(u32::from(p.flags & counted != 0))
-}
-
-/// Numbers at the end of one end's stream that `x`'s capture lacks though the other end
-/// (`closer`) acknowledged them by frame `by`, and that the capture at the other point, `far`
-/// (where the bytes are carried as they are), does not show to be data: (how many, the first
-/// packet acknowledging them). A FIN of the end among them would have been a close before the
-/// closer's. Only where every packet of the connection was kept.
-fn unseen_end(
-    x: &ConnRef<'_>,
-    far: Option<&ConnRef<'_>>,
-    closer: usize,
-    by: u64,
-) -> Option<(u32, u64)> {
-    let other = 1 - closer;
-    if x.folded > 0 {
-        return None;
-    }
-    let isn = isn_seen(x, other)?;
-    let seen = stream_end(x, other, isn, true);
-    let ack = x.pkts.iter().take_while(|p| p.frame <= by).find(|p| {
-        p.dir() == closer
-            && p.flags & flags::ACK != 0
-            && p.ack.wrapping_sub(isn).wrapping_sub(seen).cast_signed() > 0
-    })?;
-    let reached = ack.ack.wrapping_sub(isn);
-    // Data the other point shows up to there (each point's numbers from its own ISN: a box
-    // that forwards the bytes keeps their count) explains them without a FIN.
-    if let Some(far) = far
-        && let Some(far_isn) = isn_seen(far, other)
-        && stream_end(far, other, far_isn, false) >= reached
-    {
-        return None;
-    }
-    Some((reached.wrapping_sub(seen), ack.frame))
 }
 
 /// Which point (0 the client side, 1 the server side) took a later packet of the client for
@@ -1874,246 +1746,18 @@ fn compare(
         (None, None)
     };
 
-    // Who closed it: the first FIN/RST on the aligned timeline, and who built it. A close in an
-    // end's name was built by the middlebox when its initial TTL is not that end's, or when
-    // the end never sent it.
-    let shift = off.map_or(0, |o| o.mid);
-    let injected_at =
-        |side: usize, frame: u64| diff.injected.iter().any(|d| d.0 == side && d.1 == frame);
-    let foreign = |init: Option<u8>, ttl: u8| init.is_some_and(|i| initial_ttl(ttl) != i);
-    let init_of = |named: &str| {
-        if named == "client" {
-            client_init
-        } else {
-            server_init
-        }
-    };
-    let mut events: Vec<CloseEvent> = [
-        c.first_close(FROM_CLIENT)
-            .map(|x| CloseEvent::new(x, x.ts, "client", "client", false)),
-        c.first_close(FROM_SERVER).map(|x| {
-            let mb = foreign(server_init, x.ttl) || injected_at(0, x.frame);
-            CloseEvent::new(x, x.ts, "server", "client", mb)
-        }),
-        s.first_close(FROM_CLIENT).map(|x| {
-            let mb = foreign(client_init, x.ttl) || injected_at(1, x.frame);
-            CloseEvent::new(x, x.ts + shift, "client", "server", mb)
-        }),
-        s.first_close(FROM_SERVER)
-            .map(|x| CloseEvent::new(x, x.ts + shift, "server", "server", false)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    // A FIN one capture lacks though its packets show it passed (see `lost_fin`), when the
-    // other capture has a FIN in that direction or shows one passed too (a lost one-byte
-    // segment would show the same at one point): timed by the packet that shows it (the
-    // latest it can have passed), built by whoever built the sender's packets around it.
-    let lost_at = [c, s].map(|x| [FROM_CLIENT, FROM_SERVER].map(|dir| lost_fin(x, dir)));
-    for (at, other, side) in [(0, s, "client"), (1, c, "server")] {
-        let lost_there = &lost_at[1 - at];
-        for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            if other.first_fin[dir].is_none() && lost_there[dir].is_none() {
-                continue;
-            }
-            let Some(lost) = lost_at[at][dir] else {
-                continue;
-            };
-            let own_point = named == side;
-            let ttl = lost.ttl.unwrap_or(0);
-            events.push(CloseEvent {
-                at: lost.ts + if side == "server" { shift } else { 0 },
-                named,
-                side,
-                frame: lost.proof,
-                rst: false,
-                ttl,
-                by_middlebox: !own_point && lost.ttl.is_some() && foreign(init_of(named), ttl),
-                lost: Some(lost),
-            });
-        }
-    }
-    // (A FIN a capture lacks passed before the packet that times it, which may be the other
-    // end's close: on a tie it came first.)
-    let first = events
-        .iter()
-        .min_by_key(|e| (e.at, !e.by_middlebox, e.lost.is_none()));
-    // A middlebox's FIN in an end's name can be the end's own FIN passed on, where the end's
-    // capture lacks it: the path comparison found its counterpart missing there though the
-    // end's later packets show it was sent, and no close of the other end came there before it.
-    let relayed = first
-        .filter(|e| e.by_middlebox && e.lost.is_none())
-        .and_then(|e| {
-            // The end's own point is the capture side of its name.
-            let near = e.named;
-            let own = events
-                .iter()
-                .find(|o| o.lost.is_some() && o.named == e.named && o.side == near)?;
-            let lacking = usize::from(near == "server");
-            diff.not_captured
-                .iter()
-                .any(|n| n.0 == lacking && n.1 == e.frame && n.2 == (e.named == "client"))
-                .then_some(())?;
-            events
-                .iter()
-                .filter(|o| o.lost.is_none() && o.named != e.named && o.side == near)
-                .all(|o| o.at >= own.at)
-                .then_some((e, own))
-        });
-    let (closed_by, mut close_proof) = match (first, relayed) {
-        (None, _) => ("none", "no FIN or RST was seen from either end".to_string()),
-        (Some(_), Some((e, own))) => (
-            e.named,
-            format!(
-                "the {} sent the first FIN: the {}-side capture lacks it, but {}; the FIN in the {}'s name at the {} side (frame {}, TTL {}) is the middlebox passing it on",
-                e.named,
-                own.side,
-                own.shown(),
-                e.named,
-                e.side,
-                e.frame,
-                e.ttl
-            ),
-        ),
-        (Some(e), None) if e.by_middlebox => {
-            let mut proof = format!(
-                "the first close is a {} in the {}'s name ({}) that the {} did not send{}",
-                e.kind(),
-                e.named,
-                e.where_seen(),
-                e.named,
-                if foreign(init_of(e.named), e.ttl) {
-                    format!(
-                        ": it left a sender with initial TTL {}, the {} sends with {}",
-                        initial_ttl(e.ttl),
-                        e.named,
-                        init_of(e.named).unwrap_or(0)
-                    )
-                } else {
-                    ": the other capture shows no such packet from it".to_string()
-                }
-            );
-            if let Some((_, close, answered, dt, at_server_side)) = fast_close
-                && e.lost.is_none()
-                && close.frame == e.frame
-                && at_server_side == (e.side == "server")
-            {
-                let _ = write!(
-                    proof,
-                    "; it came {} after {}, faster than the {}'s round trip",
-                    ms_text(dt),
-                    answered.map_or("the packet before it".to_string(), |m| format!("the {m}")),
-                    e.named
-                );
-            }
-            ("middlebox", proof)
-        }
-        (Some(e), None) => (
-            e.named,
-            format!(
-                "the {} sent the first {} ({}){}",
-                e.named,
-                e.kind(),
-                if e.lost.is_some() {
-                    e.where_seen()
-                } else {
-                    format!("frame {} in the {}-side capture", e.frame, e.side)
-                },
-                if off.is_some() {
-                    ", before any other FIN or RST on the aligned timeline"
-                } else {
-                    ""
-                }
-            ),
-        ),
-    };
-    // A RST after the same end's FIN, in the capture near that end: a normal close.
-    for (x, side, dir, who) in [
-        (c, "client", FROM_CLIENT, "client"),
-        (s, "server", FROM_SERVER, "server"),
-    ] {
-        if x.abortive_close() == Some(dir)
-            && let (Some(fin), Some(rst)) = (x.first_fin[dir], x.first_rst[dir])
-        {
-            let _ = write!(
-                close_proof,
-                "; the {who} reset the connection after its own FIN (frame {} after frame {} in the {side}-side capture), answering what the other end sent after that FIN: a normal (abortive) close, not a failure",
-                rst.frame, fin.frame
-            );
-            break;
-        }
-    }
-    if let Some(e) = relayed.map(|r| r.1).or(first.filter(|e| e.lost.is_some())) {
-        caveats.push(format!(
-            "the {}'s FIN is missing from the {}-side capture, but {}: the first close is timed by that frame, the latest it can have passed",
-            e.named,
-            e.side,
-            e.shown()
-        ));
-    }
-    // The first close seen may answer one a capture lost. First, a FIN a capture lacks is
-    // timed by the packet that shows it passed, the latest it can have: where it can have
-    // passed before the first close, the order is not known (named: the one that can have
-    // passed earliest).
-    let mut close_doubt = false;
-    if let Some(e) = first.filter(|_| relayed.is_none())
-        && let Some((_, o, lost)) = events
-            .iter()
-            .filter(|o| o.closer() != e.closer())
-            .filter_map(|o| {
-                let l = o.lost?;
-                let earliest = l.earliest + if o.side == "server" { shift } else { 0 };
-                (earliest < e.at).then_some((earliest, o, l))
-            })
-            .min_by_key(|(earliest, ..)| *earliest)
-    {
-        close_doubt = true;
-        let _ = write!(
-            close_proof,
-            "; but the {} that the {}-side capture lacks can have passed before it (it passed {}before frame {} there)",
-            o.what(),
-            o.side,
-            lost.after
-                .map_or(String::new(), |f| format!("after frame {f} and ")),
-            lost.proof
-        );
-        caveats.push(format!(
-            "the {} is missing from the {}-side capture, and it can have passed before the first close seen: who closed first rests on packets that capture lost",
-            o.what(),
-            o.side
-        ));
-    }
-    // Then, the first close's sender may have acknowledged numbers of the other end that its
-    // capture lacks (data, or data and a FIN: the numbers cannot tell).
-    if let Some(e) = first.filter(|e| e.lost.is_none() && relayed.is_none() && !close_doubt) {
-        let ((x, far), dir) = (
-            if e.side == "client" { (c, s) } else { (s, c) },
-            if e.named == "client" {
-                FROM_CLIENT
-            } else {
-                FROM_SERVER
-            },
-        );
-        let far = (!rewritten_stream).then_some(far);
-        if let Some((n, frame)) = unseen_end(x, far, dir, e.frame) {
-            let other = if dir == FROM_CLIENT {
-                "server"
-            } else {
-                "client"
-            };
-            close_doubt = true;
-            let _ = write!(
-                close_proof,
-                "; but before it, frame {frame} there acknowledges {n} sequence number(s) of the {other}'s that the {}-side capture lacks: a FIN in the {other}'s name among them would have come first",
-                e.side
-            );
-            caveats.push(format!(
-                "the {}-side capture lacks the end of the {other}'s stream before the first close it shows ({n} sequence number(s), acknowledged by frame {frame}): who closed first rests on packets that capture lost",
-                e.side
-            ));
-        }
-    }
-
+    let closed = closer::closed(&closer::Closing {
+        c,
+        s,
+        off,
+        inits: [client_init, server_init],
+        diff: &diff,
+        fast_close,
+        rewritten_stream,
+    });
+    caveats.extend(closed.caveats);
+    let (closed_by, close_doubt) = (closed.by, closed.doubt);
+    let close_proof = closed.proof;
     let strong = f.evidence.iter().filter(|e| e.middlebox_evidence).count();
     let confidence = if f.proxy_proof
         || strong >= 3
@@ -2249,94 +1893,6 @@ type OnlyHere = Vec<(usize, u64, &'static str)>;
 
 /// A pair's connections (client side, server side) and its packets seen at one point only.
 type View = (usize, usize, OnlyHere);
-
-/// A first FIN/RST in one end's name, at one capture point.
-struct CloseEvent {
-    /// Time on side a's clock.
-    at: i64,
-    named: &'static str,
-    side: &'static str,
-    frame: u64,
-    rst: bool,
-    ttl: u8,
-    by_middlebox: bool,
-    /// A FIN the capture lacks: `frame` is the packet that shows it passed, `ttl` that of the
-    /// sender's packets around it.
-    lost: Option<LostFin>,
-}
-
-impl CloseEvent {
-    fn new(
-        x: crate::trace::Close,
-        at: i64,
-        named: &'static str,
-        side: &'static str,
-        by_middlebox: bool,
-    ) -> Self {
-        CloseEvent {
-            at,
-            named,
-            side,
-            frame: x.frame,
-            rst: x.rst,
-            ttl: x.ttl,
-            by_middlebox,
-            lost: None,
-        }
-    }
-    fn kind(&self) -> &'static str {
-        if self.rst { "RST" } else { "FIN" }
-    }
-    /// Who this close makes the closer.
-    fn closer(&self) -> &'static str {
-        if self.by_middlebox {
-            "middlebox"
-        } else {
-            self.named
-        }
-    }
-    /// The close in words: "client's FIN", "FIN in the server's name that the middlebox built".
-    fn what(&self) -> String {
-        if self.by_middlebox {
-            format!(
-                "{} in the {}'s name that the middlebox built",
-                self.kind(),
-                self.named
-            )
-        } else {
-            format!("{}'s {}", self.named, self.kind())
-        }
-    }
-    /// Where the close was seen, or for one the capture lacks, what shows it.
-    fn where_seen(&self) -> String {
-        match self.lost {
-            None => format!(
-                "frame {} at the {} side, TTL {}",
-                self.frame, self.side, self.ttl
-            ),
-            Some(l) => format!(
-                "not captured at the {} side, but {}{}",
-                self.side,
-                self.shown(),
-                l.ttl.map_or(String::new(), |t| format!(
-                    "; the {}'s packets around it came with TTL {t}",
-                    self.named
-                ))
-            ),
-        }
-    }
-    /// For a FIN the capture lacks: the packet that shows it passed.
-    fn shown(&self) -> String {
-        match self.lost {
-            Some(l) if l.acknowledged => format!("frame {} there acknowledges it", l.proof),
-            Some(l) => format!(
-                "frame {} there follows it with the {}'s next number and no data",
-                l.proof, self.named
-            ),
-            None => String::new(),
-        }
-    }
-}
 
 struct VerdictInput<'a> {
     kinds: &'a [&'static str],

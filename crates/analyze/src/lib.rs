@@ -9,6 +9,7 @@
 //! same estimate `tracekit merge --align auto` uses.
 
 pub mod batch;
+mod closer;
 mod compare;
 pub mod ladder;
 pub mod model;

@@ -1,0 +1,572 @@
+//! Who closed the connection: the first FIN or RST on the aligned timeline of the two
+//! captures, who built it (an end, or the middlebox in an end's name), and what may make that
+//! uncertain (a FIN a capture lost, numbers a capture lacks before the close it shows).
+//!
+//! A close in an end's name was built by the middlebox when its initial TTL is not that end's,
+//! or when the end never sent it (the path comparison found it injected).
+
+use std::fmt::Write;
+
+use tracekit_wire::tcp::flags;
+
+use crate::compare::{Offset, PathDiff, isn_seen, ms_text};
+use crate::trace::{Close, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, initial_ttl};
+
+/// A close faster than the far end's round trip (`fin-faster-than-rtt`): its direction, the
+/// close, what it answered, how soon after it, and whether it was seen at the server side.
+pub(crate) type FastClose = (usize, Close, Option<&'static str>, i64, bool);
+
+/// What the closer is decided from.
+pub(crate) struct Closing<'a, 'p> {
+    pub c: &'a ConnRef<'p>,
+    pub s: &'a ConnRef<'p>,
+    pub off: Option<Offset>,
+    /// The initial TTLs the client and the server send with, where known.
+    pub inits: [Option<u8>; 2],
+    pub diff: &'a PathDiff,
+    pub fast_close: Option<FastClose>,
+    /// The middlebox rewrites the payload: the two points carry different streams.
+    pub rewritten_stream: bool,
+}
+
+/// Who closed it, and why that is said.
+pub(crate) struct Closed {
+    /// `client`, `server`, `middlebox` or `none`.
+    pub by: &'static str,
+    pub proof: String,
+    /// The first close seen may answer one a capture lost.
+    pub doubt: bool,
+    pub caveats: Vec<String>,
+}
+
+impl Closing<'_, '_> {
+    /// Side b's clock on side a's.
+    fn shift(&self) -> i64 {
+        self.off.map_or(0, |o| o.mid)
+    }
+
+    /// The initial TTL of the end `named`.
+    fn init_of(&self, named: &str) -> Option<u8> {
+        if named == "client" {
+            self.inits[0]
+        } else {
+            self.inits[1]
+        }
+    }
+}
+
+/// Whether a packet with `ttl` left another sender than one with initial TTL `init`.
+fn foreign(init: Option<u8>, ttl: u8) -> bool {
+    init.is_some_and(|i| initial_ttl(ttl) != i)
+}
+
+/// Who closed the connection (see the module's note).
+pub(crate) fn closed(k: &Closing<'_, '_>) -> Closed {
+    let events = events(k);
+    // (A FIN a capture lacks passed before the packet that times it, which may be the other
+    // end's close: on a tie it came first.)
+    let first = events
+        .iter()
+        .min_by_key(|e| (e.at, !e.by_middlebox, e.lost.is_none()));
+    let relayed = relayed(k, &events, first);
+    let (by, mut proof) = proof(k, first, relayed);
+    let mut caveats = Vec::new();
+    abortive(k, &mut proof);
+    if let Some(e) = relayed.map(|r| r.1).or(first.filter(|e| e.lost.is_some())) {
+        caveats.push(format!(
+            "the {}'s FIN is missing from the {}-side capture, but {}: the first close is timed by that frame, the latest it can have passed",
+            e.named,
+            e.side,
+            e.shown()
+        ));
+    }
+    let doubt = first.filter(|_| relayed.is_none()).is_some_and(|e| {
+        lost_before(k, &events, e, (&mut proof, &mut caveats))
+            || (e.lost.is_none() && unacknowledged_before(k, e, (&mut proof, &mut caveats)))
+    });
+    Closed {
+        by,
+        proof,
+        doubt,
+        caveats,
+    }
+}
+
+/// The first FIN or RST each capture shows in each end's name, and the FINs a capture lacks
+/// though its packets show they passed.
+fn events(k: &Closing<'_, '_>) -> Vec<CloseEvent> {
+    let (c, s, shift, diff) = (k.c, k.s, k.shift(), k.diff);
+    let [client_init, server_init] = k.inits;
+    let injected_at =
+        |side: usize, frame: u64| diff.injected.iter().any(|d| d.0 == side && d.1 == frame);
+    let mut events: Vec<CloseEvent> = [
+        c.first_close(FROM_CLIENT)
+            .map(|x| CloseEvent::new(x, x.ts, "client", "client", false)),
+        c.first_close(FROM_SERVER).map(|x| {
+            let mb = foreign(server_init, x.ttl) || injected_at(0, x.frame);
+            CloseEvent::new(x, x.ts, "server", "client", mb)
+        }),
+        s.first_close(FROM_CLIENT).map(|x| {
+            let mb = foreign(client_init, x.ttl) || injected_at(1, x.frame);
+            CloseEvent::new(x, x.ts + shift, "client", "server", mb)
+        }),
+        s.first_close(FROM_SERVER)
+            .map(|x| CloseEvent::new(x, x.ts + shift, "server", "server", false)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // A FIN one capture lacks though its packets show it passed (see `lost_fin`), when the
+    // other capture has a FIN in that direction or shows one passed too (a lost one-byte
+    // segment would show the same at one point): timed by the packet that shows it (the
+    // latest it can have passed), built by whoever built the sender's packets around it.
+    let lost_at = [c, s].map(|x| [FROM_CLIENT, FROM_SERVER].map(|dir| lost_fin(x, dir)));
+    for (at, other, side) in [(0, s, "client"), (1, c, "server")] {
+        let lost_there = &lost_at[1 - at];
+        for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+            if other.first_fin[dir].is_none() && lost_there[dir].is_none() {
+                continue;
+            }
+            let Some(lost) = lost_at[at][dir] else {
+                continue;
+            };
+            let own_point = named == side;
+            let ttl = lost.ttl.unwrap_or(0);
+            events.push(CloseEvent {
+                at: lost.ts + if side == "server" { shift } else { 0 },
+                named,
+                side,
+                frame: lost.proof,
+                rst: false,
+                ttl,
+                by_middlebox: !own_point && lost.ttl.is_some() && foreign(k.init_of(named), ttl),
+                lost: Some(lost),
+            });
+        }
+    }
+    // (A FIN a capture lacks passed before the packet that times it, which may be the other
+    // end's close: on a tie it came first.)
+    events
+}
+
+/// A middlebox's FIN in an end's name can be the end's own FIN passed on, where the end's
+/// capture lacks it: the path comparison found its counterpart missing there though the end's
+/// later packets show it was sent, and no close of the other end came there before it. Then
+/// (the middlebox's FIN, the end's own lost FIN).
+fn relayed<'e>(
+    k: &Closing<'_, '_>,
+    events: &'e [CloseEvent],
+    first: Option<&'e CloseEvent>,
+) -> Option<(&'e CloseEvent, &'e CloseEvent)> {
+    first
+        .filter(|e| e.by_middlebox && e.lost.is_none())
+        .and_then(|e| {
+            // The end's own point is the capture side of its name.
+            let near = e.named;
+            let own = events
+                .iter()
+                .find(|o| o.lost.is_some() && o.named == e.named && o.side == near)?;
+            let lacking = usize::from(near == "server");
+            k.diff
+                .not_captured
+                .iter()
+                .any(|n| n.0 == lacking && n.1 == e.frame && n.2 == (e.named == "client"))
+                .then_some(())?;
+            events
+                .iter()
+                .filter(|o| o.lost.is_none() && o.named != e.named && o.side == near)
+                .all(|o| o.at >= own.at)
+                .then_some((e, own))
+        })
+}
+
+/// The closer and the sentence that proves it.
+fn proof(
+    k: &Closing<'_, '_>,
+    first: Option<&CloseEvent>,
+    relayed: Option<(&CloseEvent, &CloseEvent)>,
+) -> (&'static str, String) {
+    match (first, relayed) {
+        (None, _) => ("none", "no FIN or RST was seen from either end".to_string()),
+        (Some(_), Some((e, own))) => (
+            e.named,
+            format!(
+                "the {} sent the first FIN: the {}-side capture lacks it, but {}; the FIN in the {}'s name at the {} side (frame {}, TTL {}) is the middlebox passing it on",
+                e.named,
+                own.side,
+                own.shown(),
+                e.named,
+                e.side,
+                e.frame,
+                e.ttl
+            ),
+        ),
+        (Some(e), None) if e.by_middlebox => {
+            let mut proof = format!(
+                "the first close is a {} in the {}'s name ({}) that the {} did not send{}",
+                e.kind(),
+                e.named,
+                e.where_seen(),
+                e.named,
+                if foreign(k.init_of(e.named), e.ttl) {
+                    format!(
+                        ": it left a sender with initial TTL {}, the {} sends with {}",
+                        initial_ttl(e.ttl),
+                        e.named,
+                        k.init_of(e.named).unwrap_or(0)
+                    )
+                } else {
+                    ": the other capture shows no such packet from it".to_string()
+                }
+            );
+            if let Some((_, close, answered, dt, at_server_side)) = k.fast_close
+                && e.lost.is_none()
+                && close.frame == e.frame
+                && at_server_side == (e.side == "server")
+            {
+                let _ = write!(
+                    proof,
+                    "; it came {} after {}, faster than the {}'s round trip",
+                    ms_text(dt),
+                    answered.map_or("the packet before it".to_string(), |m| format!("the {m}")),
+                    e.named
+                );
+            }
+            ("middlebox", proof)
+        }
+        (Some(e), None) => (
+            e.named,
+            format!(
+                "the {} sent the first {} ({}){}",
+                e.named,
+                e.kind(),
+                if e.lost.is_some() {
+                    e.where_seen()
+                } else {
+                    format!("frame {} in the {}-side capture", e.frame, e.side)
+                },
+                if k.off.is_some() {
+                    ", before any other FIN or RST on the aligned timeline"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    }
+}
+
+/// A RST after the same end's FIN, in the capture near that end: a normal close, said so.
+fn abortive(k: &Closing<'_, '_>, proof: &mut String) {
+    let (c, s) = (k.c, k.s);
+    for (x, side, dir, who) in [
+        (c, "client", FROM_CLIENT, "client"),
+        (s, "server", FROM_SERVER, "server"),
+    ] {
+        if x.abortive_close() == Some(dir)
+            && let (Some(fin), Some(rst)) = (x.first_fin[dir], x.first_rst[dir])
+        {
+            let _ = write!(
+                *proof,
+                "; the {who} reset the connection after its own FIN (frame {} after frame {} in the {side}-side capture), answering what the other end sent after that FIN: a normal (abortive) close, not a failure",
+                rst.frame, fin.frame
+            );
+            break;
+        }
+    }
+}
+
+/// The first close seen may answer one a capture lost: a FIN a capture lacks is timed by the
+/// packet that shows it passed, the latest it can have; where it can have passed before the
+/// first close `e`, the order is not known (named: the one that can have passed earliest).
+fn lost_before(
+    k: &Closing<'_, '_>,
+    events: &[CloseEvent],
+    e: &CloseEvent,
+    (proof, caveats): (&mut String, &mut Vec<String>),
+) -> bool {
+    let shift = k.shift();
+    let Some((_, o, lost)) = events
+        .iter()
+        .filter(|o| o.closer() != e.closer())
+        .filter_map(|o| {
+            let l = o.lost?;
+            let earliest = l.earliest + if o.side == "server" { shift } else { 0 };
+            (earliest < e.at).then_some((earliest, o, l))
+        })
+        .min_by_key(|(earliest, ..)| *earliest)
+    else {
+        return false;
+    };
+    let _ = write!(
+        *proof,
+        "; but the {} that the {}-side capture lacks can have passed before it (it passed {}before frame {} there)",
+        o.what(),
+        o.side,
+        lost.after
+            .map_or(String::new(), |f| format!("after frame {f} and ")),
+        lost.proof
+    );
+    caveats.push(format!(
+        "the {} is missing from the {}-side capture, and it can have passed before the first close seen: who closed first rests on packets that capture lost",
+        o.what(),
+        o.side
+    ));
+    true
+}
+
+/// The sender of the first close `e` may have acknowledged numbers of the other end that its
+/// capture lacks (data, or data and a FIN: the numbers cannot tell).
+fn unacknowledged_before(
+    k: &Closing<'_, '_>,
+    e: &CloseEvent,
+    (proof, caveats): (&mut String, &mut Vec<String>),
+) -> bool {
+    let ((x, far), dir) = (
+        if e.side == "client" {
+            (k.c, k.s)
+        } else {
+            (k.s, k.c)
+        },
+        if e.named == "client" {
+            FROM_CLIENT
+        } else {
+            FROM_SERVER
+        },
+    );
+    let far = (!k.rewritten_stream).then_some(far);
+    let Some((n, frame)) = unseen_end(x, far, dir, e.frame) else {
+        return false;
+    };
+    let other = if dir == FROM_CLIENT {
+        "server"
+    } else {
+        "client"
+    };
+    let _ = write!(
+        *proof,
+        "; but before it, frame {frame} there acknowledges {n} sequence number(s) of the {other}'s that the {}-side capture lacks: a FIN in the {other}'s name among them would have come first",
+        e.side
+    );
+    caveats.push(format!(
+            "the {}-side capture lacks the end of the {other}'s stream before the first close it shows ({n} sequence number(s), acknowledged by frame {frame}): who closed first rests on packets that capture lost",
+            e.side
+        ));
+    true
+}
+
+/// A first FIN/RST in one end's name, at one capture point.
+struct CloseEvent {
+    /// Time on side a's clock.
+    at: i64,
+    named: &'static str,
+    side: &'static str,
+    frame: u64,
+    rst: bool,
+    ttl: u8,
+    by_middlebox: bool,
+    /// A FIN the capture lacks: `frame` is the packet that shows it passed, `ttl` that of the
+    /// sender's packets around it.
+    lost: Option<LostFin>,
+}
+
+impl CloseEvent {
+    fn new(
+        x: crate::trace::Close,
+        at: i64,
+        named: &'static str,
+        side: &'static str,
+        by_middlebox: bool,
+    ) -> Self {
+        CloseEvent {
+            at,
+            named,
+            side,
+            frame: x.frame,
+            rst: x.rst,
+            ttl: x.ttl,
+            by_middlebox,
+            lost: None,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        if self.rst { "RST" } else { "FIN" }
+    }
+    /// Who this close makes the closer.
+    fn closer(&self) -> &'static str {
+        if self.by_middlebox {
+            "middlebox"
+        } else {
+            self.named
+        }
+    }
+    /// The close in words: "client's FIN", "FIN in the server's name that the middlebox built".
+    fn what(&self) -> String {
+        if self.by_middlebox {
+            format!(
+                "{} in the {}'s name that the middlebox built",
+                self.kind(),
+                self.named
+            )
+        } else {
+            format!("{}'s {}", self.named, self.kind())
+        }
+    }
+    /// Where the close was seen, or for one the capture lacks, what shows it.
+    fn where_seen(&self) -> String {
+        match self.lost {
+            None => format!(
+                "frame {} at the {} side, TTL {}",
+                self.frame, self.side, self.ttl
+            ),
+            Some(l) => format!(
+                "not captured at the {} side, but {}{}",
+                self.side,
+                self.shown(),
+                l.ttl.map_or(String::new(), |t| format!(
+                    "; the {}'s packets around it came with TTL {t}",
+                    self.named
+                ))
+            ),
+        }
+    }
+    /// For a FIN the capture lacks: the packet that shows it passed.
+    fn shown(&self) -> String {
+        match self.lost {
+            Some(l) if l.acknowledged => format!("frame {} there acknowledges it", l.proof),
+            Some(l) => format!(
+                "frame {} there follows it with the {}'s next number and no data",
+                l.proof, self.named
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// A FIN of one sender that a capture lacks though the packets captured there show it passed:
+/// the sender's stream ends at one number, and then its next packet starts one past that
+/// number without data, or the receiver acknowledges one past it (as for `sent_past` and
+/// `acknowledged` of the path comparison, but from one capture alone).
+#[derive(Debug, Clone, Copy)]
+struct LostFin {
+    /// The first packet that shows it, and when it passed (the FIN passed before it).
+    proof: u64,
+    ts: i64,
+    /// The earliest it can have passed: the sender's packet whose data (or SYN) ends where
+    /// the FIN goes, and when it passed (the proof's, when that packet was lost too).
+    after: Option<u64>,
+    earliest: i64,
+    /// Sent by the FIN's receiver (an acknowledgement), not by its sender.
+    acknowledged: bool,
+    /// The TTL of the sender's packet nearest before it there (after it, when none is).
+    ttl: Option<u8>,
+}
+
+/// The FIN of `dir` that `x`'s capture lacks, if its packets show one passed (see
+/// [`LostFin`]). Only where every packet of the connection was kept and none of them is a FIN
+/// of that sender; nothing is inferred when data or acknowledgements reach past the FIN's
+/// number (more than one packet was lost, or it was not a FIN).
+fn lost_fin(x: &ConnRef<'_>, dir: usize) -> Option<LostFin> {
+    if x.folded > 0 || x.first_fin[dir].is_some() {
+        return None;
+    }
+    let isn = isn_seen(x, dir)?;
+    let rel = |p: &Pkt| p.seq.wrapping_sub(isn);
+    // The sender's next number after its SYN and data: where its FIN goes.
+    let fin = stream_end(x, dir, isn, false);
+    let after = fin.wrapping_add(1);
+    // Its number as the packet shows it: the sender's sequence number, the receiver's ack.
+    let reach = |p: &Pkt| {
+        if p.dir() == dir {
+            (p.len == 0).then(|| rel(p))
+        } else {
+            (p.flags & flags::ACK != 0).then(|| p.ack.wrapping_sub(isn))
+        }
+    };
+    // Exactly one number past the data: further, the lost packets may as well have been data
+    // only (a lost Server Hello acknowledged by a proxy that then closes looks the same).
+    if x.pkts
+        .iter()
+        .any(|p| reach(p).is_some_and(|r| r.wrapping_sub(after).cast_signed() > 0))
+    {
+        return None;
+    }
+    let proof = x.pkts.iter().find(|p| reach(p) == Some(after))?;
+    let before = x.pkts.iter().rev().find(|p| {
+        p.dir() == dir
+            && p.frame < proof.frame
+            && (p.len > 0 || p.flags & flags::SYN != 0)
+            && end_of(p, isn, flags::SYN) == fin
+    });
+    let sent = |p: &&Pkt| p.dir() == dir;
+    let ttl = x
+        .pkts
+        .iter()
+        .filter(sent)
+        .take_while(|p| p.frame < proof.frame)
+        .last()
+        .or_else(|| x.pkts.iter().filter(sent).find(|p| p.frame > proof.frame))
+        .map(|p| p.ttl);
+    Some(LostFin {
+        proof: proof.frame,
+        ts: proof.ts,
+        after: before.map(|p| p.frame),
+        earliest: before.map_or(proof.ts, |p| p.ts.min(proof.ts)),
+        acknowledged: proof.dir() != dir,
+        ttl,
+    })
+}
+
+/// How far the packets of `dir` captured in `x` reach into its stream, relative to its ISN
+/// `isn` (the SYN is number 0): its SYN and data, and with `fin` its FIN. (A bare packet's
+/// sequence number is where the stream stands, not a number seen.)
+fn stream_end(x: &ConnRef<'_>, dir: usize, isn: u32, fin: bool) -> u32 {
+    let counted = flags::SYN | if fin { flags::FIN } else { 0 };
+    x.pkts
+        .iter()
+        .filter(|p| p.dir() == dir && (p.len > 0 || p.flags & counted != 0))
+        .map(|p| end_of(p, isn, counted))
+        .fold(1, u32::max)
+}
+
+/// The number after packet `p`, relative to its sender's ISN `isn`: its data, and one for a
+/// SYN or FIN among the `counted` flags.
+fn end_of(p: &Pkt, isn: u32, counted: u16) -> u32 {
+    p.seq
+        .wrapping_sub(isn)
+        .wrapping_add(p.len)
+        .wrapping_add(u32::from(p.flags & counted != 0))
+}
+
+/// Numbers at the end of one end's stream that `x`'s capture lacks though the other end
+/// (`closer`) acknowledged them by frame `by`, and that the capture at the other point, `far`
+/// (where the bytes are carried as they are), does not show to be data: (how many, the first
+/// packet acknowledging them). A FIN of the end among them would have been a close before the
+/// closer's. Only where every packet of the connection was kept.
+fn unseen_end(
+    x: &ConnRef<'_>,
+    far: Option<&ConnRef<'_>>,
+    closer: usize,
+    by: u64,
+) -> Option<(u32, u64)> {
+    let other = 1 - closer;
+    if x.folded > 0 {
+        return None;
+    }
+    let isn = isn_seen(x, other)?;
+    let seen = stream_end(x, other, isn, true);
+    let ack = x.pkts.iter().take_while(|p| p.frame <= by).find(|p| {
+        p.dir() == closer
+            && p.flags & flags::ACK != 0
+            && p.ack.wrapping_sub(isn).wrapping_sub(seen).cast_signed() > 0
+    })?;
+    let reached = ack.ack.wrapping_sub(isn);
+    // Data the other point shows up to there (each point's numbers from its own ISN: a box
+    // that forwards the bytes keeps their count) explains them without a FIN.
+    if let Some(far) = far
+        && let Some(far_isn) = isn_seen(far, other)
+        && stream_end(far, other, far_isn, false) >= reached
+    {
+        return None;
+    }
+    Some((reached.wrapping_sub(seen), ack.frame))
+}
