@@ -570,3 +570,133 @@ fn unseen_end(
     }
     Some((reached.wrapping_sub(seen), ack.frame))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{ConnTable, TableBuilder};
+    use tracekit_testutil::packets::segment;
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const RST: u8 = 0x04;
+    /// The client's and the server's packets where they were sent (TTL 64), and after the
+    /// four hops between the two capture points (60).
+    const NEAR: u8 = 64;
+    const FAR: u8 = 60;
+
+    /// One connection's capture: (from the server?, TTL, flags), a millisecond apart.
+    fn capture(steps: &[(bool, u8, u8)]) -> ConnTable {
+        let mut t = TableBuilder::new(None);
+        for (i, &(back, ttl, fl)) in steps.iter().enumerate() {
+            let seq = if back { 5000 } else { 1000 } + u32::from(fl & SYN == 0);
+            let frame = i as u64 + 1;
+            t.add(
+                frame,
+                frame as i64 * 1_000_000,
+                1,
+                &segment(40_000, back, ttl, 0, seq, fl),
+            );
+        }
+        t.finish()
+    }
+
+    /// The handshake as each point sees it: at the client side the client's packets are near.
+    fn handshake(client_side: bool) -> Vec<(bool, u8, u8)> {
+        let (mine, theirs) = if client_side {
+            (NEAR, FAR)
+        } else {
+            (FAR, NEAR)
+        };
+        vec![
+            (false, mine, SYN),
+            (true, theirs, SYN | ACK),
+            (false, mine, ACK),
+        ]
+    }
+
+    /// Who closed the connection whose captures at the client side and at the server side
+    /// are the handshake followed by `client_side` and `server_side` (the clocks aligned).
+    fn who(client_side: &[(bool, u8, u8)], server_side: &[(bool, u8, u8)]) -> Closed {
+        let mut a = handshake(true);
+        a.extend_from_slice(client_side);
+        let mut b = handshake(false);
+        b.extend_from_slice(server_side);
+        let (a, b) = (capture(&a), capture(&b));
+        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        let (c, s) = (a.with_packets(0, &mut buf_a), b.with_packets(0, &mut buf_b));
+        let diff = PathDiff::default();
+        closed(&Closing {
+            c: &c,
+            s: &s,
+            off: Some(Offset {
+                mid: 0,
+                lo: None,
+                hi: None,
+            }),
+            inits: [Some(NEAR), Some(NEAR)],
+            diff: &diff,
+            fast_close: None,
+            rewritten_stream: false,
+        })
+    }
+
+    #[test]
+    fn the_first_fin_on_the_timeline_names_the_closer() {
+        let fins = |client_side: bool| {
+            let (mine, theirs) = if client_side {
+                (NEAR, FAR)
+            } else {
+                (FAR, NEAR)
+            };
+            vec![(false, mine, FIN | ACK), (true, theirs, FIN | ACK)]
+        };
+        let c = who(&fins(true), &fins(false));
+        assert_eq!(c.by, "client");
+        assert!(
+            c.proof.starts_with("the client sent the first FIN"),
+            "{}",
+            c.proof
+        );
+        assert!(!c.doubt && c.caveats.is_empty());
+        // The server first.
+        let rev = |v: Vec<(bool, u8, u8)>| v.into_iter().rev().collect::<Vec<_>>();
+        assert_eq!(who(&rev(fins(true)), &rev(fins(false))).by, "server");
+        // Nothing closed.
+        let c = who(&[], &[]);
+        assert_eq!(c.by, "none");
+        assert_eq!(c.proof, "no FIN or RST was seen from either end");
+    }
+
+    #[test]
+    fn a_reset_in_an_ends_name_from_another_sender_is_the_middleboxs() {
+        // At the client side a RST in the server's name left a sender with initial TTL 255;
+        // the server's own capture shows it sent none.
+        let c = who(&[(true, 250, RST | ACK)], &[]);
+        assert_eq!(c.by, "middlebox");
+        assert!(
+            c.proof.contains("that the server did not send")
+                && c.proof
+                    .contains("initial TTL 255, the server sends with 64"),
+            "{}",
+            c.proof
+        );
+        // The near miss: the server's own RST, seen at both points with its TTL.
+        let c = who(&[(true, FAR, RST | ACK)], &[(true, NEAR, RST | ACK)]);
+        assert_eq!(c.by, "server", "{}", c.proof);
+    }
+
+    #[test]
+    fn a_reset_after_the_same_ends_fin_is_a_normal_close() {
+        let near = [(true, NEAR, FIN | ACK), (true, NEAR, RST | ACK)];
+        let far = [(true, FAR, FIN | ACK), (true, FAR, RST | ACK)];
+        let c = who(&far, &near);
+        assert_eq!(c.by, "server");
+        assert!(c.proof.contains("a normal (abortive) close"), "{}", c.proof);
+        // The near miss: a RST alone.
+        let c = who(&far[1..], &near[1..]);
+        assert_eq!(c.by, "server");
+        assert!(!c.proof.contains("abortive"), "{}", c.proof);
+    }
+}

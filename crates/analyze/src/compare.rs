@@ -795,6 +795,7 @@ impl Ranges {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct PathDiff {
     /// (frame at the sending side, description)
     dropped: Vec<(usize, u64, String)>,
