@@ -15,6 +15,7 @@ pub mod ladder;
 pub mod model;
 pub mod reading;
 mod sides;
+mod signals;
 pub mod trace;
 
 pub use compare::{

@@ -1,0 +1,323 @@
+//! The signals of a middlebox that compare one connection's packets at the two capture points
+//! (the client side `c`, the server side `s`), each with its rule and its evidence text, each
+//! pushed as evidence when it fires (names as in docs/analyze-json.md).
+
+use rustc_hash::FxHashMap;
+use tracekit_wire::tcp::flags;
+
+use crate::compare::{Found, Offset, evidence, isn_seen, isns, opt_frames, option_change};
+use crate::trace::{Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt};
+
+/// The frame of the connection's SYN, if any.
+fn syn_frames(x: &Conn) -> Vec<u64> {
+    opt_frames(x.syn.map(|h| h.frame))
+}
+
+/// The frame of the connection's SYN/ACK, if any.
+fn synack_frames(x: &Conn) -> Vec<u64> {
+    opt_frames(x.syn_ack.map(|h| h.frame))
+}
+
+/// `addresses-translated`, `ports-translated`: the ends' addresses or ports differ between the
+/// two points (NAT).
+pub(crate) fn translated(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
+    if c.client.addr != s.client.addr || c.server.addr != s.server.addr {
+        let mut parts = Vec::new();
+        if c.client.addr != s.client.addr {
+            parts.push(format!(
+                "the client {} appears at the server side as {}",
+                c.client.addr, s.client.addr
+            ));
+        }
+        if c.server.addr != s.server.addr {
+            parts.push(format!(
+                "the server {} appears at the client side as {}",
+                s.server.addr, c.server.addr
+            ));
+        }
+        f.push(evidence(
+            "addresses-translated",
+            parts.join("; "),
+            syn_frames(c),
+            syn_frames(s),
+        ));
+    }
+    if c.client.port != s.client.port || c.server.port != s.server.port {
+        f.push(evidence(
+            "ports-translated",
+            format!(
+                "ports {} → {} at the client side are {} → {} at the server side",
+                c.client.port, c.server.port, s.client.port, s.server.port
+            ),
+            syn_frames(c),
+            syn_frames(s),
+        ));
+    }
+}
+
+/// `isn-rewritten`: an end's initial sequence number differs between the two points. Also
+/// whether the client side's bare segments reappear one to one at the server side with the
+/// same flags, window and relative numbers (forwarded with their numbers rewritten, not
+/// re-sent by a proxy): asked only of rewritten numbers, the verdict reads it with
+/// `isn-rewritten`.
+pub(crate) fn isn_rewritten(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    off: Option<Offset>,
+    f: &mut Found,
+) -> bool {
+    let mut isn_parts = Vec::new();
+    for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+        if let (Some(x), Some(y)) = (isn_seen(c, dir), isn_seen(s, dir))
+            && x != y
+        {
+            isn_parts.push(format!(
+                "the {who}'s initial sequence number is {x} at the client side and {y} at the server side (difference {})",
+                y.wrapping_sub(x)
+            ));
+        }
+    }
+    // Forwarded one to one, numbers rewritten (not a proxy's own segments)? Asked only of
+    // rewritten numbers: the verdict reads it together with `isn-rewritten`.
+    let mut forwarded = false;
+    if !isn_parts.is_empty() {
+        let (kept, bare_total, kept_a, kept_b) = forwarded_bare(c, s, off);
+        forwarded = kept >= 3 && 2 * kept >= bare_total;
+        let mut fa = syn_frames(c);
+        fa.extend(synack_frames(c));
+        let mut fb = syn_frames(s);
+        fb.extend(synack_frames(s));
+        if forwarded {
+            isn_parts.push(format!(
+                "{kept} of the client side's {bare_total} bare segments reappear at the server side with the same flags, window and relative numbers, in causal order: the packets were forwarded with their numbers rewritten, not re-sent by a proxy"
+            ));
+            fa.extend(kept_a.iter().take(4));
+            fb.extend(kept_b.iter().take(4));
+        }
+        f.push(evidence("isn-rewritten", isn_parts.join("; "), fa, fb));
+    }
+    forwarded
+}
+
+/// `ipid-rewritten`: the packets seen at both points (`same`) carry other IP IDs at each, and
+/// none the same (a router leaves the IP ID alone).
+pub(crate) fn ipid_rewritten(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    same: &[(&Pkt, &Pkt)],
+    f: &mut Found,
+) {
+    let (same_ids, differing_ids) = ipid_pairs(c, s, same);
+    if !differing_ids.is_empty() && same_ids == 0 {
+        let (_, _, ia, ib) = differing_ids[0];
+        f.push(evidence(
+            "ipid-rewritten",
+            format!(
+                "the same packets carry other IP IDs at the two points (e.g. 0x{ia:04x} at the client side, 0x{ib:04x} at the server side); a router leaves the IP ID alone",
+            ),
+            differing_ids.iter().map(|d| d.0).collect(),
+            differing_ids.iter().map(|d| d.1).collect(),
+        ));
+    }
+}
+
+/// `ecn-stripped`: the handshake's ECN negotiation, or the ECT codepoints of packets seen at
+/// both points (`same`: a dropped packet says nothing of ECN), lost between the points.
+pub(crate) fn ecn_stripped(c: &ConnRef<'_>, s: &ConnRef<'_>, same: &[(&Pkt, &Pkt)], f: &mut Found) {
+    let mut ecn_parts = Vec::new();
+    let (mut ecn_a, mut ecn_b) = (Vec::new(), Vec::new());
+    if let (Some(x), Some(y)) = (c.syn, s.syn)
+        && x.ecn_flags & !y.ecn_flags != 0
+    {
+        ecn_parts.push(format!(
+            "the client's SYN asks for ECN ({}) at the client side, but not at the server side",
+            ecn_names(x.ecn_flags)
+        ));
+        ecn_a.push(x.frame);
+        ecn_b.push(y.frame);
+    }
+    if let (Some(x), Some(y)) = (c.syn_ack, s.syn_ack)
+        && y.ecn_flags & !x.ecn_flags & flags::ECE != 0
+    {
+        ecn_parts.push(
+            "the server's SYN/ACK accepts ECN (ECE) at the server side, but not at the client side"
+                .to_string(),
+        );
+        ecn_a.push(x.frame);
+        ecn_b.push(y.frame);
+    }
+    // ECT codepoints on packets seen at both points (a dropped packet says nothing of ECN).
+    for (from_client, who) in [(true, "client"), (false, "server")] {
+        let bleached: Vec<&(&Pkt, &Pkt)> = same
+            .iter()
+            .filter(|(p, q)| {
+                p.from_client == from_client && {
+                    let (sent, got) = if from_client { (p, q) } else { (q, p) };
+                    sent.ecn != 0 && got.ecn == 0
+                }
+            })
+            .collect();
+        if let Some((p, q)) = bleached.first() {
+            ecn_parts.push(format!(
+                "{} packet(s) the {who} sent ECN-capable (ECT) arrive not ECN-capable",
+                bleached.len()
+            ));
+            ecn_a.push(p.frame);
+            ecn_b.push(q.frame);
+        }
+    }
+    if !ecn_parts.is_empty() {
+        f.push(evidence("ecn-stripped", ecn_parts.join("; "), ecn_a, ecn_b));
+    }
+}
+
+/// `wscale-rewritten`, `mss-rewritten`, `options-rewritten`: the handshake's window scale,
+/// MSS, or the layout of its options differ between the points.
+pub(crate) fn options_rewritten(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
+    for (name, get) in [
+        (
+            "wscale-rewritten",
+            (|h: &crate::trace::Handshake| h.options.window_scale.map(u32::from))
+                as fn(&crate::trace::Handshake) -> Option<u32>,
+        ),
+        ("mss-rewritten", |h| h.options.mss.map(u32::from)),
+    ] {
+        let mut parts = Vec::new();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        for (who, x, y) in [
+            ("client's SYN", c.syn, s.syn),
+            ("server's SYN/ACK", c.syn_ack, s.syn_ack),
+        ] {
+            if let (Some(x), Some(y)) = (x, y)
+                && get(&x) != get(&y)
+            {
+                let show = |v: Option<u32>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+                let what = if name == "mss-rewritten" {
+                    "MSS"
+                } else {
+                    "window scale"
+                };
+                parts.push(format!(
+                    "the {who} has {what} {} at the client side and {} at the server side",
+                    show(get(&x)),
+                    show(get(&y))
+                ));
+                fa.push(x.frame);
+                fb.push(y.frame);
+            }
+        }
+        if !parts.is_empty() {
+            f.push(evidence(name, parts.join("; "), fa, fb));
+        }
+    }
+    {
+        let mut parts = Vec::new();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        for (who, x, y) in [
+            ("client's SYN", c.syn, s.syn),
+            ("server's SYN/ACK", c.syn_ack, s.syn_ack),
+        ] {
+            if let (Some(x), Some(y)) = (x, y)
+                && x.options.layout() != y.options.layout()
+            {
+                let (lx, ly) = (x.options.layout_string(), y.options.layout_string());
+                parts.push(format!(
+                    "the {who} has options {lx} at the client side and {ly} at the server side{}",
+                    option_change(&lx, &ly).map_or(String::new(), |c| format!(" ({c})"))
+                ));
+                fa.push(x.frame);
+                fb.push(y.frame);
+            }
+        }
+        if !parts.is_empty() {
+            f.push(evidence("options-rewritten", parts.join("; "), fa, fb));
+        }
+    }
+}
+
+/// Bare segments (no payload, no SYN/FIN/RST) kept at the client side and how many of them
+/// reappear at the server side with the same flags and window and the same sequence and
+/// acknowledgement numbers relative to each side's ISNs, in an order the clock allows (sent
+/// before received over the whole feasible offset interval): (reappearing, of, frames at the
+/// client side, frames at the server side). A box that forwards segments one to one while
+/// rewriting their numbers keeps nearly all of them; a proxy acknowledges on its own terms,
+/// and one of its ACKs that reappears out of causal order rules forwarding out.
+fn forwarded_bare(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    off: Option<Offset>,
+) -> (usize, usize, Vec<u64>, Vec<u64>) {
+    let (Some(ic), Some(is)) = (isns(c), isns(s)) else {
+        return (0, 0, Vec::new(), Vec::new());
+    };
+    let bare = |p: &&Pkt| p.len == 0 && !p.is_control();
+    let key = |p: &Pkt, isn: [u32; 2]| {
+        let d = p.dir();
+        (
+            p.from_client,
+            p.flags,
+            p.window,
+            p.seq.wrapping_sub(isn[d]),
+            p.ack.wrapping_sub(isn[1 - d]),
+        )
+    };
+    let mut at_server: FxHashMap<(bool, u16, u16, u32, u32), &Pkt> = FxHashMap::default();
+    for q in s.pkts.iter().filter(bare) {
+        at_server.entry(key(q, is)).or_insert(q);
+    }
+    let (mut fa, mut fb) = (Vec::new(), Vec::new());
+    let mut total = 0;
+    for p in c.pkts.iter().filter(bare) {
+        total += 1;
+        let Some(q) = at_server.get(&key(p, ic)) else {
+            continue;
+        };
+        let causal = match off {
+            None => true,
+            // Client → server: seen at the client side first; server → client: the other way.
+            Some(o) if p.from_client => o.hi.is_none_or(|hi| p.ts <= q.ts + hi),
+            Some(o) => o.lo.is_none_or(|lo| q.ts + lo <= p.ts),
+        };
+        if !causal {
+            return (0, total, Vec::new(), Vec::new());
+        }
+        fa.push(p.frame);
+        fb.push(q.frame);
+    }
+    (fa.len(), total, fa, fb)
+}
+
+/// IP IDs of the packets seen at both points (handshake and same payload): how many agree,
+/// and up to four that differ as (frame a, frame b, id a, id b).
+fn ipid_pairs(c: &Conn, s: &Conn, same: &[(&Pkt, &Pkt)]) -> (u32, Vec<(u64, u64, u16, u16)>) {
+    let mut agree = 0;
+    let mut differ = Vec::new();
+    let mut check = |a: Option<(u64, Option<u16>)>, b: Option<(u64, Option<u16>)>| {
+        if let (Some((fa, Some(ia))), Some((fb, Some(ib)))) = (a, b) {
+            if ia == 0 && ib == 0 {
+                return;
+            }
+            if ia == ib {
+                agree += 1;
+            } else if differ.len() < 4 {
+                differ.push((fa, fb, ia, ib));
+            }
+        }
+    };
+    check(
+        c.syn.map(|h| (h.frame, h.ip_id)),
+        s.syn.map(|h| (h.frame, h.ip_id)),
+    );
+    check(
+        c.syn_ack.map(|h| (h.frame, h.ip_id)),
+        s.syn_ack.map(|h| (h.frame, h.ip_id)),
+    );
+    for (p, q) in same {
+        check(Some((p.frame, p.ip_id)), Some((q.frame, q.ip_id)));
+    }
+    (agree, differ)
+}
+
+fn ecn_names(f: u16) -> String {
+    tracekit_wire::tcp::flag_names(f & (flags::ECE | flags::CWR))
+}
