@@ -939,7 +939,7 @@ fn path_diff(
 
 /// Packets kept at both points that carry the same payload, in the same direction:
 /// (client-side packet, server-side packet).
-fn same_packets<'a>(c: &ConnRef<'a>, s: &ConnRef<'a>) -> Vec<(&'a Pkt, &'a Pkt)> {
+pub(crate) fn same_packets<'a>(c: &ConnRef<'a>, s: &ConnRef<'a>) -> Vec<(&'a Pkt, &'a Pkt)> {
     let with_payload = |x: &ConnRef<'a>| x.pkts.iter().filter(|p| p.payload != 0);
     if c.pkts.len() * s.pkts.len() <= 1024 {
         // A few dozen packets (most connections): a scan costs less than building a map.

@@ -321,3 +321,119 @@ fn ipid_pairs(c: &Conn, s: &Conn, same: &[(&Pkt, &Pkt)]) -> (u32, Vec<(u64, u64,
 fn ecn_names(f: u16) -> String {
     tracekit_wire::tcp::flag_names(f & (flags::ECE | flags::CWR))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{ConnTable, TableBuilder};
+    use tracekit_testutil::packets::{segment, with_payload};
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH: u8 = 0x08;
+    const ECE: u8 = 0x40;
+    const CWR: u8 = 0x80;
+
+    /// One connection as a capture point sees it: a handshake (the client's SYN with `syn`
+    /// flags, the ISNs `isns`) and a data segment each way; `edit` changes each frame's bytes
+    /// (from the server?, the frame).
+    fn point(syn: u8, isns: [u32; 2], edit: &dyn Fn(bool, &mut Vec<u8>)) -> ConnTable {
+        let [ci, si] = isns;
+        let steps = [
+            (false, syn, ci, &b""[..]),
+            (true, SYN | ACK, si, &b""[..]),
+            (false, ACK, ci + 1, &b""[..]),
+            (false, PSH | ACK, ci + 1, &b"hello"[..]),
+            (true, PSH | ACK, si + 1, &b"world"[..]),
+        ];
+        let mut t = TableBuilder::new(None);
+        for (i, &(back, fl, seq, data)) in steps.iter().enumerate() {
+            let mut p = with_payload(segment(40_000, back, 64, 0, seq, fl), data);
+            edit(back, &mut p);
+            let frame = i as u64 + 1;
+            t.add(frame, frame as i64 * 1_000_000, 1, &p);
+        }
+        t.finish()
+    }
+
+    const PLAIN: &dyn Fn(bool, &mut Vec<u8>) = &|_, _| {};
+
+    /// The signals `run` finds between the client side and the server side.
+    fn found(
+        client_side: &ConnTable,
+        server_side: &ConnTable,
+        run: &dyn Fn(&ConnRef<'_>, &ConnRef<'_>, &mut Found),
+    ) -> Vec<&'static str> {
+        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        let here = client_side.with_packets(0, &mut buf_a);
+        let there = server_side.with_packets(0, &mut buf_b);
+        let mut found = Found::default();
+        run(&here, &there, &mut found);
+        found.evidence.iter().map(|e| e.signal).collect()
+    }
+
+    #[test]
+    fn translated_fires_on_a_changed_address_not_on_the_same_one() {
+        let a = point(SYN, [1000, 5000], PLAIN);
+        // The client's address as the server side sees it (source of its packets, destination
+        // of the server's).
+        let nat = |back: bool, p: &mut Vec<u8>| {
+            let at = if back { 30 } else { 26 };
+            p[at..at + 4].copy_from_slice(&[203, 0, 113, 7]);
+        };
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| translated(c, s, f);
+        assert_eq!(
+            found(&a, &point(SYN, [1000, 5000], &nat), &run),
+            ["addresses-translated"]
+        );
+        assert!(found(&a, &point(SYN, [1000, 5000], PLAIN), &run).is_empty());
+    }
+
+    #[test]
+    fn isn_rewritten_fires_on_a_changed_isn_not_on_the_same_one() {
+        let a = point(SYN, [1000, 5000], PLAIN);
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
+            isn_rewritten(c, s, None, f);
+        };
+        assert_eq!(
+            found(&a, &point(SYN, [77_000, 5000], PLAIN), &run),
+            ["isn-rewritten"]
+        );
+        assert!(found(&a, &point(SYN, [1000, 5000], PLAIN), &run).is_empty());
+    }
+
+    #[test]
+    fn ipid_rewritten_fires_when_every_packet_seen_twice_has_another_id() {
+        let a = point(SYN, [1000, 5000], PLAIN);
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
+            let same = crate::compare::same_packets(c, s);
+            ipid_rewritten(c, s, &same, f);
+        };
+        let renumbered = |_: bool, p: &mut Vec<u8>| p[18] ^= 0x5a;
+        assert_eq!(
+            found(&a, &point(SYN, [1000, 5000], &renumbered), &run),
+            ["ipid-rewritten"]
+        );
+        // The near miss: one packet keeps its ID.
+        let one_kept = |back: bool, p: &mut Vec<u8>| {
+            if back {
+                p[18] ^= 0x5a;
+            }
+        };
+        assert!(found(&a, &point(SYN, [1000, 5000], &one_kept), &run).is_empty());
+    }
+
+    #[test]
+    fn ecn_stripped_fires_when_the_syns_ecn_request_is_lost_not_when_it_passes() {
+        let a = point(SYN | ECE | CWR, [1000, 5000], PLAIN);
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
+            let same = crate::compare::same_packets(c, s);
+            ecn_stripped(c, s, &same, f);
+        };
+        assert_eq!(
+            found(&a, &point(SYN, [1000, 5000], PLAIN), &run),
+            ["ecn-stripped"]
+        );
+        assert!(found(&a, &point(SYN | ECE | CWR, [1000, 5000], PLAIN), &run).is_empty());
+    }
+}
