@@ -2,8 +2,6 @@
 //! nearer the client, and turns the differences into evidence, a middlebox verdict and who
 //! closed the connection.
 
-use std::fmt::Write;
-
 use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use tracekit_merge::align::Alignment;
@@ -799,7 +797,7 @@ impl Ranges {
 #[derive(Default)]
 pub(crate) struct PathDiff {
     /// (frame at the sending side, description)
-    dropped: Vec<(usize, u64, String)>,
+    pub(crate) dropped: Vec<(usize, u64, String)>,
     /// (side index 0 = a / 1 = b, frame, description)
     pub(crate) injected: Vec<(usize, u64, String, u16, u8)>,
     /// Packets one capture lacks though the ends' own packets there show they passed its
@@ -808,7 +806,7 @@ pub(crate) struct PathDiff {
     pub(crate) not_captured: Vec<(usize, u64, bool)>,
 }
 
-fn describe_pkt(p: &Pkt) -> String {
+pub(crate) fn describe_pkt(p: &Pkt) -> String {
     let who = if p.from_client { "client" } else { "server" };
     if let Some(t) = p.tls {
         format!("the {who}'s {} ({} bytes)", t.describe(), p.len)
@@ -822,7 +820,7 @@ fn describe_pkt(p: &Pkt) -> String {
 }
 
 /// A packet the path comparison found at its sender's point only, in words.
-fn dropped_text(d: &(usize, u64, String)) -> String {
+pub(crate) fn dropped_text(d: &(usize, u64, String)) -> String {
     format!(
         "{} (frame {} at the {} side) never reached the other point",
         d.2,
@@ -832,7 +830,7 @@ fn dropped_text(d: &(usize, u64, String)) -> String {
 }
 
 /// A packet the path comparison found at its receiver's point only, in words.
-fn injected_text(d: &(usize, u64, String, u16, u8)) -> String {
+pub(crate) fn injected_text(d: &(usize, u64, String, u16, u8)) -> String {
     format!(
         "{} reached the {} side (frame {}, TTL {}) but the {} never sent it",
         d.2,
@@ -1074,7 +1072,6 @@ fn compare(
 ) -> Judged {
     let mut f = Found::default();
     let mut caveats = Vec::new();
-    let syn_frames = |x: &Conn| opt_frames(x.syn.map(|h| h.frame));
 
     signals::translated(c, s, &mut f);
     let forwarded = signals::isn_rewritten(c, s, off, &mut f);
@@ -1082,60 +1079,11 @@ fn compare(
     signals::ipid_rewritten(c, s, &same, &mut f);
     signals::ecn_stripped(c, s, &same, &mut f);
     signals::options_rewritten(c, s, &mut f);
-    // TTL: who built the packet.
-    let client_init = c
-        .syn
-        .map(|h| initial_ttl(h.ttl))
-        .or_else(|| c.ttls[FROM_CLIENT].first().map(|t| initial_ttl(t.ttl)));
-    let server_own = s
-        .syn_ack
-        .map(|h| initial_ttl(h.ttl))
-        .or_else(|| s.ttls[FROM_SERVER].first().map(|t| initial_ttl(t.ttl)));
-    // With no packet of the server at its own point, its SYN/ACK at the client side stands
-    // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
-    let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
-    let mut ttl_parts = Vec::new();
-    let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
-    let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    if let Some(init) = client_init {
-        for t in s.ttls[FROM_CLIENT]
-            .iter()
-            .filter(|t| initial_ttl(t.ttl) != init)
-        {
-            ttl_parts.push(format!(
-                "{} packet(s) in the client's name reach the server side with TTL {} (sent with {}, {} hop(s) away), while the client sends with {}",
-                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
-            ));
-            ttl_b.push(t.first_frame);
-            foreign_ttl[FROM_CLIENT].push(t.ttl);
-        }
-    }
-    if let Some(init) = server_init {
-        for t in c.ttls[FROM_SERVER]
-            .iter()
-            .filter(|t| initial_ttl(t.ttl) != init)
-        {
-            ttl_parts.push(format!(
-                "{} packet(s) in the server's name reach the client side with TTL {} (sent with {}, {} hop(s) away), while the server sends with {}{}",
-                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init,
-                if server_own.is_none() {
-                    " (its SYN/ACK there: the server-side capture has no packet of the server)"
-                } else {
-                    ""
-                }
-            ));
-            ttl_a.push(t.first_frame);
-            foreign_ttl[FROM_SERVER].push(t.ttl);
-        }
-    }
-    if !ttl_parts.is_empty() {
-        f.push(evidence(
-            "ttl-origin-mismatch",
-            ttl_parts.join("; "),
-            ttl_a,
-            ttl_b,
-        ));
-    }
+    let signals::Ttls {
+        client_init,
+        server_init,
+        foreign: foreign_ttl,
+    } = signals::ttl_origin(c, s, &mut f);
     // Handshake times are compared only where the third handshake packet is the same packet
     // at both points: a capture that missed the client's ACK takes the client's next packet
     // for it (as Wireshark's iRTT does), and its handshake looks slow.
@@ -1151,146 +1099,8 @@ fn compare(
             x.ack3.map_or(0, |a| a.0)
         ));
     }
-    let rtt = |x: &Conn, side: usize| x.rtt().filter(|_| late != Some(side));
-    // Split handshake.
-    let mut split_parts = Vec::new();
-    if let (Some(rc), Some(rs)) = (rtt(c, 0), rtt(s, 1)) {
-        let (lo, hi) = (rc.min(rs), rc.max(rs));
-        if hi > 3 * lo.max(1) && hi - lo > 200_000 {
-            split_parts.push(format!(
-                "the handshake takes {} at the client side and {} at the server side",
-                ms_text(rc),
-                ms_text(rs)
-            ));
-        }
-    }
-    if let (Some(o), Some(ack), Some(ssyn), true) = (off, c.ack3, s.syn, late != Some(0)) {
-        // The SYN reached the server side after the client's handshake was complete: over the
-        // whole feasible interval when known, else at the estimate.
-        let lo = o.lo.unwrap_or(o.mid);
-        if ssyn.ts + lo > ack.1 {
-            split_parts.push(format!(
-                "the SYN reaches the server side {} after the client completed its handshake{}",
-                ms_text(ssyn.ts + lo - ack.1),
-                if o.lo.is_some() {
-                    " (at the earliest clock offset that fits the matched packets)"
-                } else {
-                    " (at the estimated clock offset)"
-                }
-            ));
-        }
-    }
-    if !split_parts.is_empty() {
-        let mut fa = syn_frames(c);
-        fa.extend(c.ack3.map(|x| x.0));
-        f.push(evidence(
-            "split-handshake",
-            split_parts.join("; "),
-            fa,
-            syn_frames(s),
-        ));
-        f.proxy_proof = true;
-    }
-    // FIN/RST faster than the far end could answer.
-    let mut fast_close = None;
-    for (here, there, dir, near_rtt, who, far) in [
-        (s, c, FROM_CLIENT, c.towards_server(), "client", "server"),
-        (
-            c,
-            s,
-            FROM_SERVER,
-            s.towards_client().filter(|_| late != Some(1)),
-            "server",
-            "client",
-        ),
-    ] {
-        let (Some(close), Some(rtt)) = (here.first_close(dir), near_rtt) else {
-            continue;
-        };
-        let Some(prev) = here
-            .pkts
-            .iter()
-            .rev()
-            .find(|p| p.dir() != dir && p.frame < close.frame)
-        else {
-            continue;
-        };
-        let dt = close.ts - prev.ts;
-        // An answer takes a full round trip; half of one leaves room for jitter, and a far side
-        // under 0.5 ms away is too close to tell from timestamping noise.
-        if dt >= rtt / 2 || rtt < 500_000 {
-            continue;
-        }
-        if left_before_it_could_answer(here, there, dir, prev, std::ptr::eq(here, c), off) {
-            continue;
-        }
-        let mut detail = format!(
-            "at the {far} side, the {} in the {who}'s name comes {} after {}; the {who} is {} away (its handshake round trip), so it cannot have answered",
-            if close.rst { "RST" } else { "FIN" },
-            ms_text(dt),
-            describe_pkt(prev),
-            ms_text(rtt)
-        );
-        let own = there.first_close(dir);
-        if let Some(o) = off {
-            let to_a = |ts: i64| {
-                if std::ptr::eq(here, s) {
-                    ts + o.hi.unwrap_or(o.mid)
-                } else {
-                    ts
-                }
-            };
-            match own {
-                None => {
-                    let _ = write!(
-                        detail,
-                        "; the {who}'s own capture shows no FIN or RST from it at all"
-                    );
-                }
-                Some(own_close) => {
-                    let own_a = if std::ptr::eq(there, c) {
-                        own_close.ts
-                    } else {
-                        own_close.ts + o.lo.unwrap_or(o.mid)
-                    };
-                    if own_a > to_a(close.ts) {
-                        let _ = write!(
-                            detail,
-                            "; the {who}'s own {} (its frame {}) left only {} later{}",
-                            if own_close.rst { "RST" } else { "FIN" },
-                            own_close.frame,
-                            ms_text(own_a - to_a(close.ts)),
-                            if o.lo.is_some() {
-                                ", over the whole feasible clock-offset interval"
-                            } else {
-                                ", at the estimated clock offset"
-                            }
-                        );
-                    }
-                }
-            }
-        }
-        let (fa, fb) = if std::ptr::eq(here, c) {
-            (
-                vec![prev.frame, close.frame],
-                opt_frames(own.map(|x| x.frame)),
-            )
-        } else {
-            (
-                opt_frames(own.map(|x| x.frame)),
-                vec![prev.frame, close.frame],
-            )
-        };
-        f.push(evidence("fin-faster-than-rtt", detail, fa, fb));
-        fast_close = Some((
-            dir,
-            close,
-            prev.tls.map(|t| t.describe()),
-            dt,
-            std::ptr::eq(here, s),
-        ));
-        f.proxy_proof = true;
-    }
+    signals::split_handshake(c, s, (off, late), &mut f);
+    let fast_close = signals::fin_faster_than_rtt(c, s, (off, late), &mut f);
     // Packets seen at one point only. Only when the middlebox forwards the bytes as they are:
     // a TLS interceptor (or anything that rewrites payloads) makes two different streams.
     let rewritten_stream = c.first_client_payload != 0
@@ -1325,53 +1135,8 @@ fn compare(
             ));
         }
     }
-    if !diff.dropped.is_empty() {
-        let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
-        let text: Vec<String> = diff.dropped.iter().take(4).map(dropped_text).collect();
-        f.push(evidence(
-            "dropped-in-path",
-            text.join("; "),
-            fa.iter().map(|d| d.1).take(8).collect(),
-            fb.iter().map(|d| d.1).take(8).collect(),
-        ));
-    }
-    if !diff.injected.is_empty() {
-        let (fa, fb): (Vec<_>, Vec<_>) = diff.injected.iter().partition(|d| d.0 == 0);
-        let text: Vec<String> = diff.injected.iter().take(4).map(injected_text).collect();
-        f.push(evidence(
-            "injected-in-path",
-            text.join("; "),
-            fa.iter().map(|d| d.1).take(8).collect(),
-            fb.iter().map(|d| d.1).take(8).collect(),
-        ));
-    }
-    // Offload artefacts, not middlebox evidence.
-    for (x, side, is_a) in [(c, "client", true), (s, "server", false)] {
-        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            let o = x.over_mss(dir);
-            if o.count == 0 {
-                continue;
-            }
-            let own_host = x.ttls[dir].first().is_some_and(|t| hops(t.ttl) == 0);
-            let what = if own_host {
-                "send offload (TSO/GSO) on the capturing host: the NIC cuts them after the capture point"
-            } else {
-                "receive offload (GRO/LRO) on the capturing host: segments were merged before the capture point"
-            };
-            let mss = x.mss_for(dir).unwrap_or(0);
-            let mut e = evidence(
-                "tso-oversize",
-                format!(
-                    "{} segment(s) from the {who} at the {side} side are larger than the MSS of {mss} (largest {} bytes): {what}",
-                    o.count, x.largest_segment[dir]
-                ),
-                if is_a { o.first.clone() } else { Vec::new() },
-                if is_a { Vec::new() } else { o.first.clone() },
-            );
-            e.middlebox_evidence = false;
-            f.push(e);
-        }
-    }
+    signals::dropped_or_injected(&diff, &mut f);
+    signals::offload(c, s, &mut f);
 
     // Verdict.
     let injected_close: Vec<&(usize, u64, String, u16, u8)> = diff
@@ -1840,7 +1605,7 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
 /// arrive over the whole feasible clock-offset interval (the estimate when there is none).
 /// `here_is_client_side` says which capture `here` is; offsets are the server side's, relative
 /// to the client side.
-fn left_before_it_could_answer(
+pub(crate) fn left_before_it_could_answer(
     here: &ConnRef<'_>,
     there: &ConnRef<'_>,
     dir: usize,

@@ -2,11 +2,17 @@
 //! (the client side `c`, the server side `s`), each with its rule and its evidence text, each
 //! pushed as evidence when it fires (names as in docs/analyze-json.md).
 
+use std::fmt::Write;
+
 use rustc_hash::FxHashMap;
 use tracekit_wire::tcp::flags;
 
-use crate::compare::{Found, Offset, evidence, isn_seen, isns, opt_frames, option_change};
-use crate::trace::{Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt};
+use crate::closer::FastClose;
+use crate::compare::{
+    Found, Offset, PathDiff, describe_pkt, dropped_text, evidence, injected_text, isn_seen, isns,
+    left_before_it_could_answer, ms_text, opt_frames, option_change,
+};
+use crate::trace::{Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
 /// The frame of the connection's SYN, if any.
 fn syn_frames(x: &Conn) -> Vec<u64> {
@@ -320,6 +326,293 @@ fn ipid_pairs(c: &Conn, s: &Conn, same: &[(&Pkt, &Pkt)]) -> (u32, Vec<(u64, u64,
 
 fn ecn_names(f: u16) -> String {
     tracekit_wire::tcp::flag_names(f & (flags::ECE | flags::CWR))
+}
+
+/// The initial TTLs the ends send with (where known), and the TTLs of packets in each end's
+/// name that left another sender (by direction).
+pub(crate) struct Ttls {
+    pub client_init: Option<u8>,
+    pub server_init: Option<u8>,
+    pub foreign: [Vec<u8>; 2],
+}
+
+/// `ttl-origin-mismatch`: packets in an end's name reach the other point with a TTL that left
+/// another sender than the end (whose initial TTL its own packets show).
+pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttls {
+    let client_init = c
+        .syn
+        .map(|h| initial_ttl(h.ttl))
+        .or_else(|| c.ttls[FROM_CLIENT].first().map(|t| initial_ttl(t.ttl)));
+    let server_own = s
+        .syn_ack
+        .map(|h| initial_ttl(h.ttl))
+        .or_else(|| s.ttls[FROM_SERVER].first().map(|t| initial_ttl(t.ttl)));
+    // With no packet of the server at its own point, its SYN/ACK at the client side stands
+    // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
+    let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
+    let mut ttl_parts = Vec::new();
+    let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
+    let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    if let Some(init) = client_init {
+        for t in s.ttls[FROM_CLIENT]
+            .iter()
+            .filter(|t| initial_ttl(t.ttl) != init)
+        {
+            ttl_parts.push(format!(
+                "{} packet(s) in the client's name reach the server side with TTL {} (sent with {}, {} hop(s) away), while the client sends with {}",
+                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
+            ));
+            ttl_b.push(t.first_frame);
+            foreign_ttl[FROM_CLIENT].push(t.ttl);
+        }
+    }
+    if let Some(init) = server_init {
+        for t in c.ttls[FROM_SERVER]
+            .iter()
+            .filter(|t| initial_ttl(t.ttl) != init)
+        {
+            ttl_parts.push(format!(
+                "{} packet(s) in the server's name reach the client side with TTL {} (sent with {}, {} hop(s) away), while the server sends with {}{}",
+                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init,
+                if server_own.is_none() {
+                    " (its SYN/ACK there: the server-side capture has no packet of the server)"
+                } else {
+                    ""
+                }
+            ));
+            ttl_a.push(t.first_frame);
+            foreign_ttl[FROM_SERVER].push(t.ttl);
+        }
+    }
+    if !ttl_parts.is_empty() {
+        f.push(evidence(
+            "ttl-origin-mismatch",
+            ttl_parts.join("; "),
+            ttl_a,
+            ttl_b,
+        ));
+    }
+    Ttls {
+        client_init,
+        server_init,
+        foreign: foreign_ttl,
+    }
+}
+
+/// `split-handshake`: the handshake takes far longer at one point than at the other, or the
+/// SYN reaches the server side after the client completed its handshake (a box answered the
+/// client itself). `late`: the point whose third handshake packet is a later one (its
+/// handshake time is not compared).
+pub(crate) fn split_handshake(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    (off, late): (Option<Offset>, Option<usize>),
+    f: &mut Found,
+) {
+    let rtt = |x: &Conn, side: usize| x.rtt().filter(|_| late != Some(side));
+    let mut split_parts = Vec::new();
+    if let (Some(rc), Some(rs)) = (rtt(c, 0), rtt(s, 1)) {
+        let (lo, hi) = (rc.min(rs), rc.max(rs));
+        if hi > 3 * lo.max(1) && hi - lo > 200_000 {
+            split_parts.push(format!(
+                "the handshake takes {} at the client side and {} at the server side",
+                ms_text(rc),
+                ms_text(rs)
+            ));
+        }
+    }
+    if let (Some(o), Some(ack), Some(ssyn), true) = (off, c.ack3, s.syn, late != Some(0)) {
+        // The SYN reached the server side after the client's handshake was complete: over the
+        // whole feasible interval when known, else at the estimate.
+        let lo = o.lo.unwrap_or(o.mid);
+        if ssyn.ts + lo > ack.1 {
+            split_parts.push(format!(
+                "the SYN reaches the server side {} after the client completed its handshake{}",
+                ms_text(ssyn.ts + lo - ack.1),
+                if o.lo.is_some() {
+                    " (at the earliest clock offset that fits the matched packets)"
+                } else {
+                    " (at the estimated clock offset)"
+                }
+            ));
+        }
+    }
+    if !split_parts.is_empty() {
+        let mut fa = syn_frames(c);
+        fa.extend(c.ack3.map(|x| x.0));
+        f.push(evidence(
+            "split-handshake",
+            split_parts.join("; "),
+            fa,
+            syn_frames(s),
+        ));
+        f.proxy_proof = true;
+    }
+}
+
+/// `fin-faster-than-rtt`: a FIN or RST in an end's name comes sooner after the packet before
+/// it than that end's round trip allows (it cannot have answered it); the last such close.
+pub(crate) fn fin_faster_than_rtt(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    (off, late): (Option<Offset>, Option<usize>),
+    f: &mut Found,
+) -> Option<FastClose> {
+    let mut fast_close = None;
+    for (here, there, dir, near_rtt, who, far) in [
+        (s, c, FROM_CLIENT, c.towards_server(), "client", "server"),
+        (
+            c,
+            s,
+            FROM_SERVER,
+            s.towards_client().filter(|_| late != Some(1)),
+            "server",
+            "client",
+        ),
+    ] {
+        let (Some(close), Some(rtt)) = (here.first_close(dir), near_rtt) else {
+            continue;
+        };
+        let Some(prev) = here
+            .pkts
+            .iter()
+            .rev()
+            .find(|p| p.dir() != dir && p.frame < close.frame)
+        else {
+            continue;
+        };
+        let dt = close.ts - prev.ts;
+        // An answer takes a full round trip; half of one leaves room for jitter, and a far side
+        // under 0.5 ms away is too close to tell from timestamping noise.
+        if dt >= rtt / 2 || rtt < 500_000 {
+            continue;
+        }
+        if left_before_it_could_answer(here, there, dir, prev, std::ptr::eq(here, c), off) {
+            continue;
+        }
+        let mut detail = format!(
+            "at the {far} side, the {} in the {who}'s name comes {} after {}; the {who} is {} away (its handshake round trip), so it cannot have answered",
+            if close.rst { "RST" } else { "FIN" },
+            ms_text(dt),
+            describe_pkt(prev),
+            ms_text(rtt)
+        );
+        let own = there.first_close(dir);
+        if let Some(o) = off {
+            let to_a = |ts: i64| {
+                if std::ptr::eq(here, s) {
+                    ts + o.hi.unwrap_or(o.mid)
+                } else {
+                    ts
+                }
+            };
+            match own {
+                None => {
+                    let _ = write!(
+                        detail,
+                        "; the {who}'s own capture shows no FIN or RST from it at all"
+                    );
+                }
+                Some(own_close) => {
+                    let own_a = if std::ptr::eq(there, c) {
+                        own_close.ts
+                    } else {
+                        own_close.ts + o.lo.unwrap_or(o.mid)
+                    };
+                    if own_a > to_a(close.ts) {
+                        let _ = write!(
+                            detail,
+                            "; the {who}'s own {} (its frame {}) left only {} later{}",
+                            if own_close.rst { "RST" } else { "FIN" },
+                            own_close.frame,
+                            ms_text(own_a - to_a(close.ts)),
+                            if o.lo.is_some() {
+                                ", over the whole feasible clock-offset interval"
+                            } else {
+                                ", at the estimated clock offset"
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        let (fa, fb) = if std::ptr::eq(here, c) {
+            (
+                vec![prev.frame, close.frame],
+                opt_frames(own.map(|x| x.frame)),
+            )
+        } else {
+            (
+                opt_frames(own.map(|x| x.frame)),
+                vec![prev.frame, close.frame],
+            )
+        };
+        f.push(evidence("fin-faster-than-rtt", detail, fa, fb));
+        fast_close = Some((
+            dir,
+            close,
+            prev.tls.map(|t| t.describe()),
+            dt,
+            std::ptr::eq(here, s),
+        ));
+        f.proxy_proof = true;
+    }
+    fast_close
+}
+
+/// `dropped-in-path`, `injected-in-path`: packets seen at one point only (the path comparison).
+pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
+    if !diff.dropped.is_empty() {
+        let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
+        let text: Vec<String> = diff.dropped.iter().take(4).map(dropped_text).collect();
+        f.push(evidence(
+            "dropped-in-path",
+            text.join("; "),
+            fa.iter().map(|d| d.1).take(8).collect(),
+            fb.iter().map(|d| d.1).take(8).collect(),
+        ));
+    }
+    if !diff.injected.is_empty() {
+        let (fa, fb): (Vec<_>, Vec<_>) = diff.injected.iter().partition(|d| d.0 == 0);
+        let text: Vec<String> = diff.injected.iter().take(4).map(injected_text).collect();
+        f.push(evidence(
+            "injected-in-path",
+            text.join("; "),
+            fa.iter().map(|d| d.1).take(8).collect(),
+            fb.iter().map(|d| d.1).take(8).collect(),
+        ));
+    }
+}
+
+/// `tso-oversize`: segments larger than the MSS, from offload on the capturing host (said, but
+/// not middlebox evidence).
+pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
+    for (x, side, is_a) in [(c, "client", true), (s, "server", false)] {
+        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
+            let over = x.over_mss(dir);
+            if over.count == 0 {
+                continue;
+            }
+            let own_host = x.ttls[dir].first().is_some_and(|t| hops(t.ttl) == 0);
+            let what = if own_host {
+                "send offload (TSO/GSO) on the capturing host: the NIC cuts them after the capture point"
+            } else {
+                "receive offload (GRO/LRO) on the capturing host: segments were merged before the capture point"
+            };
+            let mss = x.mss_for(dir).unwrap_or(0);
+            let mut e = evidence(
+                "tso-oversize",
+                format!(
+                    "{} segment(s) from the {who} at the {side} side are larger than the MSS of {mss} (largest {} bytes): {what}",
+                    over.count, x.largest_segment[dir]
+                ),
+                if is_a { over.first.clone() } else { Vec::new() },
+                if is_a { Vec::new() } else { over.first.clone() },
+            );
+            e.middlebox_evidence = false;
+            f.push(e);
+        }
+    }
 }
 
 #[cfg(test)]
