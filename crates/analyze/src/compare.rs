@@ -12,9 +12,10 @@ use crate::model::{
     Analysis, Clock, Connection, Evidence, Hops, Middlebox, Row, Rtt, TraceSummary, Traces,
     Unmatched,
 };
-use crate::sides::{mac_string, ms, side_view, tls_view, vendor};
+use crate::sides::{mac_string, ms, side_view, tls_view};
 use crate::signals;
 use crate::trace::{Conn, ConnRef, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
+use crate::verdict;
 
 /// Connections (in report order) that keep their ladder.
 pub const LADDERS_KEPT: usize = 50;
@@ -1138,114 +1139,26 @@ fn compare(
     signals::dropped_or_injected(&diff, &mut f);
     signals::offload(c, s, &mut f);
 
-    // Verdict.
-    let injected_close: Vec<&(usize, u64, String, u16, u8)> = diff
-        .injected
-        .iter()
-        .filter(|d| d.3 & (flags::FIN | flags::RST) != 0)
-        .collect();
-    // A proxy makes its own segments: new sequence numbers with new IP IDs, or with its own
-    // TTL and options; a box whose bare segments reappear one to one only rewrote them.
-    // New IP IDs count only where the forwarding could be checked (both ISNs known at both
-    // points): a rewriter gives new IP IDs too.
-    let checked = isns(c).is_some() && isns(s).is_some();
-    // A split handshake whose later segments are forwarded one for one (bare ones with their
-    // numbers, the ones with data with their IP IDs): the box answered the handshake itself
-    // (a SYN cookie), opened the server side after the client's ACK and then spliced the two,
-    // translating one side's numbers. It terminated nothing after the handshake, so it is not
-    // a TCP proxy (whose own segments never reappear one for one).
-    let syn_proxy = f.has("split-handshake") && forwarded && !f.has("ipid-rewritten");
-    // Segments forwarded one for one rule a terminating proxy out, whatever else holds: the
-    // verdict may not contradict that evidence.
-    let proxy = !forwarded
-        && (f.has("split-handshake")
-            || (f.has("isn-rewritten")
-                && ((checked && f.has("ipid-rewritten"))
-                    || (f.has("ttl-origin-mismatch")
-                        && (f.has("wscale-rewritten") || f.has("options-rewritten"))))));
-    let mut kinds: Vec<&'static str> = Vec::new();
-    if syn_proxy {
-        // The handshake it made explains the new ISN, options, window scale and ECN.
-        if f.has("addresses-translated") || f.has("ports-translated") {
-            kinds.push("nat");
-        }
-        kinds.push("syn-proxy");
-    } else if proxy {
-        kinds.push("tcp-proxy");
-        if let (Some(x), Some(y)) = (c.client_random, s.client_random)
-            && x != y
-        {
-            kinds.push("tls-interceptor");
-        } else if let (Some(x), Some(y)) = (c.server_random, s.server_random)
-            && x != y
-        {
-            kinds.push("tls-interceptor");
-        }
-    } else {
-        if f.has("addresses-translated") || f.has("ports-translated") {
-            kinds.push("nat");
-        }
-        if f.has("isn-rewritten") {
-            kinds.push("seq-randomizer");
-        }
-        if f.has("mss-rewritten") {
-            kinds.push("mss-clamp");
-        }
-        if f.has("ecn-stripped") {
-            kinds.push("ecn-bleach");
-        }
-        if f.has("options-rewritten") || f.has("wscale-rewritten") {
-            kinds.push("option-stripper");
-        }
-        if !injected_close.is_empty() && (f.has("ttl-origin-mismatch") || f.proxy_proof) {
-            kinds.push("rst-injector");
-        }
-    }
-    if kinds.is_empty() {
-        kinds.push("none");
-    }
+    // The verdict: what kind of box, and where.
+    let verdict::Made {
+        kinds,
+        proxy,
+        syn_proxy,
+        injected_close,
+    } = verdict::kinds(c, s, (&f, forwarded), &diff);
     let middlebox_present = kinds != ["none"];
-
-    // Hops.
-    let path = match (c.syn, s.syn) {
-        (Some(x), Some(y)) if !proxy && !syn_proxy && initial_ttl(x.ttl) == initial_ttl(y.ttl) => {
-            Some(hops(y.ttl).saturating_sub(hops(x.ttl)))
-        }
-        _ => None,
-    };
-    // A proxy, or a SYN proxy, made the handshake packets each end saw: their TTLs place it.
-    let (client_side, server_side) = if proxy || syn_proxy {
-        (
-            c.syn_ack
-                .map(|h| hops(h.ttl))
-                .or_else(|| foreign_ttl[FROM_SERVER].first().map(|&t| hops(t))),
-            s.syn
-                .map(|h| hops(h.ttl))
-                .or_else(|| foreign_ttl[FROM_CLIENT].first().map(|&t| hops(t))),
-        )
-    } else if kinds.contains(&"rst-injector") {
-        let near = injected_close.iter().find(|d| d.0 == 0).map(|d| hops(d.4));
-        (near, near.zip(path).map(|(n, p)| p.saturating_sub(n + 1)))
-    } else {
-        (None, None)
-    };
-
-    // Middlebox MAC: the source MAC of what it sends to an adjacent capture point.
-    let (mac, vendor_name) = if !middlebox_present {
-        (None, None)
-    } else if server_side == Some(0) {
-        (
-            s.src_mac[FROM_CLIENT],
-            s.src_mac[FROM_CLIENT].and_then(|m| vendor(&m)),
-        )
-    } else if client_side == Some(0) {
-        (
-            c.src_mac[FROM_SERVER],
-            c.src_mac[FROM_SERVER].and_then(|m| vendor(&m)),
-        )
-    } else {
-        (None, None)
-    };
+    let verdict::Place {
+        path,
+        client_side,
+        server_side,
+        mac,
+        vendor: vendor_name,
+    } = verdict::place(
+        c,
+        s,
+        (&kinds, proxy || syn_proxy),
+        (&injected_close, &foreign_ttl),
+    );
 
     let closed = closer::closed(&closer::Closing {
         c,
@@ -1259,17 +1172,7 @@ fn compare(
     caveats.extend(closed.caveats);
     let (closed_by, close_doubt) = (closed.by, closed.doubt);
     let close_proof = closed.proof;
-    let strong = f.evidence.iter().filter(|e| e.middlebox_evidence).count();
-    let confidence = if f.proxy_proof
-        || strong >= 3
-        || (middlebox_present && off.is_some_and(|o| o.lo.is_some()) && strong >= 2)
-    {
-        "high"
-    } else if strong >= 1 || (!middlebox_present && c.syn.is_some() && s.syn.is_some()) {
-        "medium"
-    } else {
-        "low"
-    };
+    let confidence = verdict::confidence(c, s, &f, middlebox_present, off);
     // docs/analyze-json.md, `failed`: as either capture saw it.
     let failed = c.failed() || s.failed();
     let row = Row {
@@ -1287,34 +1190,7 @@ fn compare(
         return Judged { row, full: None };
     }
 
-    // Caveats.
-    if off.is_none() {
-        caveats.push("no packet could be matched between the traces: times across them are not comparable, and time-based proofs were skipped".to_string());
-    } else if off.is_some_and(|o| o.lo.is_none()) {
-        caveats.push("the clock offset rests on packets matched in one direction only; time-based statements use the estimate, not a proven interval".to_string());
-    }
-    for (x, side) in [(c, "client"), (s, "server")] {
-        if x.syn.is_none() || x.syn_ack.is_none() {
-            caveats.push(format!("the handshake is not complete in the {side}-side capture; facts drawn from it are missing"));
-        }
-        if x.folded > 0 {
-            caveats.push(format!(
-                "{} later packets at the {side} side were counted but not compared one by one",
-                x.folded
-            ));
-        }
-    }
-    for (x, side) in [(c, "client"), (s, "server")] {
-        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            let ids = x.ip_ids(dir);
-            if ids.len() > 2 && ids.iter().skip(1).all(|&i| i == ids[1]) {
-                caveats.push(format!("the {who}'s IP IDs are constant at the {side} side: IP ID comparisons there say little"));
-            }
-        }
-    }
-    if f.evidence.iter().any(|e| e.signal == "tso-oversize") {
-        caveats.push("segments larger than the MSS come from offload on the capturing host; they were not dropped for their size if they were acknowledged".to_string());
-    }
+    verdict::caveats(c, s, &f, off, &mut caveats);
 
     let transparent = middlebox_present.then_some(c.client.addr == s.client.addr);
     let verdict = verdict_sentence(&VerdictInput {

@@ -17,6 +17,7 @@ pub mod reading;
 mod sides;
 mod signals;
 pub mod trace;
+mod verdict;
 
 pub use compare::{
     Drift, Input, LADDERS_KEPT, PairFilter, Scope, analyze, analyze_drifting, analyze_scoped,
