@@ -10,6 +10,7 @@ use std::fmt::Write;
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Offset, PathDiff, isn_seen, ms_text};
+use crate::model::ClosedBy;
 use crate::trace::{Close, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, initial_ttl};
 
 /// A close faster than the far end's round trip (`fin-faster-than-rtt`): its direction, the
@@ -31,8 +32,7 @@ pub(crate) struct Closing<'a, 'p> {
 
 /// Who closed it, and why that is said.
 pub(crate) struct Closed {
-    /// `client`, `server`, `middlebox` or `none`.
-    pub by: &'static str,
+    pub by: ClosedBy,
     pub proof: String,
     /// The first close seen may answer one a capture lost.
     pub doubt: bool,
@@ -185,11 +185,14 @@ fn proof(
     k: &Closing<'_, '_>,
     first: Option<&CloseEvent>,
     relayed: Option<(&CloseEvent, &CloseEvent)>,
-) -> (&'static str, String) {
+) -> (ClosedBy, String) {
     match (first, relayed) {
-        (None, _) => ("none", "no FIN or RST was seen from either end".to_string()),
+        (None, _) => (
+            ClosedBy::None,
+            "no FIN or RST was seen from either end".to_string(),
+        ),
         (Some(_), Some((e, own))) => (
-            e.named,
+            ClosedBy::end(e.named),
             format!(
                 "the {} sent the first FIN: the {}-side capture lacks it, but {}; the FIN in the {}'s name at the {} side (frame {}, TTL {}) is the middlebox passing it on",
                 e.named,
@@ -232,10 +235,10 @@ fn proof(
                     e.named
                 );
             }
-            ("middlebox", proof)
+            (ClosedBy::Middlebox, proof)
         }
         (Some(e), None) => (
-            e.named,
+            ClosedBy::end(e.named),
             format!(
                 "the {} sent the first {} ({}){}",
                 e.named,
@@ -653,7 +656,7 @@ mod tests {
             vec![(false, mine, FIN | ACK), (true, theirs, FIN | ACK)]
         };
         let c = who(&fins(true), &fins(false));
-        assert_eq!(c.by, "client");
+        assert_eq!(c.by, ClosedBy::Client);
         assert!(
             c.proof.starts_with("the client sent the first FIN"),
             "{}",
@@ -662,10 +665,13 @@ mod tests {
         assert!(!c.doubt && c.caveats.is_empty());
         // The server first.
         let rev = |v: Vec<(bool, u8, u8)>| v.into_iter().rev().collect::<Vec<_>>();
-        assert_eq!(who(&rev(fins(true)), &rev(fins(false))).by, "server");
+        assert_eq!(
+            who(&rev(fins(true)), &rev(fins(false))).by,
+            ClosedBy::Server
+        );
         // Nothing closed.
         let c = who(&[], &[]);
-        assert_eq!(c.by, "none");
+        assert_eq!(c.by, ClosedBy::None);
         assert_eq!(c.proof, "no FIN or RST was seen from either end");
     }
 
@@ -674,7 +680,7 @@ mod tests {
         // At the client side a RST in the server's name left a sender with initial TTL 255;
         // the server's own capture shows it sent none.
         let c = who(&[(true, 250, RST | ACK)], &[]);
-        assert_eq!(c.by, "middlebox");
+        assert_eq!(c.by, ClosedBy::Middlebox);
         assert!(
             c.proof.contains("that the server did not send")
                 && c.proof
@@ -684,7 +690,7 @@ mod tests {
         );
         // The near miss: the server's own RST, seen at both points with its TTL.
         let c = who(&[(true, FAR, RST | ACK)], &[(true, NEAR, RST | ACK)]);
-        assert_eq!(c.by, "server", "{}", c.proof);
+        assert_eq!(c.by, ClosedBy::Server, "{}", c.proof);
     }
 
     #[test]
@@ -692,11 +698,11 @@ mod tests {
         let near = [(true, NEAR, FIN | ACK), (true, NEAR, RST | ACK)];
         let far = [(true, FAR, FIN | ACK), (true, FAR, RST | ACK)];
         let c = who(&far, &near);
-        assert_eq!(c.by, "server");
+        assert_eq!(c.by, ClosedBy::Server);
         assert!(c.proof.contains("a normal (abortive) close"), "{}", c.proof);
         // The near miss: a RST alone.
         let c = who(&far[1..], &near[1..]);
-        assert_eq!(c.by, "server");
+        assert_eq!(c.by, ClosedBy::Server);
         assert!(!c.proof.contains("abortive"), "{}", c.proof);
     }
 }

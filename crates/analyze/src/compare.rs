@@ -9,8 +9,8 @@ use tracekit_wire::tcp::flags;
 
 use crate::closer;
 use crate::model::{
-    Analysis, Clock, Connection, Evidence, Hops, Middlebox, Row, Rtt, TraceSummary, Traces,
-    Unmatched,
+    Analysis, Clock, ClosedBy, Connection, Evidence, Hops, MatchedBy, Middlebox, Row, Rtt,
+    TraceSummary, Traces, Unmatched,
 };
 use crate::sides::{mac_string, ms, side_view, tls_view};
 use crate::signals;
@@ -180,10 +180,10 @@ pub fn analyze_drifting(
     // The time each capture covers (packets outside it cannot be missing from it).
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
-    let ends = |&(ia, ib, _): &(usize, usize, &'static str)| {
+    let ends = |&(ia, ib, _): &(usize, usize, MatchedBy)| {
         if swapped { (ib, ia) } else { (ia, ib) }
     };
-    let chosen: Vec<(usize, usize, &'static str)> = pairs
+    let chosen: Vec<(usize, usize, MatchedBy)> = pairs
         .iter()
         .filter(|p| {
             let (ic, is) = ends(p);
@@ -194,7 +194,7 @@ pub fn analyze_drifting(
         .copied()
         .collect();
     // Each side's packets are gathered into buffers of the thread's, used again pair after pair.
-    let judge = |bufs: &mut Buffers, p: &(usize, usize, &'static str), want: Want| {
+    let judge = |bufs: &mut Buffers, p: &(usize, usize, MatchedBy), want: Want| {
         let (ic, is) = ends(p);
         let (buf_c, buf_s) = bufs;
         let c = &ca.table.with_packets(ic, buf_c);
@@ -207,7 +207,7 @@ pub fn analyze_drifting(
                 .map(|(conn, only_here)| (conn, (ic, is, only_here))),
         )
     };
-    let in_full = |bufs: &mut Buffers, p: &(usize, usize, &'static str)| {
+    let in_full = |bufs: &mut Buffers, p: &(usize, usize, MatchedBy)| {
         let (row, full) = judge(bufs, p, Want::Full);
         let (conn, view) = full.expect("a connection asked for in full is given in full");
         (conn, (view, row))
@@ -351,7 +351,7 @@ fn report_order(rows: &[Row], first_ts: impl Fn(usize) -> i64) -> Vec<usize> {
 fn unmatched(
     a: Input<'_>,
     b: Input<'_>,
-    pairs: &[(usize, usize, &'static str)],
+    pairs: &[(usize, usize, MatchedBy)],
     swapped: bool,
 ) -> Unmatched {
     let mut used = [
@@ -503,7 +503,7 @@ fn pair_connections(
     a: &ConnTable,
     b: &ConnTable,
     offsets: Option<&Offsets>,
-) -> Vec<(usize, usize, &'static str)> {
+) -> Vec<(usize, usize, MatchedBy)> {
     let n = b.conns.len();
     // Times on a's clock.
     let at_a = |c: &Conn| {
@@ -540,24 +540,24 @@ fn pair_connections(
     for (ia, c) in a.conns.iter().enumerate() {
         let found = by_tuple
             .nearest(&(c.client, c.server), c.first_ts)
-            .map(|i| (i, "tuple"))
+            .map(|i| (i, MatchedBy::Tuple))
             .or_else(|| {
                 c.client_random
                     .and_then(|r| by_random.get(&r).copied())
                     .filter(|&i| !used[i])
-                    .map(|i| (i, "tls-random"))
+                    .map(|i| (i, MatchedBy::TlsRandom))
             })
             .or_else(|| {
                 (c.first_client_payload != 0)
                     .then(|| by_payload.nearest(&c.first_client_payload, c.first_ts))
                     .flatten()
-                    .map(|i| (i, "payload"))
+                    .map(|i| (i, MatchedBy::Payload))
             })
             .or_else(|| {
                 // Both initial sequence numbers (a NAT keeps them; 64 bits rarely repeat).
                 isns_in(a, ia, &mut buf)
                     .and_then(|both| by_isn.nearest(&both, c.first_ts))
-                    .map(|i| (i, "isn"))
+                    .map(|i| (i, MatchedBy::Isn))
             });
         if let Some((ib, how)) = found {
             used[ib] = true;
@@ -593,7 +593,7 @@ fn pair_connections(
                 .filter(|&&(_, i)| !used[i]);
             if let (Some(&(_, ib)), None) = (cands.next(), cands.next()) {
                 used[ib] = true;
-                pairs.push((ia, ib, "timing"));
+                pairs.push((ia, ib, MatchedBy::Timing));
             }
         }
     }
@@ -602,7 +602,7 @@ fn pair_connections(
 
 /// Whether b is nearer the client: at the client's point the SYN/ACK is answered at once
 /// (SYN/ACK → ACK is a small part of the handshake), at the server's point the SYN is.
-fn b_is_client_side(a: &ConnTable, b: &ConnTable, pairs: &[(usize, usize, &str)]) -> bool {
+fn b_is_client_side(a: &ConnTable, b: &ConnTable, pairs: &[(usize, usize, MatchedBy)]) -> bool {
     let mut votes = 0i64;
     for &(ia, ib, _) in pairs {
         let (ca, cb) = (&a.conns[ia], &b.conns[ib]);
@@ -1066,7 +1066,7 @@ struct Judged {
 fn compare(
     (c, a_name): (&ConnRef<'_>, &str),
     (s, b_name): (&ConnRef<'_>, &str),
-    how: &'static str,
+    how: MatchedBy,
     off: Option<Offset>,
     windows: [(i64, i64); 2],
     want: Want,
@@ -1277,7 +1277,7 @@ struct VerdictInput<'a> {
     vendor: Option<&'a str>,
     client_side: Option<u8>,
     server_side: Option<u8>,
-    closed_by: &'static str,
+    closed_by: ClosedBy,
     /// The first close seen may answer one a capture lost (see `unseen_end`).
     close_doubt: bool,
     fast_close: Option<(Option<&'static str>, i64)>,
@@ -1391,10 +1391,10 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         ""
     };
     let outcome = match v.closed_by {
-        "client" => "the client closed the connection",
-        "server" => "the server closed the connection",
-        "none" => "nobody closed the connection within the captures",
-        _ => "the middlebox closed it",
+        ClosedBy::Client => "the client closed the connection",
+        ClosedBy::Server => "the server closed the connection",
+        ClosedBy::None => "nobody closed the connection within the captures",
+        ClosedBy::Middlebox => "the middlebox closed it",
     }
     .to_string()
         + doubt;
@@ -1409,7 +1409,7 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         } else {
             ""
         };
-        if v.closed_by == "middlebox" {
+        if v.closed_by == ClosedBy::Middlebox {
             let when = match v.fast_close {
                 Some((Some(msg), dt)) => format!(" {} after the server's {msg}", ms_text(dt)),
                 Some((None, dt)) => format!(" {} after the last packet it answered", ms_text(dt)),

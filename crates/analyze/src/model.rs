@@ -142,19 +142,17 @@ pub struct Connection {
     pub server: String,
     pub client_port: u16,
     pub server_port: u16,
-    /// How the two views were paired: `tuple`, `tls-random`, `payload`, `isn` or `timing`.
-    pub matched_by: &'static str,
+    /// How the two views were paired.
+    pub matched_by: MatchedBy,
     /// No application data came back, or a reset ended it.
     pub failed: bool,
     /// One sentence.
     pub verdict: String,
     pub middlebox: Middlebox,
     pub hops: Hops,
-    /// `client`, `server`, `middlebox` or `none`.
-    pub closed_by: &'static str,
+    pub closed_by: ClosedBy,
     pub close_proof: String,
-    /// `high`, `medium` or `low`.
-    pub confidence: &'static str,
+    pub confidence: Confidence,
     pub evidence: Vec<Evidence>,
     pub caveats: Vec<String>,
     pub tls: Tls,
@@ -171,11 +169,11 @@ pub struct Row {
     /// Client and server as the client side saw them.
     pub client: Endpoint,
     pub server: Endpoint,
-    pub matched_by: &'static str,
+    pub matched_by: MatchedBy,
     pub failed: bool,
     pub kinds: Vec<&'static str>,
-    pub closed_by: &'static str,
-    pub confidence: &'static str,
+    pub closed_by: ClosedBy,
+    pub confidence: Confidence,
 }
 
 impl Connection {
@@ -370,3 +368,100 @@ pub struct MacView {
     pub mac: String,
     pub vendor: Option<String>,
 }
+
+/// Writes a value's name, padded as asked (`{:<10}`).
+macro_rules! named {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
+/// Who closed the connection (`closed_by` in docs/analyze-json.md). Declared in the order of
+/// the names, the order reports sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClosedBy {
+    Client,
+    Middlebox,
+    /// No FIN or RST was seen.
+    None,
+    Server,
+}
+
+impl ClosedBy {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosedBy::Client => "client",
+            ClosedBy::Middlebox => "middlebox",
+            ClosedBy::None => "none",
+            ClosedBy::Server => "server",
+        }
+    }
+
+    /// The end of that name (`client` or `server`): who sent a close in its name.
+    #[must_use]
+    pub fn end(named: &str) -> ClosedBy {
+        if named == "client" {
+            ClosedBy::Client
+        } else {
+            ClosedBy::Server
+        }
+    }
+}
+named!(ClosedBy);
+
+/// How sure a connection's verdict is (`confidence` in docs/analyze-json.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    High,
+    Low,
+    Medium,
+}
+
+impl Confidence {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+        }
+    }
+}
+named!(Confidence);
+
+/// How the two views of a connection were paired (`matched_by` in docs/analyze-json.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchedBy {
+    /// The same addresses and ports at both points.
+    Tuple,
+    /// The same TLS client random.
+    TlsRandom,
+    /// The same first payload bytes.
+    Payload,
+    /// The same initial sequence numbers.
+    Isn,
+    /// Their times, when nothing else tells them apart.
+    Timing,
+}
+
+impl MatchedBy {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::Tuple => "tuple",
+            MatchedBy::TlsRandom => "tls-random",
+            MatchedBy::Payload => "payload",
+            MatchedBy::Isn => "isn",
+            MatchedBy::Timing => "timing",
+        }
+    }
+}
+named!(MatchedBy);

@@ -5,6 +5,7 @@
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Found, Offset, PathDiff, isns};
+use crate::model::Confidence;
 use crate::sides::vendor;
 use crate::trace::{ConnRef, FROM_CLIENT, FROM_SERVER, hops, initial_ttl};
 
@@ -185,17 +186,17 @@ pub(crate) fn confidence(
     f: &Found,
     middlebox_present: bool,
     off: Option<Offset>,
-) -> &'static str {
+) -> Confidence {
     let strong = f.evidence.iter().filter(|e| e.middlebox_evidence).count();
     if f.proxy_proof
         || strong >= 3
         || (middlebox_present && off.is_some_and(|o| o.lo.is_some()) && strong >= 2)
     {
-        "high"
+        Confidence::High
     } else if strong >= 1 || (!middlebox_present && c.syn.is_some() && s.syn.is_some()) {
-        "medium"
+        Confidence::Medium
     } else {
-        "low"
+        Confidence::Low
     }
 }
 

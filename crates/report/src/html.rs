@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::Connection;
+use tracekit_analyze::model::{ClosedBy, Connection};
 
 const CSS: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d1d1f;background:#fff}
@@ -231,7 +231,7 @@ fn topology(c: &Connection, middlebox: bool) -> Markup {
 }
 
 fn simple(c: &Connection, middlebox: bool) -> Markup {
-    let cut = c.closed_by == "middlebox";
+    let cut = c.closed_by == ClosedBy::Middlebox;
     html! {
         div.simple {
             div.box { "Client" }
@@ -245,9 +245,9 @@ fn simple(c: &Connection, middlebox: bool) -> Markup {
         p {
             @if cut {
                 "The box in the middle ended the conversation on both sides; the server and the client each believe the other one hung up."
-            } @else if c.closed_by == "client" {
+            } @else if c.closed_by == ClosedBy::Client {
                 "The client ended the conversation." @if middlebox { " The box in the middle relayed it." }
-            } @else if c.closed_by == "server" {
+            } @else if c.closed_by == ClosedBy::Server {
                 "The server ended the conversation."
             } @else {
                 "Nobody ended the conversation within the captures."

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 pub mod html;
 
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::{Connection, HandshakeView, Row, SetFrames, Sets, Side};
+use tracekit_analyze::model::{ClosedBy, Connection, HandshakeView, Row, SetFrames, Sets, Side};
 
 /// The analysis as pretty JSON (the documented `--json` output), streamed to a writer (big
 /// analyses are not built in memory first).
@@ -287,7 +287,7 @@ fn head(a: &Analysis) -> String {
 pub struct VerdictGroup<'a> {
     pub failed: bool,
     pub kinds: &'a [&'static str],
-    pub closed_by: &'static str,
+    pub closed_by: ClosedBy,
     pub count: usize,
 }
 
@@ -295,7 +295,7 @@ pub struct VerdictGroup<'a> {
 /// before ok among equals).
 #[must_use]
 pub fn verdict_groups(a: &Analysis) -> Vec<VerdictGroup<'_>> {
-    let mut groups: FxHashMap<(bool, &[&'static str], &'static str), usize> = FxHashMap::default();
+    let mut groups: FxHashMap<(bool, &[&'static str], ClosedBy), usize> = FxHashMap::default();
     for r in &a.rows {
         *groups
             .entry((r.failed, &r.kinds[..], r.closed_by))
@@ -314,7 +314,7 @@ pub fn verdict_groups(a: &Analysis) -> Vec<VerdictGroup<'_>> {
         (y.count.cmp(&x.count))
             .then(y.failed.cmp(&x.failed))
             .then(x.kinds.cmp(y.kinds))
-            .then(x.closed_by.cmp(y.closed_by))
+            .then(x.closed_by.cmp(&y.closed_by))
     });
     groups
 }
