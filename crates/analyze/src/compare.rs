@@ -9,7 +9,7 @@ use tracekit_wire::tcp::flags;
 
 use crate::closer;
 use crate::model::{
-    Analysis, Clock, ClosedBy, Connection, Evidence, Hops, MatchedBy, Middlebox, Row, Rtt,
+    Analysis, Clock, ClosedBy, Connection, Evidence, Hops, MatchedBy, Middlebox, Row, Rtt, Signal,
     TraceSummary, Traces, Unmatched,
 };
 use crate::sides::{mac_string, ms, side_view, tls_view};
@@ -647,7 +647,7 @@ pub(crate) fn frame_filter(frames: &[u64]) -> Option<String> {
 }
 
 pub(crate) fn evidence(
-    signal: &'static str,
+    signal: Signal,
     detail: String,
     frames_a: Vec<u64>,
     frames_b: Vec<u64>,
@@ -1039,7 +1039,7 @@ pub(crate) struct Found {
 }
 
 impl Found {
-    pub(crate) fn has(&self, signal: &str) -> bool {
+    pub(crate) fn has(&self, signal: Signal) -> bool {
         self.evidence.iter().any(|e| e.signal == signal)
     }
     pub(crate) fn push(&mut self, e: Evidence) {

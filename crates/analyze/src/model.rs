@@ -221,8 +221,7 @@ pub struct Hops {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Evidence {
-    /// Signal name, e.g. `isn-rewritten`.
-    pub signal: &'static str,
+    pub signal: Signal,
     /// Plain language, with the values on both sides.
     pub detail: String,
     pub frames_a: Vec<u64>,
@@ -465,3 +464,61 @@ impl MatchedBy {
     }
 }
 named!(MatchedBy);
+
+/// A signal of the comparison (`evidence[].signal` in docs/analyze-json.md), each decided in
+/// one function of `signals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    /// An end's address differs between the two points (NAT).
+    AddressesTranslated,
+    /// Packets seen at the sending side only.
+    DroppedInPath,
+    /// The handshake's ECN negotiation or the packets' ECT codepoints lost between the points.
+    EcnStripped,
+    /// A FIN or RST in an end's name sooner than that end could have answered.
+    FinFasterThanRtt,
+    /// Packets seen at the receiving side only.
+    InjectedInPath,
+    /// The packets seen at both points carry other IP IDs.
+    IpidRewritten,
+    /// An end's initial sequence number differs between the points.
+    IsnRewritten,
+    /// The handshake's MSS differs between the points.
+    MssRewritten,
+    /// The layout of the handshake's options differs between the points.
+    OptionsRewritten,
+    /// An end's port differs between the points.
+    PortsTranslated,
+    /// Each end made its handshake with something else.
+    SplitHandshake,
+    /// Segments larger than the MSS, from offload on the capturing host (not middlebox evidence).
+    TsoOversize,
+    /// Packets in an end's name left another sender than the end.
+    TtlOriginMismatch,
+    /// The handshake's window scale differs between the points.
+    WscaleRewritten,
+}
+
+impl Signal {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::AddressesTranslated => "addresses-translated",
+            Signal::DroppedInPath => "dropped-in-path",
+            Signal::EcnStripped => "ecn-stripped",
+            Signal::FinFasterThanRtt => "fin-faster-than-rtt",
+            Signal::InjectedInPath => "injected-in-path",
+            Signal::IpidRewritten => "ipid-rewritten",
+            Signal::IsnRewritten => "isn-rewritten",
+            Signal::MssRewritten => "mss-rewritten",
+            Signal::OptionsRewritten => "options-rewritten",
+            Signal::PortsTranslated => "ports-translated",
+            Signal::SplitHandshake => "split-handshake",
+            Signal::TsoOversize => "tso-oversize",
+            Signal::TtlOriginMismatch => "ttl-origin-mismatch",
+            Signal::WscaleRewritten => "wscale-rewritten",
+        }
+    }
+}
+named!(Signal);

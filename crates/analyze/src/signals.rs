@@ -12,6 +12,7 @@ use crate::compare::{
     Found, Offset, PathDiff, describe_pkt, dropped_text, evidence, injected_text, isn_seen, isns,
     left_before_it_could_answer, ms_text, opt_frames, option_change,
 };
+use crate::model::Signal;
 use crate::trace::{Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
 /// The frame of the connection's SYN, if any.
@@ -42,7 +43,7 @@ pub(crate) fn translated(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
             ));
         }
         f.push(evidence(
-            "addresses-translated",
+            Signal::AddressesTranslated,
             parts.join("; "),
             syn_frames(c),
             syn_frames(s),
@@ -50,7 +51,7 @@ pub(crate) fn translated(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
     }
     if c.client.port != s.client.port || c.server.port != s.server.port {
         f.push(evidence(
-            "ports-translated",
+            Signal::PortsTranslated,
             format!(
                 "ports {} → {} at the client side are {} → {} at the server side",
                 c.client.port, c.server.port, s.client.port, s.server.port
@@ -100,7 +101,7 @@ pub(crate) fn isn_rewritten(
             fa.extend(kept_a.iter().take(4));
             fb.extend(kept_b.iter().take(4));
         }
-        f.push(evidence("isn-rewritten", isn_parts.join("; "), fa, fb));
+        f.push(evidence(Signal::IsnRewritten, isn_parts.join("; "), fa, fb));
     }
     forwarded
 }
@@ -117,7 +118,7 @@ pub(crate) fn ipid_rewritten(
     if !differing_ids.is_empty() && same_ids == 0 {
         let (_, _, ia, ib) = differing_ids[0];
         f.push(evidence(
-            "ipid-rewritten",
+            Signal::IpidRewritten,
             format!(
                 "the same packets carry other IP IDs at the two points (e.g. 0x{ia:04x} at the client side, 0x{ib:04x} at the server side); a router leaves the IP ID alone",
             ),
@@ -173,7 +174,12 @@ pub(crate) fn ecn_stripped(c: &ConnRef<'_>, s: &ConnRef<'_>, same: &[(&Pkt, &Pkt
         }
     }
     if !ecn_parts.is_empty() {
-        f.push(evidence("ecn-stripped", ecn_parts.join("; "), ecn_a, ecn_b));
+        f.push(evidence(
+            Signal::EcnStripped,
+            ecn_parts.join("; "),
+            ecn_a,
+            ecn_b,
+        ));
     }
 }
 
@@ -182,11 +188,11 @@ pub(crate) fn ecn_stripped(c: &ConnRef<'_>, s: &ConnRef<'_>, same: &[(&Pkt, &Pkt
 pub(crate) fn options_rewritten(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
     for (name, get) in [
         (
-            "wscale-rewritten",
+            Signal::WscaleRewritten,
             (|h: &crate::trace::Handshake| h.options.window_scale.map(u32::from))
                 as fn(&crate::trace::Handshake) -> Option<u32>,
         ),
-        ("mss-rewritten", |h| h.options.mss.map(u32::from)),
+        (Signal::MssRewritten, |h| h.options.mss.map(u32::from)),
     ] {
         let mut parts = Vec::new();
         let (mut fa, mut fb) = (Vec::new(), Vec::new());
@@ -198,7 +204,7 @@ pub(crate) fn options_rewritten(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found)
                 && get(&x) != get(&y)
             {
                 let show = |v: Option<u32>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
-                let what = if name == "mss-rewritten" {
+                let what = if name == Signal::MssRewritten {
                     "MSS"
                 } else {
                     "window scale"
@@ -236,7 +242,7 @@ pub(crate) fn options_rewritten(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found)
             }
         }
         if !parts.is_empty() {
-            f.push(evidence("options-rewritten", parts.join("; "), fa, fb));
+            f.push(evidence(Signal::OptionsRewritten, parts.join("; "), fa, fb));
         }
     }
 }
@@ -386,7 +392,7 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     }
     if !ttl_parts.is_empty() {
         f.push(evidence(
-            "ttl-origin-mismatch",
+            Signal::TtlOriginMismatch,
             ttl_parts.join("; "),
             ttl_a,
             ttl_b,
@@ -441,7 +447,7 @@ pub(crate) fn split_handshake(
         let mut fa = syn_frames(c);
         fa.extend(c.ack3.map(|x| x.0));
         f.push(evidence(
-            "split-handshake",
+            Signal::SplitHandshake,
             split_parts.join("; "),
             fa,
             syn_frames(s),
@@ -547,7 +553,7 @@ pub(crate) fn fin_faster_than_rtt(
                 vec![prev.frame, close.frame],
             )
         };
-        f.push(evidence("fin-faster-than-rtt", detail, fa, fb));
+        f.push(evidence(Signal::FinFasterThanRtt, detail, fa, fb));
         fast_close = Some((
             dir,
             close,
@@ -566,7 +572,7 @@ pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
         let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
         let text: Vec<String> = diff.dropped.iter().take(4).map(dropped_text).collect();
         f.push(evidence(
-            "dropped-in-path",
+            Signal::DroppedInPath,
             text.join("; "),
             fa.iter().map(|d| d.1).take(8).collect(),
             fb.iter().map(|d| d.1).take(8).collect(),
@@ -576,7 +582,7 @@ pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
         let (fa, fb): (Vec<_>, Vec<_>) = diff.injected.iter().partition(|d| d.0 == 0);
         let text: Vec<String> = diff.injected.iter().take(4).map(injected_text).collect();
         f.push(evidence(
-            "injected-in-path",
+            Signal::InjectedInPath,
             text.join("; "),
             fa.iter().map(|d| d.1).take(8).collect(),
             fb.iter().map(|d| d.1).take(8).collect(),
@@ -601,7 +607,7 @@ pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
             };
             let mss = x.mss_for(dir).unwrap_or(0);
             let mut e = evidence(
-                "tso-oversize",
+                Signal::TsoOversize,
                 format!(
                     "{} segment(s) from the {who} at the {side} side are larger than the MSS of {mss} (largest {} bytes): {what}",
                     over.count, x.largest_segment[dir]
@@ -656,7 +662,7 @@ mod tests {
         client_side: &ConnTable,
         server_side: &ConnTable,
         run: &dyn Fn(&ConnRef<'_>, &ConnRef<'_>, &mut Found),
-    ) -> Vec<&'static str> {
+    ) -> Vec<Signal> {
         let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
         let here = client_side.with_packets(0, &mut buf_a);
         let there = server_side.with_packets(0, &mut buf_b);
@@ -677,7 +683,7 @@ mod tests {
         let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| translated(c, s, f);
         assert_eq!(
             found(&a, &point(SYN, [1000, 5000], &nat), &run),
-            ["addresses-translated"]
+            [Signal::AddressesTranslated]
         );
         assert!(found(&a, &point(SYN, [1000, 5000], PLAIN), &run).is_empty());
     }
@@ -690,7 +696,7 @@ mod tests {
         };
         assert_eq!(
             found(&a, &point(SYN, [77_000, 5000], PLAIN), &run),
-            ["isn-rewritten"]
+            [Signal::IsnRewritten]
         );
         assert!(found(&a, &point(SYN, [1000, 5000], PLAIN), &run).is_empty());
     }
@@ -705,7 +711,7 @@ mod tests {
         let renumbered = |_: bool, p: &mut Vec<u8>| p[18] ^= 0x5a;
         assert_eq!(
             found(&a, &point(SYN, [1000, 5000], &renumbered), &run),
-            ["ipid-rewritten"]
+            [Signal::IpidRewritten]
         );
         // The near miss: one packet keeps its ID.
         let one_kept = |back: bool, p: &mut Vec<u8>| {
@@ -725,7 +731,7 @@ mod tests {
         };
         assert_eq!(
             found(&a, &point(SYN, [1000, 5000], PLAIN), &run),
-            ["ecn-stripped"]
+            [Signal::EcnStripped]
         );
         assert!(found(&a, &point(SYN | ECE | CWR, [1000, 5000], PLAIN), &run).is_empty());
     }

@@ -5,7 +5,7 @@
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Found, Offset, PathDiff, isns};
-use crate::model::Confidence;
+use crate::model::{Confidence, Signal};
 use crate::sides::vendor;
 use crate::trace::{ConnRef, FROM_CLIENT, FROM_SERVER, hops, initial_ttl};
 
@@ -47,19 +47,19 @@ pub(crate) fn kinds<'d>(
     // (a SYN cookie), opened the server side after the client's ACK and then spliced the two,
     // translating one side's numbers. It terminated nothing after the handshake, so it is not
     // a TCP proxy (whose own segments never reappear one for one).
-    let syn_proxy = f.has("split-handshake") && forwarded && !f.has("ipid-rewritten");
+    let syn_proxy = f.has(Signal::SplitHandshake) && forwarded && !f.has(Signal::IpidRewritten);
     // Segments forwarded one for one rule a terminating proxy out, whatever else holds: the
     // verdict may not contradict that evidence.
     let proxy = !forwarded
-        && (f.has("split-handshake")
-            || (f.has("isn-rewritten")
-                && ((checked && f.has("ipid-rewritten"))
-                    || (f.has("ttl-origin-mismatch")
-                        && (f.has("wscale-rewritten") || f.has("options-rewritten"))))));
+        && (f.has(Signal::SplitHandshake)
+            || (f.has(Signal::IsnRewritten)
+                && ((checked && f.has(Signal::IpidRewritten))
+                    || (f.has(Signal::TtlOriginMismatch)
+                        && (f.has(Signal::WscaleRewritten) || f.has(Signal::OptionsRewritten))))));
     let mut kinds: Vec<&'static str> = Vec::new();
     if syn_proxy {
         // The handshake it made explains the new ISN, options, window scale and ECN.
-        if f.has("addresses-translated") || f.has("ports-translated") {
+        if f.has(Signal::AddressesTranslated) || f.has(Signal::PortsTranslated) {
             kinds.push("nat");
         }
         kinds.push("syn-proxy");
@@ -75,22 +75,22 @@ pub(crate) fn kinds<'d>(
             kinds.push("tls-interceptor");
         }
     } else {
-        if f.has("addresses-translated") || f.has("ports-translated") {
+        if f.has(Signal::AddressesTranslated) || f.has(Signal::PortsTranslated) {
             kinds.push("nat");
         }
-        if f.has("isn-rewritten") {
+        if f.has(Signal::IsnRewritten) {
             kinds.push("seq-randomizer");
         }
-        if f.has("mss-rewritten") {
+        if f.has(Signal::MssRewritten) {
             kinds.push("mss-clamp");
         }
-        if f.has("ecn-stripped") {
+        if f.has(Signal::EcnStripped) {
             kinds.push("ecn-bleach");
         }
-        if f.has("options-rewritten") || f.has("wscale-rewritten") {
+        if f.has(Signal::OptionsRewritten) || f.has(Signal::WscaleRewritten) {
             kinds.push("option-stripper");
         }
-        if !injected_close.is_empty() && (f.has("ttl-origin-mismatch") || f.proxy_proof) {
+        if !injected_close.is_empty() && (f.has(Signal::TtlOriginMismatch) || f.proxy_proof) {
             kinds.push("rst-injector");
         }
     }
@@ -233,7 +233,7 @@ pub(crate) fn caveats(
             }
         }
     }
-    if f.evidence.iter().any(|e| e.signal == "tso-oversize") {
+    if f.evidence.iter().any(|e| e.signal == Signal::TsoOversize) {
         caveats.push("segments larger than the MSS come from offload on the capturing host; they were not dropped for their size if they were acknowledged".to_string());
     }
 }

@@ -11,7 +11,9 @@ use rayon::prelude::*;
 pub mod html;
 
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::{ClosedBy, Connection, HandshakeView, Row, SetFrames, Sets, Side};
+use tracekit_analyze::model::{
+    ClosedBy, Connection, HandshakeView, Row, SetFrames, Sets, Side, Signal,
+};
 
 /// The analysis as pretty JSON (the documented `--json` output), streamed to a writer (big
 /// analyses are not built in memory first).
@@ -477,18 +479,18 @@ fn connection(w: &mut String, n: usize, c: &Connection, sets: Option<&Sets>) {
 }
 
 /// How decisive a signal is for the verdict, lowest first (presentation order only).
-fn weight(signal: &str) -> u8 {
+fn weight(signal: Signal) -> u8 {
     match signal {
-        "fin-faster-than-rtt" => 0,
-        "split-handshake" => 1,
-        "injected-in-path" => 2,
-        "ttl-origin-mismatch" => 3,
-        "dropped-in-path" => 4,
-        "addresses-translated" | "ports-translated" => 5,
-        "isn-rewritten" => 6,
-        "ipid-rewritten" => 7,
-        "mss-rewritten" | "ecn-stripped" => 8,
-        _ => 9,
+        Signal::FinFasterThanRtt => 0,
+        Signal::SplitHandshake => 1,
+        Signal::InjectedInPath => 2,
+        Signal::TtlOriginMismatch => 3,
+        Signal::DroppedInPath => 4,
+        Signal::AddressesTranslated | Signal::PortsTranslated => 5,
+        Signal::IsnRewritten => 6,
+        Signal::IpidRewritten => 7,
+        Signal::MssRewritten | Signal::EcnStripped => 8,
+        Signal::OptionsRewritten | Signal::WscaleRewritten | Signal::TsoOversize => 9,
     }
 }
 
