@@ -525,7 +525,7 @@ pub(crate) fn batch_one(
             row.connections = analysis.connections.len();
             row.failed = analysis.connections.iter().filter(|c| c.failed).count();
             if let Some(c) = analysis.connections.first() {
-                row.middlebox = c.middlebox.kind.join(",");
+                row.middlebox = tracekit_analyze::model::kinds_text(&c.middlebox.kind, ",");
                 row.closed_by = c.closed_by.to_string();
                 row.verdict.clone_from(&c.verdict);
             }

@@ -9,8 +9,8 @@ use tracekit_wire::tcp::flags;
 
 use crate::closer;
 use crate::model::{
-    Analysis, Clock, ClosedBy, Connection, Evidence, Hops, MatchedBy, Middlebox, Row, Rtt, Signal,
-    TraceSummary, Traces, Unmatched,
+    Analysis, Clock, ClosedBy, Connection, Evidence, Hops, Kind, MatchedBy, Middlebox, Row, Rtt,
+    Signal, TraceSummary, Traces, Unmatched,
 };
 use crate::sides::{mac_string, ms, side_view, tls_view};
 use crate::signals;
@@ -339,7 +339,7 @@ fn report_order(rows: &[Row], first_ts: impl Fn(usize) -> i64) -> Vec<usize> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let odd = r.kinds != ["none"];
+            let odd = r.kinds != [Kind::None];
             (!r.failed, !odd, first_ts(i), i as u32)
         })
         .collect();
@@ -1146,7 +1146,7 @@ fn compare(
         syn_proxy,
         injected_close,
     } = verdict::kinds(c, s, (&f, forwarded), &diff);
-    let middlebox_present = kinds != ["none"];
+    let middlebox_present = kinds != [Kind::None];
     let verdict::Place {
         path,
         client_side,
@@ -1272,7 +1272,7 @@ type OnlyHere = Vec<(usize, u64, &'static str)>;
 type View = (usize, usize, OnlyHere);
 
 struct VerdictInput<'a> {
-    kinds: &'a [&'static str],
+    kinds: &'a [Kind],
     transparent: Option<bool>,
     vendor: Option<&'a str>,
     client_side: Option<u8>,
@@ -1398,8 +1398,8 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
     }
     .to_string()
         + doubt;
-    if v.kinds.contains(&"tcp-proxy") {
-        let kind = if v.kinds.contains(&"tls-interceptor") {
+    if v.kinds.contains(&Kind::TcpProxy) {
+        let kind = if v.kinds.contains(&Kind::TlsInterceptor) {
             "intercepted TLS and terminated TCP"
         } else {
             "terminated TCP"
@@ -1419,10 +1419,10 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
         }
         return format!("{who}{place} {kind}{transparent}; {outcome}.");
     }
-    if v.kinds.contains(&"syn-proxy") {
+    if v.kinds.contains(&Kind::SynProxy) {
         return format!("{who}{place} {SYN_PROXY_DID}; {outcome}.");
     }
-    if v.kinds.contains(&"rst-injector") {
+    if v.kinds.contains(&Kind::RstInjector) {
         return format!(
             "{who}{place} injected a TCP reset in the server's name and kept the client's data from the server{}.",
             if v.c.client_hello.is_some() {
@@ -1432,15 +1432,15 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
             }
         );
     }
-    if v.kinds == ["none"] {
+    if v.kinds == [Kind::None] {
         return no_middlebox_sentence(v, &outcome);
     }
     let mut what = Vec::new();
     for k in v.kinds {
         what.push(match *k {
-            "nat" => format!("translated {} to {}", v.c.client, v.s.client),
-            "seq-randomizer" => "rewrote the sequence numbers".to_string(),
-            "mss-clamp" => format!(
+            Kind::Nat => format!("translated {} to {}", v.c.client, v.s.client),
+            Kind::SeqRandomizer => "rewrote the sequence numbers".to_string(),
+            Kind::MssClamp => format!(
                 "clamped the MSS from {} to {}",
                 v.c.syn
                     .and_then(|h| h.options.mss)
@@ -1449,8 +1449,8 @@ fn verdict_sentence(v: &VerdictInput<'_>) -> String {
                     .and_then(|h| h.options.mss)
                     .map_or("?".into(), |m| m.to_string())
             ),
-            "ecn-bleach" => "removed the ECN setup flags".to_string(),
-            "option-stripper" => match v.c.syn.zip(v.s.syn).and_then(|(x, y)| {
+            Kind::EcnBleach => "removed the ECN setup flags".to_string(),
+            Kind::OptionStripper => match v.c.syn.zip(v.s.syn).and_then(|(x, y)| {
                 option_change(&x.options.layout_string(), &y.options.layout_string())
             }) {
                 Some(change) => format!("rewrote the TCP options of the SYN ({change})"),

@@ -171,7 +171,7 @@ pub struct Row {
     pub server: Endpoint,
     pub matched_by: MatchedBy,
     pub failed: bool,
-    pub kinds: Vec<&'static str>,
+    pub kinds: Vec<Kind>,
     pub closed_by: ClosedBy,
     pub confidence: Confidence,
 }
@@ -193,15 +193,15 @@ impl Row {
 }
 
 /// Whether a connection is failed or odd (the report shows those first, and in full).
-fn notable(failed: bool, kinds: &[&str]) -> bool {
-    failed || kinds != ["none"]
+fn notable(failed: bool, kinds: &[Kind]) -> bool {
+    failed || kinds != [Kind::None]
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Middlebox {
     /// `none`, `nat`, `seq-randomizer`, `mss-clamp`, `ecn-bleach`, `option-stripper`,
     /// `tcp-proxy`, `tls-interceptor`, `rst-injector`: every kind that holds.
-    pub kind: Vec<&'static str>,
+    pub kind: Vec<Kind>,
     /// Whether the server side still sees the client's own address (`None`: no middlebox).
     pub transparent: Option<bool>,
     /// Vendor of the middlebox's MAC address (IEEE registry), when it is adjacent to a capture.
@@ -522,3 +522,59 @@ impl Signal {
     }
 }
 named!(Signal);
+
+/// A kind of middlebox (`middlebox.kind[]` in docs/analyze-json.md), decided in `verdict`.
+/// Declared in the order of the names, the order reports sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Removes the ECN setup flags or codepoints.
+    EcnBleach,
+    /// Rewrites the handshake's MSS.
+    MssClamp,
+    /// Translates addresses or ports.
+    Nat,
+    /// No middlebox found.
+    None,
+    /// Rewrites or removes TCP options.
+    OptionStripper,
+    /// Injects a FIN or RST in an end's name.
+    RstInjector,
+    /// Rewrites sequence numbers, forwarding the segments one for one.
+    SeqRandomizer,
+    /// Answers the handshake itself, then forwards one for one.
+    SynProxy,
+    /// Terminates TCP on both sides.
+    TcpProxy,
+    /// Terminates TLS too.
+    TlsInterceptor,
+}
+
+impl Kind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::EcnBleach => "ecn-bleach",
+            Kind::MssClamp => "mss-clamp",
+            Kind::Nat => "nat",
+            Kind::None => "none",
+            Kind::OptionStripper => "option-stripper",
+            Kind::RstInjector => "rst-injector",
+            Kind::SeqRandomizer => "seq-randomizer",
+            Kind::SynProxy => "syn-proxy",
+            Kind::TcpProxy => "tcp-proxy",
+            Kind::TlsInterceptor => "tls-interceptor",
+        }
+    }
+}
+named!(Kind);
+
+/// The kinds' names joined by `sep`.
+#[must_use]
+pub fn kinds_text(kinds: &[Kind], sep: &str) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(sep)
+}

@@ -5,7 +5,7 @@
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Found, Offset, PathDiff, isns};
-use crate::model::{Confidence, Signal};
+use crate::model::{Confidence, Kind, Signal};
 use crate::sides::vendor;
 use crate::trace::{ConnRef, FROM_CLIENT, FROM_SERVER, hops, initial_ttl};
 
@@ -15,7 +15,7 @@ pub(crate) type Injected = (usize, u64, String, u16, u8);
 
 /// The kinds of middlebox the signals make (`none` alone when none).
 pub(crate) struct Made<'d> {
-    pub kinds: Vec<&'static str>,
+    pub kinds: Vec<Kind>,
     /// A TCP proxy (it terminates TCP on both sides).
     pub proxy: bool,
     /// A SYN proxy (it answered the handshake, then forwarded one for one).
@@ -56,46 +56,46 @@ pub(crate) fn kinds<'d>(
                 && ((checked && f.has(Signal::IpidRewritten))
                     || (f.has(Signal::TtlOriginMismatch)
                         && (f.has(Signal::WscaleRewritten) || f.has(Signal::OptionsRewritten))))));
-    let mut kinds: Vec<&'static str> = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
     if syn_proxy {
         // The handshake it made explains the new ISN, options, window scale and ECN.
         if f.has(Signal::AddressesTranslated) || f.has(Signal::PortsTranslated) {
-            kinds.push("nat");
+            kinds.push(Kind::Nat);
         }
-        kinds.push("syn-proxy");
+        kinds.push(Kind::SynProxy);
     } else if proxy {
-        kinds.push("tcp-proxy");
+        kinds.push(Kind::TcpProxy);
         if let (Some(x), Some(y)) = (c.client_random, s.client_random)
             && x != y
         {
-            kinds.push("tls-interceptor");
+            kinds.push(Kind::TlsInterceptor);
         } else if let (Some(x), Some(y)) = (c.server_random, s.server_random)
             && x != y
         {
-            kinds.push("tls-interceptor");
+            kinds.push(Kind::TlsInterceptor);
         }
     } else {
         if f.has(Signal::AddressesTranslated) || f.has(Signal::PortsTranslated) {
-            kinds.push("nat");
+            kinds.push(Kind::Nat);
         }
         if f.has(Signal::IsnRewritten) {
-            kinds.push("seq-randomizer");
+            kinds.push(Kind::SeqRandomizer);
         }
         if f.has(Signal::MssRewritten) {
-            kinds.push("mss-clamp");
+            kinds.push(Kind::MssClamp);
         }
         if f.has(Signal::EcnStripped) {
-            kinds.push("ecn-bleach");
+            kinds.push(Kind::EcnBleach);
         }
         if f.has(Signal::OptionsRewritten) || f.has(Signal::WscaleRewritten) {
-            kinds.push("option-stripper");
+            kinds.push(Kind::OptionStripper);
         }
         if !injected_close.is_empty() && (f.has(Signal::TtlOriginMismatch) || f.proxy_proof) {
-            kinds.push("rst-injector");
+            kinds.push(Kind::RstInjector);
         }
     }
     if kinds.is_empty() {
-        kinds.push("none");
+        kinds.push(Kind::None);
     }
 
     Made {
@@ -125,7 +125,7 @@ pub(crate) struct Place {
 pub(crate) fn place(
     c: &ConnRef<'_>,
     s: &ConnRef<'_>,
-    (kinds, proxy): (&[&'static str], bool),
+    (kinds, proxy): (&[Kind], bool),
     (injected_close, foreign_ttl): (&[&Injected], &[Vec<u8>; 2]),
 ) -> Place {
     let path = match (c.syn, s.syn) {
@@ -144,7 +144,7 @@ pub(crate) fn place(
                 .map(|h| hops(h.ttl))
                 .or_else(|| foreign_ttl[FROM_CLIENT].first().map(|&t| hops(t))),
         )
-    } else if kinds.contains(&"rst-injector") {
+    } else if kinds.contains(&Kind::RstInjector) {
         let near = injected_close.iter().find(|d| d.0 == 0).map(|d| hops(d.4));
         (near, near.zip(path).map(|(n, p)| p.saturating_sub(n + 1)))
     } else {
@@ -152,7 +152,7 @@ pub(crate) fn place(
     };
 
     // Middlebox MAC: the source MAC of what it sends to an adjacent capture point.
-    let (mac, vendor) = if kinds == ["none"] {
+    let (mac, vendor) = if kinds == [Kind::None] {
         (None, None)
     } else if server_side == Some(0) {
         (

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::{ClosedBy, Connection};
+use tracekit_analyze::model::{ClosedBy, Connection, Kind, kinds_text};
 
 const CSS: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d1d1f;background:#fff}
@@ -121,7 +121,7 @@ fn summary(a: &Analysis) -> Markup {
                     tr {
                         td { (g.count) }
                         td { @if g.failed { "failed" } @else { "ok" } }
-                        td { (g.kinds.join(", ")) }
+                        td { (kinds_text(g.kinds, ", ")) }
                         td { (g.closed_by) }
                     }
                 }
@@ -138,7 +138,7 @@ fn summary(a: &Analysis) -> Markup {
                     td { @if i < a.connections.len().min(PAGES_DETAILED) { a href=(format!("#conn{}", i + 1)) { (i + 1) } } @else { (i + 1) } }
                     td { (c.client) } td { (c.server) }
                     td { @if c.failed { "failed" } @else { "ok" } }
-                    td { (c.kinds.join(", ")) }
+                    td { (kinds_text(&c.kinds, ", ")) }
                     td { (c.closed_by) } td { (c.confidence) }
                 }
             }
@@ -147,14 +147,14 @@ fn summary(a: &Analysis) -> Markup {
 }
 
 fn connection(a: &Analysis, i: usize, c: &Connection) -> Markup {
-    let middlebox = c.middlebox.kind != ["none"];
+    let middlebox = c.middlebox.kind != [Kind::None];
     html! {
         section id=(format!("conn{}", i + 1)) {
             h2 { "Connection " (i + 1) ": " (c.client) " → " (c.server) @if c.failed { " (failed)" } }
             div class=(if c.failed { "banner" } else { "banner ok" }) {
                 div.verdict { (c.verdict) }
                 div.tags {
-                    span { "middlebox: " (c.middlebox.kind.join(", ")) }
+                    span { "middlebox: " (kinds_text(&c.middlebox.kind, ", ")) }
                     span { "closed by: " (c.closed_by) }
                     span { "confidence: " (c.confidence) }
                     span { "matched by: " (c.matched_by) }
@@ -215,7 +215,7 @@ fn topology(c: &Connection, middlebox: bool) -> Markup {
                 div.link { (hops(c.hops.client_side)) br; "RTT " (c.sides.a.towards_server_ms.map_or("?".to_string(), ms)) }
                 div.node.mb {
                     "middlebox" br;
-                    (c.middlebox.kind.join(", "))
+                    (kinds_text(&c.middlebox.kind, ", "))
                     @if let Some(v) = &c.middlebox.vendor { br; (v) }
                     @if let Some(m) = &c.middlebox.mac { br; code { (m) } }
                     br;
@@ -303,10 +303,10 @@ fn ladder_svg(a: &Analysis, c: &Connection) -> String {
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="100%" role="img" aria-label="ladder diagram"><defs><marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#222"/></marker><marker id="arrx" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#b00020"/></marker></defs>"##
     );
-    let lane = if c.middlebox.kind == ["none"] {
+    let lane = if c.middlebox.kind == [Kind::None] {
         "network".to_string()
     } else {
-        format!("middlebox: {}", c.middlebox.kind.join(", "))
+        format!("middlebox: {}", kinds_text(&c.middlebox.kind, ", "))
     };
     let _ = write!(
         s,

@@ -12,7 +12,7 @@ pub mod html;
 
 use tracekit_analyze::Analysis;
 use tracekit_analyze::model::{
-    ClosedBy, Connection, HandshakeView, Row, SetFrames, Sets, Side, Signal,
+    ClosedBy, Connection, HandshakeView, Kind, Row, SetFrames, Sets, Side, Signal, kinds_text,
 };
 
 /// The analysis as pretty JSON (the documented `--json` output), streamed to a writer (big
@@ -288,7 +288,7 @@ fn head(a: &Analysis) -> String {
 #[derive(Debug)]
 pub struct VerdictGroup<'a> {
     pub failed: bool,
-    pub kinds: &'a [&'static str],
+    pub kinds: &'a [Kind],
     pub closed_by: ClosedBy,
     pub count: usize,
 }
@@ -297,7 +297,7 @@ pub struct VerdictGroup<'a> {
 /// before ok among equals).
 #[must_use]
 pub fn verdict_groups(a: &Analysis) -> Vec<VerdictGroup<'_>> {
-    let mut groups: FxHashMap<(bool, &[&'static str], ClosedBy), usize> = FxHashMap::default();
+    let mut groups: FxHashMap<(bool, &[Kind], ClosedBy), usize> = FxHashMap::default();
     for r in &a.rows {
         *groups
             .entry((r.failed, &r.kinds[..], r.closed_by))
@@ -344,7 +344,7 @@ fn tally(a: &Analysis) -> String {
             "  {:>9}  {:<7} {:<width$} {}",
             g.count,
             if g.failed { "failed" } else { "ok" },
-            g.kinds.join(","),
+            kinds_text(g.kinds, ","),
             g.closed_by
         );
     }
@@ -361,10 +361,10 @@ fn tally(a: &Analysis) -> String {
 }
 
 /// The length of `kinds` joined by commas, without joining them.
-fn kinds_len(kinds: &[&str]) -> usize {
+fn kinds_len(kinds: &[Kind]) -> usize {
     kinds
         .iter()
-        .map(|k| k.len() + 1)
+        .map(|k| k.as_str().len() + 1)
         .sum::<usize>()
         .saturating_sub(1)
 }
@@ -379,7 +379,7 @@ fn row(w: &mut String, n: usize, c: &Row, width: usize) {
         c.server.to_string(),
         c.matched_by,
         if c.failed { "failed" } else { "ok" },
-        c.kinds.join(","),
+        kinds_text(&c.kinds, ","),
         c.closed_by,
         c.confidence
     );
@@ -424,7 +424,7 @@ fn connection(w: &mut String, n: usize, c: &Connection, sets: Option<&Sets>) {
     let _ = writeln!(
         w,
         "middlebox: {}{}{}; closed by: {}; confidence: {}; matched by {}",
-        c.middlebox.kind.join(", "),
+        kinds_text(&c.middlebox.kind, ", "),
         match c.middlebox.transparent {
             Some(true) => " (transparent)",
             Some(false) => " (not transparent)",
@@ -798,7 +798,7 @@ mod tests {
                 let mut c = base[i % base.len()].clone();
                 c.failed = failed(i);
                 if plain(i) {
-                    c.middlebox.kind = vec!["none"];
+                    c.middlebox.kind = vec![Kind::None];
                 }
                 c
             })
