@@ -9,8 +9,8 @@ use tracekit_wire::tcp::flags;
 
 use crate::closer;
 use crate::model::{
-    Analysis, Clock, ClosedBy, Connection, Evidence, Hops, Kind, MatchedBy, Middlebox, Row, Rtt,
-    Signal, TraceSummary, Traces, Unmatched,
+    Analysis, Clock, ClosedBy, Confidence, Connection, Evidence, Hops, Kind, MatchedBy, Middlebox,
+    Row, Rtt, Signal, TraceSummary, Traces, Unmatched,
 };
 use crate::sides::{mac_string, ms, side_view, tls_view};
 use crate::signals;
@@ -1102,40 +1102,13 @@ fn compare(
     }
     signals::split_handshake(c, s, (off, late), &mut f);
     let fast_close = signals::fin_faster_than_rtt(c, s, (off, late), &mut f);
-    // Packets seen at one point only. Only when the middlebox forwards the bytes as they are:
-    // a TLS interceptor (or anything that rewrites payloads) makes two different streams.
-    let rewritten_stream = c.first_client_payload != 0
-        && s.first_client_payload != 0
-        && c.first_client_payload != s.first_client_payload;
-    let diff = if rewritten_stream {
-        caveats.push("the client's first bytes differ at the two points (the middlebox rewrites the payload, e.g. terminates TLS): packets were not compared one by one".to_string());
-        PathDiff {
-            dropped: Vec::new(),
-            injected: Vec::new(),
-            not_captured: Vec::new(),
-        }
-    } else {
-        path_diff(c, s, off, windows, [client_init, server_init])
-    };
-    for (lacking, from_client) in [(0, true), (0, false), (1, true), (1, false)] {
-        let mut lost = diff
-            .not_captured
-            .iter()
-            .filter(|x| x.0 == lacking && x.2 == from_client);
-        if let Some(first) = lost.next() {
-            let (side, other) = if lacking == 0 {
-                ("client", "server")
-            } else {
-                ("server", "client")
-            };
-            caveats.push(format!(
-                "{} packet(s) of the {} are missing from the {side}-side capture, though the packets captured there show they passed that point (later packets of their sender, or acknowledgements of them): capture loss, not counted as dropped or injected (first: frame {} at the {other} side)",
-                1 + lost.count(),
-                if from_client { "client" } else { "server" },
-                first.1
-            ));
-        }
-    }
+    let (diff, rewritten_stream) = compared_path(
+        c,
+        s,
+        (off, windows),
+        [client_init, server_init],
+        &mut caveats,
+    );
     signals::dropped_or_injected(&diff, &mut f);
     signals::offload(c, s, &mut f);
 
@@ -1147,13 +1120,7 @@ fn compare(
         injected_close,
     } = verdict::kinds(c, s, (&f, forwarded), &diff);
     let middlebox_present = kinds != [Kind::None];
-    let verdict::Place {
-        path,
-        client_side,
-        server_side,
-        mac,
-        vendor: vendor_name,
-    } = verdict::place(
+    let place = verdict::place(
         c,
         s,
         (&kinds, proxy || syn_proxy),
@@ -1192,7 +1159,112 @@ fn compare(
 
     verdict::caveats(c, s, &f, off, &mut caveats);
 
-    let transparent = middlebox_present.then_some(c.client.addr == s.client.addr);
+    let full = connection(
+        (c, a_name),
+        (s, b_name),
+        Judgement {
+            how,
+            failed,
+            kinds,
+            place,
+            closed: (closed_by, close_proof, close_doubt),
+            fast_close,
+            confidence,
+            evidence: f.evidence,
+            caveats,
+        },
+        &diff,
+    );
+    Judged {
+        row,
+        full: Some(full),
+    }
+}
+
+/// The path comparison of one connection's packets at the two points (see [`path_diff`]), and
+/// whether the middlebox rewrites the payload (then the packets are not compared one by one:
+/// the two points carry different streams); with its caveats.
+fn compared_path(
+    c: &ConnRef<'_>,
+    s: &ConnRef<'_>,
+    (off, windows): (Option<Offset>, [(i64, i64); 2]),
+    inits: [Option<u8>; 2],
+    caveats: &mut Vec<String>,
+) -> (PathDiff, bool) {
+    // Packets seen at one point only. Only when the middlebox forwards the bytes as they are:
+    // a TLS interceptor (or anything that rewrites payloads) makes two different streams.
+    let rewritten_stream = c.first_client_payload != 0
+        && s.first_client_payload != 0
+        && c.first_client_payload != s.first_client_payload;
+    let diff = if rewritten_stream {
+        caveats.push("the client's first bytes differ at the two points (the middlebox rewrites the payload, e.g. terminates TLS): packets were not compared one by one".to_string());
+        PathDiff::default()
+    } else {
+        path_diff(c, s, off, windows, inits)
+    };
+    for (lacking, from_client) in [(0, true), (0, false), (1, true), (1, false)] {
+        let mut lost = diff
+            .not_captured
+            .iter()
+            .filter(|x| x.0 == lacking && x.2 == from_client);
+        if let Some(first) = lost.next() {
+            let (side, other) = if lacking == 0 {
+                ("client", "server")
+            } else {
+                ("server", "client")
+            };
+            caveats.push(format!(
+                "{} packet(s) of the {} are missing from the {side}-side capture, though the packets captured there show they passed that point (later packets of their sender, or acknowledgements of them): capture loss, not counted as dropped or injected (first: frame {} at the {other} side)",
+                1 + lost.count(),
+                if from_client { "client" } else { "server" },
+                first.1
+            ));
+        }
+    }
+    (diff, rewritten_stream)
+}
+
+/// What the stages judged of a connection, for [`connection`].
+struct Judgement {
+    how: MatchedBy,
+    failed: bool,
+    kinds: Vec<Kind>,
+    place: verdict::Place,
+    /// Who closed it, why that is said, and whether a lost packet may change it.
+    closed: (ClosedBy, String, bool),
+    fast_close: Option<closer::FastClose>,
+    confidence: Confidence,
+    evidence: Vec<Evidence>,
+    caveats: Vec<String>,
+}
+
+/// The connection in full: the judgement in one sentence, both sides' views, TLS, and the
+/// packets seen at one point only.
+fn connection(
+    (c, a_name): (&ConnRef<'_>, &str),
+    (s, b_name): (&ConnRef<'_>, &str),
+    j: Judgement,
+    diff: &PathDiff,
+) -> (Connection, OnlyHere) {
+    let Judgement {
+        how,
+        failed,
+        kinds,
+        place:
+            verdict::Place {
+                path,
+                client_side,
+                server_side,
+                mac,
+                vendor: vendor_name,
+            },
+        closed: (closed_by, close_proof, close_doubt),
+        fast_close,
+        confidence,
+        evidence,
+        caveats,
+    } = j;
+    let transparent = (kinds != [Kind::None]).then_some(c.client.addr == s.client.addr);
     let verdict = verdict_sentence(&VerdictInput {
         kinds: &kinds,
         transparent,
@@ -1242,7 +1314,7 @@ fn compare(
         closed_by,
         close_proof,
         confidence,
-        evidence: f.evidence,
+        evidence,
         caveats,
         tls,
         rtt_ms: Rtt {
@@ -1259,10 +1331,7 @@ fn compare(
         .map(|d| (d.0, d.1, "dropped"))
         .chain(diff.injected.iter().map(|d| (d.0, d.1, "injected")))
         .collect();
-    Judged {
-        row,
-        full: Some((connection, only_here)),
-    }
+    (connection, only_here)
 }
 
 /// Packets seen at one point only: (side index, frame, `dropped` or `injected`).
