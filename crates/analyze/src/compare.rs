@@ -1085,21 +1085,7 @@ fn compare(
         server_init,
         foreign: foreign_ttl,
     } = signals::ttl_origin(c, s, &mut f);
-    // Handshake times are compared only where the third handshake packet is the same packet
-    // at both points: a capture that missed the client's ACK takes the client's next packet
-    // for it (as Wireshark's iRTT does), and its handshake looks slow.
-    let late = late_third_packet(c, s);
-    if let Some(side) = late {
-        let (x, name) = if side == 0 {
-            (c, "client")
-        } else {
-            (s, "server")
-        };
-        caveats.push(format!(
-            "the {name}-side capture has no packet like the client's third handshake packet at the other point (its frame {} is a later one): the handshake times there are not compared",
-            x.ack3.map_or(0, |a| a.0)
-        ));
-    }
+    let late = late_third(c, s, &mut caveats);
     signals::split_handshake(c, s, (off, late), &mut f);
     let fast_close = signals::fin_faster_than_rtt(c, s, (off, late), &mut f);
     let (diff, rewritten_stream) = compared_path(
@@ -1127,7 +1113,7 @@ fn compare(
         (&injected_close, &foreign_ttl),
     );
 
-    let closed = closer::closed(&closer::Closing {
+    let mut closed = closer::closed(&closer::Closing {
         c,
         s,
         off,
@@ -1136,9 +1122,7 @@ fn compare(
         fast_close,
         rewritten_stream,
     });
-    caveats.extend(closed.caveats);
-    let (closed_by, close_doubt) = (closed.by, closed.doubt);
-    let close_proof = closed.proof;
+    caveats.append(&mut closed.caveats);
     let confidence = verdict::confidence(c, s, &f, middlebox_present, off);
     // docs/analyze-json.md, `failed`: as either capture saw it.
     let failed = c.failed() || s.failed();
@@ -1148,7 +1132,7 @@ fn compare(
         matched_by: how,
         failed,
         kinds: kinds.clone(),
-        closed_by,
+        closed_by: closed.by,
         confidence,
     };
     // The rest is for the connection in full: caveats, verdict sentence, both sides' views
@@ -1167,7 +1151,7 @@ fn compare(
             failed,
             kinds,
             place,
-            closed: (closed_by, close_proof, close_doubt),
+            closed,
             fast_close,
             confidence,
             evidence: f.evidence,
@@ -1179,6 +1163,27 @@ fn compare(
         row,
         full: Some(full),
     }
+}
+
+/// Which point took a later packet of the client for the third handshake packet (see
+/// [`late_third_packet`]), with its caveat: handshake times are compared only where the third
+/// handshake packet is the same packet at both points (a capture that missed the client's ACK
+/// takes the client's next packet for it, as Wireshark's iRTT does, and its handshake looks
+/// slow).
+fn late_third(c: &ConnRef<'_>, s: &ConnRef<'_>, caveats: &mut Vec<String>) -> Option<usize> {
+    let late = late_third_packet(c, s);
+    if let Some(side) = late {
+        let (x, name) = if side == 0 {
+            (c, "client")
+        } else {
+            (s, "server")
+        };
+        caveats.push(format!(
+            "the {name}-side capture has no packet like the client's third handshake packet at the other point (its frame {} is a later one): the handshake times there are not compared",
+            x.ack3.map_or(0, |a| a.0)
+        ));
+    }
+    late
 }
 
 /// The path comparison of one connection's packets at the two points (see [`path_diff`]), and
@@ -1230,8 +1235,8 @@ struct Judgement {
     failed: bool,
     kinds: Vec<Kind>,
     place: verdict::Place,
-    /// Who closed it, why that is said, and whether a lost packet may change it.
-    closed: (ClosedBy, String, bool),
+    /// Who closed it (its caveats already among `caveats`).
+    closed: closer::Closed,
     fast_close: Option<closer::FastClose>,
     confidence: Confidence,
     evidence: Vec<Evidence>,
@@ -1258,7 +1263,13 @@ fn connection(
                 mac,
                 vendor: vendor_name,
             },
-        closed: (closed_by, close_proof, close_doubt),
+        closed:
+            closer::Closed {
+                by: closed_by,
+                proof: close_proof,
+                doubt: close_doubt,
+                ..
+            },
         fast_close,
         confidence,
         evidence,
