@@ -9,8 +9,9 @@ use std::fmt::Write;
 
 use tracekit_wire::tcp::flags;
 
-use crate::compare::{Offset, PathDiff, isn_seen, ms_text};
+use crate::compare::{Offset, isn_seen, ms_text};
 use crate::model::ClosedBy;
+use crate::path::PathDiff;
 use crate::trace::{Close, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, initial_ttl};
 
 /// A close faster than the far end's round trip (`fin-faster-than-rtt`): its direction, the

@@ -13,7 +13,10 @@ mod closer;
 mod compare;
 pub mod ladder;
 pub mod model;
+mod pairing;
+mod path;
 pub mod reading;
+mod sentence;
 mod sides;
 mod signals;
 pub mod trace;
@@ -26,3 +29,15 @@ pub use model::{Analysis, Connection, Evidence, FileFrames, Row};
 pub use reading::{FrameMap, Reading, Side, Tables, read_pair};
 pub use sides::{ip_id_behaviour, mac_string, vendor};
 pub use trace::{BATCH, Batch, ConnTable, Packet, PortFilter, TableBuilder};
+
+#[cfg(test)]
+mod testing {
+    /// A small LCG: numbers below the bound asked for, the same cases every run.
+    pub(crate) fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed;
+        move |bound| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % bound
+        }
+    }
+}

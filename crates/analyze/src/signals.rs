@@ -8,11 +8,10 @@ use rustc_hash::FxHashMap;
 use tracekit_wire::tcp::flags;
 
 use crate::closer::FastClose;
-use crate::compare::{
-    Found, Offset, PathDiff, describe_pkt, dropped_text, evidence, injected_text, isn_seen, isns,
-    left_before_it_could_answer, ms_text, opt_frames, option_change,
-};
+use crate::compare::{Found, Offset, evidence, isn_seen, isns, ms_text, opt_frames};
 use crate::model::Signal;
+use crate::path::{PathDiff, describe_pkt, dropped_text, injected_text};
+use crate::sentence::option_change;
 use crate::trace::{Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
 /// The frame of the connection's SYN, if any.
@@ -621,6 +620,65 @@ pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
     }
 }
 
+/// Whether the sender's own capture (`there`) shows its first close leaving before the packet
+/// that preceded the close at the other point (`prev`, seen at `here`) reached the sender: then
+/// the close answered nothing and crossed that packet on the wire, as when a server's FIN
+/// follows its close_notify while the client's RST to that record is under way. When `there`
+/// saw `prev` too, its own clock says; otherwise the close must have left before `prev` could
+/// arrive over the whole feasible clock-offset interval (the estimate when there is none).
+/// `here_is_client_side` says which capture `here` is; offsets are the server side's, relative
+/// to the client side.
+fn left_before_it_could_answer(
+    here: &ConnRef<'_>,
+    there: &ConnRef<'_>,
+    dir: usize,
+    prev: &Pkt,
+    here_is_client_side: bool,
+    off: Option<Offset>,
+) -> bool {
+    let Some(own) = there.first_close(dir) else {
+        return false;
+    };
+    if let Some(arrived) = seen_at(prev, here, there) {
+        return own.ts < arrived.ts;
+    }
+    let Some(o) = off else { return false };
+    // The earliest time `prev` can be at `there`, in `there`'s clock.
+    let earliest = if here_is_client_side {
+        // client time = server time + offset: the largest offset gives the earliest.
+        prev.ts - o.hi.unwrap_or(o.mid)
+    } else {
+        prev.ts + o.lo.unwrap_or(o.mid)
+    };
+    own.ts < earliest
+}
+
+/// The same packet as `p` (of `here`) at the other point: the same payload, or for a segment
+/// without one the same flags and sequence and acknowledgement numbers relative to each side's
+/// ISNs.
+fn seen_at<'a>(p: &Pkt, here: &ConnRef<'_>, there: &ConnRef<'a>) -> Option<&'a Pkt> {
+    if p.payload != 0 {
+        return there
+            .pkts
+            .iter()
+            .find(|q| q.from_client == p.from_client && q.payload == p.payload);
+    }
+    let (h, t) = (isns(here)?, isns(there)?);
+    let (own, peer) = if p.from_client { (0, 1) } else { (1, 0) };
+    let rel = |x: &Pkt, isn: [u32; 2]| {
+        (
+            x.seq.wrapping_sub(isn[own]),
+            x.ack.wrapping_sub(isn[peer]),
+            x.flags & 0x17,
+        )
+    };
+    let want = rel(p, h);
+    there
+        .pkts
+        .iter()
+        .find(|q| q.from_client == p.from_client && rel(q, t) == want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,7 +763,7 @@ mod tests {
     fn ipid_rewritten_fires_when_every_packet_seen_twice_has_another_id() {
         let a = point(SYN, [1000, 5000], PLAIN);
         let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
-            let same = crate::compare::same_packets(c, s);
+            let same = crate::path::same_packets(c, s);
             ipid_rewritten(c, s, &same, f);
         };
         let renumbered = |_: bool, p: &mut Vec<u8>| p[18] ^= 0x5a;
@@ -726,7 +784,7 @@ mod tests {
     fn ecn_stripped_fires_when_the_syns_ecn_request_is_lost_not_when_it_passes() {
         let a = point(SYN | ECE | CWR, [1000, 5000], PLAIN);
         let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
-            let same = crate::compare::same_packets(c, s);
+            let same = crate::path::same_packets(c, s);
             ecn_stripped(c, s, &same, f);
         };
         assert_eq!(

@@ -4,8 +4,9 @@
 
 use tracekit_wire::tcp::flags;
 
-use crate::compare::{Found, Offset, PathDiff, isns};
+use crate::compare::{Found, Offset, isns};
 use crate::model::{Confidence, Kind, Signal};
+use crate::path::PathDiff;
 use crate::sides::vendor;
 use crate::trace::{ConnRef, FROM_CLIENT, FROM_SERVER, hops, initial_ttl};
 
