@@ -123,60 +123,69 @@ pub fn ladder(
         let (t, mut r) = row("b", q, q.ts + offset, peer);
         // Changes are told once, on the server side's row, from the client side's values.
         if let Some(p) = peer {
-            // As sent, then as received: client side first for the client's packets. Routers
-            // lower the TTL on the way; only a TTL from another initial value is a change.
-            if crate::trace::initial_ttl(p.ttl) != crate::trace::initial_ttl(q.ttl) {
-                let (sent, got) = if q.from_client {
-                    (p.ttl, q.ttl)
-                } else {
-                    (q.ttl, p.ttl)
-                };
-                r.changed.push(format!("TTL {sent} → {got}"));
-            }
-            if p.ip_id.is_some() && q.ip_id.is_some() && p.ip_id != q.ip_id {
-                r.changed.push("IP ID".to_string());
-            }
-            if p.seq != q.seq {
-                r.changed.push("sequence numbers".to_string());
-            }
-            if (p.flags ^ q.flags) & (flags::ECE | flags::CWR) != 0 || p.ecn != q.ecn {
-                r.changed.push("ECN".to_string());
-            }
-            // The handshake options, for the SYN and the SYN/ACK.
-            let pair = if s.syn.is_some_and(|h| h.frame == q.frame) {
-                c.syn.zip(s.syn)
-            } else if s.syn_ack.is_some_and(|h| h.frame == q.frame) {
-                c.syn_ack.zip(s.syn_ack)
-            } else {
-                None
-            };
-            if let Some((x, y)) = pair {
-                let (sent, got) = if q.from_client { (x, y) } else { (y, x) };
-                let show = |v: Option<u16>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
-                if sent.options.mss != got.options.mss {
-                    r.changed.push(format!(
-                        "MSS {} → {}",
-                        show(sent.options.mss),
-                        show(got.options.mss)
-                    ));
-                }
-                if sent.options.window_scale != got.options.window_scale {
-                    let ws = |v: Option<u8>| show(v.map(u16::from));
-                    r.changed.push(format!(
-                        "window scale {} → {}",
-                        ws(sent.options.window_scale),
-                        ws(got.options.window_scale)
-                    ));
-                }
-                if sent.options.layout() != got.options.layout() {
-                    r.changed.push("option layout".to_string());
-                }
-            }
+            r.changed = changes((c, s), p, q);
         }
         rows.push((t, r));
     }
     rows.sort_by_key(|(t, r)| (*t, r.side, r.frame));
     fold(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+/// What changed of packet `p` of the client side `c` on its way to (or from) its peer `q` of
+/// the server side `s`, in words: its TTL's origin, IP ID, sequence numbers, ECN, and for the
+/// SYN and the SYN/ACK the options (each as the signal of that name compares it).
+fn changes((c, s): (&ConnRef<'_>, &ConnRef<'_>), p: &Pkt, q: &Pkt) -> Vec<String> {
+    let mut changed = Vec::new();
+    // As sent, then as received: client side first for the client's packets. Routers
+    // lower the TTL on the way; only a TTL from another initial value is a change.
+    if crate::trace::initial_ttl(p.ttl) != crate::trace::initial_ttl(q.ttl) {
+        let (sent, got) = if q.from_client {
+            (p.ttl, q.ttl)
+        } else {
+            (q.ttl, p.ttl)
+        };
+        changed.push(format!("TTL {sent} → {got}"));
+    }
+    if p.ip_id.is_some() && q.ip_id.is_some() && p.ip_id != q.ip_id {
+        changed.push("IP ID".to_string());
+    }
+    if p.seq != q.seq {
+        changed.push("sequence numbers".to_string());
+    }
+    if crate::signals::ecn_differs(p, q) {
+        changed.push("ECN".to_string());
+    }
+    // The handshake options, for the SYN and the SYN/ACK.
+    let pair = if s.syn.is_some_and(|h| h.frame == q.frame) {
+        c.syn.zip(s.syn)
+    } else if s.syn_ack.is_some_and(|h| h.frame == q.frame) {
+        c.syn_ack.zip(s.syn_ack)
+    } else {
+        None
+    };
+    if let Some((x, y)) = pair {
+        let (sent, got) = if q.from_client { (x, y) } else { (y, x) };
+        let show = |v: Option<u16>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+        if sent.options.mss != got.options.mss {
+            changed.push(format!(
+                "MSS {} → {}",
+                show(sent.options.mss),
+                show(got.options.mss)
+            ));
+        }
+        if sent.options.window_scale != got.options.window_scale {
+            let ws = |v: Option<u8>| show(v.map(u16::from));
+            changed.push(format!(
+                "window scale {} → {}",
+                ws(sent.options.window_scale),
+                ws(got.options.window_scale)
+            ));
+        }
+        if sent.options.layout() != got.options.layout() {
+            changed.push("option layout".to_string());
+        }
+    }
+    changed
 }
 
 fn ordinary(r: &LadderRow) -> bool {

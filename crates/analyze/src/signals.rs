@@ -182,6 +182,14 @@ pub(crate) fn ecn_stripped(c: &ConnRef<'_>, s: &ConnRef<'_>, same: &[(&Pkt, &Pkt
     }
 }
 
+/// Whether the ECN bits of one packet differ between the points (its ECE/CWR flags or its IP
+/// ECN codepoint, `p` at one point, `q` at the other): what the ladder marks on the packet.
+/// [`ecn_stripped`] asks more of the connection: ECN asked for or marked by the sender and
+/// gone on the way.
+pub(crate) fn ecn_differs(p: &Pkt, q: &Pkt) -> bool {
+    (p.flags ^ q.flags) & (flags::ECE | flags::CWR) != 0 || p.ecn != q.ecn
+}
+
 /// `wscale-rewritten`, `mss-rewritten`, `options-rewritten`: the handshake's window scale,
 /// MSS, or the layout of its options differ between the points.
 pub(crate) fn options_rewritten(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
