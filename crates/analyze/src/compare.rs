@@ -254,16 +254,7 @@ pub fn analyze_drifting(
             b: summary(cb),
         },
         swapped,
-        clock: alignment.zip(offset).map(|(al, o)| Clock {
-            drift: drift
-                .filter(|_| offsets.is_some_and(|o| o.windows.len() > 1))
-                .map(|d| crate::model::ClockDrift::of(d, swapped)),
-            offset_ns: o.mid,
-            lo_ns: o.lo,
-            hi_ns: o.hi,
-            matches: al.matches,
-            by_kind: al.by_kind.clone(),
-        }),
+        clock: clock(alignment, (offset, offsets), drift, swapped),
         connections,
         rows,
         unmatched,
@@ -274,6 +265,26 @@ pub fn analyze_drifting(
 /// The offset the report gives and the one each connection is compared at: the estimate's
 /// for all, or with drifting clocks each window's, the report giving the first window's (the
 /// estimate over all the first packets mixes windows, and its interval may be empty).
+/// The clock model as the report gives it: the offset of side b (after any swap) and, when it
+/// drifts, its windows.
+fn clock(
+    alignment: Option<&Alignment>,
+    (offset, offsets): (Option<Offset>, Option<&Offsets>),
+    drift: Option<&Drift>,
+    swapped: bool,
+) -> Option<Clock> {
+    alignment.zip(offset).map(|(al, o)| Clock {
+        drift: drift
+            .filter(|_| offsets.is_some_and(|o| o.windows.len() > 1))
+            .map(|d| crate::model::ClockDrift::of(d, swapped)),
+        offset_ns: o.mid,
+        lo_ns: o.lo,
+        hi_ns: o.hi,
+        matches: al.matches,
+        by_kind: al.by_kind.clone(),
+    })
+}
+
 fn clock_model(
     alignment: Option<&Alignment>,
     drift: Option<&Drift>,

@@ -12,7 +12,7 @@ use crate::compare::{Found, Offset, evidence, isn_seen, isns, ms_text, opt_frame
 use crate::model::Signal;
 use crate::path::{PathDiff, describe_pkt, dropped_text, injected_text};
 use crate::sentence::option_change;
-use crate::trace::{Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
+use crate::trace::{Close, Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
 
 /// The frame of the connection's SYN, if any.
 fn syn_frames(x: &Conn) -> Vec<u64> {
@@ -512,42 +512,7 @@ pub(crate) fn fin_faster_than_rtt(
         );
         let own = there.first_close(dir);
         if let Some(o) = off {
-            let to_a = |ts: i64| {
-                if std::ptr::eq(here, s) {
-                    ts + o.hi.unwrap_or(o.mid)
-                } else {
-                    ts
-                }
-            };
-            match own {
-                None => {
-                    let _ = write!(
-                        detail,
-                        "; the {who}'s own capture shows no FIN or RST from it at all"
-                    );
-                }
-                Some(own_close) => {
-                    let own_a = if std::ptr::eq(there, c) {
-                        own_close.ts
-                    } else {
-                        own_close.ts + o.lo.unwrap_or(o.mid)
-                    };
-                    if own_a > to_a(close.ts) {
-                        let _ = write!(
-                            detail,
-                            "; the {who}'s own {} (its frame {}) left only {} later{}",
-                            if own_close.rst { "RST" } else { "FIN" },
-                            own_close.frame,
-                            ms_text(own_a - to_a(close.ts)),
-                            if o.lo.is_some() {
-                                ", over the whole feasible clock-offset interval"
-                            } else {
-                                ", at the estimated clock offset"
-                            }
-                        );
-                    }
-                }
-            }
+            own_close_later(&mut detail, (here, s), (close, own), o, who);
         }
         let (fa, fb) = if std::ptr::eq(here, c) {
             (
@@ -571,6 +536,54 @@ pub(crate) fn fin_faster_than_rtt(
         f.proxy_proof = true;
     }
     fast_close
+}
+
+/// Adds to a fast close's `detail` how much later the end's own close (`own`, in its own
+/// capture) left than the close in its name at `here` (on side a's clock, at the offset `o`;
+/// `s`: the server side), or that its capture shows none.
+fn own_close_later(
+    detail: &mut String,
+    (here, s): (&ConnRef<'_>, &ConnRef<'_>),
+    (close, own): (Close, Option<Close>),
+    o: Offset,
+    who: &str,
+) {
+    let to_a = |ts: i64| {
+        if std::ptr::eq(here, s) {
+            ts + o.hi.unwrap_or(o.mid)
+        } else {
+            ts
+        }
+    };
+    match own {
+        None => {
+            let _ = write!(
+                detail,
+                "; the {who}'s own capture shows no FIN or RST from it at all"
+            );
+        }
+        Some(own_close) => {
+            let own_a = if std::ptr::eq(here, s) {
+                own_close.ts
+            } else {
+                own_close.ts + o.lo.unwrap_or(o.mid)
+            };
+            if own_a > to_a(close.ts) {
+                let _ = write!(
+                    detail,
+                    "; the {who}'s own {} (its frame {}) left only {} later{}",
+                    if own_close.rst { "RST" } else { "FIN" },
+                    own_close.frame,
+                    ms_text(own_a - to_a(close.ts)),
+                    if o.lo.is_some() {
+                        ", over the whole feasible clock-offset interval"
+                    } else {
+                        ", at the estimated clock offset"
+                    }
+                );
+            }
+        }
+    }
 }
 
 /// `dropped-in-path`, `injected-in-path`: packets seen at one point only (the path comparison).
