@@ -154,6 +154,43 @@ impl IpLayer {
         let at = self.header.start as usize;
         data[at + if self.version == 4 { 8 } else { 7 }]
     }
+    /// The ECN codepoint (0 not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).
+    #[must_use]
+    #[inline]
+    pub fn ecn(&self, data: &[u8]) -> u8 {
+        let at = self.header.start as usize;
+        if self.version == 4 {
+            data[at + 1] & 3
+        } else {
+            ((data[at] & 0x0f) << 4 | data[at + 1] >> 4) & 3
+        }
+    }
+    /// The IPv4 identification (IPv6 has none outside a fragment header).
+    #[must_use]
+    #[inline]
+    pub fn ident(&self, data: &[u8]) -> Option<u16> {
+        let at = self.header.start as usize;
+        (self.version == 4).then(|| u16::from_be_bytes([data[at + 4], data[at + 5]]))
+    }
+    /// IPv4's don't-fragment flag (false for IPv6).
+    #[must_use]
+    #[inline]
+    pub fn dont_fragment(&self, data: &[u8]) -> bool {
+        self.version == 4 && data[self.header.start as usize + 6] & 0x40 != 0
+    }
+    /// The bytes after this layer's headers (extension headers included) that its length
+    /// field announces: what was sent, whatever the capture kept.
+    #[must_use]
+    #[inline]
+    pub fn announced_payload(&self, data: &[u8]) -> usize {
+        let at = self.header.start as usize;
+        let whole = if self.version == 4 {
+            usize::from(u16::from_be_bytes([data[at + 2], data[at + 3]]))
+        } else {
+            usize::from(u16::from_be_bytes([data[at + 4], data[at + 5]])) + 40
+        };
+        whole.saturating_sub(self.header.len())
+    }
     /// Not a fragment, or the first one (the one that carries the transport header).
     #[must_use]
     pub fn is_first_fragment_or_whole(&self) -> bool {

@@ -566,26 +566,9 @@ impl TableBuilder {
         } else {
             FROM_SERVER
         };
-        let at = ip.header.start as usize;
         let t = ip.transport.expect("a TCP layer");
-        let (ip_id, ecn, df, announced) = if ip.version == 4 {
-            let total = usize::from(be16(data, at + 2));
-            (
-                Some(be16(data, at + 4)),
-                data[at + 1] & 3,
-                data[at + 6] & 0x40 != 0,
-                total.saturating_sub(ip.header.len()),
-            )
-        } else {
-            let plen = usize::from(be16(data, at + 4)) + 40;
-            (
-                None,
-                ((data[at] & 0x0f) << 4 | data[at + 1] >> 4) & 3,
-                false,
-                plen.saturating_sub(ip.header.len()),
-            )
-        };
-        let len = announced.saturating_sub(t.header.len()) as u32;
+        let (ip_id, ecn, df) = (ip.ident(data), ip.ecn(data), ip.dont_fragment(data));
+        let len = ip.announced_payload(data).saturating_sub(t.header.len()) as u32;
         let payload = &data[t.payload.range()];
         let ttl = ip.ttl(data);
         let f = tcp.flags();
@@ -623,115 +606,18 @@ impl TableBuilder {
         let log_ip_id = ip_id.is_some() && usize::from(d.ip_ids) < KEPT_IP_IDS;
         d.ip_ids += u8::from(log_ip_id);
 
-        let handshake = || Handshake {
-            frame,
-            ts,
-            ttl,
-            ip_id,
-            dont_fragment: df,
-            ecn_flags: f & (flags::ECE | flags::CWR),
-            ecn_ip: ecn,
-            window: tcp.window(),
-            options: OptionSummary::of(tcp),
-            isn: tcp.seq(),
-            src_mac: src_mac(layers, data),
-        };
-        if f & flags::SYN != 0 {
-            if f & flags::ACK == 0 {
-                if from_client && conn.syn.is_none() {
-                    let hs = handshake();
-                    conn.syn = Some(hs);
-                    hot.dirs[FROM_SERVER].set_mss(hs.options.mss);
-                }
-            } else if !from_client && conn.syn_ack.is_none() {
-                let hs = handshake();
-                conn.syn_ack = Some(hs);
-                let c = &mut hot.dirs[FROM_CLIENT];
-                c.set_mss(hs.options.mss);
-                if conn.ack3.is_none() {
-                    c.ack3 = hs.isn.wrapping_add(1);
-                    c.bits |= WANT_ACK3;
-                }
-            }
-        } else if from_client
-            && f & flags::ACK != 0
-            && hot.dirs[FROM_CLIENT].bits & WANT_ACK3 != 0
-            && hot.dirs[FROM_CLIENT].ack3 == tcp.ack()
-        {
-            conn.ack3 = Some((frame, ts));
-            hot.dirs[FROM_CLIENT].bits &= !WANT_ACK3;
-        }
-        if f & (flags::FIN | flags::RST) != 0 {
-            let close = Close {
-                frame,
-                ts,
-                rst: f & flags::RST != 0,
-                ttl,
-                seq: tcp.seq(),
-            };
-            if f & flags::FIN != 0 && conn.first_fin[dir].is_none() {
-                conn.first_fin[dir] = Some(close);
-            }
-            if f & flags::RST != 0 && conn.first_rst[dir].is_none() {
-                conn.first_rst[dir] = Some(close);
-            }
-        }
+        control(conn, hot, staged, (ttl, ip_id, ecn, df), from_client);
         let d = &mut hot.dirs[dir];
         if d.bits & HAS_MSS != 0 && len > u32::from(d.mss) {
             conn.rare_mut().over_mss[dir].push(frame);
         }
 
-        let mut mark = None;
-        if len > 0 {
-            for (n, (_, rec)) in TlsRecords::new(payload).enumerate() {
-                let m = TlsMark {
-                    content: rec.content_type,
-                    handshake: rec.handshake_type,
-                    alert: rec.alert,
-                };
-                if n == 0 {
-                    mark = Some(m);
-                }
-                // Where the roles are guessed from the ports, a hello from either side is taken:
-                // `finish` turns the connection round if the guess was wrong. (`roles_known` is
-                // read in the hello arms only: application data must not touch `Conn`.)
-                match (rec.content_type, rec.handshake_type) {
-                    (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
-                        if (from_client || !conn.roles_known) && conn.client_hello.is_none() =>
-                    {
-                        conn.client_hello = Some(frame);
-                        conn.client_random = rec.random(payload).copied();
-                        d.bits |= SENT_CLIENT_HELLO;
-                    }
-                    (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
-                        if (!from_client || !conn.roles_known) && conn.server_hello.is_none() =>
-                    {
-                        conn.server_hello = Some(frame);
-                        conn.server_random = rec.random(payload).copied();
-                        d.bits |= SENT_SERVER_HELLO;
-                    }
-                    (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
-                        conn.app_data[dir] = Some(frame);
-                        d.bits |= APP_SEEN;
-                    }
-                    (tls::content::ALERT, _) if conn.alerts().len() < KEPT_FRAMES => {
-                        conn.rare_mut().alerts.push((frame, from_client, rec.alert));
-                    }
-                    _ => {}
-                }
-                // Records are followed within one segment only; across segments, reassembly
-                // would be needed (a ClientHello or ServerHello starts a segment in practice).
-                if n >= 8 {
-                    break;
-                }
-            }
-        }
-        let prefix = &payload[..payload.len().min(PAYLOAD_PREFIX)];
-        let payload_hash = if len > 0 && prefix.len() == (len as usize).min(PAYLOAD_PREFIX) {
-            hash_of(&(len, prefix))
+        let mark = if len > 0 {
+            tls_records(conn, d, payload, (frame, from_client))
         } else {
-            0
+            None
         };
+        let payload_hash = payload_hash(payload, len);
         if from_client && !hot.first_payload_done && payload_hash != 0 {
             conn.first_client_payload = payload_hash;
             hot.first_payload_done = true;
@@ -862,6 +748,156 @@ impl TableBuilder {
     }
 }
 
+/// The handshake packets (the client's SYN, the server's SYN/ACK, the client's ACK that
+/// completes it) and the first FIN and RST each way, noted on the connection; `ip`: the
+/// packet's TTL, IP ID, ECN codepoint and don't-fragment flag.
+fn control(
+    conn: &mut Conn,
+    hot: &mut Hot,
+    staged: &Staged,
+    (ttl, ip_id, ecn, df): (u8, Option<u16>, u8, bool),
+    from_client: bool,
+) {
+    let Packet {
+        frame,
+        ts,
+        ref layers,
+        data,
+    } = *staged.p;
+    let tcp = &staged.tcp;
+    let f = tcp.flags();
+    let dir = if from_client {
+        FROM_CLIENT
+    } else {
+        FROM_SERVER
+    };
+    let handshake = || Handshake {
+        frame,
+        ts,
+        ttl,
+        ip_id,
+        dont_fragment: df,
+        ecn_flags: f & (flags::ECE | flags::CWR),
+        ecn_ip: ecn,
+        window: tcp.window(),
+        options: OptionSummary::of(tcp),
+        isn: tcp.seq(),
+        src_mac: src_mac(layers, data),
+    };
+    if f & flags::SYN != 0 {
+        if f & flags::ACK == 0 {
+            if from_client && conn.syn.is_none() {
+                let hs = handshake();
+                conn.syn = Some(hs);
+                hot.dirs[FROM_SERVER].set_mss(hs.options.mss);
+            }
+        } else if !from_client && conn.syn_ack.is_none() {
+            let hs = handshake();
+            conn.syn_ack = Some(hs);
+            let c = &mut hot.dirs[FROM_CLIENT];
+            c.set_mss(hs.options.mss);
+            if conn.ack3.is_none() {
+                c.ack3 = hs.isn.wrapping_add(1);
+                c.bits |= WANT_ACK3;
+            }
+        }
+    } else if from_client
+        && f & flags::ACK != 0
+        && hot.dirs[FROM_CLIENT].bits & WANT_ACK3 != 0
+        && hot.dirs[FROM_CLIENT].ack3 == tcp.ack()
+    {
+        conn.ack3 = Some((frame, ts));
+        hot.dirs[FROM_CLIENT].bits &= !WANT_ACK3;
+    }
+    if f & (flags::FIN | flags::RST) != 0 {
+        let close = Close {
+            frame,
+            ts,
+            rst: f & flags::RST != 0,
+            ttl,
+            seq: tcp.seq(),
+        };
+        if f & flags::FIN != 0 && conn.first_fin[dir].is_none() {
+            conn.first_fin[dir] = Some(close);
+        }
+        if f & flags::RST != 0 && conn.first_rst[dir].is_none() {
+            conn.first_rst[dir] = Some(close);
+        }
+    }
+}
+
+/// What recognises a segment at the other point: a hash of its payload's first bytes and its
+/// length (0: no payload, or fewer bytes captured than the prefix needs).
+fn payload_hash(payload: &[u8], len: u32) -> u64 {
+    let prefix = &payload[..payload.len().min(PAYLOAD_PREFIX)];
+    if len > 0 && prefix.len() == (len as usize).min(PAYLOAD_PREFIX) {
+        hash_of(&(len, prefix))
+    } else {
+        0
+    }
+}
+
+/// Follows the TLS records that start a payload (at most nine, within this segment only:
+/// across segments reassembly would be needed, and a ClientHello or ServerHello starts a
+/// segment in practice), noting hellos, the first application data and alerts on the
+/// connection; the first record's mark.
+fn tls_records(
+    conn: &mut Conn,
+    d: &mut HotDir,
+    payload: &[u8],
+    (frame, from_client): (u64, bool),
+) -> Option<TlsMark> {
+    let dir = if from_client {
+        FROM_CLIENT
+    } else {
+        FROM_SERVER
+    };
+    let mut mark = None;
+    for (n, (_, rec)) in TlsRecords::new(payload).enumerate() {
+        let m = TlsMark {
+            content: rec.content_type,
+            handshake: rec.handshake_type,
+            alert: rec.alert,
+        };
+        if n == 0 {
+            mark = Some(m);
+        }
+        // Where the roles are guessed from the ports, a hello from either side is taken:
+        // `finish` turns the connection round if the guess was wrong. (`roles_known` is
+        // read in the hello arms only: application data must not touch `Conn`.)
+        match (rec.content_type, rec.handshake_type) {
+            (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
+                if (from_client || !conn.roles_known) && conn.client_hello.is_none() =>
+            {
+                conn.client_hello = Some(frame);
+                conn.client_random = rec.random(payload).copied();
+                d.bits |= SENT_CLIENT_HELLO;
+            }
+            (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
+                if (!from_client || !conn.roles_known) && conn.server_hello.is_none() =>
+            {
+                conn.server_hello = Some(frame);
+                conn.server_random = rec.random(payload).copied();
+                d.bits |= SENT_SERVER_HELLO;
+            }
+            (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
+                conn.app_data[dir] = Some(frame);
+                d.bits |= APP_SEEN;
+            }
+            (tls::content::ALERT, _) if conn.alerts().len() < KEPT_FRAMES => {
+                conn.rare_mut().alerts.push((frame, from_client, rec.alert));
+            }
+            _ => {}
+        }
+        // Records are followed within one segment only; across segments, reassembly
+        // would be needed (a ClientHello or ServerHello starts a segment in practice).
+        if n >= 8 {
+            break;
+        }
+    }
+    mark
+}
+
 fn src_mac(layers: &Layers, data: &[u8]) -> Option<[u8; 6]> {
     layers
         .ethernet
@@ -881,10 +917,6 @@ fn add_ttl_run(ttls: &mut ArrayVec<TtlSeen, KEPT_TTLS>, d: &HotDir) {
             first_frame: d.ttl_run_start,
         });
     }
-}
-
-fn be16(d: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([d[at], d[at + 1]])
 }
 
 fn be32(d: &[u8], at: usize) -> u32 {
