@@ -125,7 +125,7 @@ fn events(k: &Closing<'_, '_>) -> Vec<CloseEvent> {
     for (at, other, side) in [(0, s, "client"), (1, c, "server")] {
         let lost_there = &lost_at[1 - at];
         for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            if other.first_fin[dir].is_none() && lost_there[dir].is_none() {
+            if other.sent[dir].first_fin.is_none() && lost_there[dir].is_none() {
                 continue;
             }
             let Some(lost) = lost_at[at][dir] else {
@@ -267,7 +267,7 @@ fn abortive(k: &Closing<'_, '_>, proof: &mut String) {
         (s, "server", FROM_SERVER, "server"),
     ] {
         if x.abortive_close() == Some(dir)
-            && let (Some(fin), Some(rst)) = (x.first_fin[dir], x.first_rst[dir])
+            && let (Some(fin), Some(rst)) = (x.sent[dir].first_fin, x.sent[dir].first_rst)
         {
             let _ = write!(
                 *proof,
@@ -470,7 +470,7 @@ struct LostFin {
 /// of that sender; nothing is inferred when data or acknowledgements reach past the FIN's
 /// number (more than one packet was lost, or it was not a FIN).
 fn lost_fin(x: &ConnRef<'_>, dir: usize) -> Option<LostFin> {
-    if x.folded > 0 || x.first_fin[dir].is_some() {
+    if x.folded > 0 || x.sent[dir].first_fin.is_some() {
         return None;
     }
     let isn = isn_seen(x, dir)?;

@@ -135,7 +135,7 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
             let t = p.tls?;
             // Application data repeats; show the first of each direction only.
             if t.content == tracekit_wire::tls::content::APPLICATION_DATA
-                && c.app_data[p.dir()] != Some(p.frame)
+                && c.sent[p.dir()].app_data != Some(p.frame)
             {
                 return None;
             }
@@ -148,7 +148,7 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
         .take(32)
         .collect();
     let mac = |dir: usize| {
-        c.src_mac[dir].map(|m| {
+        c.sent[dir].src_mac.map(|m| {
             let mac = mac_string(&m);
             MacView {
                 vendor: vendor_of(m, &mac),
@@ -161,7 +161,7 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
         trace: trace.to_string(),
         client: c.client.to_string(),
         server: c.server.to_string(),
-        packets: c.packets[0] + c.packets[1],
+        packets: c.sent[0].packets + c.sent[1].packets,
         first_frame: c.pkts.first().map(|p| p.frame),
         syn: c.syn.as_ref().map(handshake_view),
         syn_ack: c.syn_ack.as_ref().map(handshake_view),
@@ -188,7 +188,7 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
 #[must_use]
 pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
     let alerts = |x: &Conn| x.alerts().iter().map(|a| a.0).collect::<Vec<_>>();
-    let app = |x: &Conn| x.app_data.iter().flatten().copied().collect::<Vec<_>>();
+    let app = |x: &Conn| x.sent.iter().filter_map(|w| w.app_data).collect::<Vec<_>>();
     let same = |a: Option<[u8; 32]>, b: Option<[u8; 32]>| Some(a? == b?);
     (
         Tls {

@@ -355,11 +355,11 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     let client_init = c
         .syn
         .map(|h| initial_ttl(h.ttl))
-        .or_else(|| c.ttls[FROM_CLIENT].first().map(|t| initial_ttl(t.ttl)));
+        .or_else(|| c.sent[FROM_CLIENT].ttls.first().map(|t| initial_ttl(t.ttl)));
     let server_own = s
         .syn_ack
         .map(|h| initial_ttl(h.ttl))
-        .or_else(|| s.ttls[FROM_SERVER].first().map(|t| initial_ttl(t.ttl)));
+        .or_else(|| s.sent[FROM_SERVER].ttls.first().map(|t| initial_ttl(t.ttl)));
     // With no packet of the server at its own point, its SYN/ACK at the client side stands
     // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
     let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
@@ -367,7 +367,8 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
     let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     if let Some(init) = client_init {
-        for t in s.ttls[FROM_CLIENT]
+        for t in s.sent[FROM_CLIENT]
+            .ttls
             .iter()
             .filter(|t| initial_ttl(t.ttl) != init)
         {
@@ -380,7 +381,8 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
         }
     }
     if let Some(init) = server_init {
-        for t in c.ttls[FROM_SERVER]
+        for t in c.sent[FROM_SERVER]
+            .ttls
             .iter()
             .filter(|t| initial_ttl(t.ttl) != init)
         {
@@ -619,7 +621,7 @@ pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
             if over.count == 0 {
                 continue;
             }
-            let own_host = x.ttls[dir].first().is_some_and(|t| hops(t.ttl) == 0);
+            let own_host = x.sent[dir].ttls.first().is_some_and(|t| hops(t.ttl) == 0);
             let what = if own_host {
                 "send offload (TSO/GSO) on the capturing host: the NIC cuts them after the capture point"
             } else {
@@ -630,7 +632,7 @@ pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
                 Signal::TsoOversize,
                 format!(
                     "{} segment(s) from the {who} at the {side} side are larger than the MSS of {mss} (largest {} bytes): {what}",
-                    over.count, x.largest_segment[dir]
+                    over.count, x.sent[dir].largest_segment
                 ),
                 if is_a { over.first.clone() } else { Vec::new() },
                 if is_a { Vec::new() } else { over.first.clone() },

@@ -157,13 +157,13 @@ pub(crate) fn place(
         (None, None)
     } else if server_side == Some(0) {
         (
-            s.src_mac[FROM_CLIENT],
-            s.src_mac[FROM_CLIENT].and_then(|m| vendor(&m)),
+            s.sent[FROM_CLIENT].src_mac,
+            s.sent[FROM_CLIENT].src_mac.and_then(|m| vendor(&m)),
         )
     } else if client_side == Some(0) {
         (
-            c.src_mac[FROM_SERVER],
-            c.src_mac[FROM_SERVER].and_then(|m| vendor(&m)),
+            c.sent[FROM_SERVER].src_mac,
+            c.sent[FROM_SERVER].src_mac.and_then(|m| vendor(&m)),
         )
     } else {
         (None, None)

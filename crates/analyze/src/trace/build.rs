@@ -583,7 +583,7 @@ impl TableBuilder {
         d.largest = d.largest.max(len);
         let codepoint = usize::from(ecn);
         if d.ecn[codepoint] == u32::MAX {
-            conn.ecn_codepoints[dir][codepoint] += u64::from(u32::MAX);
+            conn.sent[dir].ecn_codepoints[codepoint] += u64::from(u32::MAX);
             d.ecn[codepoint] = 0;
         }
         d.ecn[codepoint] += 1;
@@ -597,7 +597,7 @@ impl TableBuilder {
             d.ttl_run = d.ttl_run.saturating_add(1);
         } else {
             if d.ttl_run > 0 {
-                add_ttl_run(&mut conn.ttls[dir], d);
+                add_ttl_run(&mut conn.sent[dir].ttls, d);
             }
             d.ttl = ttl;
             d.ttl_run = 1;
@@ -690,20 +690,20 @@ impl TableBuilder {
             c.first_ts = h.first_ts;
             c.last_ts = h.last_ts;
             for (dir, d) in h.dirs.iter().enumerate() {
-                c.packets[dir] = d.packets;
-                c.bytes[dir] = d.bytes;
-                c.largest_segment[dir] = d.largest;
-                for (sum, &n) in c.ecn_codepoints[dir].iter_mut().zip(&d.ecn) {
+                c.sent[dir].packets = d.packets;
+                c.sent[dir].bytes = d.bytes;
+                c.sent[dir].largest_segment = d.largest;
+                for (sum, &n) in c.sent[dir].ecn_codepoints.iter_mut().zip(&d.ecn) {
                     *sum += u64::from(n);
                 }
                 if d.ttl_run > 0 {
-                    add_ttl_run(&mut c.ttls[dir], d);
+                    add_ttl_run(&mut c.sent[dir].ttls, d);
                 }
                 if d.bits & HAS_MAC != 0 {
-                    c.src_mac[dir] = Some(d.mac);
+                    c.sent[dir].src_mac = Some(d.mac);
                 }
             }
-            c.folded = c.packets[0] + c.packets[1] - u64::from(h.kept);
+            c.folded = c.sent[0].packets + c.sent[1].packets - u64::from(h.kept);
         }
         // Each connection's places in the log: counted by `Hot::kept`, then one pass over the
         // log in trace order.
@@ -817,11 +817,11 @@ fn control(
             ttl,
             seq: tcp.seq(),
         };
-        if f & flags::FIN != 0 && conn.first_fin[dir].is_none() {
-            conn.first_fin[dir] = Some(close);
+        if f & flags::FIN != 0 && conn.sent[dir].first_fin.is_none() {
+            conn.sent[dir].first_fin = Some(close);
         }
-        if f & flags::RST != 0 && conn.first_rst[dir].is_none() {
-            conn.first_rst[dir] = Some(close);
+        if f & flags::RST != 0 && conn.sent[dir].first_rst.is_none() {
+            conn.sent[dir].first_rst = Some(close);
         }
     }
 }
@@ -886,7 +886,7 @@ fn tls_records(
                 d.bits |= SENT_SERVER_HELLO;
             }
             (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
-                conn.app_data[dir] = Some(frame);
+                conn.sent[dir].app_data = Some(frame);
                 d.bits |= APP_SEEN;
             }
             (tls::content::ALERT, _) if conn.alerts().len() < KEPT_FRAMES => {

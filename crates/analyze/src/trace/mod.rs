@@ -178,6 +178,22 @@ static NO_FRAMES: Frames = Frames {
     first: Vec::new(),
 };
 
+/// What one end of a connection sent, as this point saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    pub packets: u64,
+    pub bytes: u64,
+    /// The first application-data record.
+    pub app_data: Option<u64>,
+    pub first_fin: Option<Close>,
+    pub first_rst: Option<Close>,
+    pub largest_segment: u32,
+    pub ttls: ArrayVec<TtlSeen, KEPT_TTLS>,
+    pub src_mac: Option<[u8; 6]>,
+    /// ECN codepoints seen: counts of not-ECT, ECT(1), ECT(0), CE.
+    pub ecn_codepoints: [u64; 4],
+}
+
 /// One TCP connection in one trace.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -192,25 +208,17 @@ pub struct Conn {
     pub ack3: Option<(u64, i64)>,
     pub first_ts: i64,
     pub last_ts: i64,
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
+    /// What each end sent (by [`FROM_CLIENT`], [`FROM_SERVER`]): turning the connection round
+    /// swaps the two.
+    pub sent: [Sent; 2],
     /// Packets seen but not kept (the kept ones are the table's: [`ConnTable::with_packets`]).
     pub folded: u64,
     pub client_random: Option<[u8; 32]>,
     pub server_random: Option<[u8; 32]>,
     pub client_hello: Option<u64>,
     pub server_hello: Option<u64>,
-    /// First application-data record per direction.
-    pub app_data: [Option<u64>; 2],
-    pub first_fin: [Option<Close>; 2],
-    pub first_rst: [Option<Close>; 2],
-    pub largest_segment: [u32; 2],
-    pub ttls: [ArrayVec<TtlSeen, KEPT_TTLS>; 2],
-    pub src_mac: [Option<[u8; 6]>; 2],
     /// What few connections have (see [`Rare`]).
     rare: Option<Box<Rare>>,
-    /// ECN codepoints seen per direction: counts of not-ECT, ECT(1), ECT(0), CE.
-    pub ecn_codepoints: [[u64; 4]; 2],
     /// Hash of the client's first payload (to recognise the connection at the other point).
     pub first_client_payload: u64,
 }
@@ -226,21 +234,13 @@ impl Conn {
             ack3: None,
             first_ts: ts,
             last_ts: ts,
-            packets: [0; 2],
-            bytes: [0; 2],
+            sent: [Sent::default(), Sent::default()],
             folded: 0,
             client_random: None,
             server_random: None,
             client_hello: None,
             server_hello: None,
-            app_data: [None; 2],
-            first_fin: [None; 2],
-            first_rst: [None; 2],
-            largest_segment: [0; 2],
-            ttls: [ArrayVec::new(), ArrayVec::new()],
-            src_mac: [None; 2],
             rare: None,
-            ecn_codepoints: [[0; 4]; 2],
             first_client_payload: 0,
         }
     }
@@ -252,15 +252,7 @@ impl Conn {
     /// facts are the ones that follow the direction.)
     fn turn_round(&mut self, first_client_payload: u64) {
         std::mem::swap(&mut self.client, &mut self.server);
-        self.packets.swap(0, 1);
-        self.bytes.swap(0, 1);
-        self.app_data.swap(0, 1);
-        self.first_fin.swap(0, 1);
-        self.first_rst.swap(0, 1);
-        self.largest_segment.swap(0, 1);
-        self.ttls.swap(0, 1);
-        self.src_mac.swap(0, 1);
-        self.ecn_codepoints.swap(0, 1);
+        self.sent.swap(0, 1);
         if let Some(rare) = &mut self.rare {
             rare.over_mss.swap(0, 1);
             for a in &mut rare.alerts {
@@ -313,7 +305,7 @@ impl Conn {
     /// The first FIN or RST sent by one side.
     #[must_use]
     pub fn first_close(&self, dir: usize) -> Option<Close> {
-        match (self.first_fin[dir], self.first_rst[dir]) {
+        match (self.sent[dir].first_fin, self.sent[dir].first_rst) {
             (Some(f), Some(r)) => Some(if r.frame < f.frame { r } else { f }),
             (f, r) => f.or(r),
         }
@@ -353,21 +345,24 @@ impl Conn {
             return Some(Failure::TcpHandshake);
         }
         if self.client_hello.is_some()
-            && self.app_data[FROM_SERVER].is_none()
-            && self.app_data[FROM_CLIENT].is_none()
+            && self.sent[FROM_SERVER].app_data.is_none()
+            && self.sent[FROM_CLIENT].app_data.is_none()
         {
             return Some(Failure::TlsHandshake);
         }
         let cut = (0..2).any(|d| {
-            self.first_rst[d]
-                .is_some_and(|rst| self.first_fin[d].is_none_or(|fin| fin.frame > rst.frame))
+            self.sent[d].first_rst.is_some_and(|rst| {
+                self.sent[d]
+                    .first_fin
+                    .is_none_or(|fin| fin.frame > rst.frame)
+            })
         });
         if cut {
             return Some(Failure::Reset);
         }
         if self.client_hello.is_none()
-            && self.bytes[FROM_CLIENT] > 0
-            && self.bytes[FROM_SERVER] == 0
+            && self.sent[FROM_CLIENT].bytes > 0
+            && self.sent[FROM_SERVER].bytes == 0
         {
             return Some(Failure::NoAnswer);
         }
@@ -378,7 +373,7 @@ impl Conn {
     #[must_use]
     pub fn abortive_close(&self) -> Option<usize> {
         (0..2).find(|&d| {
-            matches!((self.first_fin[d], self.first_rst[d]), (Some(fin), Some(rst)) if fin.frame < rst.frame)
+            matches!((self.sent[d].first_fin, self.sent[d].first_rst), (Some(fin), Some(rst)) if fin.frame < rst.frame)
         })
     }
 }
@@ -537,8 +532,10 @@ mod tests {
         c.syn = Some(hs);
         c.syn_ack = Some(Handshake { frame: 2, ..hs });
         c.client_hello = Some(4);
-        c.app_data = [Some(8), Some(9)];
-        c.bytes = [600, 3000];
+        c.sent[0].app_data = Some(8);
+        c.sent[1].app_data = Some(9);
+        c.sent[0].bytes = 600;
+        c.sent[1].bytes = 3000;
         c
     }
 
@@ -555,16 +552,16 @@ mod tests {
     #[test]
     fn a_rst_after_the_same_ends_fin_is_an_abortive_close_not_a_failure() {
         let mut c = served();
-        c.first_fin[FROM_CLIENT] = Some(close(20, false));
-        c.first_rst[FROM_CLIENT] = Some(close(22, true));
-        c.first_fin[FROM_SERVER] = Some(close(23, false));
+        c.sent[FROM_CLIENT].first_fin = Some(close(20, false));
+        c.sent[FROM_CLIENT].first_rst = Some(close(22, true));
+        c.sent[FROM_SERVER].first_fin = Some(close(23, false));
         assert_eq!(c.failure(), None);
         assert_eq!(c.abortive_close(), Some(FROM_CLIENT));
         // The nearest miss: the RST before that end's FIN (or without one) cut the exchange.
-        c.first_rst[FROM_CLIENT] = Some(close(19, true));
+        c.sent[FROM_CLIENT].first_rst = Some(close(19, true));
         assert_eq!(c.failure(), Some(Failure::Reset));
         assert_eq!(c.abortive_close(), None);
-        c.first_fin[FROM_CLIENT] = None;
+        c.sent[FROM_CLIENT].first_fin = None;
         assert_eq!(c.failure(), Some(Failure::Reset));
     }
 
@@ -575,9 +572,11 @@ mod tests {
         c.syn_ack = None;
         assert_eq!(c.failure(), Some(Failure::TcpHandshake));
         let mut c = served();
-        c.app_data = [None, None];
+        c.sent[0].app_data = None;
+        c.sent[1].app_data = None;
         assert_eq!(c.failure(), Some(Failure::TlsHandshake));
-        c.app_data = [None, Some(9)];
+        c.sent[0].app_data = None;
+        c.sent[1].app_data = Some(9);
         assert_eq!(
             c.failure(),
             None,
@@ -585,9 +584,11 @@ mod tests {
         );
         let mut c = served();
         c.client_hello = None;
-        c.bytes = [600, 0];
+        c.sent[0].bytes = 600;
+        c.sent[1].bytes = 0;
         assert_eq!(c.failure(), Some(Failure::NoAnswer));
-        c.bytes = [0, 0];
+        c.sent[0].bytes = 0;
+        c.sent[1].bytes = 0;
         assert_eq!(
             c.failure(),
             None,
@@ -638,7 +639,7 @@ mod tests {
         assert_eq!(b.len(), 2);
         let t = b.finish();
         assert_eq!(t.conns.len(), 2);
-        assert_eq!(t.conns[0].packets[FROM_CLIENT], 2);
+        assert_eq!(t.conns[0].sent[FROM_CLIENT].packets, 2);
     }
 
     #[test]
@@ -655,9 +656,9 @@ mod tests {
         b.add(100, 5, 1, &[0xff; 60]);
         let t = b.finish();
         assert_eq!(t.conns.len(), 2);
-        assert_eq!(t.conns[0].packets[FROM_CLIENT], 2);
+        assert_eq!(t.conns[0].sent[FROM_CLIENT].packets, 2);
         assert_eq!(t.conns[1].syn.unwrap().isn, 5000);
-        assert_eq!(t.conns[1].packets[FROM_CLIENT], 2);
+        assert_eq!(t.conns[1].sent[FROM_CLIENT].packets, 2);
         assert_eq!(t.packets, 4 + 54 + 1);
     }
 
@@ -674,7 +675,7 @@ mod tests {
                 ends(&t),
                 ("192.0.2.10:51000".into(), "198.51.100.20:443".into())
             );
-            assert_eq!(t.conns[0].packets[usize::from(back)], 1);
+            assert_eq!(t.conns[0].sent[usize::from(back)].packets, 1);
             // Both ends on port 443: the lower address is taken for the server.
             let mut b = TableBuilder::new(None);
             b.add(1, 0, 1, &segment(443, back, 64, 0, 7, 0x10));
@@ -683,7 +684,7 @@ mod tests {
                 ends(&t),
                 ("198.51.100.20:443".into(), "192.0.2.10:443".into())
             );
-            assert_eq!(t.conns[0].packets[usize::from(!back)], 1);
+            assert_eq!(t.conns[0].sent[usize::from(!back)].packets, 1);
         }
     }
 
@@ -721,21 +722,22 @@ mod tests {
         assert_eq!(t.conns.len(), 1 + 5000);
         let mut buf = Vec::new();
         let c = &t.with_packets(0, &mut buf);
-        let ttls: Vec<_> = c.ttls[FROM_CLIENT]
+        let ttls: Vec<_> = c.sent[FROM_CLIENT]
+            .ttls
             .iter()
             .map(|s| (s.ttl, s.count, s.first_frame))
             .collect();
         assert_eq!(ttls, [(64, 1, 1), (60, 3, 2), (59, 1, 4), (58, 1, 6)]);
-        assert_eq!(c.ttls[FROM_SERVER].as_slice().len(), 1);
-        assert_eq!(c.ecn_codepoints[FROM_CLIENT], [4, 1, 2, 1]);
-        assert_eq!(c.packets, [8, 1]);
+        assert_eq!(c.sent[FROM_SERVER].ttls.as_slice().len(), 1);
+        assert_eq!(c.sent[FROM_CLIENT].ecn_codepoints, [4, 1, 2, 1]);
+        assert_eq!([c.sent[0].packets, c.sent[1].packets], [8, 1]);
         assert_eq!(c.ip_ids(FROM_CLIENT).as_slice(), [40000; 8]);
-        assert_eq!(c.src_mac[FROM_SERVER], Some([0, 0x1c, 0x7f, 0, 0, 1]));
+        assert_eq!(c.sent[FROM_SERVER].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 1]));
         assert_eq!(c.pkts.len(), 9);
         assert_eq!((c.first_ts, c.last_ts), (1, 9));
         for (n, c) in t.conns[1..].iter().enumerate() {
             assert_eq!(c.client.port, 1000 + n as u16);
-            assert_eq!(c.packets, [1, 1]);
+            assert_eq!([c.sent[0].packets, c.sent[1].packets], [1, 1]);
             assert_eq!(c.syn_ack.unwrap().isn, 9);
         }
     }
@@ -904,15 +906,15 @@ mod tests {
             let sender = if hello { FROM_CLIENT } else { FROM_SERVER };
             let other = 1 - sender;
             assert_eq!(c.client.port, if hello { 400 } else { 443 });
-            assert_eq!(c.packets[sender], 1);
-            assert_eq!(c.packets[other], 3);
-            assert_eq!(c.bytes[sender], 50);
-            assert_eq!(c.ttls[sender][0].ttl, 64);
-            assert_eq!(c.ttls[other][0].ttl, 60);
-            assert_eq!(c.ecn_codepoints[sender], [0, 0, 1, 0]);
-            assert_eq!(c.src_mac[sender], Some([0, 0x1c, 0x7f, 0, 0, 0]));
-            assert_eq!(c.first_fin[other].map(|f| f.frame), Some(4));
-            assert!(c.first_fin[sender].is_none());
+            assert_eq!(c.sent[sender].packets, 1);
+            assert_eq!(c.sent[other].packets, 3);
+            assert_eq!(c.sent[sender].bytes, 50);
+            assert_eq!(c.sent[sender].ttls[0].ttl, 64);
+            assert_eq!(c.sent[other].ttls[0].ttl, 60);
+            assert_eq!(c.sent[sender].ecn_codepoints, [0, 0, 1, 0]);
+            assert_eq!(c.sent[sender].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 0]));
+            assert_eq!(c.sent[other].first_fin.map(|f| f.frame), Some(4));
+            assert!(c.sent[sender].first_fin.is_none());
             let dirs: Vec<usize> = c.pkts.iter().map(Pkt::dir).collect();
             assert_eq!(dirs, [other, sender, other, other]);
             if hello {
