@@ -623,21 +623,7 @@ mod tests {
             })
             .collect();
         let mut table = FlowTable::default();
-        for (i, data) in frames.iter().enumerate() {
-            let record = Record {
-                index: i as u64,
-                offset: 0,
-                ts: Timestamp(i as i64 * 1000),
-                raw_ts: 0,
-                interface: 0,
-                link: LinkType::ETHERNET,
-                orig_len: data.len() as u32,
-                data,
-                options: pcapng::Options::EMPTY,
-                has_ts: true,
-            };
-            table.add(&Packet::dissect(record, i as u64 + 1, 0));
-        }
+        count_into(&mut table, &frames, 0);
         assert_eq!(table.flows().len(), 1);
         table.flows()[0].summary()
     }
@@ -745,6 +731,7 @@ mod tests {
         frames
     }
 
+    /// Counts `frames` as the set's records `from`… (the eleventh on from a second input).
     fn count_into(table: &mut FlowTable, frames: &[Vec<u8>], from: usize) {
         for (i, data) in frames.iter().enumerate() {
             let n = from + i;
