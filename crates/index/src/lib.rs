@@ -529,19 +529,9 @@ fn scan_flows(
         .flows()
         .iter()
         .map(|f| tracekit_flows::row(&f.summary(), &table.names));
-    let mut file = AtomicFile::create(&target, inputs).map_err(|e| io(&e))?;
-    let mut hashed = Hashed {
-        inner: &mut file,
-        hash: blake3::Hasher::new(),
-    };
-    let n = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut hashed);
-        let n = tracekit_flows::stored::store_rows(rows, &mut w).map_err(|e| io(&e))?;
-        std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
-        n
-    };
-    let blake3 = hashed.hash.finalize().to_hex().to_string();
-    file.commit(false).map_err(|e| io(&e))?;
+    let (n, blake3) = write_hashed(&target, inputs, |w| {
+        tracekit_flows::stored::store_rows(rows, w)
+    })?;
     // A table of inputs left out is not carried on (the next run counts them all again).
     if keep && table.names.len() == entries.len() {
         state::save(
@@ -605,21 +595,7 @@ fn write_flows(
     make: MakeFlows<'_>,
     inputs: &[&Path],
 ) -> Result<Flows, Error> {
-    let target = dir.join(FLOWS);
-    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", target.display()));
-    let mut file = AtomicFile::create(&target, inputs).map_err(|e| io(&e))?;
-    let mut hashed = Hashed {
-        inner: &mut file,
-        hash: blake3::Hasher::new(),
-    };
-    let made = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut hashed);
-        let made = make(paths, &mut w).map_err(|e| io(&e))?;
-        std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
-        made
-    };
-    let blake3 = hashed.hash.finalize().to_hex().to_string();
-    file.commit(false).map_err(|e| io(&e))?;
+    let (made, blake3) = write_hashed(&dir.join(FLOWS), inputs, |w| make(paths, w))?;
     Ok(Flows {
         file: FLOWS.into(),
         blake3,
@@ -627,6 +603,30 @@ fn write_flows(
         rows: made.rows,
         trouble: made.trouble,
     })
+}
+
+/// Writes `target` atomically through `write` (buffered), hashing what it writes: what `write`
+/// returned, and the blake3 (hex) of the bytes.
+fn write_hashed<T>(
+    target: &Path,
+    inputs: &[&Path],
+    write: impl FnOnce(&mut (dyn std::io::Write + Send)) -> Result<T, String>,
+) -> Result<(T, String), Error> {
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", target.display()));
+    let mut file = AtomicFile::create(target, inputs).map_err(|e| io(&e))?;
+    let mut hashed = Hashed {
+        inner: &mut file,
+        hash: blake3::Hasher::new(),
+    };
+    let made = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut hashed);
+        let made = write(&mut w).map_err(|e| io(&e))?;
+        std::io::Write::flush(&mut w).map_err(|e| io(&e))?;
+        made
+    };
+    let blake3 = hashed.hash.finalize().to_hex().to_string();
+    file.commit(false).map_err(|e| io(&e))?;
+    Ok((made, blake3))
 }
 
 /// A writer that hashes what passes through it.
