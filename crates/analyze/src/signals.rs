@@ -718,6 +718,17 @@ mod tests {
     /// flags, the ISNs `isns`) and a data segment each way; `edit` changes each frame's bytes
     /// (from the server?, the frame).
     fn point(syn: u8, isns: [u32; 2], edit: &dyn Fn(bool, &mut Vec<u8>)) -> ConnTable {
+        point_at(syn, isns, edit, 1_000_000)
+    }
+
+    /// [`point`] with `step` nanoseconds between its packets; the client's ACKs acknowledge
+    /// the server's SYN/ACK (so the point sees the handshake complete).
+    fn point_at(
+        syn: u8,
+        isns: [u32; 2],
+        edit: &dyn Fn(bool, &mut Vec<u8>),
+        step: i64,
+    ) -> ConnTable {
         let [ci, si] = isns;
         let steps = [
             (false, syn, ci, &b""[..]),
@@ -729,9 +740,12 @@ mod tests {
         let mut t = TableBuilder::new(None);
         for (i, &(back, fl, seq, data)) in steps.iter().enumerate() {
             let mut p = with_payload(segment(40_000, back, 64, 0, seq, fl), data);
+            if !back && fl & ACK != 0 {
+                p[42..46].copy_from_slice(&(si + 1).to_be_bytes());
+            }
             edit(back, &mut p);
             let frame = i as u64 + 1;
-            t.add(frame, frame as i64 * 1_000_000, 1, &p);
+            t.add(frame, frame as i64 * step, 1, &p);
         }
         t.finish()
     }
@@ -815,5 +829,62 @@ mod tests {
             [Signal::EcnStripped]
         );
         assert!(found(&a, &point(SYN | ECE | CWR, [1000, 5000], PLAIN), &run).is_empty());
+    }
+
+    #[test]
+    fn ttl_origin_fires_on_a_ttl_of_another_sender_not_on_one_hops_lowered() {
+        let a = point(SYN, [1000, 5000], PLAIN);
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
+            ttl_origin(c, s, f);
+        };
+        // In the client's name at the server side: sent with 255, the client sends with 64.
+        let rebuilt = |back: bool, p: &mut Vec<u8>| {
+            if !back {
+                p[22] = 250;
+            }
+        };
+        assert_eq!(
+            found(&a, &point(SYN, [1000, 5000], &rebuilt), &run),
+            [Signal::TtlOriginMismatch]
+        );
+        // The near miss: four routers on the way lower it, from the same initial TTL.
+        let routed = |back: bool, p: &mut Vec<u8>| {
+            if !back {
+                p[22] = 60;
+            }
+        };
+        assert!(found(&a, &point(SYN, [1000, 5000], &routed), &run).is_empty());
+    }
+
+    #[test]
+    fn split_handshake_fires_when_one_point_waits_far_longer_for_its_handshake() {
+        let a = point_at(SYN, [1000, 5000], PLAIN, 1_000_000);
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
+            split_handshake(c, s, (None, None), f);
+        };
+        let slow = point_at(SYN, [1000, 5000], PLAIN, 40_000_000);
+        assert_eq!(found(&a, &slow, &run), [Signal::SplitHandshake]);
+        // The near miss: a little slower (jitter), not three times.
+        let near = point_at(SYN, [1000, 5000], PLAIN, 2_000_000);
+        assert!(found(&a, &near, &run).is_empty());
+    }
+
+    #[test]
+    fn dropped_and_injected_fire_on_packets_seen_at_one_point_only() {
+        let diff = PathDiff {
+            dropped: vec![(0, 7, "the client's FIN".to_string())],
+            injected: vec![(1, 9, "a RST in the server's name".to_string(), 0x04, 250)],
+            not_captured: Vec::new(),
+        };
+        let mut f = Found::default();
+        dropped_or_injected(&diff, &mut f);
+        let got: Vec<Signal> = f.evidence.iter().map(|e| e.signal).collect();
+        assert_eq!(got, [Signal::DroppedInPath, Signal::InjectedInPath]);
+        assert_eq!(f.evidence[0].frames_a, [7]);
+        assert_eq!(f.evidence[1].frames_b, [9]);
+        // Nothing seen at one point only: nothing said.
+        let mut f = Found::default();
+        dropped_or_injected(&PathDiff::default(), &mut f);
+        assert!(f.evidence.is_empty());
     }
 }
