@@ -887,4 +887,31 @@ mod tests {
         dropped_or_injected(&PathDiff::default(), &mut f);
         assert!(f.evidence.is_empty());
     }
+
+    /// A SYN or SYN/ACK frame given an MSS option (the TCP header grows by its 4 bytes).
+    fn with_mss(p: &mut Vec<u8>, mss: u16) {
+        let [hi, lo] = mss.to_be_bytes();
+        p.splice(54..54, [2, 4, hi, lo]);
+        p[46] = 0x60;
+        let total = u16::from_be_bytes([p[16], p[17]]) + 4;
+        p[16..18].copy_from_slice(&total.to_be_bytes());
+    }
+
+    #[test]
+    fn mss_rewritten_fires_on_a_clamped_mss_not_on_the_same_one() {
+        let syn_mss = |mss: u16| {
+            move |back: bool, p: &mut Vec<u8>| {
+                if p[47] & SYN != 0 {
+                    with_mss(p, if back { 1460 } else { mss });
+                }
+            }
+        };
+        let a = point(SYN, [1000, 5000], &syn_mss(1460));
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| options_rewritten(c, s, f);
+        assert_eq!(
+            found(&a, &point(SYN, [1000, 5000], &syn_mss(1380)), &run),
+            [Signal::MssRewritten]
+        );
+        assert!(found(&a, &point(SYN, [1000, 5000], &syn_mss(1460)), &run).is_empty());
+    }
 }
