@@ -15,7 +15,7 @@ use super::log::{LOG_CHUNK, LogChunk, log_push, regrow};
 use super::{
     Close, Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Handshake, KEPT_FRAMES, KEPT_IP_IDS,
     KEPT_ORDINARY, KEPT_ORDINARY_TOTAL, KEPT_PACKETS, KEPT_TTLS, Kept, PAYLOAD_PREFIX, Pkt,
-    TlsMark, TtlSeen,
+    TlsMark, TtlSeen, dir_of,
 };
 
 /// Keep only connections with this port on either side.
@@ -561,11 +561,7 @@ impl TableBuilder {
             data,
         } = *staged.p;
         let (ip, tcp) = (staged.ip, &staged.tcp);
-        let dir = if from_client {
-            FROM_CLIENT
-        } else {
-            FROM_SERVER
-        };
+        let dir = dir_of(from_client);
         let t = ip.transport.expect("a TCP layer");
         let (ip_id, ecn, df) = (ip.ident(data), ip.ecn(data), ip.dont_fragment(data));
         let len = ip.announced_payload(data).saturating_sub(t.header.len()) as u32;
@@ -766,11 +762,7 @@ fn control(
     } = *staged.p;
     let tcp = &staged.tcp;
     let f = tcp.flags();
-    let dir = if from_client {
-        FROM_CLIENT
-    } else {
-        FROM_SERVER
-    };
+    let dir = dir_of(from_client);
     let handshake = || Handshake {
         frame,
         ts,
@@ -852,11 +844,7 @@ fn tls_records(
     payload: &[u8],
     (frame, from_client): (u64, bool),
 ) -> Option<TlsMark> {
-    let dir = if from_client {
-        FROM_CLIENT
-    } else {
-        FROM_SERVER
-    };
+    let dir = dir_of(from_client);
     let mut mark = None;
     for (n, (_, rec)) in TlsRecords::new(payload).enumerate() {
         let m = TlsMark {

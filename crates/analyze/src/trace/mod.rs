@@ -44,6 +44,17 @@ const PAYLOAD_PREFIX: usize = 64;
 pub const FROM_CLIENT: usize = 0;
 pub const FROM_SERVER: usize = 1;
 
+/// The direction index of a packet sent by the client (`true`) or the server.
+#[must_use]
+#[inline]
+pub fn dir_of(from_client: bool) -> usize {
+    if from_client {
+        FROM_CLIENT
+    } else {
+        FROM_SERVER
+    }
+}
+
 /// One packet of a connection, as this point saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct Pkt {
@@ -69,11 +80,7 @@ pub struct Pkt {
 impl Pkt {
     #[must_use]
     pub fn dir(&self) -> usize {
-        if self.from_client {
-            FROM_CLIENT
-        } else {
-            FROM_SERVER
-        }
+        dir_of(self.from_client)
     }
     #[must_use]
     pub fn is_control(&self) -> bool {
