@@ -579,29 +579,49 @@ fn unseen_end(
 mod tests {
     use super::*;
     use crate::trace::{ConnTable, TableBuilder};
-    use tracekit_testutil::packets::segment;
+    use tracekit_testutil::packets::{segment, with_payload};
 
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
     const FIN: u8 = 0x01;
     const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
     /// The client's and the server's packets where they were sent (TTL 64), and after the
     /// four hops between the two capture points (60).
     const NEAR: u8 = 64;
     const FAR: u8 = 60;
 
-    /// One connection's capture: (from the server?, TTL, flags), a millisecond apart.
+    /// The ISNs of the client and of the server.
+    const ISNS: [u32; 2] = [1000, 5000];
+
+    /// One connection's capture: (from the server?, TTL, flags), a millisecond apart, each
+    /// end's numbers one past its ISN after its SYN, acknowledging nothing.
     fn capture(steps: &[(bool, u8, u8)]) -> ConnTable {
+        let numbered: Vec<Numbered> = steps
+            .iter()
+            .map(|&(back, ttl, fl)| (back, ttl, fl, u32::from(fl & SYN == 0), None, 0))
+            .collect();
+        capture_numbered(&numbered)
+    }
+
+    /// A packet with its numbers: (from the server?, TTL, flags, sequence number relative to
+    /// the sender's ISN, acknowledgement number relative to the receiver's (`None`: 0),
+    /// payload length).
+    type Numbered = (bool, u8, u8, u32, Option<u32>, usize);
+
+    /// [`capture`] of packets given with their numbers.
+    fn capture_numbered(steps: &[Numbered]) -> ConnTable {
         let mut t = TableBuilder::new(None);
-        for (i, &(back, ttl, fl)) in steps.iter().enumerate() {
-            let seq = if back { 5000 } else { 1000 } + u32::from(fl & SYN == 0);
-            let frame = i as u64 + 1;
-            t.add(
-                frame,
-                frame as i64 * 1_000_000,
-                1,
-                &segment(40_000, back, ttl, 0, seq, fl),
+        for (i, &(back, ttl, fl, seq, ack, len)) in steps.iter().enumerate() {
+            let (own, peer) = if back { (1, 0) } else { (0, 1) };
+            let mut p = with_payload(
+                segment(40_000, back, ttl, 0, ISNS[own] + seq, fl),
+                &vec![0; len],
             );
+            let ack = ack.map_or(0, |a| ISNS[peer] + a);
+            p[42..46].copy_from_slice(&ack.to_be_bytes());
+            let frame = i as u64 + 1;
+            t.add(frame, frame as i64 * 1_000_000, 1, &p);
         }
         t.finish()
     }
@@ -627,7 +647,34 @@ mod tests {
         a.extend_from_slice(client_side);
         let mut b = handshake(false);
         b.extend_from_slice(server_side);
-        let (a, b) = (capture(&a), capture(&b));
+        judged(&capture(&a), &capture(&b))
+    }
+
+    /// [`who`] of packets given with their numbers (the handshake included).
+    fn who_numbered(client_side: &[Numbered], server_side: &[Numbered]) -> Closed {
+        judged(
+            &capture_numbered(client_side),
+            &capture_numbered(server_side),
+        )
+    }
+
+    /// The handshake with its numbers, at the client side or at the server side.
+    fn handshake_numbered(client_side: bool) -> Vec<Numbered> {
+        let (mine, theirs) = if client_side {
+            (NEAR, FAR)
+        } else {
+            (FAR, NEAR)
+        };
+        vec![
+            (false, mine, SYN, 0, None, 0),
+            (true, theirs, SYN | ACK, 0, Some(1), 0),
+            (false, mine, ACK, 1, Some(1), 0),
+        ]
+    }
+
+    /// Who closed the connection captured as `a` at the client side and `b` at the server
+    /// side, the clocks aligned.
+    fn judged(a: &ConnTable, b: &ConnTable) -> Closed {
         let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
         let (c, s) = (a.with_packets(0, &mut buf_a), b.with_packets(0, &mut buf_b));
         let diff = PathDiff::default();
@@ -705,5 +752,88 @@ mod tests {
         let c = who(&far[1..], &near[1..]);
         assert_eq!(c.by, ClosedBy::Server);
         assert!(!c.proof.contains("abortive"), "{}", c.proof);
+    }
+    #[test]
+    fn a_fin_both_captures_lost_can_have_passed_before_the_first_close_seen() {
+        // The server's FIN comes first; then the client's ACK stands one past the client's
+        // stream (2: after its SYN and a FIN): the client's FIN passed, and both captures lack
+        // it. It can have passed as early as the SYN, before the server's FIN.
+        let after = |client_side: bool, client_seq: u32| {
+            let (mine, theirs) = if client_side {
+                (NEAR, FAR)
+            } else {
+                (FAR, NEAR)
+            };
+            let mut v = handshake_numbered(client_side);
+            v.push((true, theirs, FIN | ACK, 1, Some(1), 0));
+            v.push((false, mine, ACK, client_seq, Some(2), 0));
+            v
+        };
+        let c = who_numbered(&after(true, 2), &after(false, 2));
+        assert_eq!(c.by, ClosedBy::Server);
+        assert!(c.doubt);
+        assert!(
+            c.proof.contains(
+                "but the client's FIN that the client-side capture lacks can have passed before it"
+            ),
+            "{}",
+            c.proof
+        );
+        assert_eq!(c.caveats.len(), 1, "{:?}", c.caveats);
+        assert!(c.caveats[0].contains("who closed first rests on packets that capture lost"));
+        // The near miss: the client's ACK stands where its stream ends (no FIN in between).
+        let c = who_numbered(&after(true, 1), &after(false, 1));
+        assert_eq!(c.by, ClosedBy::Server);
+        assert!(
+            !c.doubt && c.caveats.is_empty(),
+            "{} {:?}",
+            c.proof,
+            c.caveats
+        );
+    }
+
+    #[test]
+    fn a_close_after_acknowledging_numbers_its_capture_lacks_is_in_doubt() {
+        // At the client side the client acknowledges 100 numbers of the server's that this
+        // capture lacks, then sends the first FIN.
+        let client_side = |acked: u32| {
+            let mut v = handshake_numbered(true);
+            v.push((false, NEAR, ACK, 1, Some(1 + acked), 0));
+            v.push((false, NEAR, FIN | ACK, 1, Some(1 + acked), 0));
+            v
+        };
+        // The server side: `data` bytes the server sent (none: a bare ACK), the client's ACK
+        // and its FIN (after the client side's, on the aligned clocks).
+        let server_side = |data: usize| {
+            let mut v = handshake_numbered(false);
+            let flags = if data > 0 { PSH | ACK } else { ACK };
+            v.push((true, NEAR, flags, 1, Some(1), data));
+            v.push((false, FAR, ACK, 1, Some(1 + data as u32), 0));
+            v.push((false, FAR, FIN | ACK, 1, Some(1 + data as u32), 0));
+            v
+        };
+        let c = who_numbered(&client_side(100), &server_side(0));
+        assert_eq!(c.by, ClosedBy::Client);
+        assert!(c.doubt, "{} {:?}", c.proof, c.caveats);
+        assert!(
+            c.proof.contains(
+                "frame 4 there acknowledges 100 sequence number(s) of the server's that the client-side capture lacks"
+            ),
+            "{}",
+            c.proof
+        );
+        assert_eq!(c.caveats.len(), 1, "{:?}", c.caveats);
+        // Near misses: nothing unseen acknowledged; or the server side shows the numbers to
+        // be data.
+        for (acked, data) in [(0, 0), (100, 100)] {
+            let c = who_numbered(&client_side(acked), &server_side(data));
+            assert_eq!(c.by, ClosedBy::Client);
+            assert!(
+                !c.doubt && c.caveats.is_empty(),
+                "{} {:?}",
+                c.proof,
+                c.caveats
+            );
+        }
     }
 }

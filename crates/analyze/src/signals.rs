@@ -891,9 +891,15 @@ mod tests {
     /// A SYN or SYN/ACK frame given an MSS option (the TCP header grows by its 4 bytes).
     fn with_mss(p: &mut Vec<u8>, mss: u16) {
         let [hi, lo] = mss.to_be_bytes();
-        p.splice(54..54, [2, 4, hi, lo]);
-        p[46] = 0x60;
-        let total = u16::from_be_bytes([p[16], p[17]]) + 4;
+        with_options(p, &[2, 4, hi, lo]);
+    }
+
+    /// A frame whose TCP header gains `options` (a multiple of 4 bytes) after the ones it has.
+    fn with_options(p: &mut Vec<u8>, options: &[u8]) {
+        let end = 34 + usize::from(p[46] >> 4) * 4;
+        p.splice(end..end, options.iter().copied());
+        p[46] += (options.len() as u8 / 4) << 4;
+        let total = u16::from_be_bytes([p[16], p[17]]) + options.len() as u16;
         p[16..18].copy_from_slice(&total.to_be_bytes());
     }
 
@@ -913,5 +919,155 @@ mod tests {
             [Signal::MssRewritten]
         );
         assert!(found(&a, &point(SYN, [1000, 5000], &syn_mss(1460)), &run).is_empty());
+    }
+    #[test]
+    fn ports_translated_fires_on_a_changed_port_not_on_the_same_one() {
+        let a = point(SYN, [1000, 5000], PLAIN);
+        // The client's port as the server side sees it.
+        let napt = |back: bool, p: &mut Vec<u8>| {
+            let at = if back { 36 } else { 34 };
+            p[at..at + 2].copy_from_slice(&50_000u16.to_be_bytes());
+        };
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| translated(c, s, f);
+        assert_eq!(
+            found(&a, &point(SYN, [1000, 5000], &napt), &run),
+            [Signal::PortsTranslated]
+        );
+        assert!(found(&a, &point(SYN, [1000, 5000], PLAIN), &run).is_empty());
+    }
+
+    /// Gives the client's SYN `options` (the SYN/ACK keeps none).
+    fn syn_options(options: &'static [u8]) -> impl Fn(bool, &mut Vec<u8>) {
+        move |back, p| {
+            if !back && p[47] & SYN != 0 {
+                with_options(p, options);
+            }
+        }
+    }
+
+    #[test]
+    fn wscale_rewritten_fires_on_another_window_scale_not_on_the_same_one() {
+        let a = point(SYN, [1000, 5000], &syn_options(&[1, 3, 3, 7]));
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| options_rewritten(c, s, f);
+        // The same layout (nop,ws) with another shift: the value, not the layout.
+        assert_eq!(
+            found(
+                &a,
+                &point(SYN, [1000, 5000], &syn_options(&[1, 3, 3, 2])),
+                &run
+            ),
+            [Signal::WscaleRewritten]
+        );
+        assert!(
+            found(
+                &a,
+                &point(SYN, [1000, 5000], &syn_options(&[1, 3, 3, 7])),
+                &run
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn options_rewritten_fires_on_another_layout_of_the_same_values() {
+        let here = point(SYN, [1000, 5000], &syn_options(&[2, 4, 5, 180, 1, 3, 3, 7]));
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| options_rewritten(c, s, f);
+        // MSS 1460 and window scale 7 both times; the padding moved (mss,nop,ws → mss,ws,nop).
+        let moved = point(SYN, [1000, 5000], &syn_options(&[2, 4, 5, 180, 3, 3, 7, 1]));
+        assert_eq!(found(&here, &moved, &run), [Signal::OptionsRewritten]);
+        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        let mut found_there = Found::default();
+        options_rewritten(
+            &here.with_packets(0, &mut buf_a),
+            &moved.with_packets(0, &mut buf_b),
+            &mut found_there,
+        );
+        let detail = &found_there.evidence[0].detail;
+        assert!(
+            detail.contains("mss,nop,ws at the client side and mss,ws,nop at the server side"),
+            "{detail}"
+        );
+        let same = point(SYN, [1000, 5000], &syn_options(&[2, 4, 5, 180, 1, 3, 3, 7]));
+        assert!(found(&here, &same, &run).is_empty());
+    }
+
+    /// A capture of one connection: (from the server?, flags, sequence number, acknowledgement
+    /// number, payload length, microseconds), TTL 64.
+    fn capture(steps: &[(bool, u8, u32, u32, usize, i64)]) -> ConnTable {
+        let mut t = TableBuilder::new(None);
+        for (i, &(back, fl, seq, ack, len, us)) in steps.iter().enumerate() {
+            let mut p = with_payload(segment(40_000, back, 64, 0, seq, fl), &vec![b'x'; len]);
+            p[42..46].copy_from_slice(&ack.to_be_bytes());
+            t.add(i as u64 + 1, us * 1000, 1, &p);
+        }
+        t.finish()
+    }
+
+    #[test]
+    fn fin_faster_than_rtt_fires_on_a_fin_sooner_than_the_far_end_could_answer() {
+        const FIN: u8 = 0x01;
+        // The server side: the client is 20 ms away (SYN/ACK to the third packet); the server
+        // sends no FIN.
+        let s = capture(&[
+            (false, SYN, 1000, 0, 0, 0),
+            (true, SYN | ACK, 5000, 1001, 0, 100),
+            (false, ACK, 1001, 5001, 0, 20_100),
+            (false, PSH | ACK, 1001, 5001, 5, 20_200),
+        ]);
+        // The client side: a FIN in the server's name `after` µs after the client's data.
+        let c = |after: i64| {
+            capture(&[
+                (false, SYN, 1000, 0, 0, 0),
+                (true, SYN | ACK, 5000, 1001, 0, 20_000),
+                (false, ACK, 1001, 5001, 0, 20_010),
+                (false, PSH | ACK, 1001, 5001, 5, 20_020),
+                (true, FIN | ACK, 5001, 1006, 0, 20_020 + after),
+            ])
+        };
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| {
+            fin_faster_than_rtt(c, s, (None, None), f);
+        };
+        assert_eq!(found(&c(500), &s, &run), [Signal::FinFasterThanRtt]);
+        // The near miss: 15 ms, more than half the round trip (jitter leaves room).
+        assert!(found(&c(15_000), &s, &run).is_empty());
+    }
+
+    #[test]
+    fn tso_oversize_fires_on_a_segment_over_the_mss_and_is_no_middlebox_evidence() {
+        // Both ends announce MSS 1460; the client sends `len` bytes in one segment.
+        let point = |len: usize| {
+            let mut t = TableBuilder::new(None);
+            let steps: [(bool, u8, u32, u32, usize); 4] = [
+                (false, SYN, 1000, 0, 0),
+                (true, SYN | ACK, 5000, 1001, 0),
+                (false, ACK, 1001, 5001, 0),
+                (false, PSH | ACK, 1001, 5001, len),
+            ];
+            for (i, &(back, fl, seq, ack, len)) in steps.iter().enumerate() {
+                let mut p = with_payload(segment(40_000, back, 64, 0, seq, fl), &vec![0; len]);
+                p[42..46].copy_from_slice(&ack.to_be_bytes());
+                if fl & SYN != 0 {
+                    with_mss(&mut p, 1460);
+                }
+                t.add(i as u64 + 1, i as i64 * 1_000_000, 1, &p);
+            }
+            t.finish()
+        };
+        let run = |c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found| offload(c, s, f);
+        let (oversize, within) = (point(2920), point(1460));
+        assert_eq!(found(&oversize, &within, &run), [Signal::TsoOversize]);
+        let mut said = Found::default();
+        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        offload(
+            &oversize.with_packets(0, &mut buf_a),
+            &within.with_packets(0, &mut buf_b),
+            &mut said,
+        );
+        // TTL 64 where it was captured: the capturing host sent it (send offload).
+        let e = &said.evidence[0];
+        assert!(!e.middlebox_evidence);
+        assert!(e.detail.contains("send offload"), "{}", e.detail);
+        assert_eq!(e.frames_a, [4]);
+        assert!(found(&within, &within, &run).is_empty());
     }
 }
