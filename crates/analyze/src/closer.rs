@@ -10,13 +10,13 @@ use std::fmt::Write;
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Offset, isn_seen, ms_text};
-use crate::model::ClosedBy;
+use crate::model::{ClosedBy, Point};
 use crate::path::PathDiff;
-use crate::trace::{Close, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, initial_ttl};
+use crate::trace::{Close, ConnRef, End, Pkt, initial_ttl};
 
 /// A close faster than the far end's round trip (`fin-faster-than-rtt`): its direction, the
 /// close, what it answered, how soon after it, and whether it was seen at the server side.
-pub(crate) type FastClose = (usize, Close, Option<&'static str>, i64, bool);
+pub(crate) type FastClose = (End, Close, Option<&'static str>, i64, bool);
 
 /// What the closer is decided from.
 pub(crate) struct Closing<'a, 'p> {
@@ -47,12 +47,8 @@ impl Closing<'_, '_> {
     }
 
     /// The initial TTL of the end `named`.
-    fn init_of(&self, named: &str) -> Option<u8> {
-        if named == "client" {
-            self.inits[0]
-        } else {
-            self.inits[1]
-        }
+    fn init_of(&self, named: End) -> Option<u8> {
+        self.inits[named]
     }
 }
 
@@ -99,20 +95,22 @@ fn events(k: &Closing<'_, '_>) -> Vec<CloseEvent> {
     let (c, s, shift, diff) = (k.c, k.s, k.shift(), k.diff);
     let [client_init, server_init] = k.inits;
     let injected_at =
-        |side: usize, frame: u64| diff.injected.iter().any(|d| d.0 == side && d.1 == frame);
+        |side: Point, frame: u64| diff.injected.iter().any(|d| d.0 == side && d.1 == frame);
+    let (client, server) = (End::Client, End::Server);
+    let (client_side, server_side) = (Point::ClientSide, Point::ServerSide);
     let mut events: Vec<CloseEvent> = [
-        c.first_close(FROM_CLIENT)
-            .map(|x| CloseEvent::new(x, x.ts, "client", "client", false)),
-        c.first_close(FROM_SERVER).map(|x| {
-            let mb = foreign(server_init, x.ttl) || injected_at(0, x.frame);
-            CloseEvent::new(x, x.ts, "server", "client", mb)
+        c.first_close(client)
+            .map(|x| CloseEvent::new(x, x.ts, client, client_side, false)),
+        c.first_close(server).map(|x| {
+            let mb = foreign(server_init, x.ttl) || injected_at(client_side, x.frame);
+            CloseEvent::new(x, x.ts, server, client_side, mb)
         }),
-        s.first_close(FROM_CLIENT).map(|x| {
-            let mb = foreign(client_init, x.ttl) || injected_at(1, x.frame);
-            CloseEvent::new(x, x.ts + shift, "client", "server", mb)
+        s.first_close(client).map(|x| {
+            let mb = foreign(client_init, x.ttl) || injected_at(server_side, x.frame);
+            CloseEvent::new(x, x.ts + shift, client, server_side, mb)
         }),
-        s.first_close(FROM_SERVER)
-            .map(|x| CloseEvent::new(x, x.ts + shift, "server", "server", false)),
+        s.first_close(server)
+            .map(|x| CloseEvent::new(x, x.ts + shift, server, server_side, false)),
     ]
     .into_iter()
     .flatten()
@@ -121,20 +119,20 @@ fn events(k: &Closing<'_, '_>) -> Vec<CloseEvent> {
     // other capture has a FIN in that direction or shows one passed too (a lost one-byte
     // segment would show the same at one point): timed by the packet that shows it (the
     // latest it can have passed), built by whoever built the sender's packets around it.
-    let lost_at = [c, s].map(|x| [FROM_CLIENT, FROM_SERVER].map(|dir| lost_fin(x, dir)));
-    for (at, other, side) in [(0, s, "client"), (1, c, "server")] {
-        let lost_there = &lost_at[1 - at];
-        for (dir, named) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            if other.sent[dir].first_fin.is_none() && lost_there[dir].is_none() {
+    let lost_at = [c, s].map(|x| End::BOTH.map(|dir| lost_fin(x, dir)));
+    for (side, other) in [(client_side, s), (server_side, c)] {
+        let lost_there = &lost_at[side.other()];
+        for named in End::BOTH {
+            if other.sent[named].first_fin.is_none() && lost_there[named].is_none() {
                 continue;
             }
-            let Some(lost) = lost_at[at][dir] else {
+            let Some(lost) = lost_at[side][named] else {
                 continue;
             };
-            let own_point = named == side;
+            let own_point = side.near() == named;
             let ttl = lost.ttl.unwrap_or(0);
             events.push(CloseEvent {
-                at: lost.ts + if side == "server" { shift } else { 0 },
+                at: lost.ts + if side == server_side { shift } else { 0 },
                 named,
                 side,
                 frame: lost.proof,
@@ -163,15 +161,14 @@ fn relayed<'e>(
         .filter(|e| e.by_middlebox && e.lost.is_none())
         .and_then(|e| {
             // The end's own point is the capture side of its name.
-            let near = e.named;
+            let near = Point::near_to(e.named);
             let own = events
                 .iter()
                 .find(|o| o.lost.is_some() && o.named == e.named && o.side == near)?;
-            let lacking = usize::from(near == "server");
             k.diff
                 .not_captured
                 .iter()
-                .any(|n| n.0 == lacking && n.1 == e.frame && n.2 == (e.named == "client"))
+                .any(|n| n.0 == near && n.1 == e.frame && n.2 == e.named)
                 .then_some(())?;
             events
                 .iter()
@@ -193,7 +190,7 @@ fn proof(
             "no FIN or RST was seen from either end".to_string(),
         ),
         (Some(_), Some((e, own))) => (
-            ClosedBy::end(e.named),
+            ClosedBy::from(e.named),
             format!(
                 "the {} sent the first FIN: the {}-side capture lacks it, but {}; the FIN in the {}'s name at the {} side (frame {}, TTL {}) is the middlebox passing it on",
                 e.named,
@@ -226,7 +223,7 @@ fn proof(
             if let Some((_, close, answered, dt, at_server_side)) = k.fast_close
                 && e.lost.is_none()
                 && close.frame == e.frame
-                && at_server_side == (e.side == "server")
+                && at_server_side == (e.side == Point::ServerSide)
             {
                 let _ = write!(
                     proof,
@@ -239,7 +236,7 @@ fn proof(
             (ClosedBy::Middlebox, proof)
         }
         (Some(e), None) => (
-            ClosedBy::end(e.named),
+            ClosedBy::from(e.named),
             format!(
                 "the {} sent the first {} ({}){}",
                 e.named,
@@ -262,16 +259,14 @@ fn proof(
 /// A RST after the same end's FIN, in the capture near that end: a normal close, said so.
 fn abortive(k: &Closing<'_, '_>, proof: &mut String) {
     let (c, s) = (k.c, k.s);
-    for (x, side, dir, who) in [
-        (c, "client", FROM_CLIENT, "client"),
-        (s, "server", FROM_SERVER, "server"),
-    ] {
+    for (x, side) in [(c, Point::ClientSide), (s, Point::ServerSide)] {
+        let dir = side.near();
         if x.abortive_close() == Some(dir)
             && let (Some(fin), Some(rst)) = (x.sent[dir].first_fin, x.sent[dir].first_rst)
         {
             let _ = write!(
                 *proof,
-                "; the {who} reset the connection after its own FIN (frame {} after frame {} in the {side}-side capture), answering what the other end sent after that FIN: a normal (abortive) close, not a failure",
+                "; the {dir} reset the connection after its own FIN (frame {} after frame {} in the {side}-side capture), answering what the other end sent after that FIN: a normal (abortive) close, not a failure",
                 rst.frame, fin.frame
             );
             break;
@@ -294,7 +289,12 @@ fn lost_before(
         .filter(|o| o.closer() != e.closer())
         .filter_map(|o| {
             let l = o.lost?;
-            let earliest = l.earliest + if o.side == "server" { shift } else { 0 };
+            let earliest = l.earliest
+                + if o.side == Point::ServerSide {
+                    shift
+                } else {
+                    0
+                };
             (earliest < e.at).then_some((earliest, o, l))
         })
         .min_by_key(|(earliest, ..)| *earliest)
@@ -325,27 +325,16 @@ fn unacknowledged_before(
     e: &CloseEvent,
     (proof, caveats): (&mut String, &mut Vec<String>),
 ) -> bool {
-    let ((x, far), dir) = (
-        if e.side == "client" {
-            (k.c, k.s)
-        } else {
-            (k.s, k.c)
-        },
-        if e.named == "client" {
-            FROM_CLIENT
-        } else {
-            FROM_SERVER
-        },
-    );
+    let (x, far) = match e.side {
+        Point::ClientSide => (k.c, k.s),
+        Point::ServerSide => (k.s, k.c),
+    };
+    let dir = e.named;
     let far = (!k.rewritten_stream).then_some(far);
     let Some((n, frame)) = unseen_end(x, far, dir, e.frame) else {
         return false;
     };
-    let other = if dir == FROM_CLIENT {
-        "server"
-    } else {
-        "client"
-    };
+    let other = dir.other();
     let _ = write!(
         *proof,
         "; but before it, frame {frame} there acknowledges {n} sequence number(s) of the {other}'s that the {}-side capture lacks: a FIN in the {other}'s name among them would have come first",
@@ -362,8 +351,9 @@ fn unacknowledged_before(
 struct CloseEvent {
     /// Time on side a's clock.
     at: i64,
-    named: &'static str,
-    side: &'static str,
+    /// The end in whose name it was sent, and the capture point that saw it.
+    named: End,
+    side: Point,
     frame: u64,
     rst: bool,
     ttl: u8,
@@ -374,13 +364,7 @@ struct CloseEvent {
 }
 
 impl CloseEvent {
-    fn new(
-        x: crate::trace::Close,
-        at: i64,
-        named: &'static str,
-        side: &'static str,
-        by_middlebox: bool,
-    ) -> Self {
+    fn new(x: crate::trace::Close, at: i64, named: End, side: Point, by_middlebox: bool) -> Self {
         CloseEvent {
             at,
             named,
@@ -396,11 +380,11 @@ impl CloseEvent {
         if self.rst { "RST" } else { "FIN" }
     }
     /// Who this close makes the closer.
-    fn closer(&self) -> &'static str {
+    fn closer(&self) -> ClosedBy {
         if self.by_middlebox {
-            "middlebox"
+            ClosedBy::Middlebox
         } else {
-            self.named
+            ClosedBy::from(self.named)
         }
     }
     /// The close in words: "client's FIN", "FIN in the server's name that the middlebox built".
@@ -469,7 +453,7 @@ struct LostFin {
 /// [`LostFin`]). Only where every packet of the connection was kept and none of them is a FIN
 /// of that sender; nothing is inferred when data or acknowledgements reach past the FIN's
 /// number (more than one packet was lost, or it was not a FIN).
-fn lost_fin(x: &ConnRef<'_>, dir: usize) -> Option<LostFin> {
+fn lost_fin(x: &ConnRef<'_>, dir: End) -> Option<LostFin> {
     if x.folded > 0 || x.sent[dir].first_fin.is_some() {
         return None;
     }
@@ -523,7 +507,7 @@ fn lost_fin(x: &ConnRef<'_>, dir: usize) -> Option<LostFin> {
 /// How far the packets of `dir` captured in `x` reach into its stream, relative to its ISN
 /// `isn` (the SYN is number 0): its SYN and data, and with `fin` its FIN. (A bare packet's
 /// sequence number is where the stream stands, not a number seen.)
-fn stream_end(x: &ConnRef<'_>, dir: usize, isn: u32, fin: bool) -> u32 {
+fn stream_end(x: &ConnRef<'_>, dir: End, isn: u32, fin: bool) -> u32 {
     let counted = flags::SYN | if fin { flags::FIN } else { 0 };
     x.pkts
         .iter()
@@ -549,10 +533,10 @@ fn end_of(p: &Pkt, isn: u32, counted: u16) -> u32 {
 fn unseen_end(
     x: &ConnRef<'_>,
     far: Option<&ConnRef<'_>>,
-    closer: usize,
+    closer: End,
     by: u64,
 ) -> Option<(u32, u64)> {
-    let other = 1 - closer;
+    let other = closer.other();
     if x.folded > 0 {
         return None;
     }

@@ -8,15 +8,15 @@ use tracekit_wire::tcp::flags;
 
 use crate::closer;
 use crate::model::{
-    Analysis, Clock, Confidence, Connection, Evidence, Hops, Kind, MatchedBy, Middlebox, Row, Rtt,
-    Signal, TraceSummary, Traces, Unmatched,
+    Analysis, Clock, Confidence, Connection, Evidence, Hops, Kind, MatchedBy, Middlebox, Point,
+    Row, Rtt, Signal, TraceSummary, Traces, Unmatched,
 };
 use crate::pairing::{b_is_client_side, pair_connections};
 use crate::path::{PathDiff, compared_path, dropped_text, injected_text, same_packets};
 use crate::sentence::{VerdictInput, verdict_sentence};
 use crate::sides::{mac_string, ms, side_view, tls_view};
 use crate::signals;
-use crate::trace::{Conn, ConnRef, ConnTable, FROM_CLIENT, FROM_SERVER, Pkt};
+use crate::trace::{Conn, ConnRef, ConnTable, End, Pkt};
 use crate::verdict;
 
 /// Connections (in report order) that keep their ladder.
@@ -466,7 +466,7 @@ pub(crate) fn opt_frames(x: Option<u64>) -> Vec<u64> {
 /// does not give both.
 pub(crate) fn isns_in(t: &ConnTable, i: usize, buf: &mut Vec<Pkt>) -> Option<[u32; 2]> {
     let c = &t.conns[i];
-    if let (Some(client), Some(server)) = (c.isn(FROM_CLIENT), c.isn(FROM_SERVER)) {
+    if let (Some(client), Some(server)) = (c.isn(End::Client), c.isn(End::Server)) {
         return Some([client, server]);
     }
     isns(&t.with_packets(i, buf))
@@ -475,7 +475,7 @@ pub(crate) fn isns_in(t: &ConnTable, i: usize, buf: &mut Vec<Pkt>) -> Option<[u3
 /// The initial sequence numbers of the client and the server at one point (see
 /// [`isn_seen`]).
 pub(crate) fn isns(x: &ConnRef<'_>) -> Option<[u32; 2]> {
-    Some([isn_seen(x, FROM_CLIENT)?, isn_seen(x, FROM_SERVER)?])
+    Some([isn_seen(x, End::Client)?, isn_seen(x, End::Server)?])
 }
 
 /// One end's initial sequence number at one point: from the handshake, or where its SYN or
@@ -485,11 +485,11 @@ pub(crate) fn isns(x: &ConnRef<'_>) -> Option<[u32; 2]> {
 /// packet, or the client's first data when that was lost too; not a later ACK of server data
 /// whose packets were lost as well), or, with no packet of the server there after the SYN, when
 /// it is a bare ACK.
-pub(crate) fn isn_seen(x: &ConnRef<'_>, dir: usize) -> Option<u32> {
+pub(crate) fn isn_seen(x: &ConnRef<'_>, dir: End) -> Option<u32> {
     if let Some(isn) = x.isn(dir) {
         return Some(isn);
     }
-    let acknowledging = if dir == FROM_CLIENT {
+    let acknowledging = if dir == End::Client {
         let frame = x.syn_ack?.frame;
         x.pkts.iter().find(|p| p.frame == frame)?
     } else {
@@ -512,11 +512,10 @@ pub(crate) fn isn_seen(x: &ConnRef<'_>, dir: usize) -> Option<u32> {
     Some(acknowledging.ack.wrapping_sub(1))
 }
 
-/// Which point (0 the client side, 1 the server side) took a later packet of the client for
-/// the third packet of the handshake, if they differ: its capture missed the client's ACK (or
+/// Which point took a later packet of the client for the third packet of the handshake, if they differ: its capture missed the client's ACK (or
 /// the ACK never reached it). The packets are compared by how far they reach into the client's
 /// stream and what they acknowledge, relative to each point's ISNs.
-fn late_third_packet(c: &ConnRef<'_>, s: &ConnRef<'_>) -> Option<usize> {
+fn late_third_packet(c: &ConnRef<'_>, s: &ConnRef<'_>) -> Option<Point> {
     let third = |x: &ConnRef<'_>| {
         let (frame, _) = x.ack3?;
         let p = x.pkts.iter().find(|p| p.frame == frame)?;
@@ -527,8 +526,8 @@ fn late_third_packet(c: &ConnRef<'_>, s: &ConnRef<'_>) -> Option<usize> {
         ))
     };
     match third(c)?.cmp(&third(s)?) {
-        std::cmp::Ordering::Less => Some(1),
-        std::cmp::Ordering::Greater => Some(0),
+        std::cmp::Ordering::Less => Some(Point::ServerSide),
+        std::cmp::Ordering::Greater => Some(Point::ClientSide),
         std::cmp::Ordering::Equal => None,
     }
 }
@@ -671,16 +670,12 @@ fn compare(
 /// handshake packet is the same packet at both points (a capture that missed the client's ACK
 /// takes the client's next packet for it, as Wireshark's iRTT does, and its handshake looks
 /// slow).
-fn late_third(c: &ConnRef<'_>, s: &ConnRef<'_>, caveats: &mut Vec<String>) -> Option<usize> {
+fn late_third(c: &ConnRef<'_>, s: &ConnRef<'_>, caveats: &mut Vec<String>) -> Option<Point> {
     let late = late_third_packet(c, s);
     if let Some(side) = late {
-        let (x, name) = if side == 0 {
-            (c, "client")
-        } else {
-            (s, "server")
-        };
+        let x = [c, s][side];
         caveats.push(format!(
-            "the {name}-side capture has no packet like the client's third handshake packet at the other point (its frame {} is a later one): the handshake times there are not compared",
+            "the {side}-side capture has no packet like the client's third handshake packet at the other point (its frame {} is a later one): the handshake times there are not compared",
             x.ack3.map_or(0, |a| a.0)
         ));
     }
@@ -803,8 +798,8 @@ fn connection(
     (connection, only_here)
 }
 
-/// Packets seen at one point only: (side index, frame, `dropped` or `injected`).
-type OnlyHere = Vec<(usize, u64, &'static str)>;
+/// Packets seen at one point only: (the point, frame, `dropped` or `injected`).
+type OnlyHere = Vec<(Point, u64, &'static str)>;
 
 /// A pair's connections (client side, server side) and its packets seen at one point only.
 type View = (usize, usize, OnlyHere);

@@ -8,7 +8,8 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use tracekit_wire::tcp::{flag_names, flags};
 
-use crate::trace::{Conn, ConnRef, FROM_CLIENT, Pkt};
+use crate::model::Point;
+use crate::trace::{Conn, ConnRef, End, Pkt};
 
 /// Ordinary rows (no flag but ACK/PSH, no TLS handshake, nothing odd) drawn per side at the
 /// start of a connection before folding begins.
@@ -16,8 +17,8 @@ const ORDINARY_SHOWN: usize = 8;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LadderRow {
-    /// `a` (the client-side capture) or `b` (the server-side capture).
-    pub side: &'static str,
+    /// The capture point, serialized as `a` (the client side) or `b` (the server side).
+    pub side: Point,
     pub frame: u64,
     /// Milliseconds since the connection's first packet, on side a's clock.
     pub t_ms: f64,
@@ -65,15 +66,15 @@ fn key(p: &Pkt, isn: [Option<u32>; 2]) -> Option<(bool, u16, u64)> {
 }
 
 /// The rows of one connection; `offset` puts side b on side a's clock, `dropped` and
-/// `injected` name (side index, frame) pairs found by the path comparison.
+/// `injected` name (point, frame) pairs found by the path comparison.
 #[must_use]
 pub fn ladder(
     c: &ConnRef<'_>,
     s: &ConnRef<'_>,
     offset: i64,
-    only_here: &[(usize, u64, &'static str)],
+    only_here: &[(Point, u64, &'static str)],
 ) -> Vec<LadderRow> {
-    let isn = |x: &Conn| [x.isn(FROM_CLIENT), x.isn(1)];
+    let isn = |x: &Conn| [x.isn(End::Client), x.isn(End::Server)];
     let t0 = c.first_ts.min(s.first_ts + offset);
     let mut peers: FxHashMap<(bool, u16, u64), Vec<&Pkt>> = FxHashMap::default();
     for p in s.pkts {
@@ -83,11 +84,11 @@ pub fn ladder(
     }
     let mut taken: FxHashMap<u64, u64> = FxHashMap::default();
     let mut rows: Vec<(i64, LadderRow)> = Vec::new();
-    let row = |side: &'static str, p: &Pkt, t: i64, peer: Option<&Pkt>| {
+    let row = |side: Point, p: &Pkt, t: i64, peer: Option<&Pkt>| {
         let frame = p.frame;
         let tag = only_here
             .iter()
-            .find(|(i, f, _)| (*i == 0) == (side == "a") && *f == frame)
+            .find(|(at, f, _)| *at == side && *f == frame)
             .map(|x| x.2);
         (
             t,
@@ -115,12 +116,12 @@ pub fn ladder(
             taken.insert(q.frame, p.frame);
             Some(*q)
         });
-        rows.push(row("a", p, p.ts, peer));
+        rows.push(row(Point::ClientSide, p, p.ts, peer));
     }
     let by_frame: FxHashMap<u64, &Pkt> = c.pkts.iter().map(|p| (p.frame, p)).collect();
     for q in s.pkts {
         let peer = taken.get(&q.frame).and_then(|f| by_frame.get(f).copied());
-        let (t, mut r) = row("b", q, q.ts + offset, peer);
+        let (t, mut r) = row(Point::ServerSide, q, q.ts + offset, peer);
         // Changes are told once, on the server side's row, from the client side's values.
         if let Some(p) = peer {
             r.changed = changes((c, s), p, q);
@@ -202,10 +203,9 @@ fn fold(rows: Vec<LadderRow>) -> Vec<LadderRow> {
     let mut shown = [0usize; 2];
     let mut out: Vec<LadderRow> = Vec::with_capacity(rows.len().min(256));
     for r in rows {
-        let i = usize::from(r.side == "b");
         if ordinary(&r) {
-            shown[i] += 1;
-            if shown[i] > ORDINARY_SHOWN {
+            shown[r.side] += 1;
+            if shown[r.side] > ORDINARY_SHOWN {
                 match out.last_mut() {
                     Some(band) if band.folded > 0 => band.folded += 1,
                     _ => out.push(LadderRow {

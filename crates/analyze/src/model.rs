@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracekit_wire::Endpoint;
 
+use crate::trace::End;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
     pub traces: Traces,
@@ -401,18 +403,89 @@ impl ClosedBy {
             ClosedBy::Server => "server",
         }
     }
+}
+named!(ClosedBy);
 
-    /// The end of that name (`client` or `server`): who sent a close in its name.
-    #[must_use]
-    pub fn end(named: &str) -> ClosedBy {
-        if named == "client" {
-            ClosedBy::Client
-        } else {
-            ClosedBy::Server
+impl From<End> for ClosedBy {
+    /// The end itself closed it.
+    fn from(end: End) -> ClosedBy {
+        match end {
+            End::Client => ClosedBy::Client,
+            End::Server => ClosedBy::Server,
         }
     }
 }
-named!(ClosedBy);
+
+/// A capture point: side a, the one nearer the client (the client side), or side b, nearer
+/// the server (the server side). Serialized as `a` and `b`; indexes what is kept per point
+/// (`[T; 2]`), side a's first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Point {
+    #[serde(rename = "a")]
+    ClientSide,
+    #[serde(rename = "b")]
+    ServerSide,
+}
+
+impl Point {
+    /// Both points, the client side first.
+    pub const BOTH: [Point; 2] = [Point::ClientSide, Point::ServerSide];
+
+    /// The end this point is nearer.
+    #[must_use]
+    pub fn near(self) -> End {
+        match self {
+            Point::ClientSide => End::Client,
+            Point::ServerSide => End::Server,
+        }
+    }
+
+    /// The point nearer `end`.
+    #[must_use]
+    pub fn near_to(end: End) -> Point {
+        match end {
+            End::Client => Point::ClientSide,
+            End::Server => Point::ServerSide,
+        }
+    }
+
+    /// The other point.
+    #[must_use]
+    pub fn other(self) -> Point {
+        Point::near_to(self.near().other())
+    }
+
+    /// `client` or `server`, as in "the client side".
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        self.near().name()
+    }
+
+    /// `a` or `b`, as the JSON names the point.
+    #[must_use]
+    pub fn letter(self) -> &'static str {
+        match self {
+            Point::ClientSide => "a",
+            Point::ServerSide => "b",
+        }
+    }
+}
+named!(Point);
+
+impl<T> std::ops::Index<Point> for [T; 2] {
+    type Output = T;
+    #[inline]
+    fn index(&self, point: Point) -> &T {
+        &self[point as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Point> for [T; 2] {
+    #[inline]
+    fn index_mut(&mut self, point: Point) -> &mut T {
+        &mut self[point as usize]
+    }
+}
 
 /// How sure a connection's verdict is (`confidence` in docs/analyze-json.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -6,7 +6,8 @@ use rustc_hash::FxHashMap;
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Offset, isns};
-use crate::trace::{ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, initial_ttl};
+use crate::model::Point;
+use crate::trace::{ConnRef, End, Pkt, initial_ttl};
 
 /// One point's kept packets of a connection by sequence number relative to each sender's
 /// ISN, for finding the other point's packet that carries the same bytes (or the same control
@@ -49,7 +50,7 @@ impl<'a> SeqSpace<'a> {
             raise(&mut s.until[d], end);
             raise(&mut s.furthest_start[d], r);
             if p.flags & flags::ACK != 0 {
-                raise(&mut s.acked[d], p.ack.wrapping_sub(isn[1 - d]));
+                raise(&mut s.acked[d], p.ack.wrapping_sub(isn[d.other()]));
             }
             if p.len > 0 {
                 s.data[d].push(r, end);
@@ -67,14 +68,14 @@ impl<'a> SeqSpace<'a> {
         p.seq.wrapping_sub(self.isn[p.dir()])
     }
     /// Whether any kept packet of `dir` carries a byte of [start, end).
-    fn covers(&self, dir: usize, start: u32, end: u32) -> bool {
+    fn covers(&self, dir: End, start: u32, end: u32) -> bool {
         self.data[dir].covers(start, end)
     }
     /// Whether this point's own packets show that the sender of `dir` sent `p` (numbered `r`
     /// here) although it is not among them: a later packet of the sender starts past its data,
     /// or, for a FIN, right after it with no data of the sender's at its number. (A RST takes
     /// no sequence number: nothing shows it was sent.)
-    fn sent_past(&self, dir: usize, p: &Pkt, r: u32) -> bool {
+    fn sent_past(&self, dir: End, p: &Pkt, r: u32) -> bool {
         let furthest = self.furthest_start[dir];
         if p.len > 0 {
             furthest.is_some_and(|f| f >= r.wrapping_add(p.len))
@@ -86,7 +87,7 @@ impl<'a> SeqSpace<'a> {
     }
     /// Whether this point's packets show that the receiver of `dir` acknowledged `p`
     /// (numbered `r` here): its data, or for a FIN its sequence number.
-    fn acknowledged(&self, dir: usize, p: &Pkt, r: u32) -> bool {
+    fn acknowledged(&self, dir: End, p: &Pkt, r: u32) -> bool {
         let taken = if p.len > 0 {
             p.len
         } else if p.flags & (flags::FIN | flags::RST) == flags::FIN {
@@ -94,11 +95,11 @@ impl<'a> SeqSpace<'a> {
         } else {
             return false;
         };
-        self.acked[1 - dir].is_some_and(|a| a >= r.wrapping_add(taken))
+        self.acked[dir.other()].is_some_and(|a| a >= r.wrapping_add(taken))
     }
     /// Whether a FIN/RST of `dir` (one of the flags in `flag`) was kept with this relative
     /// sequence number.
-    fn has_control(&self, dir: usize, flag: u16, rel: u32) -> bool {
+    fn has_control(&self, dir: End, flag: u16, rel: u32) -> bool {
         self.controls[dir]
             .iter()
             .any(|&(f, r)| f & flag != 0 && r == rel)
@@ -136,18 +137,18 @@ impl Ranges {
 
 #[derive(Default)]
 pub(crate) struct PathDiff {
-    /// (frame at the sending side, description)
-    pub(crate) dropped: Vec<(usize, u64, String)>,
-    /// (side index 0 = a / 1 = b, frame, description)
-    pub(crate) injected: Vec<(usize, u64, String, u16, u8)>,
+    /// Packets sent and never received: (the sender's point, frame there, description).
+    pub(crate) dropped: Vec<(Point, u64, String)>,
+    /// Packets received in an end's name that it never sent: (the receiver's point, frame
+    /// there, description, TCP flags, TTL).
+    pub(crate) injected: Vec<(Point, u64, String, u16, u8)>,
     /// Packets one capture lacks though the ends' own packets there show they passed its
-    /// point (capture loss): (side index of the capture that lacks it, frame at the other
-    /// side, sent by the client).
-    pub(crate) not_captured: Vec<(usize, u64, bool)>,
+    /// point (capture loss): (the point that lacks it, frame at the other point, sender).
+    pub(crate) not_captured: Vec<(Point, u64, End)>,
 }
 
 pub(crate) fn describe_pkt(p: &Pkt) -> String {
-    let who = if p.from_client { "client" } else { "server" };
+    let who = p.dir();
     if let Some(t) = p.tls {
         format!("the {who}'s {} ({} bytes)", t.describe(), p.len)
     } else if p.flags & flags::RST != 0 {
@@ -160,24 +161,22 @@ pub(crate) fn describe_pkt(p: &Pkt) -> String {
 }
 
 /// A packet the path comparison found at its sender's point only, in words.
-pub(crate) fn dropped_text(d: &(usize, u64, String)) -> String {
+pub(crate) fn dropped_text(d: &(Point, u64, String)) -> String {
     format!(
         "{} (frame {} at the {} side) never reached the other point",
-        d.2,
-        d.1,
-        if d.0 == 0 { "client" } else { "server" }
+        d.2, d.1, d.0
     )
 }
 
 /// A packet the path comparison found at its receiver's point only, in words.
-pub(crate) fn injected_text(d: &(usize, u64, String, u16, u8)) -> String {
+pub(crate) fn injected_text(d: &(Point, u64, String, u16, u8)) -> String {
     format!(
         "{} reached the {} side (frame {}, TTL {}) but the {} never sent it",
         d.2,
-        if d.0 == 0 { "client" } else { "server" },
+        d.0,
         d.1,
         d.4,
-        if d.0 == 0 { "server" } else { "client" }
+        d.0.near().other()
     )
 }
 
@@ -202,10 +201,14 @@ pub(crate) fn path_diff(
     };
     let views = [SeqSpace::new(*c, ic), SeqSpace::new(*s, is)];
     // Times on a's clock; each side's window of observation.
-    let on_a = |side: usize, ts: i64| if side == 0 { ts } else { ts + off.mid };
+    let on_a = |side: Point, ts: i64| match side {
+        Point::ClientSide => ts,
+        Point::ServerSide => ts + off.mid,
+    };
     let window = [windows[0], (windows[1].0 + off.mid, windows[1].1 + off.mid)];
-    for (sender_side, dir) in [(0usize, FROM_CLIENT), (1usize, FROM_SERVER)] {
-        let receiver_side = 1 - sender_side;
+    for dir in End::BOTH {
+        let sender_side = Point::near_to(dir);
+        let receiver_side = sender_side.other();
         let (snd, rcv) = (&views[sender_side], &views[receiver_side]);
         let limit = [snd.until[dir], rcv.until[dir]];
         let folded = snd.conn.folded > 0 || rcv.conn.folded > 0;
@@ -232,8 +235,7 @@ pub(crate) fn path_diff(
                 false
             };
             if missing && rcv.acknowledged(dir, p, r) {
-                out.not_captured
-                    .push((receiver_side, p.frame, p.from_client));
+                out.not_captured.push((receiver_side, p.frame, dir));
             } else if missing {
                 out.dropped.push((sender_side, p.frame, describe_pkt(p)));
             }
@@ -265,7 +267,7 @@ pub(crate) fn path_diff(
                 && inits[dir].is_some_and(|i| initial_ttl(p.ttl) == i)
                 && rcv.sent_past(dir, p, r);
             if foreign && (snd.sent_past(dir, p, r) || fin_stepped_past) {
-                out.not_captured.push((sender_side, p.frame, p.from_client));
+                out.not_captured.push((sender_side, p.frame, dir));
             } else if foreign {
                 out.injected
                     .push((receiver_side, p.frame, describe_pkt(p), p.flags, p.ttl));
@@ -321,23 +323,20 @@ pub(crate) fn compared_path(
     } else {
         path_diff(c, s, off, windows, inits)
     };
-    for (lacking, from_client) in [(0, true), (0, false), (1, true), (1, false)] {
-        let mut lost = diff
-            .not_captured
-            .iter()
-            .filter(|x| x.0 == lacking && x.2 == from_client);
-        if let Some(first) = lost.next() {
-            let (side, other) = if lacking == 0 {
-                ("client", "server")
-            } else {
-                ("server", "client")
-            };
-            caveats.push(format!(
-                "{} packet(s) of the {} are missing from the {side}-side capture, though the packets captured there show they passed that point (later packets of their sender, or acknowledgements of them): capture loss, not counted as dropped or injected (first: frame {} at the {other} side)",
-                1 + lost.count(),
-                if from_client { "client" } else { "server" },
-                first.1
-            ));
+    for side in Point::BOTH {
+        for sender in End::BOTH {
+            let mut lost = diff
+                .not_captured
+                .iter()
+                .filter(|x| x.0 == side && x.2 == sender);
+            if let Some(first) = lost.next() {
+                caveats.push(format!(
+                    "{} packet(s) of the {sender} are missing from the {side}-side capture, though the packets captured there show they passed that point (later packets of their sender, or acknowledgements of them): capture loss, not counted as dropped or injected (first: frame {} at the {} side)",
+                    1 + lost.count(),
+                    first.1,
+                    side.other()
+                ));
+            }
         }
     }
     (diff, rewritten_stream)

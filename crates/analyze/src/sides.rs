@@ -2,7 +2,7 @@
 //! behaviour, close, TLS progress, offload, MAC addresses and their vendors.
 
 use crate::model::{CloseView, FrameCount, HandshakeView, MacView, Side, SideFrames, Tls, TlsStep};
-use crate::trace::{Close, Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Handshake, hops, initial_ttl};
+use crate::trace::{Close, Conn, ConnRef, End, Handshake, hops, initial_ttl};
 use tracekit_wire::Endpoint;
 
 /// `00:1c:7f:3a:00:02` (by hand: it is written for every side of every connection).
@@ -141,13 +141,13 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
             }
             Some(TlsStep {
                 frame: p.frame,
-                from: if p.from_client { "client" } else { "server" },
+                from: p.dir().name(),
                 message: t.describe(),
             })
         })
         .take(32)
         .collect();
-    let mac = |dir: usize| {
+    let mac = |dir: End| {
         c.sent[dir].src_mac.map(|m| {
             let mac = mac_string(&m);
             MacView {
@@ -169,17 +169,17 @@ pub fn side_view(c: &ConnRef<'_>, trace: &str) -> Side {
         rtt_ms: c.rtt().map(ms),
         towards_server_ms: c.towards_server().map(ms),
         towards_client_ms: c.towards_client().map(ms),
-        isn_client: c.isn(FROM_CLIENT),
-        isn_server: c.isn(FROM_SERVER),
-        ip_id_client: ip_id_behaviour(&c.ip_ids(FROM_CLIENT), ipv6),
-        ip_id_server: ip_id_behaviour(&c.ip_ids(FROM_SERVER), ipv6),
-        client_close: close_view(c, c.first_close(FROM_CLIENT)),
-        server_close: close_view(c, c.first_close(FROM_SERVER)),
+        isn_client: c.isn(End::Client),
+        isn_server: c.isn(End::Server),
+        ip_id_client: ip_id_behaviour(&c.ip_ids(End::Client), ipv6),
+        ip_id_server: ip_id_behaviour(&c.ip_ids(End::Server), ipv6),
+        client_close: close_view(c, c.first_close(End::Client)),
+        server_close: close_view(c, c.first_close(End::Server)),
         tls_progress,
-        over_mss_sent_by_client: frames(c.over_mss(FROM_CLIENT)),
-        over_mss_sent_by_server: frames(c.over_mss(FROM_SERVER)),
-        client_mac: mac(FROM_CLIENT),
-        server_mac: mac(FROM_SERVER),
+        over_mss_sent_by_client: frames(c.over_mss(End::Client)),
+        over_mss_sent_by_server: frames(c.over_mss(End::Server)),
+        client_mac: mac(End::Client),
+        server_mac: mac(End::Server),
         folded_packets: c.folded,
     }
 }

@@ -9,10 +9,10 @@ use tracekit_wire::tcp::flags;
 
 use crate::closer::FastClose;
 use crate::compare::{Found, Offset, evidence, isn_seen, isns, ms_text, opt_frames};
-use crate::model::Signal;
+use crate::model::{Point, Signal};
 use crate::path::{PathDiff, describe_pkt, dropped_text, injected_text};
 use crate::sentence::option_change;
-use crate::trace::{Close, Conn, ConnRef, FROM_CLIENT, FROM_SERVER, Pkt, hops, initial_ttl};
+use crate::trace::{Close, Conn, ConnRef, End, Pkt, hops, initial_ttl};
 
 /// The frame of the connection's SYN, if any.
 fn syn_frames(x: &Conn) -> Vec<u64> {
@@ -73,8 +73,8 @@ pub(crate) fn isn_rewritten(
     f: &mut Found,
 ) -> bool {
     let mut isn_parts = Vec::new();
-    for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-        if let (Some(x), Some(y)) = (isn_seen(c, dir), isn_seen(s, dir))
+    for who in End::BOTH {
+        if let (Some(x), Some(y)) = (isn_seen(c, who), isn_seen(s, who))
             && x != y
         {
             isn_parts.push(format!(
@@ -153,7 +153,8 @@ pub(crate) fn ecn_stripped(c: &ConnRef<'_>, s: &ConnRef<'_>, same: &[(&Pkt, &Pkt
         ecn_b.push(y.frame);
     }
     // ECT codepoints on packets seen at both points (a dropped packet says nothing of ECN).
-    for (from_client, who) in [(true, "client"), (false, "server")] {
+    for who in End::BOTH {
+        let from_client = who == End::Client;
         let bleached: Vec<&(&Pkt, &Pkt)> = same
             .iter()
             .filter(|(p, q)| {
@@ -277,7 +278,7 @@ fn forwarded_bare(
             p.flags,
             p.window,
             p.seq.wrapping_sub(isn[d]),
-            p.ack.wrapping_sub(isn[1 - d]),
+            p.ack.wrapping_sub(isn[d.other()]),
         )
     };
     let mut at_server: FxHashMap<(bool, u16, u16, u32, u32), &Pkt> = FxHashMap::default();
@@ -355,11 +356,11 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     let client_init = c
         .syn
         .map(|h| initial_ttl(h.ttl))
-        .or_else(|| c.sent[FROM_CLIENT].ttls.first().map(|t| initial_ttl(t.ttl)));
+        .or_else(|| c.sent[End::Client].ttls.first().map(|t| initial_ttl(t.ttl)));
     let server_own = s
         .syn_ack
         .map(|h| initial_ttl(h.ttl))
-        .or_else(|| s.sent[FROM_SERVER].ttls.first().map(|t| initial_ttl(t.ttl)));
+        .or_else(|| s.sent[End::Server].ttls.first().map(|t| initial_ttl(t.ttl)));
     // With no packet of the server at its own point, its SYN/ACK at the client side stands
     // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
     let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
@@ -367,7 +368,7 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
     let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     if let Some(init) = client_init {
-        for t in s.sent[FROM_CLIENT]
+        for t in s.sent[End::Client]
             .ttls
             .iter()
             .filter(|t| initial_ttl(t.ttl) != init)
@@ -377,11 +378,11 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
                 t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
             ));
             ttl_b.push(t.first_frame);
-            foreign_ttl[FROM_CLIENT].push(t.ttl);
+            foreign_ttl[End::Client].push(t.ttl);
         }
     }
     if let Some(init) = server_init {
-        for t in c.sent[FROM_SERVER]
+        for t in c.sent[End::Server]
             .ttls
             .iter()
             .filter(|t| initial_ttl(t.ttl) != init)
@@ -396,7 +397,7 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
                 }
             ));
             ttl_a.push(t.first_frame);
-            foreign_ttl[FROM_SERVER].push(t.ttl);
+            foreign_ttl[End::Server].push(t.ttl);
         }
     }
     if !ttl_parts.is_empty() {
@@ -421,12 +422,12 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
 pub(crate) fn split_handshake(
     c: &ConnRef<'_>,
     s: &ConnRef<'_>,
-    (off, late): (Option<Offset>, Option<usize>),
+    (off, late): (Option<Offset>, Option<Point>),
     f: &mut Found,
 ) {
-    let rtt = |x: &Conn, side: usize| x.rtt().filter(|_| late != Some(side));
+    let rtt = |x: &Conn, side: Point| x.rtt().filter(|_| late != Some(side));
     let mut split_parts = Vec::new();
-    if let (Some(rc), Some(rs)) = (rtt(c, 0), rtt(s, 1)) {
+    if let (Some(rc), Some(rs)) = (rtt(c, Point::ClientSide), rtt(s, Point::ServerSide)) {
         let (lo, hi) = (rc.min(rs), rc.max(rs));
         if hi > 3 * lo.max(1) && hi - lo > 200_000 {
             split_parts.push(format!(
@@ -436,7 +437,9 @@ pub(crate) fn split_handshake(
             ));
         }
     }
-    if let (Some(o), Some(ack), Some(ssyn), true) = (off, c.ack3, s.syn, late != Some(0)) {
+    if let (Some(o), Some(ack), Some(ssyn), true) =
+        (off, c.ack3, s.syn, late != Some(Point::ClientSide))
+    {
         // The SYN reached the server side after the client's handshake was complete: over the
         // whole feasible interval when known, else at the estimate.
         let lo = o.lo.unwrap_or(o.mid);
@@ -470,29 +473,29 @@ pub(crate) fn split_handshake(
 pub(crate) fn fin_faster_than_rtt(
     c: &ConnRef<'_>,
     s: &ConnRef<'_>,
-    (off, late): (Option<Offset>, Option<usize>),
+    (off, late): (Option<Offset>, Option<Point>),
     f: &mut Found,
 ) -> Option<FastClose> {
     let mut fast_close = None;
-    for (here, there, dir, near_rtt, who, far) in [
-        (s, c, FROM_CLIENT, c.towards_server(), "client", "server"),
+    for (here, there, who, near_rtt) in [
+        (s, c, End::Client, c.towards_server()),
         (
             c,
             s,
-            FROM_SERVER,
-            s.towards_client().filter(|_| late != Some(1)),
-            "server",
-            "client",
+            End::Server,
+            s.towards_client()
+                .filter(|_| late != Some(Point::ServerSide)),
         ),
     ] {
-        let (Some(close), Some(rtt)) = (here.first_close(dir), near_rtt) else {
+        let far = who.other();
+        let (Some(close), Some(rtt)) = (here.first_close(who), near_rtt) else {
             continue;
         };
         let Some(prev) = here
             .pkts
             .iter()
             .rev()
-            .find(|p| p.dir() != dir && p.frame < close.frame)
+            .find(|p| p.dir() != who && p.frame < close.frame)
         else {
             continue;
         };
@@ -502,7 +505,7 @@ pub(crate) fn fin_faster_than_rtt(
         if dt >= rtt / 2 || rtt < 500_000 {
             continue;
         }
-        if left_before_it_could_answer(here, there, dir, prev, std::ptr::eq(here, c), off) {
+        if left_before_it_could_answer(here, there, who, prev, std::ptr::eq(here, c), off) {
             continue;
         }
         let mut detail = format!(
@@ -512,7 +515,7 @@ pub(crate) fn fin_faster_than_rtt(
             describe_pkt(prev),
             ms_text(rtt)
         );
-        let own = there.first_close(dir);
+        let own = there.first_close(who);
         if let Some(o) = off {
             own_close_later(&mut detail, (here, s), (close, own), o, who);
         }
@@ -529,7 +532,7 @@ pub(crate) fn fin_faster_than_rtt(
         };
         f.push(evidence(Signal::FinFasterThanRtt, detail, fa, fb));
         fast_close = Some((
-            dir,
+            who,
             close,
             prev.tls.map(|t| t.describe()),
             dt,
@@ -548,7 +551,7 @@ fn own_close_later(
     (here, s): (&ConnRef<'_>, &ConnRef<'_>),
     (close, own): (Close, Option<Close>),
     o: Offset,
-    who: &str,
+    who: End,
 ) {
     let to_a = |ts: i64| {
         if std::ptr::eq(here, s) {
@@ -591,7 +594,8 @@ fn own_close_later(
 /// `dropped-in-path`, `injected-in-path`: packets seen at one point only (the path comparison).
 pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
     if !diff.dropped.is_empty() {
-        let (fa, fb): (Vec<_>, Vec<_>) = diff.dropped.iter().partition(|d| d.0 == 0);
+        let (fa, fb): (Vec<_>, Vec<_>) =
+            diff.dropped.iter().partition(|d| d.0 == Point::ClientSide);
         let text: Vec<String> = diff.dropped.iter().take(4).map(dropped_text).collect();
         f.push(evidence(
             Signal::DroppedInPath,
@@ -601,7 +605,8 @@ pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
         ));
     }
     if !diff.injected.is_empty() {
-        let (fa, fb): (Vec<_>, Vec<_>) = diff.injected.iter().partition(|d| d.0 == 0);
+        let (fa, fb): (Vec<_>, Vec<_>) =
+            diff.injected.iter().partition(|d| d.0 == Point::ClientSide);
         let text: Vec<String> = diff.injected.iter().take(4).map(injected_text).collect();
         f.push(evidence(
             Signal::InjectedInPath,
@@ -615,24 +620,25 @@ pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
 /// `tso-oversize`: segments larger than the MSS, from offload on the capturing host (said, but
 /// not middlebox evidence).
 pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
-    for (x, side, is_a) in [(c, "client", true), (s, "server", false)] {
-        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            let over = x.over_mss(dir);
+    for (x, side) in [(c, Point::ClientSide), (s, Point::ServerSide)] {
+        let is_a = side == Point::ClientSide;
+        for who in End::BOTH {
+            let over = x.over_mss(who);
             if over.count == 0 {
                 continue;
             }
-            let own_host = x.sent[dir].ttls.first().is_some_and(|t| hops(t.ttl) == 0);
+            let own_host = x.sent[who].ttls.first().is_some_and(|t| hops(t.ttl) == 0);
             let what = if own_host {
                 "send offload (TSO/GSO) on the capturing host: the NIC cuts them after the capture point"
             } else {
                 "receive offload (GRO/LRO) on the capturing host: segments were merged before the capture point"
             };
-            let mss = x.mss_for(dir).unwrap_or(0);
+            let mss = x.mss_for(who).unwrap_or(0);
             let mut e = evidence(
                 Signal::TsoOversize,
                 format!(
                     "{} segment(s) from the {who} at the {side} side are larger than the MSS of {mss} (largest {} bytes): {what}",
-                    over.count, x.sent[dir].largest_segment
+                    over.count, x.sent[who].largest_segment
                 ),
                 if is_a { over.first.clone() } else { Vec::new() },
                 if is_a { Vec::new() } else { over.first.clone() },
@@ -654,7 +660,7 @@ pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
 fn left_before_it_could_answer(
     here: &ConnRef<'_>,
     there: &ConnRef<'_>,
-    dir: usize,
+    dir: End,
     prev: &Pkt,
     here_is_client_side: bool,
     off: Option<Offset>,
@@ -872,8 +878,14 @@ mod tests {
     #[test]
     fn dropped_and_injected_fire_on_packets_seen_at_one_point_only() {
         let diff = PathDiff {
-            dropped: vec![(0, 7, "the client's FIN".to_string())],
-            injected: vec![(1, 9, "a RST in the server's name".to_string(), 0x04, 250)],
+            dropped: vec![(Point::ClientSide, 7, "the client's FIN".to_string())],
+            injected: vec![(
+                Point::ServerSide,
+                9,
+                "a RST in the server's name".to_string(),
+                0x04,
+                250,
+            )],
             not_captured: Vec::new(),
         };
         let mut f = Found::default();

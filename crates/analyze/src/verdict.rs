@@ -5,14 +5,14 @@
 use tracekit_wire::tcp::flags;
 
 use crate::compare::{Found, Offset, isns};
-use crate::model::{Confidence, Kind, Signal};
+use crate::model::{Confidence, Kind, Point, Signal};
 use crate::path::PathDiff;
 use crate::sides::vendor;
-use crate::trace::{ConnRef, FROM_CLIENT, FROM_SERVER, hops, initial_ttl};
+use crate::trace::{ConnRef, End, hops, initial_ttl};
 
 /// A packet seen at one point only that the path comparison found injected: (side index,
 /// frame, description, TCP flags, TTL).
-pub(crate) type Injected = (usize, u64, String, u16, u8);
+pub(crate) type Injected = (Point, u64, String, u16, u8);
 
 /// The kinds of middlebox the signals make (`none` alone when none).
 pub(crate) struct Made<'d> {
@@ -33,7 +33,7 @@ pub(crate) fn kinds<'d>(
     (f, forwarded): (&Found, bool),
     diff: &'d PathDiff,
 ) -> Made<'d> {
-    let injected_close: Vec<&(usize, u64, String, u16, u8)> = diff
+    let injected_close: Vec<&Injected> = diff
         .injected
         .iter()
         .filter(|d| d.3 & (flags::FIN | flags::RST) != 0)
@@ -140,13 +140,16 @@ pub(crate) fn place(
         (
             c.syn_ack
                 .map(|h| hops(h.ttl))
-                .or_else(|| foreign_ttl[FROM_SERVER].first().map(|&t| hops(t))),
+                .or_else(|| foreign_ttl[End::Server].first().map(|&t| hops(t))),
             s.syn
                 .map(|h| hops(h.ttl))
-                .or_else(|| foreign_ttl[FROM_CLIENT].first().map(|&t| hops(t))),
+                .or_else(|| foreign_ttl[End::Client].first().map(|&t| hops(t))),
         )
     } else if kinds.contains(&Kind::RstInjector) {
-        let near = injected_close.iter().find(|d| d.0 == 0).map(|d| hops(d.4));
+        let near = injected_close
+            .iter()
+            .find(|d| d.0 == Point::ClientSide)
+            .map(|d| hops(d.4));
         (near, near.zip(path).map(|(n, p)| p.saturating_sub(n + 1)))
     } else {
         (None, None)
@@ -157,13 +160,13 @@ pub(crate) fn place(
         (None, None)
     } else if server_side == Some(0) {
         (
-            s.sent[FROM_CLIENT].src_mac,
-            s.sent[FROM_CLIENT].src_mac.and_then(|m| vendor(&m)),
+            s.sent[End::Client].src_mac,
+            s.sent[End::Client].src_mac.and_then(|m| vendor(&m)),
         )
     } else if client_side == Some(0) {
         (
-            c.sent[FROM_SERVER].src_mac,
-            c.sent[FROM_SERVER].src_mac.and_then(|m| vendor(&m)),
+            c.sent[End::Server].src_mac,
+            c.sent[End::Server].src_mac.and_then(|m| vendor(&m)),
         )
     } else {
         (None, None)
@@ -215,7 +218,7 @@ pub(crate) fn caveats(
     } else if off.is_some_and(|o| o.lo.is_none()) {
         caveats.push("the clock offset rests on packets matched in one direction only; time-based statements use the estimate, not a proven interval".to_string());
     }
-    for (x, side) in [(c, "client"), (s, "server")] {
+    for (x, side) in [(c, Point::ClientSide), (s, Point::ServerSide)] {
         if x.syn.is_none() || x.syn_ack.is_none() {
             caveats.push(format!("the handshake is not complete in the {side}-side capture; facts drawn from it are missing"));
         }
@@ -226,9 +229,9 @@ pub(crate) fn caveats(
             ));
         }
     }
-    for (x, side) in [(c, "client"), (s, "server")] {
-        for (dir, who) in [(FROM_CLIENT, "client"), (FROM_SERVER, "server")] {
-            let ids = x.ip_ids(dir);
+    for (x, side) in [(c, Point::ClientSide), (s, Point::ServerSide)] {
+        for who in End::BOTH {
+            let ids = x.ip_ids(who);
             if ids.len() > 2 && ids.iter().skip(1).all(|&i| i == ids[1]) {
                 caveats.push(format!("the {who}'s IP IDs are constant at the {side} side: IP ID comparisons there say little"));
             }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tracekit_analyze::Analysis;
-use tracekit_analyze::model::{ClosedBy, Connection, Kind, kinds_text};
+use tracekit_analyze::model::{ClosedBy, Connection, Kind, Point, kinds_text};
 
 const CSS: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d1d1f;background:#fff}
@@ -336,7 +336,7 @@ fn ladder_svg(a: &Analysis, c: &Connection) -> String {
             esc(&sub)
         );
     }
-    let index: std::collections::HashMap<(&str, u64), usize> = rows
+    let index: std::collections::HashMap<(Point, u64), usize> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| ((r.side, r.frame), i))
@@ -349,7 +349,7 @@ fn ladder_svg(a: &Analysis, c: &Connection) -> String {
             yy + 4.0,
             r.t_ms
         );
-        let (left, right) = if r.side == "a" {
+        let (left, right) = if r.side == Point::ClientSide {
             (CLIENT, LANE_L)
         } else {
             (LANE_R, SERVER)
@@ -384,11 +384,12 @@ fn ladder_svg(a: &Analysis, c: &Connection) -> String {
         let _ = write!(
             s,
             r#"<line class="{class}" data-side="{}" data-frame="{}" x1="{x1}" y1="{yy}" x2="{x2}" y2="{yy}" stroke="{stroke}" stroke-width="{width}" marker-end="url(#{marker})"/>"#,
-            r.side, r.frame
+            r.side.letter(),
+            r.frame
         );
         // A side read as a set: the file and the frame within it.
         let located = a.sets.as_ref().and_then(|sets| {
-            let side = if r.side == "a" { &sets.a } else { &sets.b };
+            let side = [&sets.a, &sets.b][r.side];
             side.as_ref()?.locate(r.frame)
         });
         let mut label = match located {
@@ -418,8 +419,10 @@ fn ladder_svg(a: &Analysis, c: &Connection) -> String {
                 esc(&r.changed.join(", "))
             );
         }
-        if r.side == "b"
-            && let Some(j) = r.peer_frame.and_then(|f| index.get(&("a", f)))
+        if r.side == Point::ServerSide
+            && let Some(j) = r
+                .peer_frame
+                .and_then(|f| index.get(&(Point::ClientSide, f)))
         {
             let _ = write!(
                 s,

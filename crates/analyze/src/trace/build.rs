@@ -13,9 +13,8 @@ use tracekit_wire::{Endpoint, IpLayer, Layers, TransportKind, dissect};
 
 use super::log::{LOG_CHUNK, LogChunk, log_push, regrow};
 use super::{
-    Close, Conn, ConnTable, FROM_CLIENT, FROM_SERVER, Handshake, KEPT_FRAMES, KEPT_IP_IDS,
-    KEPT_ORDINARY, KEPT_ORDINARY_TOTAL, KEPT_PACKETS, KEPT_TTLS, Kept, PAYLOAD_PREFIX, Pkt,
-    TlsMark, TtlSeen, dir_of,
+    Close, Conn, ConnTable, End, Handshake, KEPT_FRAMES, KEPT_IP_IDS, KEPT_ORDINARY,
+    KEPT_ORDINARY_TOTAL, KEPT_PACKETS, KEPT_TTLS, Kept, PAYLOAD_PREFIX, Pkt, TlsMark, TtlSeen,
 };
 
 /// Keep only connections with this port on either side.
@@ -561,7 +560,7 @@ impl TableBuilder {
             data,
         } = *staged.p;
         let (ip, tcp) = (staged.ip, &staged.tcp);
-        let dir = dir_of(from_client);
+        let dir = End::of(from_client);
         let t = ip.transport.expect("a TCP layer");
         let (ip_id, ecn, df) = (ip.ident(data), ip.ecn(data), ip.dont_fragment(data));
         let len = ip.announced_payload(data).saturating_sub(t.header.len()) as u32;
@@ -671,11 +670,11 @@ impl TableBuilder {
         let mut wrong_roles = Vec::new();
         for (i, (c, h)) in conns.iter_mut().zip(&hot).enumerate() {
             if !c.roles_known && c.syn.is_none() && c.syn_ack.is_none() {
-                let sent = |dir: usize, hello: u8| h.dirs[dir].bits & hello != 0;
+                let sent = |dir: End, hello: u8| h.dirs[dir].bits & hello != 0;
                 let reversed =
-                    sent(FROM_SERVER, SENT_CLIENT_HELLO) || sent(FROM_CLIENT, SENT_SERVER_HELLO);
+                    sent(End::Server, SENT_CLIENT_HELLO) || sent(End::Client, SENT_SERVER_HELLO);
                 let straight =
-                    sent(FROM_CLIENT, SENT_CLIENT_HELLO) || sent(FROM_SERVER, SENT_SERVER_HELLO);
+                    sent(End::Client, SENT_CLIENT_HELLO) || sent(End::Server, SENT_SERVER_HELLO);
                 if reversed != straight {
                     c.roles_known = true;
                     if reversed {
@@ -762,7 +761,7 @@ fn control(
     } = *staged.p;
     let tcp = &staged.tcp;
     let f = tcp.flags();
-    let dir = dir_of(from_client);
+    let dir = End::of(from_client);
     let handshake = || Handshake {
         frame,
         ts,
@@ -781,12 +780,12 @@ fn control(
             if from_client && conn.syn.is_none() {
                 let hs = handshake();
                 conn.syn = Some(hs);
-                hot.dirs[FROM_SERVER].set_mss(hs.options.mss);
+                hot.dirs[End::Server].set_mss(hs.options.mss);
             }
         } else if !from_client && conn.syn_ack.is_none() {
             let hs = handshake();
             conn.syn_ack = Some(hs);
-            let c = &mut hot.dirs[FROM_CLIENT];
+            let c = &mut hot.dirs[End::Client];
             c.set_mss(hs.options.mss);
             if conn.ack3.is_none() {
                 c.ack3 = hs.isn.wrapping_add(1);
@@ -795,11 +794,11 @@ fn control(
         }
     } else if from_client
         && f & flags::ACK != 0
-        && hot.dirs[FROM_CLIENT].bits & WANT_ACK3 != 0
-        && hot.dirs[FROM_CLIENT].ack3 == tcp.ack()
+        && hot.dirs[End::Client].bits & WANT_ACK3 != 0
+        && hot.dirs[End::Client].ack3 == tcp.ack()
     {
         conn.ack3 = Some((frame, ts));
-        hot.dirs[FROM_CLIENT].bits &= !WANT_ACK3;
+        hot.dirs[End::Client].bits &= !WANT_ACK3;
     }
     if f & (flags::FIN | flags::RST) != 0 {
         let close = Close {
@@ -844,7 +843,7 @@ fn tls_records(
     payload: &[u8],
     (frame, from_client): (u64, bool),
 ) -> Option<TlsMark> {
-    let dir = dir_of(from_client);
+    let dir = End::of(from_client);
     let mut mark = None;
     for (n, (_, rec)) in TlsRecords::new(payload).enumerate() {
         let m = TlsMark {

@@ -40,18 +40,67 @@ const KEPT_IP_IDS: usize = 32;
 /// Payload bytes hashed to recognise a segment at the other point.
 const PAYLOAD_PREFIX: usize = 64;
 
-/// Direction index: 0 = sent by the client, 1 = sent by the server.
-pub const FROM_CLIENT: usize = 0;
-pub const FROM_SERVER: usize = 1;
+/// An end of a connection, the client or the server; as a direction, the end that sent.
+/// Indexes what is kept per end (`[T; 2]`), the client's first, so that turning a connection
+/// round is one swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum End {
+    Client,
+    Server,
+}
 
-/// The direction index of a packet sent by the client (`true`) or the server.
-#[must_use]
-#[inline]
-pub fn dir_of(from_client: bool) -> usize {
-    if from_client {
-        FROM_CLIENT
-    } else {
-        FROM_SERVER
+impl End {
+    /// Both ends, the client first.
+    pub const BOTH: [End; 2] = [End::Client, End::Server];
+
+    /// The sender of a packet sent by the client (`true`) or the server.
+    #[must_use]
+    #[inline]
+    pub fn of(from_client: bool) -> End {
+        if from_client {
+            End::Client
+        } else {
+            End::Server
+        }
+    }
+
+    /// The other end.
+    #[must_use]
+    pub fn other(self) -> End {
+        match self {
+            End::Client => End::Server,
+            End::Server => End::Client,
+        }
+    }
+
+    /// `client` or `server`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            End::Client => "client",
+            End::Server => "server",
+        }
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl<T> std::ops::Index<End> for [T; 2] {
+    type Output = T;
+    #[inline]
+    fn index(&self, end: End) -> &T {
+        &self[end as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<End> for [T; 2] {
+    #[inline]
+    fn index_mut(&mut self, end: End) -> &mut T {
+        &mut self[end as usize]
     }
 }
 
@@ -79,8 +128,8 @@ pub struct Pkt {
 
 impl Pkt {
     #[must_use]
-    pub fn dir(&self) -> usize {
-        dir_of(self.from_client)
+    pub fn dir(&self) -> End {
+        End::of(self.from_client)
     }
     #[must_use]
     pub fn is_control(&self) -> bool {
@@ -215,7 +264,7 @@ pub struct Conn {
     pub ack3: Option<(u64, i64)>,
     pub first_ts: i64,
     pub last_ts: i64,
-    /// What each end sent (by [`FROM_CLIENT`], [`FROM_SERVER`]): turning the connection round
+    /// What each end sent (by [`End::Client`], [`End::Server`]): turning the connection round
     /// swaps the two.
     pub sent: [Sent; 2],
     /// Packets seen but not kept (the kept ones are the table's: [`ConnTable::with_packets`]).
@@ -284,7 +333,7 @@ impl Conn {
 
     /// Segments longer than the MSS the receiver announced, sent in direction `dir`.
     #[must_use]
-    pub fn over_mss(&self, dir: usize) -> &Frames {
+    pub fn over_mss(&self, dir: End) -> &Frames {
         self.rare.as_ref().map_or(&NO_FRAMES, |r| &r.over_mss[dir])
     }
 
@@ -311,7 +360,7 @@ impl Conn {
     }
     /// The first FIN or RST sent by one side.
     #[must_use]
-    pub fn first_close(&self, dir: usize) -> Option<Close> {
+    pub fn first_close(&self, dir: End) -> Option<Close> {
         match (self.sent[dir].first_fin, self.sent[dir].first_rst) {
             (Some(f), Some(r)) => Some(if r.frame < f.frame { r } else { f }),
             (f, r) => f.or(r),
@@ -319,8 +368,8 @@ impl Conn {
     }
     /// The MSS the receiver of direction `dir` announced.
     #[must_use]
-    pub fn mss_for(&self, dir: usize) -> Option<u16> {
-        let receiver = if dir == FROM_CLIENT {
+    pub fn mss_for(&self, dir: End) -> Option<u16> {
+        let receiver = if dir == End::Client {
             self.syn_ack
         } else {
             self.syn
@@ -329,8 +378,8 @@ impl Conn {
     }
     /// The initial sequence number of one side.
     #[must_use]
-    pub fn isn(&self, dir: usize) -> Option<u32> {
-        if dir == FROM_CLIENT {
+    pub fn isn(&self, dir: End) -> Option<u32> {
+        if dir == End::Client {
             self.syn.map(|h| h.isn)
         } else {
             self.syn_ack.map(|h| h.isn)
@@ -352,12 +401,12 @@ impl Conn {
             return Some(Failure::TcpHandshake);
         }
         if self.client_hello.is_some()
-            && self.sent[FROM_SERVER].app_data.is_none()
-            && self.sent[FROM_CLIENT].app_data.is_none()
+            && self.sent[End::Server].app_data.is_none()
+            && self.sent[End::Client].app_data.is_none()
         {
             return Some(Failure::TlsHandshake);
         }
-        let cut = (0..2).any(|d| {
+        let cut = End::BOTH.into_iter().any(|d| {
             self.sent[d].first_rst.is_some_and(|rst| {
                 self.sent[d]
                     .first_fin
@@ -368,8 +417,8 @@ impl Conn {
             return Some(Failure::Reset);
         }
         if self.client_hello.is_none()
-            && self.sent[FROM_CLIENT].bytes > 0
-            && self.sent[FROM_SERVER].bytes == 0
+            && self.sent[End::Client].bytes > 0
+            && self.sent[End::Server].bytes == 0
         {
             return Some(Failure::NoAnswer);
         }
@@ -378,8 +427,8 @@ impl Conn {
 
     /// The end that reset the connection after its own FIN (a normal, abortive close), if any.
     #[must_use]
-    pub fn abortive_close(&self) -> Option<usize> {
-        (0..2).find(|&d| {
+    pub fn abortive_close(&self) -> Option<End> {
+        End::BOTH.into_iter().find(|&d| {
             matches!((self.sent[d].first_fin, self.sent[d].first_rst), (Some(fin), Some(rst)) if fin.frame < rst.frame)
         })
     }
@@ -419,8 +468,8 @@ impl ConnRef<'_> {
     /// The IP IDs of the first [`KEPT_IP_IDS`] IPv4 packets of a direction, in trace order,
     /// for telling their behaviour: those of the packets kept, merged with those not kept.
     #[must_use]
-    pub fn ip_ids(&self, dir: usize) -> ArrayVec<u16, KEPT_IP_IDS> {
-        let from_client = dir == FROM_CLIENT;
+    pub fn ip_ids(&self, dir: End) -> ArrayVec<u16, KEPT_IP_IDS> {
+        let from_client = dir == End::Client;
         let mut kept = self
             .pkts
             .iter()
@@ -559,16 +608,16 @@ mod tests {
     #[test]
     fn a_rst_after_the_same_ends_fin_is_an_abortive_close_not_a_failure() {
         let mut c = served();
-        c.sent[FROM_CLIENT].first_fin = Some(close(20, false));
-        c.sent[FROM_CLIENT].first_rst = Some(close(22, true));
-        c.sent[FROM_SERVER].first_fin = Some(close(23, false));
+        c.sent[End::Client].first_fin = Some(close(20, false));
+        c.sent[End::Client].first_rst = Some(close(22, true));
+        c.sent[End::Server].first_fin = Some(close(23, false));
         assert_eq!(c.failure(), None);
-        assert_eq!(c.abortive_close(), Some(FROM_CLIENT));
+        assert_eq!(c.abortive_close(), Some(End::Client));
         // The nearest miss: the RST before that end's FIN (or without one) cut the exchange.
-        c.sent[FROM_CLIENT].first_rst = Some(close(19, true));
+        c.sent[End::Client].first_rst = Some(close(19, true));
         assert_eq!(c.failure(), Some(Failure::Reset));
         assert_eq!(c.abortive_close(), None);
-        c.sent[FROM_CLIENT].first_fin = None;
+        c.sent[End::Client].first_fin = None;
         assert_eq!(c.failure(), Some(Failure::Reset));
     }
 
@@ -646,7 +695,7 @@ mod tests {
         assert_eq!(b.len(), 2);
         let t = b.finish();
         assert_eq!(t.conns.len(), 2);
-        assert_eq!(t.conns[0].sent[FROM_CLIENT].packets, 2);
+        assert_eq!(t.conns[0].sent[End::Client].packets, 2);
     }
 
     #[test]
@@ -663,9 +712,9 @@ mod tests {
         b.add(100, 5, 1, &[0xff; 60]);
         let t = b.finish();
         assert_eq!(t.conns.len(), 2);
-        assert_eq!(t.conns[0].sent[FROM_CLIENT].packets, 2);
+        assert_eq!(t.conns[0].sent[End::Client].packets, 2);
         assert_eq!(t.conns[1].syn.unwrap().isn, 5000);
-        assert_eq!(t.conns[1].sent[FROM_CLIENT].packets, 2);
+        assert_eq!(t.conns[1].sent[End::Client].packets, 2);
         assert_eq!(t.packets, 4 + 54 + 1);
     }
 
@@ -682,7 +731,7 @@ mod tests {
                 ends(&t),
                 ("192.0.2.10:51000".into(), "198.51.100.20:443".into())
             );
-            assert_eq!(t.conns[0].sent[usize::from(back)].packets, 1);
+            assert_eq!(t.conns[0].sent[End::of(!back)].packets, 1);
             // Both ends on port 443: the lower address is taken for the server.
             let mut b = TableBuilder::new(None);
             b.add(1, 0, 1, &segment(443, back, 64, 0, 7, 0x10));
@@ -691,7 +740,7 @@ mod tests {
                 ends(&t),
                 ("198.51.100.20:443".into(), "192.0.2.10:443".into())
             );
-            assert_eq!(t.conns[0].sent[usize::from(!back)].packets, 1);
+            assert_eq!(t.conns[0].sent[End::of(back)].packets, 1);
         }
     }
 
@@ -729,17 +778,17 @@ mod tests {
         assert_eq!(t.conns.len(), 1 + 5000);
         let mut buf = Vec::new();
         let c = &t.with_packets(0, &mut buf);
-        let ttls: Vec<_> = c.sent[FROM_CLIENT]
+        let ttls: Vec<_> = c.sent[End::Client]
             .ttls
             .iter()
             .map(|s| (s.ttl, s.count, s.first_frame))
             .collect();
         assert_eq!(ttls, [(64, 1, 1), (60, 3, 2), (59, 1, 4), (58, 1, 6)]);
-        assert_eq!(c.sent[FROM_SERVER].ttls.as_slice().len(), 1);
-        assert_eq!(c.sent[FROM_CLIENT].ecn_codepoints, [4, 1, 2, 1]);
+        assert_eq!(c.sent[End::Server].ttls.as_slice().len(), 1);
+        assert_eq!(c.sent[End::Client].ecn_codepoints, [4, 1, 2, 1]);
         assert_eq!([c.sent[0].packets, c.sent[1].packets], [8, 1]);
-        assert_eq!(c.ip_ids(FROM_CLIENT).as_slice(), [40000; 8]);
-        assert_eq!(c.sent[FROM_SERVER].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 1]));
+        assert_eq!(c.ip_ids(End::Client).as_slice(), [40000; 8]);
+        assert_eq!(c.sent[End::Server].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 1]));
         assert_eq!(c.pkts.len(), 9);
         assert_eq!((c.first_ts, c.last_ts), (1, 9));
         for (n, c) in t.conns[1..].iter().enumerate() {
@@ -870,7 +919,7 @@ mod tests {
         let c = &t.with_packets(0, &mut buf);
         assert_eq!(frames(0), long);
         assert_eq!(c.folded, 602 - long.len() as u64);
-        for dir in [FROM_CLIENT, FROM_SERVER] {
+        for dir in End::BOTH {
             let kept_ids: Vec<u16> = c
                 .pkts
                 .iter()
@@ -884,8 +933,8 @@ mod tests {
         assert_eq!(frames(1), other);
         let c = &t.with_packets(2, &mut buf);
         assert_eq!(frames(2), [third]);
-        assert_eq!(c.ip_ids(FROM_CLIENT).as_slice(), &third_ids[..KEPT_IP_IDS]);
-        assert!(c.ip_ids(FROM_SERVER).is_empty());
+        assert_eq!(c.ip_ids(End::Client).as_slice(), &third_ids[..KEPT_IP_IDS]);
+        assert!(c.ip_ids(End::Server).is_empty());
     }
 
     /// A connection caught mid-stream whose client port (400) is below the server's (443): the
@@ -910,8 +959,8 @@ mod tests {
             let mut buf = Vec::new();
             let c = &t.with_packets(0, &mut buf);
             assert_eq!(c.roles_known, hello);
-            let sender = if hello { FROM_CLIENT } else { FROM_SERVER };
-            let other = 1 - sender;
+            let sender = if hello { End::Client } else { End::Server };
+            let other = sender.other();
             assert_eq!(c.client.port, if hello { 400 } else { 443 });
             assert_eq!(c.sent[sender].packets, 1);
             assert_eq!(c.sent[other].packets, 3);
@@ -922,7 +971,7 @@ mod tests {
             assert_eq!(c.sent[sender].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 0]));
             assert_eq!(c.sent[other].first_fin.map(|f| f.frame), Some(4));
             assert!(c.sent[sender].first_fin.is_none());
-            let dirs: Vec<usize> = c.pkts.iter().map(Pkt::dir).collect();
+            let dirs: Vec<End> = c.pkts.iter().map(Pkt::dir).collect();
             assert_eq!(dirs, [other, sender, other, other]);
             if hello {
                 assert_eq!(c.client_hello, Some(2));
