@@ -3,7 +3,6 @@
 
 pub mod cli;
 pub mod commands;
-mod inputs;
 mod progress;
 mod selection;
 mod timefmt;

@@ -2,24 +2,20 @@
 //! closed each connection. Also `--batch DIR_A DIR_B -o OUTDIR` over many pairs.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use tracekit_analyze::batch::{self, Reason, Sketch};
+use tracekit_analyze::batch::{self, SummaryRow, UnpairedFile};
 use tracekit_analyze::reading::display_name;
 use tracekit_analyze::trace::Conn;
-use tracekit_analyze::{Analysis, Reading, Scope, Side, Tables, read_pair};
-use tracekit_capture::Capture;
+use tracekit_analyze::{Analysis, ConnFilter, Reading, Scope, SideInput, Tables, analyze_sides};
 use tracekit_capture::output::AtomicFile;
 use tracekit_select::Spec;
-use tracekit_wire::Endpoint;
 
 use crate::cli::AnalyzeArgs;
-use crate::{Outcome, inputs, progress};
+use crate::{Outcome, progress};
 
 /// `--timings`: when each step of the analysis ended, and how long the clock estimate took on
 /// its own thread, on stderr (for finding where the time of a large pair goes).
@@ -42,65 +38,16 @@ impl Timings {
     }
 }
 
-/// One side as the command line gives it: a capture, or a set (a directory, or several files).
-struct SideArg {
-    name: String,
-    captures: Vec<Capture>,
-    set: bool,
-    /// Files found that could not be opened, a line each.
-    trouble: Vec<String>,
-    files: Vec<PathBuf>,
-}
-
-impl SideArg {
-    fn open(paths: &[PathBuf]) -> anyhow::Result<SideArg> {
-        if let [one] = paths
-            && !one.is_dir()
-        {
-            let capture = Capture::open(one)?;
-            return Ok(SideArg {
-                name: display_name(one),
-                captures: vec![capture],
-                set: false,
-                trouble: Vec::new(),
-                files: vec![one.clone()],
-            });
-        }
-        let opened = inputs::open(paths)?;
-        let name = match paths {
-            [dir] => format!("{}/", display_name(dir)),
-            [first, ..] => format!("{} and {} more", display_name(first), paths.len() - 1),
-            [] => bail!("no capture given"),
-        };
-        Ok(SideArg {
-            name,
-            captures: opened.captures,
-            set: true,
-            trouble: opened.trouble,
-            files: opened.files,
-        })
-    }
-
-    fn side(&self) -> Side<'_> {
-        Side {
-            name: &self.name,
-            captures: &self.captures,
-            set: self.set,
-        }
-    }
-}
-
 /// Reads both sides and compares them within `scope`, with a progress bar unless `quiet`.
 fn analyze_pair(
-    a: &SideArg,
-    b: &SideArg,
+    a: &SideInput,
+    b: &SideInput,
     args: &AnalyzeArgs,
     select: Option<&Spec>,
     scope: Scope<'_>,
     timings: Timings,
 ) -> anyhow::Result<(Analysis, Vec<String>, Tables)> {
-    let len = |s: &SideArg| s.captures.iter().map(Capture::stored_len).sum::<u64>();
-    let bar = progress::bytes(len(a) + len(b), args.quiet);
+    let bar = progress::bytes(a.stored_len() + b.stored_len(), args.quiet);
     let progress = |n: u64| bar.inc(n);
     let mark = |step: std::fmt::Arguments<'_>| timings.mark(step);
     let how = Reading {
@@ -110,32 +57,9 @@ fn analyze_pair(
         mark: &mark,
         clock_window: args.clock_window,
     };
-    let result = read_pair(&a.side(), &b.side(), &how, scope);
+    let result = analyze_sides(a, b, &how, scope);
     bar.finish_and_clear();
-    let (analysis, mut problems, tables) = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut trouble: Vec<String> = a.trouble.iter().chain(&b.trouble).cloned().collect();
-    trouble.append(&mut problems);
-    Ok((analysis, trouble, tables))
-}
-
-/// `--conn`: ADDR, ADDR:PORT, [V6]:PORT or :PORT.
-fn parse_conn_filter(s: &str) -> anyhow::Result<(Option<IpAddr>, Option<u16>)> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok((Some(ip), None));
-    }
-    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
-        return Ok((Some(sa.ip()), Some(sa.port())));
-    }
-    if let Some(port) = s.strip_prefix(':')
-        && let Ok(p) = port.parse::<u16>()
-    {
-        return Ok((None, Some(p)));
-    }
-    bail!("--conn {s}: expected ADDR, ADDR:PORT, [IPv6]:PORT or :PORT")
-}
-
-fn endpoint_matches(e: Endpoint, (ip, port): (Option<IpAddr>, Option<u16>)) -> bool {
-    ip.is_none_or(|ip| ip == e.addr) && port.is_none_or(|p| p == e.port)
+    result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The two sides' paths: `A B`, or `A1 A2 … -- B1 B2 …`.
@@ -174,14 +98,13 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
     let select = selection(args)?;
     let (paths_a, paths_b) = sides(args)?;
     let timings = Timings(args.timings.then(Instant::now));
-    let filter = args.conn.as_deref().map(parse_conn_filter).transpose()?;
-    let keep = filter.map(|f| {
-        move |c: &Conn, s: &Conn| {
-            [c.client, c.server, s.client, s.server]
-                .iter()
-                .any(|e| endpoint_matches(*e, f))
-        }
-    });
+    let filter: Option<ConnFilter> = args
+        .conn
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let keep = filter.map(|f| move |c: &Conn, s: &Conn| f.keeps(c, s));
     let scope = Scope {
         // The text report and the page show the first connections in full, the others as
         // rows; the JSON and `--all` need every one.
@@ -192,7 +115,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
         },
         filter: keep.as_ref().map(|k| k as tracekit_analyze::PairFilter),
     };
-    let (a, b) = (SideArg::open(paths_a)?, SideArg::open(paths_b)?);
+    let (a, b) = (SideInput::open(paths_a)?, SideInput::open(paths_b)?);
     let (analysis, problems, tables) = analyze_pair(&a, &b, args, select.as_ref(), scope, timings)?;
     let inputs: Vec<&Path> = a
         .files
@@ -236,70 +159,6 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// One row of the batch summary.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SummaryRow {
-    a: String,
-    b: String,
-    /// `content`: by the signatures both files hold (see `tracekit_analyze::batch`).
-    paired_by: String,
-    /// Signatures found in both files.
-    shared_signatures: usize,
-    /// Nanoseconds to add to b's times to put them on a's clock, as the pair's analysis found
-    /// it (empty when no packet matched).
-    clock_offset_ns: Option<i64>,
-    report: String,
-    connections: usize,
-    failed: usize,
-    middlebox: String,
-    closed_by: String,
-    verdict: String,
-    error: String,
-}
-
-/// A file left without a partner, in the summary.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct UnpairedRow {
-    pub(crate) file: String,
-    pub(crate) reason: String,
-}
-
-/// A directory's captures, opened and sketched (in parallel); those that could not be opened
-/// go to `unpaired` with the reason.
-fn sketched(dir: &Path, unpaired: &mut Vec<UnpairedRow>) -> anyhow::Result<Vec<(PathBuf, Sketch)>> {
-    if !dir.is_dir() {
-        bail!("{}: not a directory", dir.display());
-    }
-    let found = inputs::expand(&[dir.to_path_buf()]);
-    for (path, e) in &found.unreadable {
-        unpaired.push(UnpairedRow {
-            file: path.display().to_string(),
-            reason: format!("unreadable: {e}"),
-        });
-    }
-    let opened: Vec<(PathBuf, Result<Sketch, String>)> = found
-        .files
-        .into_par_iter()
-        .map(|p| {
-            let s = Capture::open(&p)
-                .map(|c| Sketch::of(&c))
-                .map_err(|e| e.to_string());
-            (p, s)
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (path, s) in opened {
-        match s {
-            Ok(s) => out.push((path, s)),
-            Err(e) => unpaired.push(UnpairedRow {
-                file: path.display().to_string(),
-                reason: format!("could not be opened: {e}"),
-            }),
-        }
-    }
-    Ok(out)
-}
-
 fn batch(
     dir_a: &Path,
     dir_b: &Path,
@@ -308,9 +167,9 @@ fn batch(
     select: Option<&Spec>,
 ) -> anyhow::Result<Outcome> {
     let mut unpaired = Vec::new();
-    let files_a = sketched(dir_a, &mut unpaired)?;
-    let files_b = sketched(dir_b, &mut unpaired)?;
-    let pairs = pairing(&files_a, &files_b, &mut unpaired);
+    let files_a = batch::sketch_dir(dir_a, &mut unpaired).map_err(|e| anyhow::anyhow!(e))?;
+    let files_b = batch::sketch_dir(dir_b, &mut unpaired).map_err(|e| anyhow::anyhow!(e))?;
+    let pairs = batch::pair_files(&files_a, &files_b, &mut unpaired);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let bar = progress::items(pairs.len() as u64, "pairs", args.quiet);
     let rows: Vec<SummaryRow> = pairs
@@ -332,54 +191,12 @@ fn batch(
     batch_end(out, &rows, &unpaired)
 }
 
-/// The pairs of a batch, and (in `unpaired`, sorted by file) the files left without a partner
-/// with the reason.
-pub(crate) fn pairing(
-    files_a: &[(PathBuf, Sketch)],
-    files_b: &[(PathBuf, Sketch)],
-    unpaired: &mut Vec<UnpairedRow>,
-) -> Vec<batch::Paired> {
-    let (sa, sb): (Vec<&Sketch>, Vec<&Sketch>) = (
-        files_a.iter().map(|(_, s)| s).collect(),
-        files_b.iter().map(|(_, s)| s).collect(),
-    );
-    let (pairs, left) = batch::pair(&sa, &sb);
-    for u in left {
-        let (files, other) = if u.side == "a" {
-            (files_a, files_b)
-        } else {
-            (files_b, files_a)
-        };
-        let (path, sketch) = &files[u.file];
-        let reason = match u.reason {
-            Reason::NoSignatures => format!(
-                "nothing to pair it by: no TCP handshake, payload or TLS hello in its first {} packets",
-                sketch.packets
-            ),
-            Reason::SharesNothing => format!(
-                "shares no connection with any file of the other directory ({} signatures compared)",
-                sketch.signatures()
-            ),
-            Reason::PartnerTaken { best, shared } => format!(
-                "shares {shared} signatures with {}, which was paired with a file that shares more",
-                other[best].0.display()
-            ),
-        };
-        unpaired.push(UnpairedRow {
-            file: path.display().to_string(),
-            reason,
-        });
-    }
-    unpaired.sort_by(|x, y| x.file.cmp(&y.file));
-    pairs
-}
-
 /// The end of a batch: the summary written, the count printed, the files without a partner
 /// named.
 pub(crate) fn batch_end(
     out: &Path,
     rows: &[SummaryRow],
-    unpaired: &[UnpairedRow],
+    unpaired: &[UnpairedFile],
 ) -> anyhow::Result<Outcome> {
     let csv_path = write_summary(out, rows, unpaired)?;
     let failed_pairs = rows.iter().filter(|r| !r.error.is_empty()).count();
@@ -404,7 +221,7 @@ pub(crate) fn batch_end(
 fn write_summary(
     out: &Path,
     rows: &[SummaryRow],
-    unpaired: &[UnpairedRow],
+    unpaired: &[UnpairedFile],
 ) -> anyhow::Result<PathBuf> {
     let csv_path = out.join("summary.csv");
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -467,20 +284,7 @@ pub(crate) fn batch_one(
     select: Option<&Spec>,
 ) -> SummaryRow {
     let stem = format!("{}--{}", display_name(a), display_name(b));
-    let mut row = SummaryRow {
-        a: a.display().to_string(),
-        b: b.display().to_string(),
-        paired_by: "content".into(),
-        shared_signatures: shared,
-        clock_offset_ns: None,
-        report: String::new(),
-        connections: 0,
-        failed: 0,
-        middlebox: String::new(),
-        closed_by: String::new(),
-        verdict: String::new(),
-        error: String::new(),
-    };
+    let mut row = SummaryRow::new(a, b, shared);
     let scope = Scope {
         full: usize::MAX,
         filter: None,
@@ -489,8 +293,9 @@ pub(crate) fn batch_one(
         quiet: true,
         ..args.clone()
     };
-    let result = SideArg::open(&[a.to_path_buf()])
-        .and_then(|sa| Ok((sa, SideArg::open(&[b.to_path_buf()])?)))
+    let result = SideInput::open(&[a.to_path_buf()])
+        .and_then(|sa| Ok((sa, SideInput::open(&[b.to_path_buf()])?)))
+        .map_err(anyhow::Error::from)
         .and_then(|(sa, sb)| analyze_pair(&sa, &sb, &quiet, select, scope, Timings(None)))
         .and_then(|(analysis, ..)| {
             let txt = out.join(format!("{stem}.txt"));
@@ -512,24 +317,7 @@ pub(crate) fn batch_one(
             Ok((analysis, txt))
         });
     match result {
-        Ok((analysis, txt)) => {
-            row.report = txt.display().to_string();
-            // (Side b of the row is the file given as b: undo a swap of the analysis.)
-            row.clock_offset_ns = analysis.clock.as_ref().map(|c| {
-                if analysis.swapped {
-                    -c.offset_ns
-                } else {
-                    c.offset_ns
-                }
-            });
-            row.connections = analysis.connections.len();
-            row.failed = analysis.connections.iter().filter(|c| c.failed).count();
-            if let Some(c) = analysis.connections.first() {
-                row.middlebox = tracekit_analyze::model::kinds_text(&c.middlebox.kind, ",");
-                row.closed_by = c.closed_by.to_string();
-                row.verdict.clone_from(&c.verdict);
-            }
-        }
+        Ok((analysis, txt)) => row.found(&analysis, &txt),
         Err(e) => row.error = format!("{e:#}"),
     }
     row

@@ -8,13 +8,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use tracekit_analyze::batch::Sketch;
-use tracekit_capture::Capture;
+use tracekit_analyze::batch::{self, Sketch, SummaryRow, UnpairedFile};
 
 use crate::Outcome;
 use crate::cli::AnalyzeArgs;
-use crate::commands::analyze::{self, SummaryRow, UnpairedRow};
-use crate::inputs;
+use crate::commands::analyze;
+use tracekit_capture::inputs;
 
 /// What a plan of `analyze --batch` decides besides the inputs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,14 +45,7 @@ pub fn plan(a: &AnalyzeArgs) -> anyhow::Result<(inputs::Inputs, BatchPlan)> {
 /// A sketch task: each of its files sketched, or why it could not be opened.
 #[must_use]
 pub fn sketch(files: &[PathBuf]) -> Vec<Result<Sketch, String>> {
-    files
-        .iter()
-        .map(|p| {
-            Capture::open(p)
-                .map(|c| Sketch::of(&c))
-                .map_err(|e| e.to_string())
-        })
-        .collect()
+    files.iter().map(|p| batch::sketch_file(p)).collect()
 }
 
 /// The sketched files of each side, from every sketch task's result in input order; the
@@ -65,7 +57,7 @@ fn sides(
     bp: &BatchPlan,
     sketches: Vec<Result<Sketch, String>>,
     unreadable: &[(PathBuf, String)],
-    unpaired: &mut Vec<UnpairedRow>,
+    unpaired: &mut Vec<UnpairedFile>,
 ) -> anyhow::Result<(Side, Side)> {
     if sketches.len() != paths.len() {
         bail!(
@@ -75,7 +67,7 @@ fn sides(
         );
     }
     for (path, e) in unreadable {
-        unpaired.push(UnpairedRow {
+        unpaired.push(UnpairedFile {
             file: path.display().to_string(),
             reason: format!("unreadable: {e}"),
         });
@@ -85,7 +77,7 @@ fn sides(
         match s {
             Ok(s) if i < bp.a_files => a.push((path.clone(), s)),
             Ok(s) => b.push((path.clone(), s)),
-            Err(e) => unpaired.push(UnpairedRow {
+            Err(e) => unpaired.push(UnpairedFile {
                 file: path.display().to_string(),
                 reason: format!("could not be opened: {e}"),
             }),
@@ -107,7 +99,7 @@ pub fn pairs(
     let select = analyze::selection(a)?;
     let mut unpaired = Vec::new();
     let (files_a, files_b) = sides(paths, bp, sketches, &[], &mut unpaired)?;
-    let pairs = analyze::pairing(&files_a, &files_b, &mut unpaired);
+    let pairs = batch::pair_files(&files_a, &files_b, &mut unpaired);
     let share = pairs.len() * n / tasks..pairs.len() * (n + 1) / tasks;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let quiet = AnalyzeArgs {
@@ -141,7 +133,7 @@ pub fn finish(
     let out = a.output.as_deref().context("--batch needs -o OUTDIR")?;
     let mut unpaired = Vec::new();
     let (files_a, files_b) = sides(paths, bp, sketches, unreadable, &mut unpaired)?;
-    let pairs = analyze::pairing(&files_a, &files_b, &mut unpaired);
+    let pairs = batch::pair_files(&files_a, &files_b, &mut unpaired);
     if pairs.len() != rows.len() {
         bail!(
             "the pairs tasks analyzed {} pairs of {}: a task ran on other sketches",

@@ -22,7 +22,8 @@ use tracekit_capture::{Capture, Format, Interface, Record, Timestamp, TsResoluti
 
 use crate::cli::{AnonymizeArgs, KeygenArgs, LeakcheckArgs};
 use crate::timefmt::parse_signed_duration;
-use crate::{Outcome, inputs, progress};
+use crate::{Outcome, progress};
+use tracekit_capture::inputs;
 use tracekit_select::Spec;
 
 /// Records rewritten in parallel at a time.

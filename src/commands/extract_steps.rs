@@ -19,7 +19,7 @@ use tracekit_split::shuffle::NotExact;
 use crate::Outcome;
 use crate::cli::{ExtractArgs, MergeArgs};
 use crate::commands::merge::{self, Given};
-use crate::inputs;
+use tracekit_capture::inputs;
 
 /// The inputs `extract` reads, in its order.
 pub fn plan(e: &ExtractArgs) -> anyhow::Result<Vec<PathBuf>> {

@@ -11,7 +11,8 @@ use tracekit_select::Spec;
 use tracekit_split::flows::Flow;
 
 use crate::cli::FlowsArgs;
-use crate::{Outcome, inputs, progress};
+use crate::{Outcome, progress};
+use tracekit_capture::inputs;
 
 pub fn run(args: &FlowsArgs) -> anyhow::Result<Outcome> {
     let spec = Spec::try_from(&args.select)?;

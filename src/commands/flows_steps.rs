@@ -21,8 +21,9 @@ use tracekit_split::shuffle::{self, Located, Position};
 use crate::cli::FlowsArgs;
 use tracekit_flows::Row;
 
+use crate::Outcome;
 use crate::commands::flows;
-use crate::{Outcome, inputs};
+use tracekit_capture::inputs;
 
 /// What a plan of `flows` decides besides the inputs.
 #[derive(Debug, Serialize, Deserialize)]

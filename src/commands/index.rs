@@ -4,7 +4,8 @@
 use anyhow::bail;
 
 use crate::cli::IndexArgs;
-use crate::{Outcome, inputs, progress};
+use crate::{Outcome, progress};
+use tracekit_capture::inputs;
 
 /// The inputs found, and what is said of directories that could not be read.
 pub(crate) fn found(args: &IndexArgs) -> anyhow::Result<(inputs::Inputs, Vec<String>)> {

@@ -14,7 +14,8 @@ use tracekit_merge::{Item, Merger, Order};
 use tracekit_select::Spec;
 
 use crate::cli::InfoArgs;
-use crate::{Outcome, inputs, progress, timefmt};
+use crate::{Outcome, progress, timefmt};
+use tracekit_capture::inputs;
 
 /// The summary of one file; serialized as one JSON line.
 #[derive(Debug, Serialize)]

@@ -19,7 +19,8 @@ use tracekit_select::Spec;
 
 use crate::cli::MergeArgs;
 use crate::timefmt::{parse_signed_duration, signed_seconds};
-use crate::{Outcome, inputs, progress};
+use crate::{Outcome, progress};
+use tracekit_capture::inputs;
 
 /// Packets per input whose signatures are used to estimate a clock offset.
 const ALIGN_PACKETS: u64 = 2_000_000;

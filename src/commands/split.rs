@@ -12,7 +12,8 @@ use tracekit_split::mode::{Mode, parse_size};
 use tracekit_split::outputs::{OutputFormat, OutputSet, OutputStats, Source};
 
 use crate::cli::SplitArgs;
-use crate::{Outcome, inputs, progress, timefmt};
+use crate::{Outcome, progress, timefmt};
+use tracekit_capture::inputs;
 use tracekit_select::Spec;
 
 /// The validated options of a split.

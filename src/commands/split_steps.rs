@@ -12,9 +12,10 @@ use tracekit_split::mode::Mode;
 use tracekit_split::outputs::{self, OutputFormat};
 use tracekit_split::shuffle::{self, Located, Position, Reduced, Skipped};
 
+use crate::Outcome;
 use crate::cli::SplitArgs;
 use crate::commands::split::{self, SplitOptions};
-use crate::{Outcome, inputs};
+use tracekit_capture::inputs;
 
 /// What a plan of `split` decides besides the inputs.
 #[derive(Debug, Serialize, Deserialize)]

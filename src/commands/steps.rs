@@ -24,11 +24,12 @@ use anyhow::{Context, bail};
 use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
+use crate::Outcome;
 use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
 use crate::commands::{
     analyze_steps, anonymize, extract_steps, flows_steps, index_steps, info, split_steps,
 };
-use crate::{Outcome, inputs};
+use tracekit_capture::inputs;
 
 /// The plan's format version: a plan of another version is refused.
 const PLAN_VERSION: u32 = 1;
@@ -112,7 +113,7 @@ enum Part {
     /// `analyze --batch`: a sketch task's sketches (or why a file did not open).
     AnalyzeSketch(Vec<Result<tracekit_analyze::batch::Sketch, String>>),
     /// `analyze --batch`: a pairs task's summary rows (its reports are in the output).
-    AnalyzePairs(Vec<crate::commands::analyze::SummaryRow>),
+    AnalyzePairs(Vec<tracekit_analyze::batch::SummaryRow>),
     /// `flows`: a map task's files (their packets' places are in a file beside it).
     FlowsMap(flows_steps::Mapped),
     /// `flows` and `index`: a reduce task's flows and what it numbered.

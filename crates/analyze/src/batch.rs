@@ -5,9 +5,15 @@
 //! signatures they share, one partner each. Raw times play no part, so clocks any distance
 //! apart and names that do not match pair as well as the same names.
 
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
-use tracekit_capture::Capture;
+use serde::{Deserialize, Serialize};
+use tracekit_capture::{Capture, inputs};
 use tracekit_merge::align::Trace;
+
+use crate::Analysis;
 
 /// Packets of a file whose signatures are compared: a few seconds of traffic on a busy link,
 /// all of an incident's file. The keys of a sketch take about 8 bytes a packet.
@@ -158,6 +164,170 @@ pub fn pair(a: &[&Sketch], b: &[&Sketch]) -> (Vec<Paired>, Vec<Unpaired>) {
         }
     }
     (pairs, unpaired)
+}
+
+/// A file of a batch left without a partner, and why, in words (a row of the summary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpairedFile {
+    pub file: String,
+    pub reason: String,
+}
+
+/// The file at `path` sketched, or why it could not be opened.
+///
+/// # Errors
+/// The file could not be opened as a capture.
+pub fn sketch_file(path: &Path) -> Result<Sketch, String> {
+    Capture::open(path)
+        .map(|c| Sketch::of(&c))
+        .map_err(|e| e.to_string())
+}
+
+/// A directory's captures (searched as `tracekit_capture::inputs` does), sketched in
+/// parallel; those that could not be read or opened go to `unpaired` with the reason.
+///
+/// # Errors
+/// `dir` is not a directory.
+pub fn sketch_dir(
+    dir: &Path,
+    unpaired: &mut Vec<UnpairedFile>,
+) -> Result<Vec<(PathBuf, Sketch)>, String> {
+    if !dir.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()));
+    }
+    let found = inputs::expand(&[dir.to_path_buf()]);
+    for (path, e) in &found.unreadable {
+        unpaired.push(UnpairedFile {
+            file: path.display().to_string(),
+            reason: format!("unreadable: {e}"),
+        });
+    }
+    let sketched: Vec<(PathBuf, Result<Sketch, String>)> = found
+        .files
+        .into_par_iter()
+        .map(|p| {
+            let s = sketch_file(&p);
+            (p, s)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (path, s) in sketched {
+        match s {
+            Ok(s) => out.push((path, s)),
+            Err(e) => unpaired.push(UnpairedFile {
+                file: path.display().to_string(),
+                reason: format!("could not be opened: {e}"),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The pairs of a batch (see [`pair`]), and in `unpaired` (then sorted by file) the files left
+/// without a partner with the reason in words.
+pub fn pair_files(
+    files_a: &[(PathBuf, Sketch)],
+    files_b: &[(PathBuf, Sketch)],
+    unpaired: &mut Vec<UnpairedFile>,
+) -> Vec<Paired> {
+    let (sa, sb): (Vec<&Sketch>, Vec<&Sketch>) = (
+        files_a.iter().map(|(_, s)| s).collect(),
+        files_b.iter().map(|(_, s)| s).collect(),
+    );
+    let (pairs, left) = pair(&sa, &sb);
+    for u in left {
+        let (files, other) = if u.side == "a" {
+            (files_a, files_b)
+        } else {
+            (files_b, files_a)
+        };
+        let (path, sketch) = &files[u.file];
+        let reason = match u.reason {
+            Reason::NoSignatures => format!(
+                "nothing to pair it by: no TCP handshake, payload or TLS hello in its first {} packets",
+                sketch.packets
+            ),
+            Reason::SharesNothing => format!(
+                "shares no connection with any file of the other directory ({} signatures compared)",
+                sketch.signatures()
+            ),
+            Reason::PartnerTaken { best, shared } => format!(
+                "shares {shared} signatures with {}, which was paired with a file that shares more",
+                other[best].0.display()
+            ),
+        };
+        unpaired.push(UnpairedFile {
+            file: path.display().to_string(),
+            reason,
+        });
+    }
+    unpaired.sort_by(|x, y| x.file.cmp(&y.file));
+    pairs
+}
+
+/// One pair of a batch, as its summary (CSV, JSON, index page) shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub a: String,
+    pub b: String,
+    /// `content`: by the signatures both files hold.
+    pub paired_by: String,
+    /// Signatures found in both files.
+    pub shared_signatures: usize,
+    /// Nanoseconds to add to b's times to put them on a's clock, as the pair's analysis found
+    /// it (empty when no packet matched).
+    pub clock_offset_ns: Option<i64>,
+    /// The text report's path.
+    pub report: String,
+    pub connections: usize,
+    pub failed: usize,
+    /// Of the first connection in report order (the most notable).
+    pub middlebox: String,
+    pub closed_by: String,
+    pub verdict: String,
+    /// Why the pair could not be analyzed (empty when it was).
+    pub error: String,
+}
+
+impl SummaryRow {
+    /// The row of files `a` and `b`, paired by `shared` signatures, before their analysis.
+    #[must_use]
+    pub fn new(a: &Path, b: &Path, shared: usize) -> SummaryRow {
+        SummaryRow {
+            a: a.display().to_string(),
+            b: b.display().to_string(),
+            paired_by: "content".into(),
+            shared_signatures: shared,
+            clock_offset_ns: None,
+            report: String::new(),
+            connections: 0,
+            failed: 0,
+            middlebox: String::new(),
+            closed_by: String::new(),
+            verdict: String::new(),
+            error: String::new(),
+        }
+    }
+
+    /// What the pair's `analysis` found, its text report at `report`.
+    pub fn found(&mut self, analysis: &Analysis, report: &Path) {
+        self.report = report.display().to_string();
+        // (Side b of the row is the file given as b: undo a swap of the analysis.)
+        self.clock_offset_ns = analysis.clock.as_ref().map(|c| {
+            if analysis.swapped {
+                -c.offset_ns
+            } else {
+                c.offset_ns
+            }
+        });
+        self.connections = analysis.connections.len();
+        self.failed = analysis.connections.iter().filter(|c| c.failed).count();
+        if let Some(c) = analysis.connections.first() {
+            self.middlebox = crate::model::kinds_text(&c.middlebox.kind, ",");
+            self.closed_by = c.closed_by.to_string();
+            self.verdict.clone_from(&c.verdict);
+        }
+    }
 }
 
 #[cfg(test)]

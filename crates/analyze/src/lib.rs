@@ -11,6 +11,7 @@
 pub mod batch;
 mod closer;
 mod compare;
+pub mod input;
 pub mod ladder;
 pub mod model;
 mod pairing;
@@ -25,6 +26,7 @@ mod verdict;
 pub use compare::{
     Drift, Input, LADDERS_KEPT, PairFilter, Scope, analyze, analyze_drifting, analyze_scoped,
 };
+pub use input::{ConnFilter, SideError, SideInput, analyze_sides};
 pub use model::{Analysis, Connection, Evidence, FileFrames, Row};
 pub use reading::{FrameMap, Reading, Side, Tables, read_pair};
 pub use sides::{ip_id_behaviour, mac_string, vendor};

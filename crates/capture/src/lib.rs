@@ -8,6 +8,7 @@
 
 mod bytes;
 mod error;
+pub mod inputs;
 mod linktype;
 pub mod output;
 pub mod pcap;

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-use tracekit_capture::{Capture, probe_file};
+use crate::{Capture, probe_file};
 
 /// The inputs found, directories that could not be read, and files passed over.
 #[derive(Debug, Default)]
@@ -15,6 +14,8 @@ pub struct Inputs {
     pub not_captures: Vec<PathBuf>,
 }
 
+/// The files `args` name, directories searched (see the module's note).
+#[must_use]
 pub fn expand(args: &[PathBuf]) -> Inputs {
     let mut found = Inputs::default();
     for arg in args {
@@ -65,8 +66,13 @@ pub struct Opened {
     pub files: Vec<PathBuf>,
 }
 
+/// No input could be opened: why, for each that was tried.
+#[derive(Debug, thiserror::Error)]
+#[error("no input could be opened: {}", .0.join("; "))]
+pub struct NothingOpened(pub Vec<String>);
+
 /// Expands `args` and opens every capture; an error when none could be opened.
-pub fn open(args: &[PathBuf]) -> anyhow::Result<Opened> {
+pub fn open(args: &[PathBuf]) -> Result<Opened, NothingOpened> {
     let found = expand(args);
     let mut trouble: Vec<String> = found
         .unreadable
@@ -81,7 +87,7 @@ pub fn open(args: &[PathBuf]) -> anyhow::Result<Opened> {
         }
     }
     if captures.is_empty() {
-        bail!("no input could be opened: {}", trouble.join("; "));
+        return Err(NothingOpened(trouble));
     }
     Ok(Opened {
         captures,
