@@ -11,7 +11,8 @@
 # MB), the worst case for memory: analyze must stay short and small there too.
 # Under each pair: one analyze run step by step, and what reading the pair costs step by step
 # (walk, dissection, a plain per-connection hash map, analyze's table) against the walk.
-# Usage: bench/analyze.sh   (RUNS=N best of N, default 3; tshark runs once)
+# Usage: bench/analyze.sh   (RUNS=N best of N, default 3; tshark runs once; BIG=1 adds the
+# 10 GB pair)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -45,6 +46,14 @@ for name, t in [("tracekit info", info), ("tracekit analyze (text)", an),
                 ("tracekit analyze --json", js), ("tshark -z conv,tcp (both, parallel)", ts)]:
     print(f"{name:<40} {t:8.3f} {t/info:7.1f}x {ts/t:8.1f}x")
 print(f"analyze peak RSS {int(peak_total)//1024} MB, of which allocated {int(peak_anon)//1024} MB")
+# What a connection costs: the peak over every connection of both traces (each trace holds its
+# own), from the summary's "connections in both traces: N …; in one trace only: X …, Y …".
+import re
+m = re.search(r"in both traces: (\d+).*one trace only: (\d+) \S+ side, (\d+)", sys.argv[7])
+if m:
+    both, only_a, only_b = map(int, m.groups())
+    held = 2 * both + only_a + only_b
+    print(f"per connection held (both traces, {held} in all): {int(peak_total) * 1024 // held} bytes of peak RSS")
 PY
   echo "one analyze run, step by step (--timings):"
   echo "$steps"
@@ -71,3 +80,12 @@ sb="$out/scan-b.pcap"
 [ -f "$sa" ] || ./target/release/tracekit-bench gen --size 100000000 --flows 1000 --seed 3 --scan -o "$sa"
 [ -f "$sb" ] || editcap -t 1.5 "$sa" "$sb"
 one_pair "two 100 MB traces of a SYN scan" "$sa" "$sb"
+
+# BIG=1: a 10 GB pair of ordinary traffic (two 5 GB traces; 10 GB of disk), for its memory.
+if [ "${BIG:-0}" = 1 ]; then
+  ba="$out/big-a.pcap"
+  bb="$out/big-b.pcap"
+  [ -f "$ba" ] || ./target/release/tracekit-bench gen --size 5000000000 --flows 250000 --seed 1 -o "$ba"
+  [ -f "$bb" ] || editcap -t 1.5 "$ba" "$bb"
+  RUNS=1 one_pair "two 5 GB traces, random payloads (a 10 GB pair)" "$ba" "$bb"
+fi
