@@ -78,16 +78,21 @@ ext_packets=$("$tk" info "$work/one.pcap" | awk '/^Packets:/ {print $2}')
 ext_where=$(sh -c "$(ext many.pcap "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
 rm -f "$work/one.pcap" "$work/many.pcap"
 
-# (The outputs of the run before are removed untimed; the clock runs until the 211,594 new
-# files are on disk: creating and writing files is most of a split's time, and its cost
-# varies by a factor of three from run to run when write-back spills into the next run.)
-splits() { echo "$2 split -q --by stream -o $work/$1 --index $work/$1.csv $set_dir"; }
-t_split=$(best_prepared "rm -rf $work/one $work/one.csv" sh -c "$(splits one "$tk")")
-t_split_d=$(best_prepared "rm -rf $work/many $work/many.csv $work/state" sh -c "$(splits many "$dist -q --state $work/state")")
-diff -rq "$work/one" "$work/many" >/dev/null && cmp -s "$work/one.csv" "$work/many.csv" && split_same=yes || split_same=NO
-outputs=$(find "$work/one" -type f | wc -l)
-split_where=$(rm -rf "$work/many" "$work/many.csv" "$work/state"; sh -c "$(splits many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
-rm -rf "$work/one" "$work/many"
+# The split's outputs (211,594 files) and its state go to a tmpfs: on ext4, files created
+# within a minute or so of deleting as many (the run before's outputs) make the kernel skip every
+# recently deleted inode (ext4's recently_deleted, seen in perf as most of a reduce task's
+# time), which made one run of the same command take from 11 to 40 s. On the tmpfs both
+# sides create their files at the same cost, so the ratio measures tracekit. (The outputs of
+# the run before are removed untimed.)
+shm=$(mktemp -d "${TMPFS:-/dev/shm}/tracekit-dist-XXXXXX")
+trap 'kill "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -rf "$work" "$shm"' EXIT
+splits() { echo "$2 split -q --by stream -o $shm/$1 --index $shm/$1.csv $set_dir"; }
+t_split=$(best_prepared "rm -rf $shm/one $shm/one.csv" sh -c "$(splits one "$tk")")
+t_split_d=$(best_prepared "rm -rf $shm/many $shm/many.csv $shm/state" sh -c "$(splits many "$dist -q --state $shm/state")")
+diff -rq "$shm/one" "$shm/many" >/dev/null && cmp -s "$shm/one.csv" "$shm/many.csv" && split_same=yes || split_same=NO
+outputs=$(find "$shm/one" -type f | wc -l)
+split_where=$(rm -rf "$shm/many" "$shm/many.csv" "$shm/state"; sh -c "$(splits many "$dist --state $shm/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
+rm -rf "$shm/one" "$shm/many"
 
 python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" "$t_split" "$t_split_d" "$split_same" "$outputs" "$t_flows" "$t_flows_d" "$flows_same" "$t_index" "$t_index_d" "$index_same" "$t_ext" "$t_ext_d" "$ext_same" "$ext_packets" <<'PY'
 import sys

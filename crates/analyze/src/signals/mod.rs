@@ -593,28 +593,33 @@ fn own_close_later(
 
 /// `dropped-in-path`, `injected-in-path`: packets seen at one point only (the path comparison).
 pub(crate) fn dropped_or_injected(diff: &PathDiff, f: &mut Found) {
-    if !diff.dropped.is_empty() {
-        let (fa, fb): (Vec<_>, Vec<_>) =
-            diff.dropped.iter().partition(|d| d.0 == Point::ClientSide);
-        let text: Vec<String> = diff.dropped.iter().take(4).map(dropped_text).collect();
-        f.push(evidence(
-            Signal::DroppedInPath,
-            text.join("; "),
-            fa.iter().map(|d| d.1).take(8).collect(),
-            fb.iter().map(|d| d.1).take(8).collect(),
-        ));
+    let dropped = diff.dropped.iter().map(|d| (d.0, d.1));
+    let dropped_texts = diff.dropped.iter().map(dropped_text);
+    seen_at_one_point(Signal::DroppedInPath, dropped, dropped_texts, f);
+    let injected = diff.injected.iter().map(|d| (d.0, d.1));
+    let injected_texts = diff.injected.iter().map(injected_text);
+    seen_at_one_point(Signal::InjectedInPath, injected, injected_texts, f);
+}
+
+/// The evidence of packets seen at one point only, when there are any: (point, frame) of each,
+/// and their descriptions (the first four are told, the first eight frames of each point cited).
+fn seen_at_one_point(
+    signal: Signal,
+    at: impl Iterator<Item = (Point, u64)>,
+    texts: impl Iterator<Item = String>,
+    f: &mut Found,
+) {
+    let text: Vec<String> = texts.take(4).collect();
+    if text.is_empty() {
+        return;
     }
-    if !diff.injected.is_empty() {
-        let (fa, fb): (Vec<_>, Vec<_>) =
-            diff.injected.iter().partition(|d| d.0 == Point::ClientSide);
-        let text: Vec<String> = diff.injected.iter().take(4).map(injected_text).collect();
-        f.push(evidence(
-            Signal::InjectedInPath,
-            text.join("; "),
-            fa.iter().map(|d| d.1).take(8).collect(),
-            fb.iter().map(|d| d.1).take(8).collect(),
-        ));
-    }
+    let (fa, fb): (Vec<_>, Vec<_>) = at.partition(|d| d.0 == Point::ClientSide);
+    f.push(evidence(
+        signal,
+        text.join("; "),
+        fa.iter().map(|d| d.1).take(8).collect(),
+        fb.iter().map(|d| d.1).take(8).collect(),
+    ));
 }
 
 /// `tso-oversize`: segments larger than the MSS, from offload on the capturing host (said, but
