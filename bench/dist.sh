@@ -84,7 +84,7 @@ rm -f "$work/one.pcap" "$work/many.pcap"
 # time), which made one run of the same command take from 11 to 40 s. On the tmpfs both
 # sides create their files at the same cost, so the ratio measures tracekit. (The outputs of
 # the run before are removed untimed.)
-shm=$(mktemp -d "${TMPFS:-/dev/shm}/tracekit-dist-XXXXXX")
+shm=$(mktemp -d "${TMPFS:-/dev/shm}/tracekit-bench-XXXXXX")
 trap 'kill "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -rf "$work" "$shm"' EXIT
 splits() { echo "$2 split -q --by stream -o $shm/$1 --index $shm/$1.csv $set_dir"; }
 t_split=$(best_prepared "rm -rf $shm/one $shm/one.csv" sh -c "$(splits one "$tk")")
