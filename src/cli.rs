@@ -71,8 +71,21 @@ pub enum StepCommand {
     /// Run task N of a stage of a plan; its result is committed atomically beside the plan,
     /// and a task already committed does nothing (retries and duplicates are harmless).
     Task(StepTaskArgs),
+    /// Print how many tasks a stage of a plan has (without STAGE: each stage, `NAME COUNT` a
+    /// line), for a scheduler's array size: `--array=0-$(( $(tracekit step tasks PLAN map) - 1 ))`.
+    Tasks(StepTasksArgs),
     /// Check that every task committed, then write what `tracekit COMMAND ARGS…` writes.
     Finish(StepFinishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StepTasksArgs {
+    /// The plan `tracekit step plan` wrote.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The stage (`map`, `reduce`, …).
+    #[arg(value_name = "STAGE")]
+    pub stage: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Manpages(args) => commands::docs::manpages(&args),
         cli::Command::Step(cli::StepCommand::Plan(args)) => commands::steps::plan(&args),
         cli::Command::Step(cli::StepCommand::Task(args)) => commands::steps::task(&args),
+        cli::Command::Step(cli::StepCommand::Tasks(args)) => commands::steps::tasks(&args),
         cli::Command::Step(cli::StepCommand::Finish(args)) => commands::steps::finish(&args),
     }
 }

@@ -25,7 +25,7 @@ use clap::Parser as _;
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
-use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs};
+use crate::cli::{Cli, Command, StepFinishArgs, StepPlanArgs, StepTaskArgs, StepTasksArgs};
 use crate::commands::{
     analyze_steps, anonymize, extract_steps, flows_steps, index_steps, info, split_steps,
 };
@@ -430,6 +430,25 @@ fn sketches(plan: &Plan) -> anyhow::Result<Vec<Result<tracekit_analyze::batch::S
 /// Where task `n` of `stage` commits.
 fn result_path(plan: &Plan, stage: &str, n: usize) -> PathBuf {
     plan.work.join(format!("{stage}-{n:06}.json"))
+}
+
+/// `tracekit step tasks PLAN [STAGE]`: how many tasks a stage has, or each stage's.
+pub fn tasks(a: &StepTasksArgs) -> anyhow::Result<Outcome> {
+    let plan = load(&a.plan)?;
+    match &a.stage {
+        Some(name) => {
+            let Some(stage) = plan.stages.iter().find(|s| &s.name == name) else {
+                bail!("the plan has no stage {name:?}");
+            };
+            println!("{}", stage.tasks.len());
+        }
+        None => {
+            for stage in &plan.stages {
+                println!("{} {}", stage.name, stage.tasks.len());
+            }
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 pub fn task(a: &StepTaskArgs) -> anyhow::Result<Outcome> {

@@ -59,16 +59,27 @@ fn planned_by_xargs(
             .args(args)
             .args(inputs),
     );
+    // The stages and their task counts as a scheduler's script reads them (`step tasks`),
+    // checked against the plan itself.
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
-    for stage in v["stages"].as_array().unwrap() {
-        let tasks = stage["tasks"].as_array().unwrap().len();
+    let listed = succeed(tracekit().args(["step", "tasks"]).arg(plan));
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let stages = v["stages"].as_array().unwrap();
+    assert_eq!(listed.lines().count(), stages.len(), "{listed}");
+    for (line, stage) in listed.lines().zip(stages) {
+        let (name, tasks) = line.split_once(' ').unwrap();
+        let tasks: usize = tasks.parse().unwrap();
+        assert_eq!(name, stage["name"].as_str().unwrap());
+        assert_eq!(tasks, stage["tasks"].as_array().unwrap().len());
+        let one = succeed(tracekit().args(["step", "tasks"]).arg(plan).arg(name));
+        assert_eq!(String::from_utf8(one.stdout).unwrap(), format!("{tasks}\n"));
         let list: Vec<String> = (0..tasks).rev().map(|n| n.to_string()).collect();
         let script = format!(
             "printf '%s\\n' {} | xargs -P 2 -I{{}} {} step task {} {} {{}}",
             list.join(" "),
             env!("CARGO_BIN_EXE_tracekit"),
             plan.display(),
-            stage["name"].as_str().unwrap()
+            name
         );
         let x = run(std::process::Command::new("sh").args(["-c", &script]));
         assert_eq!(x.status.code(), Some(0), "{}", stderr(&x));
@@ -116,6 +127,14 @@ fn tasks_commit_once_and_the_finish_waits_for_all_of_them() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     assert_eq!(v["stages"][0]["tasks"].as_array().unwrap().len(), 3);
     assert_eq!(v["inputs"].as_array().unwrap().len(), 9, "{v}");
+    // A stage the plan does not have is refused by name, not counted as none.
+    let none = run(tracekit().args(["step", "tasks"]).arg(&plan).arg("reduce"));
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("the plan has no stage \"reduce\""),
+        "{}",
+        stderr(&none)
+    );
     // Not every task has committed: the finish says which, and prints nothing.
     succeed(
         tracekit()
