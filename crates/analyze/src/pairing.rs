@@ -122,7 +122,7 @@ pub(crate) fn pair_connections(
     for (i, c) in b.conns.iter().enumerate() {
         tuples.push(((c.client, c.server), at_a(c), i));
         tuples.push(((c.server, c.client), at_a(c), i));
-        if let Some(r) = c.client_random {
+        if let Some(r) = c.client_random() {
             by_random.insert(r, i);
         }
         if c.first_client_payload != 0 {
@@ -146,7 +146,7 @@ pub(crate) fn pair_connections(
             .nearest(&(c.client, c.server), c.first_ts)
             .map(|i| (i, MatchedBy::Tuple))
             .or_else(|| {
-                c.client_random
+                c.client_random()
                     .and_then(|r| by_random.get(&r).copied())
                     .filter(|&i| !used[i])
                     .map(|i| (i, MatchedBy::TlsRandom))

@@ -159,7 +159,7 @@ pub(crate) fn verdict_sentence(v: &VerdictInput<'_>) -> String {
     if v.kinds.contains(&Kind::RstInjector) {
         return format!(
             "{who}{place} injected a TCP reset in the server's name and kept the client's data from the server{}.",
-            if v.c.client_hello.is_some() {
+            if v.c.client_hello().is_some() {
                 " (its Client Hello)"
             } else {
                 ""

@@ -193,12 +193,12 @@ pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
     (
         Tls {
             client_hello: SideFrames {
-                a: c.client_hello.into_iter().collect(),
-                b: s.client_hello.into_iter().collect(),
+                a: c.client_hello().into_iter().collect(),
+                b: s.client_hello().into_iter().collect(),
             },
             server_hello: SideFrames {
-                a: c.server_hello.into_iter().collect(),
-                b: s.server_hello.into_iter().collect(),
+                a: c.server_hello().into_iter().collect(),
+                b: s.server_hello().into_iter().collect(),
             },
             application_data: SideFrames {
                 a: app(c),
@@ -208,13 +208,13 @@ pub fn tls_view(c: &Conn, s: &Conn) -> (Tls, Option<bool>, Option<bool>) {
                 a: alerts(c),
                 b: alerts(s),
             },
-            client_random: c.client_random.or(s.client_random).map(hex::encode),
-            server_random: c.server_random.or(s.server_random).map(hex::encode),
+            client_random: c.client_random().or(s.client_random()).map(hex::encode),
+            server_random: c.server_random().or(s.server_random()).map(hex::encode),
             client_random_same: None,
             server_random_same: None,
         },
-        same(c.client_random, s.client_random),
-        same(c.server_random, s.server_random),
+        same(c.client_random(), s.client_random()),
+        same(c.server_random(), s.server_random()),
     )
 }
 

@@ -66,11 +66,11 @@ pub(crate) fn kinds<'d>(
         kinds.push(Kind::SynProxy);
     } else if proxy {
         kinds.push(Kind::TcpProxy);
-        if let (Some(x), Some(y)) = (c.client_random, s.client_random)
+        if let (Some(x), Some(y)) = (c.client_random(), s.client_random())
             && x != y
         {
             kinds.push(Kind::TlsInterceptor);
-        } else if let (Some(x), Some(y)) = (c.server_random, s.server_random)
+        } else if let (Some(x), Some(y)) = (c.server_random(), s.server_random())
             && x != y
         {
             kinds.push(Kind::TlsInterceptor);

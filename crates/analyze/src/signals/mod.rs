@@ -356,11 +356,11 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     let client_init = c
         .syn
         .map(|h| initial_ttl(h.ttl))
-        .or_else(|| c.sent[End::Client].ttls.first().map(|t| initial_ttl(t.ttl)));
+        .or_else(|| c.ttls(End::Client).first().map(|t| initial_ttl(t.ttl)));
     let server_own = s
         .syn_ack
         .map(|h| initial_ttl(h.ttl))
-        .or_else(|| s.sent[End::Server].ttls.first().map(|t| initial_ttl(t.ttl)));
+        .or_else(|| s.ttls(End::Server).first().map(|t| initial_ttl(t.ttl)));
     // With no packet of the server at its own point, its SYN/ACK at the client side stands
     // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
     let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
@@ -368,9 +368,9 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
     let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     if let Some(init) = client_init {
-        for t in s.sent[End::Client]
-            .ttls
-            .iter()
+        for t in s
+            .ttls(End::Client)
+            .into_iter()
             .filter(|t| initial_ttl(t.ttl) != init)
         {
             ttl_parts.push(format!(
@@ -382,9 +382,9 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
         }
     }
     if let Some(init) = server_init {
-        for t in c.sent[End::Server]
-            .ttls
-            .iter()
+        for t in c
+            .ttls(End::Server)
+            .into_iter()
             .filter(|t| initial_ttl(t.ttl) != init)
         {
             ttl_parts.push(format!(
@@ -632,7 +632,7 @@ pub(crate) fn offload(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) {
             if over.count == 0 {
                 continue;
             }
-            let own_host = x.sent[who].ttls.first().is_some_and(|t| hops(t.ttl) == 0);
+            let own_host = x.ttls(who).first().is_some_and(|t| hops(t.ttl) == 0);
             let what = if own_host {
                 "send offload (TSO/GSO) on the capturing host: the NIC cuts them after the capture point"
             } else {

@@ -14,7 +14,7 @@ use tracekit_wire::{Endpoint, IpLayer, Layers, TransportKind, dissect};
 use super::log::{LOG_CHUNK, LogChunk, log_push, regrow};
 use super::{
     Close, Conn, ConnTable, End, Handshake, KEPT_FRAMES, KEPT_IP_IDS, KEPT_ORDINARY,
-    KEPT_ORDINARY_TOTAL, KEPT_PACKETS, KEPT_TTLS, Kept, PAYLOAD_PREFIX, Pkt, TlsMark, TtlSeen,
+    KEPT_ORDINARY_TOTAL, KEPT_PACKETS, Kept, PAYLOAD_PREFIX, Pkt, TlsMark,
 };
 
 /// Keep only connections with this port on either side.
@@ -592,7 +592,7 @@ impl TableBuilder {
             d.ttl_run = d.ttl_run.saturating_add(1);
         } else {
             if d.ttl_run > 0 {
-                add_ttl_run(&mut conn.sent[dir].ttls, d);
+                add_ttl_run(conn, dir, d);
             }
             d.ttl = ttl;
             d.ttl_run = 1;
@@ -684,7 +684,8 @@ impl TableBuilder {
             }
             c.first_ts = h.first_ts;
             c.last_ts = h.last_ts;
-            for (dir, d) in h.dirs.iter().enumerate() {
+            for dir in End::BOTH {
+                let d = &h.dirs[dir];
                 c.sent[dir].packets = d.packets;
                 c.sent[dir].bytes = d.bytes;
                 c.sent[dir].largest_segment = d.largest;
@@ -692,7 +693,7 @@ impl TableBuilder {
                     *sum += u64::from(n);
                 }
                 if d.ttl_run > 0 {
-                    add_ttl_run(&mut c.sent[dir].ttls, d);
+                    add_ttl_run(c, dir, d);
                 }
                 if d.bits & HAS_MAC != 0 {
                     c.sent[dir].src_mac = Some(d.mac);
@@ -859,17 +860,19 @@ fn tls_records(
         // read in the hello arms only: application data must not touch `Conn`.)
         match (rec.content_type, rec.handshake_type) {
             (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
-                if (from_client || !conn.roles_known) && conn.client_hello.is_none() =>
+                if (from_client || !conn.roles_known) && conn.client_hello().is_none() =>
             {
-                conn.client_hello = Some(frame);
-                conn.client_random = rec.random(payload).copied();
+                let hellos = conn.hellos_mut();
+                hellos.client_hello = Some(frame);
+                hellos.client_random = rec.random(payload).copied();
                 d.bits |= SENT_CLIENT_HELLO;
             }
             (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
-                if (!from_client || !conn.roles_known) && conn.server_hello.is_none() =>
+                if (!from_client || !conn.roles_known) && conn.server_hello().is_none() =>
             {
-                conn.server_hello = Some(frame);
-                conn.server_random = rec.random(payload).copied();
+                let hellos = conn.hellos_mut();
+                hellos.server_hello = Some(frame);
+                hellos.server_random = rec.random(payload).copied();
                 d.bits |= SENT_SERVER_HELLO;
             }
             (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
@@ -899,16 +902,9 @@ fn src_mac(layers: &Layers, data: &[u8]) -> Option<[u8; 6]> {
 /// Adds a direction's current run of one TTL to its count, or as a new TTL with the run's
 /// first frame (runs come in trace order, so TTLs are listed in order of first appearance;
 /// one that finds no room is not counted).
-fn add_ttl_run(ttls: &mut ArrayVec<TtlSeen, KEPT_TTLS>, d: &HotDir) {
-    if let Some(s) = ttls.iter_mut().find(|s| s.ttl == d.ttl) {
-        s.count = s.count.saturating_add(d.ttl_run);
-    } else if !ttls.is_full() {
-        ttls.push(TtlSeen {
-            ttl: d.ttl,
-            count: d.ttl_run,
-            first_frame: d.ttl_run_start,
-        });
-    }
+/// Adds direction `dir`'s run of one TTL (kept in `d`) to the connection's TTLs.
+fn add_ttl_run(conn: &mut Conn, dir: End, d: &HotDir) {
+    conn.add_ttls(dir, (d.ttl, d.ttl_run, d.ttl_run_start));
 }
 
 fn be32(d: &[u8], at: usize) -> u32 {

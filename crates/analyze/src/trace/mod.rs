@@ -227,12 +227,25 @@ struct Rare {
     /// the kept packets give the rest (see [`ConnRef::ip_ids`]). (Held inline, the IP IDs took
     /// 136 of `Conn`'s 1,000 bytes, for every connection of a scan too.)
     ip_ids_not_kept: Vec<(u64, bool, u16)>,
+    /// Per sending direction, the TTLs seen after the first (see [`Conn::ttls`]).
+    more_ttls: [ArrayVec<TtlSeen, { KEPT_TTLS - 1 }>; 2],
 }
 
 static NO_FRAMES: Frames = Frames {
     count: 0,
     first: Vec::new(),
 };
+
+/// A connection's TLS hellos, out of line: a scan's connections have none, and inline they
+/// took 98 of `Conn`'s 768 bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hellos {
+    client_random: Option<[u8; 32]>,
+    server_random: Option<[u8; 32]>,
+    /// The frames of the Client Hello and the Server Hello.
+    client_hello: Option<u64>,
+    server_hello: Option<u64>,
+}
 
 /// What one end of a connection sent, as this point saw it.
 #[derive(Debug, Clone, Default)]
@@ -244,7 +257,9 @@ pub struct Sent {
     pub first_fin: Option<Close>,
     pub first_rst: Option<Close>,
     pub largest_segment: u32,
-    pub ttls: ArrayVec<TtlSeen, KEPT_TTLS>,
+    /// The first TTL seen (every one: [`Conn::ttls`]; the others are out of line, since a
+    /// direction rarely has more than one, and four inline took 144 of `Conn`'s bytes).
+    first_ttl: Option<TtlSeen>,
     pub src_mac: Option<[u8; 6]>,
     /// ECN codepoints seen: counts of not-ECT, ECT(1), ECT(0), CE.
     pub ecn_codepoints: [u64; 4],
@@ -269,10 +284,8 @@ pub struct Conn {
     pub sent: [Sent; 2],
     /// Packets seen but not kept (the kept ones are the table's: [`ConnTable::with_packets`]).
     pub folded: u64,
-    pub client_random: Option<[u8; 32]>,
-    pub server_random: Option<[u8; 32]>,
-    pub client_hello: Option<u64>,
-    pub server_hello: Option<u64>,
+    /// The TLS hellos (see [`Hellos`]).
+    hellos: Option<Box<Hellos>>,
     /// What few connections have (see [`Rare`]).
     rare: Option<Box<Rare>>,
     /// Hash of the client's first payload (to recognise the connection at the other point).
@@ -292,10 +305,7 @@ impl Conn {
             last_ts: ts,
             sent: [Sent::default(), Sent::default()],
             folded: 0,
-            client_random: None,
-            server_random: None,
-            client_hello: None,
-            server_hello: None,
+            hellos: None,
             rare: None,
             first_client_payload: 0,
         }
@@ -311,6 +321,7 @@ impl Conn {
         self.sent.swap(0, 1);
         if let Some(rare) = &mut self.rare {
             rare.over_mss.swap(0, 1);
+            rare.more_ttls.swap(0, 1);
             for a in &mut rare.alerts {
                 a.1 = !a.1;
             }
@@ -323,6 +334,74 @@ impl Conn {
 
     fn rare_mut(&mut self) -> &mut Rare {
         self.rare.get_or_insert_default()
+    }
+
+    pub(super) fn hellos_mut(&mut self) -> &mut Hellos {
+        self.hellos.get_or_insert_default()
+    }
+
+    /// The TTLs seen in direction `dir`, each with its count and first frame, in order of
+    /// first appearance (the first [`KEPT_TTLS`]).
+    #[must_use]
+    pub fn ttls(&self, dir: End) -> ArrayVec<TtlSeen, KEPT_TTLS> {
+        let more = self.rare.iter().flat_map(|r| &r.more_ttls[dir]);
+        self.sent[dir]
+            .first_ttl
+            .iter()
+            .chain(more)
+            .copied()
+            .collect()
+    }
+
+    /// Adds `run` packets of TTL `ttl`, the first of them frame `frame`, to direction `dir`'s
+    /// TTLs (a TTL not seen before is kept while there is room).
+    pub(super) fn add_ttls(&mut self, dir: End, (ttl, run, frame): (u8, u32, u64)) {
+        let seen = TtlSeen {
+            ttl,
+            count: run,
+            first_frame: frame,
+        };
+        match &mut self.sent[dir].first_ttl {
+            None => {
+                self.sent[dir].first_ttl = Some(seen);
+                return;
+            }
+            Some(t) if t.ttl == ttl => {
+                t.count = t.count.saturating_add(run);
+                return;
+            }
+            Some(_) => {}
+        }
+        let more = &mut self.rare_mut().more_ttls[dir];
+        if let Some(t) = more.iter_mut().find(|t| t.ttl == ttl) {
+            t.count = t.count.saturating_add(run);
+        } else if !more.is_full() {
+            more.push(seen);
+        }
+    }
+
+    /// The random value of the client's TLS Client Hello.
+    #[must_use]
+    pub fn client_random(&self) -> Option<[u8; 32]> {
+        self.hellos.as_ref()?.client_random
+    }
+
+    /// The random value of the server's TLS Server Hello.
+    #[must_use]
+    pub fn server_random(&self) -> Option<[u8; 32]> {
+        self.hellos.as_ref()?.server_random
+    }
+
+    /// The frame of the TLS Client Hello.
+    #[must_use]
+    pub fn client_hello(&self) -> Option<u64> {
+        self.hellos.as_ref()?.client_hello
+    }
+
+    /// The frame of the TLS Server Hello.
+    #[must_use]
+    pub fn server_hello(&self) -> Option<u64> {
+        self.hellos.as_ref()?.server_hello
     }
 
     /// TLS alert records, the first [`KEPT_FRAMES`].
@@ -400,7 +479,7 @@ impl Conn {
         if self.syn.is_some() && self.syn_ack.is_none() {
             return Some(Failure::TcpHandshake);
         }
-        if self.client_hello.is_some()
+        if self.client_hello().is_some()
             && self.sent[End::Server].app_data.is_none()
             && self.sent[End::Client].app_data.is_none()
         {
@@ -416,7 +495,7 @@ impl Conn {
         if cut {
             return Some(Failure::Reset);
         }
-        if self.client_hello.is_none()
+        if self.client_hello().is_none()
             && self.sent[End::Client].bytes > 0
             && self.sent[End::Server].bytes == 0
         {
@@ -587,7 +666,7 @@ mod tests {
         };
         c.syn = Some(hs);
         c.syn_ack = Some(Handshake { frame: 2, ..hs });
-        c.client_hello = Some(4);
+        c.hellos_mut().client_hello = Some(4);
         c.sent[0].app_data = Some(8);
         c.sent[1].app_data = Some(9);
         c.sent[0].bytes = 600;
@@ -639,7 +718,7 @@ mod tests {
             "application data one way: the handshake completed"
         );
         let mut c = served();
-        c.client_hello = None;
+        c.hellos_mut().client_hello = None;
         c.sent[0].bytes = 600;
         c.sent[1].bytes = 0;
         assert_eq!(c.failure(), Some(Failure::NoAnswer));
@@ -778,13 +857,13 @@ mod tests {
         assert_eq!(t.conns.len(), 1 + 5000);
         let mut buf = Vec::new();
         let c = &t.with_packets(0, &mut buf);
-        let ttls: Vec<_> = c.sent[End::Client]
-            .ttls
+        let ttls: Vec<_> = c
+            .ttls(End::Client)
             .iter()
             .map(|s| (s.ttl, s.count, s.first_frame))
             .collect();
         assert_eq!(ttls, [(64, 1, 1), (60, 3, 2), (59, 1, 4), (58, 1, 6)]);
-        assert_eq!(c.sent[End::Server].ttls.as_slice().len(), 1);
+        assert_eq!(c.ttls(End::Server).len(), 1);
         assert_eq!(c.sent[End::Client].ecn_codepoints, [4, 1, 2, 1]);
         assert_eq!([c.sent[0].packets, c.sent[1].packets], [8, 1]);
         assert_eq!(c.ip_ids(End::Client).as_slice(), [40000; 8]);
@@ -965,8 +1044,8 @@ mod tests {
             assert_eq!(c.sent[sender].packets, 1);
             assert_eq!(c.sent[other].packets, 3);
             assert_eq!(c.sent[sender].bytes, 50);
-            assert_eq!(c.sent[sender].ttls[0].ttl, 64);
-            assert_eq!(c.sent[other].ttls[0].ttl, 60);
+            assert_eq!(c.ttls(sender)[0].ttl, 64);
+            assert_eq!(c.ttls(other)[0].ttl, 60);
             assert_eq!(c.sent[sender].ecn_codepoints, [0, 0, 1, 0]);
             assert_eq!(c.sent[sender].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 0]));
             assert_eq!(c.sent[other].first_fin.map(|f| f.frame), Some(4));
@@ -974,12 +1053,12 @@ mod tests {
             let dirs: Vec<End> = c.pkts.iter().map(Pkt::dir).collect();
             assert_eq!(dirs, [other, sender, other, other]);
             if hello {
-                assert_eq!(c.client_hello, Some(2));
-                assert_eq!(c.client_random, Some([7; 32]));
+                assert_eq!(c.client_hello(), Some(2));
+                assert_eq!(c.client_random(), Some([7; 32]));
                 assert_eq!(c.first_client_payload, c.pkts[1].payload);
                 assert_ne!(c.first_client_payload, 0);
             } else {
-                assert_eq!(c.client_hello, None);
+                assert_eq!(c.client_hello(), None);
                 assert_eq!(c.first_client_payload, 0);
             }
         }
