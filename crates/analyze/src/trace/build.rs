@@ -234,14 +234,17 @@ impl Tuple {
         (self.ports >> 16) as u16 == port || self.ports as u16 == port
     }
 
-    /// FxHash of the words (never 0: that marks an empty slot).
-    fn hash(&self) -> u64 {
+    /// The high half of the FxHash of the words (its low bits are weak), never 0: that marks
+    /// an empty slot. (32 bits, so that a slot is 8 bytes: a port scan's flow index took 63
+    /// bytes a connection with 64-bit hashes. The slot is found by the high bits of these;
+    /// a tag shared by two flows costs a key comparison.)
+    fn hash(&self) -> u32 {
         let mut h = FxHasher::default();
         for w in [self.lo[0], self.lo[1], self.hi[0], self.hi[1]] {
             h.write_u64(w);
         }
         h.write_u64(u64::from(self.ports) << 1 | u64::from(self.v6));
-        h.finish().max(1)
+        ((h.finish() >> 32) as u32).max(1)
     }
 
     /// The lower and the upper end.
@@ -270,7 +273,7 @@ impl Tuple {
 /// A slot of the flow index: the hash of a flow key (0: empty) and its newest connection.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    hash: u64,
+    hash: u32,
     conn: u32,
 }
 
@@ -307,7 +310,7 @@ struct Staged<'p, 'a> {
     tcp: Tcp<&'a [u8]>,
     key: Tuple,
     forward: bool,
-    hash: u64,
+    hash: u32,
 }
 
 impl Staged<'_, '_> {
@@ -334,7 +337,7 @@ impl TableBuilder {
             conns: Vec::new(),
             hot: Vec::new(),
             slots: vec![Slot::default(); 1024],
-            slot_shift: 64 - 10,
+            slot_shift: 32 - 10,
             used_slots: 0,
             log: Vec::new(),
             ip_ids_not_kept: Vec::new(),
@@ -451,12 +454,12 @@ impl TableBuilder {
     }
 
     /// The first slot to probe for a hash (its high bits: FxHash's low bits are weak).
-    fn slot_of(&self, hash: u64) -> usize {
+    fn slot_of(&self, hash: u32) -> usize {
         (hash >> self.slot_shift) as usize
     }
 
     /// The slot that holds a flow, or the free slot where it would go (linear probing).
-    fn probe(&self, hash: u64, key: &Tuple) -> usize {
+    fn probe(&self, hash: u32, key: &Tuple) -> usize {
         let mask = self.slots.len() - 1;
         let mut at = self.slot_of(hash);
         loop {
@@ -469,14 +472,16 @@ impl TableBuilder {
     }
 
     /// The newest connection of a flow.
-    fn find(&self, hash: u64, key: &Tuple) -> Option<usize> {
+    fn find(&self, hash: u32, key: &Tuple) -> Option<usize> {
         let s = self.slots[self.probe(hash, key)];
         (s.hash != 0).then_some(s.conn as usize)
     }
 
     /// Points a flow's slot at connection `conn`, taking a free slot for a new flow.
-    fn index(&mut self, hash: u64, conn: u32) {
-        if (self.used_slots + 1) * 2 > self.slots.len() {
+    fn index(&mut self, hash: u32, conn: u32) {
+        // (At 2^32 slots the hash has no bit left to spread them: the index fills past half,
+        // never whole, since connections stop below 2^32.)
+        if (self.used_slots + 1) * 2 > self.slots.len() && self.slot_shift > 0 {
             self.grow();
         }
         let at = self.probe(hash, &self.hot[conn as usize].key);
