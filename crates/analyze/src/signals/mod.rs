@@ -365,41 +365,32 @@ pub(crate) fn ttl_origin(c: &ConnRef<'_>, s: &ConnRef<'_>, f: &mut Found) -> Ttl
     // for it (a proxy's SYN/ACK there would only hide a mismatch, never make one up).
     let server_init = server_own.or_else(|| c.syn_ack.map(|h| initial_ttl(h.ttl)));
     let mut ttl_parts = Vec::new();
-    let (mut ttl_a, mut ttl_b) = (Vec::new(), Vec::new());
+    // Frames cited per point: the client's packets as the server side saw them, the server's
+    // as the client side saw them.
+    let mut frames: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
     let mut foreign_ttl: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    if let Some(init) = client_init {
-        for t in s
-            .ttls(End::Client)
+    for (end, init, far) in [(End::Client, client_init, s), (End::Server, server_init, c)] {
+        let Some(init) = init else { continue };
+        let far_point = Point::near_to(end.other());
+        let by_syn_ack = if end == End::Server && server_own.is_none() {
+            " (its SYN/ACK there: the server-side capture has no packet of the server)"
+        } else {
+            ""
+        };
+        for t in far
+            .ttls(end)
             .into_iter()
             .filter(|t| initial_ttl(t.ttl) != init)
         {
             ttl_parts.push(format!(
-                "{} packet(s) in the client's name reach the server side with TTL {} (sent with {}, {} hop(s) away), while the client sends with {}",
-                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init
+                "{} packet(s) in the {end}'s name reach the {far_point} side with TTL {} (sent with {}, {} hop(s) away), while the {end} sends with {init}{by_syn_ack}",
+                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl)
             ));
-            ttl_b.push(t.first_frame);
-            foreign_ttl[End::Client].push(t.ttl);
+            frames[far_point].push(t.first_frame);
+            foreign_ttl[end].push(t.ttl);
         }
     }
-    if let Some(init) = server_init {
-        for t in c
-            .ttls(End::Server)
-            .into_iter()
-            .filter(|t| initial_ttl(t.ttl) != init)
-        {
-            ttl_parts.push(format!(
-                "{} packet(s) in the server's name reach the client side with TTL {} (sent with {}, {} hop(s) away), while the server sends with {}{}",
-                t.count, t.ttl, initial_ttl(t.ttl), hops(t.ttl), init,
-                if server_own.is_none() {
-                    " (its SYN/ACK there: the server-side capture has no packet of the server)"
-                } else {
-                    ""
-                }
-            ));
-            ttl_a.push(t.first_frame);
-            foreign_ttl[End::Server].push(t.ttl);
-        }
-    }
+    let [ttl_a, ttl_b] = frames;
     if !ttl_parts.is_empty() {
         f.push(evidence(
             Signal::TtlOriginMismatch,
