@@ -746,7 +746,7 @@ fn floor_bench(a: &Path, b: &Path) -> Result<()> {
     let table: &Step = &|c| {
         let mut table = tracekit_analyze::TableBuilder::new(None);
         batches(c, &mut |b| table.add_batch(b));
-        table.finish().conns.len() as u64
+        table.finish().len() as u64
     };
     let steps = [
         ("record walk (tracekit info's work)", walk),
@@ -826,8 +826,8 @@ fn compare_bench(a: &PathBuf, b: &PathBuf) -> Result<()> {
     });
     println!(
         "compare: {} and {} connections, {pairs} pairs; clock estimate {estimate:.3} s, compare {compare:.3} s ({:.1} µs/pair), text {text:.3} s (one thread)",
-        ta.conns.len(),
-        tb.conns.len(),
+        ta.len(),
+        tb.len(),
         compare * 1e6 / pairs.max(1) as f64,
     );
     Ok(())
@@ -857,7 +857,7 @@ fn table_bench(path: &PathBuf) -> Result<()> {
         let t = Instant::now();
         let table = table.finish();
         finish = finish.min(t.elapsed().as_secs_f64());
-        conns = table.conns.len();
+        conns = table.len();
         built
     });
     let align = best(&mut || {

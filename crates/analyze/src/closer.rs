@@ -562,7 +562,7 @@ fn unseen_end(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{ConnTable, TableBuilder};
+    use crate::trace::{ConnTable, Gathered, TableBuilder};
     use tracekit_testutil::packets::{segment, with_payload};
 
     const SYN: u8 = 0x02;
@@ -659,7 +659,7 @@ mod tests {
     /// Who closed the connection captured as `a` at the client side and `b` at the server
     /// side, the clocks aligned.
     fn judged(a: &ConnTable, b: &ConnTable) -> Closed {
-        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        let (mut buf_a, mut buf_b) = (Gathered::default(), Gathered::default());
         let (c, s) = (a.with_packets(0, &mut buf_a), b.with_packets(0, &mut buf_b));
         let diff = PathDiff::default();
         closed(&Closing {

@@ -11,13 +11,14 @@ use crate::model::{
     Analysis, Clock, Confidence, Connection, Evidence, Hops, Kind, MatchedBy, Middlebox, Point,
     Row, Rtt, Signal, TraceSummary, Traces, Unmatched,
 };
-use crate::pairing::{b_is_client_side, pair_connections};
+use crate::pairing::{Pair, b_is_client_side, pair_connections};
 use crate::path::{PathDiff, compared_path, dropped_text, injected_text, same_packets};
 use crate::sentence::{VerdictInput, verdict_sentence};
 use crate::sides::{mac_string, ms, side_view, tls_view};
 use crate::signals;
-use crate::trace::{Conn, ConnRef, ConnTable, End, Pkt};
+use crate::trace::{Conn, ConnRef, ConnTable, End, Gathered};
 use crate::verdict;
+use std::borrow::Cow;
 
 /// Connections (in report order) that keep their ladder.
 pub const LADDERS_KEPT: usize = 50;
@@ -182,21 +183,25 @@ pub fn analyze_drifting(
     // The time each capture covers (packets outside it cannot be missing from it).
     let span = |t: &ConnTable| (t.first_ts.unwrap_or(0), t.last_ts.unwrap_or(0));
     let windows = [span(ca.table), span(cb.table)];
-    let ends = |&(ia, ib, _): &(usize, usize, MatchedBy)| {
+    let ends = |&(ia, ib, _): &Pair| {
+        let (ia, ib) = (ia as usize, ib as usize);
         if swapped { (ib, ia) } else { (ia, ib) }
     };
-    let chosen: Vec<(usize, usize, MatchedBy)> = pairs
-        .iter()
-        .filter(|p| {
-            let (ic, is) = ends(p);
-            scope
-                .filter
-                .is_none_or(|f| f(&ca.table.conns[ic], &cb.table.conns[is]))
-        })
-        .copied()
-        .collect();
+    let chosen: Cow<[Pair]> = match scope.filter {
+        None => Cow::Borrowed(&pairs),
+        Some(f) => Cow::Owned(
+            pairs
+                .iter()
+                .filter(|p| {
+                    let (ic, is) = ends(p);
+                    f(&ca.table.conn(ic), &cb.table.conn(is))
+                })
+                .copied()
+                .collect(),
+        ),
+    };
     // Each side's packets are gathered into buffers of the thread's, used again pair after pair.
-    let judge = |bufs: &mut Buffers, p: &(usize, usize, MatchedBy), want: Want| {
+    let judge = |bufs: &mut Buffers, p: &Pair, want: Want| {
         let (ic, is) = ends(p);
         let (buf_c, buf_s) = bufs;
         let c = &ca.table.with_packets(ic, buf_c);
@@ -209,7 +214,7 @@ pub fn analyze_drifting(
                 .map(|(conn, only_here)| (conn, (ic, is, only_here))),
         )
     };
-    let in_full = |bufs: &mut Buffers, p: &(usize, usize, MatchedBy)| {
+    let in_full = |bufs: &mut Buffers, p: &Pair| {
         let (row, full) = judge(bufs, p, Want::Full);
         let (conn, view) = full.expect("a connection asked for in full is given in full");
         (conn, (view, row))
@@ -226,7 +231,7 @@ pub fn analyze_drifting(
             judge_all(&chosen, ends, tables, |bufs, p| judge(bufs, p, Want::Row).0).collect();
         (Vec::new(), Vec::new(), rows)
     };
-    let order = report_order(&rows, |i| ca.table.conns[ends(&chosen[i]).0].first_ts);
+    let order = report_order(&rows, |i| ca.table.first_ts(ends(&chosen[i]).0));
     permute(&mut rows, &order);
     if keep_all {
         permute(&mut connections, &order);
@@ -235,7 +240,7 @@ pub fn analyze_drifting(
         // The first in report order, compared again, in full.
         let mut bufs = Buffers::default();
         for &i in order.iter().take(scope.full) {
-            let (conn, (view, _)) = in_full(&mut bufs, &chosen[i]);
+            let (conn, (view, _)) = in_full(&mut bufs, &chosen[i as usize]);
             connections.push(conn);
             views.push(view);
         }
@@ -246,7 +251,7 @@ pub fn analyze_drifting(
         name: i.name.to_string(),
         packets: i.table.packets,
         tcp_packets: i.table.tcp_packets,
-        connections: i.table.conns.len(),
+        connections: i.table.len(),
     };
     Analysis {
         traces: Traces {
@@ -343,41 +348,38 @@ fn judge_all<'p, P: Sync, T: Send>(
 }
 
 /// Two buffers for a pair's packets (see [`ConnTable::with_packets`]).
-type Buffers = (Vec<Pkt>, Vec<Pkt>);
+type Buffers = (Gathered, Gathered);
 
 /// The report's order of `rows` (indices): failed and odd connections first, then in time
 /// order (`first_ts` of the row at an index).
-fn report_order(rows: &[Row], first_ts: impl Fn(usize) -> i64) -> Vec<usize> {
-    let mut order: Vec<(bool, bool, i64, u32)> = rows
+fn report_order(rows: &[Row], first_ts: impl Fn(usize) -> i64) -> Vec<u32> {
+    // (Not failed, not odd) as one byte: 16 bytes a row to sort, not 24.
+    let mut order: Vec<(u8, i64, u32)> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let odd = r.kinds != [Kind::None];
-            (!r.failed, !odd, first_ts(i), i as u32)
+            let odd = r.kinds[..] != [Kind::None];
+            (
+                u8::from(!r.failed) << 1 | u8::from(!odd),
+                first_ts(i),
+                i as u32,
+            )
         })
         .collect();
     order.sort_unstable();
-    order.iter().map(|o| o.3 as usize).collect()
+    order.iter().map(|o| o.2).collect()
 }
 
 /// The connections of each trace that no pair holds (counts and a few examples).
-fn unmatched(
-    a: Input<'_>,
-    b: Input<'_>,
-    pairs: &[(usize, usize, MatchedBy)],
-    swapped: bool,
-) -> Unmatched {
-    let mut used = [
-        vec![false; a.table.conns.len()],
-        vec![false; b.table.conns.len()],
-    ];
+fn unmatched(a: Input<'_>, b: Input<'_>, pairs: &[Pair], swapped: bool) -> Unmatched {
+    let mut used = [vec![false; a.table.len()], vec![false; b.table.len()]];
     for &(ia, ib, _) in pairs {
-        used[0][ia] = true;
-        used[1][ib] = true;
+        used[0][ia as usize] = true;
+        used[1][ib as usize] = true;
     }
     let mut unmatched = Unmatched::default();
     for (side, t, used) in [("a", a.table, &used[0]), ("b", b.table, &used[1])] {
-        for (c, _) in t.conns.iter().zip(used).filter(|(_, used)| !**used) {
+        for (i, _) in used.iter().enumerate().filter(|(_, used)| !**used) {
             if side == "a" {
                 unmatched.a += 1;
             } else {
@@ -385,6 +387,7 @@ fn unmatched(
             }
             if unmatched.examples.len() < 10 {
                 let name = if side == "a" { a.name } else { b.name };
+                let c = t.conn(i);
                 unmatched
                     .examples
                     .push(format!("{name}: {} -> {}", c.client, c.server));
@@ -401,13 +404,13 @@ fn unmatched(
 /// permutation) by following its cycles: each element moves once, and no second vector is
 /// filled (tens of thousands of connections take over a hundred megabytes, and fresh memory
 /// costs its first touch).
-fn permute<T>(v: &mut [T], order: &[usize]) {
+fn permute<T>(v: &mut [T], order: &[u32]) {
     let mut placed = vec![false; v.len()];
     for start in 0..v.len() {
         let mut k = start;
         while !placed[k] {
             placed[k] = true;
-            let from = order[k];
+            let from = order[k] as usize;
             if from == start {
                 break;
             }
@@ -464,9 +467,10 @@ pub(crate) fn opt_frames(x: Option<u64>) -> Vec<u64> {
 
 /// [`isns`] of connection `i` of `t`, its packets gathered into `buf` only when its handshake
 /// does not give both.
-pub(crate) fn isns_in(t: &ConnTable, i: usize, buf: &mut Vec<Pkt>) -> Option<[u32; 2]> {
-    let c = &t.conns[i];
-    if let (Some(client), Some(server)) = (c.isn(End::Client), c.isn(End::Server)) {
+pub(crate) fn isns_in(t: &ConnTable, i: usize, buf: &mut Gathered) -> Option<[u32; 2]> {
+    if let Some(c) = t.in_full(i)
+        && let (Some(client), Some(server)) = (c.isn(End::Client), c.isn(End::Server))
+    {
         return Some([client, server]);
     }
     isns(&t.with_packets(i, buf))
@@ -631,7 +635,7 @@ fn compare(
         server: c.server,
         matched_by: how,
         failed,
-        kinds: kinds.clone(),
+        kinds: crate::model::kinds_of(&kinds),
         closed_by: closed.by,
         confidence,
     };
@@ -847,7 +851,10 @@ mod tests {
                 (r.client.port, r.server.port, r.matched_by, r.failed),
                 (c.client_port, c.server_port, c.matched_by, c.failed)
             );
-            assert_eq!((&r.kinds, r.closed_by), (&c.middlebox.kind, c.closed_by));
+            assert_eq!(
+                (&r.kinds[..], r.closed_by),
+                (&c.middlebox.kind[..], c.closed_by)
+            );
             assert_eq!(r.confidence, c.confidence);
         }
         // Failed first: 40 of them, then the 20 that worked.
@@ -918,7 +925,8 @@ mod tests {
                 let v: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
                 let expected: Vec<String> = order.iter().map(|&i| v[i].clone()).collect();
                 let mut got = v.clone();
-                permute(&mut got, &order);
+                let order32: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+                permute(&mut got, &order32);
                 assert_eq!(got, expected, "order {order:?}");
             }
         }

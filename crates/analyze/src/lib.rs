@@ -30,7 +30,7 @@ pub use input::{ConnFilter, SideError, SideInput, analyze_sides};
 pub use model::{Analysis, Connection, Evidence, FileFrames, Row};
 pub use reading::{FrameMap, Reading, Side, Tables, read_pair};
 pub use sides::{ip_id_behaviour, mac_string, vendor};
-pub use trace::{BATCH, Batch, ConnTable, Packet, PortFilter, TableBuilder};
+pub use trace::{BATCH, Batch, ConnTable, Gathered, Packet, PortFilter, TableBuilder};
 
 #[cfg(test)]
 mod testing {

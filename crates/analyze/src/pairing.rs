@@ -4,31 +4,38 @@
 
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use tracekit_wire::Endpoint;
 
-use crate::compare::{Offsets, isns_in};
+use crate::compare::{Offsets, isns, isns_in};
 use crate::model::MatchedBy;
-use crate::trace::{Conn, ConnTable, hops};
+use crate::trace::{Conn, ConnTable, Gathered, hops};
 
 /// Values (connections of b) under keys, each at a time, for finding the unused value of a
 /// key nearest to a time: the entries sorted by key, then time and value, with skip pointers
 /// past used entries (union-find style, paths halved). A key shared by tens of thousands of
 /// connections (one 4-tuple reused, one request repeated) then costs a binary search per
 /// lookup instead of a scan of all of them (20,000 connections on one tuple took 4.8 s).
-/// Positions and values are `u32` (connections stop below 2^32): for a port scan's million
-/// connections these indices took about 340 MB with `usize` and the tuples as keys.
-pub(crate) struct Nearest<K> {
-    groups: FxHashMap<K, (u32, u32)>,
-    /// (time, value), by key, then time and value.
-    entries: Vec<(i64, u32)>,
+/// Keys are 64-bit hashes, spread evenly, and a key's entries are found through a directory
+/// by their top bits rather than a hash map; positions and values are `u32` (connections stop
+/// below 2^32). For a port scan's million connections, these indices took about 340 MB with
+/// `usize`, the tuples as keys and a hash map, and take 42 MB.
+pub(crate) struct Nearest {
+    /// (key, time, value), by key, then time and value.
+    entries: Vec<(u64, i64, u32)>,
+    /// `first[k]`: the first entry whose key's top bits are `k` or more; one past the last
+    /// for `k` = `first.len() - 1`.
+    first: Vec<u32>,
+    /// What moves a key's top bits down.
+    shift: u32,
     /// `right[e]`: an entry at or after `e` with no unused entry between (`e` itself when
     /// unused); `entries.len()` is the end.
     right: Vec<u32>,
     /// The same leftwards, shifted by one: `left[e + 1]` for entry `e`, 0 for none.
     left: Vec<u32>,
-    /// Each value's entries (a value may be under two keys; `u32::MAX` for none).
-    at: Vec<[u32; 2]>,
+    /// Each value's entry (`u32::MAX` for none): a value is under one key at most.
+    at: Vec<u32>,
 }
 
 /// An index as `u32` (every index here is of a connection or an entry: below 2^32).
@@ -36,27 +43,33 @@ fn small(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-impl<K: std::hash::Hash + Eq + Ord + Copy> Nearest<K> {
-    /// `items`: (key, time, value) with values below `values`.
-    fn new(mut items: Vec<(K, i64, u32)>, values: usize) -> Self {
-        items.sort_unstable();
-        let mut groups = FxHashMap::with_capacity_and_hasher(items.len(), FxBuildHasher);
-        let mut at = vec![[u32::MAX; 2]; values];
-        let mut entries = Vec::with_capacity(items.len());
-        let mut start = 0;
-        for (e, &(key, time, value)) in items.iter().enumerate() {
-            entries.push((time, value));
-            let slot = &mut at[value as usize];
-            slot[usize::from(slot[0] != u32::MAX)] = small(e);
-            if items.get(e + 1).is_none_or(|next| next.0 != key) {
-                groups.insert(key, (small(start), small(e + 1)));
-                start = e + 1;
-            }
+impl Nearest {
+    /// `items`: (key, time, value) with values below `values`, each value once at most.
+    fn new(mut items: Vec<(u64, i64, u32)>, values: usize) -> Self {
+        for item in &mut items {
+            item.0 = spread(item.0);
         }
-        let n = entries.len();
+        items.sort_unstable();
+        let n = items.len();
+        // A directory slot for every entry or so.
+        let bits = (usize::BITS - n.leading_zeros()).clamp(1, 32);
+        let shift = 64 - bits;
+        let mut first = Vec::with_capacity((1 << bits) + 1);
+        let mut e = 0;
+        for top in 0..=(1u64 << bits) {
+            while e < n && items[e].0 >> shift < top {
+                e += 1;
+            }
+            first.push(small(e));
+        }
+        let mut at = vec![u32::MAX; values];
+        for (e, &(_, _, value)) in items.iter().enumerate() {
+            at[value as usize] = small(e);
+        }
         Nearest {
-            groups,
-            entries,
+            entries: items,
+            first,
+            shift,
             right: (0..=small(n)).collect(),
             left: (0..=small(n)).collect(),
             at,
@@ -80,32 +93,31 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Nearest<K> {
         (x > start).then(|| x - 1)
     }
     fn mark_used(&mut self, value: usize) {
-        for e in self.at[value] {
-            if e != u32::MAX {
-                self.right[e as usize] = e + 1;
-                self.left[e as usize + 1] = e;
-            }
+        let e = self.at[value];
+        if e != u32::MAX {
+            self.right[e as usize] = e + 1;
+            self.left[e as usize + 1] = e;
         }
     }
     /// The key's unused value whose time is nearest `t` (the lowest value on a tie).
-    fn nearest(&mut self, key: &K, t: i64) -> Option<usize> {
+    fn nearest(&mut self, key: u64, t: i64) -> Option<usize> {
         let (start, end) = self.group(key)?;
-        let pos = start + self.entries[start..end].partition_point(|&(x, _)| x < t);
+        let pos = start + self.entries[start..end].partition_point(|&(_, x, _)| x < t);
         let after = self.unused_from(pos, end);
         // The nearest unused time before `t`, and of its values the lowest unused one.
         let before = match pos.checked_sub(1).filter(|&p| p >= start) {
             Some(p) => self.unused_to(p, start).and_then(|e| {
-                let time = self.entries[e].0;
-                let first = start + self.entries[start..end].partition_point(|&(x, _)| x < time);
+                let time = self.entries[e].1;
+                let first = start + self.entries[start..end].partition_point(|&(_, x, _)| x < time);
                 self.unused_from(first, end)
             }),
             None => None,
         };
         let best = [before, after].into_iter().flatten().min_by_key(|&e| {
-            let (time, value) = self.entries[e];
+            let (_, time, value) = self.entries[e];
             (time.abs_diff(t), value)
         })?;
-        Some(self.entries[best].1 as usize)
+        Some(self.entries[best].2 as usize)
     }
     /// [`Nearest::nearest`] among the values `is_match` accepts, for keys that stand for
     /// others (hashes): the nearest of the key's values is the answer when it matches (it is
@@ -113,7 +125,7 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Nearest<K> {
     /// unused values are searched one by one.
     fn nearest_matching(
         &mut self,
-        key: &K,
+        key: u64,
         t: i64,
         is_match: impl Fn(usize) -> bool,
     ) -> Option<usize> {
@@ -125,59 +137,82 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Nearest<K> {
         (start..end)
             .filter(|&e| self.right[e] as usize == e)
             .map(|e| self.entries[e])
-            .filter(|&(_, value)| is_match(value as usize))
-            .min_by_key(|&(time, value)| (time.abs_diff(t), value))
-            .map(|(_, value)| value as usize)
+            .filter(|&(_, _, value)| is_match(value as usize))
+            .min_by_key(|&(_, time, value)| (time.abs_diff(t), value))
+            .map(|(_, _, value)| value as usize)
     }
-    fn group(&self, key: &K) -> Option<(usize, usize)> {
-        let &(start, end) = self.groups.get(key)?;
-        Some((start as usize, end as usize))
+    /// The entries of a key, if any.
+    fn group(&self, key: u64) -> Option<(usize, usize)> {
+        let key = spread(key);
+        let top = (key >> self.shift) as usize;
+        let (lo, hi) = (self.first[top] as usize, self.first[top + 1] as usize);
+        let bucket = &self.entries[lo..hi];
+        let start = lo + bucket.partition_point(|e| e.0 < key);
+        let end = lo + bucket.partition_point(|e| e.0 <= key);
+        (start < end).then_some((start, end))
     }
 }
 
-/// A tuple of ends as the pairing's key: a hash of it (a tuple is 40 bytes, and a port scan
-/// has two keys a connection), every hit checked against the tuple itself.
+/// The tuple of a connection's ends, in either order, as the pairing's key: a hash of it (a
+/// tuple is 40 bytes), every hit checked against the ends themselves.
 fn tuple_key(a: Endpoint, b: Endpoint) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
-    (a, b).hash(&mut h);
+    (a.min(b), a.max(b)).hash(&mut h);
     h.finish()
+}
+
+/// Both initial sequence numbers as a key.
+fn isn_key([client, server]: [u32; 2]) -> u64 {
+    u64::from(client) << 32 | u64::from(server)
+}
+
+/// A key spread evenly over 64 bits, one for one (the finalizer of SplitMix64, a bijection:
+/// distinct keys stay distinct), for [`Nearest`]'s directory of top bits.
+fn spread(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// How near in time two handshakes must be to pair their connections by timing alone.
 pub(crate) const WINDOW: i64 = 1_000_000_000;
 
-/// Pairs connections of a and b: (index in a, index in b, how).
+/// A connection of a and one of b, and how they were paired (indices as `u32`: a port
+/// scan's million pairs are held through the comparison).
+pub(crate) type Pair = (u32, u32, MatchedBy);
+
+/// Pairs connections of a and b.
 pub(crate) fn pair_connections(
     a: &ConnTable,
     b: &ConnTable,
     offsets: Option<&Offsets>,
-) -> Vec<(usize, usize, MatchedBy)> {
-    let n = b.conns.len();
+) -> Vec<Pair> {
+    let n = b.len();
     // Times on a's clock.
     let at_a = |c: &Conn| {
         c.first_ts
             .saturating_add(offsets.map_or(0, |o| o.at_b(c.first_ts).mid))
     };
-    let mut tuples = Vec::with_capacity(2 * n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut isn_pairs = Vec::with_capacity(n);
+    let mut tuples = Vec::with_capacity(n);
+    let mut payloads = Vec::new();
+    let mut isn_pairs = Vec::new();
     let mut by_random: FxHashMap<[u8; 32], usize> = FxHashMap::default();
-    let mut buf = Vec::new();
-    for (i, c) in b.conns.iter().enumerate() {
-        let v = small(i);
-        tuples.push((tuple_key(c.client, c.server), at_a(c), v));
-        tuples.push((tuple_key(c.server, c.client), at_a(c), v));
+    let mut buf = Gathered::default();
+    for i in 0..n {
+        let c = b.for_pairing(i, &mut buf);
+        let value = small(i);
+        tuples.push((tuple_key(c.client, c.server), at_a(&c), value));
         if let Some(r) = c.client_random() {
             by_random.insert(r, i);
         }
         if c.first_client_payload != 0 {
-            payloads.push((c.first_client_payload, at_a(c), v));
+            payloads.push((c.first_client_payload, at_a(&c), value));
         }
-        if let Some(both) = isns_in(b, i, &mut buf) {
-            isn_pairs.push((both, at_a(c), v));
+        if let Some(both) = isns(&c) {
+            isn_pairs.push((isn_key(both), at_a(&c), value));
         }
     }
-    // The three indices are built at once (sorting 2 entries per connection of b is most of
+    // The three indices are built at once (sorting an entry per connection of b is most of
     // the pairing's time).
     let ((mut by_tuple, mut by_payload), mut by_isn) = rayon::join(
         || rayon::join(|| Nearest::new(tuples, n), || Nearest::new(payloads, n)),
@@ -186,28 +221,33 @@ pub(crate) fn pair_connections(
     let mut used = vec![false; n];
     let mut pairs = Vec::new();
     // The nearest unused candidate in time (the first in b's order on a tie).
-    for (ia, c) in a.conns.iter().enumerate() {
+    let mut isn_buf = Gathered::default();
+    for ia in 0..a.len() {
+        // The tuple first, from the ends alone (most connections pair by it, and a connection
+        // held as its one packet is then not made).
+        let ((client, server), first_ts) = (a.ends(ia), a.first_ts(ia));
         let found = by_tuple
-            .nearest_matching(&tuple_key(c.client, c.server), c.first_ts, |i| {
-                b.conns[i].has_ends(c.client, c.server)
+            .nearest_matching(tuple_key(client, server), first_ts, |i| {
+                b.has_ends(i, client, server)
             })
             .map(|i| (i, MatchedBy::Tuple))
             .or_else(|| {
+                let c = a.lean(ia, &mut buf);
                 c.client_random()
                     .and_then(|r| by_random.get(&r).copied())
                     .filter(|&i| !used[i])
                     .map(|i| (i, MatchedBy::TlsRandom))
-            })
-            .or_else(|| {
-                (c.first_client_payload != 0)
-                    .then(|| by_payload.nearest(&c.first_client_payload, c.first_ts))
-                    .flatten()
-                    .map(|i| (i, MatchedBy::Payload))
+                    .or_else(|| {
+                        (c.first_client_payload != 0)
+                            .then(|| by_payload.nearest(c.first_client_payload, first_ts))
+                            .flatten()
+                            .map(|i| (i, MatchedBy::Payload))
+                    })
             })
             .or_else(|| {
                 // Both initial sequence numbers (a NAT keeps them; 64 bits rarely repeat).
-                isns_in(a, ia, &mut buf)
-                    .and_then(|both| by_isn.nearest(&both, c.first_ts))
+                isns_in(a, ia, &mut isn_buf)
+                    .and_then(|both| by_isn.nearest(isn_key(both), first_ts))
                     .map(|i| (i, MatchedBy::Isn))
             });
         if let Some((ib, how)) = found {
@@ -215,25 +255,31 @@ pub(crate) fn pair_connections(
             by_tuple.mark_used(ib);
             by_payload.mark_used(ib);
             by_isn.mark_used(ib);
-            pairs.push((ia, ib, how));
+            pairs.push((small(ia), small(ib), how));
         }
     }
     // Timing: a connection left over on each side, same server port, handshakes within 1 s
     // (`WINDOW`) of each other once the clocks are aligned, and no other candidate. (b's left-over
     // connections by port and time: a scan of all of b per connection of a was quadratic.)
     if offsets.is_some() {
-        let mut paired = vec![false; a.conns.len()];
+        let mut paired = vec![false; a.len()];
         for p in &pairs {
-            paired[p.0] = true;
+            paired[p.0 as usize] = true;
         }
         let mut by_port: FxHashMap<u16, Vec<(i64, usize)>> = FxHashMap::default();
-        for (i, c) in b.conns.iter().enumerate().filter(|(i, _)| !used[*i]) {
-            by_port.entry(c.server.port).or_default().push((at_a(c), i));
+        for (i, c) in (0..n).filter(|&i| !used[i]).map(|i| (i, b.conn(i))) {
+            by_port
+                .entry(c.server.port)
+                .or_default()
+                .push((at_a(&c), i));
         }
         for list in by_port.values_mut() {
             list.sort_unstable();
         }
-        for (ia, c) in a.conns.iter().enumerate().filter(|(ia, _)| !paired[*ia]) {
+        for (ia, c) in (0..a.len())
+            .filter(|&ia| !paired[ia])
+            .map(|ia| (ia, a.conn(ia)))
+        {
             let Some(list) = by_port.get(&c.server.port) else {
                 continue;
             };
@@ -244,7 +290,7 @@ pub(crate) fn pair_connections(
                 .filter(|&&(_, i)| !used[i]);
             if let (Some(&(_, ib)), None) = (cands.next(), cands.next()) {
                 used[ib] = true;
-                pairs.push((ia, ib, MatchedBy::Timing));
+                pairs.push((small(ia), small(ib), MatchedBy::Timing));
             }
         }
     }
@@ -253,29 +299,28 @@ pub(crate) fn pair_connections(
 
 /// Whether b is nearer the client: at the client's point the SYN/ACK is answered at once
 /// (SYN/ACK → ACK is a small part of the handshake), at the server's point the SYN is.
-pub(crate) fn b_is_client_side(
-    a: &ConnTable,
-    b: &ConnTable,
-    pairs: &[(usize, usize, MatchedBy)],
-) -> bool {
-    let mut votes = 0i64;
-    for &(ia, ib, _) in pairs {
-        let (ca, cb) = (&a.conns[ia], &b.conns[ib]);
+pub(crate) fn b_is_client_side(a: &ConnTable, b: &ConnTable, pairs: &[Pair]) -> bool {
+    // Each pair's vote: 1 for b, -1 for a. (On every core: a connection held as its one
+    // packet is made for its vote.)
+    let vote = |(buf_a, buf_b): &mut (Gathered, Gathered), &(ia, ib, _): &Pair| {
+        let (ca, cb) = (a.lean(ia as usize, buf_a), b.lean(ib as usize, buf_b));
         let share = |c: &Conn| Some(c.towards_client()? as f64 / c.rtt()?.max(1) as f64);
         if let (Some(sa), Some(sb)) = (share(ca), share(cb)) {
-            votes += if sb < sa {
+            if sb < sa {
                 1
             } else if sa < sb {
                 -1
             } else {
                 0
-            };
+            }
         } else if let (Some(ha), Some(hb)) = (ca.syn, cb.syn) {
             // No complete handshake: the client's SYN crossed fewer routers at its own point.
-            votes +=
-                i64::from(hops(hb.ttl) < hops(ha.ttl)) - i64::from(hops(ha.ttl) < hops(hb.ttl));
+            i64::from(hops(hb.ttl) < hops(ha.ttl)) - i64::from(hops(ha.ttl) < hops(hb.ttl))
+        } else {
+            0
         }
-    }
+    };
+    let votes: i64 = pairs.par_iter().map_init(Default::default, vote).sum();
     votes > 0
 }
 
@@ -290,13 +335,11 @@ mod tests {
         for _ in 0..200 {
             let values = 1 + next(60) as usize;
             // Few keys and few distinct times: shared keys and tied times are the point. Some
-            // values are under two keys, as a connection is under both orders of its ends.
+            // values are under no key (a connection without payload or ISNs).
             let mut items: Vec<(u64, i64, u32)> = Vec::new();
             for v in 0..values as u32 {
-                let time = next(20) as i64 * 10;
-                items.push((next(4), time, v));
-                if next(2) == 0 {
-                    items.push((4 + next(2), time, v));
+                if next(5) != 0 {
+                    items.push((next(6), next(20) as i64 * 10, v));
                 }
             }
             let mut index = Nearest::new(items.clone(), values);
@@ -314,14 +357,14 @@ mod tests {
                     .min_by_key(|&&(_, time, v)| (time.abs_diff(t), v))
                     .map(|&(_, _, v)| v as usize);
                 assert_eq!(
-                    index.nearest(&key, t),
+                    index.nearest(key, t),
                     scan,
                     "key {key} at {t}: {items:?} {used:?}"
                 );
                 let under_key =
                     |v: usize| items.iter().any(|&(k, _, x)| k == key && x as usize == v);
                 assert_eq!(
-                    by_coarse.nearest_matching(&coarse(key), t, under_key),
+                    by_coarse.nearest_matching(coarse(key), t, under_key),
                     scan,
                     "key {key} (coarse {}) at {t}: {items:?} {used:?}",
                     coarse(key)

@@ -23,7 +23,7 @@ pub use error::{OpenError, Problem, ReadError, ReadErrorKind};
 pub use linktype::LinkType;
 pub use probe::{Compression, FileKind, probe, probe_file};
 pub use reader::{Capture, Format, Interface, Records, Skip};
-pub use source::{HUGE_FROM, HugePageAlloc, prefetch_value};
+pub use source::{HUGE_FROM, HugePageAlloc, map_large_blocks, prefetch_value};
 pub use timestamp::{Timestamp, TsResolution};
 
 /// One packet record, borrowed from the capture's bytes.

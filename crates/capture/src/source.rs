@@ -247,6 +247,26 @@ unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
     }
 }
 
+/// Has the system allocator map every block of `bytes` or more on its own, and unmap it when
+/// it is freed, for a command whose memory is mostly a few large tables built in phases
+/// (analyze). glibc's default raises this threshold to the size of each large block freed
+/// (up to 32 MB), then keeps later blocks below it in its heaps, where what a growing table
+/// left behind (each doubling frees the last) stays resident: 60 MB of the 400 MB a port
+/// scan's pair peaked at. A no-op elsewhere.
+pub fn map_large_blocks(bytes: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes how later requests are served; blocks in use are left as
+    // they are. A failure (a value out of range) leaves the default.
+    unsafe {
+        libc::mallopt(
+            libc::M_MMAP_THRESHOLD,
+            libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX),
+        );
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

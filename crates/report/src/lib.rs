@@ -818,7 +818,7 @@ mod tests {
                 server: endpoint(&c.server),
                 matched_by: c.matched_by,
                 failed: c.failed,
-                kinds: c.middlebox.kind.clone(),
+                kinds: tracekit_analyze::model::kinds_of(&c.middlebox.kind),
                 closed_by: c.closed_by,
                 confidence: c.confidence,
             })

@@ -1,7 +1,7 @@
 //! Unit tests of the signals: each fires on its case and not on the near miss.
 
 use super::*;
-use crate::trace::{ConnTable, TableBuilder};
+use crate::trace::{ConnTable, Gathered, TableBuilder};
 use tracekit_testutil::packets::{segment, with_payload};
 
 const SYN: u8 = 0x02;
@@ -49,7 +49,7 @@ fn found(
     server_side: &ConnTable,
     run: &dyn Fn(&ConnRef<'_>, &ConnRef<'_>, &mut Found),
 ) -> Vec<Signal> {
-    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let (mut buf_a, mut buf_b) = (Gathered::default(), Gathered::default());
     let here = client_side.with_packets(0, &mut buf_a);
     let there = server_side.with_packets(0, &mut buf_b);
     let mut found = Found::default();
@@ -272,7 +272,7 @@ fn options_rewritten_fires_on_another_layout_of_the_same_values() {
     // MSS 1460 and window scale 7 both times; the padding moved (mss,nop,ws → mss,ws,nop).
     let moved = point(SYN, [1000, 5000], &syn_options(&[2, 4, 5, 180, 3, 3, 7, 1]));
     assert_eq!(found(&here, &moved, &run), [Signal::OptionsRewritten]);
-    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let (mut buf_a, mut buf_b) = (Gathered::default(), Gathered::default());
     let mut found_there = Found::default();
     options_rewritten(
         &here.with_packets(0, &mut buf_a),
@@ -354,7 +354,7 @@ fn tso_oversize_fires_on_a_segment_over_the_mss_and_is_no_middlebox_evidence() {
     let (oversize, within) = (point(2920), point(1460));
     assert_eq!(found(&oversize, &within, &run), [Signal::TsoOversize]);
     let mut said = Found::default();
-    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let (mut buf_a, mut buf_b) = (Gathered::default(), Gathered::default());
     offload(
         &oversize.with_packets(0, &mut buf_a),
         &within.with_packets(0, &mut buf_b),

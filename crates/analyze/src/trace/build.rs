@@ -2,20 +2,21 @@
 //! connection found through a flow index it can prefetch, what every packet updates kept in a
 //! small record apart (`Hot`), and the kept packets appended to the packet log.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arrayvec::ArrayVec;
 use rustc_hash::FxHasher;
-use tracekit_wire::tcp::{OptionSummary, Tcp, flags};
-use tracekit_wire::tls::{self, Records as TlsRecords};
+use tracekit_wire::tcp::{Tcp, flags};
 use tracekit_wire::{Endpoint, IpLayer, Layers, TransportKind, dissect};
 
-use super::log::{LOG_CHUNK, LogChunk, log_push, regrow};
-use super::{
-    Close, Conn, ConnTable, End, Handshake, KEPT_FRAMES, KEPT_IP_IDS, KEPT_ORDINARY,
-    KEPT_ORDINARY_TOTAL, KEPT_PACKETS, Kept, PAYLOAD_PREFIX, Pkt, TlsMark,
-};
+use super::log::{LOG_CHUNK, regrow};
+use super::single::{PLACES, SINGLE_BYTES, Single, Singles};
+
+mod record;
+
+use super::{Conn, ConnTable, End, Kept};
+use record::{Logs, add_ttl_run, record};
 
 /// Keep only connections with this port on either side.
 #[derive(Debug, Clone, Copy)]
@@ -201,8 +202,13 @@ impl Tuple {
     /// upper one.
     #[inline]
     fn of(ip: &IpLayer, tcp: &Tcp<&[u8]>, data: &[u8]) -> (Tuple, bool) {
-        let at = ip.header.start as usize;
-        let v6 = ip.version != 4;
+        let ports = (tcp.src_port(), tcp.dst_port());
+        Tuple::at(data, ip.header.start as usize, ip.version != 4, ports)
+    }
+
+    /// [`Tuple::of`] a packet whose IP header starts at `at` (IPv6 or not), its ports given.
+    #[inline]
+    fn at(data: &[u8], at: usize, v6: bool, (sport, dport): (u16, u16)) -> (Tuple, bool) {
         let (src, dst) = if v6 {
             (be128(data, at + 8), be128(data, at + 24))
         } else {
@@ -211,7 +217,6 @@ impl Tuple {
                 u128::from(be32(data, at + 16)),
             )
         };
-        let (sport, dport) = (tcp.src_port(), tcp.dst_port());
         let forward = (src, sport) <= (dst, dport);
         let ((lo, lo_port), (hi, hi_port)) = if forward {
             ((src, sport), (dst, dport))
@@ -284,18 +289,20 @@ struct Slot {
 /// connections went (one dependent cache miss per packet).
 #[derive(Debug)]
 pub struct TableBuilder {
+    /// The connections in full, in the order they became full (see `at`).
     pub(super) conns: Vec<Conn>,
     hot: Vec<Hot>,
-    /// Power-of-two length, at most half full.
+    /// By position (the order of first packets): a connection in full (its index in `conns`)
+    /// or, with the [`SINGLE`] bit, the place of a single (see single.rs; one that became a
+    /// connection in full is looked up by `finish`).
+    at: Vec<u32>,
+    singles: Singles,
+    /// Power-of-two length, at most three quarters full (half full, the slots of a port scan's
+    /// million connections took 33 MB a trace, not 17).
     slots: Vec<Slot>,
     slot_shift: u32,
     used_slots: usize,
-    log: Vec<LogChunk>,
-    /// IPv4 packets among the first of their direction that were not kept: (connection,
-    /// frame, sent by the client, IP ID).
-    ip_ids_not_kept: Vec<(u32, u64, bool, u16)>,
-    /// Ordinary packets kept so far, over all connections.
-    pub(super) kept_ordinary: u64,
+    pub(super) logs: Logs,
     packets: u64,
     tcp_packets: u64,
     first_ts: Option<i64>,
@@ -314,6 +321,18 @@ struct Staged<'p, 'a> {
 }
 
 impl Staged<'_, '_> {
+    /// Whether the packet can open a connection kept as a single (see single.rs): a SYN, FIN
+    /// or RST without payload, short enough.
+    fn fits_a_single(&self) -> bool {
+        let Some(t) = self.ip.transport else {
+            return false;
+        };
+        self.tcp.flags() & (flags::SYN | flags::FIN | flags::RST) != 0
+            && t.payload.is_empty()
+            && self.ip.announced_payload(self.p.data) <= t.header.len()
+            && self.p.data.len() <= SINGLE_BYTES
+    }
+
     /// Whether recording the packet will likely touch its `Conn` (not only its `Hot`): a SYN,
     /// FIN or RST, or a payload that starts like a TLS alert or handshake record. (Not
     /// application data, most packets of a TLS trace: only the first of each direction touches
@@ -336,12 +355,12 @@ impl TableBuilder {
         TableBuilder {
             conns: Vec::new(),
             hot: Vec::new(),
+            at: Vec::new(),
+            singles: Singles::default(),
             slots: vec![Slot::default(); 1024],
             slot_shift: 32 - 10,
             used_slots: 0,
-            log: Vec::new(),
-            ip_ids_not_kept: Vec::new(),
-            kept_ordinary: 0,
+            logs: Logs::default(),
             packets: 0,
             tcp_packets: 0,
             first_ts: None,
@@ -355,20 +374,19 @@ impl TableBuilder {
     #[must_use]
     pub fn with_capacity(filter: Option<PortFilter>, conns: usize) -> Self {
         let mut t = TableBuilder::new(filter);
-        t.conns.reserve(conns);
-        t.hot.reserve(conns);
+        t.expect(conns);
         t
     }
 
     /// Connections so far.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.conns.len()
+        self.at.len()
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
+        self.at.is_empty()
     }
 
     /// Makes room for `conns` connections in all, when the tables hold less: for a reader
@@ -377,9 +395,11 @@ impl TableBuilder {
     /// again and again: most of their time.)
     /// When the room cannot be had (address space), the tables grow as before.
     pub fn expect(&mut self, conns: usize) {
-        if conns > self.conns.capacity() {
+        if conns > self.at.capacity() {
             regrow(&mut self.conns, conns);
             regrow(&mut self.hot, conns);
+            regrow(&mut self.at, conns);
+            self.singles.expect(conns.saturating_mul(EXPECTED_SINGLE));
         }
     }
 
@@ -413,10 +433,7 @@ impl TableBuilder {
                     // The first slot only: a hint, checked again when the packet is taken.
                     let slot = self.slots[self.slot_of(s.hash)];
                     if slot.hash == s.hash {
-                        tracekit_capture::prefetch_value(&self.hot[slot.conn as usize], 3);
-                        if s.has_news() {
-                            tracekit_capture::prefetch_value(&self.conns[slot.conn as usize], 16);
-                        }
+                        self.prefetch_conn(slot.conn, s);
                     }
                 }
                 if let Some(j) = k.checked_sub(SLOT_AHEAD)
@@ -433,24 +450,33 @@ impl TableBuilder {
         self.packets += 1;
         self.first_ts = Some(self.first_ts.map_or(p.ts, |t| t.min(p.ts)));
         self.last_ts = Some(self.last_ts.map_or(p.ts, |t| t.max(p.ts)));
-        let ip = tcp_layer(&p.layers)?;
-        let t = ip.transport?;
-        let tcp = Tcp::new_checked(&p.data[t.header.range()]).ok()?;
+        let s = parse(p)?;
         self.tcp_packets += 1;
-        let (key, forward) = Tuple::of(ip, &tcp, p.data);
         if let Some(PortFilter(port)) = self.filter
-            && !key.has_port(port)
+            && !s.key.has_port(port)
         {
             return None;
         }
-        Some(Staged {
-            p,
-            ip,
-            tcp,
-            key,
-            forward,
-            hash: key.hash(),
-        })
+        Some(s)
+    }
+
+    /// Starts loading what taking a packet of connection `conn` (a slot's value) will touch.
+    fn prefetch_conn(&self, conn: u32, s: &Staged) {
+        if conn & SINGLE != 0 {
+            // Its header and packet, about two lines.
+            let place = conn & !SINGLE;
+            if let Some(first) = self.singles.first_byte(place) {
+                tracekit_capture::prefetch_value(first, 1);
+            }
+            if let Some(second) = self.singles.first_byte(place + 8) {
+                tracekit_capture::prefetch_value(second, 1);
+            }
+        } else {
+            tracekit_capture::prefetch_value(&self.hot[conn as usize], 3);
+            if s.has_news() {
+                tracekit_capture::prefetch_value(&self.conns[conn as usize], 16);
+            }
+        }
     }
 
     /// The first slot to probe for a hash (its high bits: FxHash's low bits are weak).
@@ -464,27 +490,37 @@ impl TableBuilder {
         let mut at = self.slot_of(hash);
         loop {
             let s = self.slots[at];
-            if s.hash == 0 || (s.hash == hash && self.hot[s.conn as usize].key == *key) {
+            if s.hash == 0 || (s.hash == hash && self.is_flow(s.conn, key)) {
                 return at;
             }
             at = (at + 1) & mask;
         }
     }
 
-    /// The newest connection of a flow.
-    fn find(&self, hash: u32, key: &Tuple) -> Option<usize> {
-        let s = self.slots[self.probe(hash, key)];
-        (s.hash != 0).then_some(s.conn as usize)
+    /// Whether connection `conn` (a slot's value) is the flow `key`.
+    fn is_flow(&self, conn: u32, key: &Tuple) -> bool {
+        if conn & SINGLE == 0 {
+            return self.hot[conn as usize].key == *key;
+        }
+        self.singles.get(conn & !SINGLE).key() == *key
     }
 
-    /// Points a flow's slot at connection `conn`, taking a free slot for a new flow.
-    fn index(&mut self, hash: u32, conn: u32) {
-        // (At 2^32 slots the hash has no bit left to spread them: the index fills past half,
+    /// The newest connection of a flow (a slot's value), and its slot.
+    fn find(&self, hash: u32, key: &Tuple) -> Option<(usize, u32)> {
+        let at = self.probe(hash, key);
+        let s = self.slots[at];
+        (s.hash != 0).then_some((at, s.conn))
+    }
+
+    /// Points a flow's slot at connection `conn` (a slot's value), taking a free slot for a
+    /// new flow.
+    fn index(&mut self, hash: u32, key: &Tuple, conn: u32) {
+        // (At 2^32 slots the hash has no bit left to spread them: the index fills past three quarters,
         // never whole, since connections stop below 2^32.)
-        if (self.used_slots + 1) * 2 > self.slots.len() && self.slot_shift > 0 {
+        if (self.used_slots + 1) * 4 > self.slots.len() * 3 && self.slot_shift > 0 {
             self.grow();
         }
-        let at = self.probe(hash, &self.hot[conn as usize].key);
+        let at = self.probe(hash, key);
         if self.slots[at].hash == 0 {
             self.used_slots += 1;
         }
@@ -495,8 +531,13 @@ impl TableBuilder {
         let doubled = vec![Slot::default(); self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         self.slot_shift -= 1;
+        let mask = self.slots.len() - 1;
+        // Every flow once: each goes to the first free slot from its own.
         for s in old.into_iter().filter(|s| s.hash != 0) {
-            let at = self.probe(s.hash, &self.hot[s.conn as usize].key);
+            let mut at = self.slot_of(s.hash);
+            while self.slots[at].hash != 0 {
+                at = (at + 1) & mask;
+            }
             self.slots[at] = s;
         }
     }
@@ -509,10 +550,10 @@ impl TableBuilder {
         let conn = match self.find(s.hash, &s.key) {
             // A new SYN on a used tuple starts a new connection (Wireshark's tcp.stream),
             // unless it repeats the SYN we have (a retransmission).
-            Some(i) if syn_only && self.conns[i].syn.is_none_or(|h| h.isn != tcp.seq()) => {
+            Some((_, c)) if syn_only && self.syn_isn(c).is_none_or(|isn| isn != tcp.seq()) => {
                 self.open(s, true, true)
             }
-            Some(i) => Some(i),
+            Some((slot, c)) => self.in_full(slot, c),
             None => {
                 let synack = f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
                 let (sport, dport) = (tcp.src_port(), tcp.dst_port());
@@ -530,132 +571,98 @@ impl TableBuilder {
                 }
             }
         };
-        if let Some(i) = conn {
-            let from_client = s.forward == self.hot[i].client_is_lo;
-            self.record(i, s, from_client);
+        if let Some(j) = conn {
+            let from_client = s.forward == self.hot[j].client_is_lo;
+            self.record_at(j, s, from_client);
         }
+    }
+
+    /// The ISN of the SYN of connection `conn` (a slot's value), if it has one.
+    fn syn_isn(&self, conn: u32) -> Option<u32> {
+        if conn & SINGLE == 0 {
+            return self.conns[conn as usize].syn.map(|h| h.isn);
+        }
+        let (c, _) = self.singles.get(conn & !SINGLE).materialize();
+        c.syn.map(|h| h.isn)
     }
 
     /// A new connection whose client is the packet's source (else its destination), its
-    /// roles known or guessed; `None` past 4 billion of them (which would take terabytes first).
+    /// roles known or guessed: kept as a single when its packet can be (see single.rs), else
+    /// in full, its index in `conns` returned for the packet to be recorded. `None` past 2^32
+    /// connections, or 2^31 of either kind (which would take terabytes first).
     fn open(&mut self, s: &Staged, client_is_src: bool, known: bool) -> Option<usize> {
-        let i = u32::try_from(self.conns.len())
+        u32::try_from(self.at.len())
             .ok()
             .filter(|&i| i < u32::MAX)?;
-        // The ends are made only here, for a new connection.
-        let (lo, hi) = s.key.ends();
-        let (src, dst) = if s.forward { (lo, hi) } else { (hi, lo) };
-        let (client, server) = if client_is_src {
-            (src, dst)
-        } else {
-            (dst, src)
-        };
-        self.conns.push(Conn::new(client, server, known, s.p.ts));
-        self.hot.push(Hot::new(s.key, client == lo, s.p.ts));
-        self.index(s.hash, i);
-        Some(i as usize)
+        if s.fits_a_single() {
+            let single = Single {
+                frame: s.p.frame,
+                ts: s.p.ts,
+                link: s.p.layers.link,
+                ip_at: u8::try_from(s.ip.header.start).unwrap_or(u8::MAX),
+                tcp_at: u8::try_from(s.ip.transport.map_or(0, |t| t.header.start))
+                    .unwrap_or(u8::MAX),
+                v6: s.ip.version != 4,
+                client_is_src,
+                roles_known: known,
+                data: s.p.data,
+            };
+            if let Some(place) = self.singles.push(&single) {
+                self.at.push(SINGLE | place);
+                self.index(s.hash, &s.key, SINGLE | place);
+                return None;
+            }
+        }
+        let j = self.new_full(s, client_is_src, known)?;
+        self.at.push(j);
+        self.index(s.hash, &s.key, j);
+        Some(j as usize)
     }
 
-    #[allow(clippy::too_many_lines)]
-    fn record(&mut self, conn_index: usize, staged: &Staged, from_client: bool) {
-        let Packet {
-            frame,
-            ts,
-            ref layers,
-            data,
-        } = *staged.p;
-        let (ip, tcp) = (staged.ip, &staged.tcp);
-        let dir = End::of(from_client);
-        let t = ip.transport.expect("a TCP layer");
-        let (ip_id, ecn, df) = (ip.ident(data), ip.ecn(data), ip.dont_fragment(data));
-        let len = ip.announced_payload(data).saturating_sub(t.header.len()) as u32;
-        let payload = &data[t.payload.range()];
-        let ttl = ip.ttl(data);
-        let f = tcp.flags();
+    /// Pushes a new connection in full (see [`new_conn`]); its index.
+    fn new_full(&mut self, s: &Staged, client_is_src: bool, known: bool) -> Option<u32> {
+        let j = u32::try_from(self.conns.len())
+            .ok()
+            .filter(|&j| j < SINGLE)?;
+        let (conn, hot) = new_conn(s, client_is_src, known);
+        self.conns.push(conn);
+        self.hot.push(hot);
+        Some(j)
+    }
 
-        let hot = &mut self.hot[conn_index];
-        let conn = &mut self.conns[conn_index];
-        hot.last_ts = hot.last_ts.max(ts);
-        hot.first_ts = hot.first_ts.min(ts);
-        let d = &mut hot.dirs[dir];
-        d.packets += 1;
-        d.bytes += u64::from(len);
-        d.largest = d.largest.max(len);
-        let codepoint = usize::from(ecn);
-        if d.ecn[codepoint] == u32::MAX {
-            conn.sent[dir].ecn_codepoints[codepoint] += u64::from(u32::MAX);
-            d.ecn[codepoint] = 0;
+    /// Connection `conn` (the value of slot `slot`) in full: a single is made a connection
+    /// in full by recording its packet, and takes its place in the slot.
+    fn in_full(&mut self, slot: usize, conn: u32) -> Option<usize> {
+        if conn & SINGLE == 0 {
+            return Some(conn as usize);
         }
-        d.ecn[codepoint] += 1;
-        if d.bits & HAS_MAC == 0
-            && let Some(mac) = src_mac(layers, data)
-        {
-            d.mac = mac;
-            d.bits |= HAS_MAC;
-        }
-        if d.ttl_run > 0 && d.ttl == ttl {
-            d.ttl_run = d.ttl_run.saturating_add(1);
-        } else {
-            if d.ttl_run > 0 {
-                add_ttl_run(conn, dir, d);
-            }
-            d.ttl = ttl;
-            d.ttl_run = 1;
-            d.ttl_run_start = frame;
-        }
-        let log_ip_id = ip_id.is_some() && usize::from(d.ip_ids) < KEPT_IP_IDS;
-        d.ip_ids += u8::from(log_ip_id);
-
-        control(conn, hot, staged, (ttl, ip_id, ecn, df), from_client);
-        let d = &mut hot.dirs[dir];
-        if d.bits & HAS_MSS != 0 && len > u32::from(d.mss) {
-            conn.rare_mut().over_mss[dir].push(frame);
-        }
-
-        let mark = if len > 0 {
-            tls_records(conn, d, payload, (frame, from_client))
-        } else {
-            None
+        let single = self.singles.get(conn & !SINGLE);
+        let roles = (single.client_is_src, single.roles_known);
+        // The packet is copied out of the singles, which stay as they are (see single.rs).
+        let data = ArrayVec::<u8, SINGLE_BYTES>::try_from(single.data).ok()?;
+        let p = Packet {
+            data: &data,
+            ..single.packet()
         };
-        let payload_hash = payload_hash(payload, len);
-        if from_client && !hot.first_payload_done && payload_hash != 0 {
-            conn.first_client_payload = payload_hash;
-            hot.first_payload_done = true;
-        }
-        let pkt = Pkt {
-            frame,
-            ts,
+        let s = parse(&p)?;
+        let j = self.new_full(&s, roles.0, roles.1)?;
+        let from_client = s.forward == self.hot[j as usize].client_is_lo;
+        self.record_at(j as usize, &s, from_client);
+        self.slots[slot].conn = j;
+        // Its position in `at` is set at the end (see `finish`).
+        self.singles.promote(conn & !SINGLE, j);
+        Some(j as usize)
+    }
+
+    /// Records a packet in connection `j` (in full), keeping it in the trace's log.
+    fn record_at(&mut self, j: usize, s: &Staged, from_client: bool) {
+        record(
+            (&mut self.hot[j], &mut self.conns[j]),
+            s,
             from_client,
-            flags: f,
-            seq: tcp.seq(),
-            ack: tcp.ack(),
-            len,
-            ttl,
-            ip_id,
-            ecn,
-            window: tcp.window(),
-            tls: mark,
-            payload: payload_hash,
-        };
-        let notable =
-            pkt.is_control() || mark.is_some_and(|m| m.content != tls::content::APPLICATION_DATA);
-        let room = self.kept_ordinary < KEPT_ORDINARY_TOTAL;
-        let ordinary = !notable && room && usize::from(hot.ordinary_kept) < KEPT_ORDINARY;
-        let keep = usize::from(hot.kept) < KEPT_PACKETS
-            && (notable || ordinary)
-            && log_push(&mut self.log, &pkt, conn_index as u32);
-        if keep {
-            hot.kept += 1;
-            if ordinary {
-                hot.ordinary_kept += 1;
-                self.kept_ordinary += 1;
-            }
-        } else if log_ip_id && let Some(id) = ip_id {
-            self.ip_ids_not_kept
-                .push((conn_index as u32, frame, from_client, id));
-        }
+            (&mut self.logs, j as u32),
+        );
     }
-
     /// The table: the per-packet counts moved into the connections, and the log indexed by
     /// connection.
     #[must_use]
@@ -663,14 +670,29 @@ impl TableBuilder {
         let TableBuilder {
             mut conns,
             hot,
-            log,
-            ip_ids_not_kept,
+            at,
+            singles,
+            logs:
+                Logs {
+                    log,
+                    ip_ids_not_kept,
+                    ..
+                },
             packets,
             tcp_packets,
             first_ts,
             last_ts,
             ..
         } = self;
+        // Singles that became connections in full: their positions point at them.
+        let mut at = at;
+        for x in &mut at {
+            if *x & SINGLE != 0
+                && let Some(j) = singles.promoted(*x & !SINGLE)
+            {
+                *x = j;
+            }
+        }
         // Connections whose roles, guessed from the ports, the TLS hellos contradict.
         let mut wrong_roles = Vec::new();
         for (i, (c, h)) in conns.iter_mut().zip(&hot).enumerate() {
@@ -687,24 +709,7 @@ impl TableBuilder {
                     }
                 }
             }
-            c.first_ts = h.first_ts;
-            c.last_ts = h.last_ts;
-            for dir in End::BOTH {
-                let d = &h.dirs[dir];
-                c.sent[dir].packets = d.packets;
-                c.sent[dir].bytes = d.bytes;
-                c.sent[dir].largest_segment = d.largest;
-                for (sum, &n) in c.sent[dir].ecn_codepoints.iter_mut().zip(&d.ecn) {
-                    *sum += u64::from(n);
-                }
-                if d.ttl_run > 0 {
-                    add_ttl_run(c, dir, d);
-                }
-                if d.bits & HAS_MAC != 0 {
-                    c.sent[dir].src_mac = Some(d.mac);
-                }
-            }
-            c.folded = c.sent[0].packets + c.sent[1].packets - u64::from(h.kept);
+            settle(c, h);
         }
         // Each connection's places in the log: counted by `Hot::kept`, then one pass over the
         // log in trace order.
@@ -740,6 +745,8 @@ impl TableBuilder {
         }
         ConnTable {
             conns,
+            at,
+            singles,
             packets,
             tcp_packets,
             first_ts,
@@ -749,168 +756,76 @@ impl TableBuilder {
     }
 }
 
-/// The handshake packets (the client's SYN, the server's SYN/ACK, the client's ACK that
-/// completes it) and the first FIN and RST each way, noted on the connection; `ip`: the
-/// packet's TTL, IP ID, ECN codepoint and don't-fragment flag.
-fn control(
-    conn: &mut Conn,
-    hot: &mut Hot,
-    staged: &Staged,
-    (ttl, ip_id, ecn, df): (u8, Option<u16>, u8, bool),
-    from_client: bool,
-) {
-    let Packet {
-        frame,
-        ts,
-        ref layers,
-        data,
-    } = *staged.p;
-    let tcp = &staged.tcp;
-    let f = tcp.flags();
-    let dir = End::of(from_client);
-    let handshake = || Handshake {
-        frame,
-        ts,
-        ttl,
-        ip_id,
-        dont_fragment: df,
-        ecn_flags: f & (flags::ECE | flags::CWR),
-        ecn_ip: ecn,
-        window: tcp.window(),
-        options: OptionSummary::of(tcp),
-        isn: tcp.seq(),
-        src_mac: src_mac(layers, data),
-    };
-    if f & flags::SYN != 0 {
-        if f & flags::ACK == 0 {
-            if from_client && conn.syn.is_none() {
-                let hs = handshake();
-                conn.syn = Some(hs);
-                hot.dirs[End::Server].set_mss(hs.options.mss);
-            }
-        } else if !from_client && conn.syn_ack.is_none() {
-            let hs = handshake();
-            conn.syn_ack = Some(hs);
-            let c = &mut hot.dirs[End::Client];
-            c.set_mss(hs.options.mss);
-            if conn.ack3.is_none() {
-                c.ack3 = hs.isn.wrapping_add(1);
-                c.bits |= WANT_ACK3;
-            }
+/// Moves what `hot` counted into its connection, as the table ends (also for a single made a
+/// connection on demand).
+fn settle(c: &mut Conn, h: &Hot) {
+    c.first_ts = h.first_ts;
+    c.last_ts = h.last_ts;
+    for dir in End::BOTH {
+        let d = &h.dirs[dir];
+        c.sent[dir].packets = d.packets;
+        c.sent[dir].bytes = d.bytes;
+        c.sent[dir].largest_segment = d.largest;
+        for (sum, &n) in c.sent[dir].ecn_codepoints.iter_mut().zip(&d.ecn) {
+            *sum += u64::from(n);
         }
-    } else if from_client
-        && f & flags::ACK != 0
-        && hot.dirs[End::Client].bits & WANT_ACK3 != 0
-        && hot.dirs[End::Client].ack3 == tcp.ack()
-    {
-        conn.ack3 = Some((frame, ts));
-        hot.dirs[End::Client].bits &= !WANT_ACK3;
-    }
-    if f & (flags::FIN | flags::RST) != 0 {
-        let close = Close {
-            frame,
-            ts,
-            rst: f & flags::RST != 0,
-            ttl,
-            seq: tcp.seq(),
-        };
-        if f & flags::FIN != 0 && conn.sent[dir].first_fin.is_none() {
-            conn.sent[dir].first_fin = Some(close);
+        if d.ttl_run > 0 {
+            add_ttl_run(c, dir, d);
         }
-        if f & flags::RST != 0 && conn.sent[dir].first_rst.is_none() {
-            conn.sent[dir].first_rst = Some(close);
+        if d.bits & HAS_MAC != 0 {
+            c.sent[dir].src_mac = Some(d.mac);
         }
     }
+    c.folded = c.sent[0].packets + c.sent[1].packets - u64::from(h.kept);
 }
 
-/// What recognises a segment at the other point: a hash of its payload's first bytes and its
-/// length (0: no payload, or fewer bytes captured than the prefix needs).
-fn payload_hash(payload: &[u8], len: u32) -> u64 {
-    let prefix = &payload[..payload.len().min(PAYLOAD_PREFIX)];
-    if len > 0 && prefix.len() == (len as usize).min(PAYLOAD_PREFIX) {
-        hash_of(&(len, prefix))
+/// A new connection's record and its per-packet part, from its first packet: its client the
+/// packet's source (else its destination), its roles known or guessed.
+fn new_conn(s: &Staged, client_is_src: bool, known: bool) -> (Conn, Hot) {
+    let (client, server, client_is_lo) = ends(s, client_is_src);
+    (
+        Conn::new(client, server, known, s.p.ts),
+        Hot::new(s.key, client_is_lo, s.p.ts),
+    )
+}
+
+/// The client and the server of a connection whose first packet is `s`, its client the
+/// packet's source (else its destination), and whether the client is the lower end.
+fn ends(s: &Staged, client_is_src: bool) -> (Endpoint, Endpoint, bool) {
+    // The ends are made only here, for a new connection.
+    let (lo, hi) = s.key.ends();
+    let (src, dst) = if s.forward { (lo, hi) } else { (hi, lo) };
+    let (client, server) = if client_is_src {
+        (src, dst)
     } else {
-        0
-    }
+        (dst, src)
+    };
+    (client, server, client == lo)
 }
 
-/// Follows the TLS records that start a payload (at most nine, within this segment only:
-/// across segments reassembly would be needed, and a ClientHello or ServerHello starts a
-/// segment in practice), noting hellos, the first application data and alerts on the
-/// connection; the first record's mark.
-// Inlined by hand: left to the compiler it stayed a call per data packet, and analyze of the
-// bench pair took 1.27x as long (bench/ab.sh, this function's first version against the
-// code it came from); inlined, 1.0x.
-#[allow(clippy::inline_always)] // measured, see above
-#[inline(always)]
-fn tls_records(
-    conn: &mut Conn,
-    d: &mut HotDir,
-    payload: &[u8],
-    (frame, from_client): (u64, bool),
-) -> Option<TlsMark> {
-    let dir = End::of(from_client);
-    let mut mark = None;
-    for (n, (_, rec)) in TlsRecords::new(payload).enumerate() {
-        let m = TlsMark {
-            content: rec.content_type,
-            handshake: rec.handshake_type,
-            alert: rec.alert,
-        };
-        if n == 0 {
-            mark = Some(m);
-        }
-        // Where the roles are guessed from the ports, a hello from either side is taken:
-        // `finish` turns the connection round if the guess was wrong. (`roles_known` is
-        // read in the hello arms only: application data must not touch `Conn`.)
-        match (rec.content_type, rec.handshake_type) {
-            (tls::content::HANDSHAKE, Some(tls::handshake::CLIENT_HELLO))
-                if (from_client || !conn.roles_known) && conn.client_hello().is_none() =>
-            {
-                let hellos = conn.hellos_mut();
-                hellos.client_hello = Some(frame);
-                hellos.client_random = rec.random(payload).copied();
-                d.bits |= SENT_CLIENT_HELLO;
-            }
-            (tls::content::HANDSHAKE, Some(tls::handshake::SERVER_HELLO))
-                if (!from_client || !conn.roles_known) && conn.server_hello().is_none() =>
-            {
-                let hellos = conn.hellos_mut();
-                hellos.server_hello = Some(frame);
-                hellos.server_random = rec.random(payload).copied();
-                d.bits |= SENT_SERVER_HELLO;
-            }
-            (tls::content::APPLICATION_DATA, _) if d.bits & APP_SEEN == 0 => {
-                conn.sent[dir].app_data = Some(frame);
-                d.bits |= APP_SEEN;
-            }
-            (tls::content::ALERT, _) if conn.alerts().len() < KEPT_FRAMES => {
-                conn.rare_mut().alerts.push((frame, from_client, rec.alert));
-            }
-            _ => {}
-        }
-        // Records are followed within one segment only; across segments, reassembly
-        // would be needed (a ClientHello or ServerHello starts a segment in practice).
-        if n >= 8 {
-            break;
-        }
-    }
-    mark
+/// A packet's TCP layer and flow, when it has one.
+fn parse<'p, 'a>(p: &'p Packet<'a>) -> Option<Staged<'p, 'a>> {
+    let ip = tcp_layer(&p.layers)?;
+    let t = ip.transport?;
+    let tcp = Tcp::new_checked(&p.data[t.header.range()]).ok()?;
+    let (key, forward) = Tuple::of(ip, &tcp, p.data);
+    Some(Staged {
+        p,
+        ip,
+        tcp,
+        key,
+        forward,
+        hash: key.hash(),
+    })
 }
 
-fn src_mac(layers: &Layers, data: &[u8]) -> Option<[u8; 6]> {
-    layers
-        .ethernet
-        .and_then(|e| data[e.range()].get(6..12)?.try_into().ok())
-}
+/// The tag of a single among connections (`TableBuilder::at`, slots, `ConnTable::at`): the
+/// rest of the value is its place.
+pub(super) const SINGLE: u32 = PLACES;
 
-/// Adds a direction's current run of one TTL to its count, or as a new TTL with the run's
-/// first frame (runs come in trace order, so TTLs are listed in order of first appearance;
-/// one that finds no room is not counted).
-/// Adds direction `dir`'s run of one TTL (kept in `d`) to the connection's TTLs.
-fn add_ttl_run(conn: &mut Conn, dir: End, d: &HotDir) {
-    conn.add_ttls(dir, (d.ttl, d.ttl_run, d.ttl_run_start));
-}
+/// Bytes of singles expected per connection, for `TableBuilder::expect` (a SYN on Ethernet
+/// with its options takes 104).
+const EXPECTED_SINGLE: usize = 104;
 
 fn be32(d: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(d[at..at + 4].try_into().expect("four bytes"))
@@ -918,10 +833,4 @@ fn be32(d: &[u8], at: usize) -> u32 {
 
 fn be128(d: &[u8], at: usize) -> u128 {
     u128::from_be_bytes(d[at..at + 16].try_into().expect("sixteen bytes"))
-}
-
-fn hash_of<T: Hash>(v: &T) -> u64 {
-    let mut h = FxHasher::default();
-    v.hash(&mut h);
-    h.finish().max(1)
 }

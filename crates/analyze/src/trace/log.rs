@@ -170,7 +170,8 @@ impl Logged {
     }
 }
 
-/// Log entries whose frames lie within `u32::MAX` of the chunk's first.
+/// Log entries whose frames lie within `u32::MAX` of the chunk's `base` (2^31 before its first
+/// entry's frame, or 0).
 #[derive(Debug)]
 pub(super) struct LogChunk {
     pub(super) base: u64,
@@ -198,8 +199,10 @@ pub(super) fn log_push(log: &mut Vec<LogChunk>, pkt: &Pkt, conn: u32) -> bool {
         if log.len() == LOG_CHUNKS {
             return false;
         }
+        // Frames a little before the first fit too: a connection kept as a single has its
+        // packet logged when its second comes (see single.rs).
         log.push(LogChunk {
-            base: pkt.frame,
+            base: pkt.frame.saturating_sub(1 << 31),
             entries: Vec::with_capacity(LOG_CHUNK),
         });
     }

@@ -20,9 +20,14 @@ use tracekit_wire::tls;
 
 mod build;
 mod log;
+mod single;
 
+use std::borrow::Cow;
+
+use build::SINGLE;
 pub use build::{BATCH, Batch, Packet, PortFilter, TableBuilder};
 use log::{GATHER_AHEAD, Kept};
+use single::Singles;
 
 /// Packet summaries kept per connection; further packets are counted.
 pub const KEPT_PACKETS: usize = 400;
@@ -527,13 +532,22 @@ pub enum Failure {
 }
 
 /// A connection with its kept packets (in trace order), as the comparison reads it: the
-/// packets are gathered from the table's log into a buffer of the caller's, so that each
-/// connection's are one slice (the comparison walks them dozens of times) without the table
-/// holding a second copy of every packet.
+/// packets are gathered from the table's log into a buffer of the caller's ([`Gathered`]),
+/// so that each connection's are one slice (the comparison walks them dozens of times)
+/// without the table holding a second copy of every packet.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnRef<'a> {
     pub conn: &'a Conn,
     pub pkts: &'a [Pkt],
+}
+
+/// A caller's buffer for [`ConnTable::with_packets`]: a connection's packets, and the
+/// connection itself when the table holds it as its one packet (see single.rs). Used again,
+/// it costs no fresh memory.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pkts: Vec<Pkt>,
+    conn: Option<Conn>,
 }
 
 impl std::ops::Deref for ConnRef<'_> {
@@ -577,43 +591,173 @@ impl ConnRef<'_> {
     }
 }
 
-/// The connections of one trace, read by a [`TableBuilder`].
+/// The connections of one trace, read by a [`TableBuilder`], in the order of their first
+/// packets: each in full, or as its one packet (see single.rs), which gives the same `Conn`
+/// on demand.
 #[derive(Debug, Default)]
 pub struct ConnTable {
-    pub conns: Vec<Conn>,
+    /// The connections in full, in the order they became full (see `at`).
+    conns: Vec<Conn>,
+    /// By position: an index in `conns`, or with the `SINGLE` bit the place of a single.
+    at: Vec<u32>,
+    singles: Singles,
     pub packets: u64,
     pub tcp_packets: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
+    /// The kept packets of the connections in full (by their index in `conns`).
     kept: Kept,
 }
 
+/// Where a table holds a connection.
+enum Held {
+    Full(usize),
+    Single(u32),
+}
+
 impl ConnTable {
-    /// Connection `i` with its kept packets, gathered into `buf` (its earlier contents are
-    /// dropped; a buffer used again costs no fresh memory).
+    /// Connections.
     #[must_use]
-    pub fn with_packets<'a>(&'a self, i: usize, buf: &'a mut Vec<Pkt>) -> ConnRef<'a> {
-        self.kept.gather(i, buf);
-        ConnRef {
-            conn: &self.conns[i],
-            pkts: buf,
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    fn held(&self, i: usize) -> Held {
+        let at = self.at[i];
+        if at & SINGLE == 0 {
+            Held::Full(at as usize)
+        } else {
+            Held::Single(at & !SINGLE)
+        }
+    }
+
+    /// Connection `i` (made on demand when the table holds it as its one packet: for many
+    /// connections, [`ConnTable::with_packets`] with a buffer used again costs less).
+    #[must_use]
+    pub fn conn(&self, i: usize) -> Cow<'_, Conn> {
+        match self.held(i) {
+            Held::Full(j) => Cow::Borrowed(&self.conns[j]),
+            Held::Single(place) => Cow::Owned(self.singles.get(place).materialize().0),
+        }
+    }
+
+    /// Connection `i` when the table holds it in full (not as its one packet).
+    #[must_use]
+    pub fn in_full(&self, i: usize) -> Option<&Conn> {
+        match self.held(i) {
+            Held::Full(j) => Some(&self.conns[j]),
+            Held::Single(_) => None,
+        }
+    }
+
+    /// The client and the server of connection `i`, without making it.
+    #[must_use]
+    pub fn ends(&self, i: usize) -> (Endpoint, Endpoint) {
+        match self.held(i) {
+            Held::Full(j) => (self.conns[j].client, self.conns[j].server),
+            Held::Single(place) => self.singles.get(place).ends(),
+        }
+    }
+
+    /// Whether connection `i` is between `a` and `b` (see [`Conn::has_ends`]), without
+    /// making it.
+    #[must_use]
+    pub fn has_ends(&self, i: usize, a: Endpoint, b: Endpoint) -> bool {
+        let (client, server) = self.ends(i);
+        (client == a && server == b) || (client == b && server == a)
+    }
+
+    /// Connection `i` as the pairing reads it: without its packets when its handshake gives
+    /// both initial sequence numbers (all the pairing asks them for), else as
+    /// [`ConnTable::with_packets`] gives it.
+    #[must_use]
+    pub fn for_pairing<'a>(&'a self, i: usize, buf: &'a mut Gathered) -> ConnRef<'a> {
+        match self.in_full(i) {
+            Some(c) if c.isn(End::Client).is_some() && c.isn(End::Server).is_some() => {
+                ConnRef { conn: c, pkts: &[] }
+            }
+            _ => self.with_packets(i, buf),
+        }
+    }
+
+    /// Connection `i` without its packets: the table's, or made in `buf` when the table holds
+    /// it as its one packet.
+    #[must_use]
+    pub fn lean<'a>(&'a self, i: usize, buf: &'a mut Gathered) -> &'a Conn {
+        match self.held(i) {
+            Held::Full(j) => &self.conns[j],
+            Held::Single(_) => self.with_packets(i, buf).conn,
+        }
+    }
+
+    /// The connections, in order (see [`ConnTable::conn`]).
+    pub fn conns(&self) -> impl Iterator<Item = Cow<'_, Conn>> + '_ {
+        (0..self.len()).map(|i| self.conn(i))
+    }
+
+    /// The time of connection `i`'s first packet (`Conn::first_ts`), without making it.
+    #[must_use]
+    pub fn first_ts(&self, i: usize) -> i64 {
+        match self.held(i) {
+            Held::Full(j) => self.conns[j].first_ts,
+            Held::Single(place) => self.singles.get(place).ts,
+        }
+    }
+
+    /// Connection `i` with its kept packets, gathered into `buf` (its earlier contents are
+    /// dropped).
+    #[must_use]
+    pub fn with_packets<'a>(&'a self, i: usize, buf: &'a mut Gathered) -> ConnRef<'a> {
+        match self.held(i) {
+            Held::Full(j) => {
+                self.kept.gather(j, &mut buf.pkts);
+                ConnRef {
+                    conn: &self.conns[j],
+                    pkts: &buf.pkts,
+                }
+            }
+            Held::Single(place) => {
+                let pkt = self.singles.get(place).materialize_into(&mut buf.conn);
+                buf.pkts.clear();
+                buf.pkts.extend(pkt);
+                ConnRef {
+                    conn: buf.conn.as_ref().expect("made above"),
+                    pkts: &buf.pkts,
+                }
+            }
         }
     }
 
     /// Starts loading the first packets [`ConnTable::with_packets`] will gather for connection
     /// `i` (each is a cache miss, and within a connection only the later ones are prefetched).
     pub fn prefetch_packets(&self, i: usize) {
-        for &place in self.kept.places(i).iter().take(GATHER_AHEAD) {
-            tracekit_capture::prefetch_value(self.kept.entry(place), 2);
+        match self.held(i) {
+            Held::Full(j) => {
+                for &place in self.kept.places(j).iter().take(GATHER_AHEAD) {
+                    tracekit_capture::prefetch_value(self.kept.entry(place), 2);
+                }
+            }
+            Held::Single(place) => {
+                for line in [0, 8] {
+                    if let Some(b) = self.singles.first_byte(place + line) {
+                        tracekit_capture::prefetch_value(b, 1);
+                    }
+                }
+            }
         }
     }
 
     /// Connection `i`'s kept packets, in trace order.
     #[must_use]
     pub fn packets_of(&self, i: usize) -> Vec<Pkt> {
-        let mut buf = Vec::new();
-        self.kept.gather(i, &mut buf);
-        buf
+        let mut buf = Gathered::default();
+        let _ = self.with_packets(i, &mut buf);
+        buf.pkts
     }
 }
 

@@ -139,8 +139,8 @@ fn room_that_cannot_be_had_is_not_taken_and_room_that_can_changes_nothing() {
     b.add(3, 2, 1, &syn(5000, 0x02));
     assert_eq!(b.len(), 2);
     let t = b.finish();
-    assert_eq!(t.conns.len(), 2);
-    assert_eq!(t.conns[0].sent[End::Client].packets, 2);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.conn(0).sent[End::Client].packets, 2);
 }
 
 #[test]
@@ -156,17 +156,17 @@ fn a_new_syn_on_a_used_tuple_starts_a_new_connection_and_a_repeated_one_does_not
     }
     b.add(100, 5, 1, &[0xff; 60]);
     let t = b.finish();
-    assert_eq!(t.conns.len(), 2);
-    assert_eq!(t.conns[0].sent[End::Client].packets, 2);
-    assert_eq!(t.conns[1].syn.unwrap().isn, 5000);
-    assert_eq!(t.conns[1].sent[End::Client].packets, 2);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.conn(0).sent[End::Client].packets, 2);
+    assert_eq!(t.conn(1).syn.unwrap().isn, 5000);
+    assert_eq!(t.conn(1).sent[End::Client].packets, 2);
     assert_eq!(t.packets, 4 + 54 + 1);
 }
 
 #[test]
 fn mid_connection_roles_take_the_lower_port_and_on_equal_ports_the_lower_end_for_the_server() {
     use tracekit_testutil::packets::segment;
-    let ends = |t: &ConnTable| (t.conns[0].client.to_string(), t.conns[0].server.to_string());
+    let ends = |t: &ConnTable| (t.conn(0).client.to_string(), t.conn(0).server.to_string());
     for back in [false, true] {
         // 192.0.2.10:51000 <-> 198.51.100.20:443, first seen either way, no handshake.
         let mut b = TableBuilder::new(None);
@@ -176,7 +176,7 @@ fn mid_connection_roles_take_the_lower_port_and_on_equal_ports_the_lower_end_for
             ends(&t),
             ("192.0.2.10:51000".into(), "198.51.100.20:443".into())
         );
-        assert_eq!(t.conns[0].sent[End::of(!back)].packets, 1);
+        assert_eq!(t.conn(0).sent[End::of(!back)].packets, 1);
         // Both ends on port 443: the lower address is taken for the server.
         let mut b = TableBuilder::new(None);
         b.add(1, 0, 1, &segment(443, back, 64, 0, 7, 0x10));
@@ -185,7 +185,7 @@ fn mid_connection_roles_take_the_lower_port_and_on_equal_ports_the_lower_end_for
             ends(&t),
             ("198.51.100.20:443".into(), "192.0.2.10:443".into())
         );
-        assert_eq!(t.conns[0].sent[End::of(back)].packets, 1);
+        assert_eq!(t.conn(0).sent[End::of(back)].packets, 1);
     }
 }
 
@@ -220,8 +220,8 @@ fn per_packet_counts_kept_apart_reach_the_connection_in_full() {
         add(&mut b, segment(port, true, 64, 0, 9, 0x12));
     }
     let t = b.finish();
-    assert_eq!(t.conns.len(), 1 + 5000);
-    let mut buf = Vec::new();
+    assert_eq!(t.len(), 1 + 5000);
+    let mut buf = Gathered::default();
     let c = &t.with_packets(0, &mut buf);
     let ttls: Vec<_> = c
         .ttls(End::Client)
@@ -236,7 +236,8 @@ fn per_packet_counts_kept_apart_reach_the_connection_in_full() {
     assert_eq!(c.sent[End::Server].src_mac, Some([0, 0x1c, 0x7f, 0, 0, 1]));
     assert_eq!(c.pkts.len(), 9);
     assert_eq!((c.first_ts, c.last_ts), (1, 9));
-    for (n, c) in t.conns[1..].iter().enumerate() {
+    for n in 0..5000 {
+        let c = t.conn(1 + n);
         assert_eq!(c.client.port, 1000 + n as u16);
         assert_eq!([c.sent[0].packets, c.sent[1].packets], [1, 1]);
         assert_eq!(c.syn_ack.unwrap().isn, 9);
@@ -348,7 +349,7 @@ fn kept_packets_and_first_ip_ids_come_back_in_trace_order() {
     }
     // Past the trace's room for ordinary packets, only control packets are kept; the first
     // IP IDs of the next connection are still taken.
-    b.kept_ordinary = KEPT_ORDINARY_TOTAL;
+    b.logs.kept_ordinary = KEPT_ORDINARY_TOTAL;
     let third = add(&mut b, &segment(6000, false, 64, 0, 1, 0x02));
     let mut third_ids = vec![6000];
     for n in 0..40u16 {
@@ -358,9 +359,9 @@ fn kept_packets_and_first_ip_ids_come_back_in_trace_order() {
         third_ids.push(500 + n);
     }
     let t = b.finish();
-    assert_eq!(t.conns.len(), 3);
+    assert_eq!(t.len(), 3);
     let frames = |i: usize| t.packets_of(i).iter().map(|p| p.frame).collect::<Vec<_>>();
-    let mut buf = Vec::new();
+    let mut buf = Gathered::default();
     let c = &t.with_packets(0, &mut buf);
     assert_eq!(frames(0), long);
     assert_eq!(c.folded, 602 - long.len() as u64);
@@ -400,8 +401,8 @@ fn a_client_hello_from_the_side_taken_for_the_server_turns_the_connection_round(
             b.add(n as u64 + 1, n as i64, 1, p);
         }
         let t = b.finish();
-        assert_eq!(t.conns.len(), 1);
-        let mut buf = Vec::new();
+        assert_eq!(t.len(), 1);
+        let mut buf = Gathered::default();
         let c = &t.with_packets(0, &mut buf);
         assert_eq!(c.roles_known, hello);
         let sender = if hello { End::Client } else { End::Server };
@@ -428,4 +429,48 @@ fn a_client_hello_from_the_side_taken_for_the_server_turns_the_connection_round(
             assert_eq!(c.first_client_payload, 0);
         }
     }
+}
+
+#[test]
+fn a_connection_held_as_its_one_packet_is_the_connection_held_in_full() {
+    // The same packets, each once short enough to be held as a single and once with an
+    // Ethernet trailer that makes it too long (a trailer changes nothing else): every
+    // connection of the one table is the other's, and so are its packets.
+    let packets = [
+        syn(1000, 0x02),                          // a SYN
+        segment(41000, true, 57, 0, 9, 0x12),     // a SYN/ACK
+        segment(42000, false, 64, 0x3, 77, 0x14), // a RST/ACK, ECN CE
+        segment(443, true, 128, 0x1, 5, 0x11),    // a FIN/ACK, roles guessed
+        syn(2000, 0x02),                          // a SYN answered below
+        segment(40000, true, 60, 0, 9000, 0x12),  // its SYN/ACK
+    ];
+    let table = |trailer: usize| {
+        let mut b = TableBuilder::new(None);
+        for (n, p) in packets.iter().enumerate() {
+            let mut p = p.clone();
+            p.resize(p.len() + trailer, 0xee);
+            b.add(n as u64 + 1, 10 * n as i64, 1, &p);
+        }
+        b.finish()
+    };
+    let (singles, full) = (table(0), table(300));
+    assert_eq!(singles.len(), 5);
+    assert_eq!(full.len(), 5);
+    assert!(singles.singles.get(0).data.len() <= single::SINGLE_BYTES);
+    for i in 0..5 {
+        assert!(full.in_full(i).is_some());
+        assert_eq!(
+            format!("{:?}", singles.conn(i)),
+            format!("{:?}", full.conn(i)),
+            "connection {i}"
+        );
+        assert_eq!(
+            format!("{:?}", singles.packets_of(i)),
+            format!("{:?}", full.packets_of(i))
+        );
+        assert_eq!(singles.ends(i), (full.conn(i).client, full.conn(i).server));
+        assert_eq!(singles.first_ts(i), full.conn(i).first_ts);
+    }
+    // The answered one became a connection in full; the four others are held as singles.
+    assert_eq!((0..5).filter(|&i| singles.in_full(i).is_some()).count(), 1);
 }
