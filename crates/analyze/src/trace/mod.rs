@@ -695,11 +695,6 @@ impl ConnTable {
         }
     }
 
-    /// The connections, in order (see [`ConnTable::conn`]).
-    pub fn conns(&self) -> impl Iterator<Item = Cow<'_, Conn>> + '_ {
-        (0..self.len()).map(|i| self.conn(i))
-    }
-
     /// The time of connection `i`'s first packet (`Conn::first_ts`), without making it.
     #[must_use]
     pub fn first_ts(&self, i: usize) -> i64 {
