@@ -463,14 +463,7 @@ impl TableBuilder {
     /// Starts loading what taking a packet of connection `conn` (a slot's value) will touch.
     fn prefetch_conn(&self, conn: u32, s: &Staged) {
         if conn & SINGLE != 0 {
-            // Its header and packet, about two lines.
-            let place = conn & !SINGLE;
-            if let Some(first) = self.singles.first_byte(place) {
-                tracekit_capture::prefetch_value(first, 1);
-            }
-            if let Some(second) = self.singles.first_byte(place + 8) {
-                tracekit_capture::prefetch_value(second, 1);
-            }
+            self.singles.prefetch(conn & !SINGLE);
         } else {
             tracekit_capture::prefetch_value(&self.hot[conn as usize], 3);
             if s.has_news() {

@@ -737,13 +737,7 @@ impl ConnTable {
                     tracekit_capture::prefetch_value(self.kept.entry(place), 2);
                 }
             }
-            Held::Single(place) => {
-                for line in [0, 8] {
-                    if let Some(b) = self.singles.first_byte(place + line) {
-                        tracekit_capture::prefetch_value(b, 1);
-                    }
-                }
-            }
+            Held::Single(place) => self.singles.prefetch(place),
         }
     }
 
