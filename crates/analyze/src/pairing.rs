@@ -258,43 +258,53 @@ pub(crate) fn pair_connections(
             pairs.push((small(ia), small(ib), how));
         }
     }
-    // Timing: a connection left over on each side, same server port, handshakes within 1 s
-    // (`WINDOW`) of each other once the clocks are aligned, and no other candidate. (b's left-over
-    // connections by port and time: a scan of all of b per connection of a was quadratic.)
     if offsets.is_some() {
-        let mut paired = vec![false; a.len()];
-        for p in &pairs {
-            paired[p.0 as usize] = true;
-        }
-        let mut by_port: FxHashMap<u16, Vec<(i64, usize)>> = FxHashMap::default();
-        for (i, c) in (0..n).filter(|&i| !used[i]).map(|i| (i, b.conn(i))) {
-            by_port
-                .entry(c.server.port)
-                .or_default()
-                .push((at_a(&c), i));
-        }
-        for list in by_port.values_mut() {
-            list.sort_unstable();
-        }
-        for (ia, c) in (0..a.len())
-            .filter(|&ia| !paired[ia])
-            .map(|ia| (ia, a.conn(ia)))
-        {
-            let Some(list) = by_port.get(&c.server.port) else {
-                continue;
-            };
-            let from = list.partition_point(|&(t, _)| t <= c.first_ts.saturating_sub(WINDOW));
-            let mut cands = list[from..]
-                .iter()
-                .take_while(|&&(t, _)| t < c.first_ts.saturating_add(WINDOW))
-                .filter(|&&(_, i)| !used[i]);
-            if let (Some(&(_, ib)), None) = (cands.next(), cands.next()) {
-                used[ib] = true;
-                pairs.push((small(ia), small(ib), MatchedBy::Timing));
-            }
-        }
+        pair_by_timing(a, b, &at_a, &mut used, &mut pairs);
     }
     pairs
+}
+
+// Timing: a connection left over on each side, same server port, handshakes within 1 s
+// (`WINDOW`) of each other once the clocks are aligned, and no other candidate. (b's left-over
+// connections by port and time: a scan of all of b per connection of a was quadratic.)
+fn pair_by_timing(
+    a: &ConnTable,
+    b: &ConnTable,
+    at_a: &impl Fn(&Conn) -> i64,
+    used: &mut [bool],
+    pairs: &mut Vec<Pair>,
+) {
+    let mut paired = vec![false; a.len()];
+    for p in pairs.iter() {
+        paired[p.0 as usize] = true;
+    }
+    let mut by_port: FxHashMap<u16, Vec<(i64, usize)>> = FxHashMap::default();
+    for (i, c) in (0..b.len()).filter(|&i| !used[i]).map(|i| (i, b.conn(i))) {
+        by_port
+            .entry(c.server.port)
+            .or_default()
+            .push((at_a(&c), i));
+    }
+    for list in by_port.values_mut() {
+        list.sort_unstable();
+    }
+    for (ia, c) in (0..a.len())
+        .filter(|&ia| !paired[ia])
+        .map(|ia| (ia, a.conn(ia)))
+    {
+        let Some(list) = by_port.get(&c.server.port) else {
+            continue;
+        };
+        let from = list.partition_point(|&(t, _)| t <= c.first_ts.saturating_sub(WINDOW));
+        let mut cands = list[from..]
+            .iter()
+            .take_while(|&&(t, _)| t < c.first_ts.saturating_add(WINDOW))
+            .filter(|&&(_, i)| !used[i]);
+        if let (Some(&(_, ib)), None) = (cands.next(), cands.next()) {
+            used[ib] = true;
+            pairs.push((small(ia), small(ib), MatchedBy::Timing));
+        }
+    }
 }
 
 /// Whether b is nearer the client: at the client's point the SYN/ACK is answered at once

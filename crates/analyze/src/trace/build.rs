@@ -587,7 +587,7 @@ impl TableBuilder {
         u32::try_from(self.at.len())
             .ok()
             .filter(|&i| i < u32::MAX)?;
-        if s.fits_a_single() {
+        if s.fits_a_single() && self.singles.admits() {
             let single = Single {
                 frame: s.p.frame,
                 ts: s.p.ts,
