@@ -11,8 +11,11 @@
 # MB), the worst case for memory: analyze must stay short and small there too.
 # Under each pair: one analyze run step by step, and what reading the pair costs step by step
 # (walk, dissection, a plain per-connection hash map, analyze's table) against the walk.
+# With OLD=BINARY (an earlier build of tracekit), each pair also runs side by side with it:
+# both binaries in turn (bench/ab.sh, ROUNDS=N, default 8), their peak memory (the highest of
+# three runs each), and whether the two reports (text and --json) are the same bytes.
 # Usage: bench/analyze.sh   (RUNS=N best of N, default 3; tshark runs once; BIG=1 adds the
-# 10 GB pair)
+# 10 GB pair; OLD=BINARY adds the side-by-side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -66,6 +69,22 @@ PY
   # 2x-info goal leaves.
   echo "reading alone, step by step (tracekit-bench floor):"
   ./target/release/tracekit-bench floor "$a" "$b" | sed 's/^/  /'
+  if [ -n "${OLD:-}" ]; then
+    against_old "$a" "$b"
+  fi
+}
+
+# against_old A B: this build and $OLD on the pair, in turn; their peaks; their reports compared.
+against_old() {
+  local a=$1 b=$2 new=./target/release/tracekit peaks_old peaks_new same_text same_json
+  echo "side by side with $OLD:"
+  ROUNDS=${ROUNDS:-8} bench/ab.sh "$OLD" "$new" analyze -q "$a" "$b" | sed 's/^/  /'
+  peaks_old=$(for _ in 1 2 3; do python3 bench/peak.py "$OLD" analyze -q "$a" "$b" | awk '{print int($1 / 1024)}'; done | sort -n | tr '\n' ' ')
+  peaks_new=$(for _ in 1 2 3; do python3 bench/peak.py "$new" analyze -q "$a" "$b" | awk '{print int($1 / 1024)}'; done | sort -n | tr '\n' ' ')
+  echo "  peak RSS, MB (three runs each): old ${peaks_old}; new ${peaks_new}"
+  cmp -s <("$OLD" analyze -q "$a" "$b") <("$new" analyze -q "$a" "$b") && same_text=yes || same_text=NO
+  cmp -s <("$OLD" analyze -q --json "$a" "$b") <("$new" analyze -q --json "$a" "$b") && same_json=yes || same_json=NO
+  echo "  same report: text $same_text, --json $same_json"
 }
 
 a="$out/merge-a.pcap"
