@@ -8,7 +8,8 @@
 # with random values, then application-data records), which is what real captures mostly carry
 # and which takes analyze's TLS paths.
 # A third pair is a SYN scan (every packet an unanswered SYN: a million connections per 100
-# MB), the worst case for memory: analyze must stay short and small there too.
+# MB), the worst case for memory: analyze must stay short and small there too. A fourth, a scan
+# of closed ports (every SYN answered by a RST/ACK: 600,000 connections per 100 MB).
 # Under each pair: one analyze run step by step, and what reading the pair costs step by step
 # (walk, dissection, a plain per-connection hash map, analyze's table) against the walk.
 # With OLD=BINARY (an earlier build of tracekit), each pair also runs side by side with it:
@@ -104,6 +105,12 @@ sb="$out/scan-b.pcap"
 [ -f "$sa" ] || ./target/release/tracekit-bench gen --size 100000000 --flows 1000 --seed 3 --scan -o "$sa"
 [ -f "$sb" ] || editcap -t 1.5 "$sa" "$sb"
 one_pair "two 100 MB traces of a SYN scan" "$sa" "$sb"
+
+ca="$out/closed-a.pcap"
+cb="$out/closed-b.pcap"
+[ -f "$ca" ] || ./target/release/tracekit-bench gen --size 100000000 --flows 1000 --seed 3 --scan-closed -o "$ca"
+[ -f "$cb" ] || editcap -t 1.5 "$ca" "$cb"
+one_pair "two 100 MB traces of a scan of closed ports" "$ca" "$cb"
 
 # BIG=1: a 10 GB pair of ordinary traffic (two 5 GB traces; 10 GB of disk), for its memory.
 if [ "${BIG:-0}" = 1 ]; then

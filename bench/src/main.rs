@@ -38,6 +38,10 @@ enum Command {
         /// (one connection per packet).
         #[arg(long, conflicts_with = "tls")]
         scan: bool,
+        /// Every flow a SYN answered by a RST/ACK, as in a capture of a scan of closed ports
+        /// (one connection per two packets).
+        #[arg(long, conflicts_with_all = ["tls", "scan"])]
+        scan_closed: bool,
         /// The largest gap between packets, in nanoseconds (each gap uniform from 1 to it):
         /// the capture's span. The default, 20,000, gives about 100,000 packets a second; a
         /// day of a 4 GB set needs about 29,000,000.
@@ -107,9 +111,17 @@ fn main() -> Result<()> {
             seed,
             tls,
             scan,
+            scan_closed,
             max_gap_ns,
             out,
-        } => generate(size, flows, seed, (tls, scan), max_gap_ns, &out),
+        } => generate(
+            size,
+            flows,
+            seed,
+            (tls, scan, scan_closed),
+            max_gap_ns,
+            &out,
+        ),
         Command::Dissect { file } => dissect_bench(&file),
         Command::PartStats { index } => part_stats(&index),
         Command::Seeds { out, paths } => seeds(&out, &paths),
@@ -199,6 +211,8 @@ struct Flow {
     /// 0 SYN, 1 SYN-ACK, 2 ACK, 3.. data, then FIN, FIN, ACK; UDP: request/response pairs.
     step: u32,
     data_packets: u32,
+    /// A closed port: the SYN is answered by a RST/ACK, which ends the flow.
+    closed: bool,
 }
 
 impl Flow {
@@ -233,6 +247,7 @@ impl Flow {
             sseq: rng.next() as u32,
             step: 0,
             data_packets: 2 + rng.below(60) as u32,
+            closed: false,
         }
     }
 }
@@ -241,7 +256,7 @@ fn generate(
     size: u64,
     flow_count: u32,
     seed: u64,
-    (tls, scan): (bool, bool),
+    (tls, scan, closed): (bool, bool, bool),
     max_gap_ns: u64,
     out: &PathBuf,
 ) -> Result<()> {
@@ -267,7 +282,8 @@ fn generate(
     while written < size {
         let i = rng.below(u64::from(flow_count)) as usize;
         let f = &mut flows[i];
-        f.udp &= !scan;
+        f.udp &= !(scan || closed);
+        f.closed = closed;
         frame.clear();
         let done = build_packet(f, &mut rng, &pool, tls, &mut frame) || scan;
         ts += 1 + rng.below(max_gap_ns.max(1)) as i64;
@@ -292,6 +308,7 @@ const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
 const PSH: u8 = 0x08;
+const RST: u8 = 0x04;
 
 /// Appends the flow's next packet to `frame`; returns true when the flow is finished.
 #[allow(clippy::too_many_lines)] // one packet, layer by layer, reads best in one place
@@ -322,6 +339,8 @@ fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], tls: bool, frame: &mut
             options = &[
                 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
             ];
+        } else if step == 1 && f.closed {
+            flags = RST | ACK;
         } else if step == 1 {
             flags = SYN | ACK;
             options = &[
@@ -416,6 +435,8 @@ fn build_packet(f: &mut Flow, rng: &mut Rng, pool: &[u8], tls: bool, frame: &mut
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
     if f.udp {
         step >= 5
+    } else if f.closed {
+        step >= 1
     } else {
         step >= 3 + f.data_packets + 2
     }

@@ -224,7 +224,7 @@ pub(crate) fn pair_connections(
     let mut isn_buf = Gathered::default();
     for ia in 0..a.len() {
         // The tuple first, from the ends alone (most connections pair by it, and a connection
-        // held as its one packet is then not made).
+        // held as its control packets is then not made).
         let ((client, server), first_ts) = (a.ends(ia), a.first_ts(ia));
         let found = by_tuple
             .nearest_matching(tuple_key(client, server), first_ts, |i| {

@@ -11,7 +11,7 @@ use tracekit_wire::tcp::{Tcp, flags};
 use tracekit_wire::{Endpoint, IpLayer, Layers, TransportKind, dissect};
 
 use super::log::{LOG_CHUNK, regrow};
-use super::single::{PLACES, SINGLE_BYTES, Single, Singles};
+use super::single::{HELD, PLACES, SINGLE_BYTES, Single, Singles};
 
 mod record;
 
@@ -546,6 +546,14 @@ impl TableBuilder {
             Some((_, c)) if syn_only && self.syn_isn(c).is_none_or(|isn| isn != tcp.seq()) => {
                 self.open(s, true, true)
             }
+            // A single takes a control packet more, up to what it holds.
+            Some((_, c))
+                if c & SINGLE != 0
+                    && s.fits_a_single()
+                    && self.singles.add(c & !SINGLE, &single_of(s, false, false)) =>
+            {
+                None
+            }
             Some((slot, c)) => self.in_full(slot, c),
             None => {
                 let synack = f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK;
@@ -575,7 +583,7 @@ impl TableBuilder {
         if conn & SINGLE == 0 {
             return self.conns[conn as usize].syn.map(|h| h.isn);
         }
-        let (c, _) = self.singles.get(conn & !SINGLE).materialize();
+        let (c, _) = self.singles.materialize(conn & !SINGLE);
         c.syn.map(|h| h.isn)
     }
 
@@ -587,24 +595,13 @@ impl TableBuilder {
         u32::try_from(self.at.len())
             .ok()
             .filter(|&i| i < u32::MAX)?;
-        if s.fits_a_single() && self.singles.admits() {
-            let single = Single {
-                frame: s.p.frame,
-                ts: s.p.ts,
-                link: s.p.layers.link,
-                ip_at: u8::try_from(s.ip.header.start).unwrap_or(u8::MAX),
-                tcp_at: u8::try_from(s.ip.transport.map_or(0, |t| t.header.start))
-                    .unwrap_or(u8::MAX),
-                v6: s.ip.version != 4,
-                client_is_src,
-                roles_known: known,
-                data: s.p.data,
-            };
-            if let Some(place) = self.singles.push(&single) {
-                self.at.push(SINGLE | place);
-                self.index(s.hash, &s.key, SINGLE | place);
-                return None;
-            }
+        if s.fits_a_single()
+            && self.singles.admits()
+            && let Some(place) = self.singles.push(&single_of(s, client_is_src, known))
+        {
+            self.at.push(SINGLE | place);
+            self.index(s.hash, &s.key, SINGLE | place);
+            return None;
         }
         let j = self.new_full(s, client_is_src, known)?;
         self.at.push(j);
@@ -624,26 +621,35 @@ impl TableBuilder {
     }
 
     /// Connection `conn` (the value of slot `slot`) in full: a single is made a connection
-    /// in full by recording its packet, and takes its place in the slot.
+    /// in full by recording its packets, and takes its place in the slot.
     fn in_full(&mut self, slot: usize, conn: u32) -> Option<usize> {
         if conn & SINGLE == 0 {
             return Some(conn as usize);
         }
-        let single = self.singles.get(conn & !SINGLE);
-        let roles = (single.client_is_src, single.roles_known);
-        // The packet is copied out of the singles, which stay as they are (see single.rs).
-        let data = ArrayVec::<u8, SINGLE_BYTES>::try_from(single.data).ok()?;
-        let p = Packet {
-            data: &data,
-            ..single.packet()
-        };
-        let s = parse(&p)?;
-        let j = self.new_full(&s, roles.0, roles.1)?;
-        let from_client = s.forward == self.hot[j as usize].client_is_lo;
-        self.record_at(j as usize, &s, from_client);
+        let first = conn & !SINGLE;
+        let places: ArrayVec<u32, HELD> = self.singles.chain(first).map(|(p, _)| p).collect();
+        let mut made = None;
+        for place in places {
+            let single = self.singles.get(place);
+            let roles = (single.client_is_src, single.roles_known);
+            // The packet is copied out of the singles, which stay as they are (see single.rs).
+            let data = ArrayVec::<u8, SINGLE_BYTES>::try_from(single.data).ok()?;
+            let p = Packet {
+                data: &data,
+                ..single.packet()
+            };
+            let s = parse(&p)?;
+            let j = match made {
+                Some(j) => j,
+                None => *made.insert(self.new_full(&s, roles.0, roles.1)?),
+            };
+            let from_client = s.forward == self.hot[j as usize].client_is_lo;
+            self.record_at(j as usize, &s, from_client);
+        }
+        let j = made?;
         self.slots[slot].conn = j;
         // Its position in `at` is set at the end (see `finish`).
-        self.singles.promote(conn & !SINGLE, j);
+        self.singles.promote(first, j);
         Some(j as usize)
     }
 
@@ -810,6 +816,22 @@ fn parse<'p, 'a>(p: &'p Packet<'a>) -> Option<Staged<'p, 'a>> {
         forward,
         hash: key.hash(),
     })
+}
+
+/// Packet `s` as a single's (see single.rs), of a connection whose client is its source or
+/// not, its roles known or not.
+fn single_of<'a>(s: &Staged<'_, 'a>, client_is_src: bool, roles_known: bool) -> Single<'a> {
+    Single {
+        frame: s.p.frame,
+        ts: s.p.ts,
+        link: s.p.layers.link,
+        ip_at: u8::try_from(s.ip.header.start).unwrap_or(u8::MAX),
+        tcp_at: u8::try_from(s.ip.transport.map_or(0, |t| t.header.start)).unwrap_or(u8::MAX),
+        v6: s.ip.version != 4,
+        client_is_src,
+        roles_known,
+        data: s.p.data,
+    }
 }
 
 /// The tag of a single among connections (`TableBuilder::at`, slots, `ConnTable::at`): the

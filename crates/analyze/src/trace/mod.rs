@@ -542,7 +542,7 @@ pub struct ConnRef<'a> {
 }
 
 /// A caller's buffer for [`ConnTable::with_packets`]: a connection's packets, and the
-/// connection itself when the table holds it as its one packet (see single.rs). Used again,
+/// connection itself when the table holds it as its control packets (see single.rs). Used again,
 /// it costs no fresh memory.
 #[derive(Debug, Default)]
 pub struct Gathered {
@@ -592,7 +592,7 @@ impl ConnRef<'_> {
 }
 
 /// The connections of one trace, read by a [`TableBuilder`], in the order of their first
-/// packets: each in full, or as its one packet (see single.rs), which gives the same `Conn`
+/// packets: each in full, or as its control packets (see single.rs), which gives the same `Conn`
 /// on demand.
 #[derive(Debug, Default)]
 pub struct ConnTable {
@@ -636,17 +636,17 @@ impl ConnTable {
         }
     }
 
-    /// Connection `i` (made on demand when the table holds it as its one packet: for many
+    /// Connection `i` (made on demand when the table holds it as its control packets: for many
     /// connections, [`ConnTable::with_packets`] with a buffer used again costs less).
     #[must_use]
     pub fn conn(&self, i: usize) -> Cow<'_, Conn> {
         match self.held(i) {
             Held::Full(j) => Cow::Borrowed(&self.conns[j]),
-            Held::Single(place) => Cow::Owned(self.singles.get(place).materialize().0),
+            Held::Single(place) => Cow::Owned(self.singles.materialize(place).0),
         }
     }
 
-    /// Connection `i` when the table holds it in full (not as its one packet).
+    /// Connection `i` when the table holds it in full (not as its control packets).
     #[must_use]
     pub fn in_full(&self, i: usize) -> Option<&Conn> {
         match self.held(i) {
@@ -660,7 +660,7 @@ impl ConnTable {
     pub fn ends(&self, i: usize) -> (Endpoint, Endpoint) {
         match self.held(i) {
             Held::Full(j) => (self.conns[j].client, self.conns[j].server),
-            Held::Single(place) => self.singles.get(place).ends(),
+            Held::Single(place) => self.singles.ends(place),
         }
     }
 
@@ -686,7 +686,7 @@ impl ConnTable {
     }
 
     /// Connection `i` without its packets: the table's, or made in `buf` when the table holds
-    /// it as its one packet.
+    /// it as its control packets.
     #[must_use]
     pub fn lean<'a>(&'a self, i: usize, buf: &'a mut Gathered) -> &'a Conn {
         match self.held(i) {
@@ -700,7 +700,7 @@ impl ConnTable {
     pub fn first_ts(&self, i: usize) -> i64 {
         match self.held(i) {
             Held::Full(j) => self.conns[j].first_ts,
-            Held::Single(place) => self.singles.get(place).ts,
+            Held::Single(place) => self.singles.first_ts(place),
         }
     }
 
@@ -717,9 +717,8 @@ impl ConnTable {
                 }
             }
             Held::Single(place) => {
-                let pkt = self.singles.get(place).materialize_into(&mut buf.conn);
-                buf.pkts.clear();
-                buf.pkts.extend(pkt);
+                self.singles
+                    .materialize_into(place, &mut buf.conn, &mut buf.pkts);
                 ConnRef {
                     conn: buf.conn.as_ref().expect("made above"),
                     pkts: &buf.pkts,

@@ -1,35 +1,52 @@
-//! Connections seen in one packet so far, kept as that packet's bytes.
+//! Connections seen in a few control packets so far, kept as those packets' bytes.
 //!
-//! A port scan or a SYN flood is a million connections of one packet each, and a full
-//! connection record ([`Conn`](super::Conn) with its per-packet part and its log entry) is
-//! about 800 bytes. A connection whose first packet is a bare SYN, FIN or RST (no payload) is
-//! kept as that packet instead: its captured bytes and where it was, about 100 bytes. Its
-//! second packet makes it a full connection by recording the first through the same code as
-//! any packet (`record` in build.rs), and a table that still holds it after the trace makes
-//! its `Conn` the same way whenever it is asked for one, so there is one implementation of
-//! what a packet means. (A control packet is always kept in the packet log, so recording it
-//! later than it came changes nothing: it takes none of the trace's room for ordinary
-//! packets.)
+//! A port scan or a SYN flood is a million connections of one packet each (a scan of closed
+//! ports: a SYN and its RST; of open ones: a SYN, its SYN/ACK and the scanner's RST), and a
+//! full connection record ([`Conn`](super::Conn) with its per-packet part and its log entry)
+//! is about 800 bytes. A connection whose first packet is a bare SYN, FIN or RST (no payload)
+//! is kept as that packet instead: its captured bytes and where it was, about 100 bytes; up
+//! to [`HELD`] such packets are kept so, each after the one before. Its first other packet
+//! (one with payload, or a plain ACK) makes it a full connection by recording the ones kept
+//! through the same code as any packet (`record` in build.rs), and a table that still holds
+//! it after the trace makes its `Conn` the same way whenever it is asked for one, so there is
+//! one implementation of what a packet means. (A control packet is always kept in the packet
+//! log, so recording it later than it came changes nothing: it takes none of the trace's room
+//! for ordinary packets.)
 //!
-//! Singles are for traffic where most connections stay at one packet. Where nearly every SYN
+//! Singles are for traffic where most connections never carry data. Where nearly every SYN
 //! is answered, each single is soon made a connection in full, its packet dissected and
 //! recorded a second time: on two 1 GB traces of ordinary traffic that took 7 % of `analyze`'s
 //! time and saved no memory that mattered. So a connection is opened as a single while fewer
-//! than half of the recent singles got a second packet, and otherwise only one in
+//! than half of the recent singles were made full, and otherwise only one in
 //! [`SAMPLE`], to notice when the traffic turns into a scan (see [`Admission`]).
 
 /// Packets of at most this many captured bytes can be kept as a single: a SYN with its usual
 /// options is 74 bytes on Ethernet, 94 over IPv6.
 pub(super) const SINGLE_BYTES: usize = 255;
 
-/// Bytes before a single's packet: frame, time, link type, where its IP and TCP headers start,
-/// length and bits.
+/// Control packets a single holds at most: its fifth makes it a connection in full.
+pub(super) const HELD: usize = 4;
+
+/// Bytes before a single's packet: its frame (40 bits), time, link type, where its IP header
+/// starts (its TCP header is found from it), its length, bits, and the place of the
+/// connection's next packet (or [`NO_NEXT`]). (22 bytes: with a 74-byte SYN, 96 in all; one
+/// more would take 104.)
 const HEADER: usize = 22;
+const TS_AT: usize = 5;
+const LINK_AT: usize = 13;
+const IP_AT: usize = 15;
+const LEN_AT: usize = 16;
+const BITS_AT: usize = 17;
+const NEXT_AT: usize = 18;
+const NO_NEXT: u32 = u32::MAX;
+/// Frames stop below this (a trillion packets; a later one opens a connection in full).
+const FRAMES: u64 = 1 << 40;
 /// The roles of the connection the single opened: whether its client is the packet's
 /// source, and whether the roles are known (see `Conn::roles_known`).
 const CLIENT_IS_SRC: u8 = 1;
 const ROLES_KNOWN: u8 = 2;
-/// The single has become a connection in full, whose index replaces its frame.
+/// The single has become a connection in full, whose index replaces its frame (set on the
+/// first of its packets only).
 const PROMOTED: u8 = 4;
 /// Its IP header is IPv6.
 const V6: u8 = 8;
@@ -43,7 +60,7 @@ pub(super) struct Singles {
 }
 
 /// Outside a scan, one connection that could be a single in this many is opened as one, so
-/// that the share of singles that get a second packet stays measured.
+/// that the share of singles made full stays measured.
 pub(super) const SAMPLE: u32 = 16;
 /// The recent singles the share is taken over: at this many, both counts are halved.
 const WINDOW: u32 = 1024;
@@ -92,7 +109,7 @@ impl std::fmt::Debug for Singles {
     }
 }
 
-/// A connection kept as its one packet.
+/// A packet of a connection kept as its control packets.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Single<'a> {
     pub(super) frame: u64,
@@ -107,8 +124,37 @@ pub(super) struct Single<'a> {
     pub(super) data: &'a [u8],
 }
 
+/// Where the TCP header of a packet whose IP header starts at `ip_at` starts: after an IPv4
+/// header's options, or right after an IPv6 header (a packet with extension headers is not
+/// kept as a single).
+fn tcp_at(data: &[u8], ip_at: u8, v6: bool) -> Option<u8> {
+    let at = usize::from(ip_at);
+    let len = if v6 {
+        (*data.get(at + 6)? == 6).then_some(40)?
+    } else {
+        usize::from(data.get(at)? & 0x0f) * 4
+    };
+    u8::try_from(at + len).ok()
+}
+
 /// Places stop below this: the table tags singles with this bit.
 pub(super) const PLACES: u32 = 1 << 31;
+
+/// The packets of the single at a place, in the order they came.
+pub(super) struct Chain<'s> {
+    singles: &'s Singles,
+    next: Option<u32>,
+}
+
+impl<'s> Iterator for Chain<'s> {
+    type Item = (u32, Single<'s>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let place = self.next?;
+        self.next = self.singles.next_of(place);
+        Some((place, self.singles.get(place)))
+    }
+}
 
 impl Singles {
     /// Whether a connection that can be a single is opened as one (see [`Admission`]).
@@ -119,22 +165,65 @@ impl Singles {
     /// Appends a single; its place, or `None` when its packet is longer than [`SINGLE_BYTES`]
     /// or the places have run out.
     pub(super) fn push(&mut self, s: &Single<'_>) -> Option<u32> {
+        let place = self.put(s)?;
+        self.admission.opened();
+        Some(place)
+    }
+
+    /// Adds packet `s` to the single at `first` (a place [`Singles::push`] gave), after its
+    /// others; false when the single holds [`HELD`] packets already, or the packet cannot be
+    /// kept (then the single is made a connection in full).
+    pub(super) fn add(&mut self, first: u32, s: &Single<'_>) -> bool {
+        let Some((n, (last, _))) = self.chain(first).enumerate().last() else {
+            return false;
+        };
+        if n + 1 >= HELD {
+            return false;
+        }
+        let Some(place) = self.put(s) else {
+            return false;
+        };
+        let at = last as usize * 8 + NEXT_AT;
+        self.bytes[at..at + 4].copy_from_slice(&place.to_le_bytes());
+        true
+    }
+
+    /// The packets of the single at `first`, in the order they came, each with its place.
+    pub(super) fn chain(&self, first: u32) -> Chain<'_> {
+        Chain {
+            singles: self,
+            next: Some(first),
+        }
+    }
+
+    fn next_of(&self, place: u32) -> Option<u32> {
+        let at = place as usize * 8 + NEXT_AT;
+        let next = u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4"));
+        (next != NO_NEXT).then_some(next)
+    }
+
+    /// Appends a packet: its place; `None` when it cannot be kept so (see [`HEADER`] and
+    /// [`tcp_at`]).
+    fn put(&mut self, s: &Single<'_>) -> Option<u32> {
         let len = u8::try_from(s.data.len()).ok()?;
         let place = u32::try_from(self.bytes.len() / 8)
             .ok()
             .filter(|&p| p < PLACES)?;
+        if s.frame >= FRAMES || tcp_at(s.data, s.ip_at, s.v6) != Some(s.tcp_at) {
+            return None;
+        }
         let bit = |on: bool, b: u8| if on { b } else { 0 };
         let bits =
             bit(s.client_is_src, CLIENT_IS_SRC) | bit(s.roles_known, ROLES_KNOWN) | bit(s.v6, V6);
-        self.bytes.extend_from_slice(&s.frame.to_le_bytes());
+        self.bytes
+            .extend_from_slice(&s.frame.to_le_bytes()[..TS_AT]);
         self.bytes.extend_from_slice(&s.ts.to_le_bytes());
         self.bytes.extend_from_slice(&s.link.to_le_bytes());
-        self.bytes
-            .extend_from_slice(&[s.ip_at, s.tcp_at, len, bits]);
+        self.bytes.extend_from_slice(&[s.ip_at, len, bits]);
+        self.bytes.extend_from_slice(&NO_NEXT.to_le_bytes());
         self.bytes.extend_from_slice(s.data);
         let padded = self.bytes.len().next_multiple_of(8);
         self.bytes.resize(padded, 0);
-        self.admission.opened();
         Some(place)
     }
 
@@ -142,18 +231,21 @@ impl Singles {
     pub(super) fn get(&self, place: u32) -> Single<'_> {
         let at = place as usize * 8;
         let h = &self.bytes[at..at + HEADER];
-        let word = |from: usize| u64::from_le_bytes(h[from..from + 8].try_into().expect("8"));
-        let (len, bits) = (usize::from(h[20]), h[21]);
+        let mut frame = [0u8; 8];
+        frame[..TS_AT].copy_from_slice(&h[..TS_AT]);
+        let (len, bits) = (usize::from(h[LEN_AT]), h[BITS_AT]);
+        let (ip_at, v6) = (h[IP_AT], bits & V6 != 0);
+        let data = &self.bytes[at + HEADER..at + HEADER + len];
         Single {
-            frame: word(0),
-            ts: word(8) as i64,
-            link: u16::from_le_bytes([h[16], h[17]]),
-            ip_at: h[18],
-            tcp_at: h[19],
-            v6: bits & V6 != 0,
+            frame: u64::from_le_bytes(frame),
+            ts: i64::from_le_bytes(h[TS_AT..LINK_AT].try_into().expect("8")),
+            link: u16::from_le_bytes([h[LINK_AT], h[LINK_AT + 1]]),
+            ip_at,
+            tcp_at: tcp_at(data, ip_at, v6).expect("checked when it was kept"),
+            v6,
             client_is_src: bits & CLIENT_IS_SRC != 0,
             roles_known: bits & ROLES_KNOWN != 0,
-            data: &self.bytes[at + HEADER..at + HEADER + len],
+            data,
         }
     }
 
@@ -162,14 +254,14 @@ impl Singles {
     pub(super) fn promote(&mut self, place: u32, full: u32) {
         let at = place as usize * 8;
         self.bytes[at..at + 4].copy_from_slice(&full.to_le_bytes());
-        self.bytes[at + HEADER - 1] |= PROMOTED;
+        self.bytes[at + BITS_AT] |= PROMOTED;
         self.admission.promoted();
     }
 
     /// The connection in full that the single at `place` became, if it did.
     pub(super) fn promoted(&self, place: u32) -> Option<u32> {
         let at = place as usize * 8;
-        (self.bytes[at + HEADER - 1] & PROMOTED != 0)
+        (self.bytes[at + BITS_AT] & PROMOTED != 0)
             .then(|| u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4")))
     }
 
@@ -195,50 +287,135 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_single_reads_back_as_it_was_kept_and_one_too_long_is_refused() {
+    fn a_single_reads_back_as_it_was_kept_and_one_it_cannot_hold_is_refused() {
+        // A packet of `len` bytes whose IP header (version `v`, with `options` words of IPv4
+        // options) starts at `ip_at`: where its TCP header starts.
+        let packet = |len: usize, ip_at: usize, v: u8, options: u8| -> (Vec<u8>, u8) {
+            let mut d: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            if v == 6 {
+                d[ip_at] = 0x60;
+                d[ip_at + 6] = 6;
+                (d, (ip_at + 40) as u8)
+            } else {
+                d[ip_at] = 0x45 + options;
+                (d, (ip_at + 20 + 4 * usize::from(options)) as u8)
+            }
+        };
         let mut singles = Singles::default();
-        let data: Vec<u8> = (0..=200u8).collect();
-        let mut places = Vec::new();
-        for n in [0usize, 1, 7, 8, 9, 74, 201] {
+        let mut kept = Vec::new();
+        for (n, (len, ip_at, v, options)) in [
+            (54, 14, 4, 0),
+            (74, 14, 4, 0),
+            (66, 16, 4, 3),
+            (94, 14, 6, 0),
+            (60, 4, 6, 0),
+            (255, 14, 4, 10),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (data, tcp_at) = packet(len, ip_at, v, options);
             let s = Single {
-                frame: 1 << 40 | n as u64,
+                frame: (FRAMES - 1) >> n,
                 ts: -5 - n as i64,
-                link: 228,
-                ip_at: n as u8,
-                tcp_at: (n / 2) as u8,
-                v6: n % 4 == 1,
+                link: 228 + n as u16,
+                ip_at: ip_at as u8,
+                tcp_at,
+                v6: v == 6,
                 client_is_src: n % 2 == 0,
                 roles_known: n % 3 == 0,
-                data: &data[..n],
+                data: &data,
             };
-            places.push((singles.push(&s).expect("room"), n));
+            let place = singles.push(&s).expect("room");
+            kept.push((place, n, data, tcp_at));
         }
-        for (place, n) in places {
+        for (place, n, data, tcp_at) in kept {
             let s = singles.get(place);
             assert_eq!(
-                (s.frame, s.ts, s.link, s.ip_at, s.tcp_at, s.v6),
-                (
-                    1 << 40 | n as u64,
-                    -5 - n as i64,
-                    228,
-                    n as u8,
-                    (n / 2) as u8,
-                    n % 4 == 1
-                )
+                (s.frame, s.ts, s.link, s.tcp_at),
+                ((FRAMES - 1) >> n, -5 - n as i64, 228 + n as u16, tcp_at)
             );
             assert_eq!((s.client_is_src, s.roles_known), (n % 2 == 0, n % 3 == 0));
-            assert_eq!(s.data, &data[..n]);
+            assert_eq!(s.data, &data[..]);
             assert_eq!(singles.promoted(place), None);
             singles.promote(place, 7 * n as u32);
             assert_eq!(singles.promoted(place), Some(7 * n as u32));
         }
-        let long = vec![0u8; SINGLE_BYTES + 1];
-        let s = Single {
-            data: &long,
-            ..singles.get(0)
+        // Refused: too long, a frame past 2^40, IPv6 extension headers, a TCP header that is
+        // not where the IP header says.
+        let (long, _) = packet(SINGLE_BYTES + 1, 14, 4, 0);
+        let (mut ext, _) = packet(94, 14, 6, 0);
+        ext[20] = 0;
+        let (fine, tcp_at) = packet(54, 14, 4, 0);
+        let at = Single {
+            frame: 1,
+            ts: 0,
+            link: 1,
+            ip_at: 14,
+            tcp_at,
+            v6: false,
+            client_is_src: true,
+            roles_known: true,
+            data: &fine,
         };
-        assert!(singles.push(&s).is_none());
+        for s in [
+            Single { data: &long, ..at },
+            Single {
+                frame: FRAMES,
+                ..at
+            },
+            Single {
+                data: &ext,
+                v6: true,
+                tcp_at: 54,
+                ..at
+            },
+            Single { tcp_at: 35, ..at },
+        ] {
+            assert!(singles.push(&s).is_none());
+        }
+        assert!(singles.push(&at).is_some());
         assert_eq!(singles.bytes.len() % 8, 0);
+    }
+
+    #[test]
+    fn a_single_takes_packets_after_its_first_up_to_what_it_holds() {
+        let mut singles = Singles::default();
+        let mut data: Vec<u8> = (0..=255u8).collect();
+        data[14] = 0x45;
+        let packet = |n: usize| Single {
+            frame: n as u64,
+            ts: n as i64,
+            link: 1,
+            ip_at: 14,
+            tcp_at: 34,
+            v6: false,
+            client_is_src: true,
+            roles_known: true,
+            data: &data[..60 + n],
+        };
+        let a = singles.push(&packet(0)).expect("room");
+        let b = singles.push(&packet(100)).expect("room");
+        assert_eq!(singles.chain(a).count(), 1);
+        for n in 1..HELD {
+            assert!(singles.add(a, &packet(n)), "{n}");
+            assert!(singles.add(b, &packet(100 + n)), "{n}");
+        }
+        assert!(
+            !singles.add(a, &packet(HELD)),
+            "a single holds {HELD} packets"
+        );
+        let frames: Vec<u64> = singles.chain(a).map(|(_, s)| s.frame).collect();
+        assert_eq!(frames, (0..HELD as u64).collect::<Vec<_>>());
+        for (_, s) in singles.chain(a) {
+            assert_eq!(s.data, &data[..60 + s.frame as usize]);
+        }
+
+        assert_eq!(singles.chain(b).count(), HELD);
+        // Made full, its first packet says where it went; the others are left as they are.
+        singles.promote(a, 7);
+        assert_eq!(singles.promoted(a), Some(7));
+        assert_eq!(singles.chain(b).next().map(|(p, _)| p), Some(b));
     }
 
     /// Opens `n` connections that could be singles; the `k`th opened as a single is made

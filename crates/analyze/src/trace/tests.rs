@@ -432,17 +432,30 @@ fn a_client_hello_from_the_side_taken_for_the_server_turns_the_connection_round(
 }
 
 #[test]
-fn a_connection_held_as_its_one_packet_is_the_connection_held_in_full() {
+fn a_connection_held_as_its_control_packets_is_the_connection_held_in_full() {
     // The same packets, each once short enough to be held as a single and once with an
     // Ethernet trailer that makes it too long (a trailer changes nothing else): every
     // connection of the one table is the other's, and so are its packets.
+    let rst_ack = |port: u16| segment(port, true, 61, 0, 0, 0x14);
     let packets = [
-        syn(1000, 0x02),                          // a SYN
-        segment(41000, true, 57, 0, 9, 0x12),     // a SYN/ACK
-        segment(42000, false, 64, 0x3, 77, 0x14), // a RST/ACK, ECN CE
-        segment(443, true, 128, 0x1, 5, 0x11),    // a FIN/ACK, roles guessed
-        syn(2000, 0x02),                          // a SYN answered below
-        segment(40000, true, 60, 0, 9000, 0x12),  // its SYN/ACK
+        syn(1000, 0x02),                          // 0: a SYN
+        segment(41000, true, 57, 0, 9, 0x12),     // 1: a SYN/ACK
+        segment(42000, false, 64, 0x3, 77, 0x14), // 2: a RST/ACK, ECN CE
+        segment(443, true, 128, 0x1, 5, 0x11),    // 3: a FIN/ACK, roles guessed...
+        syn(2000, 0x02),                          // 4: a SYN on 0's ports, answered below
+        segment(40000, true, 60, 0, 9000, 0x12),  // 4: its SYN/ACK
+        segment(43000, false, 64, 0, 500, 0x02),  // 5: a closed port: a SYN,
+        rst_ack(43000),                           // 5: and its RST/ACK
+        segment(44000, false, 64, 0, 700, 0x02),  // 6: an open port: a SYN,
+        segment(44000, true, 60, 0, 900, 0x12),   // 6: its SYN/ACK,
+        segment(44000, false, 64, 0, 701, 0x04),  // 6: the scanner's RST
+        segment(443, false, 64, 0, 6, 0x04),      // 3: ...and a RST back
+        segment(45000, false, 64, 0, 800, 0x02),  // 7: a SYN sent four times,
+        segment(45000, false, 64, 0, 800, 0x02),
+        segment(45000, false, 64, 0, 800, 0x02),
+        segment(45000, false, 64, 0, 800, 0x02),
+        rst_ack(45000), // 7: its fifth control packet: in full
+        with_payload(segment(40000, false, 64, 0, 2001, 0x18), b"hello"), // 4: data: in full
     ];
     let table = |trailer: usize| {
         let mut b = TableBuilder::new(None);
@@ -454,10 +467,10 @@ fn a_connection_held_as_its_one_packet_is_the_connection_held_in_full() {
         b.finish()
     };
     let (singles, full) = (table(0), table(300));
-    assert_eq!(singles.len(), 5);
-    assert_eq!(full.len(), 5);
+    assert_eq!(singles.len(), 8);
+    assert_eq!(full.len(), 8);
     assert!(singles.singles.get(0).data.len() <= single::SINGLE_BYTES);
-    for i in 0..5 {
+    for i in 0..8 {
         assert!(full.in_full(i).is_some());
         assert_eq!(
             format!("{:?}", singles.conn(i)),
@@ -466,11 +479,31 @@ fn a_connection_held_as_its_one_packet_is_the_connection_held_in_full() {
         );
         assert_eq!(
             format!("{:?}", singles.packets_of(i)),
-            format!("{:?}", full.packets_of(i))
+            format!("{:?}", full.packets_of(i)),
+            "connection {i}"
         );
         assert_eq!(singles.ends(i), (full.conn(i).client, full.conn(i).server));
         assert_eq!(singles.first_ts(i), full.conn(i).first_ts);
     }
-    // The answered one became a connection in full; the four others are held as singles.
-    assert_eq!((0..5).filter(|&i| singles.in_full(i).is_some()).count(), 1);
+    // The one answered with data and the one of five control packets became connections in
+    // full; the others are held as their packets.
+    let held: Vec<Option<usize>> = (0..8)
+        .map(|i| match singles.held(i) {
+            Held::Full(_) => None,
+            Held::Single(place) => Some(singles.singles.chain(place).count()),
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [
+            Some(1),
+            Some(1),
+            Some(1),
+            Some(2),
+            None,
+            Some(2),
+            Some(3),
+            None
+        ]
+    );
 }

@@ -1,6 +1,6 @@
 //! Recording a packet in its connection: what every packet updates, its handshake, close and
 //! TLS news, and the packet itself, kept in the trace's log (or, for a connection held as its
-//! one packet, made on demand: `Single::materialize`).
+//! few control packets, made on demand: `Singles::materialize`).
 
 use std::hash::{Hash, Hasher};
 
@@ -16,7 +16,7 @@ use super::super::{
 };
 use super::{
     APP_SEEN, HAS_MAC, HAS_MSS, Hot, HotDir, Packet, SENT_CLIENT_HELLO, SENT_SERVER_HELLO, Single,
-    Staged, Tuple, WANT_ACK3, ends, parse, settle,
+    Singles, Staged, Tuple, WANT_ACK3, ends, parse, settle,
 };
 
 impl Single<'_> {
@@ -30,29 +30,6 @@ impl Single<'_> {
         }
     }
 
-    /// The connection it stands for, as the table would hold it in full, and its packet as
-    /// kept: made by the code that records every packet, and settled as `finish` settles.
-    pub(in crate::trace) fn materialize(&self) -> (Conn, Option<Pkt>) {
-        let mut conn = None;
-        let pkt = self.materialize_into(&mut conn);
-        (conn.expect("made above"), pkt)
-    }
-
-    /// [`Single::materialize`] into `conn` (a caller's, used again: a `Conn` is 600 bytes,
-    /// and moving it cost as much as making it).
-    pub(in crate::trace) fn materialize_into(&self, conn: &mut Option<Conn>) -> Option<Pkt> {
-        let p = self.packet();
-        let s = Self::parsed(&p);
-        let (client, server, client_is_lo) = ends(&s, self.client_is_src);
-        let conn = conn.insert(Conn::new(client, server, self.roles_known, s.p.ts));
-        let mut hot = Hot::new(s.key, client_is_lo, s.p.ts);
-        let from_client = s.forward == client_is_lo;
-        let mut one = One(None);
-        record((&mut hot, conn), &s, from_client, (&mut one, 0));
-        settle(conn, &hot);
-        one.0
-    }
-
     /// Its flow, read from its bytes where its parse found the headers (without dissecting
     /// it again: every packet that hits a single's slot asks).
     pub(super) fn key(&self) -> Tuple {
@@ -61,16 +38,67 @@ impl Single<'_> {
         Tuple::at(self.data, ip_at, self.v6, (port(tcp_at), port(tcp_at + 2))).0
     }
 
-    /// The client and the server of the connection it stands for (without making it).
-    pub(in crate::trace) fn ends(&self) -> (Endpoint, Endpoint) {
-        let p = self.packet();
-        let (client, server, _) = ends(&Self::parsed(&p), self.client_is_src);
-        (client, server)
-    }
-
     fn parsed<'p, 'a>(p: &'p Packet<'a>) -> Staged<'p, 'a> {
         // Its bytes are those that were parsed when it was kept.
         parse(p).expect("a single's packet parses as when it was kept")
+    }
+}
+
+impl Singles {
+    /// The connection the single at `first` stands for, as the table would hold it in full,
+    /// and its packets as kept: made by the code that records every packet, and settled as
+    /// `finish` settles.
+    pub(in crate::trace) fn materialize(&self, first: u32) -> (Conn, Vec<Pkt>) {
+        let (mut conn, mut pkts) = (None, Vec::new());
+        self.materialize_into(first, &mut conn, &mut pkts);
+        (conn.expect("made"), pkts)
+    }
+
+    /// [`Singles::materialize`] into `conn` and `pkts` (a caller's, used again: a `Conn` is
+    /// 600 bytes, and moving it cost as much as making it).
+    pub(in crate::trace) fn materialize_into(
+        &self,
+        first: u32,
+        conn: &mut Option<Conn>,
+        pkts: &mut Vec<Pkt>,
+    ) {
+        pkts.clear();
+        let mut into = Into(pkts);
+        let mut made: Option<Hot> = None;
+        for (_, single) in self.chain(first) {
+            let p = single.packet();
+            let s = Single::parsed(&p);
+            let hot = made.get_or_insert_with(|| {
+                let (client, server, client_is_lo) = ends(&s, single.client_is_src);
+                *conn = Some(Conn::new(client, server, single.roles_known, s.p.ts));
+                Hot::new(s.key, client_is_lo, s.p.ts)
+            });
+            let c = conn.as_mut().expect("made with its Hot");
+            let from_client = s.forward == hot.client_is_lo;
+            record((hot, c), &s, from_client, (&mut into, 0));
+        }
+        if let (Some(c), Some(hot)) = (conn.as_mut(), &made) {
+            settle(c, hot);
+        }
+    }
+
+    /// The client and the server of the connection the single at `first` stands for, from
+    /// its first packet (without making it: a connection's ends are set by its first packet,
+    /// and only `finish` turns a connection round, for its TLS hellos, which a single has not).
+    pub(in crate::trace) fn ends(&self, first: u32) -> (Endpoint, Endpoint) {
+        let single = self.get(first);
+        let p = single.packet();
+        let (client, server, _) = ends(&Single::parsed(&p), single.client_is_src);
+        (client, server)
+    }
+
+    /// The time of the first packet of the single at `first` (the earliest: a capture's
+    /// packets may be out of time order).
+    pub(in crate::trace) fn first_ts(&self, first: u32) -> i64 {
+        self.chain(first)
+            .map(|(_, s)| s.ts)
+            .min()
+            .expect("a chain has its first packet")
     }
 }
 
@@ -112,15 +140,15 @@ impl Keep for Logs {
     }
 }
 
-/// The one packet of a single (a control packet: always kept).
-struct One(Option<Pkt>);
+/// The packets of a single (control packets: always kept).
+struct Into<'v>(&'v mut Vec<Pkt>);
 
-impl Keep for One {
+impl Keep for Into<'_> {
     fn room(&self) -> bool {
         false
     }
     fn keep(&mut self, pkt: &Pkt, _: u32, _: bool) -> bool {
-        self.0 = Some(*pkt);
+        self.0.push(*pkt);
         true
     }
     fn not_kept(&mut self, _: u32, _: u64, _: bool, _: u16) {}
