@@ -596,7 +596,7 @@ impl TableBuilder {
             .ok()
             .filter(|&i| i < u32::MAX)?;
         if s.fits_a_single()
-            && self.singles.admits()
+            && self.singles.admits(s.p.ts)
             && let Some(place) = self.singles.push(&single_of(s, client_is_src, known))
         {
             self.at.push(SINGLE | place);

@@ -16,9 +16,9 @@
 //! Singles are for traffic where most connections never carry data. Where nearly every SYN
 //! is answered, each single is soon made a connection in full, its packet dissected and
 //! recorded a second time: on two 1 GB traces of ordinary traffic that took 7 % of `analyze`'s
-//! time and saved no memory that mattered. So a connection is opened as a single while fewer
-//! than half of the recent singles were made full, and otherwise only one in
-//! [`SAMPLE`], to notice when the traffic turns into a scan (see [`Admission`]).
+//! time and saved no memory that mattered. So a connection is opened as a single while
+//! singles mostly stay unanswered, and otherwise only one in [`SAMPLE`], to notice when the
+//! traffic turns into a scan (see [`Admission`]).
 
 /// Packets of at most this many captured bytes can be kept as a single: a SYN with its usual
 /// options is 74 bytes on Ethernet, 94 over IPv6.
@@ -60,42 +60,73 @@ pub(super) struct Singles {
 }
 
 /// Outside a scan, one connection that could be a single in this many is opened as one, so
-/// that the share of singles made full stays measured.
+/// that what becomes of singles stays measured.
 pub(super) const SAMPLE: u32 = 16;
-/// The recent singles the share is taken over: at this many, both counts are halved.
+/// The recent judgements the choice is taken from: at this many, both counts are halved.
 const WINDOW: u32 = 1024;
+/// A single not made full this long (trace time, nanoseconds) after it was opened counts as
+/// unanswered: longer than a round trip, so that a connection's third packet has come.
+const AGE: i64 = 2_000_000_000;
+/// Singles waiting for their judgement at most (beyond, the oldest is judged early: 12 MB).
+const PENDING: usize = 1 << 20;
 
-/// Whether the next connection that can be a single is opened as one: from the singles
-/// opened and made full recently (a count that decays by halves), so the choice follows the
-/// traffic within a few thousand connections. It depends on the packets alone, never on
-/// timing, and either choice gives the same connection (tested in trace/tests.rs).
-#[derive(Debug, Default, Clone, Copy)]
+/// Whether the next connection that can be a single is opened as one: a single counts as
+/// answered when it is made full, as unanswered when [`AGE`] has passed without that (so the
+/// time a connection takes to be answered, however many connections open meanwhile, does
+/// not count against it). Singles are taken while unanswered ones are at least as many as
+/// answered ones among the recent judgements (a count that decays by halves), from the
+/// start, and one in [`SAMPLE`] otherwise. (Answers count when they come, silence only after
+/// [`AGE`]: where both are common the choice swings between the two.) It depends on the
+/// packets alone, never on timing, and either choice gives the same connection (tested in
+/// trace/tests.rs).
+#[derive(Debug, Default)]
 pub(super) struct Admission {
-    opened: u32,
-    promoted: u32,
+    answered: u32,
+    unanswered: u32,
     asked: u32,
+    /// The latest packet time seen.
+    now: i64,
+    /// Singles not yet judged: their time and place, oldest first.
+    pending: std::collections::VecDeque<(i64, u32)>,
 }
 
 impl Admission {
-    /// Asked once per connection that can be a single: whether it is opened as one.
-    pub(super) fn admits(&mut self) -> bool {
+    /// Asked once per connection that can be a single, with its packet's time: whether it is
+    /// opened as one. `made_full` tells whether the single at a place was made full.
+    pub(super) fn admits(&mut self, ts: i64, made_full: impl Fn(u32) -> bool) -> bool {
+        self.now = self.now.max(ts);
+        while let Some(&(t, place)) = self.pending.front() {
+            if t > self.now.saturating_sub(AGE) && self.pending.len() <= PENDING {
+                break;
+            }
+            self.pending.pop_front();
+            if !made_full(place) {
+                self.count(false);
+            }
+        }
         let sampled = self.asked.is_multiple_of(SAMPLE);
         self.asked = self.asked.wrapping_add(1);
-        sampled || self.promoted * 2 < self.opened
+        sampled || self.unanswered >= self.answered
     }
 
-    fn opened(&mut self) {
-        self.opened += 1;
-        if self.opened == WINDOW {
-            self.opened /= 2;
-            self.promoted /= 2;
+    fn opened(&mut self, ts: i64, place: u32) {
+        self.pending.push_back((ts, place));
+    }
+
+    fn made_full(&mut self) {
+        self.count(true);
+    }
+
+    fn count(&mut self, answered: bool) {
+        if answered {
+            self.answered += 1;
+        } else {
+            self.unanswered += 1;
         }
-    }
-
-    /// (Singles opened before a halving can be made full after it: the count stays at most
-    /// the singles it is a share of.)
-    fn promoted(&mut self) {
-        self.promoted = (self.promoted + 1).min(self.opened);
+        if self.answered + self.unanswered >= WINDOW {
+            self.answered /= 2;
+            self.unanswered /= 2;
+        }
     }
 }
 
@@ -157,16 +188,20 @@ impl<'s> Iterator for Chain<'s> {
 }
 
 impl Singles {
-    /// Whether a connection that can be a single is opened as one (see [`Admission`]).
-    pub(super) fn admits(&mut self) -> bool {
-        self.admission.admits()
+    /// Whether a connection that can be a single, its packet seen at `ts`, is opened as one
+    /// (see [`Admission`]).
+    pub(super) fn admits(&mut self, ts: i64) -> bool {
+        let bytes = &self.bytes;
+        self.admission.admits(ts, |place| {
+            bytes[place as usize * 8 + BITS_AT] & PROMOTED != 0
+        })
     }
 
     /// Appends a single; its place, or `None` when its packet is longer than [`SINGLE_BYTES`]
     /// or the places have run out.
     pub(super) fn push(&mut self, s: &Single<'_>) -> Option<u32> {
         let place = self.put(s)?;
-        self.admission.opened();
+        self.admission.opened(s.ts, place);
         Some(place)
     }
 
@@ -255,7 +290,7 @@ impl Singles {
         let at = place as usize * 8;
         self.bytes[at..at + 4].copy_from_slice(&full.to_le_bytes());
         self.bytes[at + BITS_AT] |= PROMOTED;
-        self.admission.promoted();
+        self.admission.made_full();
     }
 
     /// The connection in full that the single at `place` became, if it did.
@@ -418,38 +453,68 @@ mod tests {
         assert_eq!(singles.chain(b).next().map(|(p, _)| p), Some(b));
     }
 
-    /// Opens `n` connections that could be singles; the `k`th opened as a single is made
-    /// full when `answered(k)`. How many were opened as singles.
-    fn open(a: &mut Admission, n: u32, answered: impl Fn(u32) -> bool) -> u32 {
-        let mut singles = 0;
-        for _ in 0..n {
-            if a.admits() {
-                a.opened();
-                if answered(singles) {
-                    a.promoted();
+    /// Connections that could be singles, opened through an [`Admission`].
+    #[derive(Default)]
+    struct Traffic {
+        a: Admission,
+        t: i64,
+        full: std::collections::HashSet<u32>,
+        /// Singles to be made full: when, and their place.
+        due: std::collections::VecDeque<(i64, u32)>,
+        places: u32,
+    }
+
+    impl Traffic {
+        /// Opens `n` connections, one every `gap` nanoseconds; each opened as a single is made
+        /// full (when `answered` says so of its number among these) 100 ms later, when its
+        /// third packet comes. How many were singles.
+        fn open(&mut self, gap: i64, n: u32, answered: impl Fn(u32) -> bool) -> u32 {
+            let mut singles = 0;
+            for _ in 0..n {
+                self.t += gap;
+                while self.due.front().is_some_and(|&(at, _)| at <= self.t) {
+                    let (_, place) = self.due.pop_front().expect("checked");
+                    self.full.insert(place);
+                    self.a.made_full();
                 }
-                singles += 1;
+                let full = &self.full;
+                if self.a.admits(self.t, |p| full.contains(&p)) {
+                    self.places += 1;
+                    self.a.opened(self.t, self.places);
+                    if answered(singles) {
+                        self.due.push_back((self.t + 100_000_000, self.places));
+                    }
+                    singles += 1;
+                }
             }
+            singles
         }
-        singles
     }
 
     #[test]
     fn singles_are_taken_in_a_scan_and_sampled_where_connections_are_answered() {
-        let mut a = Admission::default();
-        // A scan: every connection a single.
-        assert_eq!(open(&mut a, 100_000, |_| false), 100_000);
-        // Ordinary traffic after it: within a window of singles, one in SAMPLE.
-        let settle = open(&mut a, 2 * WINDOW, |_| true);
-        assert!(settle < 2 * WINDOW, "{settle}");
-        assert_eq!(open(&mut a, 160_000, |_| true), 160_000 / SAMPLE);
-        // A third answered (under half of the singles made full): singles again, soon.
-        let after = open(&mut a, 40 * SAMPLE * WINDOW, |k| k % 3 == 0);
-        assert!(after > 30 * WINDOW * SAMPLE, "{after}");
-        // A scan that starts in ordinary traffic is noticed within a few thousand
-        // connections: from then on, every connection is a single.
-        open(&mut a, 100_000, |_| true);
-        open(&mut a, 2 * SAMPLE * WINDOW, |_| false);
-        assert_eq!(open(&mut a, 50_000, |_| false), 50_000);
+        // 100,000 connections a second.
+        const GAP: i64 = 10_000;
+        let mut traffic = Traffic::default();
+        // A scan from the start: every connection a single.
+        assert_eq!(traffic.open(GAP, 300_000, |_| false), 300_000);
+        // Ordinary traffic after it, each answered within 100 ms: within a few seconds (the
+        // scan's singles are judged two seconds after they came), one in SAMPLE.
+        let settle = traffic.open(GAP, 500_000, |_| true);
+        assert!(settle < 500_000, "{settle}");
+        assert_eq!(traffic.open(GAP, 160_000, |_| true), 160_000 / SAMPLE);
+        // A third answered: singles much more often than the samples (answers are counted
+        // when they come, silence two seconds later, so the choice swings between the two).
+        let after = traffic.open(GAP, 1_000_000, |k| k % 3 == 0);
+        assert!(after > 200_000, "{after}");
+        // A scan that starts in ordinary traffic is noticed within a few seconds: from then
+        // on, every connection is a single.
+        traffic.open(GAP, 500_000, |_| true);
+        traffic.open(GAP, 500_000, |_| false);
+        assert_eq!(traffic.open(GAP, 50_000, |_| false), 50_000);
+        // Ordinary traffic whose answers come after 2,000 other connections have opened
+        // (20,000 a second, answered in 100 ms) is not taken for a scan.
+        traffic.open(5 * GAP, 500_000, |_| true);
+        assert_eq!(traffic.open(5 * GAP, 160_000, |_| true), 160_000 / SAMPLE);
     }
 }
