@@ -168,6 +168,11 @@ fn tcp_at(data: &[u8], ip_at: u8, v6: bool) -> Option<u8> {
     u8::try_from(at + len).ok()
 }
 
+/// Whether the single at `place` in `bytes` (the singles') was made a connection in full.
+fn made_full(bytes: &[u8], place: u32) -> bool {
+    bytes[place as usize * 8 + BITS_AT] & PROMOTED != 0
+}
+
 /// Places stop below this: the table tags singles with this bit.
 pub(super) const PLACES: u32 = 1 << 31;
 
@@ -192,9 +197,7 @@ impl Singles {
     /// (see [`Admission`]).
     pub(super) fn admits(&mut self, ts: i64) -> bool {
         let bytes = &self.bytes;
-        self.admission.admits(ts, |place| {
-            bytes[place as usize * 8 + BITS_AT] & PROMOTED != 0
-        })
+        self.admission.admits(ts, |place| made_full(bytes, place))
     }
 
     /// Appends a single; its place, or `None` when its packet is longer than [`SINGLE_BYTES`]
@@ -296,7 +299,7 @@ impl Singles {
     /// The connection in full that the single at `place` became, if it did.
     pub(super) fn promoted(&self, place: u32) -> Option<u32> {
         let at = place as usize * 8;
-        (self.bytes[at + BITS_AT] & PROMOTED != 0)
+        made_full(&self.bytes, place)
             .then(|| u32::from_le_bytes(self.bytes[at..at + 4].try_into().expect("4")))
     }
 
