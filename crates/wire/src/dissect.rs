@@ -110,6 +110,22 @@ pub struct FragmentInfo {
     pub ident: u32,
 }
 
+/// The fixed header's fields that analyze reads for every TCP packet, read at once (see
+/// [`IpLayer::fields`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpFields {
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// The ECN codepoint (0 not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).
+    pub ecn: u8,
+    /// The IPv4 identification (IPv6 has none outside a fragment header).
+    pub ident: Option<u16>,
+    /// IPv4's don't-fragment flag (false for IPv6).
+    pub dont_fragment: bool,
+    /// As [`IpLayer::announced_payload`].
+    pub announced_payload: usize,
+}
+
 /// One IP header and what follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IpLayer {
@@ -190,6 +206,37 @@ impl IpLayer {
             usize::from(u16::from_be_bytes([data[at + 4], data[at + 5]])) + 40
         };
         whole.saturating_sub(self.header.len())
+    }
+    /// [`IpLayer::ttl`], [`IpLayer::ecn`], [`IpLayer::ident`], [`IpLayer::dont_fragment`] and
+    /// [`IpLayer::announced_payload`] at once, through the header's view: one test of the
+    /// version and one bounds check for all (one by one, each tested both: analyze's reading of
+    /// a trace ran 10% more instructions).
+    #[must_use]
+    #[inline]
+    pub fn fields(&self, data: &[u8]) -> IpFields {
+        let at = self.header.start as usize;
+        let headers = self.header.len();
+        if self.version == 4 {
+            let h = <&[u8; 20]>::try_from(&data[at..at + 20]).expect("twenty bytes");
+            let v = Ipv4::checked_before(h);
+            IpFields {
+                ttl: v.ttl(),
+                ecn: v.ecn(),
+                ident: Some(v.ident()),
+                dont_fragment: v.dont_frag(),
+                announced_payload: usize::from(v.total_len()).saturating_sub(headers),
+            }
+        } else {
+            let h = <&[u8; 40]>::try_from(&data[at..at + 40]).expect("forty bytes");
+            let v = Ipv6::checked_before(h);
+            IpFields {
+                ttl: v.hop_limit(),
+                ecn: v.ecn(),
+                ident: None,
+                dont_fragment: false,
+                announced_payload: (usize::from(v.payload_len()) + 40).saturating_sub(headers),
+            }
+        }
     }
     /// Not a fragment, or the first one (the one that carries the transport header).
     #[must_use]

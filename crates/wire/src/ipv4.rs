@@ -98,6 +98,11 @@ impl<T: AsRef<[u8]>> Ipv4<T> {
         Ok(Ipv4 { buf })
     }
 
+    /// A view of a header that dissection has checked (its fields only are read).
+    pub(crate) fn checked_before(buf: T) -> Self {
+        Ipv4 { buf }
+    }
+
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }

@@ -37,6 +37,11 @@ impl<T: AsRef<[u8]>> Ipv6<T> {
         Ok(Ipv6 { buf })
     }
 
+    /// A view of a header that dissection has checked (its fields only are read).
+    pub(crate) fn checked_before(buf: T) -> Self {
+        Ipv6 { buf }
+    }
+
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }

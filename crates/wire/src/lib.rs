@@ -22,8 +22,8 @@ pub mod tls;
 pub mod udp;
 
 pub use dissect::{
-    Encap, FragmentInfo, IpLayer, Layers, MAX_IP, Span, Stop, Transport, TransportKind, dissect,
-    dissect_into,
+    Encap, FragmentInfo, IpFields, IpLayer, Layers, MAX_IP, Span, Stop, Transport, TransportKind,
+    dissect, dissect_into,
 };
 pub use ethernet::EtherType;
 pub use field::WireError;

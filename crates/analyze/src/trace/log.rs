@@ -187,6 +187,8 @@ const LOG_CHUNKS: usize = (u32::MAX as usize + 1) / LOG_CHUNK;
 /// Appends packet `pkt` of connection `conn` to the log, in a new chunk when the last is full
 /// or its frames would run past its `u32` offsets (or back before its first); false when the
 /// log has no room left.
+#[allow(clippy::inline_always)] // one pipeline with add_batch: see there
+#[inline(always)]
 pub(super) fn log_push(log: &mut Vec<LogChunk>, pkt: &Pkt, conn: u32) -> bool {
     let fits = |c: &LogChunk| {
         c.entries.len() < LOG_CHUNK

@@ -128,6 +128,8 @@ impl Keep for Logs {
     fn room(&self) -> bool {
         self.kept_ordinary < KEPT_ORDINARY_TOTAL
     }
+    #[allow(clippy::inline_always)] // one pipeline with add_batch: see there
+    #[inline(always)]
     fn keep(&mut self, pkt: &Pkt, conn: u32, ordinary: bool) -> bool {
         let kept = log_push(&mut self.log, pkt, conn);
         if kept && ordinary {
@@ -157,6 +159,8 @@ impl Keep for Into<'_> {
 /// Records a packet in a connection (its `Hot` and its `Conn`): what every packet updates,
 /// its control and TLS news, and the packet itself, kept by `keep` as packet `conn_index`'s.
 #[allow(clippy::too_many_lines)]
+#[allow(clippy::inline_always)] // one pipeline with add_batch: see there
+#[inline(always)]
 pub(super) fn record(
     (hot, conn): (&mut Hot, &mut Conn),
     staged: &Staged,
@@ -172,10 +176,15 @@ pub(super) fn record(
     let (ip, tcp) = (staged.ip, &staged.tcp);
     let dir = End::of(from_client);
     let t = ip.transport.expect("a TCP layer");
-    let (ip_id, ecn, df) = (ip.ident(data), ip.ecn(data), ip.dont_fragment(data));
-    let len = ip.announced_payload(data).saturating_sub(t.header.len()) as u32;
+    let tracekit_wire::IpFields {
+        ttl,
+        ecn,
+        ident: ip_id,
+        dont_fragment: df,
+        announced_payload,
+    } = ip.fields(data);
+    let len = announced_payload.saturating_sub(t.header.len()) as u32;
     let payload = &data[t.payload.range()];
-    let ttl = ip.ttl(data);
     let f = tcp.flags();
 
     hot.last_ts = hot.last_ts.max(ts);
@@ -260,6 +269,8 @@ pub(super) fn record(
 /// The handshake packets (the client's SYN, the server's SYN/ACK, the client's ACK that
 /// completes it) and the first FIN and RST each way, noted on the connection; `ip`: the
 /// packet's TTL, IP ID, ECN codepoint and don't-fragment flag.
+#[allow(clippy::inline_always)] // one pipeline with add_batch: see there
+#[inline(always)]
 fn control(
     conn: &mut Conn,
     hot: &mut Hot,
