@@ -819,10 +819,16 @@ impl Sieve {
         let mut r = Reader { b: bytes, at: 0 };
         let opaque = r.u64()? != 0;
         let n = r.count(8)?;
-        let words = (0..n).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
-        if words.is_empty() || r.at != bytes.len() {
+        let rest = &bytes[r.at..];
+        if n == 0 || rest.len() != n * 8 {
             return Err("inconsistent sieve: the index is damaged".into());
         }
+        // In one allocation of the exact size (collected through `Result`, the words grew by
+        // doubling: a fifth of a host query's page faults, over 200 parts).
+        let words = rest
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("eight bytes")))
+            .collect();
         Ok(Sieve { opaque, words })
     }
 
