@@ -159,7 +159,8 @@ fn addresses_and_ports_agree_with_tshark() {
 /// Every prefix of the first packets of every corpus file: no panic, every range inside the
 /// bytes given, and never more layers than the whole packet has. Each is also dissected into
 /// one `Layers` reused from packet to packet (tunnels, quoted ICMP and VLANs before plain
-/// packets), which must come out as a fresh dissection does.
+/// packets), which must come out as a fresh dissection does; every IP layer's fields read at
+/// once (`IpLayer::fields`) are those read one by one.
 #[test]
 fn truncation_sweep_over_corpus_packets() {
     if !tracekit_testutil::has_corpus() {
@@ -193,6 +194,18 @@ fn truncation_sweep_over_corpus_packets() {
                         "{name} cut at {n}"
                     );
                     let _ = (ip.src(cut), ip.dst(cut), ip.flow(cut));
+                    let f = ip.fields(cut);
+                    assert_eq!(
+                        (f.ttl, f.ecn, f.ident, f.dont_fragment, f.announced_payload),
+                        (
+                            ip.ttl(cut),
+                            ip.ecn(cut),
+                            ip.ident(cut),
+                            ip.dont_fragment(cut),
+                            ip.announced_payload(cut)
+                        ),
+                        "{name} cut at {n}: the fields at once"
+                    );
                     if let Some(t) = ip.transport {
                         assert!(
                             t.header.end as usize <= n && t.payload.end as usize <= n,
