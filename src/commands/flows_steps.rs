@@ -298,7 +298,7 @@ pub fn collect(
     let logs: Vec<_> = reduces.iter().map(|r| r.numbered.clone()).collect();
     let ren = shuffle::renumber(&logs)
         .map_err(|e| shuffle::NotExact(format!("{e}; run `tracekit flows` on one machine")))?;
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(reduces.iter().map(|r| r.rows.len()).sum());
     for (p, r) in reduces.into_iter().enumerate() {
         for mut row in r.rows {
             let map = match row.proto.as_str() {
