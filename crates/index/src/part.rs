@@ -824,7 +824,7 @@ impl Sieve {
             return Err("inconsistent sieve: the index is damaged".into());
         }
         // In one allocation of the exact size (collected through `Result`, the words grew by
-        // doubling: a fifth of a host query's page faults, over 200 parts).
+        // doubling, a copy each time; 200 parts a query).
         let words = rest
             .chunks_exact(8)
             .map(|w| u64::from_le_bytes(w.try_into().expect("eight bytes")))
