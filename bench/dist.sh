@@ -5,12 +5,15 @@
 # `anonymize` (with --mapping-out), `split --by stream` (with --index; map, shuffle of
 # packet places, reduce, finish) and `flows` (the same shuffle). Checks that the outputs are identical, prints the ratio,
 # and the driver's own account of where the time goes (plan, joining Ray, tasks, finish).
-# Usage: bench/dist.sh [SET_DIR]   (RUNS=N best of N, default 2)
+# Usage: bench/dist.sh [SET_DIR]   (RUNS=N best of N, default 2; ONLY="flows split" runs only
+# those of info, anonymize, flows, index, extract, split)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 RUNS=${RUNS:-2}
+ONLY=${ONLY:-info anonymize flows index extract split}
+want() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 prepare python3 python3
 set_dir=${1:-$out/index-day-4g}
 [ -d "$set_dir" ] || bash bench/index-day.sh >/dev/null
@@ -44,79 +47,88 @@ echo "machine: $(nproc) cores; set: $(ls -R "$set_dir" | grep -c '\.pcap') files
 cat "$set_dir"/* >/dev/null
 "$tk" keygen -o "$work/k.key" 2>/dev/null
 dist="$distenv/bin/tracekit-dist --address $address --tracekit $tk"
+# One line per measured pair: what, one machine's seconds, tracekit-dist's, same output.
+rows=$work/rows.tsv
+: > "$rows"
+row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$rows"; }
+wheres=$work/where.txt
+: > "$wheres"
 
-t_info=$(best sh -c "$tk info -q --json $set_dir > $work/one.jsonl")
-t_info_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state info -q --json $set_dir > $work/many.jsonl")
-cmp -s "$work/one.jsonl" "$work/many.jsonl" && info_same=yes || info_same=NO
-info_where=$(rm -rf "$work/state"; $dist --state "$work/state" info -q --json "$set_dir" 2>&1 >/dev/null | tr '\n' ' ')
+if want info; then
+  t_info=$(best sh -c "$tk info -q --json $set_dir > $work/one.jsonl")
+  t_info_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state info -q --json $set_dir > $work/many.jsonl")
+  cmp -s "$work/one.jsonl" "$work/many.jsonl" && same=yes || same=NO
+  row "info --json" "$t_info" "$t_info_d" "$same"
+  echo "where the time goes (info): $(rm -rf "$work/state"; $dist --state "$work/state" info -q --json "$set_dir" 2>&1 >/dev/null | tr '\n' ' ')" >> "$wheres"
+fi
 
-anon() { echo "rm -rf $work/$1 $work/$1.csv $work/state; $2 anonymize -q --key-file $work/k.key -o $work/$1 --mapping-out $work/$1.csv $set_dir"; }
-t_anon=$(best sh -c "$(anon one "$tk")")
-t_anon_d=$(best sh -c "$(anon many "$dist -q --state $work/state")")
-diff -rq "$work/one" "$work/many" >/dev/null && cmp -s "$work/one.csv" "$work/many.csv" && anon_same=yes || anon_same=NO
-anon_where=$(sh -c "$(anon many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
-rm -rf "$work/one" "$work/many"
+if want anonymize; then
+  anon() { echo "rm -rf $work/$1 $work/$1.csv $work/state; $2 anonymize -q --key-file $work/k.key -o $work/$1 --mapping-out $work/$1.csv $set_dir"; }
+  t_anon=$(best sh -c "$(anon one "$tk")")
+  t_anon_d=$(best sh -c "$(anon many "$dist -q --state $work/state")")
+  diff -rq "$work/one" "$work/many" >/dev/null && cmp -s "$work/one.csv" "$work/many.csv" && same=yes || same=NO
+  row "anonymize --mapping-out" "$t_anon" "$t_anon_d" "$same"
+  echo "where the time goes (anonymize): $(sh -c "$(anon many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
+  rm -rf "$work/one" "$work/many"
+fi
 
-t_flows=$(best sh -c "$tk flows -q $set_dir > $work/one.jsonl")
-t_flows_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state flows -q $set_dir > $work/many.jsonl")
-cmp -s "$work/one.jsonl" "$work/many.jsonl" && flows_same=yes || flows_same=NO
-flows_where=$(rm -rf "$work/state"; $dist --state "$work/state" flows -q "$set_dir" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
+if want flows; then
+  t_flows=$(best sh -c "$tk flows -q $set_dir > $work/one.jsonl")
+  t_flows_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state flows -q $set_dir > $work/many.jsonl")
+  cmp -s "$work/one.jsonl" "$work/many.jsonl" && same=yes || same=NO
+  row "flows" "$t_flows" "$t_flows_d" "$same"
+  echo "where the time goes (flows): $(rm -rf "$work/state"; $dist --state "$work/state" flows -q "$set_dir" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
+fi
 
-idx() { echo "rm -rf $work/$1 $work/state; $2 index -q -o $work/$1 $set_dir"; }
-t_index=$(best sh -c "$(idx ix-one "$tk")")
-t_index_d=$(best sh -c "$(idx ix-many "$dist -q --state $work/state")")
-diff -r "$work/ix-one" "$work/ix-many" >/dev/null && index_same=yes || index_same=NO
-index_where=$(sh -c "$(idx ix-many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
-rm -rf "$work/ix-one" "$work/ix-many"
+if want index; then
+  idx() { echo "rm -rf $work/$1 $work/state; $2 index -q -o $work/$1 $set_dir"; }
+  t_index=$(best sh -c "$(idx ix-one "$tk")")
+  t_index_d=$(best sh -c "$(idx ix-many "$dist -q --state $work/state")")
+  diff -r "$work/ix-one" "$work/ix-many" >/dev/null && same=yes || same=NO
+  row "index" "$t_index" "$t_index_d" "$same"
+  echo "where the time goes (index): $(sh -c "$(idx ix-many "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
+  rm -rf "$work/ix-one" "$work/ix-many"
+fi
 
-# A filter matching one host of the set's 512 (about 0.4% of the packets).
-ext() { echo "rm -f $work/$1 ; rm -rf $work/state; $2 extract -q --filter 'host 203.0.113.13' -o $work/$1 $set_dir"; }
-t_ext=$(best sh -c "$(ext one.pcap "$tk")")
-t_ext_d=$(best sh -c "$(ext many.pcap "$dist -q --state $work/state")")
-cmp -s "$work/one.pcap" "$work/many.pcap" && ext_same=yes || ext_same=NO
-ext_packets=$("$tk" info "$work/one.pcap" | awk '/^Packets:/ {print $2}')
-ext_where=$(sh -c "$(ext many.pcap "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
-rm -f "$work/one.pcap" "$work/many.pcap"
+if want extract; then
+  # A filter matching one host of the set's 512 (about 0.4% of the packets).
+  ext() { echo "rm -f $work/$1 ; rm -rf $work/state; $2 extract -q --filter 'host 203.0.113.13' -o $work/$1 $set_dir"; }
+  t_ext=$(best sh -c "$(ext one.pcap "$tk")")
+  t_ext_d=$(best sh -c "$(ext many.pcap "$dist -q --state $work/state")")
+  cmp -s "$work/one.pcap" "$work/many.pcap" && same=yes || same=NO
+  packets=$("$tk" info "$work/one.pcap" | awk '/^Packets:/ {print $2}')
+  row "extract --filter ($packets packets)" "$t_ext" "$t_ext_d" "$same"
+  echo "where the time goes (extract): $(sh -c "$(ext many.pcap "$dist --state $work/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
+  rm -f "$work/one.pcap" "$work/many.pcap"
+fi
 
-# The split's outputs (211,594 files) and its state go to a tmpfs: on ext4, files created
-# within a minute or so of deleting as many (the run before's outputs) make the kernel skip every
-# recently deleted inode (ext4's recently_deleted, seen in perf as most of a reduce task's
-# time), which made one run of the same command take from 11 to 40 s. On the tmpfs both
-# sides create their files at the same cost, so the ratio measures tracekit. (The outputs of
-# the run before are removed untimed.)
-shm=$(mktemp -d "${TMPFS:-/dev/shm}/tracekit-bench-XXXXXX")
-trap 'kill "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -rf "$work" "$shm"' EXIT
-splits() { echo "$2 split -q --by stream -o $shm/$1 --index $shm/$1.csv $set_dir"; }
-t_split=$(best_prepared "rm -rf $shm/one $shm/one.csv" sh -c "$(splits one "$tk")")
-t_split_d=$(best_prepared "rm -rf $shm/many $shm/many.csv $shm/state" sh -c "$(splits many "$dist -q --state $shm/state")")
-diff -rq "$shm/one" "$shm/many" >/dev/null && cmp -s "$shm/one.csv" "$shm/many.csv" && split_same=yes || split_same=NO
-outputs=$(find "$shm/one" -type f | wc -l)
-split_where=$(rm -rf "$shm/many" "$shm/many.csv" "$shm/state"; sh -c "$(splits many "$dist --state $shm/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')
-rm -rf "$shm/one" "$shm/many"
+if want split; then
+  # The split's outputs (211,594 files) and its state go to a tmpfs: on ext4, files created
+  # within a minute or so of deleting as many (the run before's outputs) make the kernel skip every
+  # recently deleted inode (ext4's recently_deleted, seen in perf as most of a reduce task's
+  # time), which made one run of the same command take from 11 to 40 s. On the tmpfs both
+  # sides create their files at the same cost, so the ratio measures tracekit. (The outputs of
+  # the run before are removed untimed.)
+  shm=$(mktemp -d "${TMPFS:-/dev/shm}/tracekit-bench-XXXXXX")
+  trap 'kill "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -rf "$work" "$shm"' EXIT
+  splits() { echo "$2 split -q --by stream -o $shm/$1 --index $shm/$1.csv $set_dir"; }
+  t_split=$(best_prepared "rm -rf $shm/one $shm/one.csv" sh -c "$(splits one "$tk")")
+  t_split_d=$(best_prepared "rm -rf $shm/many $shm/many.csv $shm/state" sh -c "$(splits many "$dist -q --state $shm/state")")
+  diff -rq "$shm/one" "$shm/many" >/dev/null && cmp -s "$shm/one.csv" "$shm/many.csv" && same=yes || same=NO
+  outputs=$(find "$shm/one" -type f | wc -l)
+  row "split --by stream --index ($outputs outputs, tmpfs)" "$t_split" "$t_split_d" "$same"
+  echo "where the time goes (split): $(rm -rf "$shm/many" "$shm/many.csv" "$shm/state"; sh -c "$(splits many "$dist --state $shm/state")" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
+  rm -rf "$shm/one" "$shm/many"
+fi
 
-python3 - "$t_info" "$t_info_d" "$info_same" "$t_anon" "$t_anon_d" "$anon_same" "$t_split" "$t_split_d" "$split_same" "$outputs" "$t_flows" "$t_flows_d" "$flows_same" "$t_index" "$t_index_d" "$index_same" "$t_ext" "$t_ext_d" "$ext_same" "$ext_packets" <<'PY'
+# One machine: the tracekit command (two threads); distributed: tracekit-dist on the three
+# nodes (one CPU each).
+python3 - "$rows" <<'PY'
 import sys
-(ti, tid, isame, ta, tad, asame, ts, tsd, ssame, outputs, tf, tfd, fsame,
- tx, txd, xsame, te, ted, esame, epackets) = sys.argv[1:]
-ti, tid, ta, tad, ts, tsd, tf, tfd, tx, txd, te, ted = map(
-    float, (ti, tid, ta, tad, ts, tsd, tf, tfd, tx, txd, te, ted))
-print(f"{'':<58} {'seconds':>8}  ratio")
-print(f"info --json, one machine (tracekit info, 2 threads){'':<7} {ti:8.3f}")
-print(f"info --json, tracekit-dist on 3 nodes (1 CPU each){'':<7} {tid:8.3f}  {tid/ti:.2f}x one machine; same bytes: {isame}")
-print(f"anonymize --mapping-out, one machine{'':<22} {ta:8.3f}")
-print(f"anonymize --mapping-out, tracekit-dist on 3 nodes{'':<9} {tad:8.3f}  {tad/ta:.2f}x one machine; same files: {asame}")
-print(f"split --by stream --index, one machine ({outputs} outputs){'':<5} {ts:8.3f}")
-print(f"split --by stream --index, tracekit-dist on 3 nodes{'':<7} {tsd:8.3f}  {tsd/ts:.2f}x one machine; same files: {ssame}")
-print(f"flows, one machine (tracekit flows, 2 threads){'':<12} {tf:8.3f}")
-print(f"flows, tracekit-dist on 3 nodes{'':<27} {tfd:8.3f}  {tfd/tf:.2f}x one machine; same bytes: {fsame}")
-print(f"index, one machine{'':<40} {tx:8.3f}")
-print(f"index, tracekit-dist on 3 nodes{'':<27} {txd:8.3f}  {txd/tx:.2f}x one machine; same index: {xsame}")
-print(f"extract --filter ({epackets} packets), one machine{'':<14} {te:8.3f}")
-print(f"extract --filter, tracekit-dist on 3 nodes{'':<16} {ted:8.3f}  {ted/te:.2f}x one machine; same bytes: {esame}")
+print(f"{'command':<52} {'one machine':>11} {'tracekit-dist':>13}  ratio  same output")
+for line in open(sys.argv[1]):
+    what, one, many, same = line.rstrip("\n").split("\t")
+    one, many = float(one), float(many)
+    print(f"{what:<52} {one:10.3f}s {many:12.3f}s  {many / one:4.2f}x  {same}")
 PY
-echo "where the time goes (info): $info_where"
-echo "where the time goes (anonymize): $anon_where"
-echo "where the time goes (split): $split_where"
-echo "where the time goes (flows): $flows_where"
-echo "where the time goes (index): $index_where"
-echo "where the time goes (extract): $ext_where"
+cat "$wheres"

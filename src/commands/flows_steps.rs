@@ -189,8 +189,9 @@ fn overlap(spans: &[FileSpan], paths: &[PathBuf]) -> Option<String> {
 /// What a reduce task commits.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Reduced {
-    /// Its flows, numbered as its own table numbered them.
-    pub rows: Vec<Row<Vec<String>>>,
+    /// Its flows, numbered as its own table numbered them, their files by place among the
+    /// inputs (named at the finish).
+    pub rows: Vec<Row<Vec<u32>>>,
     pub numbered: Vec<(Position, Numbered)>,
 }
 
@@ -213,7 +214,6 @@ pub fn reduce(paths: &[PathBuf], maps: usize, work: &Path, p: usize) -> anyhow::
     }
     let (by_file, captures) =
         shuffle::open_partition(paths, &located).map_err(anyhow::Error::msg)?;
-    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut table = FlowTable::default();
     table.record_numbering();
     let mut numbered = Vec::new();
@@ -232,7 +232,7 @@ pub fn reduce(paths: &[PathBuf], maps: usize, work: &Path, p: usize) -> anyhow::
     let rows = table
         .flows()
         .iter()
-        .map(|f| tracekit_flows::row(&f.summary(), &names))
+        .map(|f| tracekit_flows::numbered_row(&f.summary()))
         .collect();
     Ok(Reduced { rows, numbered })
 }
@@ -259,10 +259,15 @@ pub fn finish(
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
         order.truncate(n);
-        let mut slots: Vec<Option<Row<Vec<String>>>> = rows.into_iter().map(Some).collect();
+        let mut slots: Vec<Option<Row<Vec<u32>>>> = rows.into_iter().map(Some).collect();
         rows = order.iter().filter_map(|&i| slots[i].take()).collect();
     }
-    flows::print(f, rows.into_iter().map(Ok))?;
+    let names = names(paths);
+    flows::print(
+        f,
+        rows.into_iter()
+            .map(|r| Ok(r.map_files(|files| tracekit_flows::named(&files, &names)))),
+    )?;
     eprintln!(
         "tracekit flows: {total} flow(s) from {packets} packet(s) of {} input(s)",
         paths.len()
@@ -324,11 +329,18 @@ pub fn collect(
     })
 }
 
+/// The inputs' names as `flows` prints them, in input order.
+#[must_use]
+pub fn names(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
+}
+
 /// The flow table of a set from its partitions (see [`collect`]).
 #[derive(Debug)]
 pub struct Collected {
-    /// In order of first appearance, with the single run's stream numbers.
-    pub rows: Vec<Row<Vec<String>>>,
+    /// In order of first appearance, with the single run's stream numbers; files by place
+    /// among the inputs (see [`names`]).
+    pub rows: Vec<Row<Vec<u32>>>,
     /// What the single run says of inputs that did not open or were damaged.
     pub trouble: Vec<String>,
     /// Packets read.

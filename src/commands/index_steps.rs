@@ -129,7 +129,13 @@ pub fn finish(
         };
         match made {
             Ok(c) => {
-                let rows = tracekit_flows::stored::store_rows(c.rows.into_iter(), out)?;
+                let names = flows_steps::names(&ip.absolute);
+                let rows = tracekit_flows::stored::store_rows(
+                    c.rows
+                        .into_iter()
+                        .map(|r| r.map_files(|files| tracekit_flows::named(&files, &names))),
+                    out,
+                )?;
                 Ok(tracekit_index::FlowsMade {
                     rows,
                     trouble: c.trouble,

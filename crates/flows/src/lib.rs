@@ -13,5 +13,5 @@ pub mod row;
 pub mod scan;
 pub mod stored;
 
-pub use row::{Rank, Row, row};
+pub use row::{Rank, Row, named, numbered_row, row};
 pub use scan::{Prior, Table};
