@@ -106,24 +106,31 @@ def make_plan(
     """Plans the run; keeps the plan there (and what its tasks committed) when it is the same
     plan, so a run interrupted earlier resumes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.with_name(path.name + ".new")
-    step = [binary, "step", "plan", "-o", str(fresh), "--shards", str(shards)]
-    step += ["--partitions", str(partitions), command, *args]
-    done = subprocess.run(step, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(done.returncode)
-    new = json.loads(fresh.read_text())
     work = Path(str(path) + ".d")
-    if path.exists() and without_work(json.loads(path.read_text())) == without_work(new):
-        fresh.unlink()
-    else:
+
+    def plan(to: Path) -> None:
+        step = [binary, "step", "plan", "-o", str(to), "--shards", str(shards)]
+        step += ["--partitions", str(partitions), command, *args]
+        done = subprocess.run(step, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(done.returncode)
+
+    if not path.exists():
+        # Nothing to resume (results without their plan are not trusted): planned once,
+        # under the final name, since the plan names its work directory.
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(Path(str(fresh) + ".d"), ignore_errors=True)
-        # The plan names its work directory: plan again under the final name.
-        fresh.unlink()
-        step[4] = str(path)
-        subprocess.run(step, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        plan(path)
+        return json.loads(path.read_text())
+    fresh = path.with_name(path.name + ".new")
+    plan(fresh)
+    new = json.loads(fresh.read_text())
+    fresh.unlink()
+    shutil.rmtree(Path(str(fresh) + ".d"), ignore_errors=True)
+    if without_work(json.loads(path.read_text())) != without_work(new):
+        # Another plan (the inputs or the tool changed): its results are not this one's.
+        shutil.rmtree(work, ignore_errors=True)
+        plan(path)
     return json.loads(path.read_text())
 
 
