@@ -300,6 +300,17 @@ pub fn collect(
         ))
         .into());
     }
+    // Rows name their files by number: a result naming a file the plan does not have is not
+    // this plan's (or was damaged), and is refused rather than named wrong.
+    if let Some(p) = reduces.iter().position(|r| {
+        r.rows
+            .iter()
+            .any(|row| row.files.iter().any(|&f| f as usize >= paths.len()))
+    }) {
+        bail!(
+            "reduce task {p}'s result names a file the plan does not have: run its reduce stage again"
+        );
+    }
     let logs: Vec<_> = reduces.iter().map(|r| r.numbered.clone()).collect();
     let ren = shuffle::renumber(&logs)
         .map_err(|e| shuffle::NotExact(format!("{e}; run `tracekit flows` on one machine")))?;

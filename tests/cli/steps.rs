@@ -703,6 +703,37 @@ fn flows_in_partitions_equals_flows_on_one_machine() {
 }
 
 #[test]
+fn a_flows_reduce_result_naming_a_file_the_plan_lacks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("p.json");
+    let got = planned_by_xargs(
+        &plan,
+        &["--shards", "2", "--partitions", "1"],
+        &["flows"],
+        &[testdata("rotated")],
+    );
+    assert_eq!(got.status.code(), Some(0), "{}", stderr(&got));
+    // The rows name their files by number: one past the plan's inputs.
+    let result = dir.path().join("p.json.d/reduce-000000.json");
+    let text = std::fs::read_to_string(&result).unwrap();
+    let inputs = std::fs::read_dir(testdata("rotated")).unwrap().count();
+    assert!(text.contains("\"files\":[0"), "{text:.300}");
+    std::fs::write(
+        &result,
+        text.replacen("\"files\":[0", &format!("\"files\":[{inputs}"), 1),
+    )
+    .unwrap();
+    let got = run(tracekit().args(["step", "finish"]).arg(&plan));
+    assert_eq!(got.status.code(), Some(2), "{}", stderr(&got));
+    assert!(
+        stderr(&got).contains("reduce task 0's result names a file the plan does not have"),
+        "{}",
+        stderr(&got)
+    );
+    assert!(got.stdout.is_empty());
+}
+
+#[test]
 fn a_set_whose_files_overlap_in_time_is_refused_with_status_3() {
     let dir = tempfile::tempdir().unwrap();
     // The same files in reverse time order: flows interleaves them, file after file does not.
