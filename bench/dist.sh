@@ -54,13 +54,18 @@ row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$rows"; }
 wheres=$work/where.txt
 : > "$wheres"
 
-if want info; then
-  t_info=$(best sh -c "$tk info -q --json $set_dir > $work/one.jsonl")
-  t_info_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state info -q --json $set_dir > $work/many.jsonl")
-  cmp -s "$work/one.jsonl" "$work/many.jsonl" && same=yes || same=NO
-  row "info --json" "$t_info" "$t_info_d" "$same"
-  echo "where the time goes (info): $(rm -rf "$work/state"; $dist --state "$work/state" info -q --json "$set_dir" 2>&1 >/dev/null | tr '\n' ' ')" >> "$wheres"
-fi
+# A command whose output is its standard output, on one machine and through tracekit-dist.
+stdout_pair() {
+  local what=$1 args=$2 t1 t2 same
+  t1=$(best sh -c "$tk $args > $work/one.out")
+  t2=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state $args > $work/many.out")
+  cmp -s "$work/one.out" "$work/many.out" && same=yes || same=NO
+  row "$what" "$t1" "$t2" "$same"
+  # shellcheck disable=SC2086 # the arguments, split into words
+  echo "where the time goes ($what): $(rm -rf "$work/state"; $dist --state "$work/state" $args 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
+}
+
+if want info; then stdout_pair "info --json" "info -q --json $set_dir"; fi
 
 if want anonymize; then
   anon() { echo "rm -rf $work/$1 $work/$1.csv $work/state; $2 anonymize -q --key-file $work/k.key -o $work/$1 --mapping-out $work/$1.csv $set_dir"; }
@@ -72,13 +77,7 @@ if want anonymize; then
   rm -rf "$work/one" "$work/many"
 fi
 
-if want flows; then
-  t_flows=$(best sh -c "$tk flows -q $set_dir > $work/one.jsonl")
-  t_flows_d=$(best sh -c "rm -rf $work/state; $dist -q --state $work/state flows -q $set_dir > $work/many.jsonl")
-  cmp -s "$work/one.jsonl" "$work/many.jsonl" && same=yes || same=NO
-  row "flows" "$t_flows" "$t_flows_d" "$same"
-  echo "where the time goes (flows): $(rm -rf "$work/state"; $dist --state "$work/state" flows -q "$set_dir" 2>&1 >/dev/null | grep tracekit-dist | tr '\n' ' ')" >> "$wheres"
-fi
+if want flows; then stdout_pair flows "flows -q $set_dir"; fi
 
 if want index; then
   idx() { echo "rm -rf $work/$1 $work/state; $2 index -q -o $work/$1 $set_dir"; }
