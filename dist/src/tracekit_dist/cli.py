@@ -220,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     # Partitions default to as many as shards (the plan decides). Fewer would map the set
     # fewer times, since each reduce task maps every input: under `xargs -P 3` the split of the
     # 4 GB bench set reduced in 8.7 s with 3 partitions against 12.0 s with 12. Through Ray it
-    # went the other way (11.5-13.9 s against 7.6-8.8 s): Ray gave one node two of the three
-    # tasks, which ran one after the other, while twelve tasks balance as they finish.
+    # did not pay (four runs each: 8.1-13.9 s with 3, 7.6-8.9 s with 12): three tasks finish
+    # when the slowest does (in one run Ray gave one node two of them, one after the other),
+    # while twelve balance as they finish.
     path = plan_path(a.state.resolve(), a.command, a.args, shards, a.partitions)
     try:
         plan = make_plan(binary, path, a.command, a.args, shards, a.partitions)
