@@ -73,7 +73,9 @@ pub fn row(f: &FlowSummary, names: &[String]) -> Row<Vec<String>> {
     numbered_row(f).map_files(|files| named(&files, names))
 }
 
-/// The names of the files numbered `files` among `names`.
+/// The names of the files numbered `files` among `names`. Every number must be below
+/// `names.len()`: a table's own, or a reduce result's once checked (`step finish` refuses
+/// one that names a file its plan does not have).
 #[must_use]
 pub fn named(files: &[u32], names: &[String]) -> Vec<String> {
     files.iter().map(|&i| names[i as usize].clone()).collect()
