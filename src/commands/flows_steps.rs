@@ -290,7 +290,7 @@ pub fn collect(
     opened: &[String],
     paths: &[PathBuf],
     maps: usize,
-    reduces: Vec<Reduced>,
+    mut reduces: Vec<Reduced>,
     work: &Path,
 ) -> anyhow::Result<Collected> {
     let spans = spans(work, maps)?;
@@ -311,7 +311,11 @@ pub fn collect(
             "reduce task {p}'s result names a file the plan does not have: run its reduce stage again"
         );
     }
-    let logs: Vec<_> = reduces.iter().map(|r| r.numbered.clone()).collect();
+    // Taken, not copied: the rows are all that is used of the results after this.
+    let logs: Vec<_> = reduces
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.numbered))
+        .collect();
     let ren = shuffle::renumber(&logs)
         .map_err(|e| shuffle::NotExact(format!("{e}; run `tracekit flows` on one machine")))?;
     let mut rows = Vec::with_capacity(reduces.iter().map(|r| r.rows.len()).sum());
