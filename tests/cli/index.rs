@@ -582,29 +582,43 @@ fn a_damaged_or_foreign_index_is_refused_and_rebuilt_on_request() {
             .arg(ix))
     };
     let query = |ix: &Path| query_for("udp", ix);
-    // A byte of a part's sieve flipped (every narrowed query reads every sieve), then one of
-    // its body (read by a query that needs the part: one that cannot be narrowed).
-    let part = std::fs::read_dir(ix.join("parts"))
+    // A byte of a part's sieve flipped (every narrowed query reads every sieve's table), one
+    // of its head (read by a query that needs the part: one that cannot be narrowed), the
+    // last of every part (in the postings of its highest key: an address family, ARP, or the
+    // records no key describes, read by every query of a part that has some).
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(ix.join("parts"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let good = std::fs::read(&part).unwrap();
-    for (at, filter) in [(60, "udp"), (good.len() - 1, "not udp")] {
-        let mut b = good.clone();
-        b[at] ^= 1;
-        std::fs::write(&part, &b).unwrap();
+        .map(|e| e.unwrap().path())
+        .collect();
+    parts.sort();
+    let first = std::fs::read(&parts[0]).unwrap();
+    // The head follows the magic, the sieve's table and the head's length and checksum.
+    let table = usize::try_from(u64::from_le_bytes(first[8..16].try_into().unwrap())).unwrap();
+    let head = 8 + 40 + table + 40;
+    // (None: the last byte.)
+    for (damaged, at, filter) in [
+        (&parts[..1], Some(60), "udp"),
+        (&parts[..1], Some(head + 4), "not udp"),
+        (&parts[..], None, "ip or ip6 or arp"),
+    ] {
+        let good: Vec<Vec<u8>> = damaged.iter().map(|p| std::fs::read(p).unwrap()).collect();
+        for (p, g) in damaged.iter().zip(&good) {
+            let mut b = g.clone();
+            b[at.unwrap_or(g.len() - 1)] ^= 1;
+            std::fs::write(p, &b).unwrap();
+        }
         let o = query_for(filter, &ix);
-        assert!(!o.status.success(), "byte {at}");
+        assert!(!o.status.success(), "{filter}");
         assert!(
             stderr(&o).contains("the index is damaged"),
             "{}",
             stderr(&o)
         );
         assert!(!dir.path().join("x.pcap").exists(), "nothing written");
+        for (p, g) in damaged.iter().zip(&good) {
+            std::fs::write(p, g).unwrap();
+        }
     }
-    std::fs::write(&part, &good).unwrap();
     // A byte of the flow table flipped: refused by `flows --index`.
     let table = ix.join("flows.parquet");
     let mut b = std::fs::read(&table).unwrap();

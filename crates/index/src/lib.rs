@@ -44,7 +44,7 @@ pub const FORMAT: &str = "tracekit-index";
 /// 4: postings name records, not only blocks, and parts are read a page at a time (3: the
 /// flow table `flows.parquet` and the mark of fragments after the first; 2, briefly: the
 /// table as zstd-compressed JSON lines).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 pub const MANIFEST: &str = "tracekit-index.json";
 /// The set's flow table: `tracekit flows`'s rows as Parquet (made by the caller).
 pub const FLOWS: &str = "flows.parquet";
@@ -750,41 +750,41 @@ impl Index {
         })
     }
 
-    /// The part of file `i`, its head checked against the manifest's checksum.
-    fn part(&self, i: usize) -> Result<PartFile, Error> {
-        let e = &self.manifest.files[i];
-        PartFile::open(&self.dir.join(&e.part), Some(&e.part_head)).map_err(|m| self.damaged(i, &m))
-    }
-
-    /// Whether file `i` may hold what `plan` and `window` ask: its time span and its sieve.
-    fn may_hold(
+    /// The sieve of file `i`'s part, and whether the file may hold what `plan` and `window`
+    /// ask: its time span and its sieve say so.
+    fn sieve(
         &self,
         i: usize,
         plan: &Plan,
         window: tracekit_select::Window,
-    ) -> Result<bool, Error> {
-        let s = &self.manifest.files[i].summary;
-        let in_window = s
+    ) -> Result<(part::Sieve, bool), Error> {
+        let e = &self.manifest.files[i];
+        let in_window = e
+            .summary
             .first_ns
-            .zip(s.last_ns)
+            .zip(e.summary.last_ns)
             .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
-        Ok(in_window && self.may_match(i, plan)?)
+        let damaged = |m: String| self.damaged(i, &m);
+        let mut sieve = part::Sieve::open(&self.dir.join(&e.part)).map_err(damaged)?;
+        let may = in_window
+            && (*plan == Plan::All
+                || sieve.opaque
+                || sieve_may(&mut sieve, plan).map_err(damaged)?);
+        Ok((sieve, may))
+    }
+
+    /// The part of file `i` whose sieve is `sieve`, its head checked against the manifest's
+    /// checksum.
+    fn part(&self, i: usize, sieve: part::Sieve) -> Result<PartFile, Error> {
+        sieve
+            .into_part(Some(&self.manifest.files[i].part_head))
+            .map_err(|m| self.damaged(i, &m))
     }
 
     /// The part of file `i` found damaged: `what` is wrong with it.
     fn damaged(&self, i: usize, what: &str) -> Error {
         let e = &self.manifest.files[i];
         Error::Damaged(format!("{}: {what}; run tracekit index --rebuild", e.part))
-    }
-
-    /// Whether file `i` may hold what `plan` asks, from its part's sieve.
-    fn may_match(&self, i: usize, plan: &Plan) -> Result<bool, Error> {
-        if *plan == Plan::All {
-            return Ok(true);
-        }
-        let e = &self.manifest.files[i];
-        let sieve = part::Sieve::read(&self.dir.join(&e.part)).map_err(|m| self.damaged(i, &m))?;
-        Ok(sieve.opaque || sieve_may(&sieve, plan))
     }
 
     /// The set's flow table (the bytes of [`FLOWS`]) and what its reading reported, checked
@@ -957,10 +957,11 @@ impl Index {
         spec: &Spec,
     ) -> Result<Walked<'a>, Error> {
         let ordered = spec.community_id.is_some();
-        if !self.may_hold(i, plan, window)? {
+        let (sieve, may) = self.sieve(i, plan, window)?;
+        if !may {
             return Ok(Some((Vec::new(), gather::Copied::new(), 0)));
         }
-        let mut part = self.part(i)?;
+        let mut part = self.part(i, sieve)?;
         let mut matcher = spec.matcher(first);
         let mut keep = |r: &tracekit_capture::Record<'_>| -> Option<bool> {
             if ordered {
@@ -1036,11 +1037,14 @@ impl Index {
                     // Read whole, as the full scan reads it (its runs, its damage).
                     return Ok(Vec::new());
                 }
-                let mut part = self.part(i)?;
-                let found = if self.may_hold(i, &plan, window)? {
+                let (sieve, may) = self.sieve(i, &plan, window)?;
+                let mut part = self.part(i, sieve)?;
+                let found = if may {
                     candidates(&mut part, &plan)
-                } else {
+                } else if part.opaque {
                     part.postings(keys::OPAQUE)
+                } else {
+                    Ok(Vec::new())
                 };
                 let found = found.map_err(|m| self.damaged(i, &m))?;
                 let found = in_window(&part, found, window);
@@ -1248,14 +1252,29 @@ fn strings_equal(column: &dyn arrow_array::Array, value: &str) -> Vec<usize> {
 /// index cannot answer).
 type Walked<'a> = Option<(Vec<tracekit_capture::Record<'a>>, gather::Copied, u64)>;
 
-/// Whether a part whose sieve is `sieve` may hold what `plan` asks.
-fn sieve_may(sieve: &part::Sieve, plan: &Plan) -> bool {
-    match plan {
+/// Whether a part whose sieve is `sieve` may hold what `plan` asks (its chunks read as the
+/// keys ask them).
+fn sieve_may(sieve: &mut part::Sieve, plan: &Plan) -> Result<bool, String> {
+    Ok(match plan {
         Plan::All => true,
-        Plan::Key(k) => sieve.may_hold(*k),
-        Plan::And(ps) => ps.iter().all(|p| sieve_may(sieve, p)),
-        Plan::Or(ps) => ps.iter().any(|p| sieve_may(sieve, p)),
-    }
+        Plan::Key(k) => sieve.may_hold(*k)?,
+        Plan::And(ps) => {
+            for p in ps {
+                if !sieve_may(sieve, p)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Plan::Or(ps) => {
+            for p in ps {
+                if sieve_may(sieve, p)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+    })
 }
 
 /// The blocks of `part` that `plan` can match, ascending, each with the records that can
@@ -1267,6 +1286,9 @@ fn candidates(part: &mut PartFile, plan: &Plan) -> Result<Postings, String> {
             .map(|b| (b, Hits::Block))
             .collect(),
     };
+    if !part.opaque {
+        return Ok(found);
+    }
     Ok(part::union(found, part.postings(keys::OPAQUE)?))
 }
 
