@@ -41,9 +41,9 @@ pub use plan::Plan;
 pub use state::STATE;
 
 pub const FORMAT: &str = "tracekit-index";
-/// 4: postings name records, not only blocks, and parts are read a page at a time (3: the
-/// flow table `flows.parquet` and the mark of fragments after the first; 2, briefly: the
-/// table as zstd-compressed JSON lines).
+/// 5: the sieve in checksummed chunks, read a chunk at a time (4: postings name records, not
+/// only blocks, and parts are read a page at a time; 3: the flow table `flows.parquet` and the
+/// mark of fragments after the first; 2, briefly: the table as zstd-compressed JSON lines).
 pub const VERSION: u32 = 5;
 pub const MANIFEST: &str = "tracekit-index.json";
 /// The set's flow table: `tracekit flows`'s rows as Parquet (made by the caller).
@@ -763,20 +763,18 @@ impl Index {
         })
     }
 
-    /// The sieve of file `i`'s part, and whether the file may hold what `plan` and `window`
-    /// ask: its time span and its sieve say so.
-    fn sieve(
-        &self,
-        i: usize,
-        plan: &Plan,
-        window: tracekit_select::Window,
-    ) -> Result<(part::Sieve, bool), Error> {
+    /// Whether file `i`'s time span overlaps `window`.
+    fn spans(&self, i: usize, window: tracekit_select::Window) -> bool {
+        let s = &self.manifest.files[i].summary;
+        s.first_ns
+            .zip(s.last_ns)
+            .is_some_and(|(lo, hi)| window.overlaps(lo, hi))
+    }
+
+    /// The sieve of file `i`'s part, and whether the file may hold what `plan` asks: it is in
+    /// the time window (`in_window`) and its sieve says so.
+    fn sieve(&self, i: usize, plan: &Plan, in_window: bool) -> Result<(part::Sieve, bool), Error> {
         let e = &self.manifest.files[i];
-        let in_window = e
-            .summary
-            .first_ns
-            .zip(e.summary.last_ns)
-            .is_some_and(|(lo, hi)| window.overlaps(lo, hi));
         let damaged = |m: String| self.damaged(i, &m);
         let mut sieve = part::Sieve::open(&self.dir.join(&e.part)).map_err(damaged)?;
         let may = in_window
@@ -970,7 +968,11 @@ impl Index {
         spec: &Spec,
     ) -> Result<Walked<'a>, Error> {
         let ordered = spec.community_id.is_some();
-        let (sieve, may) = self.sieve(i, plan, window)?;
+        // A file outside the window: its part is not opened.
+        if !self.spans(i, window) {
+            return Ok(Some((Vec::new(), gather::Copied::new(), 0)));
+        }
+        let (sieve, may) = self.sieve(i, plan, true)?;
         if !may {
             return Ok(Some((Vec::new(), gather::Copied::new(), 0)));
         }
@@ -1050,7 +1052,7 @@ impl Index {
                     // Read whole, as the full scan reads it (its runs, its damage).
                     return Ok(Vec::new());
                 }
-                let (sieve, may) = self.sieve(i, &plan, window)?;
+                let (sieve, may) = self.sieve(i, &plan, self.spans(i, window))?;
                 let mut part = self.part(i, sieve)?;
                 let found = if may {
                     candidates(&mut part, &plan)

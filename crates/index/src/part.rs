@@ -575,6 +575,7 @@ impl PartFile {
             head_hash,
             hashes,
             chunk_words,
+            chunks_at,
             ..
         } = sieve;
         let head = match prefix.get(to_usize(head_at + 40)?..to_usize(head_at + 40 + head_len)?) {
@@ -593,7 +594,7 @@ impl PartFile {
             .checked_mul(chunk_words)
             .and_then(|w| w.checked_mul(8))
             .ok_or("inconsistent part: the index is damaged")?;
-        let pages_at = (head_at + 40 + head_len)
+        let pages_at = chunks_at
             .checked_add(chunks_bytes)
             .ok_or("inconsistent part: the index is damaged")?;
         let mut r = Reader { b: &head, at: 0 };
